@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what croft needs on a fresh Debian machine, idempotently, and quickly when nothing is missing:
+# Debian packages (through apt-get), npm packages, the Rust addon and the TypeScript build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: command -> package. Only missing ones are installed.
+declare -A need=(
+  [nft]=nftables [ip]=iproute2 [tc]=iproute2 [ping]=iputils-ping [conntrack]=conntrack
+  [fusermount3]=fuse3 [nsenter]=util-linux [unshare]=util-linux [pkill]=procps [curl]=curl
+)
+missing=()
+for cmd in "${!need[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  echo "setup: installing Debian packages: $pkgs"
+  if [ "$(id -u)" -ne 0 ]; then echo "setup: root is needed to install $pkgs" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  # An old or missing package list makes apt-get install fail: refresh it once.
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+fi
+
+# npm packages: reinstall only when package-lock.json changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Rust addon: rebuild when a crate source is newer than the built addon.
+addon=$(ls native/croft.*.node 2>/dev/null | head -1 || true)
+if [ -z "$addon" ] || [ -n "$(find crates Cargo.toml Cargo.lock -newer "$addon" -type f 2>/dev/null | grep -v '/target/' | head -1)" ]; then
+  echo "setup: building the Rust addon"
+  npm run -s build:native
+fi
+
+# TypeScript: rebuild when a source is newer than the last build.
+stamp=dist/.stamp
+if [ ! -f "$stamp" ] || [ -n "$(find src farm mirror test bench tsconfig.json -newer "$stamp" -type f 2>/dev/null | head -1)" ]; then
+  echo "setup: compiling TypeScript"
+  npx tsc -p tsconfig.json
+  touch "$stamp"
+fi

@@ -1,0 +1,112 @@
+// The validated configuration, as the rest of croft sees it (names in camelCase, units last).
+// The YAML files use snake_case keys; src/config/load.ts validates them against the schema and
+// converts them to these types. Everything here is plain data: no I/O, no classes.
+
+/** cluster.yaml */
+export interface ClusterConfig {
+  /** Path of the file this was read from (for messages). */
+  file: string;
+  name: string;
+  /** Shared secret for the heartbeat HMAC (from `key` or the contents of `key_file`). At least 16 bytes. */
+  key: Buffer;
+  heartbeat: HeartbeatConfig;
+  /** Names of the LANs, in the order of each node's `addresses`. Default: ["lan0"]. */
+  lans: string[];
+  nodes: NodeConfig[];
+  api: ApiConfig;
+  /** Directory for croft's own state on this node (dirty logs, quarantine...). Default /var/lib/croft. */
+  stateDir: string;
+}
+
+export interface HeartbeatConfig {
+  /** UDP port of the heartbeats, on every LAN. Default 4800. */
+  port: number;
+  /** A heartbeat is sent on every LAN every intervalMs. Default 200 ms. */
+  intervalMs: number;
+  /** A peer is down when no heartbeat arrived on any LAN for timeoutMs. Default 2000 ms (10 intervals). */
+  timeoutMs: number;
+}
+
+export interface NodeConfig {
+  name: string;
+  /** One IPv4/IPv6 address per LAN, in the order of ClusterConfig.lans. */
+  addresses: string[];
+  /** Farm weight (relative share of buckets). Default 1. */
+  weight: number;
+}
+
+export interface ApiConfig {
+  /** Address the API listens on. Default 127.0.0.1. */
+  host: string;
+  /** Default 9450. */
+  port: number;
+  /** Bearer tokens accepted on /api/v1 (the first one is used by the CLI). */
+  tokens: string[];
+  /** Basic-auth users accepted on /api/v1 and the console. */
+  users: { name: string; password: string }[];
+  /** TLS certificate and key (PEM file paths); plain HTTP when absent. */
+  tls?: { cert: string; key: string };
+}
+
+export type ModuleKind = 'light' | 'farm' | 'mirror';
+
+/** One module file (modules/<name>.yaml). */
+export interface ModuleConfig {
+  file: string;
+  name: string;
+  kind: ModuleKind;
+  /** Nodes that run the module. Default: every node of the cluster. */
+  nodes: string[];
+  scripts: ScriptsConfig;
+  checkers: CheckerConfig[];
+  restart: RestartPolicy;
+}
+
+export interface ScriptsConfig {
+  /** Absolute paths (relative ones are resolved against the module file's directory). */
+  startBoth?: string;
+  stopBoth?: string;
+  /** A script running longer than this is killed (SIGTERM, then SIGKILL after killGraceMs). Default 30000. */
+  timeoutMs: number;
+  /** Default 2000. */
+  killGraceMs: number;
+}
+
+export interface RestartPolicy {
+  /** At most maxloop restarts within windowMs; one more failure stops the module. Default 3. */
+  maxloop: number;
+  /** Default 3600000 (1 h, as SafeKit's maxloop counts). */
+  windowMs: number;
+}
+
+/** What a failing checker does to its module. */
+export type FailureAction = 'restart' | 'stop' | 'wait';
+
+interface CheckerBase {
+  name: string;
+  /** Default 1000 ms. */
+  intervalMs: number;
+  /** One probe taking longer than this counts as a failure. Default 1000 ms (at most intervalMs... not required). */
+  timeoutMs: number;
+  /** Consecutive successes to become healthy. Default 1 (module checkers) or 2. */
+  rise: number;
+  /** Consecutive failures to become failed. Default 3. */
+  fall: number;
+  /** Default: 'restart' for tcp/http/ping/interface/script; 'wait' for module. */
+  onFailure: FailureAction;
+}
+
+export type CheckerConfig =
+  | (CheckerBase & { type: 'tcp'; host: string; port: number })
+  | (CheckerBase & { type: 'http'; url: string; expectStatus: number[] })
+  | (CheckerBase & { type: 'ping'; host: string })
+  | (CheckerBase & { type: 'interface'; interface: string })
+  | (CheckerBase & { type: 'script'; path: string })
+  /** Another module's state: on this node (`node: local`), on a named node, or on any node (`node: any`). */
+  | (CheckerBase & { type: 'module'; module: string; node: string; states: string[] });
+
+export interface Config {
+  dir: string;
+  cluster: ClusterConfig;
+  modules: ModuleConfig[];
+}

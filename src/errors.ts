@@ -1,0 +1,28 @@
+// The catalogue of operating errors (fastify's errors file is the model): each has a stable code and
+// a message that tells the user what to do. Programmer errors are assertions (node:assert), not these.
+
+export const codes = {
+  CROFT_ERR_CONFIG: 'Invalid configuration',
+  CROFT_ERR_CONFIG_READ: 'A configuration file cannot be read',
+  CROFT_ERR_USAGE: 'Bad command line',
+  CROFT_ERR_API: 'The croft daemon answered with an error',
+  CROFT_ERR_API_UNREACHABLE: 'The croft daemon cannot be reached: is `croft daemon` running on this node?',
+  CROFT_ERR_UNKNOWN_MODULE: 'No such module in the configuration',
+  CROFT_ERR_UNKNOWN_NODE: 'This node is not in cluster.yaml',
+  CROFT_ERR_SCRIPT_TIMEOUT: 'A module script ran past its timeout and was killed',
+  CROFT_ERR_SCRIPT_FAILED: 'A module script exited with an error',
+  CROFT_ERR_BIND: 'Cannot listen on a configured address',
+  CROFT_ERR_LAB: 'Lab operation failed',
+  CROFT_ERR_NATIVE: 'The native addon failed',
+} as const;
+
+export type ErrorCode = keyof typeof codes;
+
+export class CroftError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CroftError';
+    this.code = code;
+  }
+}

@@ -1,0 +1,67 @@
+// Contract of the membership layer: the pure core (core.ts), the wire codec (codec.ts) and the UDP
+// driver (udp.ts). The core makes every decision; it never reads a clock or touches a socket.
+
+/** What one node says about one of its modules, carried in every heartbeat. */
+export interface ModuleStatus {
+  /** STOP | WAIT | UP (light and farm), ALONE | PRIM | SECOND (mirror). */
+  state: string;
+  /** Wall-clock ms of the last state change on that node (for display only). */
+  sinceMs: number;
+}
+
+export interface View {
+  /** Increases by one on every change of `members` seen by the node that owns the view. */
+  epoch: number;
+  /** Sorted names of the nodes that the owner considers up, itself included. */
+  members: string[];
+}
+
+/** The authenticated content of a heartbeat. */
+export interface Heartbeat {
+  cluster: string;
+  from: string;
+  /** Index of the LAN it was sent on (in ClusterConfig.lans); signed, so it cannot be replayed on another LAN. */
+  lan: number;
+  /** Identifies one run of the sender's daemon; a restart picks a larger one (start time in ms). */
+  incarnation: number;
+  /** Increases by one on every heartbeat of an incarnation (the same seq goes out on every LAN). */
+  seq: number;
+  view: View;
+  modules: Record<string, ModuleStatus>;
+}
+
+export type DropReason =
+  | 'malformed'      // not a croft heartbeat, bad JSON, bad shape, too large
+  | 'bad_mac'        // wrong key or altered in transit
+  | 'wrong_cluster'  // authenticated but for another cluster name
+  | 'unknown_node'   // authenticated but from a node not in cluster.yaml
+  | 'wrong_lan'      // the signed LAN index does not match the socket it arrived on
+  | 'replay'         // (incarnation, seq) not newer than the last accepted on that LAN
+  | 'self';          // our own name (a loop, or a misconfigured twin)
+
+export type MembershipEvent =
+  /** Time passed: send heartbeats that are due, declare down peers silent for timeoutMs. */
+  | { type: 'tick' }
+  /** A heartbeat that passed the codec (MAC verified) arrived on `lan`. */
+  | { type: 'heartbeat'; lan: number; hb: Heartbeat }
+  /** This node's modules changed: the next heartbeat carries them; one goes out at once. */
+  | { type: 'local_modules'; modules: Record<string, ModuleStatus> };
+
+export type MembershipAction =
+  /** Send this heartbeat to every peer on every LAN (the driver sets `lan` per socket and signs). */
+  | { type: 'send'; hb: Omit<Heartbeat, 'lan'> }
+  | { type: 'peer_up'; node: string; cause: string }
+  | { type: 'peer_down'; node: string; cause: string }
+  | { type: 'view_change'; view: View; cause: string }
+  | { type: 'drop'; reason: DropReason; from: string; lan: number };
+
+export interface PeerInfo {
+  name: string;
+  up: boolean;
+  /** Monotonic ms (core time) of the last accepted heartbeat, per LAN; null when never heard. */
+  lastHeardMs: (number | null)[];
+  incarnation: number | null;
+  /** The view that peer last announced. */
+  view: View | null;
+  modules: Record<string, ModuleStatus>;
+}
