@@ -60,6 +60,8 @@ export interface ModuleConfig {
   scripts: ScriptsConfig;
   checkers: CheckerConfig[];
   restart: RestartPolicy;
+  /** Start the module when the daemon starts (SafeKit's boot start). Default true. */
+  autostart?: boolean;
 }
 
 export interface ScriptsConfig {

@@ -1,0 +1,72 @@
+// Prometheus text exposition (format 0.0.4), rendered from a snapshot of the daemon.
+import type { Daemon } from '../daemon/daemon.js';
+
+type Labels = Record<string, string>;
+
+class Exposition {
+  private readonly lines: string[] = [];
+  private readonly declared = new Set<string>();
+
+  add(name: string, type: 'counter' | 'gauge', help: string, value: number, labels: Labels = {}): void {
+    if (!this.declared.has(name)) {
+      this.declared.add(name);
+      this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    }
+    const l = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
+    this.lines.push(`${name}${l ? `{${l}}` : ''} ${Number.isFinite(value) ? value : 0}`);
+  }
+
+  text(): string {
+    return `${this.lines.join('\n')}\n`;
+  }
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+const moduleStates = ['STOP', 'WAIT', 'UP', 'ALONE', 'PRIM', 'SECOND'];
+
+export function renderMetrics(daemon: Daemon): string {
+  const x = new Exposition();
+  const c = daemon.membership.counters();
+  x.add('croft_heartbeats_sent_total', 'counter', 'Heartbeat datagrams sent (all LANs).', c.sent);
+  x.add('croft_heartbeats_received_total', 'counter', 'Datagrams received on the heartbeat sockets.', c.received);
+  x.add('croft_heartbeats_accepted_total', 'counter', 'Heartbeats authenticated and accepted.', c.accepted);
+  for (const [reason, n] of Object.entries(c.dropped)) {
+    x.add('croft_heartbeats_dropped_total', 'counter', 'Datagrams dropped, by reason.', n, { reason });
+  }
+  const status = daemon.status();
+  x.add('croft_view_epoch', 'gauge', 'Epoch of this node\'s membership view.', status.view.epoch);
+  x.add('croft_view_members', 'gauge', 'Nodes in this node\'s view, itself included.', status.view.members.length);
+  x.add('croft_view_converged', 'gauge', '1 when every member announces the same view.', status.converged ? 1 : 0);
+  for (const n of status.nodes) {
+    x.add('croft_peer_up', 'gauge', '1 when the node is up as seen from here.', n.state === 'UP' ? 1 : 0, { peer: n.name });
+  }
+  for (const [module, rt] of daemon.runtimes) {
+    const st = rt.status();
+    for (const s of moduleStates) {
+      x.add('croft_module_state', 'gauge', 'Local module state (1 for the current one).', st.state === s ? 1 : 0, { module, state: s });
+    }
+    x.add('croft_module_restarts', 'gauge', 'Restarts counted in the current maxloop window.', st.restarts, { module });
+    for (const ch of st.checkers) {
+      x.add('croft_checker_healthy', 'gauge', 'Checker health: 1 healthy, 0 failed, -1 unknown.',
+        ch.health === 'healthy' ? 1 : ch.health === 'failed' ? 0 : -1, { module, checker: ch.name, type: ch.type });
+    }
+    const counters = rt.counters();
+    for (const [key, n] of Object.entries(counters.probes)) {
+      const [checker = key, result = ''] = splitLast(key);
+      x.add('croft_checker_probes_total', 'counter', 'Checker probes, by result.', n, { module, checker, result });
+    }
+    for (const [key, n] of Object.entries(counters.scriptRuns)) {
+      const [script = key, result = ''] = splitLast(key);
+      x.add('croft_script_runs_total', 'counter', 'Module script runs, by result.', n, { module, script, result });
+    }
+  }
+  return x.text();
+}
+
+function splitLast(key: string): [string, string] {
+  const i = key.lastIndexOf(':');
+  return i < 0 ? [key, ''] : [key.slice(0, i), key.slice(i + 1)];
+}

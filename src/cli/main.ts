@@ -1,0 +1,41 @@
+// The croft command. Exit codes: 0 ok, 1 failure, 2 usage.
+import { CroftError } from '../errors.js';
+import { consoleOutput, type Output } from './args.js';
+
+const usage = `usage: croft <command> [options]
+
+  daemon [--config DIR] [--node NAME]     run this node's daemon (foreground, JSON logs)
+  status [--json]                         nodes and modules as seen from this node
+  start|stop|restart <module>             control a module on this node
+  check <config-dir> [--json]             validate a configuration
+  lab up|down|status|exec|kill|start|cut|heal|netem ...   a cluster in network namespaces
+  demo [--nodes N]                        a 3-node lab with a light module
+
+Common options: --config DIR (default $CROFT_CONFIG or /etc/croft), --api URL, --token TOKEN, --json`;
+
+export async function main(argv: string[], out: Output = consoleOutput): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'daemon': return await (await import('./daemon.js')).daemonCommand(rest, out);
+      case 'status': return await (await import('./status.js')).statusCommand(rest, out);
+      case 'start': case 'stop': case 'restart':
+        return await (await import('./module.js')).moduleCommand(command, rest, out);
+      case 'check': return await (await import('./check.js')).checkCommand(rest, out);
+      case 'lab': return await (await import('./lab.js')).labCommand(rest, out);
+      case 'demo': return await (await import('./demo.js')).demoCommand(rest, out);
+      case undefined: case 'help': case '--help': case '-h':
+        out.log(usage);
+        return command === undefined ? 2 : 0;
+      default:
+        out.error(`croft: unknown command "${command}"\n\n${usage}`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof CroftError) {
+      out.error(`croft: ${err.message} [${err.code}]`);
+      return err.code === 'CROFT_ERR_USAGE' ? 2 : 1;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,54 @@
+// croft status [--json]: nodes with their state as seen from this node; modules with their state on each node.
+import type { ClusterStatus } from '../daemon/daemon.js';
+import { flagString, parseArgs, rejectUnknown, type Output } from './args.js';
+import { apiRequest, defaultConfigDir, targetFromConfig } from './client.js';
+import { table } from './table.js';
+
+export async function statusCommand(argv: string[], out: Output): Promise<number> {
+  const args = parseArgs(argv, ['config', 'api', 'token']);
+  rejectUnknown(args, ['config', 'api', 'token', 'json']);
+  const target = targetFromConfig(flagString(args, 'config') ?? defaultConfigDir, flagString(args, 'api'), flagString(args, 'token'));
+  const st = await apiRequest<ClusterStatus>(target, 'GET', '/api/v1/status');
+  if (args.flags.has('json')) {
+    out.log(JSON.stringify(st, null, 2));
+    return 0;
+  }
+  out.log(formatStatus(st));
+  return 0;
+}
+
+export function formatStatus(st: ClusterStatus): string {
+  const lines: string[] = [];
+  lines.push(`cluster ${st.cluster}, seen from ${st.node}: view epoch ${st.view.epoch} [${st.view.members.join(' ')}]${st.converged ? ', converged' : ', converging'}`);
+  lines.push('');
+  const nodeRows = [['NODE', 'STATE', ...st.lans.map((l) => `LAST HEARD ${l}`)]];
+  for (const n of st.nodes) {
+    nodeRows.push([n.name + (n.self ? ' (this node)' : ''), n.state,
+      ...st.lans.map((_, i) => (n.self ? '-' : fmtAgo(n.lastHeardAgoMs?.[i] ?? null)))]);
+  }
+  lines.push(table(nodeRows));
+  const names = st.nodes.map((n) => n.name);
+  const modules = Object.entries(st.modules);
+  lines.push('');
+  if (modules.length === 0) {
+    lines.push('no modules configured');
+  } else {
+    const rows = [['MODULE', 'KIND', ...names]];
+    for (const [m, v] of modules) {
+      rows.push([m, v.kind, ...names.map((n) => {
+        const s = v.nodes[n];
+        return s ? (s.known ? s.state : `${s.state}?`) : '-';
+      })]);
+    }
+    lines.push(table(rows));
+    if (modules.some(([, v]) => Object.values(v.nodes).some((s) => !s.known))) {
+      lines.push('(? = not known: that node is down or has not announced the module)');
+    }
+  }
+  return lines.join('\n');
+}
+
+function fmtAgo(ms: number | null): string {
+  if (ms === null) return 'never';
+  return ms < 10_000 ? `${ms} ms ago` : `${(ms / 1000).toFixed(1)} s ago`;
+}

@@ -1,0 +1,206 @@
+// The daemon of one node: membership over UDP, one runtime per module of this node, the HTTP API.
+// It holds no decision of its own: membership and module state machines decide, this wires them.
+import { EventEmitter } from 'node:events';
+import type { Config, ModuleConfig } from '../config/types.js';
+import { CroftError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { UdpMembership } from '../membership/udp.js';
+import type { ModuleStatus, PeerInfo, View } from '../membership/types.js';
+import { ModuleRuntime } from '../module/runtime.js';
+import { bestState } from './states.js';
+
+export interface NodeStatus {
+  name: string;
+  /** UP or DOWN as seen from this node; the local node is always UP. */
+  state: 'UP' | 'DOWN';
+  self: boolean;
+  /** ms since the last heartbeat on each LAN (null: never heard); null for self. */
+  lastHeardAgoMs: (number | null)[] | null;
+  view: View | null;
+}
+
+export interface ClusterStatus {
+  cluster: string;
+  node: string;
+  incarnation: number;
+  view: View;
+  converged: boolean;
+  lans: string[];
+  nodes: NodeStatus[];
+  /** module -> node -> status, for every node that runs the module (STOP when unknown or down). */
+  modules: Record<string, { kind: string; nodes: Record<string, ModuleStatus & { known: boolean }> }>;
+}
+
+export type ModuleCommand = 'start' | 'stop' | 'restart';
+
+export class Daemon extends EventEmitter {
+  readonly config: Config;
+  readonly self: string;
+  readonly incarnation: number;
+  readonly membership: UdpMembership;
+  readonly runtimes = new Map<string, ModuleRuntime>();
+  private readonly log: Logger;
+  private readonly localSinceMs = new Map<string, number>();
+
+  constructor(config: Config, self: string, log: Logger) {
+    super();
+    if (!config.cluster.nodes.some((n) => n.name === self)) {
+      throw new CroftError('CROFT_ERR_UNKNOWN_NODE',
+        `node "${self}" is not in ${config.cluster.file}; nodes are: ${config.cluster.nodes.map((n) => n.name).join(', ')}`);
+    }
+    this.config = config;
+    this.self = self;
+    this.log = log;
+    // A restart must announce a larger incarnation than the last run (replay protection keys on it).
+    this.incarnation = Date.now();
+    this.membership = new UdpMembership({ cluster: config.cluster, self, incarnation: this.incarnation, logger: log.child({ layer: 'membership' }) });
+    for (const event of ['peer_up', 'peer_down', 'view_change'] as const) {
+      this.membership.on(event, (action: Record<string, unknown>) => {
+        const { type: _type, ...rest } = action;
+        this.log.info({ event, ...rest }, `${event}${'node' in rest ? ` ${String(rest.node)}` : ''}: ${String(rest.cause ?? '')}`);
+        this.emit(event, action);
+      });
+    }
+    for (const module of config.modules) {
+      if (!module.nodes.includes(self)) continue;
+      this.runtimes.set(module.name, this.createRuntime(module));
+    }
+  }
+
+  private createRuntime(module: ModuleConfig): ModuleRuntime {
+    const runtime = new ModuleRuntime({
+      module,
+      node: this.self,
+      cluster: this.config.cluster.name,
+      getModuleState: (m, node) => this.moduleState(m, node),
+      logger: this.log.child({ module: module.name }),
+    });
+    this.localSinceMs.set(module.name, Date.now());
+    runtime.on('transition', (t: { module: string; from: string; to: string; cause: string }) => {
+      this.localSinceMs.set(module.name, Date.now());
+      this.publishModules();
+      this.emit('transition', t);
+    });
+    return runtime;
+  }
+
+  /** State of `module` on `node` ('local', 'any' or a node name), as this node knows it. */
+  moduleState(module: string, node: string): string | undefined {
+    if (node === 'local' || node === this.self) return this.runtimes.get(module)?.state();
+    const states = this.membership.moduleStates();
+    if (node === 'any') {
+      const all: string[] = [];
+      const local = this.runtimes.get(module)?.state();
+      if (local) all.push(local);
+      for (const [name, mods] of Object.entries(states)) {
+        if (name === this.self) continue;
+        const s = mods[module]?.state;
+        if (s) all.push(s);
+      }
+      return all.length ? bestState(all) : undefined;
+    }
+    return states[node]?.[module]?.state;
+  }
+
+  private localModules(): Record<string, ModuleStatus> {
+    const out: Record<string, ModuleStatus> = {};
+    for (const [name, rt] of this.runtimes) out[name] = { state: rt.state(), sinceMs: this.localSinceMs.get(name) ?? 0 };
+    return out;
+  }
+
+  private publishModules(): void {
+    this.membership.setLocalModules(this.localModules());
+  }
+
+  async start(): Promise<void> {
+    this.publishModules();
+    await this.membership.start();
+    this.log.info({ event: 'daemon_start', incarnation: this.incarnation, modules: [...this.runtimes.keys()] },
+      `croft daemon started on ${this.self}`);
+    for (const [name, rt] of this.runtimes) {
+      const module = this.config.modules.find((m) => m.name === name);
+      if (module?.autostart !== false) rt.start('daemon start');
+    }
+  }
+
+  /** Stop the modules (their stop scripts run), then leave the cluster. */
+  async stop(cause = 'daemon stop'): Promise<void> {
+    await Promise.all([...this.runtimes.values()].map((rt) => stopAndWait(rt, cause)));
+    await Promise.all([...this.runtimes.values()].map((rt) => rt.close()));
+    await this.membership.stop();
+    this.log.info({ event: 'daemon_stop', cause }, 'croft daemon stopped');
+  }
+
+  command(module: string, command: ModuleCommand, cause: string): void {
+    const rt = this.runtimes.get(module);
+    if (!rt) {
+      const known = this.config.modules.find((m) => m.name === module);
+      throw new CroftError('CROFT_ERR_UNKNOWN_MODULE', known
+        ? `module "${module}" does not run on node ${this.self} (its nodes: ${known.nodes.join(', ')})`
+        : `no module "${module}" in ${this.config.dir} (modules: ${this.config.modules.map((m) => m.name).join(', ') || 'none'})`);
+    }
+    this.log.info({ event: 'command', module, command, cause }, `${command} ${module}: ${cause}`);
+    rt[command](cause);
+  }
+
+  status(): ClusterStatus {
+    const now = performance.now();
+    const peers = new Map<string, PeerInfo>(this.membership.peers().map((p) => [p.name, p]));
+    const nodes: NodeStatus[] = this.config.cluster.nodes.map((n) => {
+      if (n.name === this.self) {
+        return { name: n.name, state: 'UP', self: true, lastHeardAgoMs: null, view: this.membership.view() };
+      }
+      const p = peers.get(n.name);
+      return {
+        name: n.name,
+        state: p?.up ? 'UP' : 'DOWN',
+        self: false,
+        lastHeardAgoMs: p ? p.lastHeardMs.map((t) => (t === null ? null : Math.max(0, Math.round(now - t)))) : null,
+        view: p?.view ?? null,
+      };
+    });
+    const remote = this.membership.moduleStates();
+    const modules: ClusterStatus['modules'] = {};
+    for (const m of this.config.modules) {
+      const perNode: Record<string, ModuleStatus & { known: boolean }> = {};
+      for (const node of m.nodes) {
+        if (node === this.self) {
+          const rt = this.runtimes.get(m.name);
+          perNode[node] = { state: rt ? rt.state() : 'STOP', sinceMs: this.localSinceMs.get(m.name) ?? 0, known: true };
+        } else {
+          const s = peers.get(node)?.up ? remote[node]?.[m.name] : undefined;
+          perNode[node] = s ? { ...s, known: true } : { state: 'STOP', sinceMs: 0, known: false };
+        }
+      }
+      modules[m.name] = { kind: m.kind, nodes: perNode };
+    }
+    return {
+      cluster: this.config.cluster.name,
+      node: this.self,
+      incarnation: this.incarnation,
+      view: this.membership.view(),
+      converged: this.membership.converged(),
+      lans: this.config.cluster.lans,
+      nodes,
+      modules,
+    };
+  }
+}
+
+function stopAndWait(rt: ModuleRuntime, cause: string): Promise<void> {
+  if (rt.state() === 'STOP' && rt.status().scriptRunning === null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => {
+      if (rt.state() === 'STOP' && rt.status().scriptRunning === null) {
+        rt.off('transition', check);
+        clearInterval(timer);
+        resolve();
+      }
+    };
+    // Scripts are bounded by their own timeouts, so this wait is bounded too.
+    const timer = setInterval(check, 50);
+    rt.on('transition', check);
+    rt.stop(cause);
+    check();
+  });
+}
