@@ -1,0 +1,104 @@
+// Wire format of a heartbeat: "CRFT" | version (1 byte) | JSON payload | HMAC-SHA256 (32 bytes) over
+// everything before it. Pure functions: decode never throws, whatever the bytes (a datagram socket
+// hands us anything anyone on the LAN sends), and everything it returns was checked field by field.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Heartbeat, ModuleStatus } from './types.js';
+
+export const MAGIC = Buffer.from('CRFT', 'ascii');
+export const VERSION = 1;
+const HEADER_BYTES = MAGIC.length + 1;
+const MAC_BYTES = 32;
+/** A heartbeat with 64 modules is about 4 KiB; 16 KiB leaves room and stays below one datagram on loopback. */
+export const MAX_DATAGRAM_BYTES = 16 * 1024;
+
+// Bounds of the shape check. Names are short identifiers from cluster.yaml and module files.
+const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+const STATE_RE = /^[A-Za-z_]{1,16}$/;
+const MAX_MEMBERS = 64;
+const MAX_MODULES = 64;
+const MAX_LANS = 16;
+
+export type DecodeResult = { ok: true; hb: Heartbeat } | { ok: false; reason: 'malformed' | 'bad_mac' };
+
+function mac(key: Buffer, data: Buffer): Buffer {
+  return createHmac('sha256', key).update(data).digest();
+}
+
+/** Encodes and signs. Asserts (programmer error) that the heartbeat passes the same shape check as decode. */
+export function encodeHeartbeat(hb: Heartbeat, key: Buffer): Buffer {
+  const body = Buffer.concat([MAGIC, Buffer.from([VERSION]), Buffer.from(JSON.stringify(hb), 'utf8')]);
+  const out = Buffer.concat([body, mac(key, body)]);
+  if (out.length > MAX_DATAGRAM_BYTES) throw new RangeError(`heartbeat of ${out.length} bytes exceeds ${MAX_DATAGRAM_BYTES}`);
+  if (parseHeartbeat(hb) === null) throw new TypeError('encodeHeartbeat: heartbeat does not pass the shape check');
+  return out;
+}
+
+export function decodeHeartbeat(buf: Buffer, key: Buffer): DecodeResult {
+  try {
+    if (!Buffer.isBuffer(buf)) return { ok: false, reason: 'malformed' };
+    if (buf.length > MAX_DATAGRAM_BYTES || buf.length < HEADER_BYTES + 2 + MAC_BYTES) return { ok: false, reason: 'malformed' };
+    if (!buf.subarray(0, MAGIC.length).equals(MAGIC) || buf[MAGIC.length] !== VERSION) return { ok: false, reason: 'malformed' };
+    const body = buf.subarray(0, buf.length - MAC_BYTES);
+    const got = buf.subarray(buf.length - MAC_BYTES);
+    // Authenticate before parsing: unauthenticated bytes never reach JSON.parse.
+    if (!timingSafeEqual(mac(key, body), got)) return { ok: false, reason: 'bad_mac' };
+    const json: unknown = JSON.parse(body.subarray(HEADER_BYTES).toString('utf8'));
+    const hb = parseHeartbeat(json);
+    return hb === null ? { ok: false, reason: 'malformed' } : { ok: true, hb };
+  } catch {
+    return { ok: false, reason: 'malformed' };
+  }
+}
+
+// ---- strict shape check: rebuilds a fresh object from checked fields, so no extra key survives ----
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function hasExactKeys(o: Record<string, unknown>, keys: readonly string[]): boolean {
+  const own = Object.keys(o);
+  return own.length === keys.length && keys.every((k) => Object.prototype.hasOwnProperty.call(o, k));
+}
+
+function isName(v: unknown): v is string {
+  return typeof v === 'string' && NAME_RE.test(v) && v !== '__proto__' && v !== 'constructor' && v !== 'prototype';
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function parseModules(v: unknown): Record<string, ModuleStatus> | null {
+  if (!isPlainObject(v)) return null;
+  const names = Object.keys(v);
+  if (names.length > MAX_MODULES) return null;
+  const out: Record<string, ModuleStatus> = {};
+  for (const name of names) {
+    const m = v[name];
+    if (!isName(name) || !isPlainObject(m) || !hasExactKeys(m, ['state', 'sinceMs'])) return null;
+    if (typeof m.state !== 'string' || !STATE_RE.test(m.state)) return null;
+    if (typeof m.sinceMs !== 'number' || !Number.isFinite(m.sinceMs) || m.sinceMs < 0) return null;
+    out[name] = { state: m.state, sinceMs: m.sinceMs };
+  }
+  return out;
+}
+
+/** Returns a checked copy of `v`, or null when any field is missing, extra, mistyped or out of bounds. */
+export function parseHeartbeat(v: unknown): Heartbeat | null {
+  if (!isPlainObject(v)) return null;
+  if (!hasExactKeys(v, ['cluster', 'from', 'lan', 'incarnation', 'seq', 'view', 'modules'])) return null;
+  const { cluster, from, lan, incarnation, seq, view, modules } = v;
+  if (!isName(cluster) || !isName(from)) return null;
+  if (!isCount(lan) || lan >= MAX_LANS || !isCount(incarnation) || !isCount(seq)) return null;
+  if (!isPlainObject(view) || !hasExactKeys(view, ['epoch', 'members'])) return null;
+  if (!isCount(view.epoch) || !Array.isArray(view.members) || view.members.length > MAX_MEMBERS) return null;
+  const members: string[] = [];
+  for (const m of view.members as unknown[]) {
+    if (!isName(m)) return null;
+    members.push(m);
+  }
+  const mods = parseModules(modules);
+  if (mods === null) return null;
+  return { cluster, from, lan, incarnation, seq, view: { epoch: view.epoch, members }, modules: mods };
+}

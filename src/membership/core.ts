@@ -1,0 +1,295 @@
+// The membership core: events in, actions out, time passed in. No I/O, no clock reads, no randomness,
+// so the simulator (test/sim) and the golden scenarios drive exactly the code the daemon runs.
+//
+// Rules:
+// - a heartbeat goes out every intervalMs (on tick), and at once when the local modules or the view
+//   change, so a change reaches the peers in one hop instead of one interval;
+// - a peer is up from its first accepted heartbeat and down when no heartbeat was accepted from it on
+//   ANY LAN for timeoutMs (one healthy LAN keeps it up);
+// - replay protection per (peer, LAN): accept a larger incarnation than the peer's known one (it
+//   restarted), or the same incarnation with a seq larger than the last accepted on that LAN;
+// - the view is the sorted list of up members with self, its epoch grows by one on every change.
+import assert from 'node:assert/strict';
+import type {
+  DropReason, Heartbeat, MembershipAction, MembershipEvent, ModuleStatus, PeerInfo, View,
+} from './types.js';
+
+export interface MembershipOptions {
+  self: string;
+  /** Every node of cluster.yaml, self included. */
+  nodes: string[];
+  /** Number of LANs (heartbeats carry the LAN index 0..lans-1). */
+  lans: number;
+  cluster: string;
+  intervalMs: number;
+  timeoutMs: number;
+  /** Larger on every run of the same node (the daemon uses its start time in ms). */
+  incarnation: number;
+  nowMs: number;
+}
+
+type PeerStatus = 'down' | 'up';
+
+interface PeerState {
+  name: string;
+  status: PeerStatus;
+  /** The peer's incarnation whose seqs `lastSeq` counts; null before its first accepted heartbeat. */
+  incarnation: number | null;
+  /** Per LAN: seq of the last accepted heartbeat of `incarnation` on that LAN. */
+  lastSeq: (number | null)[];
+  /** Per LAN: core time of the last accepted heartbeat. */
+  lastHeardMs: (number | null)[];
+  view: View | null;
+  modules: Record<string, ModuleStatus>;
+}
+
+export interface MembershipState {
+  readonly self: string;
+  readonly cluster: string;
+  /** Configured nodes, sorted. */
+  readonly nodes: readonly string[];
+  readonly lans: number;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly incarnation: number;
+  /** Seq of the last heartbeat sent (0: none yet). */
+  seq: number;
+  nextSendMs: number;
+  view: View;
+  modules: Record<string, ModuleStatus>;
+  /** Every configured node but self, sorted by name. */
+  peers: PeerState[];
+}
+
+// ---- peer transitions, as a table (keepalived style): what an input does in each state ----
+
+type PeerInput =
+  | 'heartbeat'   // accepted, same incarnation as known (or first ever)
+  | 'restarted'   // accepted, larger incarnation than known: the peer's daemon restarted
+  | 'silence';    // no accepted heartbeat on any LAN for timeoutMs
+
+interface PeerTransition {
+  to: PeerStatus;
+  emit: 'peer_up' | 'peer_down' | null;
+  cause: string;
+}
+
+const PEER_TRANSITIONS: Record<PeerStatus, Record<PeerInput, PeerTransition>> = {
+  down: {
+    heartbeat: { to: 'up', emit: 'peer_up', cause: 'heartbeat' },
+    restarted: { to: 'up', emit: 'peer_up', cause: 'restarted' },
+    silence: { to: 'down', emit: null, cause: '' },
+  },
+  up: {
+    heartbeat: { to: 'up', emit: null, cause: '' },
+    // Still up (no gap longer than timeoutMs), but whoever depends on its state must know it restarted.
+    restarted: { to: 'up', emit: 'peer_up', cause: 'restarted' },
+    silence: { to: 'down', emit: 'peer_down', cause: 'timeout' },
+  },
+};
+
+// ---- construction and reads ----
+
+export function createMembership(opts: MembershipOptions): MembershipState {
+  assert.ok(opts.nodes.includes(opts.self), `self ${opts.self} not in nodes`);
+  assert.equal(new Set(opts.nodes).size, opts.nodes.length, 'duplicate node names');
+  assert.ok(Number.isInteger(opts.lans) && opts.lans >= 1, 'lans must be >= 1');
+  assert.ok(opts.intervalMs > 0 && opts.timeoutMs > opts.intervalMs, 'need 0 < intervalMs < timeoutMs');
+  assert.ok(Number.isSafeInteger(opts.incarnation) && opts.incarnation >= 0, 'incarnation must be a safe integer >= 0');
+  const nodes = [...opts.nodes].sort();
+  return {
+    self: opts.self,
+    cluster: opts.cluster,
+    nodes,
+    lans: opts.lans,
+    intervalMs: opts.intervalMs,
+    timeoutMs: opts.timeoutMs,
+    incarnation: opts.incarnation,
+    seq: 0,
+    nextSendMs: opts.nowMs,
+    view: { epoch: 1, members: [opts.self] },
+    modules: {},
+    peers: nodes.filter((n) => n !== opts.self).map((name) => ({
+      name,
+      status: 'down' as PeerStatus,
+      incarnation: null,
+      lastSeq: new Array<number | null>(opts.lans).fill(null),
+      lastHeardMs: new Array<number | null>(opts.lans).fill(null),
+      view: null,
+      modules: {},
+    })),
+  };
+}
+
+export function peers(state: MembershipState): PeerInfo[] {
+  return state.peers.map((p) => ({
+    name: p.name,
+    up: p.status === 'up',
+    lastHeardMs: [...p.lastHeardMs],
+    incarnation: p.incarnation,
+    view: p.view === null ? null : { epoch: p.view.epoch, members: [...p.view.members] },
+    modules: { ...p.modules },
+  }));
+}
+
+export function currentView(state: MembershipState): View {
+  return { epoch: state.view.epoch, members: [...state.view.members] };
+}
+
+function sameMembers(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((m, i) => m === b[i]);
+}
+
+/** True when every member of my view (up peers) last announced exactly my member set. */
+export function isConverged(state: MembershipState): boolean {
+  for (const m of state.view.members) {
+    if (m === state.self) continue;
+    const p = state.peers.find((x) => x.name === m);
+    if (!p || p.status !== 'up' || p.view === null || !sameMembers(p.view.members, state.view.members)) return false;
+  }
+  return true;
+}
+
+/** Own modules and those last announced by up peers; down peers map to {}. */
+export function moduleStates(state: MembershipState): Record<string, Record<string, ModuleStatus>> {
+  const out: Record<string, Record<string, ModuleStatus>> = {};
+  out[state.self] = { ...state.modules };
+  for (const p of state.peers) out[p.name] = p.status === 'up' ? { ...p.modules } : {};
+  return out;
+}
+
+// ---- the step ----
+
+function clone(state: MembershipState): MembershipState {
+  // Views and module maps are replaced, never mutated, so sharing them is safe.
+  return {
+    ...state,
+    peers: state.peers.map((p) => ({ ...p, lastSeq: [...p.lastSeq], lastHeardMs: [...p.lastHeardMs] })),
+  };
+}
+
+function lastHeardAnyMs(p: PeerState): number | null {
+  let last: number | null = null;
+  for (const t of p.lastHeardMs) if (t !== null && (last === null || t > last)) last = t;
+  return last;
+}
+
+function sameModules(a: Record<string, ModuleStatus>, b: Record<string, ModuleStatus>): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => {
+    const x = a[k];
+    const y = b[k];
+    return x !== undefined && y !== undefined && x.state === y.state && x.sinceMs === y.sinceMs;
+  });
+}
+
+function applyTransition(p: PeerState, input: PeerInput, actions: MembershipAction[]): boolean {
+  const t = PEER_TRANSITIONS[p.status][input];
+  const changed = t.to !== p.status;
+  p.status = t.to;
+  if (t.to === 'down') p.modules = {};
+  if (t.emit === 'peer_up') actions.push({ type: 'peer_up', node: p.name, cause: t.cause });
+  if (t.emit === 'peer_down') actions.push({ type: 'peer_down', node: p.name, cause: t.cause });
+  return changed;
+}
+
+function recomputeView(s: MembershipState, cause: string, actions: MembershipAction[]): boolean {
+  const members = [s.self, ...s.peers.filter((p) => p.status === 'up').map((p) => p.name)].sort();
+  if (sameMembers(members, s.view.members)) return false;
+  s.view = { epoch: s.view.epoch + 1, members };
+  actions.push({ type: 'view_change', view: { epoch: s.view.epoch, members: [...members] }, cause });
+  return true;
+}
+
+function send(s: MembershipState, nowMs: number, actions: MembershipAction[]): void {
+  s.seq += 1;
+  s.nextSendMs = nowMs + s.intervalMs;
+  actions.push({
+    type: 'send',
+    hb: {
+      cluster: s.cluster,
+      from: s.self,
+      incarnation: s.incarnation,
+      seq: s.seq,
+      view: { epoch: s.view.epoch, members: [...s.view.members] },
+      modules: { ...s.modules },
+    },
+  });
+}
+
+function drop(reason: DropReason, hb: Heartbeat, lan: number): { type: 'drop'; reason: DropReason; from: string; lan: number } {
+  return { type: 'drop', reason, from: hb.from, lan };
+}
+
+/** Why a verified heartbeat must be dropped, or null to accept it. Reads only. */
+function dropReason(s: MembershipState, lan: number, hb: Heartbeat): DropReason | null {
+  if (hb.cluster !== s.cluster) return 'wrong_cluster';
+  if (hb.from === s.self) return 'self';
+  const p = s.peers.find((x) => x.name === hb.from);
+  if (!p) return 'unknown_node';
+  if (hb.lan !== lan || !Number.isInteger(lan) || lan < 0 || lan >= s.lans) return 'wrong_lan';
+  if (p.incarnation !== null) {
+    if (hb.incarnation < p.incarnation) return 'replay';
+    const last = p.lastSeq[lan] ?? null;
+    if (hb.incarnation === p.incarnation && last !== null && hb.seq <= last) return 'replay';
+  }
+  return null;
+}
+
+export function membershipStep(
+  state: MembershipState,
+  event: MembershipEvent,
+  nowMs: number,
+): { state: MembershipState; actions: MembershipAction[] } {
+  const actions: MembershipAction[] = [];
+  switch (event.type) {
+    case 'tick': {
+      const s = clone(state);
+      const downs: string[] = [];
+      for (const p of s.peers) {
+        if (p.status !== 'up') continue;
+        const last = lastHeardAnyMs(p);
+        if (last === null || nowMs - last >= s.timeoutMs) {
+          applyTransition(p, 'silence', actions);
+          downs.push(p.name);
+        }
+      }
+      const viewChanged = downs.length > 0 && recomputeView(s, downs.map((n) => `${n} down`).join(', '), actions);
+      if (viewChanged || nowMs >= s.nextSendMs) send(s, nowMs, actions);
+      return { state: s, actions };
+    }
+    case 'local_modules': {
+      if (sameModules(state.modules, event.modules)) return { state, actions };
+      const s = clone(state);
+      s.modules = { ...event.modules };
+      send(s, nowMs, actions);
+      return { state: s, actions };
+    }
+    case 'heartbeat': {
+      const { hb, lan } = event;
+      const reason = dropReason(state, lan, hb);
+      if (reason !== null) {
+        // A dropped heartbeat leaves the state untouched (same object): replays cannot change anything.
+        actions.push(drop(reason, hb, lan));
+        return { state, actions };
+      }
+      const s = clone(state);
+      const p = s.peers.find((x) => x.name === hb.from);
+      assert.ok(p);
+      let input: PeerInput = 'heartbeat';
+      if (p.incarnation === null || hb.incarnation > p.incarnation) {
+        if (p.incarnation !== null) input = 'restarted';
+        p.incarnation = hb.incarnation;
+        p.lastSeq = new Array<number | null>(s.lans).fill(null);
+      }
+      p.lastSeq[lan] = hb.seq;
+      p.lastHeardMs[lan] = nowMs;
+      p.view = { epoch: hb.view.epoch, members: [...hb.view.members] };
+      p.modules = { ...hb.modules };
+      const changed = applyTransition(p, input, actions);
+      if (changed && recomputeView(s, `${p.name} up`, actions)) send(s, nowMs, actions);
+      return { state: s, actions };
+    }
+  }
+}

@@ -1,0 +1,254 @@
+// The membership driver: one UDP socket per LAN, a timer, a monotonic clock. It decides nothing:
+// every datagram goes through the codec then the pure core, and it performs the core's actions.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type { ClusterConfig, NodeConfig } from '../config/types.js';
+import { CroftError } from '../errors.js';
+import { decodeHeartbeat, encodeHeartbeat } from './codec.js';
+import {
+  createMembership, currentView, isConverged, membershipStep, moduleStates as coreModuleStates,
+  peers as corePeers, type MembershipState,
+} from './core.js';
+import type { DropReason, MembershipAction, MembershipEvent, ModuleStatus, PeerInfo, View } from './types.js';
+
+/** The subset of pino's Logger this driver uses. */
+export interface MembershipLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export interface UdpMembershipOptions {
+  cluster: ClusterConfig;
+  self: string;
+  /** Default: Date.now(), so a restarted daemon announces a larger one (assumes the wall clock does not go back). */
+  incarnation?: number;
+  logger?: MembershipLogger;
+}
+
+export const DROP_REASONS: readonly DropReason[] = [
+  'malformed', 'bad_mac', 'wrong_cluster', 'unknown_node', 'wrong_lan', 'replay', 'self',
+];
+
+export interface LanCounters {
+  sent: number;
+  received: number;
+  accepted: number;
+  dropped: Record<DropReason, number>;
+}
+
+export interface MembershipCounters extends LanCounters {
+  /** The same counters per LAN, in the order of ClusterConfig.lans. */
+  perLan: LanCounters[];
+}
+
+function zeroCounters(): LanCounters {
+  const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+  return { sent: 0, received: 0, accepted: 0, dropped };
+}
+
+const silent: MembershipLogger = { info() {}, warn() {}, debug() {} };
+
+export class UdpMembership extends EventEmitter {
+  private readonly cluster: ClusterConfig;
+  private readonly self: string;
+  private readonly selfNode: NodeConfig;
+  private readonly log: MembershipLogger;
+  private readonly incarnation: number;
+  private state: MembershipState;
+  private sockets: (dgram.Socket | null)[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private readonly lanCounters: LanCounters[];
+
+  constructor(opts: UdpMembershipOptions) {
+    super();
+    this.cluster = opts.cluster;
+    this.self = opts.self;
+    const node = opts.cluster.nodes.find((n) => n.name === opts.self);
+    if (!node) {
+      throw new CroftError('CROFT_ERR_UNKNOWN_NODE', `node "${opts.self}" is not in ${opts.cluster.file}`);
+    }
+    this.selfNode = node;
+    this.log = opts.logger ?? silent;
+    this.incarnation = opts.incarnation ?? Date.now();
+    this.lanCounters = opts.cluster.lans.map(() => zeroCounters());
+    this.state = this.freshState();
+  }
+
+  private freshState(): MembershipState {
+    return createMembership({
+      self: this.self,
+      nodes: this.cluster.nodes.map((n) => n.name),
+      lans: this.cluster.lans.length,
+      cluster: this.cluster.name,
+      intervalMs: this.cluster.heartbeat.intervalMs,
+      timeoutMs: this.cluster.heartbeat.timeoutMs,
+      incarnation: this.incarnation,
+      nowMs: performance.now(),
+    });
+  }
+
+  /** Binds one socket per LAN (this node's address on that LAN, the heartbeat port) and starts the timer. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    const port = this.cluster.heartbeat.port;
+    this.sockets = [];
+    try {
+      for (let lan = 0; lan < this.cluster.lans.length; lan++) {
+        const address = this.selfNode.addresses[lan];
+        if (address === undefined) {
+          throw new CroftError('CROFT_ERR_CONFIG', `node ${this.self} has no address on LAN ${this.cluster.lans[lan]} in ${this.cluster.file}`);
+        }
+        const socket = dgram.createSocket({ type: net.isIPv6(address) ? 'udp6' : 'udp4' });
+        this.sockets.push(socket);
+        socket.on('message', (msg, rinfo) => this.onDatagram(lan, msg, rinfo));
+        // A socket error after bind (rare for UDP) must not kill the daemon: log it, keep the others.
+        socket.on('error', (err) => this.log.warn({ event: 'socket_error', lan, err: String(err) }, `heartbeat socket error on ${this.cluster.lans[lan]}`));
+        await new Promise<void>((resolve, reject) => {
+          const onError = (err: Error): void => reject(new CroftError('CROFT_ERR_BIND',
+            `cannot bind heartbeat socket ${address}:${port} (LAN ${this.cluster.lans[lan]}): ${err.message}; check the node's addresses in ${this.cluster.file}`,
+            { cause: err }));
+          socket.once('error', onError);
+          socket.bind({ address, port, exclusive: true }, () => {
+            socket.off('error', onError);
+            resolve();
+          });
+        });
+      }
+    } catch (err) {
+      this.closeSockets();
+      throw err;
+    }
+    this.running = true;
+    const hb = this.cluster.heartbeat;
+    // Down detection is at most one tick late; a fifth of the timeout keeps that lateness small.
+    const tickMs = Math.max(1, Math.min(hb.intervalMs, Math.floor(hb.timeoutMs / 5)));
+    this.timer = setInterval(() => this.feed({ type: 'tick' }), tickMs);
+    this.feed({ type: 'tick' });
+    this.log.info({ event: 'membership_start', incarnation: this.incarnation, lans: this.cluster.lans }, 'membership started');
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.running = false;
+    await this.closeSockets();
+  }
+
+  private closeSockets(): Promise<void> {
+    const closing = this.sockets.map((s) => (s === null ? Promise.resolve() : new Promise<void>((resolve) => {
+      try {
+        s.close(() => resolve());
+      } catch {
+        resolve(); // already closed
+      }
+    })));
+    this.sockets = [];
+    return Promise.all(closing).then(() => undefined);
+  }
+
+  setLocalModules(modules: Record<string, ModuleStatus>): void {
+    this.feed({ type: 'local_modules', modules });
+  }
+
+  peers(): PeerInfo[] {
+    return corePeers(this.state);
+  }
+
+  view(): View {
+    return currentView(this.state);
+  }
+
+  converged(): boolean {
+    return isConverged(this.state);
+  }
+
+  moduleStates(): Record<string, Record<string, ModuleStatus>> {
+    return coreModuleStates(this.state);
+  }
+
+  counters(): MembershipCounters {
+    const total = zeroCounters();
+    for (const c of this.lanCounters) {
+      total.sent += c.sent;
+      total.received += c.received;
+      total.accepted += c.accepted;
+      for (const r of DROP_REASONS) total.dropped[r] += c.dropped[r];
+    }
+    return { ...total, perLan: this.lanCounters.map((c) => ({ ...c, dropped: { ...c.dropped } })) };
+  }
+
+  private onDatagram(lan: number, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const c = this.lanCounters[lan];
+    if (!c) return;
+    c.received += 1;
+    try {
+      const decoded = decodeHeartbeat(msg, this.cluster.key);
+      if (!decoded.ok) {
+        c.dropped[decoded.reason] += 1;
+        this.log.debug({ event: 'drop', reason: decoded.reason, lan, src: rinfo.address, bytes: msg.length }, 'heartbeat dropped');
+        return;
+      }
+      if (this.feed({ type: 'heartbeat', lan, hb: decoded.hb })) c.accepted += 1;
+    } catch (err) {
+      // Nothing a datagram carries may stop the daemon; a throw here is a bug, counted and logged.
+      c.dropped.malformed += 1;
+      this.log.warn({ event: 'drop', reason: 'malformed', lan, err: String(err) }, 'heartbeat handling failed');
+    }
+  }
+
+  /** Steps the core and performs its actions; false when the core dropped the heartbeat. */
+  private feed(event: MembershipEvent): boolean {
+    const { state, actions } = membershipStep(this.state, event, performance.now());
+    this.state = state;
+    let accepted = true;
+    for (const a of actions) {
+      if (a.type === 'drop') accepted = false;
+      this.perform(a);
+    }
+    return accepted;
+  }
+
+  private perform(a: MembershipAction): void {
+    switch (a.type) {
+      case 'send':
+        this.sendAll(a.hb);
+        return;
+      case 'drop': {
+        const c = this.lanCounters[a.lan];
+        if (c) c.dropped[a.reason] += 1;
+        this.log.debug({ event: 'drop', reason: a.reason, from: a.from, lan: a.lan }, 'heartbeat dropped');
+        return;
+      }
+      case 'peer_up':
+      case 'peer_down':
+      case 'view_change':
+        this.emit(a.type, a);
+        return;
+    }
+  }
+
+  private sendAll(hb: Extract<MembershipAction, { type: 'send' }>['hb']): void {
+    if (!this.running) return;
+    const port = this.cluster.heartbeat.port;
+    for (let lan = 0; lan < this.sockets.length; lan++) {
+      const socket = this.sockets[lan];
+      const c = this.lanCounters[lan];
+      if (!socket || !c) continue;
+      const buf = encodeHeartbeat({ ...hb, lan }, this.cluster.key);
+      for (const peer of this.cluster.nodes) {
+        if (peer.name === this.self) continue;
+        const address = peer.addresses[lan];
+        if (address === undefined) continue;
+        c.sent += 1;
+        socket.send(buf, port, address, (err) => {
+          // Unreachable peers are normal during failures; the timeout logic handles them.
+          if (err) this.log.debug({ event: 'send_error', lan, peer: peer.name, err: String(err) }, 'heartbeat send failed');
+        });
+      }
+    }
+  }
+}
