@@ -16,16 +16,19 @@ import { renderMetrics } from './metrics.js';
 
 export interface ApiOptions {
   logger?: Logger;
+  /** For the local unix socket: its file mode (0600, root) is the authentication, and there is no TLS. */
+  local?: boolean;
 }
 
 export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance {
   const api = daemon.config.cluster.api;
-  const https = api.tls ? { cert: fs.readFileSync(api.tls.cert), key: fs.readFileSync(api.tls.key) } : null;
+  const https = api.tls && !opts.local ? { cert: fs.readFileSync(api.tls.cert), key: fs.readFileSync(api.tls.key) } : null;
   const app = (https
     ? Fastify({ https, loggerInstance: opts.logger, disableRequestLogging: true })
     : Fastify({ loggerInstance: opts.logger, disableRequestLogging: true })) as unknown as FastifyInstance;
 
   const requireAuth = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (opts.local) return;
     const r = authenticate(api, req.headers.authorization, req.socket.remoteAddress);
     if (!r.ok) {
       reply.header('www-authenticate', 'Basic realm="croft", Bearer');

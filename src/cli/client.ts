@@ -9,6 +9,8 @@ export const defaultConfigDir = process.env.CROFT_CONFIG ?? '/etc/croft';
 
 export interface ApiTarget {
   url: URL;
+  /** When set, requests go to this unix socket (the daemon's local API) instead of url. */
+  socketPath?: string;
   authorization?: string;
   ca?: Buffer;
 }
@@ -23,17 +25,29 @@ export function targetFromConfig(configDir: string, apiOverride?: string, tokenO
   const user = api.users[0];
   const authorization = token ? `Bearer ${token}`
     : user ? `Basic ${Buffer.from(`${user.name}:${user.password}`).toString('base64')}` : undefined;
+  // The local socket needs no credentials and works whatever the API's address; prefer it.
+  if (!apiOverride && !tokenOverride && socketUsable(api.socket)) return { url: new URL('http://localhost'), socketPath: api.socket };
   return { url, authorization, ca: api.tls ? fs.readFileSync(api.tls.cert) : undefined };
+}
+
+function socketUsable(p: string): boolean {
+  try {
+    fs.accessSync(p, fs.constants.R_OK | fs.constants.W_OK);
+    return fs.statSync(p).isSocket();
+  } catch {
+    return false;
+  }
 }
 
 export async function apiRequest<T>(target: ApiTarget, method: 'GET' | 'POST', path: string, timeoutMs = 5000): Promise<T> {
   const url = new URL(path, target.url);
-  const lib = url.protocol === 'https:' ? https : http;
+  const lib = url.protocol === 'https:' && !target.socketPath ? https : http;
   return new Promise<T>((resolve, reject) => {
     const req = lib.request(url, {
       method,
       headers: target.authorization ? { authorization: target.authorization } : {},
       ca: target.ca,
+      socketPath: target.socketPath,
       timeout: timeoutMs,
     }, (res) => {
       const chunks: Buffer[] = [];
@@ -52,7 +66,7 @@ export async function apiRequest<T>(target: ApiTarget, method: 'GET' | 'POST', p
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', (err) => reject(new CroftError('CROFT_ERR_API_UNREACHABLE',
-      `cannot reach the croft daemon at ${target.url.origin}: ${err.message}. Is \`croft daemon\` running on this node?`)));
+      `cannot reach the croft daemon at ${target.socketPath ?? target.url.origin}: ${err.message}. Is \`croft daemon\` running on this node?`)));
     req.end();
   });
 }

@@ -55,9 +55,10 @@ export class Daemon extends EventEmitter {
     this.incarnation = Date.now();
     this.membership = new UdpMembership({ cluster: config.cluster, self, incarnation: this.incarnation, logger: log.child({ layer: 'membership' }) });
     for (const event of ['peer_up', 'peer_down', 'view_change'] as const) {
-      this.membership.on(event, (action: Record<string, unknown>) => {
-        const { type: _type, ...rest } = action;
-        this.log.info({ event, ...rest }, `${event}${'node' in rest ? ` ${String(rest.node)}` : ''}: ${String(rest.cause ?? '')}`);
+      this.membership.on(event, (action: { node?: string; view?: View; cause: string }) => {
+        // `node` is the logging node in every line, so the peer is logged as `peer`.
+        this.log.info({ event, peer: action.node, view: action.view, cause: action.cause },
+          `${event}${action.node ? ` ${action.node}` : ''}: ${action.cause}`);
         this.emit(event, action);
       });
     }
