@@ -1,0 +1,240 @@
+//! The ARP responder: a Rust thread that answers ARP requests for a set of IPv4 addresses with
+//! their virtual MACs, and a sender of gratuitous ARP. It never runs on the caller's (JS) thread.
+
+use super::frame::{self, EthArpFrame};
+use super::socket::{ArpSocket, Direction, Interface, NetError};
+use crate::mac::Mac;
+use std::collections::HashMap;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Frames handled per wake-up before polling again, so that a flood cannot starve the stop signal.
+const FRAMES_PER_WAKE_MAX: usize = 256;
+/// The poll timeout only bounds how long a lost wake-up could delay anything; stopping is signalled
+/// through an eventfd and is immediate.
+const POLL_TIMEOUT_MS: i32 = 1000;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Well-formed ARP requests received from the wire (for any address).
+    pub requests: u64,
+    /// Replies sent for configured addresses.
+    pub replies: u64,
+    /// Frames that were not Ethernet/IPv4 ARP.
+    pub malformed: u64,
+    /// Replies the kernel refused to send (interface down...).
+    pub send_errors: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    addresses: RwLock<HashMap<Ipv4Addr, Mac>>,
+    requests: AtomicU64,
+    replies: AtomicU64,
+    malformed: AtomicU64,
+    send_errors: AtomicU64,
+    /// Why the thread stopped on its own (socket error, panic), if it did.
+    failure: Mutex<Option<String>>,
+}
+
+pub struct ArpResponder {
+    shared: Arc<Shared>,
+    stop: OwnedFd,
+    thread: Option<JoinHandle<()>>,
+    iface: Interface,
+}
+
+fn check_virtual_mac(ip: Ipv4Addr, mac: Mac) -> Result<(), NetError> {
+    if mac.is_multicast() || mac == Mac::ZERO {
+        return Err(NetError::InvalidArgument(format!(
+            "MAC {mac} for {ip} is not a unicast address (its first byte must be even and it must not be all zeros)"
+        )));
+    }
+    Ok(())
+}
+
+impl ArpResponder {
+    /// Opens the socket on `ifname` and starts the responder thread with no addresses.
+    pub fn start(ifname: &str) -> Result<ArpResponder, NetError> {
+        let iface = Interface::lookup(ifname)?;
+        let socket = ArpSocket::open(iface.clone())?;
+        // SAFETY: plain eventfd(2) call.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if efd < 0 {
+            return Err(NetError::Io { what: "eventfd".into(), source: io::Error::last_os_error() });
+        }
+        // SAFETY: efd is fresh and valid.
+        let stop = unsafe { OwnedFd::from_raw_fd(efd) };
+        let stop_fd = stop.try_clone().map_err(|source| NetError::Io { what: "dup eventfd".into(), source })?;
+        let shared = Arc::new(Shared::default());
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("croft-arp-{ifname}"))
+            .spawn(move || {
+                // A panic here must not take the process down: record it and stop answering.
+                let result = catch_unwind(AssertUnwindSafe(|| serve(&socket, &stop_fd, &thread_shared)));
+                let failure = match result {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(format!("ARP responder on {:?} stopped: {e}", socket.iface.name)),
+                    Err(_) => Some(format!("ARP responder on {:?} panicked", socket.iface.name)),
+                };
+                if let Some(f) = failure {
+                    if let Ok(mut slot) = thread_shared.failure.lock() {
+                        *slot = Some(f);
+                    }
+                }
+            })
+            .map_err(|source| NetError::Io { what: "spawn ARP responder thread".into(), source })?;
+        Ok(ArpResponder { shared, stop, thread: Some(thread), iface })
+    }
+
+    pub fn interface(&self) -> &Interface {
+        &self.iface
+    }
+
+    /// Replaces the set of answered addresses (atomically for the responder thread).
+    pub fn set_addresses(&self, addresses: &[(Ipv4Addr, Mac)]) -> Result<(), NetError> {
+        let mut table = HashMap::with_capacity(addresses.len());
+        for &(ip, mac) in addresses {
+            check_virtual_mac(ip, mac)?;
+            table.insert(ip, mac);
+        }
+        *self.shared.addresses.write().unwrap_or_else(|p| p.into_inner()) = table;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            requests: self.shared.requests.load(Ordering::Relaxed),
+            replies: self.shared.replies.load(Ordering::Relaxed),
+            malformed: self.shared.malformed.load(Ordering::Relaxed),
+            send_errors: self.shared.send_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Why the responder thread stopped by itself, if it did (None while it runs or after close()).
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops the thread and waits for it; idempotent.
+    pub fn close(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let one: u64 = 1;
+            // SAFETY: writing 8 bytes to an eventfd we own.
+            unsafe { libc::write(self.stop.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+            // The thread catches its own panics, so join only fails if catch_unwind itself failed.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ArpResponder {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn serve(socket: &ArpSocket, stop: &OwnedFd, shared: &Shared) -> io::Result<()> {
+    let mut buf = [0u8; 2048];
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: socket.raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: stop.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: fds is a valid array of 2 pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, POLL_TIMEOUT_MS) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if fds[1].revents != 0 {
+            return Ok(());
+        }
+        if fds[0].revents & (libc::POLLERR | libc::POLLNVAL) != 0 && fds[0].revents & libc::POLLIN == 0 {
+            // ENETDOWN and friends are reported once through the socket error; read and keep going
+            // unless the interface is gone.
+            if let Err(e) = socket.try_recv(&mut buf) {
+                if matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO)) {
+                    return Err(e);
+                }
+            }
+            continue;
+        }
+        for _ in 0..FRAMES_PER_WAKE_MAX {
+            let (len, dir) = match socket.try_recv(&mut buf) {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO)) => return Err(e),
+                Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => break,
+                Err(e) => return Err(e),
+            };
+            if dir == Direction::Outgoing {
+                continue;
+            }
+            handle_frame(socket, &buf[..len], shared);
+        }
+    }
+}
+
+fn handle_frame(socket: &ArpSocket, bytes: &[u8], shared: &Shared) {
+    let request: EthArpFrame = match frame::parse(bytes) {
+        Ok(f) => f,
+        Err(_) => {
+            shared.malformed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    if request.arp.op != frame::ArpOp::Request {
+        return;
+    }
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    let reply = {
+        let table = shared.addresses.read().unwrap_or_else(|p| p.into_inner());
+        frame::reply_for(&request, socket.iface.mac, |ip| table.get(&ip).copied())
+    };
+    if let Some(reply) = reply {
+        match socket.send(&frame::build(&reply)) {
+            Ok(()) => shared.replies.fetch_add(1, Ordering::Relaxed),
+            Err(_) => shared.send_errors.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// Sends `count` gratuitous ARP announcements of `ip` at `virtual_mac` on `ifname`, `interval`
+/// apart. Blocking: call it off the JS thread.
+pub fn send_gratuitous(
+    ifname: &str,
+    ip: Ipv4Addr,
+    virtual_mac: Mac,
+    count: u32,
+    interval: Duration,
+) -> Result<(), NetError> {
+    check_virtual_mac(ip, virtual_mac)?;
+    let iface = Interface::lookup(ifname)?;
+    let socket = ArpSocket::open(iface)?;
+    let frame = frame::build(&frame::gratuitous(ip, virtual_mac, socket.iface.mac));
+    for i in 0..count {
+        if i > 0 && !interval.is_zero() {
+            std::thread::sleep(interval);
+        }
+        socket.send(&frame).map_err(|source| NetError::Io {
+            what: format!("send gratuitous ARP for {ip} on {ifname:?}"),
+            source,
+        })?;
+    }
+    Ok(())
+}
