@@ -1,0 +1,142 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  createMembership, currentView, isConverged, membershipStep, moduleStates, peers, type MembershipState,
+} from '../../src/membership/core.js';
+import type { Heartbeat, MembershipAction, MembershipEvent } from '../../src/membership/types.js';
+
+const base = { nodes: ['n1', 'n2', 'n3'], lans: 2, cluster: 'c', intervalMs: 100, timeoutMs: 500, incarnation: 10, nowMs: 0 };
+
+function hb(from: string, lan: number, seq: number, extra: Partial<Heartbeat> = {}): Heartbeat {
+  return { cluster: 'c', from, lan, incarnation: 5, seq, view: { epoch: 1, members: [from] }, modules: {}, ...extra };
+}
+
+class Runner {
+  state: MembershipState;
+  constructor(self = 'n1') {
+    this.state = createMembership({ ...base, self });
+  }
+  step(e: MembershipEvent, nowMs: number): MembershipAction[] {
+    const r = membershipStep(this.state, e, nowMs);
+    this.state = r.state;
+    return r.actions;
+  }
+  beat(h: Heartbeat, nowMs: number, lan = h.lan): MembershipAction[] {
+    return this.step({ type: 'heartbeat', lan, hb: h }, nowMs);
+  }
+}
+
+const types = (as: MembershipAction[]): string[] => as.map((a) => a.type);
+
+test('first tick sends a heartbeat, then one per interval', () => {
+  const r = new Runner();
+  const a0 = r.step({ type: 'tick' }, 0);
+  assert.deepEqual(types(a0), ['send']);
+  const send = a0[0];
+  assert.ok(send?.type === 'send');
+  assert.deepEqual(send.hb, { cluster: 'c', from: 'n1', incarnation: 10, seq: 1, view: { epoch: 1, members: ['n1'] }, modules: {} });
+  assert.deepEqual(r.step({ type: 'tick' }, 50), []);
+  const a1 = r.step({ type: 'tick' }, 100);
+  assert.ok(a1[0]?.type === 'send' && a1[0].hb.seq === 2);
+});
+
+test('first accepted heartbeat: peer up, view change with epoch +1, immediate send', () => {
+  const r = new Runner();
+  r.step({ type: 'tick' }, 0);
+  const a = r.beat(hb('n2', 0, 1), 10);
+  assert.deepEqual(types(a), ['peer_up', 'view_change', 'send']);
+  assert.deepEqual(a[0], { type: 'peer_up', node: 'n2', cause: 'heartbeat' });
+  assert.deepEqual(currentView(r.state), { epoch: 2, members: ['n1', 'n2'] });
+  assert.equal(isConverged(r.state), false); // n2 announced [n2]
+  r.beat(hb('n2', 0, 2, { view: { epoch: 2, members: ['n1', 'n2'] } }), 20);
+  assert.equal(isConverged(r.state), true);
+});
+
+test('drop reasons: wrong_cluster, self, unknown_node, wrong_lan, replay; state object unchanged', () => {
+  const r = new Runner();
+  r.beat(hb('n2', 0, 5), 0);
+  const before = r.state;
+  const cases: [Heartbeat, number, string][] = [
+    [hb('n2', 0, 9, { cluster: 'other' }), 0, 'wrong_cluster'],
+    [hb('n1', 0, 9), 0, 'self'],
+    [hb('n9', 0, 9), 0, 'unknown_node'],
+    [hb('n2', 1, 9), 0, 'wrong_lan'],
+    [hb('n2', 2, 9), 2, 'wrong_lan'], // a LAN index beyond the configured ones
+    [hb('n2', 0, 5), 0, 'replay'],
+    [hb('n2', 0, 4), 0, 'replay'],
+    [hb('n2', 0, 99, { incarnation: 4 }), 0, 'replay'],
+  ];
+  for (const [h, lan, reason] of cases) {
+    const a = r.beat(h, 1, lan);
+    assert.deepEqual(a, [{ type: 'drop', reason, from: h.from, lan }]);
+    assert.equal(r.state, before);
+  }
+});
+
+test('replay window is per LAN: the same seq is accepted once on each LAN', () => {
+  const r = new Runner();
+  r.beat(hb('n2', 0, 5), 0);
+  assert.deepEqual(types(r.beat(hb('n2', 1, 5), 1)), []);
+  assert.deepEqual(types(r.beat(hb('n2', 1, 5), 2)), ['drop']);
+  assert.deepEqual(peers(r.state).find((p) => p.name === 'n2')?.lastHeardMs, [0, 1]);
+});
+
+test('larger incarnation: restart; stays up with cause restarted, old incarnation then replay', () => {
+  const r = new Runner();
+  r.beat(hb('n2', 0, 50), 0);
+  const a = r.beat(hb('n2', 0, 1, { incarnation: 6 }), 10);
+  assert.deepEqual(a, [{ type: 'peer_up', node: 'n2', cause: 'restarted' }]);
+  assert.equal(currentView(r.state).epoch, 2); // no view change
+  assert.deepEqual(types(r.beat(hb('n2', 1, 51), 11)), ['drop']); // old incarnation on the other LAN
+  assert.deepEqual(types(r.beat(hb('n2', 1, 1, { incarnation: 6 }), 12)), []);
+});
+
+test('down only when silent on every LAN for timeoutMs; one LAN keeps the peer up', () => {
+  const r = new Runner();
+  r.beat(hb('n2', 0, 1), 0);
+  r.beat(hb('n2', 1, 1), 0);
+  // LAN 0 goes silent; LAN 1 keeps beating.
+  for (let t = 100, seq = 2; t <= 2000; t += 100, seq++) {
+    r.beat(hb('n2', 1, seq), t);
+    const a = r.step({ type: 'tick' }, t);
+    assert.ok(!types(a).includes('peer_down'), `down at ${t}`);
+  }
+  // Now silence on both: last heard at 2000, down exactly at 2500, not before.
+  assert.ok(!types(r.step({ type: 'tick' }, 2499)).includes('peer_down'));
+  const a = r.step({ type: 'tick' }, 2500);
+  assert.deepEqual(a.filter((x) => x.type !== 'send'), [
+    { type: 'peer_down', node: 'n2', cause: 'timeout' },
+    { type: 'view_change', view: { epoch: 3, members: ['n1'] }, cause: 'n2 down' },
+  ]);
+  assert.ok(types(a).includes('send'));
+  assert.deepEqual(moduleStates(r.state).n2, {});
+  // It comes back with the same incarnation (a healed partition): up again.
+  assert.deepEqual(types(r.beat(hb('n2', 0, 100), 2600)), ['peer_up', 'view_change', 'send']);
+});
+
+test('local_modules: sent at once when changed, not when equal; seen by peers and in moduleStates', () => {
+  const r = new Runner();
+  r.step({ type: 'tick' }, 0);
+  const mods = { web: { state: 'UP', sinceMs: 7 } };
+  const a = r.step({ type: 'local_modules', modules: mods }, 5);
+  assert.ok(a[0]?.type === 'send' && a[0].hb.modules.web?.state === 'UP');
+  assert.deepEqual(r.step({ type: 'local_modules', modules: { web: { state: 'UP', sinceMs: 7 } } }, 6), []);
+  r.beat(hb('n2', 0, 1, { modules: { db: { state: 'PRIM', sinceMs: 1 } } }), 10);
+  assert.deepEqual(moduleStates(r.state), { n1: mods, n2: { db: { state: 'PRIM', sinceMs: 1 } }, n3: {} });
+});
+
+test('steps do not mutate the state they were given', () => {
+  const r = new Runner();
+  const s0 = r.state;
+  const snap = JSON.stringify(s0);
+  r.step({ type: 'tick' }, 0);
+  r.beat(hb('n2', 0, 1), 1);
+  r.step({ type: 'tick' }, 10_000);
+  assert.equal(JSON.stringify(s0), snap);
+});
+
+test('createMembership asserts its options (programmer errors)', () => {
+  assert.throws(() => createMembership({ ...base, self: 'n9' }));
+  assert.throws(() => createMembership({ ...base, self: 'n1', lans: 0 }));
+  assert.throws(() => createMembership({ ...base, self: 'n1', timeoutMs: 50 }));
+});
