@@ -16,11 +16,51 @@ export type ModuleEvent =
   /** Time passed (restart window accounting). */
   | { type: 'tick' };
 
+/**
+ * What the driver must do, in the order given. Within one step the machine emits, in this order:
+ * 1. `checker_change` for a health change the event caused (facts first, for logs);
+ * 2. `transition`, each followed by its `run_checkers` (the checker set follows the state);
+ * 3. at most one `run_script`, last, so that logs and checkers already reflect the new state when
+ *    the script starts (a start_both is never launched before the module left STOP in the logs).
+ */
 export type ModuleAction =
-  | { type: 'run_script'; script: ScriptName }
+  /**
+   * Launch this script now. At most one per step, and only when no script is running (the machine
+   * waits for its `script_done`). `entering` is the state the script leads to (CROFT_STATE):
+   * UP for start_both; STOP or WAIT for stop_both.
+   */
+  | { type: 'run_script'; script: ScriptName; entering: ModuleState }
   /** Which checkers the driver must run now: none (STOP), only `module` checkers (WAIT), or all (UP). */
   | { type: 'run_checkers'; which: 'none' | 'dependencies' | 'all' }
   /** One event per state change, logged with node, module, from, to and cause. */
   | { type: 'transition'; from: ModuleState; to: ModuleState; cause: string }
   /** A checker's health changed (for logs and metrics). */
   | { type: 'checker_change'; checker: string; healthy: boolean; detail: string };
+
+/** The subset of pino's logger that the module runtime uses (pino's Logger satisfies it). */
+export interface ModuleLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface CheckerStatus {
+  name: string;
+  type: string;
+  health: 'unknown' | 'healthy' | 'failed';
+  /** Detail of the last probe ('' before the first one). */
+  lastDetail: string;
+  /** When the last probe ended (epoch ms, the runtime's clock), null before the first one. */
+  lastProbeMs: number | null;
+}
+
+export interface ModuleStatus {
+  module: string;
+  state: ModuleState;
+  /** When the module entered its current state (epoch ms). */
+  sinceMs: number;
+  scriptRunning: ScriptName | null;
+  /** Restarts counted by the restart policy within its window. */
+  restarts: number;
+  checkers: CheckerStatus[];
+}

@@ -1,0 +1,44 @@
+// One probe per configured checker, by type.
+import type { CheckerConfig } from '../../config/types.js';
+import { httpProbe } from './http.js';
+import { interfaceProbe } from './interface.js';
+import { moduleProbe, type ModuleStateGetter } from './module.js';
+import { pingProbe } from './ping.js';
+import type { Probe } from './probe.js';
+import { scriptProbe } from './script.js';
+import { tcpProbe } from './tcp.js';
+
+export type { Probe, ProbeResult } from './probe.js';
+export { CheckerRunner, type RunnerChecker, type ProbeListener } from './runner.js';
+export type { ModuleStateGetter } from './module.js';
+
+export interface ProbeContext {
+  getModuleState: ModuleStateGetter;
+  /** Environment for script checkers (CROFT_NODE, CROFT_MODULE...). */
+  env: Record<string, string>;
+  onScriptOutput?: (checker: string, stream: 'stdout' | 'stderr', line: string) => void;
+}
+
+export function probeFor(c: CheckerConfig, ctx: ProbeContext): Probe {
+  switch (c.type) {
+    case 'tcp':
+      return tcpProbe(c);
+    case 'http':
+      return httpProbe(c);
+    case 'ping':
+      return pingProbe(c);
+    case 'interface':
+      return interfaceProbe(c);
+    case 'script': {
+      const out = ctx.onScriptOutput;
+      return scriptProbe({
+        path: c.path,
+        timeoutMs: c.timeoutMs,
+        env: { ...ctx.env, CROFT_CHECKER: c.name, CROFT_SCRIPT: c.name },
+        ...(out ? { onOutput: (stream: 'stdout' | 'stderr', line: string) => out(c.name, stream, line) } : {}),
+      });
+    }
+    case 'module':
+      return moduleProbe(c, ctx.getModuleState);
+  }
+}

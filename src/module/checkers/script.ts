@@ -1,0 +1,30 @@
+// script checker: healthy when the user's script exits 0 within the checker's timeout. It runs
+// like module scripts (own process group, killed whole on timeout) with the module's environment.
+import { runScript } from '../scripts.js';
+import type { Probe } from './probe.js';
+
+/** A checker script that ignores SIGTERM gets this long before SIGKILL. Short: checkers run often. */
+const checkerKillGraceMs = 500;
+
+export function scriptProbe(cfg: {
+  path: string;
+  timeoutMs: number;
+  env: Record<string, string>;
+  onOutput?: (stream: 'stdout' | 'stderr', line: string) => void;
+}): Probe {
+  return async (signal) => {
+    const r = await runScript({
+      path: cfg.path,
+      args: [],
+      env: cfg.env,
+      timeoutMs: cfg.timeoutMs,
+      killGraceMs: checkerKillGraceMs,
+      signal,
+      ...(cfg.onOutput ? { onOutput: cfg.onOutput } : {}),
+    });
+    if (r.ok) return { ok: true, detail: 'exit 0' };
+    if (r.error) return { ok: false, detail: `cannot run ${cfg.path}: ${r.error}` };
+    if (r.timedOut || signal.aborted) return { ok: false, detail: 'timeout' };
+    return { ok: false, detail: r.exitCode !== null ? `exit ${r.exitCode}` : `killed by ${r.signal}` };
+  };
+}
