@@ -1,0 +1,4 @@
+// The TS face of croft's Rust addon (crates/croft-napi): options in, CroftError out.
+export { jhash, nftBucket } from './jhash.js';
+export { ArpResponder, arpSendGratuitous, type ArpAddress, type ArpStats } from './arp.js';
+export { loadNative, nativeAddonPath, nativeDir } from './load.js';

@@ -1,0 +1,98 @@
+// Finds and loads the Rust addon (crates/croft-napi, built into <repo>/native by `npm run build:native`).
+// Loading is lazy, so that code importing src/native only needs the addon when it really calls it.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CroftError } from '../errors.js';
+
+/** The raw exports of the addon, exactly as crates/croft-napi declares them. */
+export interface NativeBinding {
+  jhash(data: Buffer, seed: number): number;
+  nftBucket(ip: string, port: number | null, modulus: number, seed: number): number;
+  arpSendGratuitous(ifname: string, ip: string, mac: string, count: number, intervalMs?: number | null): Promise<void>;
+  ArpResponder: new (ifname: string) => NativeArpResponder;
+}
+
+export interface NativeArpResponder {
+  setAddresses(addresses: Array<{ ip: string; mac: string }>): void;
+  stats(): { requests: number; replies: number; malformed: number; sendErrors: number; failure?: string | null };
+  close(): void;
+}
+
+function findRoot(start: string): string {
+  let dir = start;
+  // Compiled code runs from <root>/dist/src/native: skip dist, whose package.json (if any) is not ours.
+  while (!fs.existsSync(path.join(dir, 'package.json')) || path.basename(dir) === 'dist') {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`no package.json above ${start}`);
+    dir = up;
+  }
+  return dir;
+}
+
+/** <repoRoot>/native, where the build puts the addon. */
+export const nativeDir = path.join(findRoot(path.dirname(fileURLToPath(import.meta.url))), 'native');
+
+/**
+ * Path of the addon for this platform, or null when none is built. The file is named by
+ * `napi build --platform`: `croft.<platform>-<arch>[-<abi>].node` once package.json has
+ * `"napi": {"binaryName": "croft"}`, `index.<...>.node` before (napi-rs' default name).
+ */
+export function nativeAddonPath(): string | null {
+  let names: string[];
+  try {
+    names = fs.readdirSync(nativeDir);
+  } catch {
+    return null;
+  }
+  const platformArch = `${process.platform}-${process.arch}`;
+  const rank = (name: string): number =>
+    (name.startsWith('croft.') ? 0 : 2) + (name.includes(`.${platformArch}`) ? 0 : 1);
+  const candidates = names
+    .filter((n) => /^(croft|index)\..+\.node$/.test(n))
+    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  const best = candidates[0];
+  return best === undefined ? null : path.join(nativeDir, best);
+}
+
+let cached: NativeBinding | undefined;
+
+/** The addon's exports; throws CROFT_ERR_NATIVE with what to do when it is missing or broken. */
+export function loadNative(): NativeBinding {
+  if (cached !== undefined) return cached;
+  const file = nativeAddonPath();
+  if (file === null) {
+    throw new CroftError(
+      'CROFT_ERR_NATIVE',
+      `The croft native addon is not built (no ${path.join(nativeDir, 'croft.*.node')}): run \`make build\``,
+    );
+  }
+  try {
+    const require = createRequire(import.meta.url);
+    cached = require(file) as NativeBinding;
+  } catch (err) {
+    throw new CroftError(
+      'CROFT_ERR_NATIVE',
+      `The croft native addon ${file} cannot be loaded (${(err as Error).message}): run \`make build\` to rebuild it`,
+      { cause: err },
+    );
+  }
+  return cached;
+}
+
+/** Runs a call into the addon, turning its errors (bad argument, no permission...) into CroftError. */
+export function callNative<T>(what: string, call: (binding: NativeBinding) => T): T {
+  const binding = loadNative();
+  try {
+    return call(binding);
+  } catch (err) {
+    throw nativeError(what, err);
+  }
+}
+
+export function nativeError(what: string, err: unknown): CroftError {
+  if (err instanceof CroftError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new CroftError('CROFT_ERR_NATIVE', `${what}: ${message}`, { cause: err });
+}
