@@ -44,6 +44,8 @@ export interface ApiConfig {
   tokens: string[];
   /** Basic-auth users accepted on /api/v1 and the console. */
   users: { name: string; password: string }[];
+  /** Local API socket: root-only, no token needed (the CLI prefers it). Default /run/croft/api.sock. */
+  socket: string;
   /** TLS certificate and key (PEM file paths); plain HTTP when absent. */
   tls?: { cert: string; key: string };
 }

@@ -1,0 +1,57 @@
+// The whole configuration check as a pure function of the files' texts and a file-system view:
+// parse (with positions), validate each file against its schema, run the cross-file checks, and
+// convert to typed config only when nothing is wrong. Every problem is collected.
+import type { FileAccess } from './files.js';
+import { toClusterConfig, toModuleConfigs } from './convert.js';
+import type { ConfigProblem } from './problems.js';
+import { sortProblems } from './problems.js';
+import { checkCluster, checkModules } from './semantics.js';
+import { parseSource } from './source.js';
+import type { Config } from './types.js';
+import { validateCluster, validateModule } from './validate.js';
+
+export interface SourceText {
+  file: string;
+  text: string;
+}
+
+export interface CheckResult {
+  /** Present only when there is no problem. */
+  config?: Config;
+  problems: ConfigProblem[];
+}
+
+/**
+ * @param dir absolute config directory (relative paths in cluster.yaml resolve against it)
+ * @param modules module files in a stable order (load.ts sorts them by name)
+ * @param extraProblems problems found while reading the files (unreadable file...), merged in
+ */
+export function checkSources(
+  dir: string,
+  cluster: SourceText,
+  modules: readonly SourceText[],
+  files: FileAccess,
+  extraProblems: readonly ConfigProblem[] = [],
+): CheckResult {
+  const problems: ConfigProblem[] = [...extraProblems];
+  const clusterSource = parseSource(cluster.file, cluster.text);
+  const moduleSources = modules.map((m) => parseSource(m.file, m.text));
+
+  problems.push(...clusterSource.syntaxProblems);
+  if (clusterSource.syntaxProblems.length === 0) problems.push(...validateCluster(clusterSource));
+  const { facts, problems: clusterProblems } = checkCluster(clusterSource, dir, files);
+  problems.push(...clusterProblems);
+
+  for (const source of moduleSources) {
+    problems.push(...source.syntaxProblems);
+    if (source.syntaxProblems.length === 0) problems.push(...validateModule(source));
+  }
+  problems.push(...checkModules(moduleSources, facts, files));
+
+  const order = [cluster.file, ...modules.map((m) => m.file)];
+  if (problems.length > 0 || facts.key === undefined) {
+    return { problems: sortProblems(problems, order) };
+  }
+  const clusterConfig = toClusterConfig(clusterSource, dir, facts.key);
+  return { config: { dir, cluster: clusterConfig, modules: toModuleConfigs(moduleSources, clusterConfig) }, problems: [] };
+}

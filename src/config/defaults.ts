@@ -1,0 +1,60 @@
+// Default values of the configuration, each with its reason (memberlist's config is the model).
+
+export const defaults = {
+  heartbeat: {
+    /** Unprivileged, unassigned by IANA, easy to open in a firewall. */
+    port: 4800,
+    /** Five heartbeats a second: cheap on any LAN, and a lost one does not matter. */
+    intervalMs: 200,
+    /** Ten intervals: survives a few lost packets and a GC pause, detects a dead node in 2 s. */
+    timeoutMs: 2000,
+  },
+  /** A single LAN unless told otherwise; two are better (a cut cable is not a dead node). */
+  lans: ['lan0'],
+  node: { weight: 1 },
+  api: {
+    /** Local only until someone opens it on purpose (with TLS and credentials). */
+    host: '127.0.0.1',
+    port: 9450,
+    /** Under /run: gone at reboot, root-only, so the local CLI needs no token. */
+    socket: '/run/croft/api.sock',
+  },
+  stateDir: '/var/lib/croft',
+  module: {
+    /** SafeKit's boot start: a module configured on a node runs when that node starts. */
+    autostart: true,
+  },
+  scripts: {
+    /** Long enough for a database to stop cleanly; a hung script still ends. */
+    timeoutMs: 30_000,
+    /** Time between SIGTERM and SIGKILL for a script past its timeout. */
+    killGraceMs: 2_000,
+  },
+  restart: {
+    /** SafeKit's maxloop: three restarts, then the module stops rather than flapping. */
+    maxloop: 3,
+    /** The window maxloop counts in (1 h, as SafeKit). */
+    windowMs: 3_600_000,
+  },
+  checker: {
+    intervalMs: 1_000,
+    timeoutMs: 1_000,
+    /** Two successes before healthy avoids flapping on a half-started service... */
+    rise: 2,
+    /** ...but a module dependency is trusted at its first good answer (its own checkers already debounce). */
+    riseModule: 1,
+    fall: 3,
+    onFailure: 'restart',
+    /** A missing dependency is not a reason to restart: wait for it. */
+    onFailureModule: 'wait',
+    expectStatus: [200],
+    moduleNode: 'local',
+  },
+} as const;
+
+/** States in which a module is ready to serve, by kind: the default `states` of a module checker. */
+export const readyStates = {
+  light: ['UP'],
+  farm: ['UP'],
+  mirror: ['PRIM', 'ALONE'],
+} as const;

@@ -1,0 +1,216 @@
+// JSON Schemas of the configuration files (snake_case, as users write them). Two keywords of ours
+// make the messages readable: `expect` says in words what a value must be, `unit` names the unit of
+// a number; `check` runs a named check that JSON Schema cannot express (see validate.ts).
+//
+// Extending: the module schema is built per kind (light, farm, mirror) from the common keys plus
+// `moduleKindProperties[kind]`, so the farm and mirror layers add their keys (vip, buckets,
+// replicated dirs...) there without touching the rest.
+import type { ModuleKind } from './types.js';
+
+export type JsonSchema = Record<string, unknown>;
+
+export const moduleKinds: readonly ModuleKind[] = ['light', 'farm', 'mirror'];
+export const checkerTypes = ['tcp', 'http', 'ping', 'interface', 'script', 'module'] as const;
+export const failureActions = ['restart', 'stop', 'wait'] as const;
+export const moduleStates = ['STOP', 'WAIT', 'UP', 'ALONE', 'PRIM', 'SECOND'] as const;
+
+/** A DNS label: safe in file names, log fields, nft set names and URLs. */
+const namePattern = '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$';
+export function nameSchema(what: string): JsonSchema {
+  return {
+    type: 'string',
+    pattern: namePattern,
+    maxLength: 63,
+    expect: `a ${what} of lowercase letters, digits and '-' (at most 63)`,
+  };
+}
+
+function intSchema(minimum: number, maximum?: number, unit?: string): JsonSchema {
+  const s: JsonSchema = { type: 'integer', minimum };
+  if (maximum !== undefined) s.maximum = maximum;
+  if (unit !== undefined) s.unit = unit;
+  return s;
+}
+const ms = (minimum: number, maximum = 86_400_000): JsonSchema => intSchema(minimum, maximum, 'milliseconds');
+const port: JsonSchema = { type: 'integer', minimum: 1, maximum: 65535, expect: 'a port number from 1 to 65535' };
+const relativePath = (what: string): JsonSchema => ({ type: 'string', minLength: 1, expect: what });
+
+function object(properties: Record<string, JsonSchema>, required: string[] = []): JsonSchema {
+  const s: JsonSchema = { type: 'object', additionalProperties: false, properties };
+  if (required.length > 0) s.required = required;
+  return s;
+}
+
+// ---------------------------------------------------------------- cluster.yaml
+
+const nodeSchema = object(
+  {
+    addresses: {
+      type: 'array',
+      minItems: 1,
+      items: { type: 'string', check: 'ip', expect: 'an IP address (IPv4 or IPv6)' },
+      expect: 'a list of IP addresses, one per LAN',
+    },
+    weight: { type: 'number', exclusiveMinimum: 0, maximum: 1000, expect: 'a number above 0 and at most 1000' },
+  },
+  ['addresses'],
+);
+
+export const clusterSchema: JsonSchema = object(
+  {
+    name: nameSchema('cluster name'),
+    key: { type: 'string', minLength: 32, expect: 'a secret of at least 32 characters' },
+    key_file: relativePath('a file path (relative to the config directory)'),
+    heartbeat: object({ port, interval_ms: ms(10, 60_000), timeout_ms: ms(20, 600_000) }),
+    lans: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 8,
+      uniqueItems: true,
+      items: nameSchema('LAN name'),
+      expect: 'a list of LAN names',
+    },
+    nodes: {
+      type: 'object',
+      minProperties: 1,
+      maxProperties: 64,
+      propertyNames: nameSchema('node name'),
+      additionalProperties: nodeSchema,
+      expect: 'a mapping of node names to nodes',
+    },
+    api: object({
+      host: { type: 'string', check: 'ip', expect: 'an IP address to listen on' },
+      port,
+      socket: { type: 'string', pattern: '^/', expect: 'an absolute path for the local API socket' },
+      tokens: {
+        type: 'array',
+        items: { type: 'string', minLength: 16, expect: 'a token of at least 16 characters' },
+        expect: 'a list of tokens',
+      },
+      users: {
+        type: 'array',
+        items: object(
+          {
+            name: { type: 'string', minLength: 1, expect: 'a user name' },
+            password: { type: 'string', minLength: 8, expect: 'a password of at least 8 characters' },
+          },
+          ['name', 'password'],
+        ),
+        expect: 'a list of users (name, password)',
+      },
+      tls: object(
+        {
+          cert: relativePath('a PEM certificate file path (relative to the config directory)'),
+          key: relativePath('a PEM key file path (relative to the config directory)'),
+        },
+        ['cert', 'key'],
+      ),
+    }),
+    state_dir: { type: 'string', pattern: '^/', expect: 'an absolute directory path' },
+  },
+  ['name', 'nodes'],
+);
+
+// ---------------------------------------------------------------- modules/*.yaml
+
+const checkerCommon: Record<string, JsonSchema> = {
+  name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]*$', maxLength: 63, expect: "a checker name of lowercase letters, digits, '_' and '-'" },
+  interval_ms: ms(10),
+  timeout_ms: ms(1),
+  rise: intSchema(1, 100),
+  fall: intSchema(1, 100),
+  on_failure: { type: 'string', enum: [...failureActions] },
+};
+
+const host: JsonSchema = { type: 'string', check: 'host', expect: 'an IP address or host name' };
+
+const checkerSpecific: Record<(typeof checkerTypes)[number], [Record<string, JsonSchema>, string[]]> = {
+  tcp: [{ host, port }, ['host', 'port']],
+  http: [
+    {
+      url: { type: 'string', check: 'http-url', expect: 'an http:// or https:// URL' },
+      expect_status: {
+        type: 'array',
+        minItems: 1,
+        uniqueItems: true,
+        items: intSchema(100, 599),
+        expect: 'a list of HTTP status codes',
+      },
+    },
+    ['url'],
+  ],
+  ping: [{ host }, ['host']],
+  interface: [
+    {
+      interface: {
+        type: 'string',
+        pattern: '^[^/\\s:]{1,15}$',
+        expect: "a network interface name (1 to 15 characters, no '/', ':' or space)",
+      },
+    },
+    ['interface'],
+  ],
+  script: [{ path: relativePath('a script path (relative to the module file)') }, ['path']],
+  module: [
+    {
+      module: nameSchema('module name'),
+      node: { ...nameSchema('node name'), expect: "'local', 'any' or a node name" },
+      states: {
+        type: 'array',
+        minItems: 1,
+        uniqueItems: true,
+        items: { type: 'string', enum: [...moduleStates] },
+        expect: `a list of module states (${moduleStates.join(', ')})`,
+      },
+    },
+    ['module'],
+  ],
+};
+
+const checkerSchema: JsonSchema = {
+  type: 'object',
+  required: ['type'],
+  properties: { type: { type: 'string' } },
+  discriminator: { propertyName: 'type' },
+  oneOf: checkerTypes.map((t) => {
+    const [specific, required] = checkerSpecific[t];
+    return object({ type: { const: t }, ...checkerCommon, ...specific }, ['type', ...required]);
+  }),
+};
+
+const moduleCommon: Record<string, JsonSchema> = {
+  name: nameSchema('module name'),
+  nodes: {
+    type: 'array',
+    minItems: 1,
+    uniqueItems: true,
+    items: nameSchema('node name'),
+    expect: 'a list of node names',
+  },
+  autostart: { type: 'boolean' },
+  scripts: object({
+    start_both: relativePath('a script path (relative to the module file)'),
+    stop_both: relativePath('a script path (relative to the module file)'),
+    timeout_ms: ms(100),
+    kill_grace_ms: ms(0, 600_000),
+  }),
+  restart: object({ maxloop: intSchema(0, 1000), window_ms: ms(1000, 7 * 86_400_000) }),
+  checkers: { type: 'array', maxItems: 100, items: checkerSchema, expect: 'a list of checkers' },
+};
+
+/** Keys that only one kind of module has. The farm and mirror layers add theirs here. */
+export const moduleKindProperties: Record<ModuleKind, Record<string, JsonSchema>> = {
+  light: {},
+  farm: {},
+  mirror: {},
+};
+
+export function moduleSchema(): JsonSchema {
+  return {
+    type: 'object',
+    required: ['kind'],
+    properties: { kind: { type: 'string' } },
+    discriminator: { propertyName: 'kind' },
+    oneOf: moduleKinds.map((k) => object({ kind: { const: k }, ...moduleCommon, ...moduleKindProperties[k] }, ['kind'])),
+  };
+}
