@@ -23,15 +23,18 @@ fn net_error(e: croft_net::arp::socket::NetError) -> Error {
 }
 
 fn parse_ip(ip: &str) -> Result<IpAddr> {
-    ip.parse().map_err(|_| invalid(format!("invalid IP address {ip:?}")))
+    ip.parse()
+        .map_err(|_| invalid(format!("invalid IP address {ip:?}")))
 }
 
 fn parse_ipv4(ip: &str) -> Result<Ipv4Addr> {
-    ip.parse().map_err(|_| invalid(format!("invalid IPv4 address {ip:?} (ARP is IPv4 only)")))
+    ip.parse()
+        .map_err(|_| invalid(format!("invalid IPv4 address {ip:?} (ARP is IPv4 only)")))
 }
 
 fn parse_mac(mac: &str) -> Result<Mac> {
-    mac.parse().map_err(|e: croft_net::mac::MacParseError| invalid(e.to_string()))
+    mac.parse()
+        .map_err(|e: croft_net::mac::MacParseError| invalid(e.to_string()))
 }
 
 /// The kernel's jhash (include/linux/jhash.h) of `data` with initval `seed`.
@@ -53,7 +56,9 @@ pub fn nft_bucket(ip: String, port: Option<u32>, modulus: u32, seed: u32) -> Res
         Some(p) if p <= u16::MAX as u32 => Some(p as u16),
         Some(p) => return Err(invalid(format!("port {p} is out of range 0..65535"))),
     };
-    Ok(croft_net::nft_key::source_bucket(addr, sport, modulus, seed, 0))
+    Ok(croft_net::nft_key::source_bucket(
+        addr, sport, modulus, seed, 0,
+    ))
 }
 
 pub struct GratuitousArp {
@@ -70,10 +75,15 @@ impl Task for GratuitousArp {
 
     // Runs on the libuv thread pool: it sleeps between announcements.
     fn compute(&mut self) -> Result<()> {
-        let run = || responder::send_gratuitous(&self.ifname, self.ip, self.mac, self.count, self.interval);
+        let run = || {
+            responder::send_gratuitous(&self.ifname, self.ip, self.mac, self.count, self.interval)
+        };
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
             Ok(r) => r.map_err(net_error),
-            Err(_) => Err(Error::new(Status::GenericFailure, "gratuitous ARP sender panicked".to_string())),
+            Err(_) => Err(Error::new(
+                Status::GenericFailure,
+                "gratuitous ARP sender panicked".to_string(),
+            )),
         }
     }
 
@@ -133,13 +143,20 @@ impl ArpResponder {
     #[napi(constructor, catch_unwind)]
     pub fn new(ifname: String) -> Result<Self> {
         let inner = CoreResponder::start(&ifname).map_err(net_error)?;
-        Ok(ArpResponder { inner: Some(inner), ifname, closed_stats: responder::Stats::default() })
+        Ok(ArpResponder {
+            inner: Some(inner),
+            ifname,
+            closed_stats: responder::Stats::default(),
+        })
     }
 
     fn open(&self) -> Result<&CoreResponder> {
-        self.inner
-            .as_ref()
-            .ok_or_else(|| Error::new(Status::GenericFailure, format!("ARP responder on {:?} is closed", self.ifname)))
+        self.inner.as_ref().ok_or_else(|| {
+            Error::new(
+                Status::GenericFailure,
+                format!("ARP responder on {:?} is closed", self.ifname),
+            )
+        })
     }
 
     /// Replaces the answered addresses; an empty list answers nothing.

@@ -8,6 +8,8 @@
 /// JHASH_INITVAL in include/linux/jhash.h: an arbitrary start value chosen by Jenkins.
 pub const JHASH_INITVAL: u32 = 0xdead_beef;
 
+// Kept line for line as in include/linux/jhash.h, so it can be checked against it.
+#[rustfmt::skip]
 #[inline]
 fn mix(a: &mut u32, b: &mut u32, c: &mut u32) {
     // __jhash_mix
@@ -19,6 +21,7 @@ fn mix(a: &mut u32, b: &mut u32, c: &mut u32) {
     *c = c.wrapping_sub(*b); *c ^= b.rotate_left(4); *b = b.wrapping_add(*a);
 }
 
+#[rustfmt::skip]
 #[inline]
 fn final_mix(a: &mut u32, b: &mut u32, c: &mut u32) {
     // __jhash_final
@@ -39,8 +42,13 @@ fn final_mix(a: &mut u32, b: &mut u32, c: &mut u32) {
 /// endian, identical to lookup3's `hashlittle`).
 pub fn jhash(data: &[u8], initval: u32) -> u32 {
     // The kernel takes a u32 length; nft registers are at most 64 bytes, so no real input reaches it.
-    assert!(data.len() <= u32::MAX as usize, "jhash input longer than u32::MAX");
-    let init = JHASH_INITVAL.wrapping_add(data.len() as u32).wrapping_add(initval);
+    assert!(
+        data.len() <= u32::MAX as usize,
+        "jhash input longer than u32::MAX"
+    );
+    let init = JHASH_INITVAL
+        .wrapping_add(data.len() as u32)
+        .wrapping_add(initval);
     let (mut a, mut b, mut c) = (init, init, init);
     let mut k = data;
     // "while (length > 12)": a block of exactly 12 bytes is left to the tail switch, which ends in

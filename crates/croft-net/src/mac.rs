@@ -21,7 +21,11 @@ pub struct MacParseError(pub String);
 
 impl fmt::Display for MacParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid MAC address {:?}: expected six hex bytes like 02:00:5e:00:00:01", self.0)
+        write!(
+            f,
+            "invalid MAC address {:?}: expected six hex bytes like 02:00:5e:00:00:01",
+            self.0
+        )
     }
 }
 
@@ -49,7 +53,11 @@ impl FromStr for Mac {
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
     }
 }
 
@@ -74,7 +82,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        for bad in ["", "02:00:5e:00:00", "02:00:5e:00:00:01:02", "zz:00:5e:00:00:01", "002:00:5e:00:00:1"] {
+        for bad in [
+            "",
+            "02:00:5e:00:00",
+            "02:00:5e:00:00:01:02",
+            "zz:00:5e:00:00:01",
+            "002:00:5e:00:00:1",
+        ] {
             assert!(bad.parse::<Mac>().is_err(), "{bad}");
         }
     }

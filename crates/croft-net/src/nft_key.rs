@@ -31,7 +31,13 @@ pub fn source_key(addr: IpAddr, sport: Option<u16>) -> Vec<u8> {
 
 /// Bucket of a client as `jhash ip saddr [. tcp sport] mod <modulus> seed <seed> offset <offset>`
 /// gives it on this kernel.
-pub fn source_bucket(addr: IpAddr, sport: Option<u16>, modulus: u32, seed: u32, offset: u32) -> u32 {
+pub fn source_bucket(
+    addr: IpAddr,
+    sport: Option<u16>,
+    modulus: u32,
+    seed: u32,
+    offset: u32,
+) -> u32 {
     crate::jhash::nft_jhash(&source_key(addr, sport), modulus, seed, offset)
 }
 
@@ -42,7 +48,10 @@ mod tests {
 
     #[test]
     fn ipv4_source_is_four_network_order_bytes() {
-        assert_eq!(source_key(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), None), vec![10, 1, 2, 3]);
+        assert_eq!(
+            source_key(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), None),
+            vec![10, 1, 2, 3]
+        );
     }
 
     #[test]
@@ -63,7 +72,8 @@ mod tests {
     #[test]
     fn bucket_matches_the_hash_of_the_key() {
         let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
-        let expected = crate::jhash::reciprocal_scale(crate::jhash::jhash(&[192, 0, 2, 7], 42), 256);
+        let expected =
+            crate::jhash::reciprocal_scale(crate::jhash::jhash(&[192, 0, 2, 7], 42), 256);
         assert_eq!(source_bucket(ip, None, 256, 42, 0), expected);
     }
 }

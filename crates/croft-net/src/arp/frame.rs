@@ -55,7 +55,10 @@ pub enum FrameError {
 impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FrameError::TooShort(n) => write!(f, "frame of {n} bytes is shorter than Ethernet+ARP ({ARP_FRAME_BYTES})"),
+            FrameError::TooShort(n) => write!(
+                f,
+                "frame of {n} bytes is shorter than Ethernet+ARP ({ARP_FRAME_BYTES})"
+            ),
             FrameError::NotArp(t) => write!(f, "ethertype 0x{t:04x} is not ARP"),
             FrameError::UnsupportedFormat => write!(f, "ARP is not Ethernet/IPv4"),
             FrameError::UnknownOp(op) => write!(f, "unknown ARP operation {op}"),
@@ -263,7 +266,10 @@ mod tests {
     #[test]
     fn answers_a_request_for_a_configured_address_with_the_invisible_mac() {
         let reply = reply_for(&request(VIP), IFACE, lookup).expect("reply");
-        assert_eq!(reply.eth_src, IFACE, "switches must never see the virtual MAC as a source");
+        assert_eq!(
+            reply.eth_src, IFACE,
+            "switches must never see the virtual MAC as a source"
+        );
         assert_eq!(reply.eth_dst, ASKER);
         assert_eq!(reply.arp.op, ArpOp::Reply);
         assert_eq!(reply.arp.sender_mac, VMAC);

@@ -67,21 +67,32 @@ impl ArpResponder {
         // SAFETY: plain eventfd(2) call.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if efd < 0 {
-            return Err(NetError::Io { what: "eventfd".into(), source: io::Error::last_os_error() });
+            return Err(NetError::Io {
+                what: "eventfd".into(),
+                source: io::Error::last_os_error(),
+            });
         }
         // SAFETY: efd is fresh and valid.
         let stop = unsafe { OwnedFd::from_raw_fd(efd) };
-        let stop_fd = stop.try_clone().map_err(|source| NetError::Io { what: "dup eventfd".into(), source })?;
+        let stop_fd = stop.try_clone().map_err(|source| NetError::Io {
+            what: "dup eventfd".into(),
+            source,
+        })?;
         let shared = Arc::new(Shared::default());
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("croft-arp-{ifname}"))
             .spawn(move || {
                 // A panic here must not take the process down: record it and stop answering.
-                let result = catch_unwind(AssertUnwindSafe(|| serve(&socket, &stop_fd, &thread_shared)));
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    serve(&socket, &stop_fd, &thread_shared)
+                }));
                 let failure = match result {
                     Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(format!("ARP responder on {:?} stopped: {e}", socket.iface.name)),
+                    Ok(Err(e)) => Some(format!(
+                        "ARP responder on {:?} stopped: {e}",
+                        socket.iface.name
+                    )),
                     Err(_) => Some(format!("ARP responder on {:?} panicked", socket.iface.name)),
                 };
                 if let Some(f) = failure {
@@ -90,8 +101,16 @@ impl ArpResponder {
                     }
                 }
             })
-            .map_err(|source| NetError::Io { what: "spawn ARP responder thread".into(), source })?;
-        Ok(ArpResponder { shared, stop, thread: Some(thread), iface })
+            .map_err(|source| NetError::Io {
+                what: "spawn ARP responder thread".into(),
+                source,
+            })?;
+        Ok(ArpResponder {
+            shared,
+            stop,
+            thread: Some(thread),
+            iface,
+        })
     }
 
     pub fn interface(&self) -> &Interface {
@@ -105,7 +124,11 @@ impl ArpResponder {
             check_virtual_mac(ip, mac)?;
             table.insert(ip, mac);
         }
-        *self.shared.addresses.write().unwrap_or_else(|p| p.into_inner()) = table;
+        *self
+            .shared
+            .addresses
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = table;
         Ok(())
     }
 
@@ -132,7 +155,13 @@ impl ArpResponder {
         if let Some(thread) = self.thread.take() {
             let one: u64 = 1;
             // SAFETY: writing 8 bytes to an eventfd we own.
-            unsafe { libc::write(self.stop.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+            unsafe {
+                libc::write(
+                    self.stop.as_raw_fd(),
+                    &one as *const u64 as *const libc::c_void,
+                    8,
+                )
+            };
             // The thread catches its own panics, so join only fails if catch_unwind itself failed.
             let _ = thread.join();
         }
@@ -149,8 +178,16 @@ fn serve(socket: &ArpSocket, stop: &OwnedFd, shared: &Shared) -> io::Result<()> 
     let mut buf = [0u8; 2048];
     loop {
         let mut fds = [
-            libc::pollfd { fd: socket.raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: stop.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: socket.raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         // SAFETY: fds is a valid array of 2 pollfd.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, POLL_TIMEOUT_MS) };
@@ -164,7 +201,9 @@ fn serve(socket: &ArpSocket, stop: &OwnedFd, shared: &Shared) -> io::Result<()> 
         if fds[1].revents != 0 {
             return Ok(());
         }
-        if fds[0].revents & (libc::POLLERR | libc::POLLNVAL) != 0 && fds[0].revents & libc::POLLIN == 0 {
+        if fds[0].revents & (libc::POLLERR | libc::POLLNVAL) != 0
+            && fds[0].revents & libc::POLLIN == 0
+        {
             // ENETDOWN and friends are reported once through the socket error; read and keep going
             // unless the interface is gone.
             if let Err(e) = socket.try_recv(&mut buf) {
@@ -178,7 +217,9 @@ fn serve(socket: &ArpSocket, stop: &OwnedFd, shared: &Shared) -> io::Result<()> 
             let (len, dir) = match socket.try_recv(&mut buf) {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO)) => return Err(e),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO)) => {
+                    return Err(e)
+                }
                 Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => break,
                 Err(e) => return Err(e),
             };

@@ -35,7 +35,10 @@ impl fmt::Display for NetError {
 impl std::error::Error for NetError {}
 
 fn io_err(what: impl Into<String>) -> NetError {
-    NetError::Io { what: what.into(), source: io::Error::last_os_error() }
+    NetError::Io {
+        what: what.into(),
+        source: io::Error::last_os_error(),
+    }
 }
 
 /// A network interface as the ARP code needs it.
@@ -59,7 +62,11 @@ impl Interface {
             return Err(NetError::NoSuchInterface(name.to_string()));
         }
         let mac = hardware_address(name)?;
-        Ok(Interface { name: name.to_string(), index: index as i32, mac })
+        Ok(Interface {
+            name: name.to_string(),
+            index: index as i32,
+            mac,
+        })
     }
 }
 
@@ -82,7 +89,10 @@ fn hardware_address(name: &str) -> Result<Mac, NetError> {
         if source.raw_os_error() == Some(libc::ENODEV) {
             return Err(NetError::NoSuchInterface(name.to_string()));
         }
-        return Err(NetError::Io { what: format!("SIOCGIFHWADDR on {name:?}"), source });
+        return Err(NetError::Io {
+            what: format!("SIOCGIFHWADDR on {name:?}"),
+            source,
+        });
     }
     // SAFETY: SIOCGIFHWADDR filled the ifru_hwaddr member of the union.
     let hw = unsafe { req.ifr_ifru.ifru_hwaddr };
@@ -117,13 +127,23 @@ impl ArpSocket {
         let proto = (libc::ETH_P_ARP as u16).to_be();
         // SAFETY: plain socket(2) call.
         let fd = unsafe {
-            libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, proto as i32)
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                proto as i32,
+            )
         };
         if fd < 0 {
             let source = io::Error::last_os_error();
             return Err(match source.raw_os_error() {
-                Some(libc::EPERM) | Some(libc::EACCES) => NetError::Permission { ifname: iface.name.clone(), source },
-                _ => NetError::Io { what: "socket(AF_PACKET, SOCK_RAW, ETH_P_ARP)".into(), source },
+                Some(libc::EPERM) | Some(libc::EACCES) => NetError::Permission {
+                    ifname: iface.name.clone(),
+                    source,
+                },
+                _ => NetError::Io {
+                    what: "socket(AF_PACKET, SOCK_RAW, ETH_P_ARP)".into(),
+                    source,
+                },
             });
         }
         // SAFETY: fd is fresh and valid.
@@ -140,8 +160,13 @@ impl ArpSocket {
         if rc < 0 {
             let source = io::Error::last_os_error();
             return Err(match source.raw_os_error() {
-                Some(libc::ENODEV) | Some(libc::ENXIO) => NetError::NoSuchInterface(iface.name.clone()),
-                _ => NetError::Io { what: format!("bind AF_PACKET socket to {:?}", iface.name), source },
+                Some(libc::ENODEV) | Some(libc::ENXIO) => {
+                    NetError::NoSuchInterface(iface.name.clone())
+                }
+                _ => NetError::Io {
+                    what: format!("bind AF_PACKET socket to {:?}", iface.name),
+                    source,
+                },
             });
         }
         Ok(ArpSocket { fd, iface })
@@ -152,7 +177,11 @@ impl ArpSocket {
         assert!(frame.len() >= 14, "an Ethernet frame has a 14-byte header");
         let mut dst = [0u8; 6];
         dst.copy_from_slice(&frame[0..6]);
-        let addr = link_addr(self.iface.index, (libc::ETH_P_ARP as u16).to_be(), Some(dst));
+        let addr = link_addr(
+            self.iface.index,
+            (libc::ETH_P_ARP as u16).to_be(),
+            Some(dst),
+        );
         // SAFETY: frame and addr are valid for the given lengths.
         let n = unsafe {
             libc::sendto(
@@ -168,7 +197,10 @@ impl ArpSocket {
             return Err(io::Error::last_os_error());
         }
         if n as usize != frame.len() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "short write on packet socket"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short write on packet socket",
+            ));
         }
         Ok(())
     }
@@ -195,7 +227,11 @@ impl ArpSocket {
             }
             return Err(e);
         }
-        let dir = if addr.sll_pkttype == libc::PACKET_OUTGOING as u8 { Direction::Outgoing } else { Direction::Incoming };
+        let dir = if addr.sll_pkttype == libc::PACKET_OUTGOING {
+            Direction::Outgoing
+        } else {
+            Direction::Incoming
+        };
         Ok(Some((n as usize, dir)))
     }
 
@@ -226,7 +262,13 @@ mod tests {
         let err = Interface::lookup("croft-nope0").unwrap_err();
         assert!(matches!(err, NetError::NoSuchInterface(_)));
         assert!(err.to_string().contains("croft-nope0"));
-        assert!(matches!(Interface::lookup("").unwrap_err(), NetError::NoSuchInterface(_)));
-        assert!(matches!(Interface::lookup("a/b").unwrap_err(), NetError::NoSuchInterface(_)));
+        assert!(matches!(
+            Interface::lookup("").unwrap_err(),
+            NetError::NoSuchInterface(_)
+        ));
+        assert!(matches!(
+            Interface::lookup("a/b").unwrap_err(),
+            NetError::NoSuchInterface(_)
+        ));
     }
 }
