@@ -36,7 +36,8 @@ export function writeLabConfig(input: LabConfigInput): boolean {
     key: randomBytes(32).toString('hex'),
     heartbeat: { port: LAB_HEARTBEAT_PORT, interval_ms: input.intervalMs, timeout_ms: input.timeoutMs },
     lans: Array.from({ length: input.lans }, (_, k) => `lan${k}`),
-    nodes: input.nodes.map((n) => ({ name: n.name, addresses: n.addresses })),
+    // cluster.yaml maps node names to nodes.
+    nodes: Object.fromEntries(input.nodes.map((n) => [n.name, { addresses: n.addresses }])),
     // 0.0.0.0: each node's API is reachable from the other nodes and the client at its lab address.
     api: { host: '0.0.0.0', port: LAB_API_PORT, tokens: [randomBytes(24).toString('hex')] },
   };

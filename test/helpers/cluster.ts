@@ -1,0 +1,89 @@
+// Helpers for integration tests on a lab: talk to each node's daemon through its local API socket
+// (the host sees it under the lab's state dir), wait for conditions, read daemon logs.
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import type { ClusterStatus } from '../../src/daemon/daemon.js';
+import type { Lab } from '../../src/lab/index.js';
+
+export function apiSocket(lab: Lab, node: string): string {
+  return path.join(lab.stateDir, 'nodes', node, 'run-croft', 'api.sock');
+}
+
+export function nodeApi<T>(lab: Lab, node: string, method: 'GET' | 'POST', urlPath: string, timeoutMs = 2000): Promise<{ status: number; body: T }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: apiSocket(lab, node), path: urlPath, method, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown = text;
+        try { body = JSON.parse(text); } catch { /* text */ }
+        resolve({ status: res.statusCode ?? 0, body: body as T });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${node} ${urlPath}: no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export async function nodeStatus(lab: Lab, node: string): Promise<ClusterStatus | null> {
+  try {
+    const r = await nodeApi<ClusterStatus>(lab, node, 'GET', '/api/v1/status');
+    return r.status === 200 ? r.body : null;
+  } catch {
+    return null;
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll `check` every `everyMs` until it returns true; throws with `what` after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000, everyMs = 50): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** True when `node` sees exactly `members` up, as one converged view. */
+export async function seesMembers(lab: Lab, node: string, members: string[]): Promise<boolean> {
+  const st = await nodeStatus(lab, node);
+  if (!st) return false;
+  return JSON.stringify(st.view.members) === JSON.stringify([...members].sort()) && st.converged;
+}
+
+export interface LogLine { time: string; node?: string; event?: string; peer?: string; module?: string; from?: string; to?: string; cause?: string; [k: string]: unknown }
+
+export function daemonLog(lab: Lab, node: string): LogLine[] {
+  const file = path.join(lab.stateDir, 'nodes', node, 'daemon.log');
+  if (!fs.existsSync(file)) return [];
+  const out: LogLine[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try { out.push(JSON.parse(line) as LogLine); } catch { /* a partial last line */ }
+  }
+  return out;
+}
+
+/** Wall-clock ms of the first log event matching `match` at or after `sinceMs`, or null. */
+export function firstEventAfter(lab: Lab, node: string, sinceMs: number, match: (l: LogLine) => boolean): number | null {
+  for (const l of daemonLog(lab, node)) {
+    const t = Date.parse(l.time);
+    if (t >= sinceMs && match(l)) return t;
+  }
+  return null;
+}
+
+export function stats(values: number[]): { min: number; median: number; mean: number; max: number } {
+  const s = [...values].sort((a, b) => a - b);
+  return {
+    min: s[0] ?? NaN,
+    median: s[Math.floor(s.length / 2)] ?? NaN,
+    mean: Math.round(s.reduce((a, b) => a + b, 0) / (s.length || 1)),
+    max: s[s.length - 1] ?? NaN,
+  };
+}
