@@ -76,7 +76,7 @@ export const clusterSchema: JsonSchema = object(
       maxProperties: 64,
       propertyNames: nameSchema('node name'),
       additionalProperties: nodeSchema,
-      expect: 'a mapping of node names to nodes',
+      expect: 'a mapping of node names to nodes (n1: { addresses: [...] })',
     },
     api: object({
       host: { type: 'string', check: 'ip', expect: 'an IP address to listen on' },

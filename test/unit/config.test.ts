@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, checkSources, formatProblems, loadConfig } from '../../src/config/index.js';
 import type { ConfigProblem, FileAccess } from '../../src/config/index.js';
-import { repoRoot } from '../helpers/paths.js';
+import { fixtures, repoRoot } from '../helpers/paths.js';
 
 // A valid config; each test changes one thing. Line numbers are written next to the lines that
 // tests point at.
@@ -391,4 +391,13 @@ test('the pure core runs on texts and a fake file system', () => {
   ], files);
   assert.equal(result.config, undefined);
   assert.deepEqual(result.problems.map((p) => `${p.line} ${p.key}`), ['5 scripts.stop_both']);
+});
+
+test('the minimal fixture (one node, key_file, no modules) loads with defaults', () => {
+  const config = loadConfig(path.join(fixtures, 'configs', 'minimal'));
+  assert.equal(config.cluster.name, 'minimal');
+  assert.equal(config.cluster.key.toString(), 'minimal-fixture-key-0123456789');
+  assert.deepEqual(config.cluster.lans, ['lan0']);
+  assert.deepEqual(config.cluster.nodes, [{ name: 'solo', addresses: ['127.0.0.1'], weight: 1 }]);
+  assert.deepEqual(config.modules, []);
 });
