@@ -5,6 +5,16 @@ import { CroftError } from '../errors.js';
 import { croftJs } from './paths.js';
 import { enterArgv, labEnv } from './enter.js';
 import { NODE_CONFIG_PATH } from './mounts.js';
+import { netnsPath } from './names.js';
+import { alive, nsInode } from './procs.js';
+
+async function waitInNetns(pid: number, netInode: number | undefined): Promise<number> {
+  for (let i = 0; i < 200 && !alive(pid, netInode); i++) {
+    if (!alive(pid)) return pid; // exited at once: status shows it dead, its log says why
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return pid;
+}
 
 /** The daemon command for a node. CROFT_LAB_DAEMON_CMD (a shell command) replaces it, for tests. */
 export function daemonCommand(node: string): string[] {
@@ -38,7 +48,9 @@ export function startDaemon(d: DaemonStart): Promise<number> {
       child.once('error', (e) => reject(new CroftError('CROFT_ERR_LAB', `cannot start the daemon of ${d.node}: ${e.message}`, { cause: e })));
       child.once('spawn', () => {
         child.unref();
-        resolve(child.pid!);
+        // nsenter needs a moment to enter the namespaces: return once the pid is the daemon's,
+        // so a status right after start does not see a process still in the host namespace.
+        waitInNetns(child.pid!, nsInode(netnsPath(d.netns))).then(resolve, reject);
       });
     });
   } finally {

@@ -116,11 +116,12 @@ export class Lab {
 
   /** Starts the node's daemon again (after kill); an error if it is still running. */
   async start(node: string): Promise<number> {
-    this.reload();
-    const n = this.node(node);
-    if (n.daemonPid !== undefined && (await this.status()).nodes.find((s) => s.name === node)?.daemon === 'alive') {
-      throw new CroftError('CROFT_ERR_LAB', `the daemon of ${node} is running (pid ${n.daemonPid}); lab kill ${node} first`);
+    this.node(node);
+    const before = (await this.status()).nodes.find((s) => s.name === node); // reloads the state
+    if (before?.daemon === 'alive') {
+      throw new CroftError('CROFT_ERR_LAB', `the daemon of ${node} is running (pid ${before.daemonPid}); lab kill ${node} first`);
     }
+    const n = this.node(node);
     const command = n.daemonCommand ?? daemonCommand(node);
     n.daemonCommand = command;
     n.daemonPid = await startDaemon({

@@ -1,0 +1,190 @@
+// The lab on the real kernel: namespaces, bridges, mount namespaces, faults and teardown.
+// Each test builds its own lab with a unique name and removes it in `finally`.
+// Daemons are a stand-in (sleep) here: the lab's job is to start, kill and restart them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Lab } from '../../src/lab/index.js';
+import { labCommand } from '../../src/cli/lab.js';
+
+const STANDIN = () => ['sleep', '1000'];
+const uniq = (tag: string) => `it${process.pid}${tag}`;
+
+async function ping(lab: Lab, from: string, to: string, extra: string[] = []): Promise<boolean> {
+  const r = await lab.exec(from, ['ping', '-n', '-q', '-c', '1', '-W', '1', ...extra, to]);
+  return r.code === 0;
+}
+
+function pidGone(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+function leftovers(name: string): string[] {
+  const found: string[] = [];
+  for (const ns of fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : []) {
+    if (ns.startsWith(`croft-${name}-`)) found.push(`namespace ${ns}`);
+  }
+  for (const line of fs.readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+    if (line.includes(`/run/croft-lab/${name}`)) found.push(`mount ${line}`);
+  }
+  if (fs.existsSync(`/run/croft-lab/${name}`)) found.push('state dir');
+  return found;
+}
+
+const quietOut = () => {
+  const lines: string[] = [];
+  return { lines, out: { log: (s: string) => lines.push(s), error: (s: string) => lines.push(s) } };
+};
+
+test('3 nodes and 200 client addresses: reachability, private paths, cut/heal, kill/start, clean down', async () => {
+  const name = uniq('a');
+  const lab = await Lab.up({ name, nodes: 3, clients: 200, daemonCommand: STANDIN });
+  const pids: number[] = [];
+  try {
+    assert.equal(lab.clientAddresses().length, 200);
+    assert.equal(lab.clientAddresses()[199], '10.77.1.200');
+    const nodes = ['n1', 'n2', 'n3'];
+    // Every node reaches every other node on LAN0.
+    for (const a of nodes) for (const b of nodes) if (a !== b) assert.ok(await ping(lab, a, lab.nodeAddress(b)), `${a} -> ${b}`);
+    // The client reaches every node, from several of its source addresses.
+    for (const src of ['10.77.1.1', '10.77.1.77', '10.77.1.200']) {
+      for (const n of nodes) assert.ok(await ping(lab, 'client', lab.nodeAddress(n), ['-I', src]), `client ${src} -> ${n}`);
+    }
+
+    // Same path on every node, different contents.
+    const w = await lab.exec('n1', ['sh', '-c', 'echo from-n1 > /srv/croft/marker && cat /srv/croft/marker']);
+    assert.equal(w.code, 0, w.stderr);
+    assert.equal(w.stdout.trim(), 'from-n1');
+    const r2 = await lab.exec('n2', ['sh', '-c', 'test -d /srv/croft && test -d /var/lib/croft && test -f /etc/croft/cluster.yaml && ls -A /srv/croft']);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(r2.stdout.trim(), '', 'n2 must not see n1\'s file');
+    // The node's sysfs is its own (its interfaces, not the host's), and croft is on PATH.
+    const sys = await lab.exec('n3', ['sh', '-c', 'ls /sys/class/net | sort | tr "\\n" " "; command -v croft']);
+    assert.match(sys.stdout, /^eth0 lo \/\S*\/croft\n$/);
+
+    // cut / heal.
+    await lab.cut('n2');
+    assert.equal(await ping(lab, 'n1', lab.nodeAddress('n2')), false, 'n2 is cut');
+    assert.equal((await lab.status()).nodes[1]!.links[0]!.up, false);
+    await lab.heal('n2');
+    assert.ok(await ping(lab, 'n1', lab.nodeAddress('n2')), 'n2 is healed');
+
+    // kill: the daemon stand-in and an application started through exec.
+    const st = await lab.status();
+    const daemonPid = st.nodes[0]!.daemonPid!;
+    pids.push(...st.nodes.map((n) => n.daemonPid!));
+    assert.equal(st.nodes[0]!.daemon, 'alive');
+    const app = lab.spawn('n1', ['sleep', '1001'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(!pidGone(app.pid!));
+    pids.push(app.pid!);
+    const killed = await lab.kill('n1');
+    assert.ok(killed.includes(daemonPid) && killed.includes(app.pid!), `killed ${killed}`);
+    assert.ok(pidGone(daemonPid) && pidGone(app.pid!));
+    assert.equal((await lab.status()).nodes[0]!.daemon, 'dead');
+    assert.equal((await lab.status()).nodes[1]!.daemon, 'alive', 'other nodes untouched');
+    const again = await lab.start('n1');
+    pids.push(again);
+    assert.equal((await lab.status()).nodes[0]!.daemon, 'alive');
+  } finally {
+    await lab.down();
+  }
+  assert.deepEqual(leftovers(name), []);
+  for (const pid of pids) assert.ok(pidGone(pid), `pid ${pid} survived down`);
+});
+
+test('2 LANs: both work, cut --lan 1 cuts only LAN1, netem delay shows in ping RTT', async () => {
+  const name = uniq('b');
+  const lab = await Lab.up({ name, nodes: 2, lans: 2, daemons: false });
+  try {
+    for (const lan of [0, 1]) assert.ok(await ping(lab, 'n1', lab.nodeAddress('n2', lan)), `LAN${lan}`);
+    await lab.cut('n2', 1);
+    assert.equal(await ping(lab, 'n1', lab.nodeAddress('n2', 1)), false, 'LAN1 cut');
+    assert.ok(await ping(lab, 'n1', lab.nodeAddress('n2', 0)), 'LAN0 still up');
+    await lab.heal('n2', 1);
+    assert.ok(await ping(lab, 'n1', lab.nodeAddress('n2', 1)), 'LAN1 healed');
+
+    await lab.netem('n2', 'delay 100ms', 0);
+    const r = await lab.exec('n1', ['ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', lab.nodeAddress('n2', 0)]);
+    const avg = Number(/= [\d.]+\/([\d.]+)\//.exec(r.stdout)?.[1]);
+    assert.ok(avg >= 95 && avg < 400, `RTT ${avg} ms with 100 ms delay`);
+    const r1 = await lab.exec('n1', ['ping', '-n', '-c', '2', '-i', '0.2', '-W', '2', lab.nodeAddress('n2', 1)]);
+    const avg1 = Number(/= [\d.]+\/([\d.]+)\//.exec(r1.stdout)?.[1]);
+    assert.ok(avg1 < 50, `LAN1 has no delay, RTT ${avg1} ms`);
+    assert.equal((await lab.status()).nodes[1]!.links[0]!.netem?.delayMs, 100);
+
+    // TCP through the delayed link (checksum offload and GSO must survive the netem path).
+    const srv = lab.spawn('n2', ['python3', '-m', 'http.server', '8080', '--bind', lab.nodeAddress('n2'), '--directory', '/usr/bin'], { stdio: 'ignore' });
+    try {
+      const get = `import urllib.request,time
+for i in range(50):
+    try:
+        print(len(urllib.request.urlopen('http://${lab.nodeAddress('n2')}:8080/ls').read())); break
+    except OSError: time.sleep(0.1)`;
+      const t = await lab.exec('n1', ['python3', '-c', get]);
+      assert.equal(Number(t.stdout.trim()), fs.statSync('/usr/bin/ls').size, t.stderr);
+    } finally {
+      srv.kill('SIGKILL');
+    }
+
+    await lab.netem('n2', 'clear', 0);
+    const c = await lab.exec('n1', ['ping', '-n', '-c', '2', '-i', '0.2', '-W', '2', lab.nodeAddress('n2', 0)]);
+    assert.ok(Number(/= [\d.]+\/([\d.]+)\//.exec(c.stdout)?.[1]) < 50, 'delay cleared');
+  } finally {
+    await lab.down();
+  }
+  assert.deepEqual(leftovers(name), []);
+});
+
+test('generated cluster.yaml, --config copy, and a second up of the same name is refused', async () => {
+  const name = uniq('c');
+  const src = fs.mkdtempSync('/tmp/croft-lab-cfg-');
+  fs.mkdirSync(path.join(src, 'modules'));
+  fs.writeFileSync(path.join(src, 'modules', 'web.yaml'), 'kind: light\n');
+  const lab = await Lab.up({ name, nodes: 2, lans: 2, config: src, intervalMs: 50, timeoutMs: 300, daemons: false });
+  try {
+    const text = fs.readFileSync(path.join(lab.configDir, 'cluster.yaml'), 'utf8');
+    assert.match(text, new RegExp(`name: ${name}`));
+    assert.match(text, /interval_ms: 50/);
+    assert.match(text, /timeout_ms: 300/);
+    assert.match(text, /- 10\.78\.0\.2/);
+    assert.match(text, /port: 9450/);
+    const inNode = await lab.exec('n2', ['cat', '/etc/croft/modules/web.yaml']);
+    assert.equal(inNode.stdout, 'kind: light\n');
+    await assert.rejects(Lab.up({ name, daemons: false }), /already up/);
+  } finally {
+    await lab.down();
+    fs.rmSync(src, { recursive: true, force: true });
+  }
+  assert.deepEqual(leftovers(name), []);
+});
+
+test('a lab whose state.json is gone (crash) is still removed by `lab down`; down on nothing exits 0', async () => {
+  const name = uniq('d');
+  const lab = await Lab.up({ name, nodes: 2, daemonCommand: STANDIN });
+  let pids: number[] = [];
+  try {
+    const app = lab.spawn('n2', ['sleep', '1002'], { stdio: 'ignore', detached: true });
+    app.unref();
+    await new Promise((r) => setTimeout(r, 200));
+    pids = [...(await lab.status()).nodes.map((n) => n.daemonPid!), app.pid!];
+    fs.rmSync(path.join(lab.stateDir, 'state.json'));
+    const q = quietOut();
+    assert.equal(await labCommand(['down', '--name', name], q.out), 0, q.lines.join('\n'));
+    assert.match(q.lines.join('\n'), /removed/);
+  } finally {
+    await Lab.down(name);
+  }
+  assert.deepEqual(leftovers(name), []);
+  for (const pid of pids) assert.ok(pidGone(pid), `pid ${pid} survived down`);
+  const q = quietOut();
+  assert.equal(await labCommand(['down', '--name', name], q.out), 0);
+  assert.match(q.lines.join('\n'), /no lab named/);
+  assert.equal(await labCommand(['frobnicate'], quietOut().out), 2);
+});
