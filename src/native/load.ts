@@ -47,13 +47,18 @@ export function nativeAddonPath(): string | null {
     return null;
   }
   const platformArch = `${process.platform}-${process.arch}`;
-  const rank = (name: string): number =>
-    (name.startsWith('croft.') ? 0 : 2) + (name.includes(`.${platformArch}`) ? 0 : 1);
+  // The newest build wins, so that an addon left over under the other name never shadows a rebuild.
   const candidates = names
     .filter((n) => /^(croft|index)\..+\.node$/.test(n))
-    .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+    .map((n) => ({
+      file: path.join(nativeDir, n),
+      platformMatch: n.includes(`.${platformArch}`),
+      mtimeMs: fs.statSync(path.join(nativeDir, n)).mtimeMs,
+    }))
+    .sort((a, b) => Number(b.platformMatch) - Number(a.platformMatch) || b.mtimeMs - a.mtimeMs)
+    .map((c) => c.file);
   const best = candidates[0];
-  return best === undefined ? null : path.join(nativeDir, best);
+  return best ?? null;
 }
 
 let cached: NativeBinding | undefined;

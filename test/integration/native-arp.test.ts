@@ -87,6 +87,7 @@ class Child {
 
 describe('native ARP responder and gratuitous ARP', { timeout: 90_000 }, () => {
   let child: Child | undefined;
+  let child2: Child | undefined;
   let realMacA = '';
 
   before(() => {
@@ -111,11 +112,13 @@ describe('native ARP responder and gratuitous ARP', { timeout: 90_000 }, () => {
   });
 
   after(() => {
-    if (child && child.proc.exitCode === null && child.proc.signalCode === null && child.proc.pid !== undefined) {
-      try {
-        process.kill(child.proc.pid, 'SIGKILL');
-      } catch {
-        // Exited meanwhile.
+    for (const c of [child, child2]) {
+      if (c && c.proc.exitCode === null && c.proc.signalCode === null && c.proc.pid !== undefined) {
+        try {
+          process.kill(c.proc.pid, 'SIGKILL');
+        } catch {
+          // Exited meanwhile.
+        }
       }
     }
     for (const ns of [nsA, nsB]) {
@@ -216,5 +219,22 @@ s.send(frame)
       else child!.proc.on('exit', (c) => resolve(c));
     });
     assert.equal(code, 0);
+  });
+
+  it('reports, instead of hanging or crashing, when its interface is removed', async () => {
+    sh(['ip', 'link', 'add', 'arpa1', 'netns', nsA, 'type', 'veth', 'peer', 'name', 'arpb1', 'netns', nsB]);
+    sh(['ip', '-n', nsA, 'link', 'set', 'arpa1', 'up']);
+    child2 = new Child('arpa1');
+    assert.ok((await child2.next()).ready);
+    assert.equal((await child2.stats()).failure, null);
+    sh(['ip', '-n', nsA, 'link', 'del', 'arpa1']);
+    let failure: string | null = null;
+    for (let i = 0; i < 100 && failure === null; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      failure = (await child2.stats()).failure;
+    }
+    assert.match(failure ?? '', /"arpa1" was removed/);
+    await child2.send({ op: 'close' });
+    child2.proc.stdin.end();
   });
 });

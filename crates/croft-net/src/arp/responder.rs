@@ -201,27 +201,17 @@ fn serve(socket: &ArpSocket, stop: &OwnedFd, shared: &Shared) -> io::Result<()> 
         if fds[1].revents != 0 {
             return Ok(());
         }
-        if fds[0].revents & (libc::POLLERR | libc::POLLNVAL) != 0
-            && fds[0].revents & libc::POLLIN == 0
-        {
-            // ENETDOWN and friends are reported once through the socket error; read and keep going
-            // unless the interface is gone.
-            if let Err(e) = socket.try_recv(&mut buf) {
-                if matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO)) {
-                    return Err(e);
-                }
-            }
-            continue;
+        if fds[0].revents & libc::POLLNVAL != 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
         for _ in 0..FRAMES_PER_WAKE_MAX {
             let (len, dir) = match socket.try_recv(&mut buf) {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO)) => {
-                    return Err(e)
+                Err(e) => {
+                    socket_error(socket, e)?;
+                    break;
                 }
-                Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => break,
-                Err(e) => return Err(e),
             };
             if dir == Direction::Outgoing {
                 continue;
@@ -229,6 +219,28 @@ fn serve(socket: &ArpSocket, stop: &OwnedFd, shared: &Shared) -> io::Result<()> 
             handle_frame(socket, &buf[..len], shared);
         }
     }
+}
+
+/// A packet socket reports a device event once, as a pending error (packet_notifier in
+/// net/packet/af_packet.c): ENETDOWN both when the link goes down (it will come back: keep serving)
+/// and when the interface is removed (the socket is unbound for good: stop and say why).
+fn socket_error(socket: &ArpSocket, e: io::Error) -> io::Result<()> {
+    let gone = matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO))
+        || (e.raw_os_error() == Some(libc::ENETDOWN) && !interface_exists(socket.iface.index));
+    if gone {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("interface {:?} was removed", socket.iface.name),
+        ));
+    }
+    // Link down or another transient error: frames will come again once it is fixed.
+    Ok(())
+}
+
+fn interface_exists(index: i32) -> bool {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: name has IF_NAMESIZE bytes as if_indextoname requires.
+    !unsafe { libc::if_indextoname(index as libc::c_uint, name.as_mut_ptr()) }.is_null()
 }
 
 fn handle_frame(socket: &ArpSocket, bytes: &[u8], shared: &Shared) {
