@@ -1,0 +1,175 @@
+// The UDP driver on loopback (127.0.0.1/2/3, the whole 127/8 is local on Linux): real sockets, real
+// timers, interval 50 ms, timeout 250 ms.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ClusterConfig } from '../../src/config/types.js';
+import { encodeHeartbeat } from '../../src/membership/codec.js';
+import { UdpMembership } from '../../src/membership/udp.js';
+import type { Heartbeat, MembershipAction } from '../../src/membership/types.js';
+import { mulberry32 } from '../sim/prng.js';
+
+const key = Buffer.from('udp-test-key-0123456789abcdef!!');
+
+function config(port: number, nodes = 3): ClusterConfig {
+  return {
+    file: '/test/cluster.yaml',
+    name: 'loop',
+    key,
+    heartbeat: { port, intervalMs: 50, timeoutMs: 250 },
+    lans: ['lan0'],
+    nodes: Array.from({ length: nodes }, (_, i) => ({ name: `n${i + 1}`, addresses: [`127.0.0.${i + 1}`], weight: 1 })),
+    api: { host: '127.0.0.1', port: 0, tokens: [], users: [], socket: '/nonexistent/api.sock' },
+    stateDir: '/tmp',
+  };
+}
+
+async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<number> {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+  return performance.now() - t0;
+}
+
+/** Starts the first `running` of n configured nodes on a free port (retries another port if taken). */
+async function startCluster(n: number, running = n): Promise<{ cfg: ClusterConfig; members: UdpMembership[] }> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const cfg = config(20000 + Math.floor(Math.random() * 40000), n);
+    const members = cfg.nodes.slice(0, running).map((node) => new UdpMembership({ cluster: cfg, self: node.name, incarnation: 1000 }));
+    try {
+      for (const m of members) await m.start();
+      return { cfg, members };
+    } catch (err) {
+      await Promise.all(members.map((m) => m.stop()));
+      if (!(err instanceof Error && 'code' in err && err.code === 'CROFT_ERR_BIND')) throw err;
+    }
+  }
+  throw new Error('no free port');
+}
+
+const all = (m: UdpMembership): string => m.view().members.join(' ');
+
+test('three nodes see each other, converge, share modules; a stopped node is down within timeout + interval', async () => {
+  const { members } = await startCluster(3);
+  const [n1, n2, n3] = members as [UdpMembership, UdpMembership, UdpMembership];
+  try {
+    const events: MembershipAction[] = [];
+    n1.on('peer_up', (a: MembershipAction) => events.push(a));
+    n1.on('peer_down', (a: MembershipAction) => events.push(a));
+    n1.on('view_change', (a: MembershipAction) => events.push(a));
+    await waitFor(() => members.every((m) => all(m) === 'n1 n2 n3' && m.converged()), 2000, 'formation');
+    assert.ok(events.some((e) => e.type === 'peer_up' && e.node === 'n2'));
+    assert.ok(events.some((e) => e.type === 'view_change'));
+
+    n2.setLocalModules({ web: { state: 'UP', sinceMs: 1 } });
+    await waitFor(() => n1.moduleStates().n2?.web?.state === 'UP' && n3.moduleStates().n2?.web?.state === 'UP', 1000, 'module gossip');
+
+    const c = n1.counters();
+    assert.ok(c.sent > 0 && c.accepted > 0 && c.received >= c.accepted);
+    assert.equal(c.perLan.length, 1);
+
+    const stoppedAt = performance.now();
+    await n3.stop();
+    await waitFor(() => all(n1) === 'n1 n2' && all(n2) === 'n1 n2', 2000, 'n3 down');
+    const tookMs = performance.now() - stoppedAt;
+    // Timeout 250 + interval 50 (+ timer jitter on a busy machine).
+    assert.ok(tookMs <= 250 + 50 + 100, `n3 declared down after ${tookMs.toFixed(0)} ms`);
+    assert.ok(tookMs >= 250 - 60, `n3 declared down too early, after ${tookMs.toFixed(0)} ms`);
+    assert.ok(events.some((e) => e.type === 'peer_down' && e.node === 'n3' && e.cause === 'timeout'));
+    assert.deepEqual(n1.moduleStates().n3, {});
+  } finally {
+    await Promise.all(members.map((m) => m.stop()));
+  }
+});
+
+test('forged, replayed, misdirected and 10,000 random datagrams are dropped, counted, and change nothing', async () => {
+  const { cfg, members } = await startCluster(3, 2); // n3 configured, never started
+  const [n1, n2] = members as [UdpMembership, UdpMembership];
+  const port = cfg.heartbeat.port;
+  const attacker = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => attacker.bind(0, '127.0.0.1', () => resolve()));
+  const send = (buf: Buffer): Promise<void> => new Promise((resolve, reject) => attacker.send(buf, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+  try {
+    await waitFor(() => all(n1) === 'n1 n2' && n1.converged(), 2000, 'formation');
+    await sleep(200); // n2 is well past seq 1 now
+    const viewBefore = n1.view();
+    const changes: MembershipAction[] = [];
+    for (const ev of ['peer_up', 'peer_down', 'view_change']) n1.on(ev, (a: MembershipAction) => changes.push(a));
+    const before = n1.counters();
+
+    const n2info = n1.peers().find((p) => p.name === 'n2');
+    assert.ok(n2info?.incarnation !== null && n2info?.incarnation !== undefined);
+    const real: Heartbeat = { cluster: 'loop', from: 'n2', lan: 0, incarnation: n2info.incarnation, seq: 1, view: { epoch: 1, members: ['n2'] }, modules: {} };
+    const n3: Heartbeat = { ...real, from: 'n3', incarnation: 1, seq: 1 }; // a configured node that is not running
+    // Replay: an old seq of n2's current run, twice.
+    await send(encodeHeartbeat(real, key));
+    await send(encodeHeartbeat(real, key));
+    // Forged: a heartbeat from the absent n3 signed with the wrong key (it would bring n3 up).
+    await send(encodeHeartbeat(n3, Buffer.from('wrong-key-wrong-key-wrong-key!!')));
+    // Authenticated but wrong: another cluster, an unknown node, our own name, another LAN's index.
+    await send(encodeHeartbeat({ ...n3, cluster: 'other' }, key));
+    await send(encodeHeartbeat({ ...n3, from: 'n9' }, key));
+    await send(encodeHeartbeat({ ...n3, from: 'n1' }, key));
+    await send(encodeHeartbeat({ ...n3, lan: 1 }, key));
+
+    const rng = mulberry32(7);
+    const valid = encodeHeartbeat(n3, key);
+    for (let i = 0; i < 10_000; i++) {
+      let b: Buffer;
+      if (i % 2 === 0) {
+        b = Buffer.alloc(Math.floor(rng() * 200));
+        for (let j = 0; j < b.length; j++) b[j] = Math.floor(rng() * 256);
+      } else {
+        // A valid packet (it would bring n3 up) with one byte changed.
+        b = Buffer.from(valid);
+        const pos = Math.floor(rng() * b.length);
+        b[pos] = (b[pos] ?? 0) ^ (1 + Math.floor(rng() * 255));
+      }
+      await send(b);
+      if (i % 20 === 0) await sleep(0); // let n1 drain its socket, so the kernel drops nothing
+    }
+    const expectDropped = 10_000 + 7;
+    await waitFor(() => {
+      const c = n1.counters();
+      const d = Object.values(c.dropped).reduce((x, y) => x + y, 0) - Object.values(before.dropped).reduce((x, y) => x + y, 0);
+      return d >= expectDropped;
+    }, 5000, 'all datagrams counted').catch((err: unknown) => {
+      throw new Error(`${String(err)}: before ${JSON.stringify(before)} after ${JSON.stringify(n1.counters())}`);
+    });
+    const after = n1.counters();
+    assert.equal(after.dropped.replay - before.dropped.replay, 2);
+    assert.equal(after.dropped.wrong_cluster - before.dropped.wrong_cluster, 1);
+    assert.equal(after.dropped.unknown_node - before.dropped.unknown_node, 1);
+    assert.equal(after.dropped.self - before.dropped.self, 1);
+    assert.equal(after.dropped.wrong_lan - before.dropped.wrong_lan, 1);
+    assert.equal(
+      after.dropped.malformed + after.dropped.bad_mac - before.dropped.malformed - before.dropped.bad_mac,
+      10_000 + 1,
+    );
+    assert.ok(after.received - before.received >= expectDropped);
+    // Nothing changed and the node still works: n3 never came up, the view is the same, n2 still beats.
+    assert.deepEqual(n1.view(), viewBefore);
+    assert.deepEqual(changes, []);
+    assert.equal(n1.peers().find((p) => p.name === 'n3')?.up, false);
+    const acceptedNow = n1.counters().accepted;
+    await waitFor(() => n1.counters().accepted > acceptedNow, 1000, 'n2 heartbeats still accepted');
+    assert.equal(all(n1), 'n1 n2');
+    assert.equal(all(n2), 'n1 n2');
+  } finally {
+    attacker.close();
+    await Promise.all(members.map((m) => m.stop()));
+  }
+});
+
+test('start fails with CROFT_ERR_BIND on an address this machine does not have, and cleans up', async () => {
+  const cfg = config(20000 + Math.floor(Math.random() * 40000), 2);
+  const node = cfg.nodes[0];
+  assert.ok(node);
+  node.addresses = ['192.0.2.1']; // TEST-NET-1 (RFC 5737): never a local address
+  const m = new UdpMembership({ cluster: cfg, self: 'n1' });
+  await assert.rejects(m.start(), (err: unknown) => err instanceof Error && 'code' in err && err.code === 'CROFT_ERR_BIND');
+  await m.stop();
+});
