@@ -188,3 +188,18 @@ test('a lab whose state.json is gone (crash) is still removed by `lab down`; dow
   assert.match(q.lines.join('\n'), /no lab named/);
   assert.equal(await labCommand(['frobnicate'], quietOut().out), 2);
 });
+
+test('an up that fails halfway removes what it made', async () => {
+  const name = uniq('e');
+  try {
+    // The config folder is read after the namespaces and links exist.
+    await assert.rejects(Lab.up({ name, nodes: 2, config: '/nonexistent/croft-lab-config', daemons: false }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'CROFT_ERR_LAB');
+      assert.match(e.message, /removed.*not a folder/);
+      return true;
+    });
+    assert.deepEqual(leftovers(name), []);
+  } finally {
+    await Lab.down(name);
+  }
+});
