@@ -119,7 +119,7 @@ export class UdpMembership extends EventEmitter {
         });
       }
     } catch (err) {
-      this.closeSockets();
+      await this.closeSockets();
       throw err;
     }
     this.running = true;
