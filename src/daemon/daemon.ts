@@ -74,7 +74,7 @@ export class Daemon extends EventEmitter {
       node: this.self,
       cluster: this.config.cluster.name,
       getModuleState: (m, node) => this.moduleState(m, node),
-      logger: this.log.child({ module: module.name }),
+      logger: this.log, // the runtime adds module to its lines
     });
     this.localSinceMs.set(module.name, Date.now());
     runtime.on('transition', (t: { module: string; from: string; to: string; cause: string }) => {
