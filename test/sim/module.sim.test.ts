@@ -1,0 +1,207 @@
+// Seeded simulation of the module machine (TigerBeetle's VOPR, in small): random configurations,
+// commands, probe results (including stale ones), script outcomes (ok/fail/timeout) delivered late,
+// and time, with invariants checked after every step by an outside model of what the driver sees.
+// CROFT_SEED=<n> replays one seed (and prints its trace); CROFT_SIM_SEEDS=<n> changes how many.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  createModuleMachine,
+  isTransition,
+  moduleStep,
+  restartsInWindow,
+  type MachineCheckerConfig,
+  type ModuleMachine,
+  type ModuleMachineConfig,
+} from '../../src/module/machine.js';
+import type { ModuleAction, ModuleEvent, ModuleState, ScriptName } from '../../src/module/types.js';
+
+/** mulberry32: small, fast, good enough to pick events; same seed, same run. */
+function prng(seed: number): { next(): number; int(n: number): number; pick<T>(xs: readonly T[]): T; chance(p: number): boolean } {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    int: (n) => Math.floor(next() * n),
+    pick: (xs) => xs[Math.floor(next() * xs.length)]!,
+    chance: (p) => next() < p,
+  };
+}
+
+function randomConfig(r: ReturnType<typeof prng>): ModuleMachineConfig {
+  const checkers: MachineCheckerConfig[] = [];
+  const nDeps = r.int(3);
+  for (let i = 0; i < nDeps; i++) checkers.push({ name: `dep${i}`, kind: 'dependency', onFailure: 'wait', rise: 1 + r.int(2), fall: 1 + r.int(3) });
+  const nApps = 1 + r.int(2);
+  for (let i = 0; i < nApps; i++) checkers.push({ name: `app${i}`, kind: 'app', onFailure: r.chance(0.75) ? 'restart' : 'stop', rise: 1 + r.int(3), fall: 1 + r.int(3) });
+  return { module: 'sim', checkers, restart: { maxloop: r.int(4), windowMs: 100 + r.int(5000) } };
+}
+
+const stepsPerSeed = 300;
+
+/** What the seeds reached, so that a change that makes the simulation vacuous fails it. */
+export interface Coverage {
+  transitions: Record<string, number>;
+  maxloopStops: number;
+  scriptOutcomes: Record<string, number>;
+  staleProbes: number;
+}
+
+export function runSeed(seed: number, trace?: string[], cov?: Coverage): void {
+  const r = prng(seed);
+  const cfg = randomConfig(r);
+  let m: ModuleMachine = createModuleMachine(cfg, 0);
+  let nowMs = 0;
+  // What the driver knows, from the actions alone.
+  let running: ScriptName | null = null;
+  let active = new Set<string>();
+  let appStarted = false; // start_both launched, and no stop_both completed since
+  let lastStartOk = false; // the last start_both ended ok, and no stop_both launched since
+  let lastCommand: 'start' | 'stop' | 'restart' | null = null;
+  const depFails = new Map<string, number>(); // consecutive failed probes of an active dependency
+  const isDep = (n: string) => cfg.checkers.find((c) => c.name === n)?.kind === 'dependency';
+  const log = (s: string) => trace?.push(s);
+  log(`config ${JSON.stringify(cfg)}`);
+
+  for (let step = 0; step < stepsPerSeed; step++) {
+    nowMs += r.chance(0.3) ? r.int(800) : r.int(20);
+    // Pick an event the real driver could produce.
+    let ev: ModuleEvent;
+    const roll = r.next();
+    if (roll < 0.08) {
+      ev = { type: 'command', command: r.pick(['start', 'stop', 'restart'] as const), cause: 'sim' };
+    } else if (roll < 0.3 && running) {
+      const outcome = r.pick(['ok', 'ok', 'ok', 'fail', 'timeout'] as const);
+      ev = { type: 'script_done', script: running, ok: outcome === 'ok', exitCode: outcome === 'ok' ? 0 : outcome === 'fail' ? 1 : null, timedOut: outcome === 'timeout' };
+    } else if (roll < 0.92) {
+      // Mostly probes of running checkers; some stale ones of checkers the driver just stopped.
+      const pool = active.size > 0 && r.chance(0.9) ? [...active] : cfg.checkers.map((c) => c.name);
+      const checker = r.pick(pool);
+      const ok = r.chance(isDep(checker) ? 0.6 : 0.7);
+      ev = { type: 'probe', checker, ok, detail: ok ? 'fine' : 'broken' };
+    } else {
+      ev = { type: 'tick' };
+    }
+    const before = m;
+    const { m: after, actions } = moduleStep(m, ev, nowMs);
+    m = after;
+    log(`t=${nowMs} ${JSON.stringify(ev)} -> ${actions.map((a) => JSON.stringify(a)).join(' ')} => ${m.state} ${m.running ?? '-'}`);
+
+    // Apply the event to the outside model.
+    if (ev.type === 'command') lastCommand = ev.command;
+    if (ev.type === 'script_done') {
+      running = null;
+      if (cov) {
+        const k = `${ev.script}:${ev.ok ? 'ok' : ev.timedOut ? 'timeout' : 'fail'}`;
+        cov.scriptOutcomes[k] = (cov.scriptOutcomes[k] ?? 0) + 1;
+      }
+      if (ev.script === 'stop_both') appStarted = false;
+      if (ev.script === 'start_both') lastStartOk = ev.ok;
+    }
+    if (ev.type === 'probe') {
+      if (!active.has(ev.checker)) {
+        if (cov) cov.staleProbes++;
+        assert.deepEqual(actions, [], 'a stale probe (checker not running) changes nothing');
+        assert.deepEqual(m.health, before.health, 'a stale probe leaves health alone');
+      } else if (isDep(ev.checker)) {
+        depFails.set(ev.checker, ev.ok ? 0 : (depFails.get(ev.checker) ?? 0) + 1);
+      }
+    }
+    // Apply the actions.
+    let stateSeen: ModuleState = before.state;
+    let scriptsLaunched = 0;
+    for (const a of actions as ModuleAction[]) {
+      switch (a.type) {
+        case 'transition':
+          assert.ok(isTransition(a.from, a.to), `transition ${a.from} -> ${a.to} is not in the table`);
+          assert.equal(a.from, stateSeen, 'transitions chain from the current state');
+          stateSeen = a.to;
+          if (cov) {
+            const k = `${a.from}->${a.to}`;
+            cov.transitions[k] = (cov.transitions[k] ?? 0) + 1;
+            if (a.to === 'STOP' && /maxloop reached/.test(a.cause)) cov.maxloopStops++;
+          }
+          break;
+        case 'run_checkers': {
+          const next = new Set(a.which === 'none' ? [] : cfg.checkers.filter((c) => a.which === 'all' || c.kind === 'dependency').map((c) => c.name));
+          for (const n of active) if (!next.has(n)) depFails.delete(n);
+          for (const n of next) if (!active.has(n)) depFails.delete(n);
+          active = next;
+          break;
+        }
+        case 'run_script':
+          scriptsLaunched++;
+          assert.equal(running, null, `one script at a time: ${a.script} launched while ${running} runs`);
+          running = a.script;
+          if (a.script === 'start_both') appStarted = true;
+          if (a.script === 'stop_both') lastStartOk = false;
+          assert.equal(a, actions[actions.length - 1], 'run_script is the last action');
+          break;
+        case 'checker_change':
+          break;
+      }
+    }
+    assert.ok(scriptsLaunched <= 1);
+    assert.equal(stateSeen, m.state, 'transitions lead to the machine state');
+    assert.equal(m.running, running, 'machine and driver agree on the running script');
+
+    // Invariants.
+    const n = restartsInWindow(m, nowMs);
+    assert.ok(n <= cfg.restart.maxloop, `restarts in window ${n} > maxloop ${cfg.restart.maxloop}`);
+    if (m.state === 'UP') {
+      assert.equal(running, null, 'no script runs in UP');
+      assert.ok(lastStartOk && appStarted, 'UP only after start_both succeeded');
+      assert.ok(cfg.checkers.filter((c) => c.kind === 'dependency').every((c) => active.has(c.name)), 'all checkers run in UP');
+    }
+    if (m.state === 'STOP') {
+      assert.equal(running, null, 'no script runs in STOP');
+      assert.equal(active.size, 0, 'no checker runs in STOP');
+    }
+    for (const c of cfg.checkers) {
+      if (c.kind !== 'dependency' || (depFails.get(c.name) ?? 0) < c.fall) continue;
+      assert.notEqual(m.state, 'UP', `UP with dependency ${c.name} failed for ${c.fall} probes`);
+      if (running === null) assert.equal(appStarted, false, `application left running with dependency ${c.name} failed`);
+    }
+    if (lastCommand === 'stop' && running === null) assert.equal(m.state, 'STOP', 'STOP after a stop command once scripts completed');
+    if (running === null && m.state === 'WAIT') {
+      // Idle in WAIT: only while waiting for a dependency, with the application stopped.
+      assert.equal(appStarted, false, 'idle WAIT with the application started');
+      assert.ok(cfg.checkers.some((c) => c.kind === 'dependency' && m.health[c.name]!.state !== 'healthy'), 'idle WAIT without a missing dependency');
+    }
+  }
+}
+
+const replaySeed = process.env.CROFT_SEED;
+
+test('module machine simulation', () => {
+  const cov: Coverage = { transitions: {}, maxloopStops: 0, scriptOutcomes: {}, staleProbes: 0 };
+  const seeds = replaySeed !== undefined ? [Number(replaySeed)] : Array.from({ length: Number(process.env.CROFT_SIM_SEEDS ?? 1000) }, (_, i) => i + 1);
+  for (const seed of seeds) {
+    const trace: string[] | undefined = replaySeed !== undefined ? [] : undefined;
+    try {
+      runSeed(seed, trace, cov);
+    } catch (err) {
+      const replay: string[] = [];
+      try {
+        runSeed(seed, replay);
+      } catch {
+        /* the same failure, now with its trace */
+      }
+      console.error(replay.slice(-25).join('\n'));
+      console.error(`module simulation failed: replay with CROFT_SEED=${seed}`);
+      throw err;
+    }
+    if (trace && process.env.CROFT_SIM_TRACE === '1') console.log(trace.join('\n'));
+  }
+  if (replaySeed === undefined) {
+    for (const t of ['STOP->WAIT', 'WAIT->UP', 'WAIT->STOP', 'UP->WAIT']) assert.ok((cov.transitions[t] ?? 0) > 100, `simulation rarely reaches ${t}: ${JSON.stringify(cov)}`);
+    for (const o of ['start_both:ok', 'start_both:fail', 'start_both:timeout', 'stop_both:ok', 'stop_both:fail']) assert.ok((cov.scriptOutcomes[o] ?? 0) > 50, `simulation rarely sees ${o}`);
+    assert.ok(cov.maxloopStops > 50, `simulation rarely stops on maxloop: ${cov.maxloopStops}`);
+    assert.ok(cov.staleProbes > 100, 'simulation rarely sends stale probes');
+  }
+});
