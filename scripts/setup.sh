@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages: command -> package. Only missing ones are installed.
 declare -A need=(
   [nft]=nftables [ip]=iproute2 [tc]=iproute2 [ping]=iputils-ping [conntrack]=conntrack
-  [fusermount3]=fuse3 [nsenter]=util-linux [unshare]=util-linux [pkill]=procps [curl]=curl
+  [fusermount3]=fuse3 [nsenter]=util-linux [unshare]=util-linux [pkill]=procps [curl]=curl [python3]=python3
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -41,6 +41,8 @@ fi
 stamp=dist/.stamp
 if [ ! -f "$stamp" ] || [ -n "$(find src farm mirror test bench tsconfig.json -newer "$stamp" -type f 2>/dev/null | head -1)" ]; then
   echo "setup: compiling TypeScript"
+  # From scratch, so that no compiled test of a removed source lingers in dist/.
+  rm -rf dist
   npx tsc -p tsconfig.json
   touch "$stamp"
 fi
