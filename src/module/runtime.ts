@@ -64,6 +64,7 @@ export class ModuleRuntime extends EventEmitter {
   readonly #cfg: ModuleConfig;
   readonly #node: string;
   readonly #cluster: string;
+  /** Lines carry the module; the node comes from the logger's bindings (the daemon's logger has it). */
   readonly #log: ModuleLogger;
   readonly #now: () => number;
   readonly #runner: CheckerRunner;
@@ -166,13 +167,13 @@ export class ModuleRuntime extends EventEmitter {
     switch (a.type) {
       case 'checker_change': {
         const e: CheckerChangeEvent = { module, checker: a.checker, healthy: a.healthy, detail: a.detail };
-        this.#log.info({ module, node: this.#node, checker: a.checker, healthy: a.healthy, detail: a.detail }, 'checker health changed');
+        this.#log.info({ module, checker: a.checker, healthy: a.healthy, detail: a.detail }, 'checker health changed');
         this.emit('checker_change', e);
         return;
       }
       case 'transition': {
         const e: TransitionEvent = { module, from: a.from, to: a.to, cause: a.cause };
-        this.#log.info({ node: this.#node, module, from: a.from, to: a.to, cause: a.cause }, 'module state change');
+        this.#log.info({ event: 'module_state', module, from: a.from, to: a.to, cause: a.cause }, 'module state change');
         this.emit('transition', e);
         return;
       }
@@ -195,7 +196,7 @@ export class ModuleRuntime extends EventEmitter {
       await Promise.resolve();
       result = { ok: true, exitCode: 0, timedOut: false, durationMs: 0 };
     } else {
-      this.#log.info({ module, node: this.#node, script, path }, 'script start');
+      this.#log.info({ module, script, path }, 'script start');
       const r = await runScript({
         path,
         args: [],
@@ -205,7 +206,7 @@ export class ModuleRuntime extends EventEmitter {
         onOutput: (stream, line) => this.#log.info({ module, script, stream }, line),
       });
       result = r;
-      const how = { module, node: this.#node, script, exitCode: r.exitCode, signal: r.signal, durationMs: Math.round(r.durationMs) };
+      const how = { module, script, exitCode: r.exitCode, signal: r.signal, durationMs: Math.round(r.durationMs) };
       if (r.ok) this.#log.info(how, 'script ok');
       else if (r.timedOut) this.#log.error({ ...how, code: 'CROFT_ERR_SCRIPT_TIMEOUT' }, `${script} ran past ${this.#cfg.scripts.timeoutMs} ms and was killed`);
       else this.#log.error({ ...how, code: 'CROFT_ERR_SCRIPT_FAILED', error: r.error }, `${script} failed`);

@@ -76,6 +76,9 @@ describe('light modules in a 3-node lab', { timeout: 180_000 }, () => {
     await waitState(lab, 'n3', 'web', 'n3', 'STOP');
     const stop = daemonLog(lab, 'n3').find((l) => Date.parse(l.time) >= t0 && l.module === 'web' && l.to === 'STOP');
     assert.ok(stop, 'a state change to STOP was logged');
+    assert.equal(stop.node, 'n3');
+    assert.equal(stop.event, 'module_state');
+    assert.equal(stop.from, 'WAIT');
     assert.match(String(stop.cause), /maxloop/);
     assert.equal((await nodeApi(lab, 'n3', 'GET', '/health/web')).status, 503);
     assert.equal((await nodeApi<string>(lab, 'n3', 'GET', '/var/modules/web/ready.txt')).body, 'not_ready\n');

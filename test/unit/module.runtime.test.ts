@@ -145,7 +145,7 @@ test('the runtime starts the service, and restarts it when it is killed', async 
   // Logs: one event per state change with module, from, to, cause; script output with the script name.
   const changes = logger.lines.filter((l) => l.msg === 'module state change');
   assert.equal(changes.length, 4);
-  assert.deepEqual(Object.keys(changes[0]!.obj).sort(), ['cause', 'from', 'module', 'node', 'to']);
+  assert.deepEqual(Object.keys(changes[0]!.obj).sort(), ['cause', 'event', 'from', 'module', 'to']);
   assert.ok(logger.lines.some((l) => l.msg === 'starting on n1' && l.obj.script === 'start_both' && l.obj.module === 'web1'));
 
   rt.stop('test');
