@@ -44,7 +44,7 @@ export async function demoCommand(argv: string[], out: Output): Promise<number> 
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  const api = `http://${lab.nodeAddress('n1')}:${st!.cluster ? 9450 : 9450}/`;
+  const api = `http://${lab.nodeAddress('n1')}:9450/`;
   out.log('');
   out.log(formatStatus(st!));
   out.log(`
@@ -54,8 +54,9 @@ The cluster runs in network namespaces (croft-${name}-*). Try:
   croft lab kill --name ${name} n2                           SIGKILL n2's daemon and applications
   croft lab start --name ${name} n2                          start it again
   croft lab cut --name ${name} n3 / heal --name ${name} n3   cut and heal n3's links
-Console and API of n1: ${api} (from inside the lab, e.g.
-  croft lab exec --name ${name} client -- curl -s -H "authorization: Bearer $(grep -A1 tokens ${lab.configDir}/cluster.yaml | tail -1 | tr -d ' -')" ${api}api/v1/status)
+Console of n1 in your browser: croft lab console --name ${name} n1   (then http://127.0.0.1:9450/)
+Inside the lab, every node serves its API and console on port 9450 (${api}), with the token of
+  ${lab.configDir}/cluster.yaml
 Logs (JSON): ${lab.stateDir}/nodes/<node>/daemon.log
 Stop it: make demo-down   (or: croft lab down --name ${name})`);
   return 0;

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { CroftError } from '../errors.js';
 import { formatStatus, Lab } from '../lab/index.js';
+import { forwardToSocket, nodeApiSocket } from '../lab/console.js';
 
 export interface LabOutput {
   log(s: string): void;
@@ -18,7 +19,8 @@ const USAGE = `usage: croft lab <command> [--name NAME] ...
   start <node>           start the node's daemon again
   cut <node> [--lan K]   links down at the switch (all LANs, or LAN K)
   heal <node> [--lan K]
-  netem <node> loss 10% | delay 50ms [jitter] | clear  [--lan K]`;
+  netem <node> loss 10% | delay 50ms [jitter] | clear  [--lan K]
+  console <node> [--port 9450]   serve the node's console and API on the host's 127.0.0.1 (until Ctrl-C)`;
 
 interface Parsed {
   positional: string[];
@@ -27,7 +29,7 @@ interface Parsed {
   rest?: string[];
 }
 
-const VALUE_FLAGS = new Set(['name', 'nodes', 'clients', 'lans', 'config', 'interval-ms', 'timeout-ms', 'lan']);
+const VALUE_FLAGS = new Set(['name', 'nodes', 'clients', 'lans', 'config', 'interval-ms', 'timeout-ms', 'lan', 'port']);
 const BOOL_FLAGS = new Set(['no-daemons', 'json', 'all', 'help']);
 
 function usage(msg: string): never {
@@ -194,6 +196,20 @@ async function dispatch(args: string[], out: LabOutput): Promise<number> {
       await Lab.open(name).netem(node, spec, int(p, 'lan'));
       out.log(`${node}: netem ${spec.join(' ')}`);
       return 0;
+    }
+    case 'console': {
+      onlyFlags(p, ['name', 'port']);
+      const node = oneNode(p, 'console');
+      const lab = Lab.open(name);
+      if (!lab.nodes.includes(node)) usage(`no node ${node} in lab ${name}`);
+      const port = int(p, 'port') ?? 9450;
+      const server = await forwardToSocket(nodeApiSocket(lab.stateDir, node), port);
+      out.log(`console of ${node} (lab ${name}): http://127.0.0.1:${port}/  (API: http://127.0.0.1:${port}/api/v1/status); Ctrl-C to stop`);
+      return await new Promise<number>((resolve) => {
+        const stop = () => server.close(() => resolve(0));
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
     }
     default:
       usage(`unknown lab command ${cmd}`);
