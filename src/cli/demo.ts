@@ -1,12 +1,12 @@
 // croft demo: a 3-node lab running the demo-web light module (a small HTTP service with an http
 // checker); prints the cluster status, the console address and how to stop it.
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { ClusterStatus } from '../daemon/daemon.js';
 import { CroftError } from '../errors.js';
 import { Lab } from '../lab/index.js';
+import { nodeApiRequest } from '../lab/node-api.js';
 import { repoRoot } from '../lab/paths.js';
 import { flagString, parseArgs, rejectUnknown, type Output } from './args.js';
 import { formatStatus } from './status.js';
@@ -29,11 +29,11 @@ export async function demoCommand(argv: string[], out: Output): Promise<number> 
     fs.rmSync(config, { recursive: true, force: true });
   }
   const all = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
-  const socket = (node: string) => path.join(lab.stateDir, 'nodes', node, 'run-croft', 'api.sock');
   const deadline = Date.now() + 30_000;
   let st: ClusterStatus | null = null;
   for (;;) {
-    st = await localStatus(socket('n1'));
+    st = await nodeApiRequest<ClusterStatus>(lab.stateDir, 'n1', 'GET', '/api/v1/status')
+      .then((r) => (r.status === 200 ? r.body : null), () => null);
     const ready = st && st.view.members.length === nodes && st.converged
       && all.every((n) => st?.modules.web?.nodes[n]?.state === 'UP');
     if (ready) break;
@@ -60,19 +60,4 @@ Inside the lab, every node serves its API and console on port 9450 (${api}), wit
 Logs (JSON): ${lab.stateDir}/nodes/<node>/daemon.log
 Stop it: make demo-down   (or: croft lab down --name ${name})`);
   return 0;
-}
-
-function localStatus(socketPath: string): Promise<ClusterStatus | null> {
-  return new Promise((resolve) => {
-    const req = http.request({ socketPath, path: '/api/v1/status', timeout: 1000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        try { resolve(res.statusCode === 200 ? JSON.parse(Buffer.concat(chunks).toString('utf8')) as ClusterStatus : null); } catch { resolve(null); }
-      });
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(null));
-    req.end();
-  });
 }

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { CroftError } from '../errors.js';
 import { formatStatus, Lab } from '../lab/index.js';
-import { forwardToSocket, nodeApiSocket } from '../lab/console.js';
+import { forwardToSocket, nodeApiSocket } from '../lab/node-api.js';
 
 export interface LabOutput {
   log(s: string): void;

@@ -1,9 +1,9 @@
 // Finds and loads the Rust addon (crates/croft-napi, built into <repo>/native by `npm run build:native`).
 // Loading is lazy, so that code importing src/native only needs the addon when it really calls it.
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import path from 'node:path';
+import { repoRoot } from '../paths.js';
 import { CroftError } from '../errors.js';
 
 /** The raw exports of the addon, exactly as crates/croft-napi declares them. */
@@ -20,19 +20,8 @@ export interface NativeArpResponder {
   close(): void;
 }
 
-function findRoot(start: string): string {
-  let dir = start;
-  // Compiled code runs from <root>/dist/src/native: skip dist, whose package.json (if any) is not ours.
-  while (!fs.existsSync(path.join(dir, 'package.json')) || path.basename(dir) === 'dist') {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${start}`);
-    dir = up;
-  }
-  return dir;
-}
-
 /** <repoRoot>/native, where the build puts the addon. */
-export const nativeDir = path.join(findRoot(path.dirname(fileURLToPath(import.meta.url))), 'native');
+export const nativeDir = path.join(repoRoot, 'native');
 
 /**
  * Path of the addon for this platform, or null when none is built. The file is named by

@@ -1,31 +1,13 @@
 // Helpers for integration tests on a lab: talk to each node's daemon through its local API socket
-// (the host sees it under the lab's state dir), wait for conditions, read daemon logs.
+// (src/lab/node-api.ts), wait for conditions, read daemon logs.
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import type { ClusterStatus } from '../../src/daemon/daemon.js';
 import type { Lab } from '../../src/lab/index.js';
-
-export function apiSocket(lab: Lab, node: string): string {
-  return path.join(lab.stateDir, 'nodes', node, 'run-croft', 'api.sock');
-}
+import { nodeApiRequest } from '../../src/lab/node-api.js';
 
 export function nodeApi<T>(lab: Lab, node: string, method: 'GET' | 'POST', urlPath: string, timeoutMs = 2000): Promise<{ status: number; body: T }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: apiSocket(lab, node), path: urlPath, method, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown = text;
-        try { body = JSON.parse(text); } catch { /* text */ }
-        resolve({ status: res.statusCode ?? 0, body: body as T });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${node} ${urlPath}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
+  return nodeApiRequest<T>(lab.stateDir, node, method, urlPath, timeoutMs);
 }
 
 export async function nodeStatus(lab: Lab, node: string): Promise<ClusterStatus | null> {
