@@ -25,7 +25,7 @@ export function consoleHtml(cluster: string, node: string): string {
 <h2>Modules</h2><table id="modules"></table>
 <script>
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'})[c]);
-const badge = (s) => '<span class="s ' + esc(s) + '">' + esc(s) + '</span>';
+const badge = (s, known = true) => '<span class="s ' + esc(s) + '"' + (known ? '' : ' title="not known: that node is down or has not announced it"') + '>' + esc(s) + (known ? '' : '?') + '</span>';
 async function refresh() {
   try {
     const r = await fetch('/api/v1/status', { credentials: 'same-origin' });
@@ -39,7 +39,7 @@ async function refresh() {
     const names = st.nodes.map((n) => n.name);
     document.getElementById('modules').innerHTML = '<tr><th>module</th><th>kind</th>' + names.map((n) => '<th>' + esc(n) + '</th>').join('') + '</tr>' +
       Object.entries(st.modules).map(([m, v]) => '<tr><td>' + esc(m) + '</td><td>' + esc(v.kind) + '</td>' +
-        names.map((n) => '<td>' + (v.nodes[n] ? badge(v.nodes[n].state) : '') + '</td>').join('') + '</tr>').join('');
+        names.map((n) => '<td>' + (v.nodes[n] ? badge(v.nodes[n].state, v.nodes[n].known) : '') + '</td>').join('') + '</tr>').join('');
   } catch (e) { document.getElementById('err').textContent = 'cannot reach the daemon: ' + e.message; }
 }
 refresh(); setInterval(refresh, 1000);
