@@ -57,8 +57,10 @@ export class Daemon extends EventEmitter {
     for (const event of ['peer_up', 'peer_down', 'view_change'] as const) {
       this.membership.on(event, (action: { node?: string; view?: View; cause: string }) => {
         // `node` is the logging node in every line, so the peer is logged as `peer`.
-        this.log.info({ event, peer: action.node, view: action.view, cause: action.cause },
-          `${event}${action.node ? ` ${action.node}` : ''}: ${action.cause}`);
+        const cause = action.cause === 'timeout'
+          ? `no heartbeat on any LAN for ${config.cluster.heartbeat.timeoutMs} ms` : action.cause;
+        this.log.info({ event, peer: action.node, view: action.view, cause },
+          `${event}${action.node ? ` ${action.node}` : ''}: ${cause}`);
         this.emit(event, action);
       });
     }
