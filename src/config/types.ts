@@ -64,6 +64,33 @@ export interface ModuleConfig {
   restart: RestartPolicy;
   /** Start the module when the daemon starts (SafeKit's boot start). Default true. */
   autostart?: boolean;
+  /** kind: farm only. */
+  farm?: FarmConfig;
+}
+
+/** How a client is hashed to a bucket (the nft jhash input). */
+export type FarmBalance = 'source-ip' | 'source-ip-port' | 'network';
+
+/** A farm module: one virtual IP shared by its nodes, clients spread by buckets (kind: farm). */
+export interface FarmConfig {
+  /** The virtual IP, or null for cloud mode (`vip: none`: no VIP and no filter; /health guides the provider's LB). */
+  vip: string | null;
+  /** Interface that carries the VIP on every node (the LAN facing the clients). Default: the interface of LAN 0's address. */
+  interface: string | null;
+  /** `invisible`: a virtual unicast MAC never used as a source, so switches flood it (default);
+   *  `multicast`: a multicast MAC (for networks that need it). */
+  macMode: 'invisible' | 'multicast';
+  /** The virtual MAC; default derived from the cluster and module names (locally administered). */
+  virtualMac: string | null;
+  /** Number of buckets B. Default 256. */
+  buckets: number;
+  balance: FarmBalance;
+  /** Only these destination ports are balanced; other traffic to the VIP is dropped. Empty: all. */
+  ports: number[];
+  /** jhash seed; default derived from the cluster and module names, so every node uses the same. */
+  seed: number | null;
+  /** Per-node weights for this module (default: the node's `weight` in cluster.yaml). */
+  weights: Record<string, number>;
 }
 
 export interface ScriptsConfig {
