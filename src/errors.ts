@@ -14,6 +14,8 @@ export const codes = {
   CROFT_ERR_BIND: 'Cannot listen on a configured address',
   CROFT_ERR_LAB: 'Lab operation failed',
   CROFT_ERR_NATIVE: 'The native addon failed',
+  CROFT_ERR_NFT_APPLY: 'nft refused or failed to apply the farm rule set: see its message (is nftables installed, is the interface up?)',
+  CROFT_ERR_VIP: 'Cannot add or remove the virtual IP on the interface (does the interface exist?)',
 } as const;
 
 export type ErrorCode = keyof typeof codes;

@@ -1,0 +1,241 @@
+// Driver of the farm's nftables data plane: runs `nft` in the current network namespace (the
+// daemon runs inside its node's namespaces) with text rendered by farm/nft-render.ts.
+// Every change is one `nft -f -` transaction: the kernel applies all of it or none of it.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { CroftError } from '../src/errors.js';
+import {
+  allTablesNamed, familyOfVip, OWNED_SET, renderBucketUpdate, renderDelete, renderTables, shapesOf, tablesOf,
+  type NftFarmSpec, type NftTableRef,
+} from './nft-render.js';
+
+export interface NftRunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** How nft is run: argv after the binary, and its stdin. Replaceable for tests of the driver alone. */
+export type NftRunner = (args: string[], input?: string) => Promise<NftRunResult>;
+
+export interface NftFarmOptions {
+  /** Default `nft` (from PATH). */
+  nftPath?: string;
+  run?: NftRunner;
+  /** One nft call taking longer than this is killed. Default 10000: nft answers in milliseconds. */
+  timeoutMs?: number;
+}
+
+export interface ReconcileResult {
+  /** What had to be rewritten: nothing, the owned set only, or the tables. */
+  fixed: 'nothing' | 'buckets' | 'tables';
+  /** Why, in words for the log. */
+  reasons: string[];
+}
+
+function spawnRunner(nftPath: string, timeoutMs: number): NftRunner {
+  return (args, input) => new Promise((resolve, reject) => {
+    const child = spawn(nftPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new CroftError('CROFT_ERR_NFT_APPLY', `cannot run ${nftPath}: ${e.message}`, { cause: e }));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 137 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+    child.stdin.on('error', () => { /* nft may exit before reading all of its input */ });
+    child.stdin.end(input ?? '');
+  });
+}
+
+type NftJsonObject = {
+  table?: { family: string; name: string };
+  chain?: { family: string; table: string; name: string };
+  set?: { family: string; table: string; name: string; elem?: unknown[] };
+  rule?: { family: string; table: string; chain: string; comment?: string };
+};
+
+function elemNumber(e: unknown): number {
+  if (typeof e === 'number') return e;
+  // With counters or timeouts nft wraps an element: { elem: { val: 3, ... } }.
+  const val = (e as { elem?: { val?: unknown } } | null)?.elem?.val;
+  assert.ok(typeof val === 'number', `unexpected set element in nft's JSON: ${JSON.stringify(e)}`);
+  return val;
+}
+
+function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
+  const x = [...new Set(a)].sort((p, q) => p - q);
+  const y = [...new Set(b)].sort((p, q) => p - q);
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+/**
+ * The farm rule set of one module on this node. Calls are serialized: a bucket update never
+ * interleaves with a reconcile.
+ */
+export class NftFarm {
+  readonly #run: NftRunner;
+  #spec: NftFarmSpec | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: NftFarmOptions = {}) {
+    this.#run = opts.run ?? spawnRunner(opts.nftPath ?? 'nft', opts.timeoutMs ?? 10_000);
+  }
+
+  /** The spec last applied or attached, with the buckets last set. */
+  get spec(): NftFarmSpec | undefined {
+    return this.#spec ? structuredClone(this.#spec) : undefined;
+  }
+
+  /**
+   * Creates or atomically replaces every table of the spec (owned set = spec.ownedBuckets).
+   * Applying the same spec twice changes nothing; established connections are kept.
+   */
+  apply(spec: NftFarmSpec): Promise<void> {
+    return this.#serial(async () => {
+      // Tables of another family (the VIP moved from IPv4 to IPv6) go in the same transaction.
+      const wanted = tablesOf(spec);
+      const others = allTablesNamed(spec.table).filter((t) => !wanted.some((w) => w.family === t.family));
+      const present = await this.#presentTables(others);
+      await this.#nftFile(`${renderDelete(present)}${renderTables(spec)}`, `apply the rule set of ${spec.table}`);
+      this.#spec = structuredClone(spec);
+    });
+  }
+
+  /** Declares the spec without touching the kernel (at daemon start, before reconcile()). */
+  attach(spec: NftFarmSpec): void {
+    shapesOf(spec); // validates
+    this.#spec = structuredClone(spec);
+  }
+
+  /** This node's buckets become exactly `buckets`, in one atomic set update. */
+  setOwned(buckets: readonly number[]): Promise<void> {
+    return this.#serial(async () => {
+      const spec = this.#required('setOwned');
+      await this.#nftFile(renderBucketUpdate(spec, buckets), `set the buckets of ${spec.table}`);
+      spec.ownedBuckets = [...new Set(buckets)].sort((a, b) => a - b);
+    });
+  }
+
+  /** The buckets in the kernel's owned set. */
+  listOwned(): Promise<number[]> {
+    return this.#serial(() => this.#listOwned(this.#required('listOwned')));
+  }
+
+  /**
+   * Compares what the kernel holds with the spec (tables, chains, rules per chain, the fingerprint
+   * comment of the rendered rules, the owned set) and rewrites what differs: the owned set alone
+   * when only it differs, else every table, atomically.
+   * Not seen: a rule edited in place by hand to another rule of the same count and comment.
+   */
+  reconcile(): Promise<ReconcileResult> {
+    return this.#serial(async () => {
+      const spec = this.#required('reconcile');
+      const reasons: string[] = [];
+      for (const shape of shapesOf(spec)) {
+        const objs = await this.#listTable(shape);
+        const where = `table ${shape.family} ${shape.name}`;
+        if (objs === undefined) {
+          reasons.push(`${where} is missing`);
+          continue;
+        }
+        const chains = objs.flatMap((o) => (o.chain ? [o.chain.name] : []));
+        const counts: Record<string, number> = Object.fromEntries(chains.map((c) => [c, 0]));
+        for (const o of objs) if (o.rule) counts[o.rule.chain] = (counts[o.rule.chain] ?? 0) + 1;
+        const want = JSON.stringify(Object.entries(shape.chains).sort());
+        const have = JSON.stringify(Object.entries(counts).sort());
+        if (want !== have) reasons.push(`${where} has chains/rules ${have}, wants ${want}`);
+        const marked = objs.filter((o) => o.rule?.comment?.startsWith('croft:')).map((o) => o.rule!.comment);
+        if (marked.length !== 1 || marked[0] !== `croft:${shape.fingerprint}`) {
+          reasons.push(`${where} was not rendered from this configuration (${marked.join(', ') || 'no croft rule'})`);
+        }
+        const sets = objs.flatMap((o) => (o.set ? [o.set.name] : []));
+        const wantSets = shape.family === 'ip' || shape.family === 'ip6' ? [OWNED_SET] : [];
+        if (JSON.stringify(sets.sort()) !== JSON.stringify(wantSets)) reasons.push(`${where} has sets [${sets.join(', ')}]`);
+      }
+      const wanted = tablesOf(spec);
+      const stale = await this.#presentTables(allTablesNamed(spec.table).filter((t) => !wanted.some((w) => w.family === t.family)));
+      for (const t of stale) reasons.push(`table ${t.family} ${t.name} should not exist`);
+      if (reasons.length > 0) {
+        await this.#nftFile(`${renderDelete(stale)}${renderTables(spec)}`, `reconcile the rule set of ${spec.table}`);
+        return { fixed: 'tables', reasons };
+      }
+      const owned = await this.#listOwned(spec);
+      if (!sameNumbers(owned, spec.ownedBuckets)) {
+        await this.#nftFile(renderBucketUpdate(spec, spec.ownedBuckets), `set the buckets of ${spec.table}`);
+        return { fixed: 'buckets', reasons: [`owned set had ${owned.length} buckets that differ from the ${spec.ownedBuckets.length} wanted`] };
+      }
+      return { fixed: 'nothing', reasons: [] };
+    });
+  }
+
+  /**
+   * Removes every croft table of the module (of the applied spec, or named `table`), in every
+   * family; absent tables are fine.
+   */
+  remove(table?: string): Promise<void> {
+    return this.#serial(async () => {
+      const name = table ?? this.#required('remove').table;
+      await this.#nftFile(renderDelete(allTablesNamed(name)), `remove the rule set of ${name}`);
+      if (this.#spec?.table === name) this.#spec = undefined;
+    });
+  }
+
+  #required(what: string): NftFarmSpec {
+    assert.ok(this.#spec, `NftFarm.${what}() before apply() or attach()`);
+    return this.#spec;
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async #nftFile(text: string, what: string): Promise<void> {
+    const r = await this.#run(['-f', '-'], text);
+    if (r.code !== 0) {
+      throw new CroftError('CROFT_ERR_NFT_APPLY', `cannot ${what}: nft exited with ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+    }
+  }
+
+  /** The table's objects, or undefined when it does not exist. */
+  async #listTable(ref: NftTableRef): Promise<NftJsonObject[] | undefined> {
+    const r = await this.#run(['-j', 'list', 'table', ref.family, ref.name]);
+    if (r.code !== 0) {
+      if (/No such file or directory/.test(r.stderr)) return undefined;
+      throw new CroftError('CROFT_ERR_NFT_APPLY', `cannot list table ${ref.family} ${ref.name}: ${r.stderr.trim()}`);
+    }
+    return this.#parse(r.stdout, `table ${ref.family} ${ref.name}`);
+  }
+
+  async #presentTables(refs: NftTableRef[]): Promise<NftTableRef[]> {
+    if (refs.length === 0) return [];
+    const r = await this.#run(['-j', 'list', 'tables']);
+    if (r.code !== 0) throw new CroftError('CROFT_ERR_NFT_APPLY', `cannot list tables: ${r.stderr.trim()}`);
+    const have = this.#parse(r.stdout, 'tables').flatMap((o) => (o.table ? [o.table] : []));
+    return refs.filter((t) => have.some((h) => h.family === t.family && h.name === t.name));
+  }
+
+  async #listOwned(spec: NftFarmSpec): Promise<number[]> {
+    const family = familyOfVip(spec.vip);
+    const r = await this.#run(['-j', 'list', 'set', family, spec.table, OWNED_SET]);
+    if (r.code !== 0) throw new CroftError('CROFT_ERR_NFT_APPLY', `cannot list set ${family} ${spec.table} ${OWNED_SET}: ${r.stderr.trim()}`);
+    const set = this.#parse(r.stdout, `set ${OWNED_SET}`).find((o) => o.set)?.set;
+    return (set?.elem ?? []).map(elemNumber).sort((a, b) => a - b);
+  }
+
+  #parse(stdout: string, what: string): NftJsonObject[] {
+    try {
+      return (JSON.parse(stdout) as { nftables: NftJsonObject[] }).nftables;
+    } catch (e) {
+      throw new CroftError('CROFT_ERR_NFT_APPLY', `nft printed JSON that cannot be read for ${what}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+}

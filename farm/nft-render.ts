@@ -1,0 +1,282 @@
+// The farm's nftables rule set, rendered as `nft -f` text by pure code (no I/O).
+//
+// Static rules, dynamic sets (keepalived's nftables code): the tables below only change when the
+// module's configuration changes; moving buckets is a change of the elements of the `owned` set,
+// in one `nft -f` transaction (flush set + add element), which the kernel applies atomically.
+//
+// croft owns one table per family, all named spec.table:
+//   netdev  ingress on the interface: frames to the virtual MAC get `meta pkttype set host`, or IP
+//           input drops them as PACKET_OTHERHOST (ip_rcv_core / ipv6_rcv).
+//   ip|ip6  prerouting at priority -150, after conntrack (-200): packets of connections this node
+//           tracks pass; a new connection passes when its bucket is in @owned; the rest is dropped,
+//           never rejected, since another node answers it.
+//   arp     (IPv4) output: the kernel's own ARP packets with the VIP as sender are dropped; the ARP
+//           responder of the native addon answers with the virtual MAC through a packet socket,
+//           which no arp hook sees. For IPv6 the ip6 table's output chain drops the kernel's
+//           neighbour advertisements for the VIP instead.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { FarmBalance, FarmConfig } from '../src/config/types.js';
+
+export type NftFamily = 'ip' | 'ip6';
+export type NftTableFamily = 'netdev' | 'ip' | 'ip6' | 'arp';
+export type MacMode = FarmConfig['macMode'];
+
+export interface NftFarmSpec {
+  /** Name of every croft table of this module, e.g. `croft_web` (one per family). */
+  table: string;
+  /** Interface that carries the VIP (the LAN facing the clients). */
+  ifname: string;
+  /** The VIP, IPv4 or IPv6. */
+  vip: string;
+  /** aa:bb:cc:dd:ee:ff */
+  virtualMac: string;
+  macMode: MacMode;
+  /** B: the modulus of hashExpr. */
+  buckets: number;
+  balance: FarmBalance;
+  /** Only these destination ports (tcp and udp) are served; empty: every port. */
+  ports: number[];
+  /** This node's buckets, each in [0, buckets). */
+  ownedBuckets: number[];
+  /** The nft expression giving a packet's bucket (farm/hash-input.ts nftHashExpr), e.g. `jhash ip saddr mod 256 seed 0x1234abcd`. */
+  hashExpr: string;
+}
+
+export interface NftTableRef {
+  family: NftTableFamily;
+  name: string;
+}
+
+/** The set of this node's buckets, in the ip/ip6 table. */
+export const OWNED_SET = 'owned';
+
+/** What a table must hold, so a driver can tell whether the kernel's copy is the one rendered. */
+export interface NftTableShape extends NftTableRef {
+  /** Carried as the comment of the table's first rule (nft 1.0.6 has no table comment in its JSON). */
+  fingerprint: string;
+  /** chain name -> number of rules. */
+  chains: Record<string, number>;
+}
+
+const TABLE_NAME = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
+const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
+const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+
+export function familyOfVip(vip: string): NftFamily {
+  const v = isIP(vip);
+  assert.ok(v !== 0, `VIP is not an IP address: ${vip}`);
+  return v === 4 ? 'ip' : 'ip6';
+}
+
+/** The tables a spec renders, in creation order. */
+export function tablesOf(spec: Pick<NftFarmSpec, 'table' | 'vip'>): NftTableRef[] {
+  const family = familyOfVip(spec.vip);
+  const refs: NftTableRef[] = [{ family: 'netdev', name: spec.table }, { family, name: spec.table }];
+  if (family === 'ip') refs.push({ family: 'arp', name: spec.table });
+  return refs;
+}
+
+/** Every table croft may have made for a module name, whatever the VIP's family (for removal). */
+export function allTablesNamed(table: string): NftTableRef[] {
+  assert.match(table, TABLE_NAME, `nft table name ${table}`);
+  return (['netdev', 'ip', 'ip6', 'arp'] as const).map((family) => ({ family, name: table }));
+}
+
+function checkBuckets(buckets: number, owned: readonly number[]): number[] {
+  for (const b of owned) assert.ok(Number.isInteger(b) && b >= 0 && b < buckets, `bucket ${b} outside [0, ${buckets})`);
+  return [...new Set(owned)].sort((a, b) => a - b);
+}
+
+function checkSpec(spec: NftFarmSpec): NftFamily {
+  assert.match(spec.table, TABLE_NAME, `nft table name ${spec.table}`);
+  assert.match(spec.ifname, IFNAME, `interface name ${spec.ifname}`);
+  assert.match(spec.virtualMac, MAC, `virtual MAC ${spec.virtualMac} (lower-case aa:bb:cc:dd:ee:ff)`);
+  const family = familyOfVip(spec.vip);
+  assert.ok(Number.isInteger(spec.buckets) && spec.buckets >= 1 && spec.buckets <= 65536, `buckets ${spec.buckets}`);
+  for (const p of spec.ports) assert.ok(Number.isInteger(p) && p >= 1 && p <= 65535, `port ${p}`);
+  checkBuckets(spec.buckets, spec.ownedBuckets);
+  const h = spec.hashExpr.trim();
+  assert.ok(h.startsWith(`jhash ${family} saddr`), `hash expression must hash ${family} saddr: ${h}`);
+  assert.ok(new RegExp(`\\bmod ${spec.buckets}\\b`).test(h), `hash expression must be mod ${spec.buckets}: ${h}`);
+  assert.ok(!/[;{}\n"#]/.test(h), `hash expression must be one expression: ${h}`);
+  if (spec.balance === 'source-ip-port') assert.ok(/\. (tcp|th) sport /.test(h), `source-ip-port hashes a source port: ${h}`);
+  return family;
+}
+
+/** Lines of the rules that accept a new connection of an owned bucket. */
+function bucketRules(spec: NftFarmSpec): string[] {
+  const h = spec.hashExpr.trim();
+  if (spec.balance !== 'source-ip-port') return [`${h} @${OWNED_SET} accept`];
+  // The port is at the same offset of the tcp and udp headers; `tcp sport` makes nft add an implicit
+  // `meta l4proto tcp`, so udp gets its own rule. Other protocols have no port: dropped below.
+  if (h.includes('. th sport ')) return [`meta l4proto { tcp, udp } ${h} @${OWNED_SET} accept`];
+  return [`${h} @${OWNED_SET} accept`, `${h.replace('. tcp sport ', '. udp sport ')} @${OWNED_SET} accept`];
+}
+
+/** nft's raw-payload form of an IPv6 address (nft 1.0.6 has no `icmpv6 taddr`). */
+function ip6Hex(addr: string): string {
+  const [head = '', tail] = addr.toLowerCase().split('::');
+  const groups = (s: string): string[] => (s === '' ? [] : s.split(':'));
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const all = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  assert.equal(all.length, 8, `IPv6 address ${addr} (dotted-quad tails are not supported)`);
+  return `0x${all.map((g) => g.padStart(4, '0')).join('')}`;
+}
+
+interface TableBody {
+  ref: NftTableRef;
+  /** chain name -> its lines (hook line first when it is a base chain; rules after). */
+  chains: Array<{ name: string; hook?: string; rules: string[] }>;
+  sets: string[];
+}
+
+function bodies(spec: NftFarmSpec): TableBody[] {
+  const family = checkSpec(spec);
+  const { table, ifname, vip, virtualMac } = spec;
+  const out: TableBody[] = [];
+
+  out.push({
+    ref: { family: 'netdev', name: table },
+    sets: [],
+    chains: [{
+      name: 'ingress',
+      // Early, so other ingress chains already see the frame as ours.
+      hook: `type filter hook ingress device "${ifname}" priority -500; policy accept;`,
+      rules: [`ether daddr ${virtualMac} meta pkttype set host`],
+    }],
+  });
+
+  const vipRules: string[] = [
+    // A node's own connections to the VIP come back through lo: they are not the farm's to share.
+    'iifname "lo" accept',
+    'ct state established,related accept',
+  ];
+  if (spec.ports.length > 0) {
+    const ports = [...new Set(spec.ports)].sort((a, b) => a - b).join(', ');
+    vipRules.push(`meta l4proto { tcp, udp } th dport != { ${ports} } drop`);
+  }
+  // A TCP packet this node does not track and that is not an opening SYN belongs to a connection
+  // another node holds (typically after a bucket moved here): accepting it would make our stack
+  // answer with a RST and kill that connection.
+  vipRules.push('meta l4proto tcp tcp flags & (fin | syn | rst | ack) != syn drop');
+  vipRules.push(...bucketRules(spec));
+  vipRules.push('drop');
+
+  const ipChains: TableBody['chains'] = [
+    {
+      name: 'prerouting',
+      // -150: after conntrack (-200), so ct state is known; before NAT (-100).
+      hook: 'type filter hook prerouting priority -150; policy accept;',
+      rules: [`${family} daddr ${vip} jump vip`],
+    },
+    { name: 'vip', rules: vipRules },
+  ];
+  if (family === 'ip6') {
+    ipChains.push({
+      name: 'output',
+      hook: 'type filter hook output priority 0; policy accept;',
+      // The target address of a neighbour advertisement is at bytes 8..23 of the ICMPv6 message.
+      rules: [`icmpv6 type nd-neighbor-advert @th,64,128 ${ip6Hex(vip)} drop`],
+    });
+  }
+  out.push({
+    ref: { family, name: table },
+    // numgen's type is the 32-bit integer jhash yields; `typeof jhash ...` would do the same, but
+    // nft 1.0.6 crashes when it lists such a set.
+    sets: [`set ${OWNED_SET} {\n\t\ttypeof numgen inc mod ${spec.buckets}\n\t}`],
+    chains: ipChains,
+  });
+
+  if (family === 'ip') {
+    out.push({
+      ref: { family: 'arp', name: table },
+      sets: [],
+      chains: [{
+        name: 'output',
+        hook: 'type filter hook output priority 0; policy accept;',
+        // Replies and requests alike: a request with the VIP as sender also teaches neighbours the
+        // node's own MAC for the VIP (vip.ts sets arp_announce=2 so the kernel never sends those).
+        rules: [`arp saddr ip ${vip} drop`],
+      }],
+    });
+  }
+
+  for (const body of out) {
+    const fp = fingerprintOf(body);
+    const first = body.chains.find((c) => c.rules.length > 0);
+    assert.ok(first, 'every table has a rule');
+    first.rules[0] = `${first.rules[0]} comment "croft:${fp}"`;
+  }
+  return out;
+}
+
+function fingerprintOf(body: TableBody): string {
+  return createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
+}
+
+function tableText(body: TableBody): string {
+  const lines = [`table ${body.ref.family} ${body.ref.name} {`];
+  for (const s of body.sets) lines.push(`\t${s}`);
+  for (const c of body.chains) {
+    lines.push(`\tchain ${c.name} {`);
+    if (c.hook) lines.push(`\t\t${c.hook}`);
+    for (const r of c.rules) lines.push(`\t\t${r}`);
+    lines.push('\t}');
+  }
+  lines.push('}');
+  return lines.join('\n');
+}
+
+/** `add table` then `delete table`: removes a table whether or not it exists, inside a transaction. */
+function deleteLines(ref: NftTableRef): string[] {
+  return [`table ${ref.family} ${ref.name} {}`, `delete table ${ref.family} ${ref.name}`];
+}
+
+function elementLines(ref: NftTableRef, owned: number[]): string[] {
+  const lines = [`flush set ${ref.family} ${ref.name} ${OWNED_SET}`];
+  if (owned.length > 0) lines.push(`add element ${ref.family} ${ref.name} ${OWNED_SET} { ${owned.join(', ')} }`);
+  return lines;
+}
+
+/**
+ * The whole rule set, as one `nft -f` transaction: every table is deleted (if present) and created
+ * again, so the kernel swaps old for new atomically and applying the text twice leaves the same
+ * tables. Conntrack entries live outside the tables, so established connections are kept.
+ */
+export function renderTables(spec: NftFarmSpec): string {
+  const owned = checkBuckets(spec.buckets, spec.ownedBuckets);
+  const out: string[] = [];
+  for (const body of bodies(spec)) {
+    out.push(...deleteLines(body.ref), tableText(body));
+    if (body.sets.length > 0) out.push(...elementLines(body.ref, owned));
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** The new set of this node's buckets, as one atomic transaction (flush set + add element). */
+export function renderBucketUpdate(spec: Pick<NftFarmSpec, 'table' | 'vip' | 'buckets'>, owned: readonly number[]): string {
+  assert.match(spec.table, TABLE_NAME, `nft table name ${spec.table}`);
+  const ref: NftTableRef = { family: familyOfVip(spec.vip), name: spec.table };
+  return `${elementLines(ref, checkBuckets(spec.buckets, owned)).join('\n')}\n`;
+}
+
+/** Removes the tables (absent ones included) in one transaction. */
+export function renderDelete(tables: readonly NftTableRef[]): string {
+  for (const t of tables) assert.match(t.name, TABLE_NAME, `nft table name ${t.name}`);
+  return `${tables.flatMap(deleteLines).join('\n')}\n`;
+}
+
+/** What each table of the spec must hold (fingerprint and rules per chain), for reconcile. */
+export function shapesOf(spec: NftFarmSpec): NftTableShape[] {
+  return bodies(spec).map((b) => {
+    const m = /comment "croft:([0-9a-f]+)"$/.exec(b.chains.find((c) => c.rules.length > 0)!.rules[0]!);
+    return {
+      ...b.ref,
+      fingerprint: m![1]!,
+      chains: Object.fromEntries(b.chains.map((c) => [c.name, c.rules.length])),
+    };
+  });
+}
