@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { defaults, readyStates } from './defaults.js';
+import { toFarmConfig } from './farm.js';
 import { checkerName, moduleName } from './semantics.js';
 import type { Source } from './source.js';
 import type { CheckerConfig, ClusterConfig, FailureAction, ModuleConfig, ModuleKind } from './types.js';
@@ -46,6 +47,7 @@ export function toClusterConfig(source: Source, dir: string, key: Buffer): Clust
 
 export function toModuleConfigs(sources: readonly Source[], cluster: ClusterConfig): ModuleConfig[] {
   const kinds = new Map<string, ModuleKind>(sources.map((s) => [moduleName(s), (s.data as Raw).kind]));
+  const clusterWeights = new Map(cluster.nodes.map((n) => [n.name, n.weight]));
   return sources.map((source) => {
     const d = source.data as Raw;
     const dir = path.dirname(source.file);
@@ -54,11 +56,13 @@ export function toModuleConfigs(sources: readonly Source[], cluster: ClusterConf
     const abs = (p: string | undefined): string | undefined => (p === undefined ? undefined : path.resolve(dir, p));
     const startBoth = abs(scripts.start_both);
     const stopBoth = abs(scripts.stop_both);
+    const name = moduleName(source);
+    const nodes: string[] = d.nodes ? [...d.nodes] : cluster.nodes.map((n) => n.name);
     return {
       file: source.file,
-      name: moduleName(source),
+      name,
       kind: d.kind,
-      nodes: d.nodes ? [...d.nodes] : cluster.nodes.map((n) => n.name),
+      nodes,
       autostart: d.autostart ?? defaults.module.autostart,
       scripts: {
         ...(startBoth !== undefined ? { startBoth } : {}),
@@ -71,6 +75,7 @@ export function toModuleConfigs(sources: readonly Source[], cluster: ClusterConf
         windowMs: restart.window_ms ?? defaults.restart.windowMs,
       },
       checkers: ((d.checkers ?? []) as Raw[]).map((c, i) => toChecker(c, i, dir, kinds)),
+      farm: d.kind === 'farm' ? toFarmConfig(d, cluster.name, name, nodes, clusterWeights) : undefined,
     };
   });
 }

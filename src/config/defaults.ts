@@ -50,6 +50,21 @@ export const defaults = {
     expectStatus: [200],
     moduleNode: 'local',
   },
+  farm: {
+    /** 256 buckets: fine enough that one bucket is 0.4 % of the clients, few enough that a whole
+     *  bucket set is one small nft transaction. */
+    buckets: 256,
+    /** nft's set of buckets and the CLI stay small; 4096 already gives 0.02 % per bucket. */
+    bucketsMax: 4096,
+    /** Each client address sticks to one node, which keeps sessions without shared state. */
+    balance: 'source-ip',
+    /** A unicast MAC that no node uses as a source: switches never learn it and flood it to all. */
+    macMode: 'invisible',
+    /** null: the farm driver uses the interface that holds the node's LAN 0 address. */
+    interface: null,
+    // seed and virtual_mac: derived from the cluster and module names (src/config/farm.ts), so every
+    // node agrees without configuration and two farms of one cluster differ.
+  },
 } as const;
 
 /** States in which a module is ready to serve, by kind: the default `states` of a module checker. */

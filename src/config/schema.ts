@@ -5,6 +5,7 @@
 // Extending: the module schema is built per kind (light, farm, mirror) from the common keys plus
 // `moduleKindProperties[kind]`, so the farm and mirror layers add their keys (vip, buckets,
 // replicated dirs...) there without touching the rest.
+import { farmProperties, farmRequired } from './farm.js';
 import type { ModuleKind } from './types.js';
 
 export type JsonSchema = Record<string, unknown>;
@@ -201,8 +202,15 @@ const moduleCommon: Record<string, JsonSchema> = {
 /** Keys that only one kind of module has. The farm and mirror layers add theirs here. */
 export const moduleKindProperties: Record<ModuleKind, Record<string, JsonSchema>> = {
   light: {},
-  farm: {},
+  farm: farmProperties,
   mirror: {},
+};
+
+/** Keys that a module of one kind must have (beyond `kind`). */
+export const moduleKindRequired: Record<ModuleKind, readonly string[]> = {
+  light: [],
+  farm: farmRequired,
+  mirror: [],
 };
 
 export function moduleSchema(): JsonSchema {
@@ -211,6 +219,6 @@ export function moduleSchema(): JsonSchema {
     required: ['kind'],
     properties: { kind: { type: 'string' } },
     discriminator: { propertyName: 'kind' },
-    oneOf: moduleKinds.map((k) => object({ kind: { const: k }, ...moduleCommon, ...moduleKindProperties[k] }, ['kind'])),
+    oneOf: moduleKinds.map((k) => object({ kind: { const: k }, ...moduleCommon, ...moduleKindProperties[k] }, ['kind', ...moduleKindRequired[k]])),
   };
 }

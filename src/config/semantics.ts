@@ -5,6 +5,7 @@
 // problem is reported in one pass.
 import path from 'node:path';
 import { defaults } from './defaults.js';
+import { checkFarm } from './farm.js';
 import type { FileAccess } from './files.js';
 import type { ConfigProblem } from './problems.js';
 import { nameSchema } from './schema.js';
@@ -36,6 +37,10 @@ export interface ClusterFacts {
   nodeNames: string[] | undefined;
   /** The secret, when it could be read. */
   key: Buffer | undefined;
+  /** Weight of each node (default applied), when `nodes` is usable. */
+  nodeWeights?: Map<string, number>;
+  /** Every node address (lowercase), with whose it is: "n1 on lan0". */
+  addresses?: Map<string, string>;
 }
 
 export function checkCluster(source: Source, dir: string, files: FileAccess): { facts: ClusterFacts; problems: ConfigProblem[] } {
@@ -87,7 +92,11 @@ export function checkCluster(source: Source, dir: string, files: FileAccess): { 
   const lans = (list(data.lans) ?? [...defaults.lans]).filter((l): l is string => typeof l === 'string');
   const nodes = obj(data.nodes);
   const usedBy = new Map<string, string>();
+  const addressOwners = new Map<string, string>();
+  const nodeWeights = new Map<string, number>();
   for (const [name, raw] of Object.entries(nodes ?? {})) {
+    const weight = obj(raw)?.weight;
+    nodeWeights.set(name, typeof weight === 'number' ? weight : defaults.node.weight);
     if (reservedNodeNames.includes(name)) {
       report(['nodes', name], `"${name}" cannot be a node name: it has a meaning in module checkers (node: local|any)`, 'key');
     }
@@ -102,6 +111,7 @@ export function checkCluster(source: Source, dir: string, files: FileAccess): { 
     addresses.forEach((a, i) => {
       if (typeof a !== 'string') return;
       const id = a.toLowerCase();
+      if (!addressOwners.has(id)) addressOwners.set(id, `${name} on ${lans[i] ?? `LAN ${i}`}`);
       const here: DataPath = ['nodes', name, 'addresses', i];
       const first = usedBy.get(id);
       if (first !== undefined) report(here, `address ${a} is already used by ${first}; expected each address once`);
@@ -120,7 +130,10 @@ export function checkCluster(source: Source, dir: string, files: FileAccess): { 
     else if (!st.isFile) report(['api', 'tls', k], `not a regular file: ${file}`);
   }
 
-  return { facts: { nodeNames: nodes ? Object.keys(nodes) : undefined, key }, problems };
+  return {
+    facts: { nodeNames: nodes ? Object.keys(nodes) : undefined, key, nodeWeights: nodes ? nodeWeights : undefined, addresses: addressOwners },
+    problems,
+  };
 }
 
 /** The name of a module: its `name:` key, else its file name without .yaml (or its folder's name). */
@@ -194,6 +207,9 @@ export function checkModules(modules: readonly Source[], cluster: ClusterFacts, 
     (list(data.nodes) ?? []).forEach((n, i) => {
       if (typeof n === 'string') checkNode(['nodes', i], n);
     });
+
+    const moduleNodes = list(data.nodes)?.filter((n): n is string => typeof n === 'string') ?? cluster.nodeNames;
+    problems.push(...checkFarm(source, { moduleNodes, clusterWeights: cluster.nodeWeights, addresses: cluster.addresses ?? new Map() }));
 
     const scripts = obj(data.scripts);
     for (const k of ['start_both', 'stop_both']) {

@@ -5,7 +5,7 @@ import { Ajv } from 'ajv';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { ConfigProblem } from './problems.js';
 import type { JsonSchema } from './schema.js';
-import { clusterSchema, moduleSchema } from './schema.js';
+import { clusterSchema, moduleKindProperties, moduleKinds, moduleSchema } from './schema.js';
 import type { DataPath, Source } from './source.js';
 import { didYouMean } from './suggest.js';
 
@@ -15,6 +15,7 @@ const hostNamePattern =
 /** The checks behind the `check` keyword. */
 const checks: Record<string, (s: string) => boolean> = {
   ip: (s) => isIP(s) !== 0,
+  'ip-or-none': (s) => s === 'none' || isIP(s) !== 0,
   host: (s) => isIP(s) !== 0 || hostNamePattern.test(s),
   'http-url': (s) => {
     try {
@@ -119,6 +120,12 @@ function toProblem(e: ErrorObject, source: Source): ConfigProblem | undefined {
     }
     case 'additionalProperties': {
       const key = String(params.additionalProperty);
+      // A key of another module kind (vip in a light module): say whose key it is.
+      const kind = propertySchema(schema, 'kind')?.const;
+      const owners = typeof kind === 'string' && path.length === 0 ? moduleKinds.filter((k) => k !== kind && key in moduleKindProperties[k]) : [];
+      if (owners.length > 0) {
+        return at([...path, key], `"${key}" is a key of ${owners.join(' and ')} modules; this module is kind: ${kind}`, 'key');
+      }
       const allowed = Object.keys(propertySchema(schema) ?? {});
       const guess = didYouMean(key, allowed);
       const hint = guess ? `; did you mean "${guess}"?` : `; allowed keys: ${allowed.join(', ')}`;
