@@ -51,7 +51,8 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     v1.get<{ Params: { module: string } }>('/modules/:module', async (req) => {
       const rt = daemon.runtimes.get(req.params.module);
       if (!rt) throw new CroftError('CROFT_ERR_UNKNOWN_MODULE', `module "${req.params.module}" does not run on node ${daemon.self}`);
-      return { node: daemon.self, ...rt.status(), cluster: daemon.status().modules[req.params.module] };
+      return { node: daemon.self, ...rt.status(), cluster: daemon.status().modules[req.params.module],
+        farm: daemon.farms.get(req.params.module)?.status() };
     });
     for (const command of ['start', 'stop', 'restart'] as const satisfies readonly ModuleCommand[]) {
       v1.post<{ Params: { module: string } }>(`/modules/:module/${command}`, async (req, reply) => {

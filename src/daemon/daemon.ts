@@ -7,6 +7,8 @@ import type { Logger } from '../log/logger.js';
 import { UdpMembership } from '../membership/udp.js';
 import type { ModuleStatus, PeerInfo, View } from '../membership/types.js';
 import { ModuleRuntime } from '../module/runtime.js';
+import { FarmDriver } from '../../farm/driver.js';
+import type { NodeModuleView } from '../../farm/members.js';
 import { bestState } from './states.js';
 
 export interface NodeStatus {
@@ -39,6 +41,9 @@ export class Daemon extends EventEmitter {
   readonly incarnation: number;
   readonly membership: UdpMembership;
   readonly runtimes = new Map<string, ModuleRuntime>();
+  /** Farm modules with a VIP on this node (cloud-mode farms have none: /health guides the provider's LB). */
+  readonly farms = new Map<string, FarmDriver>();
+  private farmTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   private readonly localSinceMs = new Map<string, number>();
 
@@ -67,7 +72,23 @@ export class Daemon extends EventEmitter {
     for (const module of config.modules) {
       if (!module.nodes.includes(self)) continue;
       this.runtimes.set(module.name, this.createRuntime(module));
+      if (module.kind === 'farm' && module.farm?.vip) {
+        this.farms.set(module.name, new FarmDriver(module, self, config.cluster, log));
+      }
     }
+  }
+
+  /** The module's state on every node of the cluster, as this node sees it (for farm membership). */
+  private nodeViews(module: string): NodeModuleView[] {
+    const peers = new Map(this.membership.peers().map((p) => [p.name, p]));
+    const states = this.membership.moduleStates();
+    return this.config.cluster.nodes.map((n) => n.name === this.self
+      ? { name: n.name, up: true, state: this.runtimes.get(module)?.state() }
+      : { name: n.name, up: peers.get(n.name)?.up ?? false, state: states[n.name]?.[module]?.state });
+  }
+
+  private updateFarms(cause: string): void {
+    for (const [name, farm] of this.farms) void farm.update(this.nodeViews(name), cause);
   }
 
   private createRuntime(module: ModuleConfig): ModuleRuntime {
@@ -82,6 +103,13 @@ export class Daemon extends EventEmitter {
     runtime.on('transition', (t: { module: string; from: string; to: string; cause: string }) => {
       this.localSinceMs.set(module.name, Date.now());
       this.publishModules();
+      const farm = this.farms.get(module.name);
+      if (farm) {
+        // The filter and VIP exist whenever the module is not STOP; buckets follow the UP members.
+        if (t.from === 'STOP') void farm.start();
+        if (t.to === 'STOP') void farm.stop();
+        else void farm.update(this.nodeViews(module.name), `${module.name} ${t.from} -> ${t.to} here`);
+      }
       this.emit('transition', t);
     });
     return runtime;
@@ -118,6 +146,10 @@ export class Daemon extends EventEmitter {
   async start(): Promise<void> {
     this.publishModules();
     await this.membership.start();
+    // Peers' module states arrive with their heartbeats; the farm map follows them. A key compare
+    // makes this cheap when nothing changed. Half a heartbeat interval: within the failover budget.
+    const everyMs = Math.max(10, Math.min(100, this.config.cluster.heartbeat.intervalMs / 2));
+    this.farmTimer = this.farms.size ? setInterval(() => this.updateFarms('view'), everyMs) : null;
     this.log.info({ event: 'daemon_start', incarnation: this.incarnation, modules: [...this.runtimes.keys()] },
       `croft daemon started on ${this.self}`);
     for (const [name, rt] of this.runtimes) {
@@ -130,6 +162,8 @@ export class Daemon extends EventEmitter {
   async stop(cause = 'daemon stop'): Promise<void> {
     await Promise.all([...this.runtimes.values()].map((rt) => stopAndWait(rt, cause)));
     await Promise.all([...this.runtimes.values()].map((rt) => rt.close()));
+    if (this.farmTimer) clearInterval(this.farmTimer);
+    await Promise.all([...this.farms.values()].map((f) => f.stop()));
     await this.membership.stop();
     this.log.info({ event: 'daemon_stop', cause }, 'croft daemon stopped');
   }
