@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 declare -A need=(
   [nft]=nftables [ip]=iproute2 [tc]=iproute2 [ping]=iputils-ping [conntrack]=conntrack
   [fusermount3]=fuse3 [nsenter]=util-linux [unshare]=util-linux [pkill]=procps [curl]=curl [python3]=python3 [openssl]=openssl
+  # Servers of the farm modules (modules/nginx-farm, modules/apache-farm): croft runs them with its own configs.
+  [nginx]=nginx [apache2]=apache2
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -18,6 +20,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: $pkgs"
   if [ "$(id -u)" -ne 0 ]; then echo "setup: root is needed to install $pkgs" >&2; exit 1; fi
   export DEBIAN_FRONTEND=noninteractive
+  # Packages such as nginx and apache2 start the machine's own service when installed (and would
+  # take port 80); croft's modules run their own instances, so forbid service starts during the
+  # install with a temporary policy-rc.d, unless the machine already has one (containers do).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# temporary, from croft scripts/setup.sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   # An old or missing package list makes apt-get install fail: refresh it once.
   apt-get update -qq
   # shellcheck disable=SC2086

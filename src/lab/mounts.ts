@@ -16,6 +16,14 @@ export const NODE_BIND_PATHS: readonly { target: string; dir: string }[] = [
   { target: '/var/log/croft', dir: 'var-log-croft' },
   { target: '/run/croft', dir: 'run-croft' },
   { target: '/srv/croft', dir: 'srv-croft' },
+  // The servers of the farm modules (Debian's nginx and apache2): their logs, state, run and lock
+  // folders, so that each node's server writes its own and the host's are never touched (the binds
+  // live in the node's private mount namespace only). /var/run and /var/lock are links to these.
+  { target: '/var/log/nginx', dir: 'var-log-nginx' },
+  { target: '/var/lib/nginx', dir: 'var-lib-nginx' },
+  { target: '/var/log/apache2', dir: 'var-log-apache2' },
+  { target: '/run/apache2', dir: 'run-apache2' },
+  { target: '/run/lock/apache2', dir: 'run-lock-apache2' },
 ];
 /** Where the lab config dir appears inside every node. */
 export const NODE_CONFIG_PATH = '/etc/croft';
