@@ -7,6 +7,7 @@ const usage = `usage: croft <command> [options]
   daemon [--config DIR] [--node NAME]     run this node's daemon (foreground, JSON logs)
   status [--json]                         nodes and modules as seen from this node
   start|stop|restart <module>             control a module on this node
+  farm map|who <module> [<client-ip>]     a farm's bucket map, or the node that serves a client
   check <config-dir> [--json]             validate a configuration
   lab up|down|status|exec|kill|start|cut|heal|netem ...   a cluster in network namespaces
   demo [--nodes N]                        a 3-node lab with a light module
@@ -21,6 +22,7 @@ export async function main(argv: string[], out: Output = consoleOutput): Promise
       case 'status': return await (await import('./status.js')).statusCommand(rest, out);
       case 'start': case 'stop': case 'restart':
         return await (await import('./module.js')).moduleCommand(command, rest, out);
+      case 'farm': return await (await import('./farm.js')).farmCommand(rest, out);
       case 'check': return await (await import('./check.js')).checkCommand(rest, out);
       case 'lab': return await (await import('./lab.js')).labCommand(rest, out);
       case 'demo': return await (await import('./demo.js')).demoCommand(rest, out);
