@@ -193,6 +193,22 @@ describe('farm data plane in a 3-node lab', { timeout: 120_000 }, () => {
     }
   });
 
+  it('(e) multicast-MAC mode: the same rules with a multicast virtual MAC', async () => {
+    const MCAST = '01:00:5e:4c:00:64';
+    const mspec = (n: string): NftFarmSpec => ({ ...specOf(bucketsOf(movedOwner, n)), virtualMac: MCAST, macMode: 'multicast' });
+    try {
+      await Promise.all(NODES.map(async (n) => assert.ok((await op(n, { op: 'up', spec: mspec(n) })).ok)));
+      await sh('client', ['ip', 'neigh', 'replace', VIP, 'lladdr', MCAST, 'dev', 'eth0', 'nud', 'permanent']);
+      expectOwners(await probe(), movedOwner);
+    } finally {
+      await Promise.all(NODES.map(async (n) => {
+        assert.ok((await op(n, { op: 'up', spec: specOf(bucketsOf(movedOwner, n)) })).ok);
+        await sh(n, ['bridge', 'fdb', 'del', MCAST, 'dev', 'eth0', 'self']);
+      }));
+      await sh('client', ['ip', 'neigh', 'replace', VIP, 'lladdr', VMAC, 'dev', 'eth0', 'nud', 'permanent']);
+    }
+  });
+
   it('(c) applying twice changes nothing; reconcile fixes drift; a bad rule set changes nothing; remove() leaves no croft table', async () => {
     const ruleset = () => sh('n1', ['nft', 'list', 'ruleset']);
     const spec = specOf(bucketsOf(movedOwner, 'n1'));
