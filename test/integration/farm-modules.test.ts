@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { parse } from 'yaml';
+import { loadConfig } from '../../src/config/index.js';
 import { Lab } from '../../src/lab/index.js';
 import { nsInode, pidsIn } from '../../src/lab/procs.js';
 import { netnsPath } from '../../src/lab/names.js';
@@ -83,17 +83,12 @@ for (const spec of specs) {
     test('each node runs its own server; start is idempotent; stop stops it; a killed one is recovered', async () => {
       const config = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-farmmod-'));
       fs.cpSync(path.join(repoRoot, 'modules', spec.folder), path.join(config, 'modules', MODULE), { recursive: true });
-      const moduleYaml = parse(fs.readFileSync(path.join(config, 'modules', MODULE, 'module.yaml'), 'utf8')) as {
-        kind: string; vip: string; ports: number[]; checkers: { type: string; url: string }[];
-      };
-      assert.equal(moduleYaml.kind, 'farm');
-      assert.deepEqual(moduleYaml.ports, [spec.port]);
-      const checkerUrl = moduleYaml.checkers.find((c) => c.type === 'http')?.url;
-      assert.ok(checkerUrl, 'module.yaml has an http checker');
-
       const hostLogBefore = listing(spec.logDir);
       const labName = `fm${spec.folder.slice(0, 2)}${process.pid % 100000}`;
-      const lab = await Lab.up({ name: labName, nodes: 2, clients: 1, daemons: false, config });
+      const lab = await Lab.up({ name: labName, nodes: 2, clients: 1, daemons: false, config }).catch((e: unknown) => {
+        fs.rmSync(config, { recursive: true, force: true });
+        throw e;
+      });
       const env = (node: string) => ({ CROFT_NODE: node, CROFT_MODULE: MODULE, CROFT_CLUSTER: labName, CROFT_STATE: 'UP' });
       const script = (node: string, name: 'start_both' | 'stop_both') =>
         lab.exec(node, [`/etc/croft/modules/${MODULE}/${name}`], { env: { ...env(node), CROFT_SCRIPT: name }, timeoutMs: 30_000 });
@@ -108,6 +103,15 @@ for (const spec of specs) {
       };
       const privateDir = (node: string, target: string) => lab.snapshot.nodes.find((n) => n.name === node)!.dirs[target]!;
       try {
+        // The shipped module.yaml passes croft's config check (with the lab's cluster.yaml).
+        const mod = loadConfig(lab.configDir).modules.find((m) => m.name === MODULE);
+        assert.equal(mod?.kind, 'farm');
+        assert.equal(mod.farm?.vip, '10.77.0.100');
+        assert.deepEqual(mod.farm.ports, [spec.port]);
+        const checker = mod.checkers.find((c) => c.type === 'http');
+        assert.ok(checker?.type === 'http', 'module.yaml has an http checker');
+        const checkerUrl = checker.url;
+
         // Two independent servers, each naming its node.
         for (const node of ['n1', 'n2']) {
           const r = await script(node, 'start_both');
@@ -145,12 +149,14 @@ for (const spec of specs) {
         // start_both cleans up and starts a new server.
         process.kill(pid1, 'SIGKILL');
         await waitFor(`pid ${pid1} dead`, () => !alive(pid1), 2000);
+        const orphans = serverPids(lab, 'n1', spec.exe); // nginx workers and apache2 children outlive their parent
         const restart = await script('n1', 'start_both');
         assert.equal(restart.code, 0, `start_both after kill -9: ${restart.stdout}${restart.stderr}`);
         const pid2 = await masterPid('n1');
         assert.notEqual(pid2, pid1);
         assert.ok(alive(pid2));
         assert.equal(await fromClient('n1'), 'node n1\n');
+        assert.deepEqual(orphans.filter(alive), [], `leftovers of the killed server (${orphans.join(' ')}) are gone`);
 
         // stop_both stops exactly n1's server: port closed, no process of it left; n2 still serves.
         const n1Pids = serverPids(lab, 'n1', spec.exe);
