@@ -46,6 +46,8 @@ export class FarmDriver {
   private key: string | null = null;
   private members: string[] = [];
   private map: string[] = [];
+  private owned: number[] = [];
+  private renewTimer: NodeJS.Timeout | null = null;
   /** Serializes start/update/stop: each waits for the previous one. */
   private queue: Promise<void> = Promise.resolve();
 
@@ -85,6 +87,7 @@ export class FarmDriver {
       ports: farm.ports,
       ownedBuckets: [],
       hashExpr: nftHashExpr(farm.balance, familyOf(vip), farm.buckets, farm.seed!),
+      ownedTimeoutMs: this.cluster.heartbeat.timeoutMs,
     };
   }
 
@@ -107,6 +110,14 @@ export class FarmDriver {
         // Tell switches and neighbours where the VIP is now (a returning node, a new MAC).
         await arpSendGratuitous(spec.ifname, spec.vip, spec.virtualMac, 3, 100);
       }
+      // Owned buckets expire in the kernel unless renewed (nft-render's ownedTimeoutMs): renew
+      // them at the heartbeat's pace, so they lapse about when the peers declare this node down.
+      let renewing = false; // one renewal in the queue at most: nft being slow must not pile them up
+      this.renewTimer = setInterval(() => {
+        if (renewing || this.owned.length === 0) return;
+        renewing = true;
+        void this.enqueue('renew', () => this.nft.setOwned(this.owned)).finally(() => { renewing = false; });
+      }, this.cluster.heartbeat.intervalMs);
       this.log.info({ event: 'farm_start', module: this.module.name, vip: spec.vip, ifname: spec.ifname, mac: spec.virtualMac },
         `farm ${this.module.name}: VIP ${spec.vip} on ${spec.ifname} (virtual MAC ${spec.virtualMac})`);
     });
@@ -123,6 +134,7 @@ export class FarmDriver {
       const map = assignBuckets(this.module.farm!.buckets, members);
       const owned = bucketsOf(map, this.self);
       await this.nft.setOwned(owned);
+      this.owned = owned;
       this.map = map;
       this.members = members.map((m) => m.name);
       this.log.info({ event: 'farm_buckets', module: this.module.name, members: this.members, owned: owned.length, cause },
@@ -134,6 +146,9 @@ export class FarmDriver {
   stop(): Promise<void> {
     return this.enqueue('stop', async () => {
       if (!this.spec) return;
+      if (this.renewTimer) clearInterval(this.renewTimer);
+      this.renewTimer = null;
+      this.owned = [];
       this.arp?.close();
       this.arp = null;
       await removeVip(this.vipSpec());

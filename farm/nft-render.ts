@@ -42,6 +42,13 @@ export interface NftFarmSpec {
   ownedBuckets: number[];
   /** The nft expression giving a packet's bucket (farm/hash-input.ts nftHashExpr), e.g. `jhash ip saddr mod 256 seed 0x1234abcd`. */
   hashExpr: string;
+  /**
+   * When set, owned buckets expire from the kernel's set after this long unless the daemon renews
+   * them: a dead man's switch. A node whose daemon died (its kernel alive, its application maybe
+   * dead) stops taking new connections by itself about when the others take its buckets over,
+   * instead of answering them with RSTs. The cluster's heartbeat timeout_ms is the right value.
+   */
+  ownedTimeoutMs?: number;
 }
 
 export interface NftTableRef {
@@ -186,7 +193,7 @@ function bodies(spec: NftFarmSpec): TableBody[] {
     ref: { family, name: table },
     // numgen's type is the 32-bit integer jhash yields; `typeof jhash ...` would do the same, but
     // nft 1.0.6 crashes when it lists such a set.
-    sets: [`set ${OWNED_SET} {\n\t\ttypeof numgen inc mod ${spec.buckets}\n\t}`],
+    sets: [`set ${OWNED_SET} {\n\t\ttypeof numgen inc mod ${spec.buckets}${spec.ownedTimeoutMs ? `\n\t\tflags timeout\n\t\ttimeout ${Math.round(spec.ownedTimeoutMs)}ms` : ''}\n\t}`],
     chains: ipChains,
   });
 
