@@ -82,7 +82,7 @@ export interface FarmConfig {
   macMode: 'invisible' | 'multicast';
   /** The virtual MAC; default derived from the cluster and module names (locally administered). */
   virtualMac: string | null;
-  /** Number of buckets B. Default 256. */
+  /** Number of buckets B. Default 1024 (see defaults.ts for why not 256). */
   buckets: number;
   balance: FarmBalance;
   /** Only these destination ports are balanced; other traffic to the VIP is dropped. Empty: all. */

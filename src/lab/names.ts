@@ -7,7 +7,7 @@ export const LAB_RUN_DIR = '/run/croft-lab';
 /** Where `ip netns` keeps its named namespaces. */
 export const NETNS_DIR = '/run/netns';
 
-/** Upper bounds: one address octet for nodes; the client's addresses fill 10.77.1.1 upwards. */
+/** Upper bounds: one address octet for nodes; the client's addresses fill 10.100.0.1 upwards. */
 export const MAX_NODES = 250;
 export const MAX_LANS = 8;
 export const MAX_CLIENTS = 250 * 254;
@@ -55,9 +55,18 @@ export function lanSubnet(lan: number): string {
 export function nodeAddress(index: number, lan: number): string {
   return `10.${77 + lan}.0.${index}`;
 }
-/** The client's j-th source address (0-based): 10.77.1.1, 10.77.1.2 ... 10.77.1.254, 10.77.2.1 ... */
+/**
+ * The client stands for a router with the internet behind it: it has CLIENT_GATEWAY on LAN 0 and
+ * its source addresses in CLIENT_SUBNET, which every node routes through that gateway. So a node
+ * keeps one neighbour entry for all clients, as it would behind a real router; with the clients
+ * on the LAN itself, a node would need one per client, and the kernel's neighbour table (shared by
+ * every namespace, gc_thresh3 = 1024 by default) overflows with 3 nodes x 400 clients.
+ */
+export const CLIENT_GATEWAY = '10.77.0.254';
+export const CLIENT_SUBNET = '10.100.0.0/16';
+/** The client's j-th source address (0-based): 10.100.0.1, 10.100.0.2 ... 10.100.0.254, 10.100.1.1 ... */
 export function clientAddress(j: number): string {
-  return `10.77.${1 + Math.floor(j / 254)}.${1 + (j % 254)}`;
+  return `10.100.${Math.floor(j / 254)}.${1 + (j % 254)}`;
 }
 
 /** Interface of a node on LAN k, inside the node. */

@@ -3,7 +3,7 @@
 // Each namespace is configured with one `ip -batch`, so 200+ client addresses take milliseconds.
 import { runOk } from './run.js';
 import {
-  bridgeIf, clientAddress, LAN_PREFIX_LEN, netnsPath, nodeAddress, nodeIf, SWITCH_IF_OF_CLIENT, switchIfOfNode,
+  bridgeIf, CLIENT_GATEWAY, CLIENT_SUBNET, clientAddress, LAN_PREFIX_LEN, netnsPath, nodeAddress, nodeIf, SWITCH_IF_OF_CLIENT, switchIfOfNode,
 } from './names.js';
 
 export interface TopologyPlan {
@@ -47,11 +47,12 @@ export async function buildTopology(plan: TopologyPlan): Promise<void> {
     for (let lan = 0; lan < plan.lans; lan++) {
       lines.push(`addr add ${nodeAddress(node.index, lan)}/${LAN_PREFIX_LEN} dev ${nodeIf(lan)}`, `link set ${nodeIf(lan)} up`);
     }
+    lines.push(`route add ${CLIENT_SUBNET} via ${CLIENT_GATEWAY} dev ${nodeIf(0)}`);
     return batch(node.namespace, lines);
   }));
 
-  const client = ['link set lo up'];
-  for (let j = 0; j < plan.clients; j++) client.push(`addr add ${clientAddress(j)}/${LAN_PREFIX_LEN} dev eth0`);
+  const client = ['link set lo up', `addr add ${CLIENT_GATEWAY}/${LAN_PREFIX_LEN} dev eth0`];
+  for (let j = 0; j < plan.clients; j++) client.push(`addr add ${clientAddress(j)}/32 dev eth0`);
   client.push('link set eth0 up');
   await batch(plan.clientNs, client);
 }

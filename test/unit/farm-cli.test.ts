@@ -31,7 +31,7 @@ const clusterText = [
   '  n3: { addresses: [10.77.0.3] }',
   '',
 ].join('\n');
-const webText = 'kind: farm\nvip: 10.77.0.100\n';
+const webText = 'kind: farm\nvip: 10.77.0.100\nbuckets: 256\n';
 const apiText = 'kind: farm\nvip: 10.77.0.101\nnodes: [n1, n2]\nbuckets: 16\nbalance: source-ip-port\nseed: 42\nweights: { n2: 0 }\n';
 const netText = 'kind: farm\nvip: 10.77.0.102\nbalance: network\nbuckets: 64\n';
 const cloudText = 'kind: farm\nvip: none\n';

@@ -110,7 +110,7 @@ test('every farm key converts into FarmConfig', () => {
   });
 });
 
-test('defaults: 256 buckets, source-ip, invisible MAC, derived seed and MAC, cluster weights', () => {
+test('defaults: 1024 buckets, source-ip, invisible MAC, derived seed and MAC, cluster weights', () => {
   const dir = writeDir({ 'modules/web.yaml': farm, 'modules/db.yaml': light });
   const web = moduleOf(dir, 'web');
   assert.deepEqual(web.farm, {
@@ -118,7 +118,7 @@ test('defaults: 256 buckets, source-ip, invisible MAC, derived seed and MAC, clu
     interface: null,
     macMode: 'invisible',
     virtualMac: deriveVirtualMac('t', 'web', 'invisible'),
-    buckets: 256,
+    buckets: 1024,
     balance: 'source-ip',
     ports: [],
     seed: deriveFarmSeed('t', 'web'),
