@@ -20,6 +20,8 @@ const USAGE = `usage: croft lab <command> [--name NAME] ...
   cut <node> [--lan K]   links down at the switch (all LANs, or LAN K)
   heal <node> [--lan K]
   netem <node> loss 10% | delay 50ms [jitter] | clear  [--lan K]
+  partition <n1,n2> [<n3>...]   nodes in different groups cannot reach each other (the client reaches all)
+  partition --heal               end the partition
   console <node> [--port 9450]   serve the node's console and API on the host's 127.0.0.1 (until Ctrl-C)`;
 
 interface Parsed {
@@ -30,7 +32,7 @@ interface Parsed {
 }
 
 const VALUE_FLAGS = new Set(['name', 'nodes', 'clients', 'lans', 'config', 'interval-ms', 'timeout-ms', 'lan', 'port']);
-const BOOL_FLAGS = new Set(['no-daemons', 'json', 'all', 'help']);
+const BOOL_FLAGS = new Set(['no-daemons', 'json', 'all', 'help', 'heal']);
 
 function usage(msg: string): never {
   throw new CroftError('CROFT_ERR_USAGE', msg);
@@ -195,6 +197,15 @@ async function dispatch(args: string[], out: LabOutput): Promise<number> {
       if (node === undefined || spec.length === 0) usage('lab netem <node> loss 10% | delay 50ms [jitter] | clear [--lan K]');
       await Lab.open(name).netem(node, spec, int(p, 'lan'));
       out.log(`${node}: netem ${spec.join(' ')}`);
+      return 0;
+    }
+    case 'partition': {
+      onlyFlags(p, ['name', 'heal']);
+      const heal = p.flags.has('heal');
+      if (heal === p.positional.length > 0) usage('lab partition <n1,n2> [<n3,...>...] | lab partition --heal');
+      const groups = p.positional.map((g) => g.split(',').filter(Boolean));
+      await Lab.open(name).partition(groups);
+      out.log(heal ? 'partition healed' : `partition: ${groups.map((g) => g.join(' ')).join(' | ')} | the other nodes`);
       return 0;
     }
     case 'console': {

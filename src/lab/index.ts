@@ -4,6 +4,7 @@ import { CroftError } from '../errors.js';
 import { createLab, type LabUpOptions } from './create.js';
 import { teardown, allLabNames, type DownResult } from './teardown.js';
 import { readState, writeState, type LabNodeState, type LabState, type NetemSettings } from './state.js';
+import { renderHeal, renderPartition } from './partition.js';
 import { checkLabName, netnsPath, stateDirOf, switchIfOfNode } from './names.js';
 import { enterArgv, labEnv } from './enter.js';
 import { run, runOk, type RunResult } from './run.js';
@@ -129,6 +130,20 @@ export class Lab {
     });
     writeState(this.state);
     return n.daemonPid;
+  }
+
+  /**
+   * Splits the nodes into groups that cannot reach each other (on every LAN); the client still
+   * reaches every node. Nodes not named form one more group. `partition([])` heals it.
+   */
+  async partition(groups: readonly (readonly string[])[]): Promise<void> {
+    this.reload();
+    const named = new Set(groups.flat());
+    for (const n of named) this.node(n);
+    const rest = this.nodes.filter((n) => !named.has(n));
+    const all = groups.length === 0 ? [] : rest.length ? [...groups, rest] : [...groups];
+    const text = all.length < 2 ? `${renderHeal().join('\n')}\n` : renderPartition(all.map((g) => g.map((n) => this.node(n).index)), this.lans);
+    await runOk(['ip', 'netns', 'exec', this.state.switchNamespace, 'nft', '-f', '-'], { input: text });
   }
 
   /** Sets the node's links down at the switch (every LAN, or one). */
