@@ -13,8 +13,24 @@ export interface NodeModuleView {
   state: string | undefined;
 }
 
-/** The farm's members with their weights, sorted by name (weight 0 members are left out: they get no bucket). */
+/**
+ * Whether this node's side may serve (FarmConfig.quorum): with `majority`, more than half of the
+ * farm's nodes must be up as seen from here, or exactly half including the first node by name.
+ */
+export function hasQuorum(module: ModuleConfig, views: readonly NodeModuleView[]): boolean {
+  if (module.farm?.quorum !== 'majority') return true;
+  const farmNodes = [...module.nodes].sort();
+  const up = new Set(views.filter((v) => v.up && farmNodes.includes(v.name)).map((v) => v.name));
+  if (up.size * 2 > farmNodes.length) return true;
+  return up.size * 2 === farmNodes.length && up.has(farmNodes[0]!);
+}
+
+/**
+ * The farm's members with their weights, sorted by name (weight 0 members are left out: they get
+ * no bucket); none when this side has no quorum.
+ */
 export function farmMembers(module: ModuleConfig, nodes: readonly NodeConfig[], views: readonly NodeModuleView[]): WeightedNode[] {
+  if (!hasQuorum(module, views)) return [];
   const weightOf = (name: string) => module.farm?.weights[name] ?? nodes.find((n) => n.name === name)?.weight ?? 1;
   return views
     .filter((v) => module.nodes.includes(v.name) && v.up && v.state === 'UP')

@@ -34,6 +34,7 @@ export const farmProperties: Record<string, JsonSchema> = {
     expect: 'a list of port numbers',
   },
   seed: { type: 'integer', minimum: 0, maximum: 0xffffffff, expect: 'an integer from 0 to 4294967295 (a u32)' },
+  quorum: { type: 'string', enum: ['majority', 'none'] },
   weights: {
     type: 'object',
     propertyNames: {
@@ -166,6 +167,10 @@ export function toFarmConfig(d: Raw, clusterName: string, moduleName: string, no
     balance: d.balance ?? defaults.farm.balance,
     ports: [...(d.ports ?? [])].sort((a: number, b: number) => a - b),
     seed: d.seed ?? deriveFarmSeed(clusterName, moduleName),
+    // With 3 nodes or more a majority can be told apart from a minority; with 2, a dead peer
+    // cannot be told from a cut link, and stopping the survivor would turn every failure into an
+    // outage (as Pacemaker's two_node mode, the pair keeps running).
+    quorum: d.quorum ?? (nodes.length >= 3 ? 'majority' : 'none'),
     weights,
   };
 }

@@ -89,6 +89,13 @@ export interface FarmConfig {
   ports: number[];
   /** jhash seed; default derived from the cluster and module names, so every node uses the same. */
   seed: number | null;
+  /**
+   * `majority`: a node that sees fewer than half of the farm's nodes (itself included) up takes no
+   * new connection, and with exactly half, only the half holding the first node (by name) does: in
+   * a partition one side serves, never both (every bucket would have two owners). `none`: every
+   * side serves with the nodes it sees. Default: majority with 3 nodes or more, none with 1 or 2.
+   */
+  quorum: 'majority' | 'none';
   /** Per-node weights for this module (default: the node's `weight` in cluster.yaml). */
   weights: Record<string, number>;
 }

@@ -170,6 +170,43 @@ describe('farm: 3 nginx nodes behind one VIP, 1000 clients', { timeout: 600_000 
     }
   });
 
+  test('a 2|1 partition: the two serve every client, the lone node none (quorum); healing brings back three', async () => {
+    await waitMembers(lab, ['n1', 'n2', 'n3'], ['n1', 'n2', 'n3']);
+    await lab.partition([['n1', 'n2']]);
+    try {
+      await waitMembers(lab, ['n1', 'n2'], ['n1', 'n2'], 5_000);
+      await waitFor('n3 without quorum serves no bucket', async () => {
+        const f = await farmStatus(lab, 'n3');
+        return f?.active === true && f.members.length === 0 && f.ownedBuckets === 0;
+      }, 5_000);
+      // The client still reaches all three: each client is answered once, by the majority's map.
+      const res = await clients(lab, { sources, mode: 'once' });
+      const per = checkAnswers(await farmMap(lab, 'n1'), res, sources);
+      assert.equal(per.n3 ?? 0, 0);
+    } finally {
+      await lab.partition([]);
+    }
+    await waitMembers(lab, ['n1', 'n2', 'n3'], ['n1', 'n2', 'n3']);
+    checkAnswers(await farmMap(lab), await clients(lab, { sources, mode: 'once' }), sources);
+  });
+
+  test('forged heartbeats (wrong key) saying n2 stopped web change no farm map', async () => {
+    await waitMembers(lab, ['n1', 'n2', 'n3'], ['n1', 'n2', 'n3']);
+    const before = await Promise.all(['n1', 'n3'].map((n) => farmStatus(lab, n)));
+    const sender = path.join(fixtures, 'membership', 'send.mjs');
+    const codec = path.join(repoRoot, 'dist', 'src', 'membership', 'codec.js');
+    const hb = { cluster: lab.name, from: 'n2', lan: 0, incarnation: Date.now() + 1e9, seq: 1,
+      view: { epoch: 99, members: ['n2'] }, modules: { web: { state: 'STOP', sinceMs: 0 } } };
+    for (const n of ['n1', 'n3']) {
+      const r = await lab.exec('client', ['node', sender, JSON.stringify({ codec, host: lab.nodeAddress(n), port: 4800, mode: 'forged', count: 300, hb })]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    await sleep(500);
+    const after = await Promise.all(['n1', 'n3'].map((n) => farmStatus(lab, n)));
+    assert.deepEqual(after.map((f) => f?.members), [['n1', 'n2', 'n3'], ['n1', 'n2', 'n3']]);
+    assert.deepEqual(after.map((f) => f?.ownedBuckets), before.map((f) => f?.ownedBuckets));
+  });
+
   test('stopping nginx on a node: the node leaves the farm, nginx is restarted, the node rejoins', async () => {
     await waitMembers(lab, ['n1', 'n2', 'n3'], ['n1', 'n2', 'n3']);
     const t0 = Date.now();

@@ -106,6 +106,7 @@ test('every farm key converts into FarmConfig', () => {
     balance: 'network',
     ports: [80, 443],
     seed: 305441741,
+    quorum: 'none', // two nodes: see FarmConfig.quorum
     weights: { n1: 1, n2: 0 },
   });
 });
@@ -122,6 +123,7 @@ test('defaults: 1024 buckets, source-ip, invisible MAC, derived seed and MAC, cl
     balance: 'source-ip',
     ports: [],
     seed: deriveFarmSeed('t', 'web'),
+    quorum: 'majority', // three nodes
     weights: { n1: 1, n2: 3, n3: 1 },
   });
   const db = moduleOf(dir, 'db');
