@@ -1,5 +1,6 @@
-// croft demo: a 3-node lab running the demo-web light module (a small HTTP service with an http
-// checker); prints the cluster status, the console address and how to stop it.
+// croft demo: a 3-node lab running an nginx farm behind one virtual IP (modules/nginx-farm) and a
+// light module (modules/demo-web: a small HTTP service with an http checker); prints the cluster
+// status, the farm's map, a few clients' answers, the console address and how to stop it.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,8 @@ import { repoRoot } from '../lab/paths.js';
 import { flagString, parseArgs, rejectUnknown, type Output } from './args.js';
 import { formatStatus } from './status.js';
 
+const VIP = '10.77.0.100'; // modules/nginx-farm/module.yaml
+
 export async function demoCommand(argv: string[], out: Output): Promise<number> {
   const args = parseArgs(argv, ['nodes', 'name']);
   rejectUnknown(args, ['nodes', 'name']);
@@ -20,11 +23,12 @@ export async function demoCommand(argv: string[], out: Output): Promise<number> 
 
   // The module folder is installed as it would be on a real cluster: /etc/croft/modules/web/.
   const config = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-demo-'));
-  fs.cpSync(path.join(repoRoot, 'modules', 'demo-web'), path.join(config, 'modules', 'web'), { recursive: true });
-  out.log(`croft demo: building a ${nodes}-node lab "${name}" with the light module "web" (modules/demo-web)...`);
+  fs.cpSync(path.join(repoRoot, 'modules', 'nginx-farm'), path.join(config, 'modules', 'web'), { recursive: true });
+  fs.cpSync(path.join(repoRoot, 'modules', 'demo-web'), path.join(config, 'modules', 'hello'), { recursive: true });
+  out.log(`croft demo: building a ${nodes}-node lab "${name}": farm "web" (nginx, VIP ${VIP}) and light module "hello"...`);
   let lab: Lab;
   try {
-    lab = await Lab.up({ name, nodes, clients: 4, config, intervalMs: 200, timeoutMs: 1000 });
+    lab = await Lab.up({ name, nodes, clients: 200, config, intervalMs: 200, timeoutMs: 1000 });
   } finally {
     fs.rmSync(config, { recursive: true, force: true });
   }
@@ -35,7 +39,7 @@ export async function demoCommand(argv: string[], out: Output): Promise<number> 
     st = await nodeApiRequest<ClusterStatus>(lab.stateDir, 'n1', 'GET', '/api/v1/status')
       .then((r) => (r.status === 200 ? r.body : null), () => null);
     const ready = st && st.view.members.length === nodes && st.converged
-      && all.every((n) => st?.modules.web?.nodes[n]?.state === 'UP');
+      && all.every((n) => st?.modules.web?.nodes[n]?.state === 'UP' && st?.modules.hello?.nodes[n]?.state === 'UP');
     if (ready) break;
     if (Date.now() > deadline) {
       out.error(`the cluster did not come up within 30 s; see ${lab.stateDir}/nodes/*/daemon.log`);
@@ -47,10 +51,20 @@ export async function demoCommand(argv: string[], out: Output): Promise<number> 
   const api = `http://${lab.nodeAddress('n1')}:9450/`;
   out.log('');
   out.log(formatStatus(st!));
+  const map = await lab.exec('n1', ['croft', 'farm', 'map', 'web']);
+  out.log(`\n${map.stdout.trim()}`);
+  const sample = lab.clientAddresses().slice(0, 6);
+  out.log(`\nsix clients of the VIP, each from its own source address:`);
+  for (const src of sample) {
+    const r = await lab.exec('client', ['curl', '-s', '--max-time', '2', '--interface', src, `http://${VIP}/`]);
+    out.log(`  ${src} -> ${r.code === 0 ? r.stdout.trim() : `no answer (curl exit ${r.code})`}`);
+  }
   out.log(`
 The cluster runs in network namespaces (croft-${name}-*). Try:
   croft lab exec --name ${name} n1 -- croft status          status as seen from n1
-  croft lab exec --name ${name} client -- curl -s http://${lab.nodeAddress('n2')}:8080/   the web module on n2
+  croft lab exec --name ${name} client -- curl -s --interface 10.100.0.9 http://${VIP}/   the farm, as one client
+  croft lab exec --name ${name} n1 -- croft farm who web 10.100.0.9                 who serves that client
+  croft lab exec --name ${name} client -- curl -s http://${lab.nodeAddress('n2')}:8080/   the light module on n2
   croft lab kill --name ${name} n2                           SIGKILL n2's daemon and applications
   croft lab start --name ${name} n2                          start it again
   croft lab cut --name ${name} n3 / heal --name ${name} n3   cut and heal n3's links

@@ -13,8 +13,9 @@ import { flagString, parseArgs, rejectUnknown, type Output } from './args.js';
 import { apiRequest, defaultConfigDir, targetFromConfig } from './client.js';
 import { table } from './table.js';
 
-const usage = `usage: croft farm map <module> [--json] [--members n1,n2]
+const usage = `usage: croft farm map <module> [--json] [--buckets] [--members n1,n2]
        croft farm who <module> <client-ip> [--port P] [--json] [--members n1,n2]
+  --buckets  also list each node's buckets (as ranges)
   --members  compute with these nodes as the farm's members instead of asking the local daemon`;
 
 export interface FarmMember {
@@ -178,7 +179,8 @@ function wrap(label: string, text: string, width = 100): string[] {
   return lines;
 }
 
-export function formatFarmMap(v: FarmMapView): string {
+/** The map as a table; with `buckets`, each node's buckets as ranges too (long: 1024 buckets by default). */
+export function formatFarmMap(v: FarmMapView, buckets = false): string {
   const lines: string[] = [];
   lines.push(`farm ${v.module}: vip ${v.vip ?? 'none (cloud mode)'}, balance ${v.balance}, ${v.buckets} buckets, seed ${seedText(v.seed)}`);
   lines.push(`members (UP): ${membersText(v.members)}`);
@@ -189,6 +191,7 @@ export function formatFarmMap(v: FarmMapView): string {
   if (v.unowned > 0) rows.push(['(none)', '-', String(v.unowned), `${(Math.round((1000 * v.unowned) / v.buckets) / 10).toFixed(1)}%`]);
   lines.push(table(rows));
   if (v.unowned > 0) lines.push(`${v.unowned} bucket${v.unowned === 1 ? ' has' : 's have'} no owner: their clients get no answer`);
+  if (!buckets) return lines.join('\n');
   lines.push('');
   lines.push('buckets per node:');
   const width = Math.max(0, ...v.members.map((n) => n.name.length));
@@ -217,7 +220,7 @@ function usageError(message: string): CroftError {
 
 export async function farmCommand(argv: string[], out: Output): Promise<number> {
   const args = parseArgs(argv, ['config', 'api', 'token', 'port', 'members']);
-  rejectUnknown(args, ['config', 'api', 'token', 'json', 'port', 'members']);
+  rejectUnknown(args, ['config', 'api', 'token', 'json', 'port', 'members', 'buckets']);
   const [sub, module, client, ...extra] = [...args.positionals, ...args.rest];
   if (sub !== 'map' && sub !== 'who') throw usageError(sub === undefined ? 'missing map or who' : `unknown farm command "${sub}"`);
   if (module === undefined) throw usageError('missing <module>');
@@ -250,7 +253,7 @@ export async function farmCommand(argv: string[], out: Output): Promise<number> 
   const json = args.flags.has('json');
   if (sub === 'map') {
     const view = farmMap(config, module, upNodes);
-    out.log(json ? JSON.stringify(view, null, 2) : formatFarmMap(view));
+    out.log(json ? JSON.stringify(view, null, 2) : formatFarmMap(view, args.flags.has('buckets')));
   } else {
     const view = farmWho(config, module, upNodes, client as string, port);
     out.log(json ? JSON.stringify(view, null, 2) : formatFarmWho(view));

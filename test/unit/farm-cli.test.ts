@@ -93,7 +93,8 @@ test('farmMap: weight 0 and no member leave buckets unowned, and say so', () => 
 
 test('the map table: header, load rows, and each node\'s bucket ranges', () => {
   const v: FarmMapView = farmMap(config, 'api', ['n1', 'n2']);
-  const lines = formatFarmMap(v).split('\n');
+  assert.ok(!formatFarmMap(v).includes('buckets per node'), 'ranges only with --buckets');
+  const lines = formatFarmMap(v, true).split('\n');
   assert.equal(lines[0], 'farm api: vip 10.77.0.101, balance source-ip-port, 16 buckets, seed 0x0000002a');
   assert.equal(lines[1], 'members (UP): n1 (weight 1), n2 (weight 0)');
   assert.equal(lines[3], 'NODE  WEIGHT  BUCKETS  SHARE');
@@ -102,7 +103,7 @@ test('the map table: header, load rows, and each node\'s bucket ranges', () => {
   assert.ok(lines.includes('  n1  0-15'), lines.join('\n'));
   assert.ok(lines.includes('  n2  (none)'), lines.join('\n'));
   // Long range lists wrap under their node.
-  const big = formatFarmMap(farmMap(config, 'web', ['n1', 'n2', 'n3'])).split('\n');
+  const big = formatFarmMap(farmMap(config, 'web', ['n1', 'n2', 'n3']), true).split('\n');
   assert.ok(big.every((l) => l.length <= 100), 'lines of at most 100 characters');
   assert.ok(big.some((l) => /^ {6}\d/.test(l)), 'continuation lines are indented under the ranges');
 });
