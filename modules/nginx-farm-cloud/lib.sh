@@ -1,0 +1,1 @@
+../nginx-farm/lib.sh
