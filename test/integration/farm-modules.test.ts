@@ -93,7 +93,8 @@ for (const spec of specs) {
       const script = (node: string, name: 'start_both' | 'stop_both') =>
         lab.exec(node, [`/etc/croft/modules/${MODULE}/${name}`], { env: { ...env(node), CROFT_SCRIPT: name }, timeoutMs: 30_000 });
       const fromClient = async (node: string): Promise<string | null> => {
-        const r = await lab.exec('client', ['curl', '-sS', '--max-time', '2', `http://${lab.nodeAddress(node)}:${spec.port}/`]);
+        // From the client's first source address (its default source is the gateway's).
+        const r = await lab.exec('client', ['curl', '-sS', '--max-time', '2', '--interface', lab.clientAddresses()[0]!, `http://${lab.nodeAddress(node)}:${spec.port}/`]);
         return r.code === 0 ? r.stdout : null;
       };
       const masterPid = async (node: string): Promise<number> => {
