@@ -1,0 +1,772 @@
+// The mirror module's state machine (STOP, WAIT, ALONE, PRIM, SECOND), pure: events in, actions out,
+// time passed in. The shape follows src/module/machine.ts: a table of handlers that only update the
+// facts (peer, witness, link, data, scripts, health) and the goal, then `settle`, which alone makes
+// state changes and launches scripts, in the order rules written on MirrorAction (mirror/types.ts).
+//
+// Who is primary. Both nodes compute the same choice from the same facts (`chosen`):
+//   - a node running the application (PRIM/ALONE) stays primary while it is eligible, unless its
+//     peer runs it too (a healed split brain): then the tie-break decides and the loser gives up;
+//   - else an eligible node (wanted, up-to-date data, dependencies healthy, not `second`, not handing
+//     over) is chosen when its peer is not eligible, or wins the tie-break: `croft prim` first, then
+//     prim_preference, then the smaller node name;
+//   - without a peer, an eligible node is chosen once it has seen its peer since start or waited
+//     peerWaitMs for it.
+// A chosen node contends for the witness; it enters ALONE only with a valid verdict (or no witness).
+//
+// Invariants with a witness (checked in checkInvariants, and across two nodes by the simulation):
+//   - PRIM/ALONE only with a valid verdict at every step: a redis lease is held by one node at a
+//     time and our verdict lapses (own clock, safety margin) before the lease can pass, so never two
+//     PRIM/ALONE. The driver ticks the machine at nextWakeMs so a lapse is seen in time.
+//   - A primary whose verdict lapses gives up at once: fence, VIP off, WAIT, then stop_prim, unmount,
+//     and quarantine of what it wrote alone.
+//   - The application never runs with stale data: PRIM/ALONE only with data up-to-date; a target
+//     records `stale` before a reintegration starts; SECOND only after its reintegration finished.
+//
+// Known limit (documented in the report): the data status is a flag, not a generation. If a primary
+// runs ALONE during a partition and then dies, the old SECOND (its flag still up-to-date) may take
+// over once the lease expires, without the writes made alone; they are in the dead node's dirty log.
+import assert from 'node:assert/strict';
+import { createHealth, healthStep, resetHealth, type Health, type HealthState } from '../src/module/health.js';
+import type {
+  DataStatus,
+  MirrorAction,
+  MirrorCommand,
+  MirrorEvent,
+  MirrorMachineConfig,
+  MirrorScript,
+  MirrorState,
+  PeerView,
+} from './types.js';
+
+export type AppPhase = 'stopped' | 'started' | 'dirty';
+
+export interface MirrorMachine {
+  readonly cfg: MirrorMachineConfig;
+  readonly state: MirrorState;
+  readonly sinceMs: number;
+  readonly cause: string;
+  /** The goal, from commands and failure policies. */
+  readonly target: 'run' | 'stop';
+  /** `second`: started with `croft second`, never primary on its own until it is SECOND once. */
+  readonly role: 'auto' | 'second';
+  /** Started with `croft prim`: wins the choice of the primary (until it is primary once). */
+  readonly forced: boolean;
+  /** Handing the primary role to the peer (swap, prim_preference): not eligible meanwhile. */
+  readonly yielding: boolean;
+  readonly data: DataStatus;
+  /** This node wrote while ALONE since its last finished reintegration as source. */
+  readonly diverged: boolean;
+  readonly quarantinePending: boolean;
+  /** Last announcement of the peer; null when lost or not heard since start. */
+  readonly peer: PeerView | null;
+  /** The peer was heard since the module was started here (the peer wait is over). */
+  readonly peerSeen: boolean;
+  /** As SECOND: the peer was seen PRIM since (so a later ALONE means it went on without us). */
+  readonly peerWasPrim: boolean;
+  /** Until when a started node that has not heard its peer waits for it before it may go ALONE. */
+  readonly waitPeerUntilMs: number;
+  /** The replication stream to the peer is up. */
+  readonly link: boolean;
+  readonly reintegrating: 'none' | 'source' | 'target';
+  readonly contending: boolean;
+  readonly verdict: { allowed: boolean; validUntilMs: number; detail: string };
+  readonly running: MirrorScript | null;
+  readonly app: AppPhase;
+  readonly mounted: boolean;
+  readonly fenced: boolean;
+  readonly vip: boolean;
+  readonly restartWanted: boolean;
+  readonly restartTimesMs: readonly number[];
+  readonly health: Readonly<Record<string, Health>>;
+  readonly checkersRunning: 'none' | 'dependencies' | 'all';
+}
+
+/** Every state change the machine can make, with why. */
+export const TRANSITIONS: readonly (readonly [MirrorState, MirrorState, string])[] = [
+  ['STOP', 'WAIT', 'start, prim or second command'],
+  ['WAIT', 'STOP', 'stopped: nothing runs, nothing mounted'],
+  ['WAIT', 'ALONE', 'chosen as primary with a valid witness verdict: mount, VIP, start_prim'],
+  ['WAIT', 'SECOND', 'reintegration as target finished'],
+  ['ALONE', 'PRIM', 'reintegration as source finished: the peer is an in-sync SECOND'],
+  ['ALONE', 'WAIT', 'stepped down (unmounted) or gave up (fenced) without stopping the module'],
+  ['ALONE', 'STOP', 'stopped: stop_prim done, VIP removed, unmounted'],
+  ['PRIM', 'ALONE', 'peer lost or replication link broken: keep running, dirty log on'],
+  ['PRIM', 'WAIT', 'stepped down (swap, prim_preference, dependency) or gave up (witness)'],
+  ['PRIM', 'STOP', 'stopped: stop_prim done, VIP removed, unmounted'],
+  ['SECOND', 'ALONE', 'failover: the PRIM is gone, data up to date, witness allows'],
+  ['SECOND', 'WAIT', 'no longer an in-sync replica of a running PRIM'],
+  ['SECOND', 'STOP', 'stopped (the replica is stale from now on if the PRIM runs on)'],
+];
+
+export function isTransition(from: MirrorState, to: MirrorState): boolean {
+  return TRANSITIONS.some(([f, t]) => f === from && t === to);
+}
+
+export function isPrimary(s: MirrorState): boolean {
+  return s === 'PRIM' || s === 'ALONE';
+}
+
+export function createMirrorMachine(cfg: MirrorMachineConfig, nowMs = 0): MirrorMachine {
+  assert.notEqual(cfg.node, cfg.peer, 'a mirror has two distinct nodes');
+  assert.ok(cfg.primPreference === null || cfg.primPreference === cfg.node || cfg.primPreference === cfg.peer, 'prim_preference names one of the two nodes');
+  assert.ok(cfg.peerWaitMs >= 0, 'peerWaitMs must be >= 0');
+  assert.ok(Number.isInteger(cfg.restart.maxloop) && cfg.restart.maxloop >= 0, 'maxloop must be >= 0');
+  const health: Record<string, Health> = {};
+  for (const c of cfg.checkers) {
+    assert.ok(!(c.name in health), `duplicate checker name ${c.name}`);
+    assert.ok(!(c.kind === 'app' && c.onFailure === 'wait'), `checker ${c.name}: on_failure wait needs kind dependency`);
+    health[c.name] = createHealth(c.rise, c.fall);
+  }
+  return {
+    cfg,
+    state: 'STOP',
+    sinceMs: nowMs,
+    cause: 'initial',
+    target: 'stop',
+    role: 'auto',
+    forced: false,
+    yielding: false,
+    data: 'unknown',
+    diverged: false,
+    quarantinePending: false,
+    peer: null,
+    peerSeen: false,
+    peerWasPrim: false,
+    waitPeerUntilMs: 0,
+    link: false,
+    reintegrating: 'none',
+    contending: false,
+    verdict: { allowed: false, validUntilMs: 0, detail: 'not contending' },
+    running: null,
+    app: 'stopped',
+    mounted: false,
+    fenced: false,
+    vip: false,
+    restartWanted: false,
+    restartTimesMs: [],
+    health,
+    checkersRunning: 'none',
+  };
+}
+
+/** What this node announces in its heartbeats. */
+export function announce(m: MirrorMachine): PeerView {
+  return { state: m.state, dataUpToDate: m.data === 'up-to-date', eligible: eligible(m), forced: m.forced };
+}
+
+/** True when the witness lets this node run the application now (always without a witness). */
+export function verdictValid(m: MirrorMachine, nowMs: number): boolean {
+  if (m.cfg.witness === 'none') return true;
+  return m.contending && m.verdict.allowed && nowMs < m.verdict.validUntilMs;
+}
+
+/**
+ * When the driver must call `mirrorStep(m, {type:'tick'}, t)` at the latest (a verdict lapses, the
+ * peer wait ends), or null. The driver also ticks every second or so for the restart window.
+ */
+export function nextWakeMs(m: MirrorMachine, nowMs: number): number | null {
+  const times: number[] = [];
+  if (m.cfg.witness !== 'none' && m.contending && m.verdict.allowed && m.verdict.validUntilMs > nowMs) times.push(m.verdict.validUntilMs);
+  if (m.target === 'run' && !m.peerSeen && m.waitPeerUntilMs > nowMs) times.push(m.waitPeerUntilMs);
+  return times.length > 0 ? Math.min(...times) : null;
+}
+
+export function checkerHealth(m: MirrorMachine): Record<string, HealthState> {
+  const out: Record<string, HealthState> = {};
+  for (const c of m.cfg.checkers) out[c.name] = m.health[c.name]!.state;
+  return out;
+}
+
+export function dependenciesHealthy(m: MirrorMachine): boolean {
+  return m.cfg.checkers.every((c) => c.kind !== 'dependency' || m.health[c.name]!.state === 'healthy');
+}
+
+/** Would take the primary role if the choice were its own. */
+export function eligible(m: MirrorMachine): boolean {
+  return m.target === 'run' && m.role === 'auto' && !m.yielding && m.data === 'up-to-date' && dependenciesHealthy(m);
+}
+
+/** The tie-break between two eligible nodes (or two primaries): forced, then preference, then name. */
+export function winsTie(m: MirrorMachine, peer: PeerView): boolean {
+  if (m.forced !== peer.forced) return m.forced;
+  const pref = m.cfg.primPreference;
+  if (pref !== null) return pref === m.cfg.node;
+  return m.cfg.node < m.cfg.peer;
+}
+
+/** Should this node be the primary, from what it knows now (see the head of this file). */
+export function chosen(m: MirrorMachine, nowMs: number): boolean {
+  if (!eligible(m)) return false;
+  const p = m.peer;
+  if (p === null) return m.peerSeen || nowMs >= m.waitPeerUntilMs;
+  if (isPrimary(p.state)) return isPrimary(m.state) && winsTie(m, p);
+  if (isPrimary(m.state) || !p.eligible) return true;
+  return winsTie(m, p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The step
+
+type Draft = { -readonly [K in keyof MirrorMachine]: MirrorMachine[K] } & {
+  health: Record<string, Health>;
+  restartTimesMs: number[];
+  /** This step finished a reintegration as source (settle: ALONE -> PRIM) or as target (WAIT -> SECOND). */
+  finished: 'none' | 'source' | 'target';
+};
+type EventOf<T extends MirrorEvent['type']> = Extract<MirrorEvent, { type: T }>;
+type Handler<T extends MirrorEvent['type']> = (d: Draft, ev: EventOf<T>, nowMs: number, out: MirrorAction[]) => void;
+type HandlerTable = { [S in MirrorState]: { [T in MirrorEvent['type']]: Handler<T> } };
+
+function ignore(): void {}
+const noScriptIn = (s: MirrorState) => (_d: Draft, ev: EventOf<'script_done'>) =>
+  assert.fail(`script_done ${ev.script} in ${s}: no script runs in ${s}`);
+const dataNotIn = (s: MirrorState) => () => assert.fail(`data event in ${s}: the record is read at start (STOP or WAIT)`);
+const setRecord = (d: Draft, ev: EventOf<'data'>) => {
+  d.data = ev.status;
+};
+
+/**
+ * The transition table: what each event does in each state. Handlers only update facts and the
+ * goal; `settle` then moves the state, so "one script at a time", the action order and "primary
+ * only with a valid verdict" live in one place. `ignore` cells drop an event that is stale there.
+ */
+const TABLE: HandlerTable = {
+  STOP: {
+    command: (d, ev, _n, out) => command(d, ev, out),
+    peer: (d, ev) => peerHeard(d, ev),
+    peer_lost: (d) => peerLost(d),
+    witness: ignore, // not contending in STOP: a late verdict
+    replication: (d, ev) => link(d, ev), // a late reintegration_done: none runs in STOP
+    script_done: noScriptIn('STOP'),
+    probe: ignore, // no checker runs in STOP
+    data: setRecord,
+    tick: ignore,
+  },
+  WAIT: {
+    command: (d, ev, _n, out) => command(d, ev, out),
+    peer: (d, ev) => peerHeard(d, ev),
+    peer_lost: (d, _ev, _n, out) => {
+      peerLost(d);
+      abortReintegration(d, out);
+    },
+    witness: (d, ev) => witness(d, ev),
+    replication: (d, ev, _n, out) => {
+      if (ev.what !== 'reintegration_done') return link(d, ev, out);
+      if (d.reintegrating !== 'target') return; // stale: aborted meanwhile
+      d.reintegrating = 'none';
+      d.finished = 'target';
+      setData(d, 'up-to-date', out);
+      d.cause = 'reintegration done: in sync with the primary';
+    },
+    script_done: (d, ev, nowMs) => scriptDone(d, ev, nowMs),
+    probe: (d, ev, nowMs, out) => probe(d, ev, nowMs, out),
+    data: setRecord,
+    tick: ignore,
+  },
+  ALONE: {
+    command: (d, ev, _n, out) => command(d, ev, out),
+    peer: (d, ev) => peerHeard(d, ev),
+    peer_lost: (d, _ev, _n, out) => {
+      peerLost(d);
+      abortReintegration(d, out);
+    },
+    witness: (d, ev) => witness(d, ev),
+    replication: (d, ev, _n, out) => {
+      if (ev.what !== 'reintegration_done') return link(d, ev, out);
+      if (d.reintegrating !== 'source') return; // stale: aborted meanwhile
+      d.reintegrating = 'none';
+      d.finished = 'source';
+      d.diverged = false;
+      out.push({ type: 'dirty_log', op: 'clear' });
+      d.cause = 'reintegration done: the peer is in sync';
+    },
+    script_done: (d, ev, nowMs) => scriptDone(d, ev, nowMs),
+    probe: (d, ev, nowMs, out) => probe(d, ev, nowMs, out),
+    data: dataNotIn('ALONE'),
+    tick: ignore,
+  },
+  PRIM: {
+    command: (d, ev, _n, out) => command(d, ev, out),
+    peer: (d, ev) => peerHeard(d, ev),
+    peer_lost: (d) => {
+      peerLost(d);
+      d.cause = 'peer lost';
+    },
+    witness: (d, ev) => witness(d, ev),
+    replication: (d, ev, _n, out) => {
+      if (ev.what === 'reintegration_done') return; // none runs in PRIM: stale
+      link(d, ev, out);
+      if (ev.what === 'link_broken') d.cause = 'replication link broken';
+    },
+    script_done: (d, ev, nowMs) => scriptDone(d, ev, nowMs),
+    probe: (d, ev, nowMs, out) => probe(d, ev, nowMs, out),
+    data: dataNotIn('PRIM'),
+    tick: ignore,
+  },
+  SECOND: {
+    command: (d, ev, _n, out) => command(d, ev, out),
+    peer: (d, ev, _n, out) => {
+      peerHeard(d, ev);
+      if (ev.peer.state === 'PRIM') d.peerWasPrim = true;
+      // ALONE after PRIM: the primary went on without us (it saw the link break first).
+      if (ev.peer.state === 'ALONE' && d.peerWasPrim) {
+        setData(d, 'stale', out);
+        d.cause = 'peer runs ALONE: this replica misses its writes';
+      } else if (!isPrimary(ev.peer.state)) {
+        d.cause = `peer left PRIM (now ${ev.peer.state})`;
+      }
+    },
+    peer_lost: (d) => {
+      // Replication is synchronous: every write the PRIM acknowledged is here.
+      peerLost(d);
+      d.cause = 'peer lost';
+    },
+    witness: (d, ev) => witness(d, ev),
+    replication: (d, ev, _n, out) => {
+      if (ev.what === 'reintegration_done') return; // stale
+      link(d, ev, out);
+      if (ev.what === 'link_broken') {
+        setData(d, 'stale', out); // the PRIM goes ALONE and writes without us
+        d.cause = 'replication link broken';
+      }
+    },
+    script_done: noScriptIn('SECOND'),
+    probe: (d, ev, nowMs, out) => probe(d, ev, nowMs, out),
+    data: dataNotIn('SECOND'),
+    tick: ignore,
+  },
+};
+
+/** The handler the table gives for an event in a state (the unit tests walk every cell). */
+export function handlerName(s: MirrorState, t: MirrorEvent['type']): string {
+  return TABLE[s][t] === ignore ? 'ignore' : 'handle';
+}
+
+export function mirrorStep(m: MirrorMachine, event: MirrorEvent, nowMs: number): { state: MirrorMachine; actions: MirrorAction[] } {
+  const d: Draft = { ...m, health: { ...m.health }, restartTimesMs: [...m.restartTimesMs], finished: 'none' };
+  const out: MirrorAction[] = [];
+  pruneWindow(d, nowMs);
+  const handler = TABLE[m.state][event.type] as Handler<typeof event.type>;
+  handler(d, event as never, nowMs, out);
+  settle(d, nowMs, out);
+  const { finished: _finished, ...next } = d;
+  checkInvariants(m, next, event, out, nowMs);
+  return { state: next, actions: out };
+}
+
+function pruneWindow(d: Draft, nowMs: number): void {
+  const from = nowMs - d.cfg.restart.windowMs;
+  if (d.restartTimesMs.length > 0 && d.restartTimesMs[0]! <= from) d.restartTimesMs = d.restartTimesMs.filter((t) => t > from);
+}
+
+function setData(d: Draft, status: DataStatus, out: MirrorAction[]): void {
+  if (d.data === status) return;
+  d.data = status;
+  out.push({ type: 'record_data', status });
+}
+
+function peerHeard(d: Draft, ev: EventOf<'peer'>): void {
+  d.peer = ev.peer;
+  if (d.target === 'run') d.peerSeen = true;
+  if (d.yielding && isPrimary(ev.peer.state)) d.yielding = false; // the hand-over is done
+}
+
+function peerLost(d: Draft): void {
+  d.peer = null;
+  d.link = false; // the data plane's stream cannot outlive the peer
+  d.yielding = false;
+}
+
+function link(d: Draft, ev: EventOf<'replication'>, out?: MirrorAction[]): void {
+  if (ev.what === 'link_up') d.link = true;
+  if (ev.what === 'link_broken') {
+    d.link = false;
+    if (out) abortReintegration(d, out);
+  }
+}
+
+function abortReintegration(d: Draft, out: MirrorAction[]): void {
+  if (d.reintegrating === 'none') return;
+  d.reintegrating = 'none';
+  out.push({ type: 'reintegrate_abort' });
+}
+
+function witness(d: Draft, ev: EventOf<'witness'>): void {
+  if (!d.contending) return; // a verdict that arrives after we stopped contending proves nothing now
+  d.verdict = { allowed: ev.allowed, validUntilMs: ev.validUntilMs, detail: ev.detail };
+}
+
+function command(d: Draft, ev: EventOf<'command'>, out: MirrorAction[]): void {
+  const cause = `command ${ev.command} (${ev.cause})`;
+  const refuse = (reason: string) => {
+    out.push({ type: 'refused', command: ev.command, reason });
+  };
+  const run = () => {
+    // A person starting the module again after a maxloop stop wants a fresh count.
+    if (d.target === 'stop') d.restartTimesMs = [];
+    d.target = 'run';
+    d.cause = cause;
+  };
+  switch (ev.command) {
+    case 'start':
+      if (d.target === 'run') return;
+      run();
+      d.role = 'auto';
+      return;
+    case 'stop':
+      d.target = 'stop';
+      d.role = 'auto';
+      d.forced = false;
+      d.yielding = false;
+      d.restartWanted = false;
+      d.cause = cause;
+      return;
+    case 'prim':
+      if (isPrimary(d.state)) return refuse(`already ${d.state}`);
+      if (d.state === 'SECOND') return refuse('this node is SECOND: run swap on the PRIM');
+      if (d.peer !== null && isPrimary(d.peer.state)) return refuse(`the peer is ${d.peer.state}: use swap, or stop it first`);
+      run();
+      d.role = 'auto';
+      d.forced = true;
+      d.yielding = false;
+      setData(d, 'up-to-date', out); // a person declares this node's data the reference
+      return;
+    case 'second':
+      if (d.state === 'PRIM') return swap(d, cause, refuse);
+      if (d.state === 'ALONE') return refuse('ALONE: no in-sync peer to take over (stop the module instead)');
+      if (d.state === 'SECOND') return;
+      run();
+      d.role = 'second';
+      d.forced = false;
+      return;
+    case 'swap':
+      return swap(d, cause, refuse);
+  }
+}
+
+function swap(d: Draft, cause: string, refuse: (reason: string) => void): void {
+  if (d.state !== 'PRIM') return refuse(`swap needs this node PRIM (it is ${d.state}): run it on the PRIM`);
+  if (d.peer?.state !== 'SECOND' || !d.peer.eligible) return refuse('swap needs an in-sync SECOND that may take over');
+  d.yielding = true;
+  d.forced = false;
+  d.cause = cause;
+}
+
+function scriptDone(d: Draft, ev: EventOf<'script_done'>, nowMs: number): void {
+  assert.equal(ev.script, d.running, `script_done ${ev.script} while ${d.running ?? 'no script'} runs`);
+  assert.ok(!(ev.timedOut && ev.ok), 'a script that timed out cannot be ok');
+  d.running = null;
+  const how = ev.timedOut ? 'timed out' : `exit ${ev.exitCode ?? 'by signal'}`;
+  if (ev.script === 'stop_prim') {
+    // Whatever its status: the unmount that follows is forced by the driver (it kills what still
+    // holds files open), so the application is stopped either way.
+    d.app = 'stopped';
+    if (!ev.ok) d.cause = `${d.cause}; stop_prim failed (${how})`;
+    return;
+  }
+  if (ev.ok) {
+    d.app = 'started';
+    return;
+  }
+  d.app = 'dirty';
+  if (d.target === 'run' && isPrimary(d.state)) countFailure(d, nowMs, `start_prim failed (${how})`);
+}
+
+function probe(d: Draft, ev: EventOf<'probe'>, nowMs: number, out: MirrorAction[]): void {
+  const c = d.cfg.checkers.find((x) => x.name === ev.checker);
+  assert.ok(c, `probe of unknown checker ${ev.checker}`);
+  if (d.checkersRunning === 'none' || (d.checkersRunning === 'dependencies' && c.kind !== 'dependency')) return; // stale
+  const { h, changed } = healthStep(d.health[c.name]!, ev.ok);
+  d.health[c.name] = h;
+  if (!changed) return;
+  out.push({ type: 'checker_change', checker: c.name, healthy: h.state === 'healthy', detail: ev.detail });
+  if (h.state === 'healthy') return;
+  if (c.kind === 'dependency') {
+    d.cause = `dependency ${c.name} failed: ${ev.detail}`; // not eligible now: a primary steps down
+    return;
+  }
+  if (!isPrimary(d.state) || d.app !== 'started') return;
+  if (c.onFailure === 'stop') {
+    d.target = 'stop';
+    d.restartWanted = false;
+    d.cause = `checker ${c.name} failed: ${ev.detail}; on_failure stop`;
+    return;
+  }
+  countFailure(d, nowMs, `checker ${c.name} failed: ${ev.detail}`);
+}
+
+/** A failure under the restart policy: restart here, unless maxloop restarts were made in the window. */
+function countFailure(d: Draft, nowMs: number, what: string): void {
+  const { maxloop, windowMs } = d.cfg.restart;
+  if (d.restartTimesMs.length >= maxloop) {
+    d.target = 'stop'; // the peer takes over
+    d.restartWanted = false;
+    d.cause = `${what}: maxloop reached (${d.restartTimesMs.length} restarts in ${windowMs} ms), stopping`;
+    return;
+  }
+  d.restartTimesMs.push(nowMs);
+  d.restartWanted = true;
+  d.cause = `${what}: restart ${d.restartTimesMs.length}/${maxloop}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// settle: the next steps towards the goal
+
+function settle(d: Draft, nowMs: number, out: MirrorAction[]): void {
+  giveUpIfNeeded(d, nowMs, out);
+  if (d.state === 'PRIM') primaryWithoutReplica(d, nowMs, out);
+  if (d.finished === 'source' && d.state === 'ALONE') {
+    enter(d, nowMs, out, 'PRIM');
+    // prim_preference brings the application back to the preferred node after a reintegration.
+    if (d.cfg.primPreference === d.cfg.peer && d.target === 'run') {
+      d.yielding = true;
+      d.cause = `prim_preference ${d.cfg.peer}: handing over after reintegration`;
+    }
+  }
+  if (d.running === null) settleIdle(d, nowMs, out);
+  reintegrationSource(d, out);
+  updateWitness(d, nowMs, out);
+}
+
+/**
+ * A primary without a valid verdict, or that lost the tie-break against a peer that runs the
+ * application too (a healed split brain), gives up now, even while a script runs: the peer may
+ * already be writing. Fence first, then the VIP, then the state; stop_prim and unmount follow.
+ */
+function giveUpIfNeeded(d: Draft, nowMs: number, out: MirrorAction[]): void {
+  if (!isPrimary(d.state)) return;
+  const lapsed = !verdictValid(d, nowMs);
+  const lost = d.peer !== null && isPrimary(d.peer.state) && !winsTie(d, d.peer);
+  if (!lapsed && !lost) return;
+  d.cause = lapsed ? `witness verdict lapsed (${d.verdict.detail}): giving up` : `peer is ${d.peer!.state} too and wins the tie-break: giving up`;
+  if (d.mounted && !d.fenced) {
+    d.fenced = true;
+    out.push({ type: 'fence' });
+  }
+  if (d.vip) {
+    d.vip = false;
+    out.push({ type: 'vip_remove' });
+  }
+  abortReintegration(d, out);
+  if (d.diverged) d.quarantinePending = true;
+  enter(d, nowMs, out, 'WAIT');
+}
+
+/** PRIM whose SECOND is gone (peer lost, link broken, peer stopped): ALONE, dirty log on. */
+function primaryWithoutReplica(d: Draft, nowMs: number, out: MirrorAction[]): void {
+  if (d.peer !== null && d.link && d.peer.state !== 'STOP') return;
+  enter(d, nowMs, out, 'ALONE');
+  d.diverged = true;
+  out.push({ type: 'dirty_log', op: 'start' });
+}
+
+/** No script runs: take the next step. */
+function settleIdle(d: Draft, nowMs: number, out: MirrorAction[]): void {
+  if (isPrimary(d.state)) {
+    if (d.target === 'run' && chosen(d, nowMs)) {
+      if (d.app !== 'stopped' && (d.restartWanted || d.app === 'dirty')) {
+        d.restartWanted = false;
+        return runScript(d, out, 'stop_prim', d.state); // restart here: stop_prim, then start_prim
+      }
+      d.restartWanted = false;
+      if (d.app === 'stopped') runScript(d, out, 'start_prim', d.state);
+      return;
+    }
+    // Step down gracefully: stop_prim, then the VIP, then the unmount, then leave the state.
+    const leadsTo: MirrorState = d.target === 'stop' ? 'STOP' : 'WAIT';
+    if (d.app !== 'stopped') return runScript(d, out, 'stop_prim', leadsTo);
+    releaseResources(d, out);
+    abortReintegration(d, out);
+    enter(d, nowMs, out, leadsTo);
+    if (leadsTo === 'STOP') return;
+  }
+  // Not primary. After a give-up the application may still run (fenced): stop it, release.
+  if (d.app !== 'stopped') return runScript(d, out, 'stop_prim', d.state);
+  releaseResources(d, out);
+  if (d.target === 'stop') {
+    abortReintegration(d, out);
+    // A SECOND that stops while its PRIM runs on will miss what follows.
+    if (d.state === 'SECOND' && d.peer !== null && isPrimary(d.peer.state)) setData(d, 'stale', out);
+    if (d.state !== 'STOP') enter(d, nowMs, out, 'STOP');
+    return;
+  }
+  if (d.state === 'STOP') {
+    d.peerSeen = d.peer !== null;
+    d.waitPeerUntilMs = nowMs + d.cfg.peerWaitMs;
+    enter(d, nowMs, out, 'WAIT');
+  }
+  if (d.state === 'WAIT' && d.finished === 'target') {
+    d.role = 'auto';
+    d.peerWasPrim = false;
+    return enter(d, nowMs, out, 'SECOND');
+  }
+  const choose = chosen(d, nowMs) && verdictValid(d, nowMs);
+  if (d.state === 'SECOND') {
+    const p = d.peer;
+    const inSync = d.data === 'up-to-date' && d.link && p !== null && (p.state === 'PRIM' || (p.state === 'ALONE' && !d.peerWasPrim));
+    if (inSync) return;
+    if (choose) return goAlone(d, nowMs, out); // failover
+    enter(d, nowMs, out, 'WAIT');
+  }
+  if (choose) return goAlone(d, nowMs, out);
+  // Become the target of the primary's reintegration.
+  if (d.peer?.state === 'ALONE' && d.link && d.reintegrating === 'none') {
+    if (d.diverged) {
+      out.push({ type: 'quarantine', reason: `the peer ${d.cfg.peer} is primary: what this node wrote alone is kept aside` });
+      d.diverged = false;
+    }
+    setData(d, 'stale', out);
+    d.reintegrating = 'target';
+    out.push({ type: 'reintegrate', role: 'target' });
+  }
+}
+
+/** The way up: dirty log, mount, VIP, start_prim. */
+function goAlone(d: Draft, nowMs: number, out: MirrorAction[]): void {
+  enter(d, nowMs, out, 'ALONE');
+  d.forced = false;
+  d.diverged = true;
+  out.push({ type: 'dirty_log', op: 'start' });
+  d.mounted = true;
+  out.push({ type: 'mount' });
+  d.vip = true;
+  out.push({ type: 'vip_add' });
+  runScript(d, out, 'start_prim', 'ALONE');
+}
+
+/** The way down, after stop_prim: VIP, unmount, then the quarantine of a give-up. */
+function releaseResources(d: Draft, out: MirrorAction[]): void {
+  if (d.vip) {
+    d.vip = false;
+    out.push({ type: 'vip_remove' });
+  }
+  if (d.mounted) {
+    d.mounted = false;
+    d.fenced = false;
+    out.push({ type: 'unmount' });
+  }
+  if (d.quarantinePending) {
+    d.quarantinePending = false;
+    d.diverged = false;
+    out.push({ type: 'quarantine', reason: 'gave up the primary role: what this node wrote alone is kept aside' });
+  }
+}
+
+function reintegrationSource(d: Draft, out: MirrorAction[]): void {
+  const p = d.peer;
+  if (d.reintegrating === 'source' && (d.state !== 'ALONE' || !d.link || p === null || p.state === 'STOP' || isPrimary(p.state))) {
+    abortReintegration(d, out);
+  }
+  if (d.state === 'ALONE' && d.reintegrating === 'none' && d.link && p?.state === 'WAIT' && d.mounted && !d.fenced) {
+    d.reintegrating = 'source';
+    out.push({ type: 'reintegrate', role: 'source' });
+  }
+}
+
+/**
+ * Contend where this node is primary (to hold a lease while it runs) or chosen to become it; stop
+ * contending elsewhere, so that a redis lease is free for the peer.
+ */
+function updateWitness(d: Draft, nowMs: number, out: MirrorAction[]): void {
+  const want = d.cfg.witness !== 'none' && (isPrimary(d.state) || (d.target === 'run' && chosen(d, nowMs)));
+  if (want === d.contending) return;
+  d.contending = want;
+  if (!want) d.verdict = { allowed: false, validUntilMs: 0, detail: 'not contending' };
+  out.push({ type: 'witness', contend: want });
+}
+
+function runScript(d: Draft, out: MirrorAction[], script: MirrorScript, entering: MirrorState): void {
+  assert.equal(d.running, null, 'one script at a time');
+  d.running = script;
+  d.app = script === 'start_prim' ? 'dirty' : d.app; // half started until its script_done says ok
+  out.push({ type: 'run_script', script, entering });
+}
+
+function enter(d: Draft, nowMs: number, out: MirrorAction[], to: MirrorState): void {
+  const from = d.state;
+  assert.ok(isTransition(from, to), `no transition ${from} -> ${to}`);
+  d.state = to;
+  d.sinceMs = nowMs;
+  out.push({ type: 'transition', from, to, cause: d.cause });
+  const which = to === 'STOP' ? 'none' : isPrimary(to) ? 'all' : 'dependencies';
+  if (which === d.checkersRunning) return;
+  // Checkers that stop running forget what they saw, so that a stale failure never acts later.
+  for (const c of d.cfg.checkers) {
+    const keeps = which === 'all' || (which === 'dependencies' && c.kind === 'dependency');
+    if (!keeps || (which === 'all' && c.kind === 'app')) d.health[c.name] = resetHealth(d.health[c.name]!);
+  }
+  d.checkersRunning = which;
+  out.push({ type: 'run_checkers', which });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariants, after every step (programmer errors: they stop the process)
+
+function checkInvariants(before: MirrorMachine, m: MirrorMachine, ev: MirrorEvent, out: MirrorAction[], nowMs: number): void {
+  // Replay the actions on the resources, checking each one's precondition (the order rules).
+  let { mounted, fenced, vip } = before;
+  let data = before.data;
+  let scripts = 0;
+  for (const a of out) {
+    switch (a.type) {
+      case 'mount':
+        assert.ok(!mounted, 'mount: already mounted');
+        mounted = true;
+        fenced = false;
+        break;
+      case 'vip_add':
+        assert.ok(mounted && !fenced && !vip, 'vip_add only after mount (the VIP is the last resource up)');
+        vip = true;
+        break;
+      case 'vip_remove':
+        assert.ok(vip, 'vip_remove without the VIP');
+        vip = false;
+        break;
+      case 'fence':
+        assert.ok(mounted && !fenced, 'fence needs an unfenced mount');
+        fenced = true;
+        break;
+      case 'unmount':
+        assert.ok(mounted && !vip, 'unmount only after the VIP is gone (the VIP is the first resource down)');
+        mounted = false;
+        fenced = false;
+        break;
+      case 'run_script':
+        scripts++;
+        if (a.script === 'start_prim') assert.ok(mounted && !fenced && vip, 'start_prim only after mount and VIP');
+        break;
+      case 'record_data':
+        data = a.status;
+        break;
+      case 'reintegrate':
+        if (a.role === 'target') assert.equal(data, 'stale', 'record_data stale precedes reintegrate target');
+        break;
+      case 'transition':
+        assert.ok(isTransition(a.from, a.to), `no transition ${a.from} -> ${a.to}`);
+        break;
+      default:
+        break;
+    }
+  }
+  assert.deepEqual([mounted, fenced, vip], [m.mounted, m.fenced, m.vip], 'actions and facts agree');
+  assert.equal(data, m.data, 'every change of the data status is recorded');
+  assert.ok(scripts <= 1, 'at most one script launched per step');
+  if (scripts === 1) assert.ok(before.running === null || ev.type === 'script_done', 'one script at a time');
+  if (m.vip || (m.mounted && !m.fenced)) assert.ok(isPrimary(m.state), 'writable mount or VIP only on the primary');
+  if (isPrimary(m.state)) {
+    assert.equal(m.data, 'up-to-date', 'PRIM/ALONE only with up-to-date data');
+    assert.ok(verdictValid(m, nowMs), 'PRIM/ALONE only with a valid witness verdict (or no witness)');
+    assert.ok(m.mounted && !m.fenced && m.vip, 'PRIM/ALONE: mounted, writable, with the VIP');
+  }
+  if (m.state === 'SECOND') {
+    assert.ok(m.data === 'up-to-date' && m.link && m.peer !== null && m.reintegrating === 'none', 'SECOND: in sync, linked');
+    assert.ok(!m.mounted && m.running === null && m.app === 'stopped', 'SECOND: nothing runs here');
+  }
+  if (m.state === 'STOP') {
+    assert.ok(m.running === null && m.app === 'stopped' && !m.mounted && !m.vip, 'STOP: nothing runs, nothing mounted');
+    assert.ok(m.reintegrating === 'none' && !m.contending, 'STOP: no reintegration, no witness');
+  }
+  if (m.reintegrating === 'target') assert.ok(m.state === 'WAIT' && m.data === 'stale', 'a target is WAIT and stale');
+  if (m.reintegrating === 'source') assert.equal(m.state, 'ALONE', 'the source is ALONE');
+  assert.ok(m.restartTimesMs.length <= m.cfg.restart.maxloop, 'restarts in window <= maxloop');
+}
