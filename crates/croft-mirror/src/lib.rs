@@ -1,0 +1,26 @@
+//! croft's mirror data plane, with no napi dependency (STYLE.md: three layers at the native
+//! boundary).
+//!
+//! - [`Mirror`]: on the node that runs the application, a FUSE filesystem mounted over the
+//!   replicated directory at its own path. The directory underneath is held open (O_PATH) from
+//!   before the mount and reached with `*at()` calls. Every change is applied locally, sent in
+//!   order to the peer, and the application's call returns only once the peer acknowledged it
+//!   (or, the peer lost, according to the [`FailMode`]). Reads are local.
+//! - [`Replica`]: on the other node, applies the operations in place (no mount) and acks them.
+//! - [`Op`]: the replicated operations; [`wire`]: the authenticated stream that carries them.
+
+mod fs;
+pub mod link;
+mod mirror;
+pub mod op;
+pub mod replica;
+mod sys;
+mod table;
+pub mod wire;
+
+pub use link::{AckedBy, AckedOp, DirtyPaths, DirtyTracker, EventSink, FailMode, LinkStatus, MirrorEvent, PeerConfig};
+pub use mirror::{lazy_unmount, Mirror, MirrorConfig, MirrorError, MirrorStatus, THREADS_DEFAULT};
+pub use op::{Op, TO_END};
+pub use replica::{Replica, ReplicaConfig, ReplicaStatus};
+pub use sys::SetTime;
+pub use wire::AckLevel;

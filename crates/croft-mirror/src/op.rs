@@ -1,0 +1,479 @@
+//! Replicated operations: what changed, by path relative to the replicated directory, as the
+//! primary applied it. Both sides apply them with the same functions ([`apply`], [`create_file`]),
+//! so an operation leaves the same result on both (same mode bits, owners, explicit times).
+
+use crate::sys::{self, HeldDir, SetTime};
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// `len` of a dirty extent that runs to the end of the file.
+pub const TO_END: u64 = u64::MAX;
+
+/// One change to the replicated tree. Paths are relative to the replicated directory, never
+/// empty except for the directory itself (chmod/chown/utimens/xattr/fsync of the root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Write { path: PathBuf, offset: u64, data: Vec<u8> },
+    Truncate { path: PathBuf, size: u64 },
+    Fallocate { path: PathBuf, mode: i32, offset: u64, len: u64 },
+    /// A new empty regular file with exactly this mode and owner.
+    Create { path: PathBuf, mode: u32, uid: u32, gid: u32 },
+    Mknod { path: PathBuf, mode: u32, rdev: u64, uid: u32, gid: u32 },
+    Mkdir { path: PathBuf, mode: u32, uid: u32, gid: u32 },
+    Symlink { path: PathBuf, target: PathBuf, uid: u32, gid: u32 },
+    Link { from: PathBuf, to: PathBuf },
+    Unlink { path: PathBuf },
+    Rmdir { path: PathBuf },
+    /// renameat2 with `RENAME_NOREPLACE` / `RENAME_EXCHANGE` (or 0).
+    Rename { from: PathBuf, to: PathBuf, flags: u32 },
+    Chmod { path: PathBuf, mode: u32 },
+    Chown { path: PathBuf, uid: Option<u32>, gid: Option<u32> },
+    Utimens { path: PathBuf, atime: SetTime, mtime: SetTime },
+    SetXattr { path: PathBuf, name: Vec<u8>, value: Vec<u8>, flags: i32 },
+    RemoveXattr { path: PathBuf, name: Vec<u8> },
+    /// fsync (or fdatasync) of a file or a directory: the peer does the same before it acks.
+    Fsync { path: PathBuf, datasync: bool },
+}
+
+impl Op {
+    /// The extents this operation changes, for the dirty log: `(path, offset, len)`; `len == 0`
+    /// means the entry itself (existence, metadata) changed, `len == TO_END` to the end of file.
+    pub fn dirty_extents(&self) -> Vec<(PathBuf, u64, u64)> {
+        match self {
+            Op::Write { path, offset, data } => vec![(path.clone(), *offset, data.len() as u64)],
+            Op::Truncate { path, size } => vec![(path.clone(), *size, TO_END)],
+            Op::Fallocate { path, offset, len, .. } => vec![(path.clone(), *offset, *len)],
+            Op::Create { path, .. }
+            | Op::Mknod { path, .. }
+            | Op::Mkdir { path, .. }
+            | Op::Symlink { path, .. }
+            | Op::Unlink { path }
+            | Op::Rmdir { path }
+            | Op::Chmod { path, .. }
+            | Op::Chown { path, .. }
+            | Op::Utimens { path, .. }
+            | Op::SetXattr { path, .. }
+            | Op::RemoveXattr { path, .. } => vec![(path.clone(), 0, 0)],
+            Op::Link { from, to } => vec![(from.clone(), 0, 0), (to.clone(), 0, TO_END)],
+            // What now lives at `to` (and at `from` after an exchange) must be copied whole.
+            Op::Rename { from, to, .. } => vec![(from.clone(), 0, TO_END), (to.clone(), 0, TO_END)],
+            Op::Fsync { .. } => vec![],
+        }
+    }
+
+    /// The path whose file (or directory) the peer fsyncs for the `durable` ack level, and
+    /// whether it is the parent directory that must be synced (namespace changes).
+    pub fn sync_targets(&self) -> Vec<PathBuf> {
+        fn parent(p: &Path) -> PathBuf {
+            p.parent().map(Path::to_path_buf).unwrap_or_default()
+        }
+        match self {
+            Op::Write { path, .. }
+            | Op::Truncate { path, .. }
+            | Op::Fallocate { path, .. }
+            | Op::Chmod { path, .. }
+            | Op::Chown { path, .. }
+            | Op::Utimens { path, .. }
+            | Op::SetXattr { path, .. }
+            | Op::RemoveXattr { path, .. }
+            | Op::Fsync { path, .. } => vec![path.clone()],
+            Op::Create { path, .. } | Op::Mknod { path, .. } | Op::Mkdir { path, .. } => {
+                vec![path.clone(), parent(path)]
+            }
+            Op::Symlink { path, .. } | Op::Unlink { path } | Op::Rmdir { path } => vec![parent(path)],
+            Op::Link { to, .. } => vec![parent(to)],
+            Op::Rename { from, to, .. } => vec![parent(from), parent(to)],
+        }
+    }
+
+    // --- codec: tag byte, then fields little-endian, byte strings as u32 length + bytes ---------
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut e = Enc(out);
+        match self {
+            Op::Write { path, offset, data } => {
+                e.u8(1);
+                e.path(path);
+                e.u64(*offset);
+                e.bytes(data);
+            }
+            Op::Truncate { path, size } => {
+                e.u8(2);
+                e.path(path);
+                e.u64(*size);
+            }
+            Op::Fallocate { path, mode, offset, len } => {
+                e.u8(3);
+                e.path(path);
+                e.u32(*mode as u32);
+                e.u64(*offset);
+                e.u64(*len);
+            }
+            Op::Create { path, mode, uid, gid } => {
+                e.u8(4);
+                e.path(path);
+                e.u32(*mode);
+                e.u32(*uid);
+                e.u32(*gid);
+            }
+            Op::Mknod { path, mode, rdev, uid, gid } => {
+                e.u8(5);
+                e.path(path);
+                e.u32(*mode);
+                e.u64(*rdev);
+                e.u32(*uid);
+                e.u32(*gid);
+            }
+            Op::Mkdir { path, mode, uid, gid } => {
+                e.u8(6);
+                e.path(path);
+                e.u32(*mode);
+                e.u32(*uid);
+                e.u32(*gid);
+            }
+            Op::Symlink { path, target, uid, gid } => {
+                e.u8(7);
+                e.path(path);
+                e.path(target);
+                e.u32(*uid);
+                e.u32(*gid);
+            }
+            Op::Link { from, to } => {
+                e.u8(8);
+                e.path(from);
+                e.path(to);
+            }
+            Op::Unlink { path } => {
+                e.u8(9);
+                e.path(path);
+            }
+            Op::Rmdir { path } => {
+                e.u8(10);
+                e.path(path);
+            }
+            Op::Rename { from, to, flags } => {
+                e.u8(11);
+                e.path(from);
+                e.path(to);
+                e.u32(*flags);
+            }
+            Op::Chmod { path, mode } => {
+                e.u8(12);
+                e.path(path);
+                e.u32(*mode);
+            }
+            Op::Chown { path, uid, gid } => {
+                e.u8(13);
+                e.path(path);
+                e.opt_u32(*uid);
+                e.opt_u32(*gid);
+            }
+            Op::Utimens { path, atime, mtime } => {
+                e.u8(14);
+                e.path(path);
+                e.time(*atime);
+                e.time(*mtime);
+            }
+            Op::SetXattr { path, name, value, flags } => {
+                e.u8(15);
+                e.path(path);
+                e.bytes(name);
+                e.bytes(value);
+                e.u32(*flags as u32);
+            }
+            Op::RemoveXattr { path, name } => {
+                e.u8(16);
+                e.path(path);
+                e.bytes(name);
+            }
+            Op::Fsync { path, datasync } => {
+                e.u8(17);
+                e.path(path);
+                e.u8(u8::from(*datasync));
+            }
+        }
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Op, String> {
+        let mut d = Dec { buf, pos: 0 };
+        let op = match d.u8()? {
+            1 => Op::Write { path: d.path()?, offset: d.u64()?, data: d.bytes()? },
+            2 => Op::Truncate { path: d.path()?, size: d.u64()? },
+            3 => Op::Fallocate { path: d.path()?, mode: d.u32()? as i32, offset: d.u64()?, len: d.u64()? },
+            4 => Op::Create { path: d.path()?, mode: d.u32()?, uid: d.u32()?, gid: d.u32()? },
+            5 => Op::Mknod {
+                path: d.path()?,
+                mode: d.u32()?,
+                rdev: d.u64()?,
+                uid: d.u32()?,
+                gid: d.u32()?,
+            },
+            6 => Op::Mkdir { path: d.path()?, mode: d.u32()?, uid: d.u32()?, gid: d.u32()? },
+            7 => Op::Symlink { path: d.path()?, target: d.path()?, uid: d.u32()?, gid: d.u32()? },
+            8 => Op::Link { from: d.path()?, to: d.path()? },
+            9 => Op::Unlink { path: d.path()? },
+            10 => Op::Rmdir { path: d.path()? },
+            11 => Op::Rename { from: d.path()?, to: d.path()?, flags: d.u32()? },
+            12 => Op::Chmod { path: d.path()?, mode: d.u32()? },
+            13 => Op::Chown { path: d.path()?, uid: d.opt_u32()?, gid: d.opt_u32()? },
+            14 => Op::Utimens { path: d.path()?, atime: d.time()?, mtime: d.time()? },
+            15 => Op::SetXattr {
+                path: d.path()?,
+                name: d.bytes()?,
+                value: d.bytes()?,
+                flags: d.u32()? as i32,
+            },
+            16 => Op::RemoveXattr { path: d.path()?, name: d.bytes()? },
+            17 => Op::Fsync { path: d.path()?, datasync: d.u8()? != 0 },
+            t => return Err(format!("unknown operation tag {t}")),
+        };
+        if d.pos != buf.len() {
+            return Err(format!("{} trailing bytes after operation", buf.len() - d.pos));
+        }
+        for p in op.paths() {
+            check_relative(p)?;
+        }
+        Ok(op)
+    }
+
+    fn paths(&self) -> Vec<&Path> {
+        match self {
+            Op::Link { from, to } | Op::Rename { from, to, .. } => vec![from, to],
+            Op::Write { path, .. }
+            | Op::Truncate { path, .. }
+            | Op::Fallocate { path, .. }
+            | Op::Create { path, .. }
+            | Op::Mknod { path, .. }
+            | Op::Mkdir { path, .. }
+            | Op::Symlink { path, .. }
+            | Op::Unlink { path }
+            | Op::Rmdir { path }
+            | Op::Chmod { path, .. }
+            | Op::Chown { path, .. }
+            | Op::Utimens { path, .. }
+            | Op::SetXattr { path, .. }
+            | Op::RemoveXattr { path, .. }
+            | Op::Fsync { path, .. } => vec![path],
+        }
+    }
+}
+
+/// A replica must never be led outside its directory by a path from the wire.
+fn check_relative(p: &Path) -> Result<(), String> {
+    use std::path::Component;
+    if p.components().all(|c| matches!(c, Component::Normal(_))) {
+        Ok(())
+    } else {
+        Err(format!("path {p:?} is not a plain relative path"))
+    }
+}
+
+struct Enc<'a>(&'a mut Vec<u8>);
+impl Enc<'_> {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+    }
+    fn path(&mut self, p: &Path) {
+        self.bytes(p.as_os_str().as_bytes());
+    }
+    fn opt_u32(&mut self, v: Option<u32>) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                self.u32(v);
+            }
+        }
+    }
+    fn time(&mut self, t: SetTime) {
+        match t {
+            SetTime::Omit => self.u8(0),
+            SetTime::At { sec, nsec } => {
+                self.u8(1);
+                self.u64(sec as u64);
+                self.u64(nsec as u64);
+            }
+        }
+    }
+}
+
+struct Dec<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+impl Dec<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        if self.buf.len() - self.pos < n {
+            return Err("operation truncated".into());
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, String> {
+        let n = self.u32()? as usize;
+        Ok(self.take(n)?.to_vec())
+    }
+    fn path(&mut self) -> Result<PathBuf, String> {
+        Ok(PathBuf::from(OsStr::from_bytes(&self.bytes()?)))
+    }
+    fn opt_u32(&mut self) -> Result<Option<u32>, String> {
+        Ok(match self.u8()? {
+            0 => None,
+            _ => Some(self.u32()?),
+        })
+    }
+    fn time(&mut self) -> Result<SetTime, String> {
+        Ok(match self.u8()? {
+            0 => SetTime::Omit,
+            _ => SetTime::At { sec: self.u64()? as i64, nsec: self.u64()? as i64 },
+        })
+    }
+}
+
+// --- applying -----------------------------------------------------------------------------------
+
+/// Sets the owner, then the exact mode: the process umask must not shape replicated modes, and a
+/// chown clears set-id bits (chown(2)), so the mode goes last.
+fn own_and_mode(dir: &HeldDir, path: &Path, mode: u32, uid: u32, gid: u32) -> io::Result<()> {
+    dir.chown(path, Some(uid), Some(gid))?;
+    dir.chmod(path, mode & 0o7777)
+}
+
+/// Creates a new regular file (`O_EXCL`) with exactly `mode` and the owner, and returns it open
+/// with `flags` (the access mode of the caller).
+pub fn create_file(dir: &HeldDir, path: &Path, mode: u32, uid: u32, gid: u32, flags: i32) -> io::Result<OwnedFd> {
+    let fd = dir.open_at(path, flags | libc::O_CREAT | libc::O_EXCL, mode & 0o7777)?;
+    sys::fchown(fd.as_raw_fd(), uid, gid)?;
+    sys::fchmod(fd.as_raw_fd(), mode & 0o7777)?;
+    Ok(fd)
+}
+
+/// Applies a path-based operation to `dir`. Data operations open the file for the call; the
+/// primary applies those through its open descriptors instead (see the FUSE layer), and the
+/// replica through its descriptor cache, but the results are the same.
+pub fn apply(dir: &HeldDir, op: &Op) -> io::Result<()> {
+    match op {
+        Op::Write { path, offset, data } => {
+            let fd = dir.open_at(path, libc::O_WRONLY, 0)?;
+            sys::pwrite_all(fd.as_raw_fd(), data, *offset)
+        }
+        Op::Truncate { path, size } => {
+            let fd = dir.open_at(path, libc::O_WRONLY, 0)?;
+            sys::ftruncate(fd.as_raw_fd(), *size)
+        }
+        Op::Fallocate { path, mode, offset, len } => {
+            let fd = dir.open_at(path, libc::O_WRONLY, 0)?;
+            sys::fallocate(fd.as_raw_fd(), *mode, *offset, *len)
+        }
+        Op::Create { path, mode, uid, gid } => create_file(dir, path, *mode, *uid, *gid, libc::O_WRONLY).map(drop),
+        Op::Mknod { path, mode, rdev, uid, gid } => {
+            dir.mknod(path, *mode, *rdev)?;
+            own_and_mode(dir, path, *mode, *uid, *gid)
+        }
+        Op::Mkdir { path, mode, uid, gid } => {
+            dir.mkdir(path, *mode & 0o7777)?;
+            own_and_mode(dir, path, *mode, *uid, *gid)
+        }
+        Op::Symlink { path, target, uid, gid } => {
+            dir.symlink(target, path)?;
+            dir.chown(path, Some(*uid), Some(*gid))
+        }
+        Op::Link { from, to } => dir.link(from, to),
+        Op::Unlink { path } => dir.unlink(path),
+        Op::Rmdir { path } => dir.rmdir(path),
+        Op::Rename { from, to, flags } => dir.rename(from, to, *flags),
+        Op::Chmod { path, mode } => dir.chmod(path, *mode & 0o7777),
+        Op::Chown { path, uid, gid } => dir.chown(path, *uid, *gid),
+        Op::Utimens { path, atime, mtime } => dir.utimens(path, *atime, *mtime),
+        Op::SetXattr { path, name, value, flags } => {
+            dir.set_xattr(path, OsStr::from_bytes(name), value, *flags)
+        }
+        Op::RemoveXattr { path, name } => dir.remove_xattr(path, OsStr::from_bytes(name)),
+        Op::Fsync { path, datasync } => sync_path(dir, path, *datasync),
+    }
+}
+
+/// fsync of a file or directory by path (a directory is opened read-only, fsync(2) allows it).
+pub fn sync_path(dir: &HeldDir, path: &Path, datasync: bool) -> io::Result<()> {
+    let st = dir.lstat(path)?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        // A symlink cannot be opened; its parent directory holds it.
+        return sync_path(dir, path.parent().unwrap_or(Path::new("")), datasync);
+    }
+    let flags = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        libc::O_RDONLY | libc::O_DIRECTORY
+    } else if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+        libc::O_RDONLY
+    } else {
+        // Devices, fifos, sockets: their metadata lives in the parent's filesystem journal.
+        return sync_path(dir, path.parent().unwrap_or(Path::new("")), datasync);
+    };
+    let fd = dir.open_at(path, flags | libc::O_NONBLOCK, 0)?;
+    sys::fsync(fd.as_raw_fd(), datasync)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_round_trips() {
+        let ops = vec![
+            Op::Write { path: "a/b".into(), offset: 7, data: vec![1, 2, 3] },
+            Op::Truncate { path: "a".into(), size: 9 },
+            Op::Fallocate { path: "a".into(), mode: 3, offset: 1, len: 2 },
+            Op::Create { path: "c".into(), mode: 0o100644, uid: 1, gid: 2 },
+            Op::Mknod { path: "f".into(), mode: 0o10644, rdev: 0, uid: 1, gid: 2 },
+            Op::Mkdir { path: "d".into(), mode: 0o755, uid: 0, gid: 0 },
+            Op::Symlink { path: "s".into(), target: "../x/y".into(), uid: 3, gid: 4 },
+            Op::Link { from: "a".into(), to: "b".into() },
+            Op::Unlink { path: "a".into() },
+            Op::Rmdir { path: "d".into() },
+            Op::Rename { from: "a".into(), to: "b".into(), flags: 2 },
+            Op::Chmod { path: "".into(), mode: 0o700 },
+            Op::Chown { path: "a".into(), uid: None, gid: Some(5) },
+            Op::Utimens { path: "a".into(), atime: SetTime::Omit, mtime: SetTime::At { sec: -5, nsec: 7 } },
+            Op::SetXattr { path: "a".into(), name: b"user.x".to_vec(), value: vec![0, 1], flags: 1 },
+            Op::RemoveXattr { path: "a".into(), name: b"user.x".to_vec() },
+            Op::Fsync { path: "a".into(), datasync: true },
+        ];
+        for op in ops {
+            let mut buf = Vec::new();
+            op.encode(&mut buf);
+            assert_eq!(Op::decode(&buf).unwrap(), op);
+            assert!(Op::decode(&buf[..buf.len() - 1]).is_err());
+        }
+    }
+
+    #[test]
+    fn paths_that_leave_the_directory_are_refused() {
+        for bad in ["../x", "/etc/passwd", "a/../../b", "./a"] {
+            let mut buf = Vec::new();
+            Op::Unlink { path: bad.into() }.encode(&mut buf);
+            assert!(Op::decode(&buf).is_err(), "{bad} accepted");
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Helpers of the mirror's integration tests: temporary directories that clean up, a mounted
+//! mirror that is always unmounted (even when the test panics), and a tree snapshot that
+//! compares everything the mirror must replicate.
+#![allow(dead_code)]
+
+use croft_mirror::{AckLevel, DirtyPaths, FailMode, Mirror, MirrorConfig, PeerConfig, Replica, ReplicaConfig};
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub const KEY: &[u8] = b"croft test cluster key";
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("croft-mirror-test-{}-{tag}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        croft_mirror::lazy_unmount(&self.0);
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A mounted mirror that is unmounted on drop, with `fusermount3 -u -z` as the last resort.
+pub struct Mounted {
+    pub mirror: Option<Mirror>,
+    pub dir: PathBuf,
+    pub dirty: Arc<DirtyPaths>,
+}
+
+impl Mounted {
+    pub fn mount(dir: &Path, peer: Option<PeerConfig>, fail_mode: FailMode) -> Mounted {
+        let dirty = Arc::new(DirtyPaths::new());
+        let mut config = MirrorConfig::new(dir, peer);
+        config.fail_mode = fail_mode;
+        let mirror = Mirror::mount(config, dirty.clone(), None).unwrap_or_else(|e| panic!("{}: {e}", e.code()));
+        Mounted { mirror: Some(mirror), dir: dir.to_path_buf(), dirty }
+    }
+
+    pub fn mirror(&self) -> &Mirror {
+        self.mirror.as_ref().unwrap()
+    }
+
+    /// Unmounts cleanly: the test fails if the mount is busy.
+    pub fn unmount(mut self) {
+        let m = self.mirror.take().unwrap();
+        if let Err(e) = m.unmount() {
+            panic!("{}: {e}", e.code());
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        drop(self.mirror.take());
+        croft_mirror::lazy_unmount(&self.dir);
+    }
+}
+
+pub fn peer(addr: std::net::SocketAddr, level: AckLevel) -> PeerConfig {
+    let mut p = PeerConfig::new(addr, KEY.to_vec());
+    p.ack_level = level;
+    p.ack_timeout_ms = 10_000;
+    p
+}
+
+pub fn replica(dir: &Path) -> Replica {
+    Replica::start(ReplicaConfig { dir: dir.to_path_buf(), listen: "127.0.0.1:0".parse().unwrap(), key: KEY.to_vec() })
+        .unwrap()
+}
+
+/// Everything the mirror replicates about one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub content: Option<Vec<u8>>,
+    pub target: Option<PathBuf>,
+    pub rdev: u64,
+    pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The other names of the same inode (hard links), sorted.
+    pub links: Vec<PathBuf>,
+    pub mtime: Option<(i64, i64)>,
+}
+
+fn xattrs(p: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+    let mut out = BTreeMap::new();
+    let mut names = vec![0u8; 65536];
+    // SAFETY: buffer writable for its length.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    assert!(n >= 0, "llistxattr {p:?}: {}", std::io::Error::last_os_error());
+    for name in names[..n as usize].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let cn = CString::new(name).unwrap();
+        let mut v = vec![0u8; 65536];
+        // SAFETY: buffer writable for its length.
+        let len = unsafe { libc::lgetxattr(c.as_ptr(), cn.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
+        assert!(len >= 0);
+        v.truncate(len as usize);
+        out.insert(name.to_vec(), v);
+    }
+    out
+}
+
+/// Snapshot of a tree (read directly, not through a mount). `with_mtime`: paths whose mtime
+/// must match (those set explicitly).
+pub fn snapshot(root: &Path, with_mtime: &dyn Fn(&Path) -> bool) -> BTreeMap<PathBuf, Entry> {
+    let mut out = BTreeMap::new();
+    let mut by_ino: BTreeMap<u64, Vec<PathBuf>> = BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let full = if rel.as_os_str().is_empty() { root.to_path_buf() } else { root.join(&rel) };
+        let md = fs::symlink_metadata(&full).unwrap();
+        let kind = md.mode() & libc::S_IFMT;
+        if kind == libc::S_IFDIR {
+            for e in fs::read_dir(&full).unwrap() {
+                stack.push(rel.join(e.unwrap().file_name()));
+            }
+        }
+        if kind != libc::S_IFDIR {
+            by_ino.entry(md.ino()).or_default().push(rel.clone());
+        }
+        let content = (kind == libc::S_IFREG).then(|| fs::read(&full).unwrap());
+        let target = (kind == libc::S_IFLNK).then(|| fs::read_link(&full).unwrap());
+        out.insert(
+            rel.clone(),
+            Entry {
+                kind,
+                mode: md.mode() & 0o7777,
+                uid: md.uid(),
+                gid: md.gid(),
+                // A directory's size is the filesystem's business.
+                size: if kind == libc::S_IFDIR { 0 } else { md.size() },
+                content,
+                target,
+                rdev: md.rdev(),
+                xattrs: if kind == libc::S_IFLNK { BTreeMap::new() } else { xattrs(&full) },
+                links: vec![],
+                mtime: with_mtime(&rel).then(|| (md.mtime(), md.mtime_nsec())),
+            },
+        );
+    }
+    for paths in by_ino.values() {
+        let mut sorted = paths.clone();
+        sorted.sort();
+        for p in paths {
+            out.get_mut(p).unwrap().links = sorted.clone();
+        }
+    }
+    out
+}
+
+/// Panics with the first differences found.
+pub fn assert_same_trees(a: &Path, b: &Path, with_mtime: &dyn Fn(&Path) -> bool) -> usize {
+    let sa = snapshot(a, with_mtime);
+    let sb = snapshot(b, with_mtime);
+    let mut diffs = Vec::new();
+    for (p, ea) in &sa {
+        match sb.get(p) {
+            None => diffs.push(format!("{p:?} only on the primary")),
+            Some(eb) if ea != eb => {
+                let mut ea2 = ea.clone();
+                let mut eb2 = eb.clone();
+                if ea2.content != eb2.content {
+                    diffs.push(format!(
+                        "{p:?} contents differ ({} vs {} bytes)",
+                        ea2.content.as_ref().map_or(0, Vec::len),
+                        eb2.content.as_ref().map_or(0, Vec::len)
+                    ));
+                    ea2.content = None;
+                    eb2.content = None;
+                }
+                if ea2 != eb2 {
+                    diffs.push(format!("{p:?}: primary {ea2:?}\n   replica {eb2:?}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    for p in sb.keys() {
+        if !sa.contains_key(p) {
+            diffs.push(format!("{p:?} only on the replica"));
+        }
+    }
+    assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
+    sa.len()
+}
+
+/// Writes the same starting files into each directory.
+pub fn seed(dirs: &[&Path]) {
+    for d in dirs {
+        fs::create_dir_all(d.join("old/sub")).unwrap();
+        fs::write(d.join("old/a.txt"), b"existing file a\n").unwrap();
+        fs::write(d.join("old/sub/b.bin"), vec![7u8; 100_000]).unwrap();
+        std::os::unix::fs::symlink("a.txt", d.join("old/link")).unwrap();
+    }
+}
