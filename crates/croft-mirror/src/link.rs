@@ -283,12 +283,15 @@ impl Replicator {
             buf.extend(wire::op_frame(first + i as u64, op));
         }
         let last = first + ops.len() as u64 - 1;
+        {
+            // Before the write: the ack may come back before write_all returns.
+            let mut st = self.state.lock().unwrap();
+            st.sent = last;
+            st.bytes_sent += buf.len() as u64;
+        }
         match stream.write_all(&buf) {
             Ok(()) => {
                 tx.next_seq = last + 1;
-                let mut st = self.state.lock().unwrap();
-                st.sent = last;
-                st.bytes_sent += buf.len() as u64;
                 Ticket { seq: Some(last), extents }
             }
             Err(e) => {

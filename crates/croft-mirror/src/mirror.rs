@@ -184,7 +184,13 @@ impl Mirror {
     pub fn unmount(mut self) -> Result<(), MirrorError> {
         let mut result = Ok(());
         if let Some(session) = self.session.take() {
-            if let Err(source) = session.umount_and_join() {
+            let r = match umount_retrying(&self.dir) {
+                // Unmounted: the kernel ends the session, whose thread then returns.
+                Ok(()) => session.join(),
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => session.umount_and_join(),
+                Err(e) => Err(e),
+            };
+            if let Err(source) = r {
                 lazy_unmount(&self.dir);
                 result = Err(MirrorError::Unmount { dir: self.dir.clone(), source });
             }
@@ -202,6 +208,28 @@ impl Drop for Mirror {
             drop(session);
             lazy_unmount(&self.dir);
         }
+    }
+}
+
+/// How long an unmount retries while the mount is busy. A descriptor on the mount can be held
+/// for an instant by a child this process forks (between fork and exec, even CLOEXEC ones).
+const UNMOUNT_BUSY_RETRY_MS: u64 = 2000;
+
+/// umount2(2) (root), retried while EBUSY for a bounded time.
+fn umount_retrying(dir: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(UNMOUNT_BUSY_RETRY_MS);
+    loop {
+        // SAFETY: c is a valid C string.
+        if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EBUSY) || std::time::Instant::now() >= deadline {
+            return Err(e);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

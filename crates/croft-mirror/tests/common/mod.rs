@@ -216,3 +216,100 @@ pub fn seed(dirs: &[&Path]) {
         std::os::unix::fs::symlink("a.txt", d.join("old/link")).unwrap();
     }
 }
+
+pub fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+/// The errno of a libc call's result (0 on success).
+pub fn check(ret: libc::c_int) -> i32 {
+    if ret < 0 {
+        std::io::Error::last_os_error().raw_os_error().unwrap()
+    } else {
+        0
+    }
+}
+
+pub fn renameat2(from: &Path, to: &Path, flags: u32) -> i32 {
+    let (f, t) = (cpath(from), cpath(to));
+    // SAFETY: valid C strings.
+    let r = unsafe { libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), flags) };
+    check(r as libc::c_int)
+}
+
+pub fn set_xattr(p: &Path, name: &str, value: &[u8], flags: i32) -> i32 {
+    let (c, n) = (cpath(p), CString::new(name).unwrap());
+    // SAFETY: valid C strings and buffer.
+    check(unsafe { libc::lsetxattr(c.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), flags) })
+}
+
+pub fn remove_xattr(p: &Path, name: &str) -> i32 {
+    let (c, n) = (cpath(p), CString::new(name).unwrap());
+    // SAFETY: valid C strings.
+    check(unsafe { libc::lremovexattr(c.as_ptr(), n.as_ptr()) })
+}
+
+pub fn lchown(p: &Path, uid: u32, gid: u32) -> i32 {
+    let c = cpath(p);
+    // SAFETY: valid C string.
+    check(unsafe { libc::lchown(c.as_ptr(), uid, gid) })
+}
+
+pub fn set_mtime(p: &Path, sec: i64, nsec: i64) -> i32 {
+    let c = cpath(p);
+    let t = [libc::timespec { tv_sec: sec - 100, tv_nsec: 0 }, libc::timespec { tv_sec: sec, tv_nsec: nsec }];
+    // SAFETY: valid C string, two timespecs.
+    check(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), t.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+}
+
+pub fn fallocate_path(p: &Path, mode: i32, offset: i64, len: i64) -> i32 {
+    use std::os::fd::AsRawFd;
+    let f = match fs::OpenOptions::new().write(true).open(p) {
+        Ok(f) => f,
+        Err(e) => return e.raw_os_error().unwrap_or(libc::EIO),
+    };
+    // SAFETY: valid descriptor.
+    check(unsafe { libc::fallocate(f.as_raw_fd(), mode, offset, len) })
+}
+
+pub fn mkfifo(p: &Path, mode: u32) -> i32 {
+    let c = cpath(p);
+    // SAFETY: valid C string.
+    check(unsafe { libc::mknod(c.as_ptr(), libc::S_IFIFO | mode, 0) })
+}
+
+/// A TCP relay to `target` that holds every chunk going back to the client for `delay` (acks
+/// arrive late). Returns its address; it runs until the test process ends.
+pub fn delaying_proxy(target: std::net::SocketAddr, delay: std::time::Duration) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(client) = c else { return };
+            let Ok(server) = TcpStream::connect(target) else { return };
+            let (mut c1, mut s1) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut s1);
+                let _ = s1.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s2, mut c2) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let n = match s2.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    std::thread::sleep(delay);
+                    if c2.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c2.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    addr
+}
