@@ -373,6 +373,7 @@ function peerHeard(d: Draft, ev: EventOf<'peer'>): void {
 
 function peerLost(d: Draft): void {
   d.peer = null;
+  d.cause = 'peer lost';
   d.link = false; // the data plane's stream cannot outlive the peer
   d.yielding = false;
 }
@@ -393,6 +394,7 @@ function abortReintegration(d: Draft, out: MirrorAction[]): void {
 
 function witness(d: Draft, ev: EventOf<'witness'>): void {
   if (!d.contending) return; // a verdict that arrives after we stopped contending proves nothing now
+  if (ev.allowed && !d.verdict.allowed) d.cause = `witness allows: ${ev.detail}`;
   d.verdict = { allowed: ev.allowed, validUntilMs: ev.validUntilMs, detail: ev.detail };
 }
 
@@ -555,6 +557,7 @@ function giveUpIfNeeded(d: Draft, nowMs: number, out: MirrorAction[]): void {
 /** PRIM whose SECOND is gone (peer lost, link broken, peer stopped): ALONE, dirty log on. */
 function primaryWithoutReplica(d: Draft, nowMs: number, out: MirrorAction[]): void {
   if (d.peer !== null && d.link && d.peer.state !== 'STOP') return;
+  d.cause = d.peer === null ? 'peer lost' : !d.link ? 'replication link broken' : 'peer stopped';
   enter(d, nowMs, out, 'ALONE');
   d.diverged = true;
   out.push({ type: 'dirty_log', op: 'start' });
@@ -678,7 +681,11 @@ function updateWitness(d: Draft, nowMs: number, out: MirrorAction[]): void {
 function runScript(d: Draft, out: MirrorAction[], script: MirrorScript, entering: MirrorState): void {
   assert.equal(d.running, null, 'one script at a time');
   d.running = script;
-  d.app = script === 'start_prim' ? 'dirty' : d.app; // half started until its script_done says ok
+  if (script === 'start_prim') {
+    d.app = 'dirty'; // half started until its script_done says ok
+    // A (re)started application is judged afresh: an old failure must not count against it.
+    for (const c of d.cfg.checkers) if (c.kind === 'app') d.health[c.name] = resetHealth(d.health[c.name]!);
+  }
   out.push({ type: 'run_script', script, entering });
 }
 
@@ -705,7 +712,7 @@ function enter(d: Draft, nowMs: number, out: MirrorAction[], to: MirrorState): v
 function checkInvariants(before: MirrorMachine, m: MirrorMachine, ev: MirrorEvent, out: MirrorAction[], nowMs: number): void {
   // Replay the actions on the resources, checking each one's precondition (the order rules).
   let { mounted, fenced, vip } = before;
-  let data = before.data;
+  let data = ev.type === 'data' ? ev.status : before.data; // the record read at start is not re-recorded
   let scripts = 0;
   for (const a of out) {
     switch (a.type) {
