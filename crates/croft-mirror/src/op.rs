@@ -364,7 +364,7 @@ fn own_and_mode(dir: &HeldDir, path: &Path, mode: u32, uid: u32, gid: u32) -> io
 
 /// Creates a new regular file (`O_EXCL`) with exactly `mode` and the owner, and returns it open
 /// with `flags` (the access mode of the caller).
-pub fn create_file(dir: &HeldDir, path: &Path, mode: u32, uid: u32, gid: u32, flags: i32) -> io::Result<OwnedFd> {
+pub(crate) fn create_file(dir: &HeldDir, path: &Path, mode: u32, uid: u32, gid: u32, flags: i32) -> io::Result<OwnedFd> {
     let fd = dir.open_at(path, flags | libc::O_CREAT | libc::O_EXCL, mode & 0o7777)?;
     sys::fchown(fd.as_raw_fd(), uid, gid)?;
     sys::fchmod(fd.as_raw_fd(), mode & 0o7777)?;
@@ -374,7 +374,7 @@ pub fn create_file(dir: &HeldDir, path: &Path, mode: u32, uid: u32, gid: u32, fl
 /// Applies a path-based operation to `dir`. Data operations open the file for the call; the
 /// primary applies those through its open descriptors instead (see the FUSE layer), and the
 /// replica through its descriptor cache, but the results are the same.
-pub fn apply(dir: &HeldDir, op: &Op) -> io::Result<()> {
+pub(crate) fn apply(dir: &HeldDir, op: &Op) -> io::Result<()> {
     match op {
         Op::Write { path, offset, data } => {
             let fd = dir.open_at(path, libc::O_WRONLY, 0)?;
@@ -417,7 +417,7 @@ pub fn apply(dir: &HeldDir, op: &Op) -> io::Result<()> {
 }
 
 /// fsync of a file or directory by path (a directory is opened read-only, fsync(2) allows it).
-pub fn sync_path(dir: &HeldDir, path: &Path, datasync: bool) -> io::Result<()> {
+pub(crate) fn sync_path(dir: &HeldDir, path: &Path, datasync: bool) -> io::Result<()> {
     let st = dir.lstat(path)?;
     if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
         // A symlink cannot be opened; its parent directory holds it.
