@@ -69,6 +69,8 @@ export interface MirrorMachine {
   readonly link: boolean;
   readonly reintegrating: 'none' | 'source' | 'target';
   readonly contending: boolean;
+  /** Number of the current (or last) contention; verdicts of another one are ignored. */
+  readonly witnessEpoch: number;
   readonly verdict: { allowed: boolean; validUntilMs: number; detail: string };
   readonly running: MirrorScript | null;
   readonly app: AppPhase;
@@ -136,6 +138,7 @@ export function createMirrorMachine(cfg: MirrorMachineConfig, nowMs = 0): Mirror
     link: false,
     reintegrating: 'none',
     contending: false,
+    witnessEpoch: 0,
     verdict: { allowed: false, validUntilMs: 0, detail: 'not contending' },
     running: null,
     app: 'stopped',
@@ -393,7 +396,9 @@ function abortReintegration(d: Draft, out: MirrorAction[]): void {
 }
 
 function witness(d: Draft, ev: EventOf<'witness'>): void {
-  if (!d.contending) return; // a verdict that arrives after we stopped contending proves nothing now
+  // A verdict that arrives after we stopped contending, or that answers an earlier contention (we
+  // released the lease since, and the peer may hold it now), proves nothing now.
+  if (!d.contending || ev.epoch !== d.witnessEpoch) return;
   if (ev.allowed && !d.verdict.allowed) d.cause = `witness allows: ${ev.detail}`;
   d.verdict = { allowed: ev.allowed, validUntilMs: ev.validUntilMs, detail: ev.detail };
 }
@@ -427,6 +432,7 @@ function command(d: Draft, ev: EventOf<'command'>, out: MirrorAction[]): void {
       if (isPrimary(d.state)) return refuse(`already ${d.state}`);
       if (d.state === 'SECOND') return refuse('this node is SECOND: run swap on the PRIM');
       if (d.peer !== null && isPrimary(d.peer.state)) return refuse(`the peer is ${d.peer.state}: use swap, or stop it first`);
+      if (d.reintegrating === 'target') return refuse('a reintegration into this node is in progress: stop the module first');
       run();
       d.role = 'auto';
       d.forced = true;
@@ -674,8 +680,9 @@ function updateWitness(d: Draft, nowMs: number, out: MirrorAction[]): void {
   const want = d.cfg.witness !== 'none' && (isPrimary(d.state) || (d.target === 'run' && chosen(d, nowMs)));
   if (want === d.contending) return;
   d.contending = want;
-  if (!want) d.verdict = { allowed: false, validUntilMs: 0, detail: 'not contending' };
-  out.push({ type: 'witness', contend: want });
+  if (want) d.witnessEpoch++;
+  else d.verdict = { allowed: false, validUntilMs: 0, detail: 'not contending' };
+  out.push({ type: 'witness', contend: want, epoch: d.witnessEpoch });
 }
 
 function runScript(d: Draft, out: MirrorAction[], script: MirrorScript, entering: MirrorState): void {

@@ -85,11 +85,13 @@ export type MirrorEvent =
   /** Membership declared the peer down (no heartbeat on any LAN for the timeout). */
   | { type: 'peer_lost' }
   /**
-   * A witness verdict (only while the machine asks to contend; later ones are ignored). `allowed`
+   * A witness verdict, with the `epoch` of the `witness contend` action it answers: a verdict of an
+   * earlier contention (in flight when the machine released and contended again) is ignored, as
+   * is any verdict while the machine does not contend. `allowed`
    * holds until validUntilMs on this node's clock (mirror/witness.ts computes it with a margin): the
    * driver must deliver a `tick` at that time at the latest (see nextWakeMs).
    */
-  | { type: 'witness'; allowed: boolean; validUntilMs: number; detail: string }
+  | { type: 'witness'; allowed: boolean; validUntilMs: number; detail: string; epoch: number }
   /**
    * From the replication data plane: the authenticated TCP stream to the peer is up or broken; a
    * reintegration this node took part in (as source or target) finished: every dirty zone and all
@@ -135,8 +137,9 @@ export type MirrorAction =
   /**
    * Contend for the witness (poll Witness.check() and feed its verdicts) or stop (Witness.close()
    * releases a redis lease). The machine contends only where it is, or is about to become, primary.
+   * `epoch` grows with each contention; the driver echoes it in the verdicts of that contention.
    */
-  | { type: 'witness'; contend: boolean }
+  | { type: 'witness'; contend: boolean; epoch: number }
   /** Persist the data status (durably, before the next action). */
   | { type: 'record_data'; status: DataStatus }
   /**

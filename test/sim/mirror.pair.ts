@@ -49,6 +49,8 @@ interface Node {
   /** The persistent record of the data status (survives crashes). */
   record: DataStatus;
   contending: boolean;
+  /** The epoch of the contention the driver serves (echoed in verdicts). */
+  epoch: number;
   nextPollMs: number;
   pingReach: boolean;
   /** The redis witness's own idea of its lease (validUntil of its last grant). */
@@ -76,13 +78,15 @@ export class MirrorPair {
   /** Running scripts waiting for their outcome (when not autoScripts). */
   scripts: { node: string; script: MirrorScript }[] = [];
   readonly lines: string[] = [];
+  /** Times the simulation had to run `croft prim` because no record was up to date. */
+  manualPrims = 0;
   /** Counts for the simulation's coverage. */
-  readonly seen = { transitions: new Map<string, number>(), giveUps: 0, quarantines: 0, swaps: 0, failovers: 0, reintegrations: 0, refused: 0 };
+  readonly seen = { transitions: new Map<string, number>(), giveUps: 0, twoPrimaries: 0, quarantines: 0, swaps: 0, failovers: 0, reintegrations: 0, refused: 0 };
 
   constructor(opts: Partial<PairOptions> = {}) {
     this.o = { ...defaultPairOptions, ...opts };
     for (const name of this.names) {
-      this.nodes[name] = { name, m: null, record: 'unknown', contending: false, nextPollMs: 0, pingReach: true, leaseUntilMs: 0, nextOutcome: {} };
+      this.nodes[name] = { name, m: null, record: 'unknown', contending: false, epoch: 0, nextPollMs: 0, pingReach: true, leaseUntilMs: 0, nextOutcome: {} };
     }
     for (const name of this.names) this.boot(name);
     for (const name of this.names) this.queue.push({ to: name, kind: 'event', ev: { type: 'replication', what: 'link_up' } });
@@ -280,7 +284,7 @@ export class MirrorPair {
         } else detail = `lease ${r.holder}`;
       }
     }
-    this.queue.push({ to: n, kind: 'event', ev: { type: 'witness', allowed, validUntilMs, detail } });
+    this.queue.push({ to: n, kind: 'event', ev: { type: 'witness', allowed, validUntilMs, detail, epoch: x.epoch } });
   }
 
   // ------------------------------------------------------------------ one machine step
@@ -321,6 +325,7 @@ export class MirrorPair {
         return;
       case 'witness':
         x.contending = a.contend;
+        x.epoch = a.epoch;
         if (a.contend) {
           x.nextPollMs = this.nowMs;
           this.poll(n); // the driver checks at once
@@ -370,6 +375,7 @@ export class MirrorPair {
   /** Cross-node invariants, after every step. */
   checkPair(): void {
     const prim = this.names.filter((n) => isPrimary(this.node(n).m?.state ?? 'STOP'));
+    if (prim.length === 2) this.seen.twoPrimaries++;
     if (this.o.witness === 'redis') assert.ok(prim.length <= 1, `two primaries with a redis witness: ${prim.map((n) => `${n}=${this.state(n)}`).join(' ')}`);
     for (const n of prim) assert.equal(this.node(n).record, 'up-to-date', `${n} is ${this.state(n)} with data ${this.node(n).record}`);
   }
