@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages: command -> package. Only missing ones are installed.
 declare -A need=(
   [nft]=nftables [ip]=iproute2 [tc]=iproute2 [ping]=iputils-ping [conntrack]=conntrack
-  [fusermount3]=fuse3 [nsenter]=util-linux [unshare]=util-linux [pkill]=procps [curl]=curl [python3]=python3 [openssl]=openssl
+  [fusermount3]=fuse3 [nsenter]=util-linux [unshare]=util-linux [pkill]=procps [curl]=curl [python3]=python3 [openssl]=openssl [redis-server]=redis-server
   # Servers of the farm modules (modules/nginx-farm, modules/apache-farm): croft runs them with its own configs.
   [nginx]=nginx [apache2]=apache2
 )
