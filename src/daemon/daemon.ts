@@ -71,6 +71,11 @@ export class Daemon extends EventEmitter {
     }
     for (const module of config.modules) {
       if (!module.nodes.includes(self)) continue;
+      if (module.kind === 'mirror') {
+        // Its data plane and state machine exist (crates/croft-mirror, mirror/), the daemon does
+        // not drive them yet: running it as a light module would promise replication it lacks.
+        throw new CroftError('CROFT_ERR_CONFIG', `${module.file}: kind: mirror is not yet run by this version of the daemon; remove the module or use kind: light`);
+      }
       this.runtimes.set(module.name, this.createRuntime(module));
       if (module.kind === 'farm' && module.farm?.vip) {
         this.farms.set(module.name, new FarmDriver(module, self, config.cluster, log));
