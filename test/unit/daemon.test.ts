@@ -1,0 +1,25 @@
+// The daemon refuses what it cannot run, with a clear error, instead of running it half.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { loadConfig } from '../../src/config/load.js';
+import { Daemon } from '../../src/daemon/daemon.js';
+import { CroftError } from '../../src/errors.js';
+import { silentLogger } from '../../src/log/logger.js';
+
+test('a kind: mirror module is refused by name (the daemon does not drive the mirror yet)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-daemon-'));
+  try {
+    fs.mkdirSync(path.join(dir, 'modules'));
+    fs.writeFileSync(path.join(dir, 'cluster.yaml'), `name: d\nkey: "${'k'.repeat(40)}"\nnodes:\n  n1: { addresses: [127.0.0.1] }\n`);
+    fs.writeFileSync(path.join(dir, 'modules', 'db.yaml'), 'kind: mirror\n');
+    const config = loadConfig(dir);
+    assert.throws(() => new Daemon(config, 'n1', silentLogger()),
+      (e: unknown) => e instanceof CroftError && e.code === 'CROFT_ERR_CONFIG' && /db\.yaml: kind: mirror is not yet run/.test(e.message));
+    assert.throws(() => new Daemon(config, 'n9', silentLogger()), (e: unknown) => e instanceof CroftError && e.code === 'CROFT_ERR_UNKNOWN_NODE');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
