@@ -16,6 +16,12 @@ export const codes = {
   CROFT_ERR_NATIVE: 'The native addon failed',
   CROFT_ERR_NFT_APPLY: 'nft refused or failed to apply the farm rule set: see its message (is nftables installed, is the interface up?)',
   CROFT_ERR_VIP: 'Cannot add or remove the virtual IP on the interface (does the interface exist?)',
+  CROFT_ERR_MIRROR_DIR: 'The replicated directory cannot be opened (does it exist, is it a directory?)',
+  CROFT_ERR_MIRROR_MOUNT: 'The mirror cannot be mounted (is /dev/fuse there, fusermount3 installed, nothing mounted there already?)',
+  CROFT_ERR_MIRROR_PEER_UNREACHABLE: 'The mirror peer cannot be reached (is croft running there, is the port open?)',
+  CROFT_ERR_MIRROR_PEER_AUTH: 'The mirror peer refused the connection: both nodes need the same cluster key',
+  CROFT_ERR_MIRROR_UNMOUNT: 'The mirror cannot be unmounted cleanly (a process still uses it: stop the application first)',
+  CROFT_ERR_MIRROR_REPLICA: 'The mirror replica cannot start (does its directory exist, is the port free?)',
 } as const;
 
 export type ErrorCode = keyof typeof codes;

@@ -2,3 +2,17 @@
 export { jhash, nftBucket } from './jhash.js';
 export { ArpResponder, arpSendGratuitous, type ArpAddress, type ArpStats } from './arp.js';
 export { loadNative, nativeAddonPath, nativeDir } from './load.js';
+export {
+  MirrorMount,
+  MirrorReplica,
+  lazyUnmount,
+  type AckLevel,
+  type FailMode,
+  type MirrorEvent,
+  type MirrorLinkStatus,
+  type MirrorMountOptions,
+  type MirrorPeerOptions,
+  type MirrorReplicaOptions,
+  type MirrorReplicaStatus,
+  type MirrorStatus,
+} from './mirror.js';

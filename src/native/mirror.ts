@@ -1,0 +1,342 @@
+// The mirror's data plane (crates/croft-mirror through crates/croft-napi): a FUSE filesystem
+// mounted over a replicated directory that sends every change to the peer and returns only after
+// its ack, and the peer's replica that applies them.
+//
+// Threads: mounting and unmounting run on the libuv pool; the FUSE handlers are Rust threads that
+// never wait on JavaScript (events reach JS through a non-blocking ThreadsafeFunction). So the JS
+// thread may use synchronous fs calls on a mount served by this same process: the FUSE thread
+// answers without JS. One exception: with failMode 'block' and the peer lost, a change waits
+// until setFailMode('alone') or unmount(), which a JS thread stuck in a sync call can never make:
+// under 'block', use only asynchronous fs calls on the mount from the process that serves it.
+//
+// Leftover mounts: a MirrorMount garbage-collected without unmount() is detached lazily, and every
+// mount still live when the process exits normally (end of the event loop, process.exit(), an
+// uncaught exception) is detached by an atexit handler of the addon. On SIGKILL (or SIGTERM/SIGINT
+// without a handler) nothing runs: the kernel aborts the FUSE connection when the process's
+// /dev/fuse descriptor closes, the mount point then answers ENOTCONN ("Transport endpoint is not
+// connected") and stays in /proc/mounts until `lazyUnmount(dir)` (`fusermount3 -u -z`).
+// Keep a reference to every MirrorMount and MirrorReplica in use: one collected by the GC is
+// unmounted, or stopped (their native Drop), which is the safe end for a forgotten one.
+import assert from 'node:assert/strict';
+import { CroftError, codes, type ErrorCode } from '../errors.js';
+import { loadNative, nativeError } from './load.js';
+
+export type AckLevel = 'received' | 'durable';
+/** What a change does when the peer cannot acknowledge it: wait (`block`) or record it as dirty and return (`alone`). */
+export type FailMode = 'block' | 'alone';
+
+export interface MirrorPeerOptions {
+  host: string;
+  port: number;
+  /** The cluster key both nodes hold (HMAC-SHA256 handshake). */
+  key: Buffer;
+  /** `received`: acked once applied on the peer; `durable`: once fsync'd there. */
+  ackLevel: AckLevel;
+  /** Beyond this without an ack the peer is lost (default 2000). */
+  ackTimeoutMs?: number;
+  /** Default 2000. */
+  connectTimeoutMs?: number;
+}
+
+export interface MirrorMountOptions {
+  /** The replicated directory; the mirror is mounted over it, at the same path. */
+  dir: string;
+  /** Absent: run alone from the start (every change is recorded as dirty). */
+  peer?: MirrorPeerOptions;
+  /** Default 'alone'. */
+  failMode?: FailMode;
+  /** FUSE worker threads (default 4, at most 64). */
+  threads?: number;
+}
+
+export interface MirrorLinkStatus {
+  connected: boolean;
+  lostReason: string | null;
+  sentSeq: number;
+  ackedSeq: number;
+  bytesSent: number;
+  /** Changes acknowledged through the dirty tracker instead of the peer. */
+  aloneOps: number;
+}
+
+export interface MirrorStatus {
+  dir: string;
+  /** null when mounted without a peer. */
+  ackLevel: AckLevel | null;
+  failMode: FailMode;
+  /** false after unmount() (the counters are then the last ones). */
+  mounted: boolean;
+  link: MirrorLinkStatus;
+}
+
+export interface MirrorEvent {
+  kind: 'peerLost';
+  reason: string;
+}
+
+export interface MirrorReplicaOptions {
+  dir: string;
+  /** IP address to listen on. */
+  host: string;
+  /** 0: any free port (read it from `replica.port`). */
+  port: number;
+  key: Buffer;
+}
+
+export interface MirrorReplicaStatus {
+  /** Authenticated sessions so far. */
+  sessions: number;
+  /** Connections refused in the handshake (wrong key, not a croft peer). */
+  refused: number;
+  appliedOps: number;
+  ackedSeq: number;
+  connected: boolean;
+  lastError: string | null;
+}
+
+// The raw exports of crates/croft-napi/src/mirror.rs.
+interface NativeMirrorMount {
+  readonly dir: string;
+  status(): Omit<MirrorStatus, 'ackLevel' | 'failMode' | 'link'> & {
+    ackLevel?: string | null;
+    failMode: string;
+    link: Omit<MirrorLinkStatus, 'lostReason'> & { lostReason?: string | null };
+  };
+  dirtyPaths(): string[];
+  setFailMode(mode: string): void;
+  dropPeer(reason: string): void;
+  onEvent(callback: (event: { kind: string; reason: string }) => void): void;
+  unmount(): Promise<void>;
+}
+
+interface NativeMirrorReplica {
+  readonly port: number;
+  status(): Omit<MirrorReplicaStatus, 'lastError'> & { lastError?: string | null };
+  stop(): void;
+}
+
+interface NativeMirrorBinding {
+  MirrorMount: {
+    mount(opts: {
+      dir: string;
+      peer?: MirrorPeerOptions;
+      failMode?: string;
+      threads?: number;
+    }): Promise<NativeMirrorMount>;
+  };
+  MirrorReplica: { start(opts: MirrorReplicaOptions): NativeMirrorReplica };
+  mirrorLazyUnmount(dir: string): Promise<void>;
+}
+
+function binding(): NativeMirrorBinding {
+  return loadNative() as unknown as NativeMirrorBinding;
+}
+
+function isMirrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && code.startsWith('CROFT_ERR_MIRROR_') && code in codes;
+}
+
+/** The addon's error as a CroftError: its CROFT_ERR_MIRROR_* code and message as they are, else CROFT_ERR_NATIVE. */
+function mirrorError(what: string, err: unknown): CroftError {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof Error && isMirrorCode(code)) return new CroftError(code, err.message, { cause: err });
+  return nativeError(what, err);
+}
+
+function assertFailMode(mode: string): asserts mode is FailMode {
+  assert.ok(mode === 'block' || mode === 'alone', `failMode must be 'block' or 'alone', got ${mode}`);
+}
+
+function assertPort(port: number, min: number): void {
+  assert.ok(Number.isInteger(port) && port >= min && port <= 65535, `port must be ${min}..65535, got ${port}`);
+}
+
+function assertMs(name: string, ms: number | undefined): void {
+  if (ms === undefined) return;
+  assert.ok(Number.isInteger(ms) && ms >= 1 && ms <= 0xffffffff, `${name} must be a positive integer, got ${ms}`);
+}
+
+/**
+ * The mirror mounted over a directory: every change made through it is applied locally, sent to
+ * the peer in order, and the call returns once the peer acknowledged it (or, the peer lost, as
+ * `failMode` says). Reads are local.
+ */
+export class MirrorMount {
+  readonly dir: string;
+  readonly #native: NativeMirrorMount;
+  readonly #listeners = new Set<(event: MirrorEvent) => void>();
+  #unmounted = false;
+
+  private constructor(native: NativeMirrorMount) {
+    this.#native = native;
+    this.dir = native.dir;
+  }
+
+  /**
+   * Connects to the peer (if any), then mounts over `opts.dir`, off the JS thread. Rejects with a
+   * CroftError CROFT_ERR_MIRROR_DIR, _MOUNT, _PEER_UNREACHABLE or _PEER_AUTH; nothing is mounted then.
+   */
+  static async mount(opts: MirrorMountOptions): Promise<MirrorMount> {
+    assert.ok(opts.dir.length > 0, 'dir is empty');
+    if (opts.failMode !== undefined) assertFailMode(opts.failMode);
+    if (opts.threads !== undefined) {
+      assert.ok(Number.isInteger(opts.threads) && opts.threads >= 1 && opts.threads <= 64, `threads must be 1..64, got ${opts.threads}`);
+    }
+    const peer = opts.peer;
+    if (peer !== undefined) {
+      assertPort(peer.port, 1);
+      assert.ok(Buffer.isBuffer(peer.key) && peer.key.length > 0, 'peer.key must be a non-empty Buffer');
+      assert.ok(peer.ackLevel === 'received' || peer.ackLevel === 'durable', `bad ackLevel ${String(peer.ackLevel)}`);
+      assertMs('ackTimeoutMs', peer.ackTimeoutMs);
+      assertMs('connectTimeoutMs', peer.connectTimeoutMs);
+    }
+    const what = `mounting the mirror over ${opts.dir}`;
+    let native: NativeMirrorMount;
+    try {
+      const request = {
+        dir: opts.dir,
+        ...(peer === undefined ? {} : { peer: { ...peer } }),
+        ...(opts.failMode === undefined ? {} : { failMode: opts.failMode }),
+        ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+      };
+      native = await binding().MirrorMount.mount(request);
+    } catch (err) {
+      throw mirrorError(what, err);
+    }
+    return new MirrorMount(native);
+  }
+
+  /** State and counters (after unmount(), the last ones with `mounted: false`). */
+  status(): MirrorStatus {
+    const s = this.#native.status();
+    const failMode = s.failMode;
+    assertFailMode(failMode);
+    const ackLevel = s.ackLevel ?? null;
+    assert.ok(ackLevel === null || ackLevel === 'received' || ackLevel === 'durable', `bad ackLevel ${ackLevel}`);
+    return {
+      dir: s.dir,
+      ackLevel,
+      failMode,
+      mounted: s.mounted,
+      link: {
+        connected: s.link.connected,
+        lostReason: s.link.lostReason ?? null,
+        sentSeq: s.link.sentSeq,
+        ackedSeq: s.link.ackedSeq,
+        bytesSent: s.link.bytesSent,
+        aloneOps: s.link.aloneOps,
+      },
+    };
+  }
+
+  /**
+   * Paths (relative to `dir`) changed while the peer could not acknowledge them. In memory only:
+   * not crash-safe (the durable dirty log replaces it for reintegration).
+   */
+  dirtyPaths(): string[] {
+    return this.#native.dirtyPaths();
+  }
+
+  /** 'alone' releases every change blocked on a lost peer (each is recorded as dirty and returns). */
+  setFailMode(mode: FailMode): void {
+    assertFailMode(mode);
+    assert.ok(!this.#unmounted, 'setFailMode() after unmount()');
+    this.#native.setFailMode(mode);
+  }
+
+  /** Declares the peer lost now (membership saw it die before the ack timeout). */
+  dropPeer(reason: string): void {
+    assert.ok(!this.#unmounted, 'dropPeer() after unmount()');
+    this.#native.dropPeer(reason);
+  }
+
+  /**
+   * Calls `listener` on the JS thread for each event (today: the peer lost), including events from
+   * before the first listener was added. Returns a function that removes it. A listener that
+   * throws raises an uncaught exception, as an EventEmitter listener would.
+   */
+  onEvent(listener: (event: MirrorEvent) => void): () => void {
+    if (this.#listeners.size === 0 && !this.#unmounted) {
+      this.#native.onEvent((raw) => {
+        assert.equal(raw.kind, 'peerLost', `unknown mirror event ${raw.kind}`);
+        const event: MirrorEvent = { kind: 'peerLost', reason: raw.reason };
+        for (const l of [...this.#listeners]) l(event);
+      });
+    }
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /**
+   * Unmounts (off the JS thread) and closes the stream; idempotent. Stop the application first:
+   * a busy mount is detached lazily and this rejects with CROFT_ERR_MIRROR_UNMOUNT.
+   */
+  async unmount(): Promise<void> {
+    this.#unmounted = true;
+    this.#listeners.clear();
+    try {
+      await this.#native.unmount();
+    } catch (err) {
+      throw mirrorError(`unmounting the mirror over ${this.dir}`, err);
+    }
+  }
+}
+
+/** The peer's side: applies the primary's changes in place to `dir` (no mount there) and acks them. */
+export class MirrorReplica {
+  readonly dir: string;
+  readonly #native: NativeMirrorReplica;
+
+  private constructor(dir: string, native: NativeMirrorReplica) {
+    this.dir = dir;
+    this.#native = native;
+  }
+
+  /** Opens `dir` and listens; throws CROFT_ERR_MIRROR_REPLICA (no directory, address in use). */
+  static start(opts: MirrorReplicaOptions): MirrorReplica {
+    assertPort(opts.port, 0);
+    assert.ok(Buffer.isBuffer(opts.key) && opts.key.length > 0, 'key must be a non-empty Buffer');
+    try {
+      return new MirrorReplica(opts.dir, binding().MirrorReplica.start({ ...opts }));
+    } catch (err) {
+      throw mirrorError(`starting the mirror replica over ${opts.dir}`, err);
+    }
+  }
+
+  /** The bound port (the real one when started with port 0). */
+  get port(): number {
+    return this.#native.port;
+  }
+
+  /** Counters (after stop(), the final ones). */
+  status(): MirrorReplicaStatus {
+    const s = this.#native.status();
+    return {
+      sessions: s.sessions,
+      refused: s.refused,
+      appliedOps: s.appliedOps,
+      ackedSeq: s.ackedSeq,
+      connected: s.connected,
+      lastError: s.lastError ?? null,
+    };
+  }
+
+  /** Stops listening and closes the session (the primary then sees the peer lost); idempotent. */
+  stop(): void {
+    this.#native.stop();
+  }
+}
+
+/**
+ * `fusermount3 -u -z <dir>` off the JS thread: detaches a FUSE mount even while busy or after its
+ * server died (SIGKILL leaves ENOTCONN). Resolves quietly when nothing is mounted there.
+ */
+export async function lazyUnmount(dir: string): Promise<void> {
+  try {
+    await binding().mirrorLazyUnmount(dir);
+  } catch (err) {
+    throw nativeError(`lazy unmount of ${dir}`, err);
+  }
+}
