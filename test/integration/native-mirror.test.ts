@@ -305,6 +305,44 @@ describe('native mirror (FUSE mount in this process, replica on loopback)', () =
     assert.ok(!mounted(a));
   });
 
+  it("failMode block: after dropPeer() a change waits until setFailMode('alone') releases it as dirty", async () => {
+    const { a, b } = dirs('block');
+    const r = replica(b);
+    const m = await MirrorMount.mount({
+      dir: a,
+      peer: { host: '127.0.0.1', port: r.port, key: KEY, ackLevel: 'durable' },
+      failMode: 'block',
+    });
+    mounts.push(m);
+    assert.equal(m.status().failMode, 'block');
+    assert.equal(m.status().ackLevel, 'durable');
+    await fsp.writeFile(path.join(a, 'before.txt'), 'acked');
+    assert.equal(fs.readFileSync(path.join(b, 'before.txt'), 'utf8'), 'acked');
+
+    m.dropPeer('membership saw the peer die');
+    // Registered after the loss: the event from before is delivered too.
+    const events: MirrorEvent[] = [];
+    m.onEvent((e) => events.push(e));
+    await waitFor('the PeerLost event', () => events.length > 0, 5000);
+    assert.deepEqual(events, [{ kind: 'peerLost', reason: 'membership saw the peer die' }]);
+
+    // Asynchronous (libuv pool): under 'block' a sync call would hold the JS thread that must
+    // call setFailMode().
+    let settled = false;
+    const write = fsp.writeFile(path.join(a, 'blocked.txt'), 'waits').finally(() => {
+      settled = true;
+    });
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(settled, false, 'the change waits while the fail mode is block');
+    m.setFailMode('alone');
+    await write;
+    assert.equal(m.status().failMode, 'alone');
+    assert.ok(m.dirtyPaths().includes('blocked.txt'), `dirty: ${m.dirtyPaths().join(', ')}`);
+    assert.ok(!fs.existsSync(path.join(b, 'blocked.txt')));
+    await m.unmount();
+    assert.ok(!mounted(a));
+  });
+
   it('a MirrorMount collected without unmount() is detached', async () => {
     const { a } = dirs('gc');
     const gc = child(
