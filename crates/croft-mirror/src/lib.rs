@@ -9,6 +9,7 @@
 //! - [`Replica`]: on the other node, applies the operations in place (no mount) and acks them.
 //! - [`Op`]: the replicated operations; [`wire`]: the authenticated stream that carries them.
 
+pub mod dirtylog;
 mod fs;
 pub mod link;
 mod mirror;
@@ -18,6 +19,7 @@ mod sys;
 mod table;
 pub mod wire;
 
+pub use dirtylog::{DirtyEntry, DirtyLog, DirtyLogOptions, DirtyLogStats};
 pub use link::{AckedBy, AckedOp, DirtyPaths, DirtyTracker, EventSink, FailMode, LinkStatus, MirrorEvent, PeerConfig};
 pub use mirror::{lazy_unmount, Mirror, MirrorConfig, MirrorError, MirrorStatus, THREADS_DEFAULT};
 pub use op::{Op, TO_END};
