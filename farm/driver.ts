@@ -146,7 +146,12 @@ export class FarmDriver {
       if (!this.spec) return;
       const map = assignBuckets(this.module.farm!.buckets, members);
       const owned = bucketsOf(map, this.self);
-      await this.nft.setOwned(owned);
+      try {
+        await this.nft.setOwned(owned);
+      } catch (err) {
+        this.key = null; // the next view tick tries again
+        throw err;
+      }
       this.owned = owned;
       this.map = map;
       this.members = members.map((m) => m.name);
