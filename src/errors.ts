@@ -22,6 +22,7 @@ export const codes = {
   CROFT_ERR_MIRROR_PEER_AUTH: 'The mirror peer refused the connection: both nodes need the same cluster key',
   CROFT_ERR_MIRROR_UNMOUNT: 'The mirror cannot be unmounted cleanly (a process still uses it: stop the application first)',
   CROFT_ERR_MIRROR_REPLICA: 'The mirror replica cannot start (does its directory exist, is the port free?)',
+  CROFT_ERR_MIRROR_DIRTY_LOG: 'The mirror dirty log cannot be opened or written (is its directory writable, is it already open by another mount or reader?)',
 } as const;
 
 export type ErrorCode = keyof typeof codes;

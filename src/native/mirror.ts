@@ -47,6 +47,27 @@ export interface MirrorMountOptions {
   failMode?: FailMode;
   /** FUSE worker threads (default 4, at most 64). */
   threads?: number;
+  /**
+   * Track dirty changes in the durable zone log kept in `dir` (its own directory, say
+   * /var/lib/croft/mirror/<module>, outside the replicated one) instead of in memory. `zoneBytes`:
+   * a power of two from 64 KiB to 1 MiB. The log is opened off the JS thread before the mount.
+   */
+  dirtyLog?: MirrorDirtyLogOptions;
+}
+
+export interface MirrorDirtyLogOptions {
+  dir: string;
+  zoneBytes: number;
+}
+
+/** One dirty path of the durable log, as reintegration needs it. */
+export interface MirrorDirtyEntry {
+  /** Relative to the replicated directory ('' for the directory itself). */
+  path: string;
+  /** `[start, len]` byte ranges, zone-aligned, merged, sorted; `len === -1`: to the end of the file. */
+  zones: [number, number][];
+  /** The entry itself changed (created, removed, renamed, linked, truncated, metadata). */
+  entryChanged: boolean;
 }
 
 export interface MirrorLinkStatus {
@@ -95,7 +116,20 @@ export interface MirrorReplicaStatus {
 }
 
 // The raw exports of crates/croft-napi/src/mirror.rs.
-interface NativeMirrorMount {
+interface NativeDirtyReader {
+  dirtyPaths(): string[];
+  dirtyEntries(): { path: string; zones: number[][]; entryChanged: boolean }[];
+  dirtyTrusted(): boolean;
+  clearDirty(): Promise<void>;
+}
+
+interface NativeMirrorDirtyLog extends NativeDirtyReader {
+  dirtyBytes(dataDir: string): number;
+  close(): void;
+}
+
+interface NativeMirrorMount extends Omit<NativeDirtyReader, 'dirtyPaths'> {
+  dirtyBytes(): number;
   readonly dir: string;
   status(): Omit<MirrorStatus, 'ackLevel' | 'failMode' | 'link'> & {
     ackLevel?: string | null;
@@ -122,7 +156,9 @@ interface NativeMirrorBinding {
       peer?: MirrorPeerOptions;
       failMode?: string;
       threads?: number;
+      dirtyLog?: MirrorDirtyLogOptions;
     }): Promise<NativeMirrorMount>;
+    openDirtyLog(dir: string, zoneBytes: number): Promise<NativeMirrorDirtyLog>;
   };
   MirrorReplica: { start(opts: MirrorReplicaOptions): NativeMirrorReplica };
   mirrorLazyUnmount(dir: string): Promise<void>;
@@ -147,6 +183,85 @@ function assertFailMode(mode: string): asserts mode is FailMode {
   assert.ok(mode === 'block' || mode === 'alone', `failMode must be 'block' or 'alone', got ${mode}`);
 }
 
+const ZONE_BYTES_MIN = 64 * 1024;
+const ZONE_BYTES_MAX = 1024 * 1024;
+
+function assertDirtyLogOptions(dir: string, zoneBytes: number): void {
+  assert.ok(dir.length > 0, 'dirtyLog.dir is empty');
+  assert.ok(
+    Number.isInteger(zoneBytes) && zoneBytes >= ZONE_BYTES_MIN && zoneBytes <= ZONE_BYTES_MAX && (zoneBytes & (zoneBytes - 1)) === 0,
+    `zoneBytes must be a power of two from 64 KiB to 1 MiB, got ${zoneBytes}`,
+  );
+}
+
+function entriesFromNative(raw: ReturnType<NativeDirtyReader['dirtyEntries']>): MirrorDirtyEntry[] {
+  return raw.map((e) => ({
+    path: e.path,
+    zones: e.zones.map((z): [number, number] => {
+      assert.equal(z.length, 2, 'a dirty zone is [start, len]');
+      return [z[0] as number, z[1] as number];
+    }),
+    entryChanged: e.entryChanged,
+  }));
+}
+
+async function clearDirty(native: NativeDirtyReader, dir: string): Promise<void> {
+  try {
+    await native.clearDirty();
+  } catch (err) {
+    throw mirrorError(`clearing the dirty log ${dir}`, err);
+  }
+}
+
+/**
+ * A dirty log opened without a mount (`MirrorMount.openDirtyLog`): after a crash, the daemon
+ * reads what changed while alone before it mounts again. It holds the log's lock (a mount of the
+ * same log fails with CROFT_ERR_MIRROR_DIRTY_LOG) until close().
+ */
+export class MirrorDirtyLog {
+  readonly dir: string;
+  readonly #native: NativeMirrorDirtyLog;
+
+  /** @internal: use MirrorMount.openDirtyLog(). */
+  constructor(dir: string, native: NativeMirrorDirtyLog) {
+    this.dir = dir;
+    this.#native = native;
+  }
+
+  /** The dirty paths (relative to the replicated directory), sorted. */
+  dirtyPaths(): string[] {
+    return this.#native.dirtyPaths();
+  }
+
+  dirtyEntries(): MirrorDirtyEntry[] {
+    return entriesFromNative(this.#native.dirtyEntries());
+  }
+
+  /**
+   * Bytes still to copy: the dirty ranges clipped to the sizes of the regular files under
+   * `dataDir` (the replicated directory) now, from lstat of `dataDir/<path>`; other kinds and
+   * missing paths count 0 (recreated or removed as entries).
+   */
+  dirtyBytes(dataDir: string): number {
+    return this.#native.dirtyBytes(dataDir);
+  }
+
+  /** False when the log may miss changes (new log, corrupt, a failed write): compare whole trees. */
+  dirtyTrusted(): boolean {
+    return this.#native.dirtyTrusted();
+  }
+
+  /** Forgets every entry durably and trusts the log from now on (off the JS thread). */
+  clearDirty(): Promise<void> {
+    return clearDirty(this.#native, this.dir);
+  }
+
+  /** Releases the log (and its lock); idempotent. The other methods throw afterwards. */
+  close(): void {
+    this.#native.close();
+  }
+}
+
 function assertPort(port: number, min: number): void {
   assert.ok(Number.isInteger(port) && port >= min && port <= 65535, `port must be ${min}..65535, got ${port}`);
 }
@@ -167,14 +282,19 @@ export class MirrorMount {
   readonly #listeners = new Set<(event: MirrorEvent) => void>();
   #unmounted = false;
 
-  private constructor(native: NativeMirrorMount) {
+  /** The dirty log's directory, or null when dirty paths are tracked in memory. */
+  readonly dirtyLogDir: string | null;
+
+  private constructor(native: NativeMirrorMount, dirtyLogDir: string | null) {
     this.#native = native;
     this.dir = native.dir;
+    this.dirtyLogDir = dirtyLogDir;
   }
 
   /**
    * Connects to the peer (if any), then mounts over `opts.dir`, off the JS thread. Rejects with a
-   * CroftError CROFT_ERR_MIRROR_DIR, _MOUNT, _PEER_UNREACHABLE or _PEER_AUTH; nothing is mounted then.
+   * CroftError CROFT_ERR_MIRROR_DIR, _MOUNT, _PEER_UNREACHABLE, _PEER_AUTH or _DIRTY_LOG (the
+   * dirty log cannot be opened, or is already open); nothing is mounted then.
    */
   static async mount(opts: MirrorMountOptions): Promise<MirrorMount> {
     assert.ok(opts.dir.length > 0, 'dir is empty');
@@ -190,6 +310,7 @@ export class MirrorMount {
       assertMs('ackTimeoutMs', peer.ackTimeoutMs);
       assertMs('connectTimeoutMs', peer.connectTimeoutMs);
     }
+    if (opts.dirtyLog !== undefined) assertDirtyLogOptions(opts.dirtyLog.dir, opts.dirtyLog.zoneBytes);
     const what = `mounting the mirror over ${opts.dir}`;
     let native: NativeMirrorMount;
     try {
@@ -198,12 +319,27 @@ export class MirrorMount {
         ...(peer === undefined ? {} : { peer: { ...peer } }),
         ...(opts.failMode === undefined ? {} : { failMode: opts.failMode }),
         ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+        ...(opts.dirtyLog === undefined ? {} : { dirtyLog: { dir: opts.dirtyLog.dir, zoneBytes: opts.dirtyLog.zoneBytes } }),
       };
       native = await binding().MirrorMount.mount(request);
     } catch (err) {
       throw mirrorError(what, err);
     }
-    return new MirrorMount(native);
+    return new MirrorMount(native, opts.dirtyLog?.dir ?? null);
+  }
+
+  /**
+   * Opens (creating it if needed) a mirror's dirty log without mounting, off the JS thread:
+   * after a crash, to read what changed while alone. Rejects with CROFT_ERR_MIRROR_DIRTY_LOG
+   * (not writable, corrupt beyond replay, already open by a mount or another reader).
+   */
+  static async openDirtyLog(dir: string, zoneBytes: number): Promise<MirrorDirtyLog> {
+    assertDirtyLogOptions(dir, zoneBytes);
+    try {
+      return new MirrorDirtyLog(dir, await binding().MirrorMount.openDirtyLog(dir, zoneBytes));
+    } catch (err) {
+      throw mirrorError(`opening the dirty log ${dir}`, err);
+    }
   }
 
   /** State and counters (after unmount(), the last ones with `mounted: false`). */
@@ -230,11 +366,49 @@ export class MirrorMount {
   }
 
   /**
-   * Paths (relative to `dir`) changed while the peer could not acknowledge them. In memory only:
-   * not crash-safe (the durable dirty log replaces it for reintegration).
+   * Paths (relative to `dir`) changed while the peer could not acknowledge them, sorted. Without
+   * `dirtyLog` in memory only (not crash-safe), still readable after unmount(); with it, the
+   * paths of the log's entries, until unmount().
    */
   dirtyPaths(): string[] {
+    if (this.dirtyLogDir !== null) this.#logDir('dirtyPaths()');
     return this.#native.dirtyPaths();
+  }
+
+  #logDir(what: string): string {
+    assert.ok(this.dirtyLogDir !== null, `${what} needs a mount with the dirtyLog option`);
+    assert.ok(!this.#unmounted, `${what} after unmount(): the log is closed, reopen it with MirrorMount.openDirtyLog()`);
+    return this.dirtyLogDir;
+  }
+
+  /** The durable log's entries, sorted by path (mounted with `dirtyLog` only, until unmount()). */
+  dirtyEntries(): MirrorDirtyEntry[] {
+    this.#logDir('dirtyEntries()');
+    return entriesFromNative(this.#native.dirtyEntries());
+  }
+
+  /**
+   * Bytes still to copy: the dirty ranges clipped to the sizes of the regular files now, from
+   * lstat of `dir/<path>` (through the mount while mounted, the plain directory after unmount);
+   * other kinds and missing paths count 0. Synchronous: one lstat per dirty path.
+   */
+  dirtyBytes(): number {
+    this.#logDir('dirtyBytes()');
+    return this.#native.dirtyBytes();
+  }
+
+  /** False when the log may miss changes (new log, corrupt, a failed write): compare whole trees. */
+  dirtyTrusted(): boolean {
+    this.#logDir('dirtyTrusted()');
+    return this.#native.dirtyTrusted();
+  }
+
+  /**
+   * Forgets every entry durably and trusts the log from now on (off the JS thread): call it once
+   * the peer is known equal (after a full sync or a reintegration). Rejects with CROFT_ERR_MIRROR_DIRTY_LOG.
+   */
+  clearDirty(): Promise<void> {
+    return clearDirty(this.#native, this.#logDir('clearDirty()'));
   }
 
   /** 'alone' releases every change blocked on a lost peer (each is recorded as dirty and returns). */
@@ -271,7 +445,8 @@ export class MirrorMount {
 
   /**
    * Unmounts (off the JS thread) and closes the stream; idempotent. Stop the application first:
-   * a busy mount is detached lazily and this rejects with CROFT_ERR_MIRROR_UNMOUNT.
+   * a busy mount is detached lazily and this rejects with CROFT_ERR_MIRROR_UNMOUNT. A dirty log
+   * is closed once the mirror is gone (read it again with MirrorMount.openDirtyLog()).
    */
   async unmount(): Promise<void> {
     this.#unmounted = true;

@@ -343,6 +343,80 @@ describe('native mirror (FUSE mount in this process, replica on loopback)', () =
     assert.ok(!mounted(a));
   });
 
+  it('alone with a dirty log: exactly the zones and entries written, durable across the mount, cleared', async () => {
+    const a = path.join(root, 'dlog-a');
+    const logDir = path.join(root, 'dlog-log');
+    fs.mkdirSync(a);
+    mountDirs.push(a);
+    const zoneBytes = 64 * 1024;
+    const MiB = 1024 * 1024;
+    // A file from before the mount (as after a full sync): only the zones written through it are dirty.
+    fs.writeFileSync(path.join(a, 'big.bin'), '');
+    fs.truncateSync(path.join(a, 'big.bin'), 6 * MiB);
+    const m = await MirrorMount.mount({ dir: a, dirtyLog: { dir: logDir, zoneBytes } });
+    mounts.push(m);
+    assert.equal(m.dirtyLogDir, logDir);
+    assert.deepEqual(m.dirtyEntries(), []);
+    assert.equal(m.dirtyTrusted(), false, 'a new log may miss what changed before it existed');
+
+    // The log is locked while the mount holds it.
+    await assert.rejects(MirrorMount.openDirtyLog(logDir, zoneBytes), (err: unknown) => {
+      assert.ok(err instanceof CroftError, `a CroftError, got ${String(err)}`);
+      assert.equal(err.code, 'CROFT_ERR_MIRROR_DIRTY_LOG');
+      assert.match(err.message, /already open/);
+      return true;
+    });
+
+    const fh = await fsp.open(path.join(a, 'big.bin'), 'r+');
+    try {
+      await fh.write(Buffer.alloc(100, 1), 0, 100, 0);
+      await fh.write(Buffer.alloc(100, 2), 0, 100, 5 * MiB);
+    } finally {
+      await fh.close();
+    }
+    await fsp.writeFile(path.join(a, 'new.txt'), 'hello');
+    await fsp.rename(path.join(a, 'new.txt'), path.join(a, 'renamed.txt'));
+
+    const expected = [
+      { path: 'big.bin', zones: [[0, zoneBytes], [5 * MiB, zoneBytes]], entryChanged: false },
+      // Both sides of a rename: whatever lives there now is copied whole (len -1: to the end).
+      { path: 'new.txt', zones: [[0, -1]], entryChanged: true },
+      { path: 'renamed.txt', zones: [[0, -1]], entryChanged: true },
+    ];
+    assert.deepEqual(m.dirtyEntries(), expected);
+    assert.deepEqual(m.dirtyPaths(), ['big.bin', 'new.txt', 'renamed.txt']);
+    // Two zones of big.bin, the 5 bytes of renamed.txt; new.txt is gone (removed, nothing to copy).
+    assert.equal(m.dirtyBytes(), 2 * zoneBytes + 5);
+    assert.ok(m.status().link.aloneOps >= 4, `aloneOps ${m.status().link.aloneOps}`);
+
+    await m.unmount();
+    assert.ok(!mounted(a));
+    assert.throws(() => m.dirtyEntries(), /after unmount/);
+
+    const log = await MirrorMount.openDirtyLog(logDir, zoneBytes);
+    try {
+      assert.deepEqual(log.dirtyEntries(), expected, 'the same entries from disk, without a mount');
+      assert.deepEqual(log.dirtyPaths(), ['big.bin', 'new.txt', 'renamed.txt']);
+      assert.equal(log.dirtyBytes(a), 2 * zoneBytes + 5);
+      assert.equal(log.dirtyTrusted(), false);
+      await log.clearDirty();
+      assert.deepEqual(log.dirtyEntries(), []);
+      assert.equal(log.dirtyTrusted(), true);
+    } finally {
+      log.close();
+    }
+    // Cleared durably: the next opener finds it empty and trusted.
+    const again = await MirrorMount.openDirtyLog(logDir, zoneBytes);
+    try {
+      assert.deepEqual(again.dirtyEntries(), []);
+      assert.equal(again.dirtyTrusted(), true);
+      assert.equal(again.dirtyBytes(a), 0);
+    } finally {
+      again.close();
+    }
+    await assert.rejects(MirrorMount.openDirtyLog(path.join(a, 'big.bin'), zoneBytes), { name: 'CroftError', code: 'CROFT_ERR_MIRROR_DIRTY_LOG' });
+  });
+
   it('a MirrorMount collected without unmount() is detached', async () => {
     const { a } = dirs('gc');
     const gc = child(

@@ -16,18 +16,26 @@
 //! (end of the event loop, `process.exit()`, an uncaught exception). After SIGKILL nothing runs:
 //! the kernel aborts the FUSE connection when the process's /dev/fuse descriptor closes, and the
 //! mount point answers ENOTCONN until `mirrorLazyUnmount(dir)` (`fusermount3 -u -z`).
+//!
+//! Dirty tracking: in memory (`DirtyPaths`, paths only) unless the mount is given a dirty log
+//! directory, then the durable zone log (`DirtyLog`). A log directory is held under an exclusive
+//! flock(2) on `<dir>/dirty.lock` for as long as its log is open (by a mount or by
+//! `MirrorMount.openDirtyLog`): the log has a single writer, and a second opener (this process or
+//! another) fails with CROFT_ERR_MIRROR_DIRTY_LOG instead of corrupting it.
 
 use croft_mirror::{
-    lazy_unmount, AckLevel, DirtyPaths, EventSink, FailMode, Mirror, MirrorConfig, MirrorError, MirrorEvent,
-    MirrorStatus, PeerConfig, Replica, ReplicaConfig, ReplicaStatus, THREADS_DEFAULT,
+    lazy_unmount, AckLevel, DirtyEntry, DirtyLog, DirtyPaths, DirtyTracker, EventSink, FailMode, Mirror, MirrorConfig,
+    MirrorError, MirrorEvent, MirrorStatus, PeerConfig, Replica, ReplicaConfig, ReplicaStatus, THREADS_DEFAULT, TO_END,
 };
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::JsError;
 use napi_derive::napi;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
 
 /// Events kept while no callback is registered (between mount and onEvent): the first ones
@@ -176,6 +184,233 @@ fn register_live(slot: &Arc<Slot>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Dirty tracking
+
+const DIRTY_LOG_CODE: &str = "CROFT_ERR_MIRROR_DIRTY_LOG";
+const DIRTY_LOCK_NAME: &str = "dirty.lock";
+
+/// A `DirtyLog` with the flock that makes this opener its only writer; the mount's tracker, so
+/// the lock lives as long as the mirror may still mark (even past the JS object).
+struct LockedLog {
+    log: DirtyLog,
+    /// Held open: closing it releases the flock.
+    _lock: File,
+}
+
+impl DirtyTracker for LockedLog {
+    fn mark(&self, path: &Path, offset: u64, len: u64) {
+        self.log.mark(path, offset, len)
+    }
+}
+
+/// Blocking (directory creation, flock, replay, a snapshot with fsyncs): call it off the JS thread.
+fn open_locked_log(dir: &Path, zone_bytes: u64) -> std::result::Result<LockedLog, String> {
+    let what = |e: &dyn std::fmt::Display| format!("cannot open the dirty log in {}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(|e| what(&e))?;
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(DIRTY_LOCK_NAME))
+        .map_err(|e| what(&e))?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(what(&"it is already open (by a mount or another reader, here or in another process)"));
+        }
+        return Err(what(&e));
+    }
+    let log = DirtyLog::open(dir, zone_bytes).map_err(|e| what(&e))?;
+    Ok(LockedLog { log, _lock: lock })
+}
+
+#[derive(Clone)]
+enum Dirty {
+    Paths(Arc<DirtyPaths>),
+    Log(Arc<LockedLog>),
+}
+
+impl Dirty {
+    fn tracker(&self) -> Arc<dyn DirtyTracker> {
+        match self {
+            Dirty::Paths(p) => p.clone(),
+            Dirty::Log(l) => l.clone(),
+        }
+    }
+
+    fn paths(&self) -> Vec<String> {
+        match self {
+            Dirty::Paths(p) => p.paths().iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+            Dirty::Log(l) => l.log.entries().iter().map(|e| e.path.to_string_lossy().into_owned()).collect(),
+        }
+    }
+
+    fn log(&self) -> Result<&Arc<LockedLog>> {
+        match self {
+            Dirty::Log(l) => Ok(l),
+            Dirty::Paths(_) => {
+                Err(Error::new(Status::GenericFailure, "mounted without a dirty log (option dirtyLog)".to_string()))
+            }
+        }
+    }
+}
+
+#[napi(object)]
+pub struct MirrorDirtyEntryJs {
+    /// Relative to the replicated directory ("" for the directory itself).
+    pub path: String,
+    /// `[start, len]` byte ranges, zone-aligned, sorted; `len == -1`: to the end of the file.
+    pub zones: Vec<Vec<i64>>,
+    pub entry_changed: bool,
+}
+
+fn entry_js(e: &DirtyEntry) -> MirrorDirtyEntryJs {
+    MirrorDirtyEntryJs {
+        path: e.path.to_string_lossy().into_owned(),
+        zones: e
+            .zones
+            .iter()
+            .map(|&(start, len)| vec![start as i64, if len == TO_END { -1 } else { len as i64 }])
+            .collect(),
+        entry_changed: e.entry_changed,
+    }
+}
+
+/// Bytes still to copy, clipped to the sizes of the files under `data_dir` now. The sizes are
+/// lstat'ed before the log's lock is taken: `data_dir` may be a mount served by this process,
+/// whose FUSE threads take that lock in `mark`. Regular files count their size; anything else
+/// (gone, directory, symlink, device) counts 0: reintegration recreates or removes it as an entry.
+fn dirty_bytes(log: &DirtyLog, data_dir: &Path) -> f64 {
+    let sizes: HashMap<PathBuf, u64> = log
+        .entries()
+        .into_iter()
+        .map(|e| {
+            let size =
+                std::fs::symlink_metadata(data_dir.join(&e.path)).ok().filter(|m| m.is_file()).map_or(0, |m| m.len());
+            (e.path, size)
+        })
+        .collect();
+    log.dirty_bytes(|p| sizes.get(p).copied()) as f64
+}
+
+fn zone_bytes_arg(zone_bytes: f64) -> Result<u64> {
+    if !(zone_bytes.is_finite() && zone_bytes >= 1.0 && zone_bytes.fract() == 0.0 && zone_bytes <= u32::MAX as f64) {
+        return Err(invalid(format!("zoneBytes must be a positive integer, got {zone_bytes}")));
+    }
+    Ok(zone_bytes as u64)
+}
+
+/// `clear()` of a log off the JS thread (it writes and fsyncs a snapshot).
+pub struct ClearDirtyTask {
+    log: Arc<LockedLog>,
+}
+
+impl Task for ClearDirtyTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.log.log.clear())) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::new(
+                Status::GenericFailure,
+                format!("cannot clear the dirty log in {}: {e}", self.log.log.dir().display()),
+            )),
+            Err(_) => Err(panicked("clearing the dirty log")),
+        }
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> Result<()> {
+        Ok(())
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<()> {
+        Err(coded_error(&env, DIRTY_LOG_CODE, err.reason.clone()))
+    }
+}
+
+pub struct OpenDirtyLogTask {
+    dir: PathBuf,
+    zone_bytes: u64,
+    opened: Option<LockedLog>,
+}
+
+impl Task for OpenDirtyLogTask {
+    type Output = ();
+    type JsValue = MirrorDirtyLog;
+
+    fn compute(&mut self) -> Result<()> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open_locked_log(&self.dir, self.zone_bytes))) {
+            Ok(Ok(l)) => {
+                self.opened = Some(l);
+                Ok(())
+            }
+            Ok(Err(msg)) => Err(Error::new(Status::GenericFailure, msg)),
+            Err(_) => Err(panicked("opening the dirty log")),
+        }
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> Result<MirrorDirtyLog> {
+        let log = self.opened.take().ok_or_else(|| panicked("opening the dirty log"))?;
+        Ok(MirrorDirtyLog { log: Mutex::new(Some(Arc::new(log))) })
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<MirrorDirtyLog> {
+        Err(coded_error(&env, DIRTY_LOG_CODE, err.reason.clone()))
+    }
+}
+
+/// A dirty log opened without a mount (after a crash, before reintegration): read it, clear it.
+#[napi]
+pub struct MirrorDirtyLog {
+    /// None once closed (the flock released).
+    log: Mutex<Option<Arc<LockedLog>>>,
+}
+
+impl MirrorDirtyLog {
+    fn get(&self) -> Result<Arc<LockedLog>> {
+        lock(&self.log).clone().ok_or_else(|| Error::new(Status::GenericFailure, "the dirty log is closed".to_string()))
+    }
+}
+
+#[napi]
+impl MirrorDirtyLog {
+    #[napi(catch_unwind)]
+    pub fn dirty_paths(&self) -> Result<Vec<String>> {
+        Ok(Dirty::Log(self.get()?).paths())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn dirty_entries(&self) -> Result<Vec<MirrorDirtyEntryJs>> {
+        Ok(self.get()?.log.entries().iter().map(entry_js).collect())
+    }
+
+    /// Sizes from lstat of `<data_dir>/<path>`.
+    #[napi(catch_unwind)]
+    pub fn dirty_bytes(&self, data_dir: String) -> Result<f64> {
+        Ok(dirty_bytes(&self.get()?.log, Path::new(&data_dir)))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn dirty_trusted(&self) -> Result<bool> {
+        Ok(self.get()?.log.is_trustworthy())
+    }
+
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn clear_dirty(&self) -> Result<AsyncTask<ClearDirtyTask>> {
+        Ok(AsyncTask::new(ClearDirtyTask { log: self.get()? }))
+    }
+
+    /// Releases the lock (a pending clearDirty() keeps it until it ends); idempotent.
+    #[napi(catch_unwind)]
+    pub fn close(&self) {
+        lock(&self.log).take();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // MirrorMount
 
 #[napi(object)]
@@ -197,6 +432,15 @@ pub struct MirrorMountOptions {
     /// "block" or "alone" (default "alone").
     pub fail_mode: Option<String>,
     pub threads: Option<u32>,
+    /// The durable dirty log instead of the in-memory path set.
+    pub dirty_log: Option<MirrorDirtyLogOptions>,
+}
+
+#[napi(object)]
+pub struct MirrorDirtyLogOptions {
+    pub dir: String,
+    /// A power of two from 64 KiB to 1 MiB.
+    pub zone_bytes: f64,
 }
 
 #[napi(object)]
@@ -251,7 +495,10 @@ pub struct MountTask {
     peer: Option<PeerTarget>,
     fail_mode: FailMode,
     threads: usize,
-    dirty: Arc<DirtyPaths>,
+    /// Where to open the dirty log (`None`: in-memory paths).
+    dirty_log: Option<(PathBuf, u64)>,
+    /// The tracker, made by compute.
+    dirty: Option<Dirty>,
     hub: Arc<EventHub>,
     /// The MirrorError code of a failed compute, for reject() on the JS thread.
     code: &'static str,
@@ -259,14 +506,18 @@ pub struct MountTask {
 
 impl MountTask {
     fn mount(&mut self) -> std::result::Result<Mirror, (&'static str, String)> {
+        let dirty = match &self.dirty_log {
+            None => Dirty::Paths(Arc::new(DirtyPaths::new())),
+            Some((dir, zone_bytes)) => {
+                Dirty::Log(Arc::new(open_locked_log(dir, *zone_bytes).map_err(|m| (DIRTY_LOG_CODE, m))?))
+            }
+        };
+        self.dirty = Some(dirty.clone());
         let peer = match &self.peer {
             None => None,
             Some(p) => {
-                let addr = (p.host.as_str(), p.port)
-                    .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut a| a.next())
-                    .ok_or_else(|| {
+                let addr =
+                    (p.host.as_str(), p.port).to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| {
                         (
                             "CROFT_ERR_MIRROR_PEER_UNREACHABLE",
                             format!("cannot resolve the mirror peer's host {:?}", p.host),
@@ -284,7 +535,7 @@ impl MountTask {
         config.threads = self.threads;
         let hub = Arc::clone(&self.hub);
         let sink: EventSink = Arc::new(move |ev: &MirrorEvent| hub.emit(ev));
-        Mirror::mount(config, self.dirty.clone(), Some(sink)).map_err(|e: MirrorError| (e.code(), e.to_string()))
+        Mirror::mount(config, dirty.tracker(), Some(sink)).map_err(|e: MirrorError| (e.code(), e.to_string()))
     }
 }
 
@@ -310,7 +561,7 @@ impl Task for MountTask {
         Ok(MirrorMount {
             slot,
             dir: self.dir.to_string_lossy().into_owned(),
-            dirty: Arc::clone(&self.dirty),
+            dirty: Mutex::new(Some(self.dirty.take().ok_or_else(|| panicked("mounting the mirror"))?)),
             hub: Arc::clone(&self.hub),
             last_status: Mutex::new(None),
         })
@@ -326,6 +577,8 @@ impl Task for MountTask {
 
 pub struct UnmountTask {
     mirror: Option<Mirror>,
+    /// Dropped after the mirror (its last mark done), releasing the log's lock.
+    log: Option<Dirty>,
     code: &'static str,
 }
 
@@ -335,8 +588,11 @@ impl Task for UnmountTask {
 
     // libuv pool: umount2 retries while busy, then joins the FUSE session.
     fn compute(&mut self) -> Result<()> {
+        let log = self.log.take();
         let Some(mirror) = self.mirror.take() else { return Ok(()) };
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || mirror.unmount())) {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || mirror.unmount()));
+        drop(log);
+        match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 self.code = e.code();
@@ -363,8 +619,9 @@ impl Task for UnmountTask {
 pub struct MirrorMount {
     slot: Arc<Slot>,
     dir: String,
-    /// In-memory record of what changed while the peer could not ack (not crash-safe).
-    dirty: Arc<DirtyPaths>,
+    /// What changed while the peer could not ack: in memory (not crash-safe, kept after unmount)
+    /// or the durable log (released by unmount, so that it can be reopened: None then).
+    dirty: Mutex<Option<Dirty>>,
     hub: Arc<EventHub>,
     /// Status when unmount() was called, answered afterwards.
     last_status: Mutex<Option<MirrorStatus>>,
@@ -401,7 +658,11 @@ impl MirrorMount {
             peer,
             fail_mode,
             threads: threads as usize,
-            dirty: Arc::new(DirtyPaths::new()),
+            dirty_log: match opts.dirty_log {
+                None => None,
+                Some(d) => Some((PathBuf::from(d.dir), zone_bytes_arg(d.zone_bytes)?)),
+            },
+            dirty: None,
             hub: Arc::new(EventHub::default()),
             code: "",
         }))
@@ -426,8 +687,42 @@ impl MirrorMount {
 
     /// Paths (relative to the directory) changed while the peer could not acknowledge them.
     #[napi(catch_unwind)]
-    pub fn dirty_paths(&self) -> Vec<String> {
-        self.dirty.paths().iter().map(|p| p.to_string_lossy().into_owned()).collect()
+    pub fn dirty_paths(&self) -> Result<Vec<String>> {
+        Ok(self.dirty()?.paths())
+    }
+
+    /// The dirty log's entries, sorted by path (mounted with a dirty log only).
+    #[napi(catch_unwind)]
+    pub fn dirty_entries(&self) -> Result<Vec<MirrorDirtyEntryJs>> {
+        Ok(self.dirty()?.log()?.log.entries().iter().map(entry_js).collect())
+    }
+
+    /// Bytes still to copy, with sizes from lstat of `<dir>/<path>` (through the mount while
+    /// mounted, the plain directory after unmount).
+    #[napi(catch_unwind)]
+    pub fn dirty_bytes(&self) -> Result<f64> {
+        Ok(dirty_bytes(&self.dirty()?.log()?.log, Path::new(&self.dir)))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn dirty_trusted(&self) -> Result<bool> {
+        Ok(self.dirty()?.log()?.log.is_trustworthy())
+    }
+
+    /// Forgets every entry durably and trusts the log from now on, off the JS thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn clear_dirty(&self) -> Result<AsyncTask<ClearDirtyTask>> {
+        Ok(AsyncTask::new(ClearDirtyTask { log: Arc::clone(self.dirty()?.log()?) }))
+    }
+
+    /// Opens (creating it if needed) the dirty log in `dir` without mounting, off the JS thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<MirrorDirtyLog>")]
+    pub fn open_dirty_log(dir: String, zone_bytes: f64) -> Result<AsyncTask<OpenDirtyLogTask>> {
+        Ok(AsyncTask::new(OpenDirtyLogTask {
+            dir: PathBuf::from(dir),
+            zone_bytes: zone_bytes_arg(zone_bytes)?,
+            opened: None,
+        }))
     }
 
     /// "alone" releases every call blocked on a lost peer (each records its change as dirty).
@@ -451,7 +746,8 @@ impl MirrorMount {
     }
 
     /// Unmounts off the JS thread and closes the stream; idempotent. A busy mount is detached
-    /// lazily and the promise rejects with CROFT_ERR_MIRROR_UNMOUNT.
+    /// lazily and the promise rejects with CROFT_ERR_MIRROR_UNMOUNT. A dirty log is closed once
+    /// the mirror is gone (its lock released: `openDirtyLog` can then read it).
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn unmount(&self) -> AsyncTask<UnmountTask> {
         let mirror = lock(&self.slot).take();
@@ -459,7 +755,24 @@ impl MirrorMount {
             *lock(&self.last_status) = Some(m.status());
         }
         self.hub.set(None);
-        AsyncTask::new(UnmountTask { mirror, code: "" })
+        let mut dirty = lock(&self.dirty);
+        let log = match dirty.as_ref() {
+            Some(Dirty::Log(_)) => dirty.take(),
+            _ => None,
+        };
+        AsyncTask::new(UnmountTask { mirror, log, code: "" })
+    }
+
+    fn dirty(&self) -> Result<Dirty> {
+        lock(&self.dirty).clone().ok_or_else(|| {
+            Error::new(
+                Status::GenericFailure,
+                format!(
+                    "the dirty log of the mirror over {} was closed by unmount(): reopen it with openDirtyLog()",
+                    self.dir
+                ),
+            )
+        })
     }
 
     fn with_mirror(&self, f: impl FnOnce(&Mirror)) -> Result<()> {
