@@ -3,11 +3,14 @@ export { jhash, nftBucket } from './jhash.js';
 export { ArpResponder, arpSendGratuitous, type ArpAddress, type ArpStats } from './arp.js';
 export { loadNative, nativeAddonPath, nativeDir } from './load.js';
 export {
+  MirrorDirtyLog,
   MirrorMount,
   MirrorReplica,
   lazyUnmount,
   type AckLevel,
   type FailMode,
+  type MirrorDirtyEntry,
+  type MirrorDirtyLogOptions,
   type MirrorEvent,
   type MirrorLinkStatus,
   type MirrorMountOptions,
