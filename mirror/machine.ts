@@ -22,9 +22,20 @@
 //   - The application never runs with stale data: PRIM/ALONE only with data up-to-date; a target
 //     records `stale` before a reintegration starts; SECOND only after its reintegration finished.
 //
-// Known limit (documented in the report): the data status is a flag, not a generation. If a primary
-// runs ALONE during a partition and then dies, the old SECOND (its flag still up-to-date) may take
-// over once the lease expires, without the writes made alone; they are in the dead node's dirty log.
+// Data generations (types.ts DataGenerations). Entering ALONE records generation
+// max(generation, peerGeneration) + 1 before the dirty log and the mount; a finished reintegration
+// gives the target the source's; announcements carry it, and a peer's generation above ours is
+// recorded at once. The rule (`behind`, in `eligible`): a node whose generation is below the
+// peer's announced one, now or as recorded before its restart, is never primary on its own, even
+// if it has not seen its peer since its restart; two primaries meeting: the newer generation wins.
+//
+// Remaining limit: a node learns of a newer generation only from its peer. If a PRIM goes ALONE
+// while its SECOND cannot hear it (a partition on every LAN, or the SECOND down) and then dies or
+// gives up, the other node, never told, takes over at its older generation once the witness lease
+// expires; the writes made alone stay in the dead node's dirty log (and quarantine). Closing it
+// needs the witness to store the generation with the lease (not done). Without any record of a
+// newer generation the survivor cannot know: a person who knows runs `croft prim` on the right node.
+
 import assert from 'node:assert/strict';
 import { createHealth, healthStep, resetHealth, type Health, type HealthState } from '../src/module/health.js';
 import type {
@@ -54,6 +65,10 @@ export interface MirrorMachine {
   /** Handing the primary role to the peer (swap, prim_preference): not eligible meanwhile. */
   readonly yielding: boolean;
   readonly data: DataStatus;
+  /** This node's data generation, as recorded (DataGenerations in types.ts). */
+  readonly generation: number;
+  /** The highest generation the peer announced, as recorded (survives restarts). */
+  readonly peerGeneration: number;
   /** This node wrote while ALONE since its last finished reintegration as source. */
   readonly diverged: boolean;
   readonly quarantinePending: boolean;
@@ -129,6 +144,8 @@ export function createMirrorMachine(cfg: MirrorMachineConfig, nowMs = 0): Mirror
     forced: false,
     yielding: false,
     data: 'unknown',
+    generation: 0,
+    peerGeneration: 0,
     diverged: false,
     quarantinePending: false,
     peer: null,
@@ -154,7 +171,7 @@ export function createMirrorMachine(cfg: MirrorMachineConfig, nowMs = 0): Mirror
 
 /** What this node announces in its heartbeats. */
 export function announce(m: MirrorMachine): PeerView {
-  return { state: m.state, dataUpToDate: m.data === 'up-to-date', eligible: eligible(m), forced: m.forced };
+  return { state: m.state, dataUpToDate: m.data === 'up-to-date', generation: m.generation, eligible: eligible(m), forced: m.forced };
 }
 
 /** True when the witness lets this node run the application now (always without a witness). */
@@ -186,11 +203,23 @@ export function dependenciesHealthy(m: MirrorMachine): boolean {
 
 /** Would take the primary role if the choice were its own. */
 export function eligible(m: MirrorMachine): boolean {
-  return m.target === 'run' && m.role === 'auto' && !m.yielding && m.data === 'up-to-date' && dependenciesHealthy(m);
+  return m.target === 'run' && m.role === 'auto' && !m.yielding && m.data === 'up-to-date' && !behind(m) && dependenciesHealthy(m);
 }
 
-/** The tie-break between two eligible nodes (or two primaries): forced, then preference, then name. */
+/**
+ * The generation rule: the peer announced (now, or before a restart: the record keeps it) a higher
+ * generation than ours, so it wrote without us and we miss those writes. Such a node is never
+ * primary on its own, whether or not it has heard its peer since its restart; it waits to be the
+ * target of the peer's reintegration, or for `croft prim`.
+ */
+export function behind(m: MirrorMachine): boolean {
+  return m.generation < m.peerGeneration || (m.peer !== null && m.generation < m.peer.generation);
+}
+
+/** The tie-break between two eligible nodes (or two primaries): generation, forced, preference, name. */
 export function winsTie(m: MirrorMachine, peer: PeerView): boolean {
+  // Two primaries of different generations (a healed split brain): the newer data stays primary.
+  if (m.generation !== peer.generation) return m.generation > peer.generation;
   if (m.forced !== peer.forced) return m.forced;
   const pref = m.cfg.primPreference;
   if (pref !== null) return pref === m.cfg.node;
@@ -226,6 +255,8 @@ const noScriptIn = (s: MirrorState) => (_d: Draft, ev: EventOf<'script_done'>) =
 const dataNotIn = (s: MirrorState) => () => assert.fail(`data event in ${s}: the record is read at start (STOP or WAIT)`);
 const setRecord = (d: Draft, ev: EventOf<'data'>) => {
   d.data = ev.status;
+  d.generation = ev.generation ?? 0;
+  d.peerGeneration = ev.peerGeneration ?? 0;
 };
 
 /**
@@ -236,7 +267,7 @@ const setRecord = (d: Draft, ev: EventOf<'data'>) => {
 const TABLE: HandlerTable = {
   STOP: {
     command: (d, ev, _n, out) => command(d, ev, out),
-    peer: (d, ev) => peerHeard(d, ev),
+    peer: (d, ev, _n, out) => peerHeard(d, ev, out),
     peer_lost: (d) => peerLost(d),
     witness: ignore, // not contending in STOP: a late verdict
     replication: (d, ev) => link(d, ev), // a late reintegration_done: none runs in STOP
@@ -247,7 +278,7 @@ const TABLE: HandlerTable = {
   },
   WAIT: {
     command: (d, ev, _n, out) => command(d, ev, out),
-    peer: (d, ev) => peerHeard(d, ev),
+    peer: (d, ev, _n, out) => peerHeard(d, ev, out),
     peer_lost: (d, _ev, _n, out) => {
       peerLost(d);
       abortReintegration(d, out);
@@ -258,7 +289,8 @@ const TABLE: HandlerTable = {
       if (d.reintegrating !== 'target') return; // stale: aborted meanwhile
       d.reintegrating = 'none';
       d.finished = 'target';
-      setData(d, 'up-to-date', out);
+      // The source's generation: this node now holds every write of it (PRIM and SECOND share one).
+      setData(d, 'up-to-date', out, Math.max(d.generation, d.peerGeneration, d.peer?.generation ?? 0));
       d.cause = 'reintegration done: in sync with the primary';
     },
     script_done: (d, ev, nowMs) => scriptDone(d, ev, nowMs),
@@ -268,7 +300,7 @@ const TABLE: HandlerTable = {
   },
   ALONE: {
     command: (d, ev, _n, out) => command(d, ev, out),
-    peer: (d, ev) => peerHeard(d, ev),
+    peer: (d, ev, _n, out) => peerHeard(d, ev, out),
     peer_lost: (d, _ev, _n, out) => {
       peerLost(d);
       abortReintegration(d, out);
@@ -290,7 +322,7 @@ const TABLE: HandlerTable = {
   },
   PRIM: {
     command: (d, ev, _n, out) => command(d, ev, out),
-    peer: (d, ev) => peerHeard(d, ev),
+    peer: (d, ev, _n, out) => peerHeard(d, ev, out),
     peer_lost: (d) => {
       peerLost(d);
       d.cause = 'peer lost';
@@ -309,7 +341,7 @@ const TABLE: HandlerTable = {
   SECOND: {
     command: (d, ev, _n, out) => command(d, ev, out),
     peer: (d, ev, _n, out) => {
-      peerHeard(d, ev);
+      peerHeard(d, ev, out);
       if (ev.peer.state === 'PRIM') d.peerWasPrim = true;
       // ALONE after PRIM: the primary went on without us (it saw the link break first).
       if (ev.peer.state === 'ALONE' && d.peerWasPrim) {
@@ -362,14 +394,24 @@ function pruneWindow(d: Draft, nowMs: number): void {
   if (d.restartTimesMs.length > 0 && d.restartTimesMs[0]! <= from) d.restartTimesMs = d.restartTimesMs.filter((t) => t > from);
 }
 
-function setData(d: Draft, status: DataStatus, out: MirrorAction[]): void {
-  if (d.data === status) return;
+function setData(d: Draft, status: DataStatus, out: MirrorAction[], generation = d.generation, peerGeneration = d.peerGeneration): void {
+  if (d.data === status && d.generation === generation && d.peerGeneration === peerGeneration) return;
   d.data = status;
-  out.push({ type: 'record_data', status });
+  d.generation = generation;
+  d.peerGeneration = peerGeneration;
+  out.push({ type: 'record_data', status, generation, peerGeneration });
 }
 
-function peerHeard(d: Draft, ev: EventOf<'peer'>): void {
+/** Entering ALONE: a new generation, recorded before the dirty log and the mount. */
+function newGeneration(d: Draft, out: MirrorAction[]): void {
+  setData(d, d.data, out, Math.max(d.generation, d.peerGeneration) + 1);
+}
+
+function peerHeard(d: Draft, ev: EventOf<'peer'>, out: MirrorAction[]): void {
   d.peer = ev.peer;
+  // Recorded at once: after a restart, the record alone must tell that the peer went on without us.
+  // Only a generation above ours matters (and costs an fsync).
+  if (ev.peer.generation > Math.max(d.peerGeneration, d.generation)) setData(d, d.data, out, d.generation, ev.peer.generation);
   if (d.target === 'run') d.peerSeen = true;
   if (d.yielding && isPrimary(ev.peer.state)) d.yielding = false; // the hand-over is done
 }
@@ -437,7 +479,9 @@ function command(d: Draft, ev: EventOf<'command'>, out: MirrorAction[]): void {
       d.role = 'auto';
       d.forced = true;
       d.yielding = false;
-      setData(d, 'up-to-date', out); // a person declares this node's data the reference
+      // A person declares this node's data the reference: it adopts the highest generation known, so
+      // its next ALONE starts one above anything the peer announced.
+      setData(d, 'up-to-date', out, Math.max(d.generation, d.peerGeneration));
       return;
     case 'second':
       if (d.state === 'PRIM') return swap(d, cause, refuse);
@@ -566,6 +610,7 @@ function primaryWithoutReplica(d: Draft, nowMs: number, out: MirrorAction[]): vo
   d.cause = d.peer === null ? 'peer lost' : !d.link ? 'replication link broken' : 'peer stopped';
   enter(d, nowMs, out, 'ALONE');
   d.diverged = true;
+  newGeneration(d, out);
   out.push({ type: 'dirty_log', op: 'start' });
 }
 
@@ -635,6 +680,7 @@ function goAlone(d: Draft, nowMs: number, out: MirrorAction[]): void {
   enter(d, nowMs, out, 'ALONE');
   d.forced = false;
   d.diverged = true;
+  newGeneration(d, out);
   out.push({ type: 'dirty_log', op: 'start' });
   d.mounted = true;
   out.push({ type: 'mount' });
@@ -720,6 +766,8 @@ function checkInvariants(before: MirrorMachine, m: MirrorMachine, ev: MirrorEven
   // Replay the actions on the resources, checking each one's precondition (the order rules).
   let { mounted, fenced, vip } = before;
   let data = ev.type === 'data' ? ev.status : before.data; // the record read at start is not re-recorded
+  let gens = ev.type === 'data' ? [ev.generation ?? 0, ev.peerGeneration ?? 0] : [before.generation, before.peerGeneration];
+  let newGen = false;
   let scripts = 0;
   for (const a of out) {
     switch (a.type) {
@@ -750,7 +798,12 @@ function checkInvariants(before: MirrorMachine, m: MirrorMachine, ev: MirrorEven
         if (a.script === 'start_prim') assert.ok(mounted && !fenced && vip, 'start_prim only after mount and VIP');
         break;
       case 'record_data':
+        if (a.generation > Math.max(gens[0]!, gens[1]!)) newGen = true;
         data = a.status;
+        gens = [a.generation, a.peerGeneration];
+        break;
+      case 'dirty_log':
+        if (a.op === 'start') assert.ok(newGen, 'a new generation is recorded before the dirty log starts (entering ALONE)');
         break;
       case 'reintegrate':
         if (a.role === 'target') assert.equal(data, 'stale', 'record_data stale precedes reintegrate target');
@@ -764,11 +817,16 @@ function checkInvariants(before: MirrorMachine, m: MirrorMachine, ev: MirrorEven
   }
   assert.deepEqual([mounted, fenced, vip], [m.mounted, m.fenced, m.vip], 'actions and facts agree');
   assert.equal(data, m.data, 'every change of the data status is recorded');
+  assert.deepEqual(gens, [m.generation, m.peerGeneration], 'every change of the generations is recorded');
+  assert.ok(m.generation >= before.generation || ev.type === 'data', 'the generation never goes back');
   assert.ok(scripts <= 1, 'at most one script launched per step');
   if (scripts === 1) assert.ok(before.running === null || ev.type === 'script_done', 'one script at a time');
   if (m.vip || (m.mounted && !m.fenced)) assert.ok(isPrimary(m.state), 'writable mount or VIP only on the primary');
   if (isPrimary(m.state)) {
     assert.equal(m.data, 'up-to-date', 'PRIM/ALONE only with up-to-date data');
+    // On the way up only: a primary that hears of a newer generation afterwards (both wrote alone,
+    // unseen by each other) is no longer eligible and steps down, gracefully, in later steps.
+    if (!isPrimary(before.state)) assert.ok(m.generation >= m.peerGeneration, 'becomes PRIM/ALONE only with a generation >= any the peer announced');
     assert.ok(verdictValid(m, nowMs), 'PRIM/ALONE only with a valid witness verdict (or no witness)');
     assert.ok(m.mounted && !m.fenced && m.vip, 'PRIM/ALONE: mounted, writable, with the VIP');
   }

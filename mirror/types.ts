@@ -31,6 +31,19 @@ export type MirrorScript = 'start_prim' | 'stop_prim';
  */
 export type DataStatus = 'up-to-date' | 'stale' | 'unknown';
 
+/**
+ * Data generations (as DRBD's generation identifiers, a number here). The persistent record holds,
+ * with the status, this node's `generation` and the highest generation its peer ever announced
+ * (`peerGeneration`, recorded only when above ours: it means the peer wrote without us). A node that starts writing without its peer (enters ALONE) first records
+ * max(generation, peerGeneration) + 1, durably, before the dirty log and the mount; a finished
+ * reintegration gives the target the source's generation, so an in-sync PRIM and SECOND share one.
+ * A record without generations (first start) is generation 0.
+ */
+export interface DataGenerations {
+  generation: number;
+  peerGeneration: number;
+}
+
 export type WitnessKind = 'none' | 'ping' | 'redis';
 
 export type MirrorCommand = 'start' | 'stop' | 'prim' | 'second' | 'swap';
@@ -39,6 +52,8 @@ export type MirrorCommand = 'start' | 'stop' | 'prim' | 'second' | 'swap';
 export interface PeerView {
   state: MirrorState;
   dataUpToDate: boolean;
+  /** Its data generation (DataGenerations): a higher one than ours means it wrote without us. */
+  generation: number;
   /** It would take the primary role if the choice were its own (mirror/machine.ts `eligible`). */
   eligible: boolean;
   /** Started with `croft prim`: wins the choice of the primary against a peer that was not. */
@@ -103,7 +118,7 @@ export type MirrorEvent =
   /** One probe result of a checker (health.ts applies rise/fall). */
   | { type: 'probe'; checker: string; ok: boolean; detail: string }
   /** The persistent record of the local data, read by the daemon at start (STOP or WAIT only). */
-  | { type: 'data'; status: DataStatus }
+  | { type: 'data'; status: DataStatus; generation?: number; peerGeneration?: number }
   /** Time passed: witness validity, the peer wait, the restart window. */
   | { type: 'tick' };
 
@@ -125,7 +140,8 @@ export type MirrorEvent =
  *   verdict lapsed, so nothing may be written here from that instant: no waiting for a script.
  * - `record_data` must be durable (fsync) before the next action: `record_data stale` always
  *   precedes `reintegrate target`, so a crash in the middle of a reintegration leaves a node that
- *   knows its data is partial.
+ *   knows its data is partial; entering ALONE, the `record_data` of the new generation precedes
+ *   `dirty_log start` and `mount`, so no write is made alone under an unrecorded generation.
  */
 export type MirrorAction =
   /** One event per state change (logged with node, module, from, to, cause). */
@@ -140,8 +156,8 @@ export type MirrorAction =
    * `epoch` grows with each contention; the driver echoes it in the verdicts of that contention.
    */
   | { type: 'witness'; contend: boolean; epoch: number }
-  /** Persist the data status (durably, before the next action). */
-  | { type: 'record_data'; status: DataStatus }
+  /** Persist the data status and generations (durably, before the next action). */
+  | { type: 'record_data'; status: DataStatus; generation: number; peerGeneration: number }
   /**
    * Start recording changed zones in the durable dirty log (entering ALONE), or clear it (the
    * reintegration it described finished: the peer has all of it).

@@ -47,7 +47,7 @@ interface Node {
   name: string;
   m: MirrorMachine | null;
   /** The persistent record of the data status (survives crashes). */
-  record: DataStatus;
+  record: { status: DataStatus; generation: number; peerGeneration: number };
   contending: boolean;
   /** The epoch of the contention the driver serves (echoed in verdicts). */
   epoch: number;
@@ -78,6 +78,25 @@ export class MirrorPair {
   /** Running scripts waiting for their outcome (when not autoScripts). */
   scripts: { node: string; script: MirrorScript }[] = [];
   readonly lines: string[] = [];
+  /**
+   * The truth about the data, kept by the simulation (the machines do not see it): `held[n]` is the
+   * generation of the data on n's disk (each entry into ALONE starts a new one, numbered from a
+   * global counter; a finished reintegration gives the target the source's), and `acked` the
+   * generations in which some node acknowledged writes (PRIM/ALONE with a writable mount), minus
+   * those quarantined (set aside for a person, by design). Checked: a node becomes ALONE (the only
+   * way to PRIM) only with held >= every generation in acked.
+   */
+  readonly held: Record<string, number> = { n1: 0, n2: 0 };
+  acked = new Set<number>();
+  private nextGen = 1;
+  /** The generation invariant's violations (when not asserted: the old-code check, see sim test). */
+  readonly lostWrites: string[] = [];
+  /**
+   * Assert the generation invariant (else only record violations in lostWrites). Only with redis:
+   * without mutual exclusion (ping, none) two primaries write two branches by design, and the
+   * loser's branch is quarantined when they meet.
+   */
+  assertGenerations: boolean;
   /** Times the simulation had to run `croft prim` because no record was up to date. */
   manualPrims = 0;
   /** Counts for the simulation's coverage. */
@@ -85,8 +104,9 @@ export class MirrorPair {
 
   constructor(opts: Partial<PairOptions> = {}) {
     this.o = { ...defaultPairOptions, ...opts };
+    this.assertGenerations = this.o.witness === 'redis';
     for (const name of this.names) {
-      this.nodes[name] = { name, m: null, record: 'unknown', contending: false, epoch: 0, nextPollMs: 0, pingReach: true, leaseUntilMs: 0, nextOutcome: {} };
+      this.nodes[name] = { name, m: null, record: { status: 'unknown', generation: 0, peerGeneration: 0 }, contending: false, epoch: 0, nextPollMs: 0, pingReach: true, leaseUntilMs: 0, nextOutcome: {} };
     }
     for (const name of this.names) this.boot(name);
     for (const name of this.names) this.queue.push({ to: name, kind: 'event', ev: { type: 'replication', what: 'link_up' } });
@@ -120,7 +140,7 @@ export class MirrorPair {
       this.nowMs,
     );
     x.contending = false;
-    this.step(n, { type: 'data', status: x.record });
+    this.step(n, { type: 'data', ...x.record });
   }
 
   alive(n: string): boolean {
@@ -218,6 +238,7 @@ export class MirrorPair {
     if (source === null || target === null || !this.link) return false;
     this.dp = { source: null, target: null };
     this.seen.reintegrations++;
+    this.held[target] = this.held[source]!;
     this.queue.push({ to: target, kind: 'event', ev: { type: 'replication', what: 'reintegration_done' } });
     this.queue.push({ to: source, kind: 'event', ev: { type: 'replication', what: 'reintegration_done' } });
     return true;
@@ -301,6 +322,18 @@ export class MirrorPair {
       this.apply(n, a);
     }
     for (const a of actions) {
+      if (a.type === 'quarantine') this.acked.delete(this.held[n]!);
+      if (a.type !== 'transition' || a.to !== 'ALONE') continue;
+      const newest = Math.max(0, ...this.acked);
+      if (this.held[n]! < newest) {
+        const what = `${n} became ALONE (${a.from}, ${a.cause}) with data of generation ${this.held[n]} while writes of generation ${newest} were acknowledged`;
+        this.lostWrites.push(what);
+        assert.ok(!this.assertGenerations, what);
+      }
+      this.held[n] = this.nextGen++;
+    }
+    if (x.m && isPrimary(x.m.state) && x.m.mounted && !x.m.fenced) this.acked.add(this.held[n]!);
+    for (const a of actions) {
       if (a.type !== 'transition') continue;
       const k = `${a.from}->${a.to}`;
       this.seen.transitions.set(k, (this.seen.transitions.get(k) ?? 0) + 1);
@@ -332,7 +365,7 @@ export class MirrorPair {
         } else if (this.redis.holder === n) this.redis.holder = null; // close() releases
         return;
       case 'record_data':
-        x.record = a.status;
+        x.record = { status: a.status, generation: a.generation, peerGeneration: a.peerGeneration };
         return;
       case 'reintegrate':
         this.dp[a.role] = n;
@@ -377,12 +410,12 @@ export class MirrorPair {
     const prim = this.names.filter((n) => isPrimary(this.node(n).m?.state ?? 'STOP'));
     if (prim.length === 2) this.seen.twoPrimaries++;
     if (this.o.witness === 'redis') assert.ok(prim.length <= 1, `two primaries with a redis witness: ${prim.map((n) => `${n}=${this.state(n)}`).join(' ')}`);
-    for (const n of prim) assert.equal(this.node(n).record, 'up-to-date', `${n} is ${this.state(n)} with data ${this.node(n).record}`);
+    for (const n of prim) assert.equal(this.node(n).record.status, 'up-to-date', `${n} is ${this.state(n)} with data ${this.node(n).record}`);
   }
 
   status(): string {
     const lease = this.o.witness === 'redis' ? ` lease=${this.redis.holder !== null && this.redis.expiresMs > this.nowMs ? this.redis.holder : '-'}` : '';
-    const nodes = this.names.map((n) => `${n}=${this.state(n)}/${this.node(n).record}`).join(' ');
+    const nodes = this.names.map((n) => `${n}=${this.state(n)}/${this.node(n).record.status}/g${this.node(n).record.generation}`).join(' ');
     return `= t=${this.nowMs} ${nodes}${lease}${this.connected ? '' : ' cut'}${this.link || !this.connected ? '' : ' link-broken'}`;
   }
 }
@@ -394,7 +427,7 @@ export function renderEvent(ev: MirrorEvent): string {
     case 'command':
       return `command ${ev.command}`;
     case 'peer':
-      return `peer ${ev.peer.state}${ev.peer.eligible ? ' eligible' : ''}${ev.peer.dataUpToDate ? '' : ' stale'}`;
+      return `peer ${ev.peer.state} g${ev.peer.generation}${ev.peer.eligible ? ' eligible' : ''}${ev.peer.dataUpToDate ? '' : ' stale'}`;
     case 'peer_lost':
       return 'peer_lost';
     case 'witness':
@@ -406,7 +439,7 @@ export function renderEvent(ev: MirrorEvent): string {
     case 'probe':
       return `probe ${ev.checker} ${ev.ok ? 'ok' : 'fail'}`;
     case 'data':
-      return `data ${ev.status}`;
+      return `data ${ev.status} g${ev.generation ?? 0}/${ev.peerGeneration ?? 0}`;
     case 'tick':
       return 'tick';
   }
@@ -423,7 +456,7 @@ export function renderAction(a: MirrorAction): string {
     case 'witness':
       return `witness ${a.contend ? 'contend' : 'release'}`;
     case 'record_data':
-      return `record_data ${a.status}`;
+      return `record_data ${a.status} g${a.generation}/${a.peerGeneration}`;
     case 'dirty_log':
       return `dirty_log ${a.op}`;
     case 'run_script':

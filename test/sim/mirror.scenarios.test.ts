@@ -76,8 +76,9 @@ function run(p: MirrorPair, words: string[], line: string): void {
   const [cmd, a, b, c] = words;
   switch (cmd) {
     case 'data':
-      p.node(a!).record = b as DataStatus;
-      p.step(a!, { type: 'data', status: b as DataStatus });
+      // data <node> <status> [<generation> [<peerGeneration>]]
+      p.node(a!).record = { status: b as DataStatus, generation: Number(c ?? 0), peerGeneration: Number(words[4] ?? c ?? 0) };
+      p.step(a!, { type: 'data', ...p.node(a!).record });
       break;
     case 'start':
     case 'stop':

@@ -21,7 +21,7 @@ function cfg(over: Partial<MirrorMachineConfig> = {}): MirrorMachineConfig {
   return { module: 'db', node: 'n1', peer: 'n2', witness: 'none', primPreference: null, peerWaitMs: 0, checkers: [], restart: { maxloop: 2, windowMs: 60_000 }, ...over };
 }
 
-const view = (state: MirrorState, over: Partial<PeerView> = {}): PeerView => ({ state, dataUpToDate: true, eligible: true, forced: false, ...over });
+const view = (state: MirrorState, over: Partial<PeerView> = {}): PeerView => ({ state, dataUpToDate: true, generation: 0, eligible: true, forced: false, ...over });
 
 /** A machine and a clock, stepped by the tests; `types` lists the action types of the last step. */
 class M {
@@ -48,7 +48,8 @@ class M {
     return this.step({ type: 'script_done', script, ok: how === 'ok', exitCode: how === 'ok' ? 0 : how === 'fail' ? 1 : null, timedOut: how === 'timeout' });
   }
   peer(state: MirrorState, over: Partial<PeerView> = {}) {
-    return this.step({ type: 'peer', peer: view(state, over) });
+    // The same generation as ours unless told (an in-sync pair shares one).
+    return this.step({ type: 'peer', peer: view(state, { generation: this.m.generation, ...over }) });
   }
   verdict(allowed: boolean, validForMs = 1000) {
     return this.step({ type: 'witness', allowed, validUntilMs: allowed ? this.nowMs + 1 + validForMs : 0, detail: allowed ? 'lease n1' : 'lease n2', epoch: this.m.witnessEpoch });
@@ -179,7 +180,7 @@ describe('WAIT', () => {
   test('command: stop -> STOP; prim declares the data up to date and goes ALONE (dirty log, mount, VIP, start_prim)', () => {
     const x = waiting();
     x.cmd('prim');
-    assert.deepEqual(x.types, ['record up-to-date', 'WAIT->ALONE', 'run_checkers', 'dirty_log start', 'mount', 'vip_add', 'start_prim']);
+    assert.deepEqual(x.types, ['record up-to-date', 'WAIT->ALONE', 'run_checkers', 'record up-to-date', 'dirty_log start', 'mount', 'vip_add', 'start_prim']);
     const y = waiting();
     y.cmd('stop');
     assert.deepEqual(y.types, ['WAIT->STOP', 'run_checkers']);
@@ -213,7 +214,7 @@ describe('WAIT', () => {
     x.verdict(false);
     assert.equal(x.m.state, 'WAIT');
     x.verdict(true);
-    assert.deepEqual(x.types, ['WAIT->ALONE', 'run_checkers', 'dirty_log start', 'mount', 'vip_add', 'start_prim']);
+    assert.deepEqual(x.types, ['WAIT->ALONE', 'run_checkers', 'record up-to-date', 'dirty_log start', 'mount', 'vip_add', 'start_prim']);
   });
   test('replication: reintegration_done as target -> SECOND, data up to date', () => {
     const x = waiting();
@@ -234,7 +235,7 @@ describe('WAIT', () => {
     x.cmd('start');
     assert.equal(x.m.state, 'WAIT');
     x.probe('dep', true);
-    assert.deepEqual(x.types, ['checker_change', 'WAIT->ALONE', 'run_checkers', 'dirty_log start', 'mount', 'vip_add', 'start_prim']);
+    assert.deepEqual(x.types, ['checker_change', 'WAIT->ALONE', 'run_checkers', 'record up-to-date', 'dirty_log start', 'mount', 'vip_add', 'start_prim']);
   });
   test('data: accepted in WAIT', () => {
     const x = waiting();
@@ -357,12 +358,12 @@ describe('PRIM', () => {
   test('peer: the SECOND stopped -> ALONE, dirty log on', () => {
     const x = prim();
     x.peer('STOP', { dataUpToDate: false, eligible: false });
-    assert.deepEqual(x.types, ['PRIM->ALONE', 'dirty_log start']);
+    assert.deepEqual(x.types, ['PRIM->ALONE', 'record up-to-date', 'dirty_log start']);
   });
   test('peer_lost -> ALONE, dirty log on (the application keeps running)', () => {
     const x = prim();
     x.step({ type: 'peer_lost' });
-    assert.deepEqual(x.types, ['PRIM->ALONE', 'dirty_log start']);
+    assert.deepEqual(x.types, ['PRIM->ALONE', 'record up-to-date', 'dirty_log start']);
     assert.equal(x.m.app, 'started');
   });
   test('witness: a no with redis -> give up (no quarantine: nothing was written alone)', () => {
@@ -377,7 +378,7 @@ describe('PRIM', () => {
     x.repl('reintegration_done');
     assert.deepEqual(x.last, []);
     x.repl('link_broken');
-    assert.deepEqual(x.types, ['PRIM->ALONE', 'dirty_log start']);
+    assert.deepEqual(x.types, ['PRIM->ALONE', 'record up-to-date', 'dirty_log start']);
   });
   test('script_done: the stop_prim of a restart -> start_prim, still PRIM', () => {
     const x = prim();
@@ -422,7 +423,7 @@ describe('SECOND', () => {
   test('peer: the PRIM stepped down (WAIT) -> failover to ALONE (no witness); ALONE after PRIM -> stale, WAIT, target', () => {
     const x = second();
     x.peer('WAIT', { eligible: false });
-    assert.deepEqual(x.types, ['SECOND->ALONE', 'run_checkers', 'dirty_log start', 'mount', 'vip_add', 'start_prim', 'reintegrate source']);
+    assert.deepEqual(x.types, ['SECOND->ALONE', 'run_checkers', 'record up-to-date', 'dirty_log start', 'mount', 'vip_add', 'start_prim', 'reintegrate source']);
     const y = second();
     y.peer('ALONE');
     assert.deepEqual(y.types, ['record stale', 'SECOND->WAIT', 'reintegrate target']);
@@ -430,7 +431,7 @@ describe('SECOND', () => {
   test('peer_lost: no witness -> ALONE at once; redis -> WAIT, contend, ALONE on a yes', () => {
     const x = second();
     x.step({ type: 'peer_lost' });
-    assert.deepEqual(x.types, ['SECOND->ALONE', 'run_checkers', 'dirty_log start', 'mount', 'vip_add', 'start_prim']);
+    assert.deepEqual(x.types, ['SECOND->ALONE', 'run_checkers', 'record up-to-date', 'dirty_log start', 'mount', 'vip_add', 'start_prim']);
     const y = second('redis');
     y.step({ type: 'peer_lost' });
     assert.deepEqual(y.types, ['SECOND->WAIT', 'witness contend']);
@@ -534,5 +535,51 @@ describe('rules across cells', () => {
       assert.equal(x.m.state, 'WAIT');
       assert.equal(announce(x.m).eligible, false);
     }
+  });
+
+  test('generations: entering ALONE records max(generation, peerGeneration) + 1 before the dirty log and the mount', () => {
+    const x = new M(cfg());
+    x.step({ type: 'data', status: 'up-to-date', generation: 4, peerGeneration: 3 });
+    x.cmd('start');
+    const rec = x.last.findIndex((a) => a.type === 'record_data');
+    assert.deepEqual(x.last[rec], { type: 'record_data', status: 'up-to-date', generation: 5, peerGeneration: 3 });
+    assert.ok(rec < x.last.findIndex((a) => a.type === 'dirty_log') && rec < x.last.findIndex((a) => a.type === 'mount'));
+    assert.equal(announce(x.m).generation, 5);
+  });
+  test('generations: a record saying the peer went on alone after us (peerGeneration > generation) never takes over alone, even unseen peer and long waits; croft prim forces', () => {
+    const x = new M(cfg({ peerWaitMs: 1000 }));
+    x.step({ type: 'data', status: 'up-to-date', generation: 2, peerGeneration: 3 });
+    x.cmd('start');
+    x.step({ type: 'tick' }, 60_000);
+    assert.equal(x.m.state, 'WAIT');
+    assert.equal(announce(x.m).eligible, false);
+    x.cmd('prim'); // a person declares this data the reference: it adopts the highest generation, then +1
+    assert.equal(x.m.state, 'ALONE');
+    assert.equal(x.m.generation, 4);
+  });
+  test('generations: a peer that announces a higher generation is recorded at once, and we are not electable', () => {
+    const x = new M(cfg());
+    x.step({ type: 'data', status: 'up-to-date', generation: 2, peerGeneration: 2 });
+    x.cmd('second'); // stays WAIT, not primary on its own
+    x.peer('WAIT', { generation: 3, eligible: false });
+    assert.deepEqual(x.last.filter((a) => a.type === 'record_data'), [{ type: 'record_data', status: 'up-to-date', generation: 2, peerGeneration: 3 }]);
+    x.cmd('start');
+    x.step({ type: 'peer_lost' }, 60_000);
+    assert.equal(x.m.state, 'WAIT', 'the peer wrote without us: we wait for it or for croft prim');
+  });
+  test('generations: a reintegration target takes the source generation (an in-sync pair shares one); a split brain keeps the newer data', () => {
+    const x = waiting();
+    x.repl('link_up');
+    x.peer('ALONE', { generation: 7, eligible: true });
+    assert.deepEqual(x.types, ['record stale', 'reintegrate target']);
+    x.repl('reintegration_done');
+    assert.equal(x.m.state, 'SECOND');
+    assert.deepEqual([x.m.generation, x.m.data], [7, 'up-to-date']);
+    const y = alone(); // n1 wins ties by name, but not against newer data
+    y.peer('ALONE', { generation: y.m.generation + 1 });
+    assert.equal(y.m.state, 'WAIT');
+    const z = alone();
+    z.peer('ALONE', { generation: z.m.generation - 1, forced: true });
+    assert.equal(z.m.state, 'ALONE');
   });
 });
