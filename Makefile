@@ -1,6 +1,6 @@
 # The two commands of croft: `make demo` runs the lab demo, `make test` runs all tests.
 # Both install what is missing first (scripts/setup.sh), and are quick when nothing is.
-.PHONY: setup build test test-unit test-rust test-integration demo demo-down clean
+.PHONY: setup build test test-unit test-rust demo demo-down clean
 
 setup:
 	@bash scripts/setup.sh
