@@ -106,7 +106,7 @@ export type MirrorEvent =
    * holds until validUntilMs on this node's clock (mirror/witness.ts computes it with a margin): the
    * driver must deliver a `tick` at that time at the latest (see nextWakeMs).
    */
-  | { type: 'witness'; allowed: boolean; validUntilMs: number; detail: string; epoch: number }
+  | { type: 'witness'; allowed: boolean; validUntilMs: number; detail: string; epoch: number; peerGeneration?: number }
   /**
    * From the replication data plane: the authenticated TCP stream to the peer is up or broken; a
    * reintegration this node took part in (as source or target) finished: every dirty zone and all
@@ -199,10 +199,20 @@ export interface WitnessVerdict {
    * acquisition time plus ttl minus the safety margin; for ping, the check time plus the validity.
    */
   validUntilMs: number;
+  /**
+   * The highest data generation the peer recorded with the witness (redis: stored in the lease),
+   * when the witness knows one: a survivor learns its peer wrote without it.
+   */
+  peerGeneration?: number;
+}
+
+/** What a node tells the witness when it contends: its data generation (stored with a redis lease). */
+export interface WitnessContext {
+  generation: number;
 }
 
 export interface Witness {
-  check(): Promise<WitnessVerdict>;
+  check(ctx?: WitnessContext): Promise<WitnessVerdict>;
   /** Stop using the witness (a redis lease held is released). */
   close(): Promise<void>;
 }
