@@ -1,0 +1,160 @@
+// bench/mirror: croft's mirror against local disk and a plain FUSE passthrough, in the same run,
+// on this machine (a lab of two nodes without daemons: the data node n1 and its peer n2, joined
+// by the lab's veth/bridge LAN).
+//   1. storage: sequential 1 MiB writes, 4 KiB random writes each followed by fdatasync, creating
+//      100,000 small files; on (a) n1's local disk, (b) bindfs (a plain FUSE passthrough, no
+//      replication), (c) croft's mirror to n2, ack `received`, (d) ack `durable`.
+// Run it with bench/mirror/run (installs bindfs, builds, then runs this file).
+// Prints a markdown summary and writes every figure to bench/mirror/last-run.json.
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Lab } from '../../src/lab/index.js';
+import { repoRoot } from '../../src/paths.js';
+import type { WorkloadResult } from './workload.js';
+
+const { values: opt } = parseArgs({
+  options: {
+    'seq-mib': { type: 'string', default: '256' },
+    'random-ops': { type: 'string', default: '2000' },
+    'small-files': { type: 'string', default: '100000' },
+    rounds: { type: 'string', default: '1' },
+    out: { type: 'string', default: path.join(repoRoot, 'bench', 'mirror', 'last-run.json') },
+    summary: { type: 'string' },
+  },
+});
+
+const log = (s: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
+
+type Mode = 'local' | 'bindfs' | 'mirror-received' | 'mirror-durable';
+const MODES: Mode[] = ['local', 'bindfs', 'mirror-received', 'mirror-durable'];
+const WORKLOADS = ['seq-1mib', 'random-4k-fsync', 'small-files'] as const;
+const BASE = '/srv/croft/bench';
+const PORT = 4899;
+
+interface Row extends WorkloadResult { mode: Mode; round: number }
+
+const node = (file: string) => [process.execPath, path.join(repoRoot, 'dist', 'bench', 'mirror', file)];
+
+async function must(lab: Lab, target: string, argv: string[]): Promise<string> {
+  const r = await lab.exec(target, argv, { timeoutMs: 600_000 });
+  if (r.code !== 0) throw new Error(`${argv.join(' ')} on ${target} failed (${r.code}): ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+function startReplica(lab: Lab, dir: string, key: string): Promise<ChildProcess> {
+  const child = lab.spawn('n2', [...node('replica.js'), dir, lab.nodeAddress('n2'), String(PORT), key], { stdio: ['pipe', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('ready')) resolve(child);
+    });
+    child.on('exit', (code) => reject(new Error(`replica exited (${code}) before it was ready`)));
+  });
+}
+
+async function stopReplica(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const done = new Promise((r) => child.once('exit', r));
+  child.stdin?.end();
+  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await done;
+  clearTimeout(t);
+}
+
+async function one(lab: Lab, mode: Mode, workload: string, round: number): Promise<Row> {
+  const key = crypto.randomBytes(32).toString('hex');
+  const dir = `${BASE}/${mode}`;
+  await must(lab, 'n1', ['sh', '-c', `rm -rf ${BASE}/bindfs-src ${dir} && mkdir -p ${dir}`]);
+  let replica: ChildProcess | null = null;
+  const args = ['--dir', dir, '--workload', workload, '--seq-mib', String(opt['seq-mib']),
+    '--random-ops', String(opt['random-ops']), '--small-files', String(opt['small-files'])];
+  try {
+    if (mode === 'bindfs') {
+      await must(lab, 'n1', ['mkdir', '-p', `${BASE}/bindfs-src`]);
+      await must(lab, 'n1', ['bindfs', '--no-allow-other', `${BASE}/bindfs-src`, dir]);
+    }
+    if (mode.startsWith('mirror')) {
+      await must(lab, 'n2', ['sh', '-c', `rm -rf ${BASE}/replica && mkdir -p ${BASE}/replica`]);
+      replica = await startReplica(lab, `${BASE}/replica`, key);
+      args.push('--mirror', '--peer', lab.nodeAddress('n2'), '--port', String(PORT), '--key', key,
+        '--ack', mode === 'mirror-durable' ? 'durable' : 'received');
+    }
+    await must(lab, 'n1', ['sync']);
+    const out = await must(lab, 'n1', [...node('workload.js'), ...args]);
+    const r = JSON.parse(out.trim().split('\n').pop()!) as WorkloadResult;
+    if (r.link && (!r.link.connected || r.link.aloneOps > 0)) {
+      throw new Error(`${mode} ${workload}: the mirror lost its peer during the run (${JSON.stringify(r.link)})`);
+    }
+    return { ...r, mode, round };
+  } finally {
+    if (mode === 'bindfs') await lab.exec('n1', ['fusermount3', '-u', dir]);
+    if (replica) await stopReplica(replica);
+  }
+}
+
+// ---- report --------------------------------------------------------------------------------
+
+function rate(r: Row): number {
+  return r.workload === 'seq-1mib' ? r.bytes / (1 << 20) / r.seconds : r.ops / r.seconds;
+}
+const unit = (w: string) => (w === 'seq-1mib' ? 'MiB/s' : w === 'random-4k-fsync' ? 'writes+fdatasync/s' : 'files/s');
+
+function best(rows: Row[], mode: Mode, workload: string): number {
+  const rs = rows.filter((r) => r.mode === mode && r.workload === workload).map(rate);
+  return rs.length ? Math.max(...rs) : NaN;
+}
+
+function summary(rows: Row[]): string {
+  const lines = [
+    '| workload | (a) local disk | (b) bindfs (plain FUSE) | (c) croft mirror, received | (d) croft mirror, durable | (c)/(a) | (c)/(b) | (d)/(b) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const w of WORKLOADS) {
+    const [a, b, c, d] = MODES.map((m) => best(rows, m, w)) as [number, number, number, number];
+    const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+    lines.push(`| ${w} (${unit(w)}) | ${f(a)} | ${f(b)} | ${f(c)} | ${f(d)} | ${(c / a).toFixed(2)} | ${(c / b).toFixed(2)} | ${(d / b).toFixed(2)} |`);
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  if (opt.summary) {
+    const saved = JSON.parse(fs.readFileSync(String(opt.summary), 'utf8')) as { rows: Row[] };
+    console.log(summary(saved.rows));
+    return;
+  }
+  const rounds = Number(opt.rounds);
+  const lab = await Lab.up({ name: `bm${process.pid}`, nodes: 2, daemons: false });
+  const rows: Row[] = [];
+  const started = Date.now();
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      for (const w of WORKLOADS) {
+        for (const m of MODES) {
+          const r = await one(lab, m, w, round);
+          log(`round ${round} ${w} ${m}: ${rate(r).toFixed(1)} ${unit(w)} (${r.ops} ops in ${r.seconds.toFixed(2)} s)`);
+          rows.push(r);
+        }
+      }
+    }
+  } finally {
+    await lab.down();
+  }
+  const versions = await new Promise<string>((resolve) => {
+    const c = spawn('sh', ['-c', 'dpkg-query -W -f "\\${Package} \\${Version}\\n" bindfs fuse3 2>/dev/null; uname -r'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let s = '';
+    c.stdout.on('data', (b: Buffer) => (s += b.toString()));
+    c.on('close', () => resolve(s.trim()));
+  });
+  fs.writeFileSync(String(opt.out), `${JSON.stringify({ date: new Date().toISOString(), seconds: (Date.now() - started) / 1000, versions, options: opt, rows }, null, 2)}\n`);
+  console.log(summary(rows));
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  process.exit(1);
+});
