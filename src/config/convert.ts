@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { defaults, readyStates } from './defaults.js';
 import { toFarmConfig } from './farm.js';
+import { toMirrorConfig } from './mirror.js';
 import { checkerName, moduleName } from './semantics.js';
 import type { Source } from './source.js';
 import type { CheckerConfig, ClusterConfig, FailureAction, ModuleConfig, ModuleKind } from './types.js';
@@ -56,6 +57,8 @@ export function toModuleConfigs(sources: readonly Source[], cluster: ClusterConf
     const abs = (p: string | undefined): string | undefined => (p === undefined ? undefined : path.resolve(dir, p));
     const startBoth = abs(scripts.start_both);
     const stopBoth = abs(scripts.stop_both);
+    const startPrim = abs(scripts.start_prim);
+    const stopPrim = abs(scripts.stop_prim);
     const name = moduleName(source);
     const nodes: string[] = d.nodes ? [...d.nodes] : cluster.nodes.map((n) => n.name);
     return {
@@ -67,6 +70,8 @@ export function toModuleConfigs(sources: readonly Source[], cluster: ClusterConf
       scripts: {
         ...(startBoth !== undefined ? { startBoth } : {}),
         ...(stopBoth !== undefined ? { stopBoth } : {}),
+        ...(startPrim !== undefined ? { startPrim } : {}),
+        ...(stopPrim !== undefined ? { stopPrim } : {}),
         timeoutMs: scripts.timeout_ms ?? defaults.scripts.timeoutMs,
         killGraceMs: scripts.kill_grace_ms ?? defaults.scripts.killGraceMs,
       },
@@ -76,6 +81,9 @@ export function toModuleConfigs(sources: readonly Source[], cluster: ClusterConf
       },
       checkers: ((d.checkers ?? []) as Raw[]).map((c, i) => toChecker(c, i, dir, kinds)),
       farm: d.kind === 'farm' ? toFarmConfig(d, cluster.name, name, nodes, clusterWeights) : undefined,
+      ...(d.kind === 'mirror'
+        ? { mirror: toMirrorConfig(d, { clusterName: cluster.name, moduleName: name, lans: cluster.lans, heartbeatTimeoutMs: cluster.heartbeat.timeoutMs }) }
+        : {}),
     };
   });
 }

@@ -67,6 +67,24 @@ export const defaults = {
     // seed and virtual_mac: derived from the cluster and module names (src/config/farm.ts), so every
     // node agrees without configuration and two farms of one cluster differ.
   },
+  mirror: {
+    /** Synchronous replication is there for failover; a forwarded fsync still reaches the peer's disk. */
+    ack: 'received',
+    /** A peer that does not ack within 2 s is treated as lost: the primary goes on ALONE rather than hang. */
+    ackTimeoutMs: 2_000,
+    /** Next to the heartbeat port (4800); dir i uses port + i. */
+    port: 4810,
+    /** 256 KiB zones: a small dirty log for large files, little excess copied for small writes. */
+    zoneBytes: 262_144,
+    zoneBytesChoices: [65_536, 131_072, 262_144, 524_288, 1_048_576],
+    /** Ping: a yes stands 3 s (the runtime checks every third of it). */
+    pingValidityMs: 3_000,
+    /** Redis: the survivor of a crashed primary takes over at most this long after the last renewal. */
+    redisTtlMs: 5_000,
+    redisPort: 6379,
+    /** Two heartbeat timeouts: two nodes started together see each other before either goes ALONE. */
+    peerWaitTimeouts: 2,
+  },
 } as const;
 
 /** States in which a module is ready to serve, by kind: the default `states` of a module checker. */

@@ -6,6 +6,7 @@
 // `moduleKindProperties[kind]`, so the farm and mirror layers add their keys (vip, buckets,
 // replicated dirs...) there without touching the rest.
 import { farmProperties, farmRequired } from './farm.js';
+import { mirrorProperties, mirrorRequired } from './mirror.js';
 import type { ModuleKind } from './types.js';
 
 export type JsonSchema = Record<string, unknown>;
@@ -168,16 +169,20 @@ const checkerSpecific: Record<(typeof checkerTypes)[number], [Record<string, Jso
   ],
 };
 
-const checkerSchema: JsonSchema = {
-  type: 'object',
-  required: ['type'],
-  properties: { type: { type: 'string' } },
-  discriminator: { propertyName: 'type' },
-  oneOf: checkerTypes.map((t) => {
-    const [specific, required] = checkerSpecific[t];
-    return object({ type: { const: t }, ...checkerCommon, ...specific }, ['type', ...required]);
-  }),
-};
+/** The checker schema, with keys that one kind of module adds to every checker (mirror: scope). */
+function checkerSchemaWith(extra: Record<string, JsonSchema>): JsonSchema {
+  return {
+    type: 'object',
+    required: ['type'],
+    properties: { type: { type: 'string' } },
+    discriminator: { propertyName: 'type' },
+    oneOf: checkerTypes.map((t) => {
+      const [specific, required] = checkerSpecific[t];
+      return object({ type: { const: t }, ...checkerCommon, ...extra, ...specific }, ['type', ...required]);
+    }),
+  };
+}
+const checkerSchema = checkerSchemaWith({});
 
 const moduleCommon: Record<string, JsonSchema> = {
   name: nameSchema('module name'),
@@ -199,18 +204,38 @@ const moduleCommon: Record<string, JsonSchema> = {
   checkers: { type: 'array', maxItems: 100, items: checkerSchema, expect: 'a list of checkers' },
 };
 
+/**
+ * A mirror module's scripts are start_prim/stop_prim (run on the primary only), and its checkers
+ * say whether they judge the application (`scope: app`, on the primary) or something it depends on
+ * (`scope: dependency`, on both nodes). They replace the common `scripts` and `checkers` keys.
+ */
+const mirrorOverrides: Record<string, JsonSchema> = {
+  scripts: object({
+    start_prim: relativePath('a script path (relative to the module file)'),
+    stop_prim: relativePath('a script path (relative to the module file)'),
+    timeout_ms: ms(100),
+    kill_grace_ms: ms(0, 600_000),
+  }),
+  checkers: {
+    type: 'array',
+    maxItems: 100,
+    items: checkerSchemaWith({ scope: { type: 'string', enum: ['app', 'dependency'] } }),
+    expect: 'a list of checkers',
+  },
+};
+
 /** Keys that only one kind of module has. The farm and mirror layers add theirs here. */
 export const moduleKindProperties: Record<ModuleKind, Record<string, JsonSchema>> = {
   light: {},
   farm: farmProperties,
-  mirror: {},
+  mirror: { ...mirrorProperties, ...mirrorOverrides },
 };
 
 /** Keys that a module of one kind must have (beyond `kind`). */
 export const moduleKindRequired: Record<ModuleKind, readonly string[]> = {
   light: [],
   farm: farmRequired,
-  mirror: [],
+  mirror: mirrorRequired,
 };
 
 export function moduleSchema(): JsonSchema {

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { defaults } from './defaults.js';
 import { checkFarm } from './farm.js';
+import { checkMirror } from './mirror.js';
 import type { FileAccess } from './files.js';
 import type { ConfigProblem } from './problems.js';
 import { nameSchema } from './schema.js';
@@ -41,6 +42,8 @@ export interface ClusterFacts {
   nodeWeights?: Map<string, number>;
   /** Every node address (lowercase), with whose it is: "n1 on lan0". */
   addresses?: Map<string, string>;
+  /** LAN names (default applied), when usable. */
+  lans?: string[];
 }
 
 export function checkCluster(source: Source, dir: string, files: FileAccess): { facts: ClusterFacts; problems: ConfigProblem[] } {
@@ -131,7 +134,7 @@ export function checkCluster(source: Source, dir: string, files: FileAccess): { 
   }
 
   return {
-    facts: { nodeNames: nodes ? Object.keys(nodes) : undefined, key, nodeWeights: nodes ? nodeWeights : undefined, addresses: addressOwners },
+    facts: { nodeNames: nodes ? Object.keys(nodes) : undefined, key, nodeWeights: nodes ? nodeWeights : undefined, addresses: addressOwners, lans },
     problems,
   };
 }
@@ -210,9 +213,10 @@ export function checkModules(modules: readonly Source[], cluster: ClusterFacts, 
 
     const moduleNodes = list(data.nodes)?.filter((n): n is string => typeof n === 'string') ?? cluster.nodeNames;
     problems.push(...checkFarm(source, { moduleNodes, clusterWeights: cluster.nodeWeights, addresses: cluster.addresses ?? new Map() }));
+    problems.push(...checkMirror(source, { moduleNodes, lans: cluster.lans, addresses: cluster.addresses ?? new Map() }));
 
     const scripts = obj(data.scripts);
-    for (const k of ['start_both', 'stop_both']) {
+    for (const k of ['start_both', 'stop_both', 'start_prim', 'stop_prim']) {
       const p = str(scripts?.[k]);
       if (p !== undefined && p !== '') checkScript(['scripts', k], p);
     }

@@ -66,6 +66,8 @@ export interface ModuleConfig {
   autostart?: boolean;
   /** kind: farm only. */
   farm?: FarmConfig;
+  /** kind: mirror only. */
+  mirror?: MirrorConfig;
 }
 
 /** How a client is hashed to a bucket (the nft jhash input). */
@@ -100,10 +102,49 @@ export interface FarmConfig {
   weights: Record<string, number>;
 }
 
+/** Who may run the application alone when the two nodes cannot see each other (split brain). */
+export type MirrorWitnessConfig =
+  | { type: 'none' }
+  /** Allowed while one of the addresses answers a ping; a yes stands validityMs. */
+  | { type: 'ping'; addresses: string[]; validityMs: number }
+  /** A lease in Redis (true mutual exclusion): key held for ttlMs, renewed while primary. */
+  | { type: 'redis'; host: string; port: number; key: string; ttlMs: number };
+
+/** A mirror module (kind: mirror): two nodes, replicated directories, the application on one node. */
+export interface MirrorConfig {
+  /** A plain address held by the primary node only, or null (`vip: none`). IPv4. */
+  vip: string | null;
+  /** Interface that carries the VIP. Default (null): the interface of the node's LAN 0 address. */
+  interface: string | null;
+  /** Replicated directories (absolute paths): the mirror is mounted over each one on the primary. */
+  dirs: string[];
+  /** `received`: a write returns once the peer applied it; `durable`: once the peer fsync'd it. */
+  ack: 'received' | 'durable';
+  /** Beyond this without an ack the peer is lost and the primary goes on ALONE. */
+  ackTimeoutMs: number;
+  /** Replication TCP port of dirs[0]; dirs[i] uses port + i. */
+  port: number;
+  /** Index (in cluster.yaml's lans) of the LAN that carries replication. */
+  lan: number;
+  /** Dirty-log zone size (a power of two from 64 KiB to 1 MiB). */
+  zoneBytes: number;
+  witness: MirrorWitnessConfig;
+  /** Node that should run the application when both are healthy, or null. */
+  primPreference: string | null;
+  /** After start, how long a node that has not heard its peer waits before it may go ALONE. */
+  peerWaitMs: number;
+  /** Per checker name: `app` (runs on the primary, failure restarts/stops) or `dependency`. */
+  checkerScopes: Record<string, 'app' | 'dependency'>;
+}
+
 export interface ScriptsConfig {
   /** Absolute paths (relative ones are resolved against the module file's directory). */
   startBoth?: string;
   stopBoth?: string;
+  /** kind: mirror: run on the node that becomes primary (ALONE), after the mount and the VIP. */
+  startPrim?: string;
+  /** kind: mirror: run on the primary when it leaves that role, before the VIP and the unmount go. */
+  stopPrim?: string;
   /** A script running longer than this is killed (SIGTERM, then SIGKILL after killGraceMs). Default 30000. */
   timeoutMs: number;
   /** Default 2000. */

@@ -13,8 +13,8 @@ test('a kind: mirror module is refused by name (the daemon does not drive the mi
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-daemon-'));
   try {
     fs.mkdirSync(path.join(dir, 'modules'));
-    fs.writeFileSync(path.join(dir, 'cluster.yaml'), `name: d\nkey: "${'k'.repeat(40)}"\nnodes:\n  n1: { addresses: [127.0.0.1] }\n`);
-    fs.writeFileSync(path.join(dir, 'modules', 'db.yaml'), 'kind: mirror\n');
+    fs.writeFileSync(path.join(dir, 'cluster.yaml'), `name: d\nkey: "${'k'.repeat(40)}"\nnodes:\n  n1: { addresses: [127.0.0.1] }\n  n2: { addresses: [127.0.0.2] }\n`);
+    fs.writeFileSync(path.join(dir, 'modules', 'db.yaml'), 'kind: mirror\nvip: none\ndirs: [/srv/db]\n');
     const config = loadConfig(dir);
     assert.throws(() => new Daemon(config, 'n1', silentLogger()),
       (e: unknown) => e instanceof CroftError && e.code === 'CROFT_ERR_CONFIG' && /db\.yaml: kind: mirror is not yet run/.test(e.message));

@@ -191,7 +191,7 @@ test('virtual_mac: a MAC, unicast in invisible mode, multicast in multicast mode
 });
 
 test('a farm key in a light module names the kind it belongs to; unknown keys in a farm module are refused', () => {
-  expectProblem(`${light}vip: 10.77.0.100\n`, { line: 3, key: 'vip', message: /^"vip" is a key of farm modules; this module is kind: light$/ });
+  expectProblem(`${light}vip: 10.77.0.100\n`, { line: 3, key: 'vip', message: /^"vip" is a key of farm and mirror modules; this module is kind: light$/ });
   expectProblem(`${light}buckets: 64\n`, { line: 3, key: 'buckets', message: /"buckets" is a key of farm modules/ });
   expectProblem(`${farm}bucket: 64\n`, { line: 4, key: 'bucket', message: /unknown key "bucket"; did you mean "buckets"\?/ });
   expectProblem(`${farm}interface: "a/b"\n`, { line: 4, key: 'interface', message: /network interface name/ });

@@ -1,0 +1,214 @@
+// The keys of a mirror module (kind: mirror): their schema, the checks across keys and files that
+// the schema cannot express (two nodes, absolute non-nested dirs, a LAN of cluster.yaml, a witness
+// with what it needs), and the conversion into MirrorConfig with its defaults. Its scripts
+// (start_prim/stop_prim) and checkers (with `scope`) are in schema.ts, beside the common ones.
+import { isIP } from 'node:net';
+import path from 'node:path';
+import { defaults } from './defaults.js';
+import type { ConfigProblem } from './problems.js';
+import type { JsonSchema } from './schema.js';
+import type { DataPath, Source } from './source.js';
+import type { MirrorConfig, MirrorWitnessConfig } from './types.js';
+
+const ms = (minimum: number, maximum = 86_400_000): JsonSchema => ({ type: 'integer', minimum, maximum, unit: 'milliseconds' });
+const nodeName: JsonSchema = {
+  type: 'string',
+  pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$',
+  maxLength: 63,
+  expect: "a node name of lowercase letters, digits and '-' (at most 63)",
+};
+
+/** Schema of the mirror keys (snake_case), merged into the module schema of kind mirror. */
+export const mirrorProperties: Record<string, JsonSchema> = {
+  vip: { type: 'string', check: 'ip-or-none', expect: "an IPv4 address, or 'none' (no VIP)" },
+  interface: {
+    type: 'string',
+    pattern: '^[^/\\s:]{1,15}$',
+    expect: "a network interface name (1 to 15 characters, no '/', ':' or space)",
+  },
+  dirs: {
+    type: 'array',
+    minItems: 1,
+    maxItems: 16,
+    uniqueItems: true,
+    items: { type: 'string', pattern: '^/', expect: 'an absolute directory path' },
+    expect: 'a list of absolute directory paths (the replicated directories)',
+  },
+  ack: { type: 'string', enum: ['received', 'durable'] },
+  ack_timeout_ms: ms(10, 600_000),
+  port: { type: 'integer', minimum: 1, maximum: 65535, expect: 'a port number from 1 to 65535' },
+  lan: {
+    type: 'string',
+    pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$',
+    maxLength: 63,
+    expect: 'the name of a LAN of cluster.yaml',
+  },
+  zone_bytes: {
+    type: 'integer',
+    enum: [...defaults.mirror.zoneBytesChoices],
+    expect: `a power of two from 65536 to 1048576 (${defaults.mirror.zoneBytesChoices.join(', ')})`,
+  },
+  witness: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['type'],
+    properties: {
+      type: { type: 'string', enum: ['none', 'ping', 'redis'] },
+      addresses: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 16,
+        items: { type: 'string', check: 'ip', expect: 'an IP address' },
+        expect: 'a list of IP addresses to ping',
+      },
+      url: { type: 'string', pattern: '^redis://[^/:\\s]+(:[0-9]{1,5})?/?$', expect: 'a redis://host:port URL' },
+      key: { type: 'string', minLength: 1, maxLength: 200, expect: 'a Redis key' },
+      ttl_ms: ms(100, 600_000),
+    },
+  },
+  prim_preference: nodeName,
+  peer_wait_ms: ms(0, 3_600_000),
+};
+
+/** Keys a mirror module must have. */
+export const mirrorRequired: readonly string[] = ['vip', 'dirs'];
+
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj | undefined =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;
+const list = (v: unknown): unknown[] | undefined => (Array.isArray(v) ? v : undefined);
+
+export interface MirrorFacts {
+  /** Nodes of the module (its `nodes`, else every node of cluster.yaml); undefined when unknown. */
+  moduleNodes: string[] | undefined;
+  /** LAN names of cluster.yaml, when usable. */
+  lans: string[] | undefined;
+  /** Every node address of cluster.yaml, with where it is ("n1 on lan0"). */
+  addresses: Map<string, string>;
+}
+
+/** Checks of a mirror module that JSON Schema cannot express. Reads the raw data defensively. */
+export function checkMirror(source: Source, facts: MirrorFacts): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const data = obj(source.data);
+  if (!data || data.kind !== 'mirror') return problems;
+  const report = (p: DataPath, message: string, anchor: 'key' | 'value' = 'value'): void => {
+    problems.push(source.problem(p, message, anchor));
+  };
+
+  const nodes = facts.moduleNodes;
+  if (nodes && nodes.length !== 2) {
+    report(['nodes'], `a mirror runs on exactly two nodes; got ${nodes.length} (${nodes.join(', ')})${'nodes' in data ? '' : ': the default is every node of cluster.yaml, so give nodes: [a, b]'}`, 'nodes' in data ? 'value' : 'key');
+  }
+
+  const vip = typeof data.vip === 'string' ? data.vip : undefined;
+  if (vip === 'none') {
+    if ('interface' in data) report(['interface'], 'interface has no effect without a VIP (vip: none): remove it, or give a VIP', 'key');
+  } else if (vip !== undefined && isIP(vip) === 6) {
+    report(['vip'], `${vip} is an IPv6 address; a mirror VIP is IPv4 for now (gratuitous ARP announces it)`);
+  } else if (vip !== undefined && isIP(vip) === 4) {
+    const owner = facts.addresses.get(vip.toLowerCase());
+    if (owner !== undefined) report(['vip'], `${vip} is the address of ${owner}; expected an address that no node has (the VIP moves with the primary)`);
+  }
+
+  const dirs = list(data.dirs) ?? [];
+  dirs.forEach((d, i) => {
+    if (typeof d !== 'string' || !d.startsWith('/')) return;
+    const normalized = path.posix.normalize(d).replace(/\/+$/, '');
+    if (normalized === '') {
+      report(['dirs', i], 'the root directory cannot be replicated; expected an application directory');
+      return;
+    }
+    if (normalized !== d) {
+      report(['dirs', i], `expected a normalized path (${normalized}): no '..', '.', '//' or trailing '/'`);
+      return;
+    }
+    dirs.forEach((o, j) => {
+      if (j === i || typeof o !== 'string') return;
+      if (d.startsWith(`${o}/`)) report(['dirs', i], `${d} is inside dirs[${j}] (${o}); expected directories that do not contain each other`);
+    });
+  });
+
+  const lan = typeof data.lan === 'string' ? data.lan : undefined;
+  if (lan !== undefined && facts.lans && !facts.lans.includes(lan)) {
+    report(['lan'], `unknown LAN "${lan}"; expected one of the lans of cluster.yaml: ${facts.lans.join(', ')}`);
+  }
+
+  const pref = typeof data.prim_preference === 'string' ? data.prim_preference : undefined;
+  if (pref !== undefined && nodes && !nodes.includes(pref)) {
+    report(['prim_preference'], `"${pref}" is not a node of this module; expected one of ${nodes.join(', ')}`);
+  }
+
+  const port = Number.isInteger(data.port) ? (data.port as number) : defaults.mirror.port;
+  if (port + dirs.length - 1 > 65535) report(['port'], `dirs[i] uses port + i: ${port} + ${dirs.length - 1} is above 65535`);
+
+  const w = obj(data.witness);
+  if (w) {
+    const type = w.type;
+    const needs: Record<string, string[]> = { none: [], ping: ['addresses'], redis: ['url'] };
+    const allowed: Record<string, string[]> = { none: ['type'], ping: ['type', 'addresses', 'ttl_ms'], redis: ['type', 'url', 'key', 'ttl_ms'] };
+    if (typeof type === 'string' && type in needs) {
+      for (const k of needs[type]!) if (!(k in w)) report(['witness', 'type'], `a ${type} witness needs ${k}`);
+      for (const k of Object.keys(w)) {
+        if (!allowed[type]!.includes(k) && k in (mirrorProperties.witness as { properties: Obj }).properties) {
+          report(['witness', k], `${k} has no meaning for a ${type} witness; remove it`, 'key');
+        }
+      }
+    }
+  }
+
+  (list(data.checkers) ?? []).forEach((raw, i) => {
+    const c = obj(raw);
+    if (!c) return;
+    const scope = c.scope ?? (c.type === 'module' ? 'dependency' : 'app');
+    const onFailure = c.on_failure ?? (c.type === 'module' ? 'wait' : 'restart');
+    if (scope === 'app' && onFailure === 'wait') {
+      report(['checkers', i, 'on_failure' in c ? 'on_failure' : 'scope'], 'on_failure: wait needs scope: dependency (an app checker runs on the primary only: it restarts or stops the application)');
+    }
+  });
+  return problems;
+}
+
+// The data has passed the schema and checkMirror: these shapes hold.
+type Raw = Record<string, any>;
+
+function witnessOf(w: Raw | undefined, clusterName: string, moduleName: string): MirrorWitnessConfig {
+  const type = w?.type ?? 'none';
+  if (type === 'ping') return { type, addresses: [...w!.addresses], validityMs: w!.ttl_ms ?? defaults.mirror.pingValidityMs };
+  if (type === 'redis') {
+    const url = new URL(w!.url);
+    return {
+      type,
+      host: url.hostname,
+      port: url.port === '' ? defaults.mirror.redisPort : Number(url.port),
+      key: w!.key ?? `croft:${clusterName}:${moduleName}`,
+      ttlMs: w!.ttl_ms ?? defaults.mirror.redisTtlMs,
+    };
+  }
+  return { type: 'none' };
+}
+
+/** MirrorConfig of a validated mirror module. */
+export function toMirrorConfig(d: Raw, o: { clusterName: string; moduleName: string; lans: readonly string[]; heartbeatTimeoutMs: number }): MirrorConfig {
+  const vip: string | null = d.vip === 'none' ? null : d.vip;
+  const checkerScopes: Record<string, 'app' | 'dependency'> = {};
+  ((d.checkers ?? []) as Raw[]).forEach((c, i) => {
+    const name: string = c.name ?? `${c.type}-${i}`;
+    checkerScopes[name] = c.scope ?? (c.type === 'module' ? 'dependency' : 'app');
+  });
+  const lan = d.lan === undefined ? 0 : o.lans.indexOf(d.lan);
+  return {
+    vip,
+    interface: vip === null ? null : (d.interface ?? null),
+    dirs: [...d.dirs],
+    ack: d.ack ?? defaults.mirror.ack,
+    ackTimeoutMs: d.ack_timeout_ms ?? defaults.mirror.ackTimeoutMs,
+    port: d.port ?? defaults.mirror.port,
+    lan: lan < 0 ? 0 : lan,
+    zoneBytes: d.zone_bytes ?? defaults.mirror.zoneBytes,
+    witness: witnessOf(d.witness, o.clusterName, o.moduleName),
+    primPreference: d.prim_preference ?? null,
+    peerWaitMs: d.peer_wait_ms ?? defaults.mirror.peerWaitTimeouts * o.heartbeatTimeoutMs,
+    checkerScopes,
+  };
+}
