@@ -4,20 +4,35 @@
 // - PingWitness: "yes" when one of the addresses answers a ping. Both sides of a cut heartbeat link
 //   that still reach the router both get "yes": it cannot give mutual exclusion, only keep a node
 //   that is cut from everything from running alone (SafeKit's split-brain checker does the same).
-// - RedisWitness: a lease in Redis, true mutual exclusion. Acquire with `SET key token NX PX ttl`;
-//   renew with `WATCH key; GET key` and, only if the value is our token, `MULTI; PEXPIRE key ttl;
-//   EXEC`: EXEC aborts if anyone touched the key after WATCH (a steal after expiry, a DEL), and
-//   PEXPIRE answers 0 if the key expired meanwhile, so we never extend someone else's lease. Release
-//   (close) is the same transaction with DEL. The verdict holds until the time we *sent* the winning
-//   command plus ttl minus marginMs, on our own clock: Redis set the expiry after we sent it, so our
-//   deadline is earlier than Redis's by at least the margin, which covers clock-rate drift and the
-//   time until the machine acts (it gives up at validUntilMs; the driver ticks it then). The peer
-//   can get the lease only after Redis expired it, hence after our verdict lapsed.
-//   No Lua script (EVAL) is needed, and no client library: RESP is spoken over node:net.
+//   It stores nothing: no data generation (the context is ignored).
+// - RedisWitness: a lease in Redis, true mutual exclusion, and the data generations. Acquire with
+//   `SET key "<token> <generation>" NX PX ttl`; renew with a Lua script that, only if the value is
+//   our token, sets it again with PX ttl (so we never extend someone else's lease: the compare and
+//   the set are one atomic step). Release (close) is `WATCH key; GET key` and, only if the value is
+//   our token, `MULTI; DEL key; EXEC` (EXEC aborts if anyone touched the key after WATCH). The
+//   verdict holds until the time we *sent* the first command of the check plus ttl minus marginMs,
+//   on our own clock: Redis set the expiry after we sent it, so our deadline is earlier than
+//   Redis's by at least the margin, which covers clock-rate drift and the time until the machine
+//   acts (it gives up at validUntilMs; the driver ticks it then). The peer can get the lease only
+//   after Redis expired it, hence after our verdict lapsed.
+//
+//   Generations (mirror/types.ts DataGenerations). Beside the lease, a hash `<key>:generations`
+//   (no expiry) holds per node the highest generation it registered: the same Lua step that renews
+//   our lease raises our field to ctx.generation, so a generation is registered only while we hold
+//   the lease, and a verdict that allows always means "the witness holds ctx.generation for us"
+//   (an error answer allows only a generation registered before). The machine writes alone under
+//   a generation only after such a verdict (mirror/machine.ts, "the witness rule"). Every check
+//   reads the hash after taking or renewing the lease and answers peerGeneration: the highest
+//   generation another node registered (or its lease carries). Why it closes the gap: a node that
+//   wrote alone under g registered g while holding the lease; the peer can take the lease only
+//   after it expired, and reads g in the same step, so it knows it is behind even if it never heard
+//   the writer. Redis must keep the hash across its own restarts (appendonly yes): a lost hash is
+//   a lost record of who wrote last.
+//   No client library: RESP is spoken over node:net.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { randomUUID } from 'node:crypto';
-import type { Witness, WitnessVerdict } from './types.js';
+import type { Witness, WitnessContext, WitnessVerdict } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
 // PingWitness
@@ -47,7 +62,7 @@ export class PingWitness implements Witness {
     this.prefix = opts.commandPrefix ?? [];
   }
 
-  async check(): Promise<WitnessVerdict> {
+  async check(_ctx?: WitnessContext): Promise<WitnessVerdict> {
     const t0 = Date.now();
     if (this.closed) return { allowed: false, detail: 'witness closed', validUntilMs: 0 };
     const results = await Promise.all(this.addresses.map((a) => this.pingOnce(a)));
@@ -214,12 +229,40 @@ export interface RedisWitnessOptions {
   key: string;
   /** Lease duration. The peer can take over this long after we stopped renewing. */
   ttlMs: number;
-  /** This node's name (in the lease value, for logs: who holds it). */
+  /** This node's name (in the lease value, for logs: who holds it; and our field of the generations). */
   node: string;
   /** Our verdict ends this long before Redis's expiry. Default ttl/5 (clock drift, acting time). */
   marginMs?: number;
   /** Bound on connecting and on each check's round trips. Default min(1000, ttl/4). */
   timeoutMs?: number;
+  /** The hash of the nodes' highest registered generations. Default `<key>:generations`. */
+  generationsKey?: string;
+}
+
+/**
+ * Renew and register, atomically: if the lease (KEYS[1]) carries our token (ARGV[1]), set it again
+ * to ARGV[2] ("<token> <generation>") with PX ARGV[3], and raise our field ARGV[4] of the
+ * generations hash (KEYS[2]) to ARGV[5]. Answers {1 if ours else 0, the lease's value or '', the
+ * hash as HGETALL gives it}; read after the renewal, so a node that just took the lease sees every
+ * generation registered by the previous holder.
+ */
+const RENEW_AND_REGISTER = `
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' ' then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  local own = tonumber(redis.call('HGET', KEYS[2], ARGV[4]) or '0') or 0
+  if tonumber(ARGV[5]) > own then redis.call('HSET', KEYS[2], ARGV[4], ARGV[5]) end
+  return {1, v, redis.call('HGETALL', KEYS[2])}
+end
+return {0, v or '', redis.call('HGETALL', KEYS[2])}
+`;
+
+interface HoldReply {
+  ours: boolean;
+  /** The lease's value ('' when free). */
+  value: string;
+  /** The generations hash: node -> highest registered generation. */
+  generations: Map<string, number>;
 }
 
 export class RedisWitness implements Witness {
@@ -229,34 +272,54 @@ export class RedisWitness implements Witness {
   private conn: RespConnection | null = null;
   /** End of our lease's validity on our clock (0: not held). */
   private heldUntilMs = 0;
+  /** The highest generation Redis acknowledged for our field (what an error answer may allow). */
+  private registered = 0;
   private closed = false;
 
   constructor(opts: RedisWitnessOptions) {
     const marginMs = opts.marginMs ?? Math.floor(opts.ttlMs / 5);
     if (!(opts.ttlMs > 0) || !(marginMs >= 0) || marginMs >= opts.ttlMs) throw new Error('RedisWitness: need ttlMs > marginMs >= 0');
-    this.o = { ...opts, marginMs, timeoutMs: opts.timeoutMs ?? Math.min(1000, Math.floor(opts.ttlMs / 4)) };
+    if (opts.node.includes(' ')) throw new Error('RedisWitness: a node name has no space (the lease value is "<token> <generation>")');
+    this.o = {
+      ...opts,
+      marginMs,
+      timeoutMs: opts.timeoutMs ?? Math.min(1000, Math.floor(opts.ttlMs / 4)),
+      generationsKey: opts.generationsKey ?? `${opts.key}:generations`,
+    };
     this.token = `${opts.node}:${randomUUID()}`;
   }
 
-  async check(): Promise<WitnessVerdict> {
+  /**
+   * Take or renew the lease, registering ctx.generation with it (none without a context). Allowed
+   * means: the lease is ours until validUntilMs, and the witness holds ctx.generation for us.
+   */
+  async check(ctx?: WitnessContext): Promise<WitnessVerdict> {
     if (this.closed) return { allowed: false, detail: 'witness closed', validUntilMs: 0 };
+    const generation = ctx?.generation ?? 0;
+    if (!Number.isSafeInteger(generation) || generation < 0) throw new Error(`RedisWitness: bad generation ${generation}`);
     const t0 = Date.now();
     try {
-      const won = await this.withTimeout(this.acquireOrRenew());
-      if (won === true) {
+      const r = await this.withTimeout(this.hold(generation));
+      const peerGeneration = this.peerGeneration(r);
+      const peer = peerGeneration === undefined ? {} : { peerGeneration };
+      if (r.ours) {
+        this.registered = Math.max(this.registered, generation, r.generations.get(this.o.node) ?? 0);
         this.heldUntilMs = t0 + this.o.ttlMs - this.o.marginMs;
-        return { allowed: true, detail: `lease ${this.o.key} held by ${this.o.node}`, validUntilMs: this.heldUntilMs };
+        return { allowed: true, detail: `lease ${this.o.key} held by ${this.o.node} (generation ${generation})`, validUntilMs: this.heldUntilMs, ...peer };
       }
       this.heldUntilMs = 0;
-      return { allowed: false, detail: won === null ? `lease ${this.o.key} lost` : `lease ${this.o.key} held by ${holderName(won)}`, validUntilMs: 0 };
+      const detail = r.value === '' ? `lease ${this.o.key} lost` : `lease ${this.o.key} held by ${holderName(r.value)} (generation ${holderGeneration(r.value)})`;
+      return { allowed: false, detail, validUntilMs: 0, ...peer };
     } catch (e) {
       this.dropConnection();
       // The lease we hold stays ours until it lapses on our clock: an error does not extend it, and
-      // does not cut it short either (Redis cannot give it away before its expiry).
+      // does not cut it short either (Redis cannot give it away before its expiry). But it allows
+      // only a generation Redis already holds for us: "allowed" promises the registration too.
       const now = Date.now();
-      const allowed = now < this.heldUntilMs;
       const why = `redis ${this.o.host}:${this.o.port} unreachable: ${(e as Error).message}`;
-      return { allowed, detail: allowed ? `${why}; lease held until ${new Date(this.heldUntilMs).toISOString()}` : why, validUntilMs: allowed ? this.heldUntilMs : 0 };
+      if (now >= this.heldUntilMs) return { allowed: false, detail: why, validUntilMs: 0 };
+      if (generation > this.registered) return { allowed: false, detail: `${why}; generation ${generation} not registered (${this.registered} is)`, validUntilMs: 0 };
+      return { allowed: true, detail: `${why}; lease held until ${new Date(this.heldUntilMs).toISOString()}`, validUntilMs: this.heldUntilMs };
     }
   }
 
@@ -280,29 +343,43 @@ export class RedisWitness implements Witness {
     this.dropConnection();
   }
 
-  /** true: ours (acquired or renewed); a string: the holder's value; null: lost in a race. */
-  private async acquireOrRenew(): Promise<true | string | null> {
+  /** Renew (or take, when free) the lease, registering `generation`; read the generations. */
+  private async hold(generation: number): Promise<HoldReply> {
     const c = await this.connection();
-    const { key, ttlMs } = this.o;
     if (this.heldUntilMs > 0) {
-      await expectOk(c.command(['WATCH', key]));
-      const v = await c.command(['GET', key]);
-      if (v === this.token) {
-        await expectOk(c.command(['MULTI']));
-        await c.command(['PEXPIRE', key, String(ttlMs)]); // QUEUED
-        const r = await c.command(['EXEC']);
-        if (Array.isArray(r) && r[0] === 1) return true;
-        return null; // touched after WATCH, or expired: not ours any more
-      }
-      await c.command(['UNWATCH']);
-      if (v !== null) return typeof v === 'string' ? v : null;
-      // Expired (we did not renew in time): try to take it again like anyone else.
+      const r = await this.renewAndRegister(c, generation);
+      // Ours, or someone else's: done. Free (we did not renew in time): take it like anyone else.
+      if (r.ours || r.value !== '') return r;
     }
-    const r = await c.command(['SET', key, this.token, 'NX', 'PX', String(ttlMs)]);
+    const set = await c.command(['SET', this.o.key, `${this.token} ${generation}`, 'NX', 'PX', String(this.o.ttlMs)]);
+    if (set instanceof RespError) throw set;
+    // Taken or not, one more atomic step registers the generation (if ours) and reads the hash.
+    return this.renewAndRegister(c, generation);
+  }
+
+  private async renewAndRegister(c: RespConnection, generation: number): Promise<HoldReply> {
+    const { key, generationsKey, ttlMs, node } = this.o;
+    const r = await c.command(['EVAL', RENEW_AND_REGISTER, '2', key, generationsKey, this.token, `${this.token} ${generation}`, String(ttlMs), node, String(generation)]);
     if (r instanceof RespError) throw r;
-    if (r === 'OK') return true;
-    const holder = await c.command(['GET', key]);
-    return typeof holder === 'string' ? holder : null;
+    if (!Array.isArray(r) || r.length !== 3 || !Array.isArray(r[2])) throw new Error(`unexpected reply ${JSON.stringify(r)}`);
+    const flat = r[2];
+    const generations = new Map<string, number>();
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const g = Number(flat[i + 1]);
+      if (typeof flat[i] === 'string' && Number.isSafeInteger(g)) generations.set(flat[i] as string, g);
+    }
+    return { ours: r[0] === 1, value: typeof r[1] === 'string' ? r[1] : '', generations };
+  }
+
+  /** The highest generation another node registered, or its lease carries; undefined when none. */
+  private peerGeneration(r: HoldReply): number | undefined {
+    let best: number | undefined;
+    for (const [node, g] of r.generations) if (node !== this.o.node) best = Math.max(best ?? 0, g);
+    if (r.value !== '' && holderName(r.value) !== this.o.node) {
+      const g = holderGeneration(r.value);
+      if (g !== null) best = Math.max(best ?? 0, g);
+    }
+    return best;
   }
 
   private async release(): Promise<void> {
@@ -310,7 +387,7 @@ export class RedisWitness implements Witness {
     const { key } = this.o;
     await expectOk(c.command(['WATCH', key]));
     const v = await c.command(['GET', key]);
-    if (v !== this.token) {
+    if (typeof v !== 'string' || tokenOf(v) !== this.token) {
       await c.command(['UNWATCH']);
       return;
     }
@@ -354,7 +431,20 @@ async function expectOk(p: Promise<RespReply>): Promise<void> {
   if (r !== 'OK') throw new Error(`unexpected reply ${JSON.stringify(r)}`);
 }
 
-function holderName(value: string): string {
-  const i = value.lastIndexOf(':');
+/** The lease value is "<node>:<uuid> <generation>". */
+function tokenOf(value: string): string {
+  const i = value.lastIndexOf(' ');
   return i > 0 ? value.slice(0, i) : value;
+}
+
+function holderName(value: string): string {
+  const token = tokenOf(value);
+  const i = token.lastIndexOf(':');
+  return i > 0 ? token.slice(0, i) : token;
+}
+
+function holderGeneration(value: string): number | null {
+  const i = value.lastIndexOf(' ');
+  const g = i > 0 ? Number(value.slice(i + 1)) : NaN;
+  return Number.isSafeInteger(g) ? g : null;
 }

@@ -196,6 +196,52 @@ describe('RedisWitness against a real redis-server', () => {
     assert.equal((await a.check()).allowed, false, 'a closed witness says no');
   });
 
+  test('generations: registered only with the lease held; a node taking over learns the generation the previous holder registered', async () => {
+    const k = key();
+    const ttlMs = 600;
+    const a = make('n1', k, ttlMs);
+    const b = make('n2', k, ttlMs);
+    const va = await a.check({ generation: 5 });
+    assert.ok(va.allowed, va.detail);
+    assert.equal(va.peerGeneration, undefined, 'no peer registered anything yet');
+    assert.match(va.detail, /generation 5/);
+    // b is refused: its generation is not registered, and it is told a's.
+    const vb = await b.check({ generation: 9 });
+    assert.equal(vb.allowed, false);
+    assert.equal(vb.peerGeneration, 5, 'the holder\'s generation, from its lease and its field');
+    // a goes alone under a new generation: registered with the renewal, before the verdict.
+    const va2 = await a.check({ generation: 6 });
+    assert.ok(va2.allowed);
+    // A lower generation never lowers the registered one.
+    assert.ok((await a.check({ generation: 2 })).allowed);
+    assert.equal((await b.check({ generation: 1 })).peerGeneration, 6);
+    // a dies (no renewal): b takes over after the ttl and learns 6, though it never heard a.
+    let vb2: WitnessVerdict = vb;
+    for (let i = 0; i < 100 && !vb2.allowed; i++) {
+      await sleep(25);
+      vb2 = await b.check({ generation: 4 });
+    }
+    assert.ok(vb2.allowed, vb2.detail);
+    assert.equal(vb2.peerGeneration, 6, 'the dead holder\'s registered generation survives its lease');
+    // The refused 9 was never registered: a, back, sees b's 4 only (b holds the lease now).
+    const va3 = await a.check({ generation: 6 });
+    assert.equal(va3.allowed, false);
+    assert.equal(va3.peerGeneration, 4);
+  });
+
+  test('network error: a held lease allows only a generation already registered', async () => {
+    const relay = new Relay(port);
+    await relay.start();
+    const w = make('n1', key(), 2000, relay.port);
+    assert.ok((await w.check({ generation: 3 })).allowed);
+    await relay.cut();
+    const same = await w.check({ generation: 3 });
+    assert.ok(same.allowed, `registered generation, lease not lapsed: ${same.detail}`);
+    const newer = await w.check({ generation: 4 });
+    assert.equal(newer.allowed, false, 'a generation redis does not hold is never allowed');
+    assert.match(newer.detail, /generation 4 not registered/);
+  });
+
   test('network error: not allowed without a lease; with one, allowed only until it lapses on our clock', async () => {
     const closedPort = await freePort();
     const nobody = make('n1', key(), 1000, closedPort);
