@@ -538,6 +538,10 @@ impl DirtyTracker for DirtyLog {
         let target = st.appended_lsn;
         self.wait_durable(st, target);
     }
+
+    fn log(&self) -> Option<&DirtyLog> {
+        Some(self)
+    }
 }
 
 // --- files -----------------------------------------------------------------------------------

@@ -55,7 +55,8 @@ pub(crate) struct MirrorFs {
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
     /// Held while a change is applied locally and handed to the replicator (see module doc).
-    order: Mutex<()>,
+    /// Shared with the mirror: reintegration and verify take it to stop changes for a moment.
+    order: Arc<Mutex<()>>,
     repl: Arc<Replicator>,
 }
 
@@ -146,14 +147,14 @@ fn created(reply: ReplyCreate, a: &FileAttr, fh: FileHandle, _proof: AckedOp) {
 }
 
 impl MirrorFs {
-    pub(crate) fn new(dir: Arc<HeldDir>, repl: Arc<Replicator>) -> io::Result<MirrorFs> {
+    pub(crate) fn new(dir: Arc<HeldDir>, repl: Arc<Replicator>, order: Arc<Mutex<()>>) -> io::Result<MirrorFs> {
         let root = dir.lstat(Path::new(""))?;
         Ok(MirrorFs {
             dir,
             table: Mutex::new(Table::new(root.st_ino)),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            order: Mutex::new(()),
+            order,
             repl,
         })
     }
@@ -218,6 +219,7 @@ impl MirrorFs {
     /// Applies a path-based operation locally (same code as the replica) and commits it.
     fn apply_commit(&self, op: Op, after: impl FnOnce(&mut Table)) -> Result<AckedOp, Errno> {
         let guard = self.order.lock().unwrap();
+        self.repl.before_apply(std::slice::from_ref(&op));
         op::apply(&self.dir, &op).map_err(errno)?;
         after(&mut self.table.lock().unwrap());
         self.commit(guard, std::slice::from_ref(&op))
@@ -251,6 +253,7 @@ impl MirrorFs {
         let mut ops = Vec::new();
         let mut failed = None;
         let mut step = |op: Op| -> bool {
+            self.repl.before_apply(std::slice::from_ref(&op));
             let r = match &op {
                 Op::Truncate { path, size } => self
                     .dir
@@ -316,6 +319,8 @@ impl MirrorFs {
         let mode = mode & 0o7777 & !umask;
         let oflags = backing_flags(flags);
         let guard = self.order.lock().unwrap();
+        // Marks the whole file (a new inode, or truncated): covers both outcomes below.
+        self.repl.before_apply(&[Op::Create { path: path.clone(), mode, uid, gid }]);
         let (fd, ops) = match op::create_file(&self.dir, &path, mode, uid, gid, oflags) {
             Ok(fd) => (fd, vec![Op::Create { path: path.clone(), mode, uid, gid }]),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) && flags & libc::O_EXCL == 0 => {
@@ -341,11 +346,13 @@ impl MirrorFs {
         let h = self.handle(fh)?;
         let HandleKind::File { fd, sync, datasync_only } = &h.kind else { return Err(Errno::EISDIR) };
         let guard = self.order.lock().unwrap();
-        sys::pwrite_all(fd.as_raw_fd(), data, offset).map_err(errno)?;
         let Some(path) = self.table.lock().unwrap().path(h.node) else {
+            sys::pwrite_all(fd.as_raw_fd(), data, offset).map_err(errno)?;
             return Ok(AckedOp::unnamed());
         };
         let mut ops = vec![Op::Write { path: path.clone(), offset, data: data.to_vec() }];
+        self.repl.before_apply(&ops);
+        sys::pwrite_all(fd.as_raw_fd(), data, offset).map_err(errno)?;
         if *sync {
             // O_SYNC/O_DSYNC: durable here (the descriptor has the flag) and on the peer.
             ops.push(Op::Fsync { path, datasync: *datasync_only });
@@ -377,6 +384,7 @@ impl MirrorFs {
             Err(_) => false,
         };
         let op = Op::Rename { from: from.clone(), to: to.clone(), flags };
+        self.repl.before_apply(std::slice::from_ref(&op));
         op::apply(&self.dir, &op).map_err(errno)?;
         self.table.lock().unwrap().renamed(&from, &to, exchange, to_died);
         self.commit(guard, &[op])
@@ -615,8 +623,10 @@ impl Filesystem for MirrorFs {
             if flags.0 & libc::O_TRUNC != 0 && flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
                 // Only with atomic_o_trunc, which croft does not ask for; handled all the same.
                 let guard = self.order.lock().unwrap();
+                let op = Op::Truncate { path, size: 0 };
+                self.repl.before_apply(std::slice::from_ref(&op));
                 sys::ftruncate(fd.as_raw_fd(), 0).map_err(errno)?;
-                let _proof = self.commit(guard, &[Op::Truncate { path, size: 0 }])?;
+                let _proof = self.commit(guard, &[op])?;
             }
             let sync = flags.0 & (libc::O_SYNC | libc::O_DSYNC) != 0;
             let datasync_only = flags.0 & libc::O_SYNC != libc::O_SYNC;
@@ -900,11 +910,14 @@ impl Filesystem for MirrorFs {
             let h = self.handle(fh)?;
             let fd = Self::file_fd(&h)?;
             let guard = self.order.lock().unwrap();
-            sys::fallocate(fd, mode, offset, length).map_err(errno)?;
             let Some(path) = self.table.lock().unwrap().path(h.node) else {
+                sys::fallocate(fd, mode, offset, length).map_err(errno)?;
                 return Ok(AckedOp::unnamed());
             };
-            self.commit(guard, &[Op::Fallocate { path, mode, offset, len: length }])
+            let op = Op::Fallocate { path, mode, offset, len: length };
+            self.repl.before_apply(std::slice::from_ref(&op));
+            sys::fallocate(fd, mode, offset, length).map_err(errno)?;
+            self.commit(guard, &[op])
         })();
         match r {
             Ok(proof) => ok(reply, proof),

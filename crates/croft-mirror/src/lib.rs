@@ -13,16 +13,23 @@ pub mod dirtylog;
 mod fs;
 pub mod link;
 mod mirror;
+mod reint;
 pub mod op;
 pub mod replica;
+pub mod sync;
 mod sys;
 mod table;
 pub mod wire;
 
 pub use dirtylog::{DirtyEntry, DirtyLog, DirtyLogOptions, DirtyLogStats};
 pub use link::{AckedBy, AckedOp, DirtyPaths, DirtyTracker, EventSink, FailMode, LinkStatus, MirrorEvent, PeerConfig};
-pub use mirror::{lazy_unmount, Mirror, MirrorConfig, MirrorError, MirrorStatus, THREADS_DEFAULT};
+pub use mirror::{lazy_unmount, Mirror, MirrorConfig, MirrorError, MirrorHandle, MirrorStatus, LOG_CLEAR_INTERVAL, THREADS_DEFAULT};
+pub use reint::{
+    ReintegrateOptions, ReintegrationPhase, ReintegrationStatus, VerifyReport, FREEZE_BELOW_BYTES_DEFAULT, PASSES_MAX_DEFAULT,
+    SUM_ZONE_BYTES_DEFAULT, VERIFY_DIFFERENCES_MAX,
+};
+pub use sync::EntryInfo;
 pub use op::{Op, TO_END};
 pub use replica::{Replica, ReplicaConfig, ReplicaStatus};
 pub use sys::SetTime;
-pub use wire::AckLevel;
+pub use wire::{AckLevel, Query};

@@ -7,7 +7,8 @@
 //! What happens to the operations that were not acknowledged is the caller's [`FailMode`].
 
 use crate::op::Op;
-use crate::wire::{self, AckLevel, Frame, HandshakeError};
+use crate::wire::{self, AckLevel, Frame, HandshakeError, Query};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,14 @@ pub trait DirtyTracker: Send + Sync {
     /// `len == 0`: the entry `path` itself changed (created, removed, metadata);
     /// otherwise bytes `[offset, offset + len)` of it, `len == op::TO_END` meaning to the end.
     fn mark(&self, path: &Path, offset: u64, len: u64);
+
+    /// The durable dirty log behind this tracker, if any. With one, every change is marked
+    /// BEFORE it is applied locally, in every mode (an activity log, as DRBD's): after a crash
+    /// of this node the log lists every zone that may differ from the peer, including changes
+    /// applied here and never acknowledged. Reintegration reads it and clears it at the end.
+    fn log(&self) -> Option<&crate::dirtylog::DirtyLog> {
+        None
+    }
 }
 
 /// An in-memory [`DirtyTracker`]: the set of paths touched while alone (not crash-safe).
@@ -116,6 +125,8 @@ impl AckedOp {
 pub(crate) struct Ticket {
     seq: Option<u64>,
     extents: Vec<(PathBuf, u64, u64)>,
+    /// Counted in `State::unresolved` until `wait` returns.
+    counted: bool,
 }
 
 /// Counters for status and metrics.
@@ -133,6 +144,7 @@ pub struct LinkStatus {
 struct Tx {
     stream: Option<TcpStream>,
     next_seq: u64,
+    next_query: u64,
 }
 
 struct State {
@@ -145,15 +157,35 @@ struct State {
     closing: bool,
     /// A clone of the stream, to shut it down from any thread.
     shutdown: Option<TcpStream>,
+    level: AckLevel,
+    ack_timeout: Duration,
+    /// Which stream the ack reader serves: a reader of an older stream changes nothing.
+    generation: u64,
+    /// A reintegration's stream is attached: it carries the reintegration's operations and
+    /// queries, while the changes of the application are still recorded as dirty (`lost` stays
+    /// set) until `go_live`.
+    catchup: bool,
+    /// Why the reintegration's stream ended.
+    catchup_error: Option<String>,
+    /// Query replies by id, until taken.
+    replies: HashMap<u64, Vec<u8>>,
+    /// Tickets handed out by `replicate` whose `wait` has not returned: a change between its
+    /// local application and its dirty mark is one of them (reintegration freezes on zero).
+    unresolved: u64,
 }
 
+/// Extents recorded in memory while a reintegration runs, by path.
+pub(crate) type Recent = BTreeMap<PathBuf, Vec<(u64, u64)>>;
+
 pub(crate) struct Replicator {
-    ack_timeout: Duration,
-    level: AckLevel,
     tx: Mutex<Tx>,
     state: Mutex<State>,
     cv: Condvar,
     dirty: Arc<dyn DirtyTracker>,
+    /// The tracker has a durable log: mark before the local change (see [`DirtyTracker::log`]).
+    activity: bool,
+    /// `Some` while a reintegration runs: every mark is also remembered here.
+    recent: Mutex<Option<Recent>>,
     events: Option<EventSink>,
     reader: Mutex<Option<JoinHandle<()>>>,
 }
@@ -189,10 +221,9 @@ impl Replicator {
             None => (None, None),
         };
         let lost = if stream.is_some() { None } else { Some(lost_reason.to_string()) };
+        let activity = dirty.log().is_some();
         let r = Arc::new(Replicator {
-            ack_timeout: Duration::from_millis(ack_timeout_ms.max(1)),
-            level,
-            tx: Mutex::new(Tx { stream, next_seq: 1 }),
+            tx: Mutex::new(Tx { stream, next_seq: 1, next_query: 1 }),
             state: Mutex::new(State {
                 acked: 0,
                 sent: 0,
@@ -202,32 +233,54 @@ impl Replicator {
                 fail_mode,
                 closing: false,
                 shutdown,
+                level,
+                ack_timeout: Duration::from_millis(ack_timeout_ms.max(1)),
+                generation: 0,
+                catchup: false,
+                catchup_error: None,
+                replies: HashMap::new(),
+                unresolved: 0,
             }),
             cv: Condvar::new(),
             dirty,
+            activity,
+            recent: Mutex::new(None),
             events,
             reader: Mutex::new(None),
         });
         if let Some(read_half) = read_half {
-            let me = Arc::clone(&r);
-            let h = thread::Builder::new()
-                .name("croft-mirror-acks".into())
-                .spawn(move || me.read_acks(read_half))?;
-            *r.reader.lock().unwrap() = Some(h);
+            r.spawn_reader(read_half, 0)?;
         }
         Ok(r)
     }
 
-    fn read_acks(&self, stream: TcpStream) {
+    fn spawn_reader(self: &Arc<Self>, read_half: TcpStream, generation: u64) -> io::Result<()> {
+        let me = Arc::clone(self);
+        let h = thread::Builder::new()
+            .name("croft-mirror-acks".into())
+            .spawn(move || me.read_acks(read_half, generation))?;
+        *self.reader.lock().unwrap() = Some(h);
+        Ok(())
+    }
+
+    fn read_acks(&self, stream: TcpStream, generation: u64) {
         let mut r = BufReader::new(stream);
         let reason = loop {
             match wire::read_frame(&mut r) {
                 Ok(Some(Frame::Ack { seq })) => {
                     let mut st = self.state.lock().unwrap();
+                    if st.generation != generation {
+                        return;
+                    }
                     if seq > st.sent {
                         break format!("the peer acknowledged seq {seq} that was never sent ({} sent)", st.sent);
                     }
                     st.acked = st.acked.max(seq);
+                    self.cv.notify_all();
+                }
+                Ok(Some(Frame::Reply { id, body })) => {
+                    let mut st = self.state.lock().unwrap();
+                    st.replies.insert(id, body);
                     self.cv.notify_all();
                 }
                 Ok(Some(Frame::Nack { seq, errno, message })) => {
@@ -235,18 +288,35 @@ impl Replicator {
                         "the peer could not apply operation {seq}: {message} (errno {errno}); the trees differ"
                     )
                 }
-                Ok(Some(Frame::Op { .. })) => break "the peer sent an operation frame".into(),
+                Ok(Some(other)) => break format!("the peer sent an unexpected frame {other:?}"),
                 Ok(None) => break "the peer closed the connection".into(),
                 Err(e) => break format!("reading acks from the peer: {e}"),
             }
         };
-        self.lose(&reason);
+        self.lose_generation(Some(generation), &reason);
     }
 
-    /// Marks the peer lost (once), closes the stream and wakes every waiter.
+    /// Marks the peer lost (once), closes the stream and wakes every waiter; during a
+    /// reintegration, ends the reintegration's stream instead (the mount was alone already).
     pub(crate) fn lose(&self, reason: &str) {
+        self.lose_generation(None, reason)
+    }
+
+    fn lose_generation(&self, generation: Option<u64>, reason: &str) {
         let newly = {
             let mut st = self.state.lock().unwrap();
+            if generation.is_some_and(|g| g != st.generation) {
+                return;
+            }
+            if st.catchup {
+                st.catchup = false;
+                st.catchup_error = Some(reason.to_string());
+                if let Some(s) = st.shutdown.take() {
+                    let _ = s.shutdown(Shutdown::Both);
+                }
+                self.cv.notify_all();
+                return;
+            }
             if st.lost.is_some() {
                 false
             } else {
@@ -268,16 +338,29 @@ impl Replicator {
     /// Sends `ops` in order. The caller holds the filesystem's order lock and has just applied
     /// them locally, so sequence order is local application order.
     pub(crate) fn replicate(&self, ops: &[Op]) -> Ticket {
-        let extents = ops.iter().flat_map(Op::dirty_extents).collect();
+        // With an activity log the extents were marked before the local change.
+        let extents: Vec<(PathBuf, u64, u64)> =
+            if self.activity { Vec::new() } else { ops.iter().flat_map(Op::dirty_extents).collect() };
         let mut tx = self.tx.lock().unwrap();
-        if self.state.lock().unwrap().lost.is_some() {
-            tx.stream = None;
-            return Ticket { seq: None, extents };
+        let not_sent = {
+            let mut st = self.state.lock().unwrap();
+            st.unresolved += 1;
+            if st.lost.is_some() && !st.catchup {
+                tx.stream = None;
+            }
+            st.lost.is_some() || tx.stream.is_none()
+        };
+        if not_sent {
+            drop(tx);
+            // Known lost: record it now, while the caller still holds the order lock, so that
+            // a reintegration that freezes on that lock sees every change made before it.
+            for (path, offset, len) in &extents {
+                self.mark(path, *offset, *len);
+            }
+            return Ticket { seq: None, extents: Vec::new(), counted: true };
         }
         let first = tx.next_seq;
-        let Some(stream) = tx.stream.as_mut() else {
-            return Ticket { seq: None, extents };
-        };
+        let Some(stream) = tx.stream.as_mut() else { unreachable!() };
         let mut buf = Vec::new();
         for (i, op) in ops.iter().enumerate() {
             buf.extend(wire::op_frame(first + i as u64, op));
@@ -292,14 +375,34 @@ impl Replicator {
         match stream.write_all(&buf) {
             Ok(()) => {
                 tx.next_seq = last + 1;
-                Ticket { seq: Some(last), extents }
+                Ticket { seq: Some(last), extents, counted: true }
             }
             Err(e) => {
                 tx.stream = None;
                 drop(tx);
                 self.lose(&format!("sending to the peer: {e}"));
-                Ticket { seq: None, extents }
+                Ticket { seq: None, extents, counted: true }
             }
+        }
+    }
+
+    /// Called under the order lock before `ops` are applied locally: with an activity log,
+    /// their extents are durable in it before the change exists.
+    pub(crate) fn before_apply(&self, ops: &[Op]) {
+        if self.activity {
+            for op in ops {
+                for (path, offset, len) in op.dirty_extents() {
+                    self.mark(&path, offset, len);
+                }
+            }
+        }
+    }
+
+    /// The tracker's mark, remembered in memory too while a reintegration runs.
+    fn mark(&self, path: &Path, offset: u64, len: u64) {
+        self.dirty.mark(path, offset, len);
+        if let Some(r) = self.recent.lock().unwrap().as_mut() {
+            r.entry(path.to_path_buf()).or_default().push((offset, len));
         }
     }
 
@@ -307,28 +410,41 @@ impl Replicator {
     pub(crate) fn barrier(&self) -> Ticket {
         let tx = self.tx.lock().unwrap();
         let sent = tx.next_seq - 1;
-        Ticket { seq: if sent == 0 { Some(0) } else { Some(sent) }, extents: Vec::new() }
+        Ticket { seq: Some(sent), extents: Vec::new(), counted: false }
     }
 
     /// Waits until the ticket is acknowledged by the peer, or — once the peer is lost — handles
     /// it by the fail mode. `Err` only when the mirror is closing under `Block` (the caller
     /// answers EIO: the change is applied locally but could not be acknowledged).
     pub(crate) fn wait(&self, ticket: Ticket) -> Result<AckedOp, ()> {
-        let deadline = Instant::now() + self.ack_timeout;
+        let counted = ticket.counted;
+        let r = self.wait_inner(ticket);
+        if counted {
+            let mut st = self.state.lock().unwrap();
+            st.unresolved -= 1;
+            self.cv.notify_all();
+        }
+        r
+    }
+
+    fn wait_inner(&self, ticket: Ticket) -> Result<AckedOp, ()> {
         let mut st = self.state.lock().unwrap();
+        let deadline = Instant::now() + st.ack_timeout;
+        // A ticket of an earlier stream is never acked by the current one.
+        let generation = st.generation;
         loop {
             if let Some(seq) = ticket.seq {
-                if st.acked >= seq {
-                    return Ok(AckedOp { seq, by: AckedBy::Peer(self.level), _private: () });
+                if st.acked >= seq && st.generation == generation {
+                    return Ok(AckedOp { seq, by: AckedBy::Peer(st.level), _private: () });
                 }
             }
-            if st.lost.is_some() || ticket.seq.is_none() {
+            if st.lost.is_some() || ticket.seq.is_none() || st.generation != generation {
                 match st.fail_mode {
                     FailMode::Alone => {
                         st.alone_ops += 1;
                         drop(st);
                         for (path, offset, len) in &ticket.extents {
-                            self.dirty.mark(path, *offset, *len);
+                            self.mark(path, *offset, *len);
                         }
                         return Ok(AckedOp { seq: ticket.seq.unwrap_or(0), by: AckedBy::DirtyTracker, _private: () });
                     }
@@ -341,8 +457,9 @@ impl Replicator {
             }
             let now = Instant::now();
             if now >= deadline {
+                let ms = st.ack_timeout.as_millis();
                 drop(st);
-                self.lose(&format!("no acknowledgement within {} ms", self.ack_timeout.as_millis()));
+                self.lose(&format!("no acknowledgement within {ms} ms"));
                 st = self.state.lock().unwrap();
                 continue;
             }
@@ -366,6 +483,252 @@ impl Replicator {
             bytes_sent: st.bytes_sent,
             alone_ops: st.alone_ops,
         }
+    }
+
+    // --- reintegration -----------------------------------------------------------------------
+
+    /// Attaches a reintegration's authenticated stream to a replicator that runs alone. Its
+    /// sequence numbers start again at 1 (a new session on the replica) and continue after
+    /// `go_live`. The application's changes stay dirty until then.
+    pub(crate) fn attach(self: &Arc<Self>, stream: TcpStream, level: AckLevel, ack_timeout_ms: u64) -> Result<(), String> {
+        {
+            let st = self.state.lock().unwrap();
+            if st.closing {
+                return Err("the mirror is closing".into());
+            }
+            if st.lost.is_none() {
+                return Err("the mirror is connected to its peer: nothing to reintegrate".into());
+            }
+            if st.catchup {
+                return Err("a reintegration is already running".into());
+            }
+        }
+        // The previous reader ends on its own: its stream was shut down when the peer was lost.
+        if let Some(h) = self.reader.lock().unwrap().take() {
+            let _ = h.join();
+        }
+        let shutdown = stream.try_clone().map_err(|e| e.to_string())?;
+        let read_half = stream.try_clone().map_err(|e| e.to_string())?;
+        let generation = {
+            let mut tx = self.tx.lock().unwrap();
+            let mut st = self.state.lock().unwrap();
+            if st.closing || st.catchup || st.lost.is_none() {
+                return Err("the mirror changed state while the reintegration connected".into());
+            }
+            st.generation += 1;
+            st.catchup = true;
+            st.catchup_error = None;
+            st.sent = 0;
+            st.acked = 0;
+            st.level = level;
+            st.ack_timeout = Duration::from_millis(ack_timeout_ms.max(1));
+            st.shutdown = Some(shutdown);
+            st.replies.clear();
+            tx.stream = Some(stream);
+            tx.next_seq = 1;
+            tx.next_query = 1;
+            st.generation
+        };
+        self.spawn_reader(read_half, generation).map_err(|e| {
+            self.lose(&format!("starting the ack reader: {e}"));
+            e.to_string()
+        })
+    }
+
+    fn catchup_gone(st: &State) -> String {
+        st.catchup_error.clone().unwrap_or_else(|| "the reintegration stream is not attached".into())
+    }
+
+    /// Sends reintegration operations on the attached stream; returns the last sequence number.
+    pub(crate) fn catchup_send(&self, ops: &[Op]) -> Result<u64, String> {
+        let mut tx = self.tx.lock().unwrap();
+        let mut buf = Vec::new();
+        let first = tx.next_seq;
+        for (i, op) in ops.iter().enumerate() {
+            buf.extend(wire::op_frame(first + i as u64, op));
+        }
+        let last = first + ops.len() as u64 - 1;
+        {
+            let mut st = self.state.lock().unwrap();
+            if !st.catchup {
+                return Err(Self::catchup_gone(&st));
+            }
+            st.sent = last;
+            st.bytes_sent += buf.len() as u64;
+        }
+        let Some(stream) = tx.stream.as_mut() else { return Err("the reintegration stream is closed".into()) };
+        match stream.write_all(&buf) {
+            Ok(()) => {
+                tx.next_seq = last + 1;
+                Ok(last)
+            }
+            Err(e) => {
+                drop(tx);
+                let m = format!("sending to the target: {e}");
+                self.lose(&m);
+                Err(m)
+            }
+        }
+    }
+
+    /// Sequence number of the last operation sent and bytes sent so far.
+    pub(crate) fn sent(&self) -> (u64, u64, u64) {
+        let st = self.state.lock().unwrap();
+        (st.sent, st.acked, st.bytes_sent)
+    }
+
+    /// Waits until the target acknowledged `seq` on the attached stream.
+    pub(crate) fn catchup_wait(&self, seq: u64) -> Result<(), String> {
+        let mut st = self.state.lock().unwrap();
+        let mut deadline = Instant::now() + st.ack_timeout;
+        let mut last_acked = st.acked;
+        loop {
+            if !st.catchup {
+                return Err(Self::catchup_gone(&st));
+            }
+            if st.acked >= seq {
+                return Ok(());
+            }
+            if st.acked > last_acked {
+                // Progress: the target is applying a long burst.
+                last_acked = st.acked;
+                deadline = Instant::now() + st.ack_timeout;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let m = format!("no acknowledgement from the target within {} ms", st.ack_timeout.as_millis());
+                drop(st);
+                self.lose(&m);
+                return Err(m);
+            }
+            st = self.cv.wait_timeout(st, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Asks the target (answered after every operation sent before it is applied).
+    pub(crate) fn query(&self, q: &Query, timeout: Duration) -> Result<Vec<u8>, String> {
+        let id = {
+            let mut tx = self.tx.lock().unwrap();
+            {
+                let st = self.state.lock().unwrap();
+                if !st.catchup {
+                    return Err(Self::catchup_gone(&st));
+                }
+            }
+            let id = tx.next_query;
+            tx.next_query += 1;
+            let frame = wire::query_frame(id, q);
+            let r = match tx.stream.as_mut() {
+                Some(s) => s.write_all(&frame),
+                None => return Err("the reintegration stream is closed".into()),
+            };
+            if let Err(e) = r {
+                drop(tx);
+                let m = format!("sending a query to the target: {e}");
+                self.lose(&m);
+                return Err(m);
+            }
+            self.state.lock().unwrap().bytes_sent += frame.len() as u64;
+            id
+        };
+        let deadline = Instant::now() + timeout;
+        let mut st = self.state.lock().unwrap();
+        loop {
+            if let Some(body) = st.replies.remove(&id) {
+                return Ok(body);
+            }
+            if !st.catchup {
+                return Err(Self::catchup_gone(&st));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                drop(st);
+                let m = format!("no answer from the target within {} ms", timeout.as_millis());
+                self.lose(&m);
+                return Err(m);
+            }
+            st = self.cv.wait_timeout(st, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Ends the reintegration's stream (abort); the mount stays alone.
+    pub(crate) fn abort_catchup(&self, reason: &str) {
+        let st = self.state.lock().unwrap();
+        if st.catchup {
+            drop(st);
+            self.lose(reason);
+        }
+    }
+
+    /// Waits (bounded) until no change is between its local application and its outcome.
+    /// The caller holds the order lock, so none can start meanwhile.
+    pub(crate) fn wait_unresolved(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.state.lock().unwrap();
+        while st.unresolved > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!(
+                    "{} changes still wait for the lost peer (fail mode block?): switch to alone first",
+                    st.unresolved
+                ));
+            }
+            st = self.cv.wait_timeout(st, deadline - now).unwrap().0;
+        }
+        Ok(())
+    }
+
+    /// The reintegration is complete (the caller holds the order lock and the target acked
+    /// everything): from now on every change is mirrored synchronously on this stream.
+    pub(crate) fn go_live(&self) -> Result<(), String> {
+        let mut st = self.state.lock().unwrap();
+        if !st.catchup {
+            return Err(Self::catchup_gone(&st));
+        }
+        if st.acked < st.sent {
+            return Err("the target has not acknowledged everything".into());
+        }
+        st.catchup = false;
+        st.lost = None;
+        self.cv.notify_all();
+        Ok(())
+    }
+
+    pub(crate) fn start_recording(&self) {
+        *self.recent.lock().unwrap() = Some(Recent::new());
+    }
+
+    /// What was marked since the last call (recording goes on).
+    pub(crate) fn take_recent(&self) -> Recent {
+        self.recent.lock().unwrap().as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    pub(crate) fn stop_recording(&self) {
+        *self.recent.lock().unwrap() = None;
+    }
+
+    /// True when connected and the peer acknowledged every change sent (waits up to the ack
+    /// timeout for the last ones). The caller holds the order lock.
+    pub(crate) fn all_acked(&self) -> bool {
+        let mut st = self.state.lock().unwrap();
+        let deadline = Instant::now() + st.ack_timeout;
+        loop {
+            if st.lost.is_some() || st.catchup {
+                return false;
+            }
+            if st.acked >= st.sent {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            st = self.cv.wait_timeout(st, deadline - now).unwrap().0;
+        }
+    }
+
+    pub(crate) fn dirty_log(&self) -> Option<&crate::dirtylog::DirtyLog> {
+        self.dirty.log()
     }
 
     /// Closes the stream; blocked waiters return `Err` (EIO) under `Block`.

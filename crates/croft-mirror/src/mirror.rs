@@ -2,6 +2,7 @@
 
 use crate::fs::MirrorFs;
 use crate::link::{self, DirtyTracker, EventSink, FailMode, LinkStatus, PeerConfig, Replicator};
+use crate::reint::{Core, ReintegrateOptions, ReintegrationStatus, VerifyReport, SUM_ZONE_BYTES_DEFAULT};
 use crate::sys::HeldDir;
 use crate::wire::{AckLevel, HandshakeError};
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
@@ -9,7 +10,13 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often a mirrored mount with a dirty log forgets what the peer acknowledged: the activity
+/// log then lists only the last seconds of changes.
+pub const LOG_CLEAR_INTERVAL: Duration = Duration::from_secs(5);
 
 /// FUSE worker threads by default: enough for a few application threads to have changes in
 /// flight to the peer at once (each waits for its ack), few enough for a 2-core machine.
@@ -94,6 +101,8 @@ pub struct Mirror {
     dir: PathBuf,
     session: Option<BackgroundSession>,
     repl: Arc<Replicator>,
+    core: Arc<Core>,
+    clearer: Option<(Arc<(Mutex<bool>, std::sync::Condvar)>, JoinHandle<()>)>,
     ack_level: Option<AckLevel>,
     fail_mode: std::sync::Mutex<FailMode>,
 }
@@ -124,7 +133,10 @@ impl Mirror {
             events,
         )
         .map_err(|source| MirrorError::Mount { dir: config.dir.clone(), source })?;
-        let fs = MirrorFs::new(Arc::new(dir), Arc::clone(&repl)).map_err(|source| {
+        let dir = Arc::new(dir);
+        let order = Arc::new(Mutex::new(()));
+        let core = Arc::new(Core::new(Arc::clone(&dir), Arc::clone(&order), Arc::clone(&repl)));
+        let fs = MirrorFs::new(dir, Arc::clone(&repl), order).map_err(|source| {
             repl.close();
             MirrorError::Dir { dir: config.dir.clone(), source }
         })?;
@@ -143,10 +155,13 @@ impl Mirror {
             repl.close();
             MirrorError::Mount { dir: config.dir.clone(), source }
         })?;
+        let clearer = if repl.dirty_log().is_some() { Some(spawn_clearer(Arc::clone(&core))) } else { None };
         Ok(Mirror {
             dir: config.dir,
             session: Some(session),
             repl,
+            core,
+            clearer,
             ack_level: level,
             fail_mode: std::sync::Mutex::new(config.fail_mode),
         })
@@ -177,6 +192,29 @@ impl Mirror {
         self.repl.lose(reason);
     }
 
+    /// A handle for the long calls (reintegrate, verify) from another thread than the owner's.
+    pub fn handle(&self) -> MirrorHandle {
+        MirrorHandle { core: Arc::clone(&self.core) }
+    }
+
+    /// See [`MirrorHandle::reintegrate`].
+    pub fn reintegrate(&self, peer: PeerConfig, opts: ReintegrateOptions) -> Result<ReintegrationStatus, String> {
+        self.handle().reintegrate(peer, opts)
+    }
+
+    pub fn reintegration_status(&self) -> ReintegrationStatus {
+        self.core.status()
+    }
+
+    pub fn abort_reintegration(&self, reason: &str) {
+        self.core.abort(reason)
+    }
+
+    /// See [`MirrorHandle::verify`].
+    pub fn verify(&self, peer: PeerConfig) -> Result<VerifyReport, String> {
+        self.handle().verify(peer)
+    }
+
     /// Unmounts and closes the stream. When the mount is busy (a process still has files open
     /// under it), it is detached lazily (`fusermount3 -u -z`: gone for new opens) and the error
     /// says so; changes still made through the open files are then not replicated (EIO under
@@ -195,8 +233,79 @@ impl Mirror {
                 result = Err(MirrorError::Unmount { dir: self.dir.clone(), source });
             }
         }
+        self.stop_clearer();
         self.repl.close();
         result
+    }
+
+    fn stop_clearer(&mut self) {
+        if let Some((stop, h)) = self.clearer.take() {
+            *stop.0.lock().unwrap() = true;
+            stop.1.notify_all();
+            let _ = h.join();
+        }
+    }
+}
+
+/// Every [`LOG_CLEAR_INTERVAL`] while mirrored: under the order lock, once the peer acked every
+/// change sent, the dirty log is cleared (the peer holds all of it).
+fn spawn_clearer(core: Arc<Core>) -> (Arc<(Mutex<bool>, std::sync::Condvar)>, JoinHandle<()>) {
+    let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let s = Arc::clone(&stop);
+    let h = std::thread::Builder::new()
+        .name("croft-mirror-logclear".into())
+        .spawn(move || loop {
+            {
+                let stopped = s.0.lock().unwrap();
+                let (stopped, _) = s.1.wait_timeout(stopped, LOG_CLEAR_INTERVAL).unwrap();
+                if *stopped {
+                    return;
+                }
+            }
+            let Some(log) = core.repl.dirty_log() else { return };
+            if log.is_empty() || !core.repl.status().connected {
+                continue;
+            }
+            let _g = core.order.lock().unwrap();
+            if core.repl.all_acked() {
+                if let Err(e) = log.clear() {
+                    log::error!("clearing the mirror's dirty log: {e}");
+                }
+            }
+        })
+        .expect("spawning the dirty log clearer");
+    (stop, h)
+}
+
+/// Shares a mounted mirror's reintegration and verify with other threads (the napi binding's
+/// workers); every call fails cleanly once the mirror is unmounted.
+#[derive(Clone)]
+pub struct MirrorHandle {
+    core: Arc<Core>,
+}
+
+impl MirrorHandle {
+    /// Brings the peer `peer` (a replica holding an older tree) up to date while the application
+    /// keeps writing, then mirrors synchronously again on that stream. Only on a mount that runs
+    /// alone. `Err`: the mount stays alone and the dirty log still lists everything.
+    pub fn reintegrate(&self, peer: PeerConfig, opts: ReintegrateOptions) -> Result<ReintegrationStatus, String> {
+        self.core.reintegrate(&peer, &opts)
+    }
+
+    pub fn status(&self) -> ReintegrationStatus {
+        self.core.status()
+    }
+
+    pub fn abort(&self, reason: &str) {
+        self.core.abort(reason)
+    }
+
+    /// Compares both trees (type, size, mode, owner, symlink target, xattrs, zone checksums)
+    /// over a query-only session, one file at a time under the order lock once the peer acked
+    /// everything. Only while mirrored.
+    pub fn verify(&self, peer: PeerConfig) -> Result<VerifyReport, String> {
+        let zone = self.core.repl.dirty_log().map(|l| l.zone_bytes()).unwrap_or(SUM_ZONE_BYTES_DEFAULT);
+        self.core.verify(&peer, zone)
     }
 }
 
@@ -204,6 +313,7 @@ impl Drop for Mirror {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
             // Release blocked callers first, then detach lazily: a drop must never hang.
+            self.stop_clearer();
             self.repl.close();
             drop(session);
             lazy_unmount(&self.dir);

@@ -36,6 +36,36 @@ pub enum Op {
     RemoveXattr { path: PathBuf, name: Vec<u8> },
     /// fsync (or fdatasync) of a file or a directory: the peer does the same before it acks.
     Fsync { path: PathBuf, datasync: bool },
+    // --- reintegration: idempotent, they state the result rather than the change ------------
+    /// Removes `path` and everything under it; nothing there is fine.
+    RemoveTree { path: PathBuf },
+    /// `path` is a directory (another kind there is replaced) with this metadata; with
+    /// `children`, anything else in it is removed.
+    SyncDir { path: PathBuf, meta: Meta, children: Option<Vec<Vec<u8>>> },
+    /// `path` is a regular file of `size` bytes (another kind there is replaced); `fresh`: a new
+    /// inode (the old one may be shared by hard links that must not see the new data).
+    SyncFile { path: PathBuf, size: u64, fresh: bool },
+    /// Owner, mode, xattrs (exactly these), then times: the last step of an entry.
+    SyncMeta { path: PathBuf, meta: Meta },
+    /// `path` is a symlink to `target` (recreated if it points elsewhere or is another kind).
+    SyncSymlink { path: PathBuf, target: PathBuf, meta: Meta },
+    /// `path` is a device, fifo or socket node of `mode` (with `S_IF*`) and `rdev`.
+    SyncNode { path: PathBuf, mode: u32, rdev: u64, meta: Meta },
+    /// `to` becomes another name of `from` (whatever was at `to` is removed first).
+    LinkReplace { from: PathBuf, to: PathBuf },
+}
+
+/// The metadata reintegration sets on an entry, exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Meta {
+    /// Permission bits (0o7777); ignored on symlinks.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// `None`: leave the xattrs alone (symlinks); `Some`: exactly these.
+    pub xattrs: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    pub atime: Option<(i64, i64)>,
+    pub mtime: Option<(i64, i64)>,
 }
 
 impl Op {
@@ -46,8 +76,9 @@ impl Op {
             Op::Write { path, offset, data } => vec![(path.clone(), *offset, data.len() as u64)],
             Op::Truncate { path, size } => vec![(path.clone(), *size, TO_END)],
             Op::Fallocate { path, offset, len, .. } => vec![(path.clone(), *offset, *len)],
-            Op::Create { path, .. }
-            | Op::Mknod { path, .. }
+            // A new inode: whatever the peer has under that name must be replaced whole.
+            Op::Create { path, .. } => vec![(path.clone(), 0, TO_END)],
+            Op::Mknod { path, .. }
             | Op::Mkdir { path, .. }
             | Op::Symlink { path, .. }
             | Op::Unlink { path }
@@ -61,6 +92,13 @@ impl Op {
             // What now lives at `to` (and at `from` after an exchange) must be copied whole.
             Op::Rename { from, to, .. } => vec![(from.clone(), 0, TO_END), (to.clone(), 0, TO_END)],
             Op::Fsync { .. } => vec![],
+            Op::RemoveTree { path }
+            | Op::SyncDir { path, .. }
+            | Op::SyncFile { path, .. }
+            | Op::SyncMeta { path, .. }
+            | Op::SyncSymlink { path, .. }
+            | Op::SyncNode { path, .. } => vec![(path.clone(), 0, TO_END)],
+            Op::LinkReplace { to, .. } => vec![(to.clone(), 0, TO_END)],
         }
     }
 
@@ -86,6 +124,13 @@ impl Op {
             Op::Symlink { path, .. } | Op::Unlink { path } | Op::Rmdir { path } => vec![parent(path)],
             Op::Link { to, .. } => vec![parent(to)],
             Op::Rename { from, to, .. } => vec![parent(from), parent(to)],
+            Op::SyncDir { path, .. }
+            | Op::SyncFile { path, .. }
+            | Op::SyncMeta { path, .. }
+            | Op::SyncSymlink { path, .. }
+            | Op::SyncNode { path, .. } => vec![path.clone(), parent(path)],
+            Op::RemoveTree { path } => vec![parent(path)],
+            Op::LinkReplace { to, .. } => vec![parent(to)],
         }
     }
 
@@ -194,6 +239,54 @@ impl Op {
                 e.path(path);
                 e.u8(u8::from(*datasync));
             }
+            Op::RemoveTree { path } => {
+                e.u8(18);
+                e.path(path);
+            }
+            Op::SyncDir { path, meta, children } => {
+                e.u8(19);
+                e.path(path);
+                e.meta(meta);
+                match children {
+                    None => e.u8(0),
+                    Some(c) => {
+                        e.u8(1);
+                        e.u32(c.len() as u32);
+                        for n in c {
+                            e.bytes(n);
+                        }
+                    }
+                }
+            }
+            Op::SyncFile { path, size, fresh } => {
+                e.u8(20);
+                e.path(path);
+                e.u64(*size);
+                e.u8(u8::from(*fresh));
+            }
+            Op::SyncMeta { path, meta } => {
+                e.u8(21);
+                e.path(path);
+                e.meta(meta);
+            }
+            Op::SyncSymlink { path, target, meta } => {
+                e.u8(22);
+                e.path(path);
+                e.path(target);
+                e.meta(meta);
+            }
+            Op::SyncNode { path, mode, rdev, meta } => {
+                e.u8(23);
+                e.path(path);
+                e.u32(*mode);
+                e.u64(*rdev);
+                e.meta(meta);
+            }
+            Op::LinkReplace { from, to } => {
+                e.u8(24);
+                e.path(from);
+                e.path(to);
+            }
         }
     }
 
@@ -228,6 +321,28 @@ impl Op {
             },
             16 => Op::RemoveXattr { path: d.path()?, name: d.bytes()? },
             17 => Op::Fsync { path: d.path()?, datasync: d.u8()? != 0 },
+            18 => Op::RemoveTree { path: d.path()? },
+            19 => {
+                let path = d.path()?;
+                let meta = d.meta()?;
+                let children = match d.u8()? {
+                    0 => None,
+                    _ => {
+                        let n = d.u32()? as usize;
+                        let mut c = Vec::with_capacity(n.min(1 << 16));
+                        for _ in 0..n {
+                            c.push(d.bytes()?);
+                        }
+                        Some(c)
+                    }
+                };
+                Op::SyncDir { path, meta, children }
+            }
+            20 => Op::SyncFile { path: d.path()?, size: d.u64()?, fresh: d.u8()? != 0 },
+            21 => Op::SyncMeta { path: d.path()?, meta: d.meta()? },
+            22 => Op::SyncSymlink { path: d.path()?, target: d.path()?, meta: d.meta()? },
+            23 => Op::SyncNode { path: d.path()?, mode: d.u32()?, rdev: d.u64()?, meta: d.meta()? },
+            24 => Op::LinkReplace { from: d.path()?, to: d.path()? },
             t => return Err(format!("unknown operation tag {t}")),
         };
         if d.pos != buf.len() {
@@ -236,12 +351,19 @@ impl Op {
         for p in op.paths() {
             check_relative(p)?;
         }
+        if let Op::SyncDir { children: Some(c), .. } = &op {
+            for n in c {
+                if n.is_empty() || n.contains(&b'/') || n == b"." || n == b".." {
+                    return Err(format!("child name {:?} is not a plain name", String::from_utf8_lossy(n)));
+                }
+            }
+        }
         Ok(op)
     }
 
     fn paths(&self) -> Vec<&Path> {
         match self {
-            Op::Link { from, to } | Op::Rename { from, to, .. } => vec![from, to],
+            Op::Link { from, to } | Op::Rename { from, to, .. } | Op::LinkReplace { from, to } => vec![from, to],
             Op::Write { path, .. }
             | Op::Truncate { path, .. }
             | Op::Fallocate { path, .. }
@@ -256,7 +378,13 @@ impl Op {
             | Op::Utimens { path, .. }
             | Op::SetXattr { path, .. }
             | Op::RemoveXattr { path, .. }
-            | Op::Fsync { path, .. } => vec![path],
+            | Op::Fsync { path, .. }
+            | Op::RemoveTree { path }
+            | Op::SyncDir { path, .. }
+            | Op::SyncFile { path, .. }
+            | Op::SyncMeta { path, .. }
+            | Op::SyncSymlink { path, .. }
+            | Op::SyncNode { path, .. } => vec![path],
         }
     }
 }
@@ -271,25 +399,51 @@ fn check_relative(p: &Path) -> Result<(), String> {
     }
 }
 
-struct Enc<'a>(&'a mut Vec<u8>);
+pub(crate) struct Enc<'a>(pub(crate) &'a mut Vec<u8>);
 impl Enc<'_> {
-    fn u8(&mut self, v: u8) {
+    pub(crate) fn meta(&mut self, m: &Meta) {
+        self.u32(m.mode);
+        self.u32(m.uid);
+        self.u32(m.gid);
+        match &m.xattrs {
+            None => self.u8(0),
+            Some(x) => {
+                self.u8(1);
+                self.u32(x.len() as u32);
+                for (n, v) in x {
+                    self.bytes(n);
+                    self.bytes(v);
+                }
+            }
+        }
+        for t in [m.atime, m.mtime] {
+            match t {
+                None => self.u8(0),
+                Some((sec, nsec)) => {
+                    self.u8(1);
+                    self.u64(sec as u64);
+                    self.u64(nsec as u64);
+                }
+            }
+        }
+    }
+    pub(crate) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
-    fn u32(&mut self, v: u32) {
+    pub(crate) fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.u32(b.len() as u32);
         self.0.extend_from_slice(b);
     }
-    fn path(&mut self, p: &Path) {
+    pub(crate) fn path(&mut self, p: &Path) {
         self.bytes(p.as_os_str().as_bytes());
     }
-    fn opt_u32(&mut self, v: Option<u32>) {
+    pub(crate) fn opt_u32(&mut self, v: Option<u32>) {
         match v {
             None => self.u8(0),
             Some(v) => {
@@ -298,7 +452,7 @@ impl Enc<'_> {
             }
         }
     }
-    fn time(&mut self, t: SetTime) {
+    pub(crate) fn time(&mut self, t: SetTime) {
         match t {
             SetTime::Omit => self.u8(0),
             SetTime::At { sec, nsec } => {
@@ -310,12 +464,36 @@ impl Enc<'_> {
     }
 }
 
-struct Dec<'a> {
-    buf: &'a [u8],
-    pos: usize,
+pub(crate) struct Dec<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) pos: usize,
 }
 impl Dec<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+    pub(crate) fn meta(&mut self) -> Result<Meta, String> {
+        let (mode, uid, gid) = (self.u32()?, self.u32()?, self.u32()?);
+        let xattrs = match self.u8()? {
+            0 => None,
+            _ => {
+                let n = self.u32()? as usize;
+                let mut x = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    x.push((self.bytes()?, self.bytes()?));
+                }
+                Some(x)
+            }
+        };
+        let mut times = [None, None];
+        for t in &mut times {
+            if self.u8()? != 0 {
+                *t = Some((self.u64()? as i64, self.u64()? as i64));
+            }
+        }
+        Ok(Meta { mode, uid, gid, xattrs, atime: times[0], mtime: times[1] })
+    }
+    pub(crate) fn done(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+    pub(crate) fn take(&mut self, n: usize) -> Result<&[u8], String> {
         if self.buf.len() - self.pos < n {
             return Err("operation truncated".into());
         }
@@ -323,29 +501,29 @@ impl Dec<'_> {
         self.pos += n;
         Ok(s)
     }
-    fn u8(&mut self) -> Result<u8, String> {
+    pub(crate) fn u8(&mut self) -> Result<u8, String> {
         Ok(self.take(1)?[0])
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    pub(crate) fn u32(&mut self) -> Result<u32, String> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
     }
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(crate) fn u64(&mut self) -> Result<u64, String> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
     }
-    fn bytes(&mut self) -> Result<Vec<u8>, String> {
+    pub(crate) fn bytes(&mut self) -> Result<Vec<u8>, String> {
         let n = self.u32()? as usize;
         Ok(self.take(n)?.to_vec())
     }
-    fn path(&mut self) -> Result<PathBuf, String> {
+    pub(crate) fn path(&mut self) -> Result<PathBuf, String> {
         Ok(PathBuf::from(OsStr::from_bytes(&self.bytes()?)))
     }
-    fn opt_u32(&mut self) -> Result<Option<u32>, String> {
+    pub(crate) fn opt_u32(&mut self) -> Result<Option<u32>, String> {
         Ok(match self.u8()? {
             0 => None,
             _ => Some(self.u32()?),
         })
     }
-    fn time(&mut self) -> Result<SetTime, String> {
+    pub(crate) fn time(&mut self) -> Result<SetTime, String> {
         Ok(match self.u8()? {
             0 => SetTime::Omit,
             _ => SetTime::At { sec: self.u64()? as i64, nsec: self.u64()? as i64 },
@@ -413,6 +591,13 @@ pub(crate) fn apply(dir: &HeldDir, op: &Op) -> io::Result<()> {
         }
         Op::RemoveXattr { path, name } => dir.remove_xattr(path, OsStr::from_bytes(name)),
         Op::Fsync { path, datasync } => sync_path(dir, path, *datasync),
+        Op::RemoveTree { .. }
+        | Op::SyncDir { .. }
+        | Op::SyncFile { .. }
+        | Op::SyncMeta { .. }
+        | Op::SyncSymlink { .. }
+        | Op::SyncNode { .. }
+        | Op::LinkReplace { .. } => crate::sync::apply(dir, op),
     }
 }
 

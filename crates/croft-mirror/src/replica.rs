@@ -5,16 +5,18 @@
 //! Operations that arrive together are applied as one batch and acknowledged with one ack, and at
 //! `durable` each file or directory the batch touched is fsync'd once (group commit).
 
+use crate::dirtylog::DirtyLog;
 use crate::op::{self, Op};
+use crate::sync;
 use crate::sys::{self, HeldDir};
-use crate::wire::{self, AckLevel, Frame, HandshakeError};
+use crate::wire::{self, AckLevel, Frame, HandshakeError, Query};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -31,6 +33,16 @@ pub struct ReplicaConfig {
     pub dir: PathBuf,
     pub listen: SocketAddr,
     pub key: Vec<u8>,
+    /// This node's own dirty log (in its state directory), when it was primary before: a
+    /// reintegration into this replica asks for its entries and copies them too, and the log is
+    /// cleared when that reintegration is done.
+    pub dirty_log: Option<Arc<DirtyLog>>,
+}
+
+impl ReplicaConfig {
+    pub fn new(dir: impl Into<PathBuf>, listen: SocketAddr, key: Vec<u8>) -> ReplicaConfig {
+        ReplicaConfig { dir: dir.into(), listen, key, dirty_log: None }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,11 +56,18 @@ pub struct ReplicaStatus {
     pub acked_seq: u64,
     pub connected: bool,
     pub last_error: Option<String>,
+    /// Reintegrations into this replica that finished (their "done" received).
+    pub reintegrations: u64,
+    /// Frame bytes received from primaries (operations and queries).
+    pub bytes_received: u64,
+    /// Queries answered (reintegration and verify sessions).
+    pub queries: u64,
 }
 
 struct Shared {
     dir: HeldDir,
     key: Vec<u8>,
+    dirty_log: Option<Arc<DirtyLog>>,
     /// One primary at a time applies; a second authenticated session waits for the first.
     apply: Mutex<FdCache>,
     status: Mutex<ReplicaStatus>,
@@ -71,6 +90,7 @@ impl Replica {
         let shared = Arc::new(Shared {
             dir,
             key: config.key,
+            dirty_log: config.dirty_log,
             apply: Mutex::new(FdCache::default()),
             status: Mutex::new(ReplicaStatus::default()),
             stop: AtomicBool::new(false),
@@ -160,22 +180,52 @@ fn session(shared: &Shared, mut stream: TcpStream) {
     };
     let _ = stream.set_read_timeout(None);
     let _ = stream.set_write_timeout(None);
-    let mut cache = shared.apply.lock().unwrap();
-    cache.clear();
-    {
-        let mut st = shared.status.lock().unwrap();
-        st.sessions += 1;
-        st.connected = true;
-        st.acked_seq = 0;
+    shared.status.lock().unwrap().sessions += 1;
+    let mut applying = None;
+    let result = serve(shared, &mut applying, &stream, level);
+    if let Some(mut cache) = applying {
+        cache.clear();
+        shared.status.lock().unwrap().connected = false;
     }
-    let result = serve(shared, &mut cache, &stream, level);
-    cache.clear();
-    let mut st = shared.status.lock().unwrap();
-    st.connected = false;
     if let Err(e) = result {
-        st.last_error = Some(e);
+        shared.status.lock().unwrap().last_error = Some(e);
     }
     let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// The applying session's hold on the replica: taken at the first operation, so that a
+/// query-only session (verify) runs alongside the applying one.
+fn take_apply<'a>(shared: &'a Shared, applying: &mut Option<MutexGuard<'a, FdCache>>) {
+    if applying.is_none() {
+        let mut cache = shared.apply.lock().unwrap();
+        cache.clear();
+        let mut st = shared.status.lock().unwrap();
+        st.connected = true;
+        st.acked_seq = 0;
+        *applying = Some(cache);
+    }
+}
+
+fn answer(shared: &Shared, q: &Query) -> Vec<u8> {
+    match q {
+        Query::DirtyEntries => {
+            sync::encode_entries(shared.dirty_log.as_ref().map(|l| (l.is_trustworthy(), l.entries())))
+        }
+        Query::ListDir { path } => sync::encode_infos(sync::list_infos(&shared.dir, path)),
+        Query::Checksums { path, zone_bytes } => sync::encode_sums(sync::checksums(&shared.dir, path, *zone_bytes)),
+        Query::Done => {
+            if let Some(l) = &shared.dirty_log {
+                if let Err(e) = l.clear() {
+                    return sync::reply_err(&e);
+                }
+            }
+            let mut st = shared.status.lock().unwrap();
+            st.reintegrations += 1;
+            let mut out = vec![1u8];
+            out.extend_from_slice(&st.reintegrations.to_le_bytes());
+            out
+        }
+    }
 }
 
 /// True when the reader's buffer holds one whole frame: the next read will not block.
@@ -184,18 +234,34 @@ fn frame_buffered(r: &BufReader<TcpStream>) -> bool {
     b.len() >= 4 && b.len() - 4 >= u32::from_le_bytes(b[..4].try_into().unwrap()) as usize
 }
 
-fn serve(shared: &Shared, cache: &mut FdCache, stream: &TcpStream, level: AckLevel) -> Result<(), String> {
+fn serve<'a>(
+    shared: &'a Shared,
+    applying: &mut Option<MutexGuard<'a, FdCache>>,
+    stream: &TcpStream,
+    level: AckLevel,
+) -> Result<(), String> {
     let mut reader = BufReader::with_capacity(1 << 20, stream.try_clone().map_err(|e| e.to_string())?);
     let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
     let mut expected = 1u64;
-    loop {
+    let mut eof = false;
+    while !eof {
         let mut batch: Vec<(u64, Op)> = Vec::new();
+        let mut query = None;
         loop {
             match wire::read_frame(&mut reader) {
-                Ok(Some(Frame::Op { seq, op })) => batch.push((seq, op)),
+                Ok(Some(Frame::Op { seq, op })) => {
+                    shared.status.lock().unwrap().bytes_received += op_bytes(&op);
+                    batch.push((seq, op))
+                }
+                Ok(Some(Frame::Query { id, query: q })) => {
+                    query = Some((id, q));
+                    break;
+                }
                 Ok(Some(other)) => return Err(format!("the primary sent {other:?}")),
-                Ok(None) if batch.is_empty() => return Ok(()),
-                Ok(None) => break,
+                Ok(None) => {
+                    eof = true;
+                    break;
+                }
                 Err(e) => return Err(format!("reading from the primary: {e}")),
             }
             if batch.len() >= BATCH_OPS_MAX || !frame_buffered(&reader) {
@@ -205,10 +271,42 @@ fn serve(shared: &Shared, cache: &mut FdCache, stream: &TcpStream, level: AckLev
                 }
             }
         }
+        if !batch.is_empty() {
+            take_apply(shared, applying);
+            let cache = &mut **applying.as_mut().unwrap();
+            apply_batch(shared, cache, &mut writer, &mut expected, &batch, level)?;
+        }
+        if let Some((id, q)) = query {
+            let body = answer(shared, &q);
+            shared.status.lock().unwrap().queries += 1;
+            writer.write_all(&wire::reply_frame(id, &body)).map_err(|e| format!("sending a reply: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Rough frame size of an operation, for the counters.
+fn op_bytes(op: &Op) -> u64 {
+    match op {
+        Op::Write { data, .. } => data.len() as u64 + 32,
+        _ => 64,
+    }
+}
+
+fn apply_batch(
+    shared: &Shared,
+    cache: &mut FdCache,
+    writer: &mut TcpStream,
+    expected: &mut u64,
+    batch: &[(u64, Op)],
+    level: AckLevel,
+) -> Result<(), String> {
+    {
+        let expected = &mut *expected;
         let mut to_sync: BTreeSet<PathBuf> = BTreeSet::new();
         let mut last = 0;
-        for (seq, op) in &batch {
-            if *seq != expected {
+        for (seq, op) in batch {
+            if *seq != *expected {
                 let m = format!("operation seq {seq} where {expected} was expected");
                 let _ = writer.write_all(&wire::nack_frame(*seq, libc::EPROTO, &m));
                 return Err(m);
@@ -221,7 +319,7 @@ fn serve(shared: &Shared, cache: &mut FdCache, stream: &TcpStream, level: AckLev
             if level == AckLevel::Durable {
                 to_sync.extend(op.sync_targets());
             }
-            expected += 1;
+            *expected += 1;
             last = *seq;
         }
         for p in &to_sync {
@@ -243,6 +341,7 @@ fn serve(shared: &Shared, cache: &mut FdCache, stream: &TcpStream, level: AckLev
             .write_all(&wire::ack_frame(last))
             .map_err(|e| format!("sending an ack: {e}"))?;
     }
+    Ok(())
 }
 
 /// Pulls whatever the socket already has into the buffer without blocking; true if a whole frame
@@ -308,7 +407,15 @@ impl FdCache {
                 Some(fd) => sys::fsync(fd.as_raw_fd(), *datasync),
                 None => op::sync_path(dir, path, *datasync),
             },
-            Op::Unlink { .. } | Op::Rmdir { .. } | Op::Rename { .. } => {
+            Op::Unlink { .. }
+            | Op::Rmdir { .. }
+            | Op::Rename { .. }
+            | Op::RemoveTree { .. }
+            | Op::SyncDir { .. }
+            | Op::SyncFile { .. }
+            | Op::SyncSymlink { .. }
+            | Op::SyncNode { .. }
+            | Op::LinkReplace { .. } => {
                 self.clear();
                 op::apply(dir, op)
             }

@@ -11,7 +11,8 @@
 //! The two labels differ, so a proof obtained from one side can never be replayed as the other's.
 //! Frames are not encrypted or individually authenticated: run the link on a trusted LAN.
 
-use crate::op::Op;
+use crate::op::{Dec, Enc, Op};
+use std::path::PathBuf;
 use crate::sys;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -28,6 +29,79 @@ pub const FRAME_BYTES_MAX: usize = 64 << 20;
 const KIND_OP: u8 = 1;
 const KIND_ACK: u8 = 2;
 const KIND_NACK: u8 = 3;
+const KIND_QUERY: u8 = 4;
+const KIND_REPLY: u8 = 5;
+
+/// A question from the primary to the replica, answered in stream order (after every operation
+/// sent before it is applied) by a [`Frame::Reply`] with the same id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// The replica's own dirty log (a node that was primary before it crashed).
+    DirtyEntries,
+    /// The entries of a directory with their lstat, symlink target and xattrs.
+    ListDir { path: PathBuf },
+    /// Size and per-zone checksums of a regular file.
+    Checksums { path: PathBuf, zone_bytes: u64 },
+    /// The reintegration into this replica is complete: clear its dirty log.
+    Done,
+}
+
+impl Query {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let mut e = Enc(out);
+        match self {
+            Query::DirtyEntries => e.u8(1),
+            Query::ListDir { path } => {
+                e.u8(2);
+                e.path(path);
+            }
+            Query::Checksums { path, zone_bytes } => {
+                e.u8(3);
+                e.path(path);
+                e.u64(*zone_bytes);
+            }
+            Query::Done => e.u8(4),
+        }
+    }
+
+    fn decode(buf: &[u8]) -> Result<Query, String> {
+        let mut d = Dec { buf, pos: 0 };
+        let q = match d.u8()? {
+            1 => Query::DirtyEntries,
+            2 => Query::ListDir { path: d.path()? },
+            3 => Query::Checksums { path: d.path()?, zone_bytes: d.u64()? },
+            4 => Query::Done,
+            t => return Err(format!("unknown query tag {t}")),
+        };
+        if !d.done() {
+            return Err("trailing bytes after a query".into());
+        }
+        if let Query::ListDir { path } | Query::Checksums { path, .. } = &q {
+            if !path.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+                return Err(format!("path {path:?} is not a plain relative path"));
+            }
+        }
+        Ok(q)
+    }
+}
+
+pub fn query_frame(id: u64, q: &Query) -> Vec<u8> {
+    let mut buf = vec![0, 0, 0, 0, KIND_QUERY];
+    buf.extend_from_slice(&id.to_le_bytes());
+    q.encode(&mut buf);
+    let len = (buf.len() - 4) as u32;
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    buf
+}
+
+pub fn reply_frame(id: u64, body: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0, 0, 0, 0, KIND_REPLY];
+    buf.extend_from_slice(&id.to_le_bytes());
+    buf.extend_from_slice(body);
+    let len = (buf.len() - 4) as u32;
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    buf
+}
 
 /// How far the replica has taken an operation before it acknowledges it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +229,8 @@ pub enum Frame {
     Ack { seq: u64 },
     /// The replica could not apply operation `seq`: the two trees now differ.
     Nack { seq: u64, errno: i32, message: String },
+    Query { id: u64, query: Query },
+    Reply { id: u64, body: Vec<u8> },
 }
 
 /// Encodes an operation frame directly (no intermediate `Frame`, the data is copied once).
@@ -209,6 +285,8 @@ pub fn read_frame<R: Read>(r: &mut R) -> io::Result<Option<Frame>> {
             errno: u32::from_le_bytes(body[9..13].try_into().unwrap()) as i32,
             message: String::from_utf8_lossy(&body[13..]).into_owned(),
         })),
+        KIND_QUERY => Ok(Some(Frame::Query { id: seq, query: Query::decode(&body[9..]).map_err(bad)? })),
+        KIND_REPLY => Ok(Some(Frame::Reply { id: seq, body: body[9..].to_vec() })),
         k => Err(bad(format!("unknown frame kind {k} ({len} bytes)"))),
     }
 }

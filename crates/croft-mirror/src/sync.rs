@@ -1,0 +1,493 @@
+//! Reintegration's building blocks shared by both sides: the idempotent operations that state a
+//! result (applied by the replica), the description of an entry (lstat, symlink target, xattrs)
+//! both sides compare, zone checksums, and the codecs of the query replies.
+//!
+//! Directory times: an entry created or removed by a sync operation would change its parent's
+//! mtime on the replica only; the replica puts the parent's times back, so a directory synced
+//! before its children keeps the primary's times (rsync sets directory times last for the same
+//! reason).
+
+use crate::dirtylog::DirtyEntry;
+use crate::op::{Dec, Enc, Meta, Op};
+use crate::sys::{self, HeldDir, SetTime};
+use sha2::{Digest, Sha256};
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Bytes of one zone checksum: a SHA-256 truncated to 128 bits (collisions by accident are out
+/// of reach; SHA-NI makes it run at GB/s, and the crate is already here for the handshake).
+pub const SUM_BYTES: usize = 16;
+pub type Sum = [u8; SUM_BYTES];
+
+fn parent(p: &Path) -> &Path {
+    p.parent().unwrap_or(Path::new(""))
+}
+
+/// Nothing there: no such entry, or a parent that is not a directory any more.
+fn is_enoent(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
+}
+
+fn fmt_of(st: &libc::stat) -> u32 {
+    st.st_mode & libc::S_IFMT
+}
+
+/// Runs `f`, then puts back the times `path`'s parent had before (see the module doc).
+fn keeping_parent_times<T>(dir: &HeldDir, path: &Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    let before = dir.lstat(parent(path)).ok();
+    let r = f();
+    if let Some(st) = before {
+        let _ = dir.utimens(
+            parent(path),
+            SetTime::At { sec: st.st_atime, nsec: st.st_atime_nsec },
+            SetTime::At { sec: st.st_mtime, nsec: st.st_mtime_nsec },
+        );
+    }
+    r
+}
+
+/// Removes `path` and everything under it; absent is fine. Never the directory itself.
+pub(crate) fn remove_tree(dir: &HeldDir, path: &Path) -> io::Result<()> {
+    if path.as_os_str().is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let st = match dir.lstat(path) {
+        Ok(st) => st,
+        Err(e) if is_enoent(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if fmt_of(&st) == libc::S_IFDIR {
+        for (name, _, _) in dir.list_dir(path)? {
+            remove_tree(dir, &path.join(name))?;
+        }
+        match dir.rmdir(path) {
+            Err(e) if !is_enoent(&e) => Err(e),
+            _ => Ok(()),
+        }
+    } else {
+        match dir.unlink(path) {
+            Err(e) if !is_enoent(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The xattrs of `path` (not of symlinks: Linux allows only trusted./security. there and the
+/// mirror does not replicate those on links), sorted by name.
+pub(crate) fn read_xattrs(dir: &HeldDir, path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let (len, _) = dir.list_xattr(path, 0)?;
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let (_, names) = dir.list_xattr(path, len + 256)?;
+    let mut out = Vec::new();
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let n = OsStr::from_bytes(name);
+        let (vlen, _) = match dir.get_xattr(path, n, 0) {
+            Ok(x) => x,
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => continue,
+            Err(e) => return Err(e),
+        };
+        let (_, v) = dir.get_xattr(path, n, vlen.max(1))?;
+        out.push((name.to_vec(), v[..vlen.min(v.len())].to_vec()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn set_meta(dir: &HeldDir, path: &Path, meta: &Meta) -> io::Result<()> {
+    let st = dir.lstat(path)?;
+    let link = fmt_of(&st) == libc::S_IFLNK;
+    if st.st_uid != meta.uid || st.st_gid != meta.gid {
+        dir.chown(path, Some(meta.uid), Some(meta.gid))?;
+    }
+    // After chown, which clears set-id bits.
+    if !link {
+        dir.chmod(path, meta.mode & 0o7777)?;
+    }
+    if let (Some(want), false) = (&meta.xattrs, link) {
+        let have = read_xattrs(dir, path)?;
+        for (n, _) in &have {
+            if !want.iter().any(|(w, _)| w == n) {
+                match dir.remove_xattr(path, OsStr::from_bytes(n)) {
+                    Err(e) if e.raw_os_error() != Some(libc::ENODATA) => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        for (n, v) in want {
+            if !have.iter().any(|(h, hv)| h == n && hv == v) {
+                dir.set_xattr(path, OsStr::from_bytes(n), v, 0)?;
+            }
+        }
+    }
+    let t = |x: Option<(i64, i64)>| x.map_or(SetTime::Omit, |(sec, nsec)| SetTime::At { sec, nsec });
+    if meta.atime.is_some() || meta.mtime.is_some() {
+        dir.utimens(path, t(meta.atime), t(meta.mtime))?;
+    }
+    Ok(())
+}
+
+/// Applies a reintegration operation (idempotent: applying it twice leaves the same result).
+pub(crate) fn apply(dir: &HeldDir, op: &Op) -> io::Result<()> {
+    match op {
+        Op::RemoveTree { path } => keeping_parent_times(dir, path, || remove_tree(dir, path)),
+        Op::SyncDir { path, meta, children } => {
+            if !path.as_os_str().is_empty() {
+                match dir.lstat(path) {
+                    Ok(st) if fmt_of(&st) == libc::S_IFDIR => {}
+                    other => keeping_parent_times(dir, path, || {
+                        if other.is_ok() {
+                            remove_tree(dir, path)?;
+                        }
+                        dir.mkdir(path, 0o700)
+                    })?,
+                }
+            }
+            if let Some(children) = children {
+                for (name, _, _) in dir.list_dir(path)? {
+                    if !children.iter().any(|c| c.as_slice() == name.as_bytes()) {
+                        remove_tree(dir, &path.join(name))?;
+                    }
+                }
+            }
+            set_meta(dir, path, meta)
+        }
+        Op::SyncFile { path, size, fresh } => {
+            let fd = match dir.lstat(path) {
+                Ok(st) if fmt_of(&st) == libc::S_IFREG && !fresh => dir.open_at(path, libc::O_WRONLY, 0)?,
+                other => keeping_parent_times(dir, path, || {
+                    if other.is_ok() {
+                        remove_tree(dir, path)?;
+                    }
+                    dir.open_at(path, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)
+                })?,
+            };
+            if sys::fstat(fd.as_raw_fd())?.st_size as u64 != *size {
+                sys::ftruncate(fd.as_raw_fd(), *size)?;
+            }
+            Ok(())
+        }
+        Op::SyncMeta { path, meta } => set_meta(dir, path, meta),
+        Op::SyncSymlink { path, target, meta } => {
+            let same = match dir.lstat(path) {
+                Ok(st) if fmt_of(&st) == libc::S_IFLNK => dir.readlink(path)? == target.as_os_str().as_bytes(),
+                _ => false,
+            };
+            if !same {
+                keeping_parent_times(dir, path, || {
+                    remove_tree(dir, path)?;
+                    dir.symlink(target, path)
+                })?;
+            }
+            set_meta(dir, path, &Meta { xattrs: None, ..meta.clone() })
+        }
+        Op::SyncNode { path, mode, rdev, meta } => {
+            let same = match dir.lstat(path) {
+                Ok(st) => fmt_of(&st) == mode & libc::S_IFMT && st.st_rdev == *rdev,
+                Err(_) => false,
+            };
+            if !same {
+                keeping_parent_times(dir, path, || {
+                    remove_tree(dir, path)?;
+                    dir.mknod(path, (mode & libc::S_IFMT) | 0o600, *rdev)
+                })?;
+            }
+            set_meta(dir, path, meta)
+        }
+        Op::LinkReplace { from, to } => {
+            if let (Ok(a), Ok(b)) = (dir.lstat(from), dir.lstat(to)) {
+                if a.st_ino == b.st_ino && a.st_dev == b.st_dev {
+                    return Ok(());
+                }
+            }
+            keeping_parent_times(dir, to, || {
+                remove_tree(dir, to)?;
+                dir.link(from, to)
+            })
+        }
+        _ => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    }
+}
+
+// --- entries as both sides see them ------------------------------------------------------------
+
+/// One directory entry with everything reintegration and verify compare.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EntryInfo {
+    pub name: Vec<u8>,
+    /// st_mode, with the type bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub rdev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+    pub atime: (i64, i64),
+    pub mtime: (i64, i64),
+    /// Symlink target (empty otherwise).
+    pub target: Vec<u8>,
+    /// Sorted by name; empty for symlinks.
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl EntryInfo {
+    pub fn kind(&self) -> u32 {
+        self.mode & libc::S_IFMT
+    }
+
+    pub fn meta(&self) -> Meta {
+        Meta {
+            mode: self.mode & 0o7777,
+            uid: self.uid,
+            gid: self.gid,
+            xattrs: (self.kind() != libc::S_IFLNK).then(|| self.xattrs.clone()),
+            atime: Some(self.atime),
+            mtime: Some(self.mtime),
+        }
+    }
+}
+
+pub(crate) fn info_of(dir: &HeldDir, path: &Path, st: &libc::stat) -> io::Result<EntryInfo> {
+    let kind = fmt_of(st);
+    Ok(EntryInfo {
+        name: path.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default(),
+        mode: st.st_mode,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        size: if kind == libc::S_IFDIR { 0 } else { st.st_size as u64 },
+        rdev: st.st_rdev,
+        ino: st.st_ino,
+        nlink: st.st_nlink,
+        atime: (st.st_atime, st.st_atime_nsec),
+        mtime: (st.st_mtime, st.st_mtime_nsec),
+        target: if kind == libc::S_IFLNK { dir.readlink(path)? } else { Vec::new() },
+        xattrs: if kind == libc::S_IFLNK { Vec::new() } else { read_xattrs(dir, path)? },
+    })
+}
+
+/// `Ok(None)`: nothing there.
+pub(crate) fn read_info(dir: &HeldDir, path: &Path) -> io::Result<Option<EntryInfo>> {
+    match dir.lstat(path) {
+        Ok(st) => info_of(dir, path, &st).map(Some),
+        Err(e) if is_enoent(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The entries of directory `path`, sorted by name (entries removed meanwhile are skipped).
+pub(crate) fn list_infos(dir: &HeldDir, path: &Path) -> io::Result<Vec<EntryInfo>> {
+    let mut out = Vec::new();
+    for (name, _, _) in dir.list_dir(path)? {
+        let p = path.join(&name);
+        match read_info(dir, &p) {
+            Ok(Some(i)) => out.push(i),
+            Ok(None) => {}
+            Err(e) if is_enoent(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Size and the checksum of each zone of regular file `path`.
+pub(crate) fn checksums(dir: &HeldDir, path: &Path, zone_bytes: u64) -> io::Result<(u64, Vec<Sum>)> {
+    let fd = dir.open_at(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+    let st = sys::fstat(fd.as_raw_fd())?;
+    if fmt_of(&st) != libc::S_IFREG {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let size = st.st_size as u64;
+    let zone = zone_bytes.max(4096) as usize;
+    let mut buf = vec![0u8; zone];
+    let mut sums = Vec::with_capacity((size / zone as u64 + 1) as usize);
+    let mut off = 0u64;
+    while off < size {
+        let want = (size - off).min(zone as u64) as usize;
+        let mut got = 0;
+        while got < want {
+            let n = sys::pread(fd.as_raw_fd(), &mut buf[got..want], off + got as u64)?;
+            if n == 0 {
+                break; // shrank meanwhile: the rest reads as nothing
+            }
+            got += n;
+        }
+        sums.push(sum(&buf[..got]));
+        off += zone as u64;
+    }
+    Ok((size, sums))
+}
+
+pub fn sum(data: &[u8]) -> Sum {
+    let d = Sha256::digest(data);
+    d[..SUM_BYTES].try_into().unwrap()
+}
+
+// --- reply codecs ------------------------------------------------------------------------------
+
+/// A reply: status 1 then the payload, or 0, errno, message.
+pub(crate) fn reply_err(e: &io::Error) -> Vec<u8> {
+    let mut out = vec![0u8];
+    let mut enc = Enc(&mut out);
+    enc.u32(sys::errno_of(e) as u32);
+    enc.bytes(e.to_string().as_bytes());
+    out
+}
+
+/// Splits a reply into its payload, or the remote error.
+pub(crate) fn reply_ok(body: &[u8]) -> Result<Dec<'_>, String> {
+    let mut d = Dec { buf: body, pos: 0 };
+    match d.u8()? {
+        1 => Ok(d),
+        _ => {
+            let errno = d.u32()?;
+            let msg = String::from_utf8_lossy(&d.bytes()?).into_owned();
+            Err(format!("{msg} (errno {errno})"))
+        }
+    }
+}
+
+fn encode_info(e: &mut Enc, i: &EntryInfo) {
+    e.bytes(&i.name);
+    e.u32(i.mode);
+    e.u32(i.uid);
+    e.u32(i.gid);
+    e.u64(i.size);
+    e.u64(i.rdev);
+    e.u64(i.ino);
+    e.u64(i.nlink);
+    for (s, n) in [i.atime, i.mtime] {
+        e.u64(s as u64);
+        e.u64(n as u64);
+    }
+    e.bytes(&i.target);
+    e.u32(i.xattrs.len() as u32);
+    for (n, v) in &i.xattrs {
+        e.bytes(n);
+        e.bytes(v);
+    }
+}
+
+fn decode_info(d: &mut Dec) -> Result<EntryInfo, String> {
+    let mut i = EntryInfo {
+        name: d.bytes()?,
+        mode: d.u32()?,
+        uid: d.u32()?,
+        gid: d.u32()?,
+        size: d.u64()?,
+        rdev: d.u64()?,
+        ino: d.u64()?,
+        nlink: d.u64()?,
+        atime: (d.u64()? as i64, d.u64()? as i64),
+        mtime: (d.u64()? as i64, d.u64()? as i64),
+        target: d.bytes()?,
+        xattrs: Vec::new(),
+    };
+    let n = d.u32()?;
+    for _ in 0..n {
+        i.xattrs.push((d.bytes()?, d.bytes()?));
+    }
+    Ok(i)
+}
+
+pub(crate) fn encode_infos(r: io::Result<Vec<EntryInfo>>) -> Vec<u8> {
+    match r {
+        Err(e) => reply_err(&e),
+        Ok(infos) => {
+            let mut out = vec![1u8];
+            let mut e = Enc(&mut out);
+            e.u32(infos.len() as u32);
+            for i in &infos {
+                encode_info(&mut e, i);
+            }
+            out
+        }
+    }
+}
+
+pub(crate) fn decode_infos(body: &[u8]) -> Result<Vec<EntryInfo>, String> {
+    let mut d = reply_ok(body)?;
+    let n = d.u32()?;
+    let mut out = Vec::with_capacity(n.min(1 << 16) as usize);
+    for _ in 0..n {
+        out.push(decode_info(&mut d)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn encode_sums(r: io::Result<(u64, Vec<Sum>)>) -> Vec<u8> {
+    match r {
+        Err(e) => reply_err(&e),
+        Ok((size, sums)) => {
+            let mut out = vec![1u8];
+            Enc(&mut out).u64(size);
+            Enc(&mut out).u32(sums.len() as u32);
+            for s in &sums {
+                out.extend_from_slice(s);
+            }
+            out
+        }
+    }
+}
+
+pub(crate) fn decode_sums(body: &[u8]) -> Result<(u64, Vec<Sum>), String> {
+    let mut d = reply_ok(body)?;
+    let size = d.u64()?;
+    let n = d.u32()?;
+    let mut sums = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        sums.push(d.take(SUM_BYTES)?.try_into().unwrap());
+    }
+    Ok((size, sums))
+}
+
+/// The target's dirty log: `None` when it has none.
+pub(crate) fn encode_entries(log: Option<(bool, Vec<DirtyEntry>)>) -> Vec<u8> {
+    let mut out = vec![1u8];
+    let mut e = Enc(&mut out);
+    match log {
+        None => e.u8(0),
+        Some((trusted, entries)) => {
+            e.u8(1);
+            e.u8(u8::from(trusted));
+            e.u32(entries.len() as u32);
+            for x in &entries {
+                e.path(&x.path);
+                e.u8(u8::from(x.entry_changed));
+                e.u32(x.zones.len() as u32);
+                for (a, b) in &x.zones {
+                    e.u64(*a);
+                    e.u64(*b);
+                }
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn decode_entries(body: &[u8]) -> Result<Option<(bool, Vec<DirtyEntry>)>, String> {
+    let mut d = reply_ok(body)?;
+    if d.u8()? == 0 {
+        return Ok(None);
+    }
+    let trusted = d.u8()? != 0;
+    let n = d.u32()?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let path: PathBuf = d.path()?;
+        let entry_changed = d.u8()? != 0;
+        let z = d.u32()?;
+        let mut zones = Vec::new();
+        for _ in 0..z {
+            zones.push((d.u64()?, d.u64()?));
+        }
+        let to_end_from = zones.last().filter(|(_, l)| *l == crate::op::TO_END).map(|(s, _)| *s);
+        out.push(DirtyEntry { path, zones, entry_changed, to_end_from });
+    }
+    Ok(Some((trusted, out)))
+}

@@ -1,0 +1,450 @@
+//! Reintegration, full sync and verify against a real mount and a replica on loopback: the
+//! target holds the old tree, the primary ran alone with a durable dirty log, and after the
+//! reintegration both trees are compared exactly and changes are mirrored synchronously again.
+//! Replay a random workload with `CROFT_SEED=<seed printed>`.
+mod common;
+use common::*;
+use croft_mirror::{
+    AckLevel, DirtyLog, DirtyTracker, FailMode, Mirror, MirrorConfig, ReintegrateOptions, ReintegrationPhase, Replica,
+    ReplicaConfig,
+};
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const K64: u64 = 64 << 10;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn seed_from_env() -> u64 {
+    let seed = std::env::var("CROFT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    println!("CROFT_SEED={seed}");
+    eprintln!("CROFT_SEED={seed}");
+    seed
+}
+
+/// A mount with a durable dirty log, unmounted on drop.
+struct Alone {
+    mirror: Option<Mirror>,
+    dir: PathBuf,
+    log: Arc<DirtyLog>,
+}
+
+impl Alone {
+    fn mount(dir: &Path, state: &Path, zone: u64) -> Alone {
+        let log = Arc::new(DirtyLog::open(state, zone).unwrap());
+        log.clear().unwrap();
+        let mut config = MirrorConfig::new(dir, None);
+        config.fail_mode = FailMode::Alone;
+        let mirror = Mirror::mount(config, log.clone() as Arc<dyn DirtyTracker>, None)
+            .unwrap_or_else(|e| panic!("{}: {e}", e.code()));
+        Alone { mirror: Some(mirror), dir: dir.to_path_buf(), log }
+    }
+    fn m(&self) -> &Mirror {
+        self.mirror.as_ref().unwrap()
+    }
+    fn unmount(mut self) {
+        if let Err(e) = self.mirror.take().unwrap().unmount() {
+            panic!("{}: {e}", e.code());
+        }
+    }
+}
+
+impl Drop for Alone {
+    fn drop(&mut self) {
+        drop(self.mirror.take());
+        croft_mirror::lazy_unmount(&self.dir);
+    }
+}
+
+fn opts(full: bool) -> ReintegrateOptions {
+    ReintegrateOptions { full, ..Default::default() }
+}
+
+fn data(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let b = rng.next() as u8;
+    (0..len).map(|i| b.wrapping_add((i / 7) as u8)).collect()
+}
+
+fn rel(rng: &mut Rng) -> PathBuf {
+    let a = rng.below(5);
+    match rng.below(3) {
+        0 => PathBuf::from(format!("n{a}")),
+        _ => PathBuf::from(format!("n{a}/n{}", rng.below(5))),
+    }
+}
+
+fn is_regular(p: &Path) -> bool {
+    fs::symlink_metadata(p).map(|m| m.file_type().is_file()).unwrap_or(false)
+}
+
+/// Every kind of change, at random, through the mount.
+fn random_workload(d: &Path, rng: &mut Rng, n: usize) {
+    let mut done = 0;
+    let mut tries = 0;
+    while done < n && tries < 50 * n {
+        tries += 1;
+        let p = d.join(rel(rng));
+        let q = d.join(rel(rng));
+        let ok = match rng.below(18) {
+            0..=3 => is_regular(&p)
+                && OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&p)
+                    .and_then(|f| {
+                        let len = 1 + rng.below(40 << 10) as usize;
+                        f.write_all_at(&data(rng, len), rng.below(600 << 10))
+                    })
+                    .is_ok(),
+            4 => is_regular(&p) && OpenOptions::new().write(true).open(&p).and_then(|f| f.set_len(rng.below(300 << 10))).is_ok(),
+            5 => OpenOptions::new().write(true).create_new(true).mode(0o640).open(&p).is_ok(),
+            6 => fs::create_dir(&p).is_ok(),
+            7 => std::os::unix::fs::symlink(format!("../t{}", rng.below(100)), &p).is_ok(),
+            8 => is_regular(&p) && fs::hard_link(&p, &q).is_ok(),
+            9 => fs::remove_file(&p).is_ok(),
+            10 => fs::remove_dir(&p).is_ok(),
+            11 => renameat2(&p, &q, 0) == 0,
+            12 => renameat2(&p, &q, libc::RENAME_EXCHANGE) == 0,
+            13 => {
+                !fs::symlink_metadata(&p).map(|m| m.file_type().is_symlink()).unwrap_or(true)
+                    && fs::set_permissions(&p, fs::Permissions::from_mode([0o700, 0o755, 0o644, 0o2775][rng.below(4) as usize]))
+                        .is_ok()
+            }
+            14 => lchown(&p, [0, 1000][rng.below(2) as usize], [0, 2000][rng.below(2) as usize]) == 0,
+            15 => {
+                let len = rng.below(100) as usize;
+                let v = data(rng, len);
+                !fs::symlink_metadata(&p).map(|m| m.file_type().is_symlink()).unwrap_or(true)
+                    && set_xattr(&p, &format!("user.k{}", rng.below(3)), &v, 0) == 0
+            }
+            16 => remove_xattr(&p, &format!("user.k{}", rng.below(3))) == 0,
+            _ => mkfifo(&p, 0o644) == 0,
+        };
+        if ok {
+            done += 1;
+        }
+    }
+    assert!(done >= n / 2, "only {done} operations succeeded");
+}
+
+/// Explicit times on every entry under `d` (through the mount), so mtimes are compared too.
+fn set_all_mtimes(d: &Path) {
+    let mut all = Vec::new();
+    let mut stack = vec![d.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+            all.push(e.path());
+        }
+    }
+    for (i, p) in all.iter().enumerate() {
+        assert_eq!(set_mtime(p, 1_600_000_000 + i as i64, 7), 0, "{p:?}");
+    }
+}
+
+fn seed_trees(dirs: &[&Path]) {
+    seed(dirs);
+    for d in dirs {
+        for i in 0..3 {
+            fs::create_dir_all(d.join(format!("n{i}"))).unwrap();
+            fs::write(d.join(format!("n{i}/n{}", i + 2)), vec![i as u8 + 1; 300_000]).unwrap();
+        }
+        fs::write(d.join("n4"), vec![9u8; 700_000]).unwrap();
+    }
+}
+
+fn not_root(p: &Path) -> bool {
+    !p.as_os_str().is_empty()
+}
+
+#[test]
+fn alone_random_workload_then_reintegration_leaves_identical_trees_and_mirrors_again() {
+    let seed = seed_from_env();
+    let mut rng = Rng(seed);
+    let primary = TempDir::new("ri-p");
+    let target = TempDir::new("ri-t");
+    let state = TempDir::new("ri-state");
+    seed_trees(&[primary.path(), target.path()]);
+    let a = Alone::mount(primary.path(), state.path(), K64);
+    random_workload(primary.path(), &mut rng, 1500);
+    set_all_mtimes(primary.path());
+    assert!(!a.log.is_empty());
+    let r = replica(target.path());
+    let st = a.m().reintegrate(peer(r.local_addr(), AckLevel::Received), opts(false)).unwrap_or_else(|e| panic!("{e}"));
+    println!("{st:?}");
+    assert_eq!(st.phase, ReintegrationPhase::Done);
+    assert!(st.bytes_copied > 0 && st.entries_done > 0);
+    assert!(a.log.is_empty(), "the log is cleared at the end");
+    let link = a.m().status().link;
+    assert!(link.connected && link.lost_reason.is_none(), "{link:?}");
+    // Mirrored synchronously again: the replica has the change when the call returns.
+    fs::write(primary.path().join("after"), b"mirrored again").unwrap();
+    assert_eq!(fs::read(target.path().join("after")).unwrap(), b"mirrored again");
+    assert_eq!(r.status().reintegrations, 1);
+    a.unmount();
+    let n = assert_same_trees(primary.path(), target.path(), &|p| not_root(p) && p != Path::new("after"));
+    println!("{n} entries identical");
+}
+
+#[test]
+fn reintegration_while_a_writer_keeps_writing_converges() {
+    let primary = TempDir::new("rw-p");
+    let target = TempDir::new("rw-t");
+    let state = TempDir::new("rw-state");
+    seed_trees(&[primary.path(), target.path()]);
+    let a = Alone::mount(primary.path(), state.path(), K64);
+    // A lot to copy: 24 MiB of new data.
+    let big = primary.path().join("big");
+    let f = OpenOptions::new().write(true).create(true).truncate(true).open(&big).unwrap();
+    for i in 0..24u64 {
+        f.write_all_at(&vec![i as u8; 1 << 20], i << 20).unwrap();
+    }
+    drop(f);
+    let r = replica(target.path());
+    let stop = Arc::new(AtomicBool::new(false));
+    let d = primary.path().to_path_buf();
+    let s = Arc::clone(&stop);
+    let writer = std::thread::spawn(move || {
+        let mut rng = Rng(42);
+        let mut n = 0u64;
+        while !s.load(Ordering::SeqCst) {
+            let f = OpenOptions::new().write(true).open(d.join("big")).unwrap();
+            f.write_all_at(&data(&mut rng, 4096), rng.below(24 << 20)).unwrap();
+            if n % 50 == 0 {
+                fs::write(d.join(format!("n{}/w{}", n % 3, n % 7)), data(&mut rng, 10_000)).unwrap();
+            }
+            n += 1;
+        }
+        n
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let mut o = opts(false);
+    o.freeze_below_bytes = 256 << 10;
+    let t0 = Instant::now();
+    let st = a.m().reintegrate(peer(r.local_addr(), AckLevel::Received), o);
+    let took = t0.elapsed();
+    std::thread::sleep(Duration::from_millis(300)); // mirrored writes now
+    stop.store(true, Ordering::SeqCst);
+    let writes = writer.join().unwrap();
+    let st = st.unwrap_or_else(|e| panic!("{e}"));
+    println!("{writes} writes meanwhile; {took:?}; {st:?}");
+    assert_eq!(st.phase, ReintegrationPhase::Done);
+    assert!(st.passes >= 2, "{st:?}");
+    assert!(a.m().status().link.connected);
+    a.unmount();
+    assert_same_trees(primary.path(), target.path(), &|_| false);
+}
+
+#[test]
+fn scattered_4k_writes_copy_little_more_than_their_dirty_zones() {
+    let primary = TempDir::new("rz-p");
+    let target = TempDir::new("rz-t");
+    let state = TempDir::new("rz-state");
+    for d in [primary.path(), target.path()] {
+        let f = fs::File::create(d.join("big")).unwrap();
+        for i in 0..64u64 {
+            f.write_all_at(&vec![(i % 251) as u8; 1 << 20], i << 20).unwrap();
+        }
+    }
+    let a = Alone::mount(primary.path(), state.path(), K64);
+    let mut rng = Rng(7);
+    let f = OpenOptions::new().write(true).open(primary.path().join("big")).unwrap();
+    for _ in 0..300 {
+        f.write_all_at(&data(&mut rng, 4096), rng.below((64 << 20) - 4096)).unwrap();
+    }
+    drop(f);
+    let sizes = |p: &Path| fs::metadata(primary.path().join(p)).ok().map(|m| m.len());
+    let dirty = a.log.dirty_bytes(sizes);
+    let r = replica(target.path());
+    let st = a.m().reintegrate(peer(r.local_addr(), AckLevel::Received), opts(false)).unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "300 scattered 4 KiB writes: dirty zones {dirty} bytes, copied {} bytes ({:.3}x), {} bytes on the wire",
+        st.bytes_copied,
+        st.bytes_copied as f64 / dirty as f64,
+        st.bytes_sent
+    );
+    assert!(dirty > 0);
+    assert!(st.bytes_copied >= 300 * 4096 / 2);
+    assert!(st.bytes_copied as f64 <= 1.2 * dirty as f64, "copied {} for {dirty} dirty", st.bytes_copied);
+    a.unmount();
+    assert_same_trees(primary.path(), target.path(), &|p| not_root(p));
+}
+
+#[test]
+fn the_targets_own_log_is_copied_back_over() {
+    let primary = TempDir::new("rt-p");
+    let target = TempDir::new("rt-t");
+    let state = TempDir::new("rt-state");
+    let tstate = TempDir::new("rt-tstate");
+    for d in [primary.path(), target.path()] {
+        fs::write(d.join("t"), vec![1u8; 1 << 20]).unwrap();
+        fs::write(d.join("u"), vec![2u8; 100]).unwrap();
+    }
+    // The target was primary, wrote then crashed: its log holds what it changed.
+    let tlog = Arc::new(DirtyLog::open(tstate.path(), K64).unwrap());
+    tlog.clear().unwrap();
+    tlog.mark(Path::new("t"), 5 * K64 + 10, 100);
+    fs::OpenOptions::new().write(true).open(target.path().join("t")).unwrap().write_all_at(&[9u8; 100], 5 * K64 + 10).unwrap();
+    tlog.mark(Path::new("only-target"), 0, 0);
+    fs::write(target.path().join("only-target"), b"written by the old primary").unwrap();
+    let r = Replica::start(ReplicaConfig {
+        dir: target.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        key: KEY.to_vec(),
+        dirty_log: Some(tlog.clone()),
+    })
+    .unwrap();
+    let a = Alone::mount(primary.path(), state.path(), K64);
+    fs::write(primary.path().join("u"), b"changed here").unwrap();
+    let st = a.m().reintegrate(peer(r.local_addr(), AckLevel::Durable), opts(false)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(st.phase, ReintegrationPhase::Done);
+    // Only the zone the target touched, and u.
+    assert!(st.bytes_copied <= K64 + 100, "{st:?}");
+    assert!(tlog.is_empty(), "the target's log is cleared when the reintegration is done");
+    assert_eq!(r.status().reintegrations, 1);
+    a.unmount();
+    assert!(!target.path().join("only-target").exists());
+    assert_same_trees(primary.path(), target.path(), &|_| false);
+}
+
+#[test]
+fn full_sync_of_diverged_trees_copies_only_the_differing_zones() {
+    let primary = TempDir::new("rf-p");
+    let target = TempDir::new("rf-t");
+    let zone = 128u64 << 10;
+    for d in [primary.path(), target.path()] {
+        fs::create_dir_all(d.join("sub/deeper")).unwrap();
+        let f = fs::File::create(d.join("big")).unwrap();
+        for i in 0..16u64 {
+            f.write_all_at(&vec![(i * 3) as u8; 1 << 20], i << 20).unwrap();
+        }
+        fs::write(d.join("sub/same"), vec![5u8; 200_000]).unwrap();
+        fs::write(d.join("sub/touched"), vec![6u8; 300_000]).unwrap();
+        fs::write(d.join("sub/deeper/x"), b"x").unwrap();
+    }
+    // Diverge: 3 zones of big, a file only on each side, a mode, an mtime with equal contents,
+    // a symlink, and hard links that the target has as two files.
+    let f = OpenOptions::new().write(true).open(primary.path().join("big")).unwrap();
+    for z in [1u64, 40, 100] {
+        f.write_all_at(b"diverged", z * zone + 17).unwrap();
+    }
+    drop(f);
+    fs::write(primary.path().join("sub/new"), vec![7u8; 5000]).unwrap();
+    fs::write(target.path().join("sub/extra"), b"only there").unwrap();
+    fs::create_dir_all(target.path().join("gone/deep")).unwrap();
+    fs::write(target.path().join("gone/deep/f"), b"only there").unwrap();
+    fs::set_permissions(primary.path().join("sub/same"), fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(set_mtime(&target.path().join("sub/touched"), 1_500_000_000, 0), 0);
+    std::os::unix::fs::symlink("big", primary.path().join("lnk")).unwrap();
+    fs::write(primary.path().join("h1"), b"linked").unwrap();
+    fs::hard_link(primary.path().join("h1"), primary.path().join("h2")).unwrap();
+    fs::write(target.path().join("h1"), b"linked").unwrap();
+    fs::write(target.path().join("h2"), b"linked").unwrap();
+
+    let mut config = MirrorConfig::new(primary.path(), None);
+    config.fail_mode = FailMode::Alone;
+    let mut m = Mounted::mount(primary.path(), None, FailMode::Alone);
+    drop(config);
+    let r = replica(target.path());
+    let mut o = opts(true);
+    o.zone_bytes = Some(zone);
+    let st = m.mirror().reintegrate(peer(r.local_addr(), AckLevel::Received), o).unwrap_or_else(|e| panic!("{e}"));
+    println!("full sync: {st:?}");
+    // 3 zones of big + the new file + the linked file's bytes at most (sub/touched compares
+    // equal by checksum even though its mtime differs).
+    let want = 3 * zone + 5000;
+    assert!(st.bytes_copied >= 3 * zone && st.bytes_copied <= want + 6, "copied {} want ~{want}", st.bytes_copied);
+    assert!(st.bytes_skipped >= 16 << 20, "{st:?}");
+    // Verify on the running mirror.
+    let report = m.mirror().verify(peer(r.local_addr(), AckLevel::Received)).unwrap();
+    assert!(report.identical, "{report:?}");
+    m.mirror.take().unwrap().unmount().unwrap();
+    assert_same_trees(primary.path(), target.path(), &|p| not_root(p));
+}
+
+#[test]
+fn verify_finds_a_changed_byte_and_a_full_sync_repairs_it() {
+    let primary = TempDir::new("rv-p");
+    let target = TempDir::new("rv-t");
+    let r = replica(target.path());
+    let m = Mounted::mount(primary.path(), Some(peer(r.local_addr(), AckLevel::Received)), FailMode::Alone);
+    fs::create_dir(primary.path().join("d")).unwrap();
+    fs::write(primary.path().join("d/f"), vec![3u8; 1 << 20]).unwrap();
+    fs::write(primary.path().join("g"), b"small").unwrap();
+    let p = peer(r.local_addr(), AckLevel::Received);
+    let report = m.mirror().verify(p.clone()).unwrap();
+    assert!(report.identical, "{report:?}");
+    assert_eq!(report.entries_compared, 3);
+    assert_eq!(report.bytes_compared, (1 << 20) + 5);
+    // A byte changed behind the mirror's back, on the replica.
+    OpenOptions::new().write(true).open(target.path().join("d/f")).unwrap().write_all_at(b"X", 700_000).unwrap();
+    fs::write(target.path().join("stray"), b"?").unwrap();
+    let report = m.mirror().verify(p.clone()).unwrap();
+    println!("{report:?}");
+    assert!(!report.identical);
+    assert_eq!(report.differences_total, 2);
+    assert!(report.differences.iter().any(|(p, w)| p == Path::new("d/f") && w.contains("content")), "{report:?}");
+    assert!(report.differences.iter().any(|(p, _)| p == Path::new("stray")));
+    // Repair: alone, then a full sync.
+    m.mirror().drop_peer("test: repair");
+    let st = m.mirror().reintegrate(p.clone(), opts(true)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(st.bytes_copied <= 128 << 10, "{st:?}");
+    let report = m.mirror().verify(p).unwrap();
+    assert!(report.identical, "{report:?}");
+    m.unmount();
+}
+
+#[test]
+fn a_broken_stream_leaves_the_mount_alone_with_its_log() {
+    let primary = TempDir::new("rb-p");
+    let target = TempDir::new("rb-t");
+    let state = TempDir::new("rb-state");
+    let a = Alone::mount(primary.path(), state.path(), K64);
+    fs::write(primary.path().join("f"), vec![1u8; 3 << 20]).unwrap();
+    let before = a.log.entries();
+    // Wrong key: refused.
+    let r = replica(target.path());
+    let mut bad = peer(r.local_addr(), AckLevel::Received);
+    bad.key = b"another key".to_vec();
+    assert!(a.m().reintegrate(bad, opts(false)).is_err());
+    // Aborted midway (acks come back late through a delaying relay, so it is still running).
+    let addr = r.local_addr();
+    let slow = delaying_proxy(addr, Duration::from_millis(150));
+    let h = a.m().handle();
+    let t = std::thread::spawn(move || h.reintegrate(peer(slow, AckLevel::Durable), opts(false)));
+    std::thread::sleep(Duration::from_millis(250));
+    assert!(a.m().reintegration_status().running);
+    a.m().abort_reintegration("test");
+    let e = t.join().unwrap().unwrap_err();
+    assert!(e.contains("abort"), "{e}");
+    let st = a.m().reintegration_status();
+    assert_eq!(st.phase, ReintegrationPhase::Failed);
+    assert!(!a.m().status().link.connected);
+    assert_eq!(a.log.entries(), before, "the log is intact");
+    // A later attempt succeeds.
+    a.m().reintegrate(peer(addr, AckLevel::Received), opts(false)).unwrap();
+    assert!(a.m().status().link.connected);
+    a.unmount();
+    assert_same_trees(primary.path(), target.path(), &|_| false);
+}
