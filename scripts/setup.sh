@@ -10,6 +10,10 @@ declare -A need=(
   [fusermount3]=fuse3 [nsenter]=util-linux [unshare]=util-linux [pkill]=procps [curl]=curl [python3]=python3 [openssl]=openssl [redis-server]=redis-server
   # Servers of the farm modules (modules/nginx-farm, modules/apache-farm): croft runs them with its own configs.
   [nginx]=nginx [apache2]=apache2
+  # Servers and client tools of the mirror modules (modules/*-mirror): croft runs them with its own configs.
+  [pg_createcluster]=postgresql [psql]=postgresql-client [pg_isready]=postgresql-client
+  [mariadbd]=mariadb-server [mariadb-install-db]=mariadb-server [mariadb]=mariadb-client [mariadb-admin]=mariadb-client
+  [redis-cli]=redis-tools [setpriv]=util-linux
 )
 missing=()
 for cmd in "${!need[@]}"; do

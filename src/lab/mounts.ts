@@ -24,6 +24,10 @@ export const NODE_BIND_PATHS: readonly { target: string; dir: string }[] = [
   { target: '/var/log/apache2', dir: 'var-log-apache2' },
   { target: '/run/apache2', dir: 'run-apache2' },
   { target: '/run/lock/apache2', dir: 'run-lock-apache2' },
+  // The mirror modules' replicated directories (modules/*-mirror: dirs under /var/lib/croft-apps):
+  // each node has its own copy, as two machines would. Their servers' config, sockets and logs are
+  // under /run/croft and /var/log/croft, already private.
+  { target: '/var/lib/croft-apps', dir: 'var-lib-croft-apps' },
 ];
 /** Where the lab config dir appears inside every node. */
 export const NODE_CONFIG_PATH = '/etc/croft';

@@ -1,0 +1,157 @@
+# Shared by start_prim, stop_prim and check of postgresql-mirror (sourced, POSIX sh).
+#
+# The module runs Debian's PostgreSQL server (/usr/lib/postgresql/<version>/bin/postgres) on a data
+# directory inside the mirror's replicated directory, with a config of its own written by start_prim
+# under /run/croft/<module>/ at every start. It never reads or changes /etc/postgresql, never uses
+# /var/run/postgresql, and never starts or stops the machine's clusters or its postgresql service.
+#
+# Where things are:
+#   DIR        the replicated directory (module.yaml `dirs`, first entry): croft mounts the mirror
+#              over it before start_prim. CROFT_MIRROR_DIR_0 overrides it (tests run the scripts on
+#              a temporary folder with it).
+#   PGDATA     $DIR/data: the cluster's files (owned by postgres, mode 0700), made by initdb on first
+#              use. A folder below the mount point, so that its owner and mode are plain files' ones.
+#   RUN_DIR    /run/croft/<module>/: postgresql.conf, pg_hba.conf, pg_ident.conf (rewritten at every
+#              start), server.pid (the postmaster's pid, as start_prim started it) and sock/ (the Unix
+#              socket, only root and postgres can enter it).
+#   LOG        /var/log/croft/<module>.log: the server's output.
+# The lab gives every node its own /run/croft, /var/log/croft and /var/lib/croft-apps.
+HERE=$(cd "$(dirname "$0")" && pwd)
+MODULE=${CROFT_MODULE:-postgresql-mirror}
+NODE=${CROFT_NODE:-$(hostname)}
+
+# ---- settings: edit these ----
+DIR=${CROFT_MIRROR_DIR_0:-/var/lib/croft-apps/postgresql}   # keep in step with module.yaml `dirs`
+PORT=${PG_MIRROR_PORT:-5432}
+# The VIP the server listens on, besides 127.0.0.1: CROFT_VIP if croft sets it, else module.yaml's
+# `vip:` line. An address that is not on the node when the server starts is left out (with a
+# warning in the log): croft adds the VIP before start_prim.
+VIP=${CROFT_VIP:-$(sed -n 's/^vip:[[:space:]]*\([0-9A-Fa-f.:]*\|none\).*$/\1/p' "$HERE/module.yaml" 2>/dev/null | head -1)}
+# Networks allowed to connect over TCP (password: scram-sha-256): the lab's clients and LAN.
+CLIENT_NETS="127.0.0.1/32 10.100.0.0/16 10.77.0.0/16"
+# A role and a database for applications and tests, made at every start if missing (empty: none).
+# Change the password (or set APP_ROLE empty and make your own roles).
+APP_ROLE=croft
+APP_PASSWORD=croft
+APP_DB=croft
+START_WAIT=120   # s: start_prim waits this long for the server to accept connections (crash
+                 # recovery after a failover replays the WAL written since the last checkpoint)
+STOP_WAIT=60     # s: pg_ctl stop -m fast waits this long (it checkpoints), then SIGQUIT, then SIGKILL
+# ---- end of settings ----
+
+PG_USER=postgres
+PGDATA=$DIR/data
+RUN_DIR=/run/croft/$MODULE
+SOCK_DIR=$RUN_DIR/sock
+CONF=$RUN_DIR/postgresql.conf
+PID_FILE=$RUN_DIR/server.pid
+LOG=/var/log/croft/$MODULE.log
+# Your settings: if the module folder holds postgresql.extra.conf, the generated config includes it
+# last (it may override anything above, the durability settings included: do not).
+EXTRA_CONF=$HERE/postgresql.extra.conf
+
+# The server's binaries: those of the cluster's version when PGDATA exists (PG_VERSION), else the
+# newest installed.
+pg_bin() {
+  if [ -f "$PGDATA/PG_VERSION" ]; then
+    v=$(cat "$PGDATA/PG_VERSION")
+    if [ -x "/usr/lib/postgresql/$v/bin/postgres" ]; then echo "/usr/lib/postgresql/$v/bin"; return 0; fi
+    echo "postgresql-mirror: the cluster in $PGDATA is version $v, and /usr/lib/postgresql/$v/bin/postgres is not installed" >&2
+    return 1
+  fi
+  b=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [ -z "$b" ] || [ ! -x "$b/postgres" ]; then
+    echo "postgresql-mirror: no PostgreSQL server under /usr/lib/postgresql (apt-get install postgresql)" >&2
+    return 1
+  fi
+  echo "$b"
+}
+
+# Runs a command as the postgres user (setpriv execs it: no extra process in between).
+as_pg() {
+  setpriv --reuid="$PG_USER" --regid="$PG_USER" --init-groups -- "$@"
+}
+
+SELF_MNT=$(readlink /proc/self/ns/mnt)
+SELF_NET=$(readlink /proc/self/ns/net)
+
+# A process is alive when it exists and is not a zombie: a killed process whose parent has not
+# reaped it still answers kill -0.
+alive() {
+  state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# In the lab all nodes share one pid space, and the other node has the same paths (its replica of
+# PGDATA): a process is ours only if it is in our mount and network namespaces.
+same_ns() {
+  [ "$(readlink "/proc/$1/ns/mnt" 2>/dev/null)" = "$SELF_MNT" ] && [ "$(readlink "/proc/$1/ns/net" 2>/dev/null)" = "$SELF_NET" ]
+}
+
+# Ours: a PostgreSQL server process (postmaster or child) working in PGDATA (the postmaster chdirs
+# to its data directory; its children inherit it). Children matter: a backend outlives a
+# postmaster killed with SIGKILL and keeps files open.
+ours() {
+  alive "$1" && same_ns "$1" \
+    && case $(readlink "/proc/$1/exe" 2>/dev/null) in /usr/lib/postgresql/*/bin/postgres) true ;; *) false ;; esac \
+    && [ "$(readlink "/proc/$1/cwd" 2>/dev/null)" = "$(readlink -f "$PGDATA")" ]
+}
+
+# Every process of this instance (one pid per line).
+our_pids() {
+  for exe in $(find /proc -mindepth 2 -maxdepth 2 -name exe -lname '/usr/lib/postgresql/*/bin/postgres' 2>/dev/null); do
+    pid=${exe#/proc/}; pid=${pid%/exe}
+    if ours "$pid"; then echo "$pid"; fi
+  done
+}
+
+# The postmaster start_prim started (its pid in PID_FILE), if it is alive and ours.
+main_pid() {
+  [ -f "$PID_FILE" ] || return 1
+  pid=$(cat "$PID_FILE" 2>/dev/null)
+  case $pid in '' | *[!0-9]*) return 1 ;; esac
+  ours "$pid" && echo "$pid"
+}
+
+# Sends sig to every process of this instance; waits up to tenths/10 s for them to go.
+# Returns 0 when none is left.
+signal_all() {
+  sig=$1 tenths=$2
+  pids=$(our_pids)
+  [ -z "$pids" ] && return 0
+  # shellcheck disable=SC2086
+  kill "-$sig" $pids 2>/dev/null
+  i=0
+  while [ $i -lt "$tenths" ]; do
+    [ -z "$(our_pids)" ] && return 0
+    i=$((i + 1)); sleep 0.1
+  done
+  [ -z "$(our_pids)" ]
+}
+
+# Stops whatever is left: SIGQUIT (PostgreSQL's immediate shutdown: children exit at once, the next
+# start runs crash recovery, which loses no committed transaction with fsync and full_page_writes
+# on), then SIGKILL. SIGTERM is not used: it is PostgreSQL's "smart" shutdown, which waits for every
+# client to disconnect.
+kill_leftovers() {
+  signal_all QUIT 50 || signal_all KILL 30
+}
+
+# The server accepts connections (exit 0), through its Unix socket.
+answers() {
+  bin=$(pg_bin 2>/dev/null) || return 1
+  "$bin/pg_isready" -q -h "$SOCK_DIR" -p "$PORT" -U "$PG_USER" -d postgres -t 2 >/dev/null 2>&1
+}
+
+# Runs SQL as the postgres superuser through the Unix socket (trust: only root and postgres can
+# reach the socket, see sock/'s mode).
+psql_su() {
+  bin=$(pg_bin) || return 1
+  "$bin/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK_DIR" -p "$PORT" -U "$PG_USER" -d postgres "$@"
+}
+
+# The VIP when it is on one of this node's interfaces.
+vip_here() {
+  case $VIP in '' | none) return 1 ;; esac
+  ip -o addr show 2>/dev/null | grep -qF " $VIP/"
+}

@@ -1,0 +1,332 @@
+// The mirror application modules (modules/postgresql-mirror, mariadb-mirror, redis-mirror,
+// generic-mirror), their start_prim/stop_prim/check run by hand as croft runs them on a primary,
+// without the mirror: each test "node" is a network namespace and a private mount namespace made
+// here (its own /run/croft and /var/log/croft bound over the host's paths, the module's VIP on its
+// loopback), and the replicated directory is a temporary folder given through CROFT_MIRROR_DIR_0.
+// Shown, for each server: first start initialises the data directory, a client commits a row
+// through the VIP, stop_prim stops the server cleanly (the server's log says so) and leaves no
+// process of it, start_prim again finds the row; after a SIGKILL of every server process, start_prim
+// recovers and the committed rows are there; start_prim is idempotent; stop_prim with nothing
+// running exits 0; the checker script passes while the server runs and fails when it does not.
+// Standard ports are used: inside these namespaces they clash with nothing on the machine.
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import { nsInode, pidsIn } from '../../src/lab/procs.js';
+import { repoRoot } from '../helpers/paths.js';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(argv: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+async function runOk(argv: string[]): Promise<void> {
+  const r = await run(argv);
+  assert.equal(r.code, 0, `${argv.join(' ')}: ${r.stderr}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+function exeOf(pid: number): string {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return '';
+  }
+}
+
+function ppidOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+let nsCounter = 0;
+
+/** A test node: a network namespace with the VIP on lo, and a mount namespace held by a sleep. */
+class TestNode {
+  readonly root: string;
+  readonly data: string;
+  readonly ns: string;
+  #holder: ChildProcess | null = null;
+  #netIno: number | undefined;
+
+  constructor(readonly vip: string) {
+    this.root = fs.mkdtempSync(path.join(os.tmpdir(), 'crofttest-mirrormod-'));
+    // The servers run as postgres, mysql, redis: they must reach the data folder.
+    fs.chmodSync(this.root, 0o755);
+    this.data = path.join(this.root, 'data');
+    for (const d of ['run', 'log', 'data']) fs.mkdirSync(path.join(this.root, d), { mode: 0o755 });
+    this.ns = `cmm${process.pid % 100000}x${nsCounter++}`;
+  }
+
+  async up(): Promise<void> {
+    await runOk(['ip', 'netns', 'add', this.ns]);
+    this.#netIno = nsInode(`/run/netns/${this.ns}`);
+    await runOk(['ip', '-n', this.ns, 'link', 'set', 'lo', 'up']);
+    await runOk(['ip', '-n', this.ns, 'addr', 'add', `${this.vip}/32`, 'dev', 'lo']);
+    // Bind targets must exist in the host's tree (empty folders when croft never ran here).
+    fs.mkdirSync('/run/croft', { recursive: true });
+    fs.mkdirSync('/var/log/croft', { recursive: true });
+    const script = [
+      'set -e',
+      `mount --bind '${this.root}/run' /run/croft`,
+      `mount --bind '${this.root}/log' /var/log/croft`,
+      'echo ready',
+      'exec sleep 1000000',
+    ].join('\n');
+    const holder = spawn('ip', ['netns', 'exec', this.ns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.#holder = holder;
+    const lines = readline.createInterface({ input: holder.stdout! })[Symbol.asyncIterator]();
+    const first = await lines.next();
+    assert.equal(first.value, 'ready', 'the mount namespace is ready');
+  }
+
+  /** Runs argv inside the node's namespaces, with the module's environment. */
+  exec(argv: string[], env: Record<string, string> = {}, timeoutMs = 200_000): Promise<Run> {
+    assert.ok(this.#holder?.pid !== undefined);
+    const pairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+    return run(['nsenter', '-t', String(this.#holder.pid), '-m', '-n', '--', 'env', ...pairs, ...argv], {}, timeoutMs);
+  }
+
+  /** Live processes in the node's network namespace, the holder excepted. */
+  pids(): number[] {
+    if (this.#netIno === undefined) return [];
+    return pidsIn([this.#netIno], []).filter((p) => p !== this.#holder?.pid && alive(p));
+  }
+
+  file(rel: string): string {
+    return path.join(this.root, rel);
+  }
+
+  /** Kills what runs in the namespace (only processes this test started there), then removes it. */
+  async down(): Promise<void> {
+    for (const p of this.pids()) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    const h = this.#holder;
+    if (h && h.exitCode === null && h.signalCode === null) {
+      const gone = new Promise((r) => h.once('exit', r));
+      h.kill('SIGKILL');
+      await gone;
+    }
+    const deadline = Date.now() + 5000;
+    while (this.pids().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await run(['ip', 'netns', 'del', this.ns]);
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+interface Spec {
+  folder: string;
+  vip: string;
+  /** Executables of the server's processes (as /proc/<pid>/exe shows them). */
+  serverExe: (exe: string) => boolean;
+  /** A file or folder (relative to the replicated dir) that exists once the data is initialised. */
+  initialised: string;
+  /** Commits row through the VIP (a client inside the node). */
+  write: (node: TestNode, row: string) => Promise<void>;
+  /** The committed rows, sorted, comma-separated, read through the VIP. */
+  read: (node: TestNode) => Promise<string>;
+  /** What the server's log says after a clean stop, then a start (null: nothing to check). */
+  cleanRestartLog: RegExp | null;
+}
+
+async function clientOk(node: TestNode, argv: string[], env: Record<string, string> = {}): Promise<string> {
+  const r = await node.exec(argv, env, 30_000);
+  assert.equal(r.code, 0, `${argv.join(' ')}: ${r.stdout}${r.stderr}`);
+  return r.stdout.trim();
+}
+
+const specs: Spec[] = [
+  {
+    folder: 'postgresql-mirror',
+    vip: '10.77.0.60',
+    serverExe: (e) => /^\/usr\/lib\/postgresql\/[^/]+\/bin\/postgres$/.test(e),
+    initialised: 'data/PG_VERSION',
+    // The application role of lib.sh, over TCP with its password (scram-sha-256 from 127.0.0.1,
+    // 10.77/16 and 10.100/16).
+    write: async (node, row) => {
+      await clientOk(node, ['psql', '-X', '-v', 'ON_ERROR_STOP=1', '-h', node.vip, '-U', 'croft', '-d', 'croft', '-c',
+        `create table if not exists t (x text); insert into t values ('${row}')`], { PGPASSWORD: 'croft' });
+    },
+    read: (node) => clientOk(node, ['psql', '-X', '-At', '-h', node.vip, '-U', 'croft', '-d', 'croft', '-c',
+      "select coalesce(string_agg(x, ',' order by x), '') from t"], { PGPASSWORD: 'croft' }),
+    // pg_ctl stop -m fast wrote a shutdown checkpoint: the next start needs no recovery.
+    cleanRestartLog: /database system was shut down at/,
+  },
+  {
+    folder: 'mariadb-mirror',
+    vip: '10.77.0.61',
+    serverExe: (e) => e === '/usr/sbin/mariadbd',
+    initialised: 'data/mysql',
+    write: async (node, row) => {
+      await clientOk(node, ['mariadb', '--no-defaults', '-h', node.vip, '-u', 'croft', '-pcroft', 'croft', '-e',
+        `create table if not exists t (x varchar(64)) engine=innodb; insert into t values ('${row}')`]);
+    },
+    read: async (node) => (await clientOk(node, ['mariadb', '--no-defaults', '-h', node.vip, '-u', 'croft', '-pcroft', 'croft', '-N', '-B', '-e',
+      "select coalesce(group_concat(x order by x separator ','), '') from t"])),
+    cleanRestartLog: /Shutdown complete/,
+  },
+  {
+    folder: 'redis-mirror',
+    vip: '10.77.0.62',
+    serverExe: (e) => e === fs.realpathSync('/usr/bin/redis-server'),
+    initialised: 'appendonlydir',
+    write: async (node, row) => {
+      assert.equal(await clientOk(node, ['redis-cli', '-h', node.vip, '-p', '6379', 'sadd', 't', row]), '1');
+    },
+    read: async (node) => (await clientOk(node, ['redis-cli', '-h', node.vip, '-p', '6379', 'smembers', 't'])).split('\n').filter(Boolean).sort().join(','),
+    cleanRestartLog: /ready to exit, bye bye/,
+  },
+  {
+    folder: 'generic-mirror',
+    vip: '10.77.0.63',
+    serverExe: (e) => e === process.execPath || path.basename(e) === 'node',
+    initialised: 'kv.log',
+    write: async (node, row) => {
+      await clientOk(node, ['curl', '-fsS', '-m', '5', '-X', 'PUT', '--data', row, `http://${node.vip}:8082/kv/${row}`]);
+    },
+    read: async (node) => {
+      const rows: string[] = [];
+      for (const row of ['row1', 'row2']) {
+        const r = await node.exec(['curl', '-sS', '-m', '5', '-w', '\n%{http_code}', `http://${node.vip}:8082/kv/${row}`]);
+        assert.equal(r.code, 0, r.stderr);
+        const [body, status] = r.stdout.split('\n');
+        if (status === '200') rows.push(body!);
+      }
+      return rows.sort().join(',');
+    },
+    cleanRestartLog: null,
+  },
+];
+
+for (const spec of specs) {
+  describe(`modules/${spec.folder}: start_prim/stop_prim on a data folder (no mirror)`, { timeout: 300_000 }, () => {
+    const MODULE = spec.folder;
+    const dir = path.join(repoRoot, 'modules', spec.folder);
+    let node: TestNode;
+    const env = (state: string): Record<string, string> => ({
+      CROFT_NODE: 'n1', CROFT_MODULE: MODULE, CROFT_CLUSTER: 'test', CROFT_STATE: state, CROFT_MIRROR_DIR_0: node.data,
+    });
+    const script = (name: 'start_prim' | 'stop_prim' | 'check') => node.exec([path.join(dir, name)], env(name === 'stop_prim' ? 'STOP' : 'PRIM'));
+    const serverPids = () => node.pids().filter((p) => spec.serverExe(exeOf(p)));
+    /** Server processes whose parent is not a server process (postmaster, mariadbd...). */
+    const mainServers = () => {
+      const all = serverPids();
+      return all.filter((p) => !all.includes(ppidOf(p)));
+    };
+    const log = () => fs.readFileSync(node.file(`log/${MODULE}.log`), 'utf8');
+
+    before(async () => {
+      node = new TestNode(spec.vip);
+      await node.up();
+    });
+    after(async () => {
+      // Best effort: the module's own stop, then whatever is left in the namespace.
+      await script('stop_prim').catch(() => undefined);
+      await node.down();
+    });
+
+    test('initialises, keeps a committed row across a clean stop and a SIGKILL, stops cleanly', async () => {
+      // Nothing ever ran: stop_prim succeeds, and the checker fails.
+      const stop0 = await script('stop_prim');
+      assert.equal(stop0.code, 0, `stop_prim with nothing running: ${stop0.stdout}${stop0.stderr}`);
+      assert.notEqual((await script('check')).code, 0, 'the checker fails when no server runs');
+
+      const start1 = await script('start_prim');
+      assert.equal(start1.code, 0, `first start_prim: ${start1.stdout}${start1.stderr}\n${log()}`);
+      assert.ok(fs.existsSync(path.join(node.data, spec.initialised)), `${spec.initialised} made in the replicated folder`);
+      assert.match(start1.stdout, new RegExp(`listening on 127\\.0\\.0\\.1[, ]${spec.vip.replace(/\./g, '\\.')}`), 'it listens on the VIP');
+      const check1 = await script('check');
+      assert.equal(check1.code, 0, `checker while running: ${check1.stdout}${check1.stderr}`);
+      assert.ok(serverPids().length > 0, 'server processes run in the node');
+
+      await spec.write(node, 'row1');
+      assert.equal(await spec.read(node), 'row1');
+
+      const logAtStop = log().length;
+      const stop1 = await script('stop_prim');
+      assert.equal(stop1.code, 0, `stop_prim: ${stop1.stdout}${stop1.stderr}`);
+      assert.deepEqual(serverPids(), [], 'no server process of the module is left');
+      assert.deepEqual(node.pids(), [], 'nothing at all is left in the node');
+      assert.equal(fs.existsSync(node.file(`run/${MODULE}/server.pid`)), false, 'the pid file is removed');
+      assert.notEqual((await script('check')).code, 0, 'the checker fails once stopped');
+
+      const start2 = await script('start_prim');
+      assert.equal(start2.code, 0, `second start_prim: ${start2.stdout}${start2.stderr}`);
+      // What the server logged from stop_prim to the end of this start.
+      if (spec.cleanRestartLog) assert.match(log().slice(logAtStop), spec.cleanRestartLog, 'the stop was clean');
+      assert.equal(await spec.read(node), 'row1', 'the committed row is found after a restart');
+
+      // A crash: SIGKILL of every server process (no shutdown at all). The pid file is stale, the
+      // data directory as the crash left it (PostgreSQL: postmaster.pid too).
+      await spec.write(node, 'row2');
+      const killed = serverPids();
+      for (const p of killed) process.kill(p, 'SIGKILL');
+      const deadline = Date.now() + 5000;
+      while (killed.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(killed.filter(alive), [], 'killed');
+      assert.notEqual((await script('check')).code, 0, 'the checker fails after the crash');
+      const start3 = await script('start_prim');
+      assert.equal(start3.code, 0, `start_prim after SIGKILL: ${start3.stdout}${start3.stderr}`);
+      assert.equal(await spec.read(node), 'row1,row2', 'both committed rows survive the crash');
+      assert.equal((await script('check')).code, 0, 'the checker passes again');
+    });
+
+    test('start_prim is idempotent; stop_prim twice exits 0', async () => {
+      // Running since the previous test (or started now if it failed halfway).
+      const s0 = await script('start_prim');
+      assert.equal(s0.code, 0, `${s0.stdout}${s0.stderr}`);
+      const pidFile = node.file(`run/${MODULE}/server.pid`);
+      const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+      assert.ok(alive(pid), 'the recorded pid runs');
+      assert.deepEqual(mainServers(), [pid], 'one server, the recorded one');
+
+      const again = await script('start_prim');
+      assert.equal(again.code, 0, `start_prim again: ${again.stdout}${again.stderr}`);
+      assert.match(again.stdout, /already running/);
+      assert.equal(Number(fs.readFileSync(pidFile, 'utf8')), pid, 'the same server');
+      assert.ok(alive(pid));
+      // No second server beside it: one top-level server process, the recorded one.
+      assert.deepEqual(mainServers(), [pid]);
+      assert.equal((await script('check')).code, 0);
+
+      for (const round of [1, 2]) {
+        const stop = await script('stop_prim');
+        assert.equal(stop.code, 0, `stop_prim #${round}: ${stop.stdout}${stop.stderr}`);
+        assert.deepEqual(serverPids(), [], `no server process after stop_prim #${round}`);
+      }
+      assert.equal(alive(pid), false);
+    });
+  });
+}
