@@ -23,6 +23,9 @@ export const codes = {
   CROFT_ERR_MIRROR_UNMOUNT: 'The mirror cannot be unmounted cleanly (a process still uses it: stop the application first)',
   CROFT_ERR_MIRROR_REPLICA: 'The mirror replica cannot start (does its directory exist, is the port free?)',
   CROFT_ERR_MIRROR_DIRTY_LOG: 'The mirror dirty log cannot be opened or written (is its directory writable, is it already open by another mount or reader?)',
+  CROFT_ERR_MIRROR_REFUSED: 'The mirror refused the command in its current state (see the reason: e.g. run swap on the PRIM)',
+  CROFT_ERR_MIRROR_REINTEGRATION: 'The mirror reintegration failed (the mount stays alone and its dirty log intact: see the reason, then retry)',
+  CROFT_ERR_MIRROR_VERIFY: 'The mirror verify could not run (is the mirror connected to its peer, is the peer reachable?)',
 } as const;
 
 export type ErrorCode = keyof typeof codes;

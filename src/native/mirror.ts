@@ -102,6 +102,52 @@ export interface MirrorReplicaOptions {
   /** 0: any free port (read it from `replica.port`). */
   port: number;
   key: Buffer;
+  /**
+   * This node's own dirty log (in its state directory), when it was primary before it crashed:
+   * a reintegration into this replica copies its entries too and clears it when done.
+   */
+  dirtyLog?: MirrorDirtyLogOptions;
+}
+
+export interface MirrorReintegrateOptions {
+  peer: MirrorPeerOptions; // the target's replica
+  /** true: compare whole trees (size+mtime, then zone checksums); false: copy what the dirty logs list */
+  full: boolean;
+  /** Freeze and finish when fewer bytes than this remain to copy (default 4 MiB). */
+  freezeBelowBytes?: number;
+}
+
+export type MirrorReintegrationPhase = 'idle' | 'scan' | 'copy' | 'final' | 'done' | 'failed';
+
+export interface MirrorReintegrationStatus {
+  running: boolean;
+  phase: MirrorReintegrationPhase;
+  full: boolean;
+  /** Estimate of the file bytes still to copy in the current pass. */
+  bytesToGo: number;
+  /** File data sent. */
+  bytesCopied: number;
+  /** Everything sent on the reintegration's stream. */
+  bytesSent: number;
+  /** File data a full sync found equal by checksum (not sent). */
+  bytesSkipped: number;
+  entriesToGo: number;
+  entriesDone: number;
+  passes: number;
+  rateBytesPerSec: number;
+  startedAtMs: number | null; // epoch ms
+  finishedAtMs: number | null; // epoch ms
+  error: string | null;
+}
+
+export interface MirrorVerifyReport {
+  identical: boolean;
+  entriesCompared: number;
+  bytesCompared: number;
+  /** The first 1000 differences. */
+  differences: { path: string; what: string }[];
+  /** Every difference found (differences lists the first 1000). */
+  differencesTotal: number;
 }
 
 export interface MirrorReplicaStatus {
@@ -113,6 +159,48 @@ export interface MirrorReplicaStatus {
   ackedSeq: number;
   connected: boolean;
   lastError: string | null;
+  /** Reintegrations into this replica that finished. */
+  reintegrations: number;
+  /** Bytes received from primaries (operations and queries). */
+  bytesReceived: number;
+}
+
+type NativeReintegrationStatus = Omit<MirrorReintegrationStatus, 'phase' | 'startedAtMs' | 'finishedAtMs' | 'error'> & {
+  phase: string;
+  startedAtMs?: number | null;
+  finishedAtMs?: number | null;
+  error?: string | null;
+};
+
+const PHASES: readonly MirrorReintegrationPhase[] = ['idle', 'scan', 'copy', 'final', 'done', 'failed'];
+
+function reintegrationFromNative(s: NativeReintegrationStatus): MirrorReintegrationStatus {
+  const phase = PHASES.find((p) => p === s.phase);
+  assert.ok(phase !== undefined, `unknown reintegration phase ${s.phase}`);
+  return {
+    running: s.running,
+    phase,
+    full: s.full,
+    bytesToGo: s.bytesToGo,
+    bytesCopied: s.bytesCopied,
+    bytesSent: s.bytesSent,
+    bytesSkipped: s.bytesSkipped,
+    entriesToGo: s.entriesToGo,
+    entriesDone: s.entriesDone,
+    passes: s.passes,
+    rateBytesPerSec: s.rateBytesPerSec,
+    startedAtMs: s.startedAtMs ?? null,
+    finishedAtMs: s.finishedAtMs ?? null,
+    error: s.error ?? null,
+  };
+}
+
+function assertPeer(peer: MirrorPeerOptions): void {
+  assertPort(peer.port, 1);
+  assert.ok(Buffer.isBuffer(peer.key) && peer.key.length > 0, 'peer.key must be a non-empty Buffer');
+  assert.ok(peer.ackLevel === 'received' || peer.ackLevel === 'durable', `bad ackLevel ${String(peer.ackLevel)}`);
+  assertMs('ackTimeoutMs', peer.ackTimeoutMs);
+  assertMs('connectTimeoutMs', peer.connectTimeoutMs);
 }
 
 // The raw exports of crates/croft-napi/src/mirror.rs.
@@ -141,6 +229,10 @@ interface NativeMirrorMount extends Omit<NativeDirtyReader, 'dirtyPaths'> {
   dropPeer(reason: string): void;
   onEvent(callback: (event: { kind: string; reason: string }) => void): void;
   unmount(): Promise<void>;
+  reintegrate(opts: { peer: MirrorPeerOptions; full: boolean; freezeBelowBytes?: number }): Promise<NativeReintegrationStatus>;
+  reintegrationStatus(): NativeReintegrationStatus;
+  abortReintegration(reason: string): void;
+  verify(peer: MirrorPeerOptions): Promise<MirrorVerifyReport>;
 }
 
 interface NativeMirrorReplica {
@@ -303,13 +395,7 @@ export class MirrorMount {
       assert.ok(Number.isInteger(opts.threads) && opts.threads >= 1 && opts.threads <= 64, `threads must be 1..64, got ${opts.threads}`);
     }
     const peer = opts.peer;
-    if (peer !== undefined) {
-      assertPort(peer.port, 1);
-      assert.ok(Buffer.isBuffer(peer.key) && peer.key.length > 0, 'peer.key must be a non-empty Buffer');
-      assert.ok(peer.ackLevel === 'received' || peer.ackLevel === 'durable', `bad ackLevel ${String(peer.ackLevel)}`);
-      assertMs('ackTimeoutMs', peer.ackTimeoutMs);
-      assertMs('connectTimeoutMs', peer.connectTimeoutMs);
-    }
+    if (peer !== undefined) assertPeer(peer);
     if (opts.dirtyLog !== undefined) assertDirtyLogOptions(opts.dirtyLog.dir, opts.dirtyLog.zoneBytes);
     const what = `mounting the mirror over ${opts.dir}`;
     let native: NativeMirrorMount;
@@ -425,6 +511,72 @@ export class MirrorMount {
   }
 
   /**
+   * Brings the target's replica (`opts.peer`) up to date while the application keeps writing
+   * through this mount, which must run alone (peer lost, or mounted without one), then mirrors
+   * synchronously again on that stream: resolves once the target is in sync and every later
+   * change waits for its ack. Runs off the JS thread (Rust, on the libuv pool). `full: false`
+   * copies what the dirty logs of both sides list (needs the `dirtyLog` option); `full: true`
+   * compares whole trees. Rejects with CROFT_ERR_MIRROR_REINTEGRATION: the mount stays alone and
+   * its dirty log still lists everything.
+   */
+  async reintegrate(opts: MirrorReintegrateOptions): Promise<MirrorReintegrationStatus> {
+    assert.ok(!this.#unmounted, 'reintegrate() after unmount()');
+    assertPeer(opts.peer);
+    assert.equal(typeof opts.full, 'boolean', 'full must be a boolean');
+    if (opts.freezeBelowBytes !== undefined) {
+      assert.ok(Number.isFinite(opts.freezeBelowBytes) && opts.freezeBelowBytes >= 0, `bad freezeBelowBytes ${opts.freezeBelowBytes}`);
+    }
+    const request = {
+      peer: { ...opts.peer },
+      full: opts.full,
+      ...(opts.freezeBelowBytes === undefined ? {} : { freezeBelowBytes: opts.freezeBelowBytes }),
+    };
+    try {
+      return reintegrationFromNative(await this.#native.reintegrate(request));
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      if (err instanceof Error && isMirrorCode(code)) throw new CroftError(code, err.message, { cause: err });
+      throw new CroftError('CROFT_ERR_MIRROR_REINTEGRATION', `reintegration of ${this.dir}: ${String(err)}`, { cause: err });
+    }
+  }
+
+  /** Progress of the current or last reintegration (cheap; 'idle' before the first). */
+  reintegrationStatus(): MirrorReintegrationStatus {
+    return reintegrationFromNative(this.#native.reintegrationStatus());
+  }
+
+  /** Stops a running reintegration: its promise rejects, the mount stays alone. No-op otherwise. */
+  abortReintegration(reason: string): void {
+    if (this.#unmounted) return;
+    this.#native.abortReintegration(reason);
+  }
+
+  /**
+   * Compares this side with the peer's replica while mirrored (type, size, mode, owner, symlink
+   * target, xattrs, zone checksums), one file at a time with changes held back for that file,
+   * over a second, query-only session. Off the JS thread. Rejects with CROFT_ERR_MIRROR_VERIFY
+   * (not mirrored, peer unreachable).
+   */
+  async verify(peer: MirrorPeerOptions): Promise<MirrorVerifyReport> {
+    assert.ok(!this.#unmounted, 'verify() after unmount()');
+    assertPeer(peer);
+    try {
+      const r = await this.#native.verify({ ...peer });
+      return {
+        identical: r.identical,
+        entriesCompared: r.entriesCompared,
+        bytesCompared: r.bytesCompared,
+        differences: r.differences.map((d) => ({ path: d.path, what: d.what })),
+        differencesTotal: r.differencesTotal,
+      };
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      if (err instanceof Error && isMirrorCode(code)) throw new CroftError(code, err.message, { cause: err });
+      throw new CroftError('CROFT_ERR_MIRROR_VERIFY', `verify of ${this.dir}: ${String(err)}`, { cause: err });
+    }
+  }
+
+  /**
    * Calls `listener` on the JS thread for each event (today: the peer lost), including events from
    * before the first listener was added. Returns a function that removes it. A listener that
    * throws raises an uncaught exception, as an EventEmitter listener would.
@@ -473,6 +625,7 @@ export class MirrorReplica {
   static start(opts: MirrorReplicaOptions): MirrorReplica {
     assertPort(opts.port, 0);
     assert.ok(Buffer.isBuffer(opts.key) && opts.key.length > 0, 'key must be a non-empty Buffer');
+    if (opts.dirtyLog !== undefined) assertDirtyLogOptions(opts.dirtyLog.dir, opts.dirtyLog.zoneBytes);
     try {
       return new MirrorReplica(opts.dir, binding().MirrorReplica.start({ ...opts }));
     } catch (err) {
@@ -495,6 +648,8 @@ export class MirrorReplica {
       ackedSeq: s.ackedSeq,
       connected: s.connected,
       lastError: s.lastError ?? null,
+      reintegrations: s.reintegrations,
+      bytesReceived: s.bytesReceived,
     };
   }
 

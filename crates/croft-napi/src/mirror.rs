@@ -25,7 +25,8 @@
 
 use croft_mirror::{
     lazy_unmount, AckLevel, DirtyEntry, DirtyLog, DirtyPaths, DirtyTracker, EventSink, FailMode, Mirror, MirrorConfig,
-    MirrorError, MirrorEvent, MirrorStatus, PeerConfig, Replica, ReplicaConfig, ReplicaStatus, THREADS_DEFAULT, TO_END,
+    MirrorError, MirrorEvent, MirrorHandle, MirrorStatus, PeerConfig, ReintegrateOptions, ReintegrationStatus, Replica,
+    ReplicaConfig, ReplicaStatus, VerifyReport, FREEZE_BELOW_BYTES_DEFAULT, THREADS_DEFAULT, TO_END,
 };
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -192,7 +193,7 @@ const DIRTY_LOCK_NAME: &str = "dirty.lock";
 /// A `DirtyLog` with the flock that makes this opener its only writer; the mount's tracker, so
 /// the lock lives as long as the mirror may still mark (even past the JS object).
 struct LockedLog {
-    log: DirtyLog,
+    log: Arc<DirtyLog>,
     /// Held open: closing it releases the flock.
     _lock: File,
 }
@@ -200,6 +201,10 @@ struct LockedLog {
 impl DirtyTracker for LockedLog {
     fn mark(&self, path: &Path, offset: u64, len: u64) {
         self.log.mark(path, offset, len)
+    }
+
+    fn log(&self) -> Option<&DirtyLog> {
+        Some(&self.log)
     }
 }
 
@@ -222,7 +227,7 @@ fn open_locked_log(dir: &Path, zone_bytes: u64) -> std::result::Result<LockedLog
         }
         return Err(what(&e));
     }
-    let log = DirtyLog::open(dir, zone_bytes).map_err(|e| what(&e))?;
+    let log = Arc::new(DirtyLog::open(dir, zone_bytes).map_err(|e| what(&e))?);
     Ok(LockedLog { log, _lock: lock })
 }
 
@@ -490,6 +495,35 @@ struct PeerTarget {
     connect_timeout_ms: u64,
 }
 
+impl PeerTarget {
+    fn parse(p: MirrorPeerOptions) -> Result<PeerTarget> {
+        Ok(PeerTarget {
+            host: p.host,
+            port: port_u16(p.port)?,
+            key: p.key.to_vec(),
+            ack_level: match p.ack_level.as_str() {
+                "received" => AckLevel::Received,
+                "durable" => AckLevel::Durable,
+                other => return Err(invalid(format!("ackLevel must be 'received' or 'durable', got {other:?}"))),
+            },
+            ack_timeout_ms: p.ack_timeout_ms.unwrap_or(2000).max(1) as u64,
+            connect_timeout_ms: p.connect_timeout_ms.unwrap_or(2000).max(1) as u64,
+        })
+    }
+
+    /// Name resolution may block: off the JS thread.
+    fn resolve(&self) -> std::result::Result<PeerConfig, (&'static str, String)> {
+        let addr = (self.host.as_str(), self.port).to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| {
+            ("CROFT_ERR_MIRROR_PEER_UNREACHABLE", format!("cannot resolve the mirror peer's host {:?}", self.host))
+        })?;
+        let mut c = PeerConfig::new(addr, self.key.clone());
+        c.ack_level = self.ack_level;
+        c.ack_timeout_ms = self.ack_timeout_ms;
+        c.connect_timeout_ms = self.connect_timeout_ms;
+        Ok(c)
+    }
+}
+
 pub struct MountTask {
     dir: PathBuf,
     peer: Option<PeerTarget>,
@@ -515,20 +549,7 @@ impl MountTask {
         self.dirty = Some(dirty.clone());
         let peer = match &self.peer {
             None => None,
-            Some(p) => {
-                let addr =
-                    (p.host.as_str(), p.port).to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| {
-                        (
-                            "CROFT_ERR_MIRROR_PEER_UNREACHABLE",
-                            format!("cannot resolve the mirror peer's host {:?}", p.host),
-                        )
-                    })?;
-                let mut c = PeerConfig::new(addr, p.key.clone());
-                c.ack_level = p.ack_level;
-                c.ack_timeout_ms = p.ack_timeout_ms;
-                c.connect_timeout_ms = p.connect_timeout_ms;
-                Some(c)
-            }
+            Some(p) => Some(p.resolve()?),
         };
         let mut config = MirrorConfig::new(self.dir.clone(), peer);
         config.fail_mode = self.fail_mode;
@@ -564,6 +585,7 @@ impl Task for MountTask {
             dirty: Mutex::new(Some(self.dirty.take().ok_or_else(|| panicked("mounting the mirror"))?)),
             hub: Arc::clone(&self.hub),
             last_status: Mutex::new(None),
+            last_reintegration: Mutex::new(None),
         })
     }
 
@@ -625,6 +647,7 @@ pub struct MirrorMount {
     hub: Arc<EventHub>,
     /// Status when unmount() was called, answered afterwards.
     last_status: Mutex<Option<MirrorStatus>>,
+    last_reintegration: Mutex<Option<ReintegrationStatus>>,
 }
 
 #[napi]
@@ -640,18 +663,7 @@ impl MirrorMount {
         }
         let peer = match opts.peer {
             None => None,
-            Some(p) => Some(PeerTarget {
-                host: p.host,
-                port: port_u16(p.port)?,
-                key: p.key.to_vec(),
-                ack_level: match p.ack_level.as_str() {
-                    "received" => AckLevel::Received,
-                    "durable" => AckLevel::Durable,
-                    other => return Err(invalid(format!("ackLevel must be 'received' or 'durable', got {other:?}"))),
-                },
-                ack_timeout_ms: p.ack_timeout_ms.unwrap_or(2000).max(1) as u64,
-                connect_timeout_ms: p.connect_timeout_ms.unwrap_or(2000).max(1) as u64,
-            }),
+            Some(p) => Some(PeerTarget::parse(p)?),
         };
         Ok(AsyncTask::new(MountTask {
             dir: PathBuf::from(opts.dir),
@@ -725,6 +737,52 @@ impl MirrorMount {
         }))
     }
 
+    /// Brings the peer up to date while the application writes, then mirrors synchronously
+    /// again; off the JS thread. Rejects with CROFT_ERR_MIRROR_REINTEGRATION (the mount stays
+    /// alone, its dirty log intact).
+    #[napi(catch_unwind, ts_return_type = "Promise<MirrorReintegrationStatusJs>")]
+    pub fn reintegrate(&self, opts: MirrorReintegrateOptionsJs) -> Result<AsyncTask<ReintegrateTask>> {
+        let freeze = match opts.freeze_below_bytes {
+            None => FREEZE_BELOW_BYTES_DEFAULT,
+            Some(b) if b.is_finite() && b >= 0.0 => b as u64,
+            Some(b) => return Err(invalid(format!("freezeBelowBytes must be a non-negative number, got {b}"))),
+        };
+        let peer = PeerTarget::parse(opts.peer)?;
+        let handle = self.handle()?;
+        let o = ReintegrateOptions { full: opts.full, freeze_below_bytes: freeze, ..Default::default() };
+        Ok(AsyncTask::new(ReintegrateTask { handle, peer, opts: o, out: None }))
+    }
+
+    /// Progress of the current (or last) reintegration; cheap.
+    #[napi(catch_unwind)]
+    pub fn reintegration_status(&self) -> MirrorReintegrationStatusJs {
+        let st = match lock(&self.slot).as_ref() {
+            Some(m) => m.reintegration_status(),
+            None => lock(&self.last_reintegration).clone().unwrap_or_default(),
+        };
+        reint_js(&st)
+    }
+
+    /// Stops a running reintegration (it rejects; the mount stays alone); no-op otherwise.
+    #[napi(catch_unwind)]
+    pub fn abort_reintegration(&self, reason: String) -> Result<()> {
+        self.with_mirror(|m| m.abort_reintegration(&reason))
+    }
+
+    /// Compares both trees over a query-only session, off the JS thread. Rejects with
+    /// CROFT_ERR_MIRROR_VERIFY (not mirrored, peer unreachable).
+    #[napi(catch_unwind, ts_return_type = "Promise<MirrorVerifyReportJs>")]
+    pub fn verify(&self, peer: MirrorPeerOptions) -> Result<AsyncTask<VerifyTask>> {
+        Ok(AsyncTask::new(VerifyTask { handle: self.handle()?, peer: PeerTarget::parse(peer)?, out: None }))
+    }
+
+    fn handle(&self) -> Result<MirrorHandle> {
+        match lock(&self.slot).as_ref() {
+            Some(m) => Ok(m.handle()),
+            None => Err(Error::new(Status::GenericFailure, format!("the mirror over {} is unmounted", self.dir))),
+        }
+    }
+
     /// "alone" releases every call blocked on a lost peer (each records its change as dirty).
     #[napi(catch_unwind)]
     pub fn set_fail_mode(&self, mode: String) -> Result<()> {
@@ -753,6 +811,8 @@ impl MirrorMount {
         let mirror = lock(&self.slot).take();
         if let Some(m) = &mirror {
             *lock(&self.last_status) = Some(m.status());
+            *lock(&self.last_reintegration) = Some(m.reintegration_status());
+            m.abort_reintegration("unmounting");
         }
         self.hub.set(None);
         let mut dirty = lock(&self.dirty);
@@ -830,6 +890,9 @@ pub struct MirrorReplicaOptions {
     /// 0: any free port (see the `port` getter).
     pub port: u32,
     pub key: Buffer,
+    /// This node's own dirty log (it was primary before): a reintegration into this replica
+    /// copies its entries too and clears it when done.
+    pub dirty_log: Option<MirrorDirtyLogOptions>,
 }
 
 #[napi(object)]
@@ -840,6 +903,8 @@ pub struct MirrorReplicaStatusJs {
     pub acked_seq: i64,
     pub connected: bool,
     pub last_error: Option<String>,
+    pub reintegrations: i64,
+    pub bytes_received: i64,
 }
 
 fn replica_status_js(s: &ReplicaStatus) -> MirrorReplicaStatusJs {
@@ -850,6 +915,8 @@ fn replica_status_js(s: &ReplicaStatus) -> MirrorReplicaStatusJs {
         acked_seq: s.acked_seq as i64,
         connected: s.connected,
         last_error: s.last_error.clone(),
+        reintegrations: s.reintegrations as i64,
+        bytes_received: s.bytes_received as i64,
     }
 }
 
@@ -857,6 +924,8 @@ fn replica_status_js(s: &ReplicaStatus) -> MirrorReplicaStatusJs {
 #[napi]
 pub struct MirrorReplica {
     inner: Mutex<Option<Replica>>,
+    /// Holds the log's flock while the replica runs.
+    log: Mutex<Option<LockedLog>>,
     port: u16,
     stopped_status: Mutex<Option<ReplicaStatus>>,
 }
@@ -872,11 +941,20 @@ impl MirrorReplica {
             .parse()
             .map_err(|_| invalid(format!("host must be an IP address to listen on, got {:?}", opts.host)))?;
         let listen = SocketAddr::new(ip, port_u16(opts.port)?);
-        let config = ReplicaConfig { dir: PathBuf::from(&opts.dir), listen, key: opts.key.to_vec() };
+        let log = match &opts.dirty_log {
+            None => None,
+            Some(d) => Some(
+                open_locked_log(Path::new(&d.dir), zone_bytes_arg(d.zone_bytes)?)
+                    .map_err(|m| coded_error(&env, DIRTY_LOG_CODE, m))?,
+            ),
+        };
+        let mut config = ReplicaConfig::new(PathBuf::from(&opts.dir), listen, opts.key.to_vec());
+        config.dirty_log = log.as_ref().map(|l| Arc::clone(&l.log));
         match Replica::start(config) {
             Ok(r) => Ok(MirrorReplica {
                 port: r.local_addr().port(),
                 inner: Mutex::new(Some(r)),
+                log: Mutex::new(log),
                 stopped_status: Mutex::new(None),
             }),
             Err(e) => Err(coded_error(
@@ -913,5 +991,157 @@ impl MirrorReplica {
             last.connected = false;
             *lock(&self.stopped_status) = Some(last);
         }
+        lock(&self.log).take();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reintegration and verify
+
+const REINTEGRATION_CODE: &str = "CROFT_ERR_MIRROR_REINTEGRATION";
+const VERIFY_CODE: &str = "CROFT_ERR_MIRROR_VERIFY";
+
+#[napi(object)]
+pub struct MirrorReintegrateOptionsJs {
+    pub peer: MirrorPeerOptions,
+    pub full: bool,
+    pub freeze_below_bytes: Option<f64>,
+}
+
+#[napi(object)]
+pub struct MirrorReintegrationStatusJs {
+    pub running: bool,
+    /// "idle" | "scan" | "copy" | "final" | "done" | "failed".
+    pub phase: String,
+    pub full: bool,
+    pub bytes_to_go: f64,
+    pub bytes_copied: f64,
+    pub bytes_sent: f64,
+    pub bytes_skipped: f64,
+    pub entries_to_go: f64,
+    pub entries_done: f64,
+    pub passes: u32,
+    pub rate_bytes_per_sec: f64,
+    pub started_at_ms: Option<f64>,
+    pub finished_at_ms: Option<f64>,
+    pub error: Option<String>,
+}
+
+fn reint_js(s: &ReintegrationStatus) -> MirrorReintegrationStatusJs {
+    MirrorReintegrationStatusJs {
+        running: s.running,
+        phase: s.phase.name().into(),
+        full: s.full,
+        bytes_to_go: s.bytes_to_go as f64,
+        bytes_copied: s.bytes_copied as f64,
+        bytes_sent: s.bytes_sent as f64,
+        bytes_skipped: s.bytes_skipped as f64,
+        entries_to_go: s.entries_to_go as f64,
+        entries_done: s.entries_done as f64,
+        passes: s.passes,
+        rate_bytes_per_sec: s.rate_bytes_per_sec,
+        started_at_ms: s.started_at_ms.map(|v| v as f64),
+        finished_at_ms: s.finished_at_ms.map(|v| v as f64),
+        error: s.error.clone(),
+    }
+}
+
+pub struct ReintegrateTask {
+    handle: MirrorHandle,
+    peer: PeerTarget,
+    opts: ReintegrateOptions,
+    out: Option<ReintegrationStatus>,
+}
+
+impl Task for ReintegrateTask {
+    type Output = ();
+    type JsValue = MirrorReintegrationStatusJs;
+
+    // libuv pool: connects, copies, freezes, switches (may take long: one pool thread).
+    fn compute(&mut self) -> Result<()> {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let peer = self.peer.resolve().map_err(|(_, m)| m)?;
+            self.handle.reintegrate(peer, self.opts.clone())
+        }));
+        match r {
+            Ok(Ok(st)) => {
+                self.out = Some(st);
+                Ok(())
+            }
+            Ok(Err(m)) => Err(Error::new(Status::GenericFailure, format!("reintegration failed: {m}"))),
+            Err(_) => Err(panicked("the reintegration")),
+        }
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> Result<MirrorReintegrationStatusJs> {
+        Ok(reint_js(self.out.as_ref().ok_or_else(|| panicked("the reintegration"))?))
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<MirrorReintegrationStatusJs> {
+        Err(coded_error(&env, REINTEGRATION_CODE, err.reason.clone()))
+    }
+}
+
+#[napi(object)]
+pub struct MirrorDifferenceJs {
+    pub path: String,
+    pub what: String,
+}
+
+#[napi(object)]
+pub struct MirrorVerifyReportJs {
+    pub identical: bool,
+    pub entries_compared: f64,
+    pub bytes_compared: f64,
+    /// The first 1000.
+    pub differences: Vec<MirrorDifferenceJs>,
+    pub differences_total: f64,
+}
+
+fn verify_js(r: &VerifyReport) -> MirrorVerifyReportJs {
+    MirrorVerifyReportJs {
+        identical: r.identical,
+        entries_compared: r.entries_compared as f64,
+        bytes_compared: r.bytes_compared as f64,
+        differences: r
+            .differences
+            .iter()
+            .map(|(p, w)| MirrorDifferenceJs { path: p.to_string_lossy().into_owned(), what: w.clone() })
+            .collect(),
+        differences_total: r.differences_total as f64,
+    }
+}
+
+pub struct VerifyTask {
+    handle: MirrorHandle,
+    peer: PeerTarget,
+    out: Option<VerifyReport>,
+}
+
+impl Task for VerifyTask {
+    type Output = ();
+    type JsValue = MirrorVerifyReportJs;
+
+    fn compute(&mut self) -> Result<()> {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let peer = self.peer.resolve().map_err(|(_, m)| m)?;
+            self.handle.verify(peer)
+        }));
+        match r {
+            Ok(Ok(rep)) => {
+                self.out = Some(rep);
+                Ok(())
+            }
+            Ok(Err(m)) => Err(Error::new(Status::GenericFailure, format!("verify failed: {m}"))),
+            Err(_) => Err(panicked("verify")),
+        }
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> Result<MirrorVerifyReportJs> {
+        Ok(verify_js(self.out.as_ref().ok_or_else(|| panicked("verify"))?))
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<MirrorVerifyReportJs> {
+        Err(coded_error(&env, VERIFY_CODE, err.reason.clone()))
     }
 }
