@@ -8,6 +8,11 @@
 // process of it, start_prim again finds the row; after a SIGKILL of every server process, start_prim
 // recovers and the committed rows are there; start_prim is idempotent; stop_prim with nothing
 // running exits 0; the checker script passes while the server runs and fails when it does not.
+// Then the same over a real mirror (the native FUSE mount over the primary's folder, a replica
+// writing the other folder, on loopback): the first start (initdb...) runs through FUSE
+// (allow_other, default_permissions) as the server's own user, rows are committed, every server
+// process is SIGKILLed (the primary's crash), and a second node started on the replica finds every
+// committed row. And each module.yaml agrees with its lib.sh (dirs, VIP, scripts, checker).
 // Standard ports are used: inside these namespaces they clash with nothing on the machine.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -16,7 +21,9 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { after, before, describe, test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
 import { nsInode, pidsIn } from '../../src/lab/procs.js';
+import { MirrorMount, MirrorReplica, lazyUnmount } from '../../src/native/index.js';
 import { repoRoot } from '../helpers/paths.js';
 
 interface Run {
@@ -76,11 +83,11 @@ class TestNode {
   #holder: ChildProcess | null = null;
   #netIno: number | undefined;
 
-  constructor(readonly vip: string) {
+  constructor(readonly vip: string, data?: string) {
     this.root = fs.mkdtempSync(path.join(os.tmpdir(), 'crofttest-mirrormod-'));
     // The servers run as postgres, mysql, redis: they must reach the data folder.
     fs.chmodSync(this.root, 0o755);
-    this.data = path.join(this.root, 'data');
+    this.data = data ?? path.join(this.root, 'data');
     for (const d of ['run', 'log', 'data']) fs.mkdirSync(path.join(this.root, d), { mode: 0o755 });
     this.ns = `cmm${process.pid % 100000}x${nsCounter++}`;
   }
@@ -159,6 +166,10 @@ interface Spec {
   read: (node: TestNode) => Promise<string>;
   /** What the server's log says after a clean stop, then a start (null: nothing to check). */
   cleanRestartLog: RegExp | null;
+  /** What it says when it starts on the data of a crashed server (null: nothing to check). */
+  crashRecoveryLog: RegExp | null;
+  /** The generated config (under the node's /run/croft/<module>/) and the durability lines it must have. */
+  durableConf: { file: string; lines: RegExp[] } | null;
 }
 
 async function clientOk(node: TestNode, argv: string[], env: Record<string, string> = {}): Promise<string> {
@@ -183,6 +194,8 @@ const specs: Spec[] = [
       "select coalesce(string_agg(x, ',' order by x), '') from t"], { PGPASSWORD: 'croft' }),
     // pg_ctl stop -m fast wrote a shutdown checkpoint: the next start needs no recovery.
     cleanRestartLog: /database system was shut down at/,
+    crashRecoveryLog: /database system was interrupted|not properly shut down/,
+    durableConf: { file: 'postgresql.conf', lines: [/^fsync = on$/m, /^synchronous_commit = on$/m, /^full_page_writes = on$/m] },
   },
   {
     folder: 'mariadb-mirror',
@@ -196,6 +209,8 @@ const specs: Spec[] = [
     read: async (node) => (await clientOk(node, ['mariadb', '--no-defaults', '-h', node.vip, '-u', 'croft', '-pcroft', 'croft', '-N', '-B', '-e',
       "select coalesce(group_concat(x order by x separator ','), '') from t"])),
     cleanRestartLog: /Shutdown complete/,
+    crashRecoveryLog: /crash recovery/i,
+    durableConf: { file: 'my.cnf', lines: [/^innodb_flush_log_at_trx_commit = 1$/m, /^innodb_doublewrite = 1$/m] },
   },
   {
     folder: 'redis-mirror',
@@ -207,6 +222,8 @@ const specs: Spec[] = [
     },
     read: async (node) => (await clientOk(node, ['redis-cli', '-h', node.vip, '-p', '6379', 'smembers', 't'])).split('\n').filter(Boolean).sort().join(','),
     cleanRestartLog: /ready to exit, bye bye/,
+    crashRecoveryLog: null,
+    durableConf: { file: 'redis.conf', lines: [/^appendonly yes$/m, /^appendfsync always$/m] },
   },
   {
     folder: 'generic-mirror',
@@ -227,6 +244,8 @@ const specs: Spec[] = [
       return rows.sort().join(',');
     },
     cleanRestartLog: null,
+    crashRecoveryLog: null,
+    durableConf: null,
   },
 ];
 
@@ -267,6 +286,10 @@ for (const spec of specs) {
       assert.equal(start1.code, 0, `first start_prim: ${start1.stdout}${start1.stderr}\n${log()}`);
       assert.ok(fs.existsSync(path.join(node.data, spec.initialised)), `${spec.initialised} made in the replicated folder`);
       assert.match(start1.stdout, new RegExp(`listening on 127\\.0\\.0\\.1[, ]${spec.vip.replace(/\./g, '\\.')}`), 'it listens on the VIP');
+      if (spec.durableConf) {
+        const conf = fs.readFileSync(node.file(`run/${MODULE}/${spec.durableConf.file}`), 'utf8');
+        for (const re of spec.durableConf.lines) assert.match(conf, re, `${spec.durableConf.file} is durable`);
+      }
       const check1 = await script('check');
       assert.equal(check1.code, 0, `checker while running: ${check1.stdout}${check1.stderr}`);
       assert.ok(serverPids().length > 0, 'server processes run in the node');
@@ -327,6 +350,112 @@ for (const spec of specs) {
         assert.deepEqual(serverPids(), [], `no server process after stop_prim #${round}`);
       }
       assert.equal(alive(pid), false);
+    });
+  });
+}
+
+/** The default of a `NAME=${...:-default}` or `NAME=default` line of a lib.sh. */
+function libDefault(lib: string, name: string): string | undefined {
+  const m = new RegExp(`^${name}=(?:\\$\\{[A-Z0-9_]+:-([^}]*)\\}|(\\S+))`, 'm').exec(lib);
+  return m ? (m[1] ?? m[2]) : undefined;
+}
+
+describe('mirror modules: module.yaml agrees with lib.sh', () => {
+  for (const spec of specs) {
+    test(spec.folder, () => {
+      const dir = path.join(repoRoot, 'modules', spec.folder);
+      const y = parseYaml(fs.readFileSync(path.join(dir, 'module.yaml'), 'utf8')) as Record<string, unknown>;
+      const lib = fs.readFileSync(path.join(dir, 'lib.sh'), 'utf8');
+      assert.equal(y.kind, 'mirror');
+      assert.equal((y.nodes as string[]).length, 2);
+      assert.equal(y.vip, spec.vip, 'the VIP the scripts read from module.yaml is the one tested');
+      assert.deepEqual(y.dirs, [libDefault(lib, 'DIR')], 'dirs[0] is the DIR of lib.sh');
+      const scripts = y.scripts as Record<string, unknown>;
+      for (const k of ['start_prim', 'stop_prim']) {
+        const f = path.join(dir, String(scripts[k]));
+        assert.ok((fs.statSync(f).mode & 0o111) !== 0, `${scripts[k]} is executable`);
+      }
+      const checkers = y.checkers as Record<string, unknown>[];
+      assert.ok(checkers.length >= 1);
+      for (const c of checkers) {
+        assert.equal(c.scope, 'app');
+        if (c.type === 'script') assert.ok((fs.statSync(path.join(dir, String(c.path))).mode & 0o111) !== 0, `${c.path} is executable`);
+        if (c.type === 'tcp') assert.equal(c.port, Number(libDefault(lib, 'PORT')), 'the tcp checker probes PORT');
+      }
+    });
+  }
+});
+
+const KEY = Buffer.from('croft mirror modules test key');
+
+for (const spec of specs) {
+  describe(`modules/${spec.folder} over a real mirror: the other copy starts with every committed row`, { timeout: 300_000 }, () => {
+    const MODULE = spec.folder;
+    const dir = path.join(repoRoot, 'modules', spec.folder);
+    let root: string;
+    let replica: MirrorReplica | null = null;
+    let mount: MirrorMount | null = null;
+    const nodes: TestNode[] = [];
+    const env = (node: TestNode, state: string): Record<string, string> => ({
+      CROFT_NODE: node.ns, CROFT_MODULE: MODULE, CROFT_CLUSTER: 'test', CROFT_STATE: state, CROFT_MIRROR_DIR_0: node.data,
+    });
+    const script = (node: TestNode, name: 'start_prim' | 'stop_prim') => node.exec([path.join(dir, name)], env(node, name === 'stop_prim' ? 'STOP' : 'PRIM'));
+
+    before(() => {
+      root = fs.mkdtempSync(path.join(os.tmpdir(), 'crofttest-mirrormod-fuse-'));
+      fs.chmodSync(root, 0o755);
+    });
+    after(async () => {
+      for (const n of nodes) {
+        await script(n, 'stop_prim').catch(() => undefined);
+        await n.down().catch(() => undefined);
+      }
+      await mount?.unmount().catch(() => undefined);
+      await lazyUnmount(path.join(root, 'a')).catch(() => undefined);
+      replica?.stop();
+      fs.rmSync(root, { recursive: true, force: true });
+    });
+
+    test('initialised and written through FUSE; after a crash the replica has every committed row', async () => {
+      const a = path.join(root, 'a');
+      const b = path.join(root, 'b');
+      // Both folders as a new module finds them: empty, root's, 0755 (in sync).
+      fs.mkdirSync(a, { mode: 0o755 });
+      fs.mkdirSync(b, { mode: 0o755 });
+      replica = MirrorReplica.start({ dir: b, host: '127.0.0.1', port: 0, key: KEY });
+      mount = await MirrorMount.mount({ dir: a, peer: { host: '127.0.0.1', port: replica.port, key: KEY, ackLevel: 'received' }, failMode: 'alone' });
+
+      // The primary: its mount namespace is made after the mirror is mounted, so it sees the mount.
+      const prim = new TestNode(spec.vip, a);
+      nodes.push(prim);
+      await prim.up();
+      const start = await script(prim, 'start_prim');
+      assert.equal(start.code, 0, `start_prim through FUSE: ${start.stdout}${start.stderr}\n${fs.readFileSync(prim.file(`log/${MODULE}.log`), 'utf8').slice(-3000)}`);
+      await spec.write(prim, 'row1');
+      await spec.write(prim, 'row2');
+      assert.equal(await spec.read(prim), 'row1,row2');
+      assert.equal(mount.status().link.connected, true, 'the replica stayed connected (nothing went dirty)');
+      assert.ok(fs.existsSync(path.join(b, spec.initialised)), `${spec.initialised} is in the replica`);
+
+      // The primary crashes: every server process is SIGKILLed (no shutdown, no final flush).
+      const killed = prim.pids();
+      assert.ok(killed.length > 0);
+      for (const p of killed) process.kill(p, 'SIGKILL');
+      await prim.down();
+      nodes.splice(nodes.indexOf(prim), 1);
+      await mount.unmount();
+      mount = null;
+
+      // The other node starts the module on the replica (a folder, no mount: written in place).
+      const second = new TestNode(spec.vip, b);
+      nodes.push(second);
+      await second.up();
+      const start2 = await script(second, 'start_prim');
+      assert.equal(start2.code, 0, `start_prim on the replica: ${start2.stdout}${start2.stderr}\n${fs.readFileSync(second.file(`log/${MODULE}.log`), 'utf8').slice(-3000)}`);
+      if (spec.crashRecoveryLog) assert.match(fs.readFileSync(second.file(`log/${MODULE}.log`), 'utf8'), spec.crashRecoveryLog, 'it recovered from the crash');
+      assert.equal(await spec.read(second), 'row1,row2', 'every committed row is on the other node');
+      const stop = await script(second, 'stop_prim');
+      assert.equal(stop.code, 0, `${stop.stdout}${stop.stderr}`);
     });
   });
 }
