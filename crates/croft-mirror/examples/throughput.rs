@@ -45,7 +45,8 @@ fn run(label: &str, d: &Path) {
 
 fn main() {
     let base = std::env::temp_dir().join(format!("croft-mirror-bench-{}", std::process::id()));
-    let dirs = ["direct", "passthrough", "received", "durable", "replica-r", "replica-d"].map(|s| base.join(s));
+    let dirs = ["direct", "passthrough", "received", "durable", "replica-r", "replica-d", "received-log", "durable-log", "replica-rl", "replica-dl", "state-r", "state-d"]
+        .map(|s| base.join(s));
     for d in &dirs {
         fs::create_dir_all(d).unwrap();
     }
@@ -63,6 +64,24 @@ fn main() {
         let m = Mirror::mount(c, Arc::new(DirtyPaths::new()), None).unwrap();
         run(&format!("mirrored, loopback, {level:?}"), &dirs[i]);
         assert!(m.status().link.connected);
+        m.unmount().unwrap();
+        r.stop();
+    }
+    // The same with the durable dirty log as an activity log (marked before each change, cleared
+    // every few seconds once acked): the cost of crash-safe reintegration.
+    for (i, level) in [(6, AckLevel::Received), (7, AckLevel::Durable)] {
+        let r = Replica::start(ReplicaConfig::new(dirs[i + 2].clone(), "127.0.0.1:0".parse().unwrap(), b"k".to_vec())).unwrap();
+        let mut p = PeerConfig::new(r.local_addr(), b"k".to_vec());
+        p.ack_level = level;
+        let mut c = MirrorConfig::new(&dirs[i], Some(p));
+        c.fail_mode = FailMode::Alone;
+        let log = Arc::new(croft_mirror::DirtyLog::open(&dirs[i + 4], 64 << 10).unwrap());
+        log.clear().unwrap();
+        let m = Mirror::mount(c, log.clone(), None).unwrap();
+        run(&format!("mirrored+log, {level:?}"), &dirs[i]);
+        assert!(m.status().link.connected);
+        let st = log.stats();
+        println!("{:<28} dirty log: {} marks, {} records, {} fdatasyncs", "", st.marks, st.records_logged, st.fdatasyncs);
         m.unmount().unwrap();
         r.stop();
     }
