@@ -6,7 +6,8 @@
 //   /                             the web console (authenticated)
 import fs from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Daemon, ModuleCommand } from '../daemon/daemon.js';
+import type { Daemon, MirrorCommandName, ModuleCommand } from '../daemon/daemon.js';
+import { MirrorRuntime } from '../../mirror/runtime.js';
 import { servingStates } from '../daemon/states.js';
 import { CroftError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -38,7 +39,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
 
   app.setErrorHandler((err: unknown, _req, reply) => {
     if (err instanceof CroftError) {
-      const status = err.code === 'CROFT_ERR_UNKNOWN_MODULE' ? 404 : 400;
+      const status = err.code === 'CROFT_ERR_UNKNOWN_MODULE' ? 404 : err.code === 'CROFT_ERR_MIRROR_REFUSED' ? 409 : 400;
       return reply.code(status).send({ error: err.code, message: err.message });
     }
     const e = err as { statusCode?: number; message?: string };
@@ -52,7 +53,26 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
       const rt = daemon.runtimes.get(req.params.module);
       if (!rt) throw new CroftError('CROFT_ERR_UNKNOWN_MODULE', `module "${req.params.module}" does not run on node ${daemon.self}`);
       return { node: daemon.self, ...rt.status(), cluster: daemon.status().modules[req.params.module],
-        farm: daemon.farms.get(req.params.module)?.status() };
+        farm: daemon.farms.get(req.params.module)?.status(),
+        mirror: rt instanceof MirrorRuntime ? rt.mirrorStatus() : undefined };
+    });
+    // Mirror modules: prim, second, swap (refused: 409 with the machine's reason), the detailed
+    // status, and verify (on the PRIM: both sides compared by checksum).
+    for (const command of ['prim', 'second', 'swap'] as const satisfies readonly MirrorCommandName[]) {
+      v1.post<{ Params: { module: string } }>(`/modules/:module/${command}`, async (req, reply) => {
+        daemon.mirrorCommand(req.params.module, command, `${command} requested through the API`);
+        return reply.code(202).send({ node: daemon.self, module: req.params.module, command, accepted: true });
+      });
+    }
+    v1.get<{ Params: { module: string } }>('/modules/:module/mirror', async (req) => {
+      const rt = daemon.mirror(req.params.module);
+      return { ...rt.mirrorStatus(), cluster: daemon.status().modules[req.params.module] };
+    });
+    v1.post<{ Params: { module: string } }>('/modules/:module/mirror/verify', async (req) => {
+      const rt = daemon.mirror(req.params.module);
+      const t0 = Date.now();
+      const result = await rt.verify();
+      return { node: daemon.self, module: req.params.module, durationMs: Date.now() - t0, ...result };
     });
     for (const command of ['start', 'stop', 'restart'] as const satisfies readonly ModuleCommand[]) {
       v1.post<{ Params: { module: string } }>(`/modules/:module/${command}`, async (req, reply) => {

@@ -37,7 +37,10 @@ export function formatStatus(st: ClusterStatus): string {
     for (const [m, v] of modules) {
       rows.push([m, v.kind, ...names.map((n) => {
         const s = v.nodes[n];
-        return s ? (s.known ? s.state : `${s.state}?`) : '-';
+        if (!s) return '-';
+        // A mirror's data generation, so a person sees who holds the newest data ("PRIM g3").
+        const gen = s.mirror ? ` g${s.mirror.generation}` : '';
+        return s.known ? `${s.state}${gen}` : `${s.state}?`;
       })]);
     }
     lines.push(table(rows));

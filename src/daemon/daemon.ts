@@ -8,6 +8,7 @@ import { UdpMembership } from '../membership/udp.js';
 import type { ModuleStatus, PeerInfo, View } from '../membership/types.js';
 import { ModuleRuntime } from '../module/runtime.js';
 import { FarmDriver } from '../../farm/driver.js';
+import { MirrorRuntime } from '../../mirror/runtime.js';
 import type { NodeModuleView } from '../../farm/members.js';
 import { bestState } from './states.js';
 
@@ -34,13 +35,21 @@ export interface ClusterStatus {
 }
 
 export type ModuleCommand = 'start' | 'stop' | 'restart';
+/** Commands of mirror modules only (SafeKit's prim, second, swap). */
+export type MirrorCommandName = 'prim' | 'second' | 'swap';
+
+/** A light or farm module's runtime, or a mirror's: the same outward shape. */
+export type AnyRuntime = ModuleRuntime | MirrorRuntime;
 
 export class Daemon extends EventEmitter {
   readonly config: Config;
   readonly self: string;
   readonly incarnation: number;
   readonly membership: UdpMembership;
-  readonly runtimes = new Map<string, ModuleRuntime>();
+  readonly runtimes = new Map<string, AnyRuntime>();
+  /** Mirror modules of this node (also in runtimes). */
+  readonly mirrors = new Map<string, MirrorRuntime>();
+  private mirrorTimer: NodeJS.Timeout | null = null;
   /** Farm modules with a VIP on this node (cloud-mode farms have none: /health guides the provider's LB). */
   readonly farms = new Map<string, FarmDriver>();
   private farmTimer: NodeJS.Timeout | null = null;
@@ -66,15 +75,17 @@ export class Daemon extends EventEmitter {
           ? `no heartbeat on any LAN for ${config.cluster.heartbeat.timeoutMs} ms` : action.cause;
         this.log.info({ event, peer: action.node, view: action.view, cause },
           `${event}${action.node ? ` ${action.node}` : ''}: ${cause}`);
+        if (event === 'peer_down') {
+          for (const rt of this.mirrors.values()) if (rt.peer === action.node) rt.peerLost();
+        }
         this.emit(event, action);
       });
     }
     for (const module of config.modules) {
       if (!module.nodes.includes(self)) continue;
       if (module.kind === 'mirror') {
-        // Its data plane and state machine exist (crates/croft-mirror, mirror/), the daemon does
-        // not drive them yet: running it as a light module would promise replication it lacks.
-        throw new CroftError('CROFT_ERR_CONFIG', `${module.file}: kind: mirror is not yet run by this version of the daemon; remove the module or use kind: light`);
+        this.runtimes.set(module.name, this.createMirrorRuntime(module));
+        continue;
       }
       this.runtimes.set(module.name, this.createRuntime(module));
       if (module.kind === 'farm' && module.farm?.vip) {
@@ -120,6 +131,35 @@ export class Daemon extends EventEmitter {
     return runtime;
   }
 
+  private createMirrorRuntime(module: ModuleConfig): MirrorRuntime {
+    const runtime = new MirrorRuntime({
+      module,
+      node: this.self,
+      cluster: this.config.cluster,
+      getModuleState: (m, node) => this.moduleState(m, node),
+      logger: this.log,
+    });
+    this.mirrors.set(module.name, runtime);
+    runtime.on('announce', () => this.publishModules());
+    runtime.on('transition', (t: { module: string; from: string; to: string; cause: string }) => {
+      this.localSinceMs.set(module.name, Date.now());
+      this.publishModules();
+      this.emit('transition', t);
+    });
+    return runtime;
+  }
+
+  /** Each mirror hears its peer's announcement from the heartbeats (on change; the runtime compares). */
+  private updateMirrors(): void {
+    const peers = new Map(this.membership.peers().map((p) => [p.name, p]));
+    const states = this.membership.moduleStates();
+    for (const [name, rt] of this.mirrors) {
+      if (!peers.get(rt.peer)?.up) continue; // peer_down told the runtime already
+      const view = states[rt.peer]?.[name]?.mirror;
+      if (view) rt.peerView(view);
+    }
+  }
+
   /** State of `module` on `node` ('local', 'any' or a node name), as this node knows it. */
   moduleState(module: string, node: string): string | undefined {
     if (node === 'local' || node === this.self) return this.runtimes.get(module)?.state();
@@ -140,7 +180,15 @@ export class Daemon extends EventEmitter {
 
   private localModules(): Record<string, ModuleStatus> {
     const out: Record<string, ModuleStatus> = {};
-    for (const [name, rt] of this.runtimes) out[name] = { state: rt.state(), sinceMs: this.localSinceMs.get(name) ?? 0 };
+    for (const [name, rt] of this.runtimes) {
+      if (rt instanceof MirrorRuntime) {
+        // The announced view, released by the runtime's action queue (mirror/runtime.ts).
+        const a = rt.announced();
+        out[name] = { state: a.view.state, sinceMs: a.sinceMs, mirror: a.view };
+      } else {
+        out[name] = { state: rt.state(), sinceMs: this.localSinceMs.get(name) ?? 0 };
+      }
+    }
     return out;
   }
 
@@ -149,12 +197,15 @@ export class Daemon extends EventEmitter {
   }
 
   async start(): Promise<void> {
+    // Mirrors read their data record (and detach what a killed daemon left mounted) first.
+    for (const rt of this.mirrors.values()) await rt.init();
     this.publishModules();
     await this.membership.start();
     // Peers' module states arrive with their heartbeats; the farm map follows them. A key compare
     // makes this cheap when nothing changed. Half a heartbeat interval: within the failover budget.
     const everyMs = Math.max(10, Math.min(100, this.config.cluster.heartbeat.intervalMs / 2));
     this.farmTimer = this.farms.size ? setInterval(() => this.updateFarms('view'), everyMs) : null;
+    this.mirrorTimer = this.mirrors.size ? setInterval(() => this.updateMirrors(), everyMs) : null;
     this.log.info({ event: 'daemon_start', incarnation: this.incarnation, modules: [...this.runtimes.keys()] },
       `croft daemon started on ${this.self}`);
     for (const [name, rt] of this.runtimes) {
@@ -168,12 +219,34 @@ export class Daemon extends EventEmitter {
     await Promise.all([...this.runtimes.values()].map((rt) => stopAndWait(rt, cause)));
     await Promise.all([...this.runtimes.values()].map((rt) => rt.close()));
     if (this.farmTimer) clearInterval(this.farmTimer);
+    if (this.mirrorTimer) clearInterval(this.mirrorTimer);
     await Promise.all([...this.farms.values()].map((f) => f.stop()));
     await this.membership.stop();
     this.log.info({ event: 'daemon_stop', cause }, 'croft daemon stopped');
   }
 
   command(module: string, command: ModuleCommand, cause: string): void {
+    const rt = this.runtime(module);
+    this.log.info({ event: 'command', module, command, cause }, `${command} ${module}: ${cause}`);
+    rt[command](cause);
+  }
+
+  /** prim, second or swap of a mirror module; CROFT_ERR_MIRROR_REFUSED with the machine's reason. */
+  mirrorCommand(module: string, command: MirrorCommandName, cause: string): void {
+    const rt = this.mirror(module);
+    this.log.info({ event: 'command', module, command, cause }, `${command} ${module}: ${cause}`);
+    const refused = rt[command](cause);
+    if (refused !== null) throw new CroftError('CROFT_ERR_MIRROR_REFUSED', `${command} ${module} on ${this.self} refused: ${refused}`);
+  }
+
+  /** The mirror runtime of `module`; CroftError when it is not a mirror module of this node. */
+  mirror(module: string): MirrorRuntime {
+    const rt = this.runtime(module);
+    if (!(rt instanceof MirrorRuntime)) throw new CroftError('CROFT_ERR_USAGE', `module "${module}" is not a mirror module`);
+    return rt;
+  }
+
+  runtime(module: string): AnyRuntime {
     const rt = this.runtimes.get(module);
     if (!rt) {
       const known = this.config.modules.find((m) => m.name === module);
@@ -181,8 +254,7 @@ export class Daemon extends EventEmitter {
         ? `module "${module}" does not run on node ${this.self} (its nodes: ${known.nodes.join(', ')})`
         : `no module "${module}" in ${this.config.dir} (modules: ${this.config.modules.map((m) => m.name).join(', ') || 'none'})`);
     }
-    this.log.info({ event: 'command', module, command, cause }, `${command} ${module}: ${cause}`);
-    rt[command](cause);
+    return rt;
   }
 
   status(): ClusterStatus {
@@ -208,7 +280,8 @@ export class Daemon extends EventEmitter {
       for (const node of m.nodes) {
         if (node === this.self) {
           const rt = this.runtimes.get(m.name);
-          perNode[node] = { state: rt ? rt.state() : 'STOP', sinceMs: this.localSinceMs.get(m.name) ?? 0, known: true };
+          const mirror = rt instanceof MirrorRuntime ? { mirror: rt.announced().view } : {};
+          perNode[node] = { state: rt ? rt.state() : 'STOP', sinceMs: this.localSinceMs.get(m.name) ?? 0, known: true, ...mirror };
         } else {
           const s = peers.get(node)?.up ? remote[node]?.[m.name] : undefined;
           perNode[node] = s ? { ...s, known: true } : { state: 'STOP', sinceMs: 0, known: false };
@@ -229,7 +302,7 @@ export class Daemon extends EventEmitter {
   }
 }
 
-function stopAndWait(rt: ModuleRuntime, cause: string): Promise<void> {
+function stopAndWait(rt: AnyRuntime, cause: string): Promise<void> {
   if (rt.state() === 'STOP' && rt.status().scriptRunning === null) return Promise.resolve();
   return new Promise((resolve) => {
     const check = () => {

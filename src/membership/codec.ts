@@ -2,6 +2,7 @@
 // everything before it. Pure functions: decode never throws, whatever the bytes (a datagram socket
 // hands us anything anyone on the LAN sends), and everything it returns was checked field by field.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { PeerView } from '../../mirror/types.js';
 import type { Heartbeat, ModuleStatus } from './types.js';
 
 export const MAGIC = Buffer.from('CRFT', 'ascii');
@@ -76,12 +77,31 @@ function parseModules(v: unknown): Record<string, ModuleStatus> | null {
   const out: Record<string, ModuleStatus> = {};
   for (const name of names) {
     const m = v[name];
-    if (!isName(name) || !isPlainObject(m) || !hasExactKeys(m, ['state', 'sinceMs'])) return null;
+    if (!isName(name) || !isPlainObject(m)) return null;
+    const withMirror = Object.prototype.hasOwnProperty.call(m, 'mirror');
+    if (!hasExactKeys(m, withMirror ? ['state', 'sinceMs', 'mirror'] : ['state', 'sinceMs'])) return null;
     if (typeof m.state !== 'string' || !STATE_RE.test(m.state)) return null;
     if (typeof m.sinceMs !== 'number' || !Number.isFinite(m.sinceMs) || m.sinceMs < 0) return null;
-    out[name] = { state: m.state, sinceMs: m.sinceMs };
+    if (!withMirror) {
+      out[name] = { state: m.state, sinceMs: m.sinceMs };
+      continue;
+    }
+    const mirror = parsePeerView(m.mirror);
+    if (mirror === null) return null;
+    out[name] = { state: m.state, sinceMs: m.sinceMs, mirror };
   }
   return out;
+}
+
+const MIRROR_STATES: readonly string[] = ['STOP', 'WAIT', 'ALONE', 'PRIM', 'SECOND'];
+
+/** A mirror module's announcement (mirror/types.ts PeerView), checked field by field. */
+function parsePeerView(v: unknown): PeerView | null {
+  if (!isPlainObject(v) || !hasExactKeys(v, ['state', 'dataUpToDate', 'generation', 'eligible', 'forced'])) return null;
+  const { state, dataUpToDate, generation, eligible, forced } = v;
+  if (typeof state !== 'string' || !MIRROR_STATES.includes(state)) return null;
+  if (typeof dataUpToDate !== 'boolean' || typeof eligible !== 'boolean' || typeof forced !== 'boolean' || !isCount(generation)) return null;
+  return { state: state as PeerView['state'], dataUpToDate, generation, eligible, forced };
 }
 
 /** Returns a checked copy of `v`, or null when any field is missing, extra, mistyped or out of bounds. */

@@ -1,12 +1,18 @@
 // Contract of the membership layer: the pure core (core.ts), the wire codec (codec.ts) and the UDP
 // driver (udp.ts). The core makes every decision; it never reads a clock or touches a socket.
+import type { PeerView } from '../../mirror/types.js';
 
 /** What one node says about one of its modules, carried in every heartbeat. */
 export interface ModuleStatus {
   /** STOP | WAIT | UP (light and farm), ALONE | PRIM | SECOND (mirror). */
   state: string;
-  /** Wall-clock ms of the last state change on that node (for display only). */
+  /**
+   * Wall-clock ms of the last state change on that node (for display only). A mirror module gives
+   * the time of the last change of its announcement, so that the change is sent at once.
+   */
   sinceMs: number;
+  /** kind: mirror: what the node announces to its peer (mirror/machine.ts announce). */
+  mirror?: PeerView;
 }
 
 export interface View {

@@ -1,4 +1,4 @@
-// The daemon refuses what it cannot run, with a clear error, instead of running it half.
+// The daemon runs a mirror module with a MirrorRuntime, and refuses nodes it does not know.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,16 +8,22 @@ import { loadConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { CroftError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { MirrorRuntime } from '../../mirror/runtime.js';
 
-test('a kind: mirror module is refused by name (the daemon does not drive the mirror yet)', () => {
+test('a kind: mirror module gets a mirror runtime (prim/second/swap, mirror status); an unknown node is refused', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-daemon-'));
   try {
     fs.mkdirSync(path.join(dir, 'modules'));
     fs.writeFileSync(path.join(dir, 'cluster.yaml'), `name: d\nkey: "${'k'.repeat(40)}"\nnodes:\n  n1: { addresses: [127.0.0.1] }\n  n2: { addresses: [127.0.0.2] }\n`);
     fs.writeFileSync(path.join(dir, 'modules', 'db.yaml'), 'kind: mirror\nvip: none\ndirs: [/srv/db]\n');
     const config = loadConfig(dir);
-    assert.throws(() => new Daemon(config, 'n1', silentLogger()),
-      (e: unknown) => e instanceof CroftError && e.code === 'CROFT_ERR_CONFIG' && /db\.yaml: kind: mirror is not yet run/.test(e.message));
+    const daemon = new Daemon(config, 'n1', silentLogger());
+    const rt = daemon.mirror('db');
+    assert.ok(rt instanceof MirrorRuntime);
+    assert.equal(rt.peer, 'n2');
+    assert.equal(rt.state(), 'STOP');
+    assert.equal(rt.mirrorStatus().data, 'unknown');
+    assert.throws(() => daemon.mirrorCommand('nope', 'prim', 'test'), (e: unknown) => e instanceof CroftError && e.code === 'CROFT_ERR_UNKNOWN_MODULE');
     assert.throws(() => new Daemon(config, 'n9', silentLogger()), (e: unknown) => e instanceof CroftError && e.code === 'CROFT_ERR_UNKNOWN_NODE');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,326 @@
+// Driver: the replication data plane of one mirror module on this node (src/native/mirror.ts): the
+// replicas that listen while this node is not primary, the mounts over every replicated directory
+// while it is, the dirty logs, reintegration, verify and the quarantine of what was written alone.
+// One object per module; every method is called by the runtime's action queue, one at a time.
+import fs from 'node:fs';
+import path from 'node:path';
+import { CroftError } from '../src/errors.js';
+import {
+  MirrorMount,
+  MirrorReplica,
+  lazyUnmount,
+  type AckLevel,
+  type MirrorPeerOptions,
+  type MirrorReplicaOptions,
+  type MirrorReplicaStatus,
+} from '../src/native/index.js';
+
+/** What the mount reports of a reintegration (src/native/mirror.ts MirrorReintegrationStatus). */
+export interface ReintegrationStatus {
+  running: boolean;
+  phase: string;
+  full: boolean;
+  bytesToGo: number;
+  bytesCopied: number;
+  bytesSent: number;
+  entriesToGo: number;
+  entriesDone: number;
+  passes: number;
+  rateBytesPerSec: number;
+  startedAtMs: number | null;
+  finishedAtMs: number | null;
+  error: string | null;
+}
+
+export interface VerifyResult {
+  identical: boolean;
+  entriesCompared: number;
+  bytesCompared: number;
+  differences: { path: string; what: string }[];
+}
+
+/**
+ * The reintegration and verify API of MirrorMount (added by the data-plane work of the same
+ * session). Reached through this interface so that this driver builds against either version of
+ * the wrapper, and says so clearly at run time when the addon lacks it.
+ */
+interface MountReintegration {
+  reintegrate(o: { peer: MirrorPeerOptions; full: boolean; freezeBelowBytes?: number }): Promise<ReintegrationStatus>;
+  reintegrationStatus(): ReintegrationStatus;
+  abortReintegration(reason: string): void;
+  verify(peer: MirrorPeerOptions): Promise<VerifyResult>;
+}
+
+function reintegration(m: MirrorMount): MountReintegration {
+  const r = m as unknown as Partial<MountReintegration>;
+  if (typeof r.reintegrate !== 'function' || typeof r.reintegrationStatus !== 'function' || typeof r.verify !== 'function') {
+    throw new CroftError('CROFT_ERR_NATIVE', 'this build of the native addon has no mirror reintegration (MirrorMount.reintegrate): rebuild it (npm run build:native)');
+  }
+  return r as MountReintegration;
+}
+
+export interface DataPlaneOptions {
+  module: string;
+  dirs: string[];
+  /** <cluster.stateDir>/mirror/<module> */
+  stateDir: string;
+  /** This node's address on the replication LAN (the replica listens there). */
+  host: string;
+  /** The peer's address on the replication LAN. */
+  peerHost: string;
+  /** dirs[i] replicates on port + i. */
+  port: number;
+  key: Buffer;
+  ack: AckLevel;
+  ackTimeoutMs: number;
+  zoneBytes: number;
+  /** The data plane's own report that the peer was lost (ack timeout, stream closed). */
+  onPeerLost: (reason: string) => void;
+  log: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
+}
+
+export class MirrorDataPlane {
+  readonly o: DataPlaneOptions;
+  #replicas: (MirrorReplica | null)[];
+  #mounts: MirrorMount[] = [];
+  #fenced = false;
+  /** Replicas that could not start (address in use...): retried by ensureReplicas. */
+  #replicaError: string | null = null;
+
+  constructor(o: DataPlaneOptions) {
+    this.o = o;
+    this.#replicas = o.dirs.map(() => null);
+  }
+
+  dirtyDir(i: number): string {
+    return path.join(this.o.stateDir, 'dirty', String(i));
+  }
+
+  peerOptions(i: number): MirrorPeerOptions {
+    return { host: this.o.peerHost, port: this.o.port + i, key: this.o.key, ackLevel: this.o.ack, ackTimeoutMs: this.o.ackTimeoutMs, connectTimeoutMs: 1000 };
+  }
+
+  get mounted(): boolean {
+    return this.#mounts.length > 0;
+  }
+
+  get fenced(): boolean {
+    return this.#fenced;
+  }
+
+  /**
+   * At daemon start: detach what a killed daemon left mounted (ENOTCONN mounts), create the
+   * replicated directories and the state folders.
+   */
+  async prepare(): Promise<void> {
+    for (const [i, dir] of this.o.dirs.entries()) {
+      await lazyUnmount(dir);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.mkdirSync(this.dirtyDir(i), { recursive: true });
+    }
+    fs.mkdirSync(path.join(this.o.stateDir, 'quarantine'), { recursive: true });
+  }
+
+  /** Replicas listen whenever this node is not primary and the module runs (idempotent). */
+  ensureReplicas(): void {
+    if (this.mounted) return;
+    for (const [i, dir] of this.o.dirs.entries()) {
+      if (this.#replicas[i]) continue;
+      // With this node's own dirty log: what it wrote as primary before it crashed or gave up is
+      // copied over by the reintegration into it too (and the log cleared when done).
+      const opts: MirrorReplicaOptions & { dirtyLog: { dir: string; zoneBytes: number } } = {
+        dir, host: this.o.host, port: this.o.port + i, key: this.o.key, dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes },
+      };
+      try {
+        this.#replicas[i] = MirrorReplica.start(opts);
+        this.#replicaError = null;
+      } catch (e) {
+        const msg = (e as Error).message;
+        if (msg !== this.#replicaError) this.o.log.error({ event: 'mirror_replica_error', module: this.o.module, dir, err: msg }, `mirror replica over ${dir}: ${msg}`);
+        this.#replicaError = msg;
+      }
+    }
+  }
+
+  stopReplicas(): void {
+    for (const [i, r] of this.#replicas.entries()) {
+      r?.stop();
+      this.#replicas[i] = null;
+    }
+  }
+
+  replicasRunning(): boolean {
+    return this.#replicas.every((r) => r !== null);
+  }
+
+  /** Every replica holds a session with the primary. */
+  replicasConnected(): boolean {
+    return this.#replicas.every((r) => r !== null && r.status().connected);
+  }
+
+  replicaStatus(): (MirrorReplicaStatus | null)[] {
+    return this.#replicas.map((r) => (r ? r.status() : null));
+  }
+
+  /**
+   * Promotes the data plane: the replicas stop, then each directory is mounted alone with its
+   * durable dirty log. Alone, not connected to the peer's replica: the machine enters ALONE, and
+   * the peer becomes an in-sync SECOND only through a reintegration (MirrorMount.reintegrate runs
+   * on a mount that runs alone, then mirrors synchronously on its stream).
+   */
+  async mount(): Promise<void> {
+    this.stopReplicas();
+    try {
+      for (const [i, dir] of this.o.dirs.entries()) {
+        const m = await MirrorMount.mount({ dir, failMode: 'alone', dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes } });
+        m.onEvent((ev) => this.o.onPeerLost(ev.reason));
+        this.#mounts.push(m);
+      }
+    } catch (e) {
+      await this.unmount();
+      throw e;
+    }
+    this.#fenced = false;
+  }
+
+  /**
+   * Fencing: from now on no write through the mount is acknowledged. The closest the data plane
+   * offers: failMode 'block' (a change the peer cannot ack waits instead of being recorded dirty
+   * and returning) and the peer dropped (so every change waits). Those writes never return
+   * success; unmount() releases them with an error once the application was stopped.
+   */
+  fence(): void {
+    for (const m of this.#mounts) {
+      m.setFailMode('block');
+      m.dropPeer('fenced: this node gave up the primary role');
+    }
+    this.#fenced = true;
+  }
+
+  /** Unmounts every directory (lazily when busy: the application was stopped, or was killed). */
+  async unmount(): Promise<void> {
+    const mounts = this.#mounts;
+    this.#mounts = [];
+    for (const m of mounts) {
+      try {
+        await m.unmount();
+      } catch (e) {
+        this.o.log.warn({ event: 'mirror_unmount_lazy', module: this.o.module, dir: m.dir, err: (e as Error).message }, `unmount of ${m.dir} failed, detaching lazily`);
+        await lazyUnmount(m.dir);
+      }
+    }
+    this.#fenced = false;
+  }
+
+  /** Every mount holds a connected stream to the peer. */
+  linkConnected(): boolean {
+    return this.mounted && this.#mounts.every((m) => m.status().link.connected);
+  }
+
+  dirtyTrusted(): boolean {
+    return this.#mounts.every((m) => m.dirtyTrusted());
+  }
+
+  dirtyBytes(): number {
+    if (this.#fenced) return 0; // a sync lstat on a blocked mount could wait forever
+    return this.#mounts.reduce((s, m) => s + m.dirtyBytes(), 0);
+  }
+
+  dirtyEntries(): number {
+    return this.#mounts.reduce((s, m) => s + m.dirtyEntries().length, 0);
+  }
+
+  async clearDirty(): Promise<void> {
+    for (const m of this.#mounts) await m.clearDirty();
+  }
+
+  /** Copies the dirty zones (or, full, everything that differs) to the peer while writes go on. */
+  async reintegrate(full: boolean): Promise<ReintegrationStatus[]> {
+    return Promise.all(this.#mounts.map((m, i) => reintegration(m).reintegrate({ peer: this.peerOptions(i), full })));
+  }
+
+  abortReintegration(reason: string): void {
+    for (const m of this.#mounts) {
+      try {
+        reintegration(m).abortReintegration(reason);
+      } catch {
+        // nothing runs, or no such API: nothing to abort
+      }
+    }
+  }
+
+  reintegrationStatus(): ReintegrationStatus | null {
+    const all: ReintegrationStatus[] = [];
+    for (const m of this.#mounts) {
+      try {
+        all.push(reintegration(m).reintegrationStatus());
+      } catch {
+        return null;
+      }
+    }
+    if (all.length === 0) return null;
+    const sum = (k: keyof ReintegrationStatus) => all.reduce((s, x) => s + (x[k] as number), 0);
+    return {
+      running: all.some((x) => x.running),
+      phase: all.map((x) => x.phase).join(','),
+      full: all.some((x) => x.full),
+      bytesToGo: sum('bytesToGo'),
+      bytesCopied: sum('bytesCopied'),
+      bytesSent: sum('bytesSent'),
+      entriesToGo: sum('entriesToGo'),
+      entriesDone: sum('entriesDone'),
+      passes: Math.max(...all.map((x) => x.passes)),
+      rateBytesPerSec: sum('rateBytesPerSec'),
+      startedAtMs: all.every((x) => x.startedAtMs !== null) ? Math.min(...all.map((x) => x.startedAtMs!)) : null,
+      finishedAtMs: all.every((x) => x.finishedAtMs !== null) ? Math.max(...all.map((x) => x.finishedAtMs!)) : null,
+      error: all.map((x) => x.error).find((e) => e) ?? null,
+    };
+  }
+
+  async verify(): Promise<VerifyResult> {
+    if (!this.mounted) throw new CroftError('CROFT_ERR_USAGE', `${this.o.module} is not mounted on this node: run verify on the primary`);
+    const results = await Promise.all(this.#mounts.map((m, i) => reintegration(m).verify(this.peerOptions(i))));
+    return {
+      identical: results.every((r) => r.identical),
+      entriesCompared: results.reduce((s, r) => s + r.entriesCompared, 0),
+      bytesCompared: results.reduce((s, r) => s + r.bytesCompared, 0),
+      differences: results.flatMap((r, i) => r.differences.map((d) => ({ path: path.join(this.o.dirs[i]!, d.path), what: d.what }))),
+    };
+  }
+
+  /**
+   * Copies the files of this node's dirty log entries from the unmounted directories into
+   * <state>/quarantine/<ISO time>/<dir>/<path> before anything overwrites them. Never deletes.
+   * Returns the number of paths copied. The replicas must not run (they would change the files).
+   */
+  async quarantine(): Promise<{ folder: string; copied: number }> {
+    const stamp = new Date().toISOString().replace(/:/g, '-');
+    const folder = path.join(this.o.stateDir, 'quarantine', stamp);
+    let copied = 0;
+    for (const [i, dir] of this.o.dirs.entries()) {
+      const log = await MirrorMount.openDirtyLog(this.dirtyDir(i), this.o.zoneBytes);
+      let paths: string[];
+      try {
+        paths = log.dirtyPaths();
+      } finally {
+        log.close();
+      }
+      for (const rel of paths) {
+        if (rel === '') continue;
+        const src = path.join(dir, rel);
+        const st = fs.lstatSync(src, { throwIfNoEntry: false });
+        if (!st || st.isDirectory()) continue; // removed since, or a directory (its files have entries of their own)
+        const dst = path.join(folder, dir.replace(/^\/+/, ''), rel);
+        fs.mkdirSync(path.dirname(dst), { recursive: true });
+        fs.cpSync(src, dst, { verbatimSymlinks: true, preserveTimestamps: true });
+        copied++;
+      }
+    }
+    return { folder, copied };
+  }
+
+  /** Stops everything this node runs of the module (daemon stop): replicas; mounts are the runtime's. */
+  async close(): Promise<void> {
+    this.stopReplicas();
+  }
+}

@@ -1,0 +1,55 @@
+// Driver: a mirror's VIP, a plain address on the primary node only (unlike a farm's, no virtual
+// MAC: the primary answers ARP for it with its own MAC like for any of its addresses), announced
+// with gratuitous ARP so that neighbours forget the previous primary's MAC at once.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { isIP } from 'node:net';
+import assert from 'node:assert/strict';
+import { CroftError } from '../src/errors.js';
+import { arpSendGratuitous } from '../src/native/index.js';
+
+function ip(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => reject(new CroftError('CROFT_ERR_VIP', `cannot run ip: ${e.message}`, { cause: e })));
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+  });
+}
+
+async function ipOk(args: string[]): Promise<string> {
+  const r = await ip(args);
+  if (r.code !== 0) throw new CroftError('CROFT_ERR_VIP', `\`ip ${args.join(' ')}\` failed (exit ${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+export async function hasAddress(ifname: string, vip: string): Promise<boolean> {
+  const out = await ipOk(['-j', '-4', 'addr', 'show', 'dev', ifname]);
+  const links = JSON.parse(out) as Array<{ addr_info?: Array<{ local?: string }> }>;
+  return links.some((l) => (l.addr_info ?? []).some((a) => a.local === vip));
+}
+
+/** The interface's own MAC (the primary answers for the VIP with it). */
+export function macOf(ifname: string): string {
+  try {
+    return fs.readFileSync(`/sys/class/net/${ifname}/address`, 'utf8').trim();
+  } catch (e) {
+    throw new CroftError('CROFT_ERR_VIP', `cannot read the MAC of ${ifname}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Adds vip/32 on ifname (idempotent) and sends 3 gratuitous ARPs 100 ms apart. */
+export async function addMirrorVip(ifname: string, vip: string): Promise<void> {
+  assert.equal(isIP(vip), 4, `mirror VIP ${vip} must be IPv4`);
+  await ipOk(['addr', 'replace', `${vip}/32`, 'dev', ifname]);
+  await arpSendGratuitous(ifname, vip, macOf(ifname), 3, 100);
+}
+
+/** Removes vip/32 from ifname; idempotent. */
+export async function removeMirrorVip(ifname: string, vip: string): Promise<void> {
+  assert.equal(isIP(vip), 4, `mirror VIP ${vip} must be IPv4`);
+  if (await hasAddress(ifname, vip)) await ipOk(['addr', 'del', `${vip}/32`, 'dev', ifname]);
+}

@@ -1,0 +1,742 @@
+// Driver of one mirror module on this node: feeds MirrorEvents (commands, the peer's announcements
+// from the heartbeats, membership, the data plane, scripts, checkers, the witness, time) into the
+// pure machine (machine.ts) and carries out its actions strictly one after the other, each finished
+// before the next starts (the order rules on MirrorAction in types.ts). Long-running things (a
+// script, a reintegration, witness checks) are launched by their action and report back as events.
+//
+// What this node announces (announce(m)) is released in the same queue, after the actions of the
+// step that produced it: the peer never learns of a state whose actions are not done yet (it never
+// sees WAIT from a node that has not fenced yet).
+//
+// The `link` the machine needs is computed here (linkNow):
+//   - primary, mounted: the stream to the peer's replica is connected, or a reintegration runs; when
+//     alone (no stream), the peer announces WAIT or SECOND, so its replica listens: reintegration
+//     can start (a failed start holds the link down a while before it is tried again);
+//   - not primary: the peer is heard and not STOP, and if it is PRIM our replica holds its stream.
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
+import { CroftError } from '../src/errors.js';
+import { CheckerRunner, probeFor, type ModuleStateGetter } from '../src/module/checkers/index.js';
+import { runScript } from '../src/module/scripts.js';
+import type { ModuleLogger } from '../src/module/types.js';
+import { interfaceOf } from '../farm/driver.js';
+import { readDataRecord, writeDataRecord } from './data-record.js';
+import { MirrorDataPlane, type ReintegrationStatus, type VerifyResult } from './driver-dataplane.js';
+import { addMirrorVip, removeMirrorVip } from './driver-vip.js';
+import { announce, checkerHealth, createMirrorMachine, mirrorStep, nextWakeMs, type MirrorMachine } from './machine.js';
+import type {
+  DataStatus,
+  MirrorAction,
+  MirrorCommand,
+  MirrorEvent,
+  MirrorMachineConfig,
+  MirrorScript,
+  MirrorState,
+  PeerView,
+  Witness,
+} from './types.js';
+import { PingWitness, RedisWitness } from './witness.js';
+
+export interface MirrorRuntimeOptions {
+  module: ModuleConfig;
+  node: string;
+  cluster: ClusterConfig;
+  getModuleState: ModuleStateGetter;
+  logger?: ModuleLogger;
+  /** Where croft keeps this module's state (default <cluster.stateDir>/mirror/<module>). */
+  stateDir?: string;
+}
+
+/** Outward status, the same shape as ModuleRuntime's (src/module/types.ts ModuleStatus). */
+export interface MirrorModuleStatus {
+  module: string;
+  state: MirrorState;
+  sinceMs: number;
+  scriptRunning: MirrorScript | null;
+  restarts: number;
+  checkers: { name: string; type: string; health: 'unknown' | 'healthy' | 'failed'; lastDetail: string; lastProbeMs: number | null }[];
+}
+
+export interface LastReintegration {
+  full: boolean;
+  /** Dirty bytes and entries in the log when it started (0 for a full sync: no log used). */
+  dirtyBytesAtStart: number;
+  dirtyEntriesAtStart: number;
+  bytesCopied: number;
+  bytesSent: number;
+  durationMs: number;
+  finishedAtMs: number;
+}
+
+export interface MirrorDetail {
+  module: string;
+  node: string;
+  peer: string;
+  state: MirrorState;
+  sinceMs: number;
+  cause: string;
+  role: 'primary' | 'secondary' | 'none';
+  target: 'run' | 'stop';
+  data: DataStatus;
+  generation: number;
+  peerGeneration: number;
+  /** What the peer last announced (null: lost or not heard). */
+  peerView: PeerView | null;
+  link: boolean;
+  ack: 'received' | 'durable';
+  dirs: string[];
+  mounted: boolean;
+  fenced: boolean;
+  vip: string | null;
+  vipHeld: boolean;
+  witness: { type: string; contending: boolean; allowed: boolean; validUntilMs: number; detail: string };
+  dirtyBytes: number | null;
+  dirtyTrusted: boolean | null;
+  reintegrating: 'none' | 'source' | 'target';
+  reintegration: (ReintegrationStatus & { etaMs: number | null }) | null;
+  lastReintegration: LastReintegration | null;
+  replicas: ({ sessions: number; connected: boolean; appliedOps: number; lastError: string | null } | null)[];
+}
+
+/** Payload of the 'transition' event (as ModuleRuntime's). */
+export interface MirrorTransitionEvent {
+  module: string;
+  from: MirrorState;
+  to: MirrorState;
+  cause: string;
+}
+
+const silentLogger: ModuleLogger = { info() {}, warn() {}, error() {} };
+const TICK_MS = 1000;
+const LINK_POLL_MS = 200;
+/** After a reintegration could not start, the link is held down this long before trying again. */
+const LINK_RETRY_MS = 2000;
+
+type Job = { what: string; run: () => Promise<void> | void };
+
+export class MirrorRuntime extends EventEmitter {
+  readonly #cfg: ModuleConfig;
+  readonly #mirror: NonNullable<ModuleConfig['mirror']>;
+  readonly #node: string;
+  readonly #peer: string;
+  readonly #cluster: ClusterConfig;
+  readonly #log: ModuleLogger;
+  readonly #runner: CheckerRunner;
+  readonly #dp: MirrorDataPlane;
+  readonly #recordFile: string;
+  readonly #stateDir: string;
+  #m: MirrorMachine;
+  #closed = false;
+  #ready = false;
+  /** Commands received before init() read the record: fed once it has. */
+  #early: MirrorEvent[] = [];
+  readonly #queue: Job[] = [];
+  #draining = false;
+  #idle: Promise<void> = Promise.resolve();
+  #idleResolve: (() => void) | null = null;
+  #announced: PeerView;
+  #announcedAtMs = Date.now();
+  #linkFed = false;
+  #linkHoldUntilMs = 0;
+  #reintegrationToken = 0;
+  #reintegrationStart: { full: boolean; dirtyBytes: number; dirtyEntries: number; atMs: number } | null = null;
+  #lastReintegration: LastReintegration | null = null;
+  #vipHeld = false;
+  #witness: Witness | null = null;
+  #witnessEpoch = -1;
+  #mountFailed = false;
+  #script: Promise<void> | null = null;
+  #tickTimer: NodeJS.Timeout | null = null;
+  #linkTimer: NodeJS.Timeout | null = null;
+  #wakeTimer: NodeJS.Timeout | null = null;
+  readonly #last = new Map<string, { detail: string; atMs: number }>();
+  readonly #counters = { scriptRuns: {} as Record<string, number>, probes: {} as Record<string, number> };
+
+  constructor(opts: MirrorRuntimeOptions) {
+    super();
+    const mirror = opts.module.mirror;
+    if (!mirror) throw new CroftError('CROFT_ERR_CONFIG', `module ${opts.module.name} is not a mirror module`);
+    this.#cfg = opts.module;
+    this.#mirror = mirror;
+    this.#node = opts.node;
+    this.#cluster = opts.cluster;
+    this.#log = opts.logger ?? silentLogger;
+    const peer = opts.module.nodes.find((n) => n !== opts.node);
+    if (!peer || opts.module.nodes.length !== 2) throw new CroftError('CROFT_ERR_CONFIG', `mirror ${opts.module.name} needs exactly two nodes`);
+    this.#peer = peer;
+    this.#stateDir = opts.stateDir ?? path.join(opts.cluster.stateDir, 'mirror', opts.module.name);
+    this.#recordFile = path.join(this.#stateDir, 'data.json');
+    const addressOf = (n: string) => {
+      const a = opts.cluster.nodes.find((x) => x.name === n)?.addresses[mirror.lan];
+      if (!a) throw new CroftError('CROFT_ERR_CONFIG', `node ${n} has no address on LAN ${opts.cluster.lans[mirror.lan] ?? mirror.lan}`);
+      return a;
+    };
+    this.#dp = new MirrorDataPlane({
+      module: opts.module.name,
+      dirs: mirror.dirs,
+      stateDir: this.#stateDir,
+      host: addressOf(opts.node),
+      peerHost: addressOf(peer),
+      port: mirror.port,
+      key: opts.cluster.key,
+      ack: mirror.ack,
+      ackTimeoutMs: mirror.ackTimeoutMs,
+      zoneBytes: mirror.zoneBytes,
+      onPeerLost: (reason) => this.#dataPlaneLost(reason),
+      log: this.#log,
+    });
+    const mcfg: MirrorMachineConfig = {
+      module: opts.module.name,
+      node: opts.node,
+      peer,
+      witness: mirror.witness.type,
+      primPreference: mirror.primPreference,
+      peerWaitMs: mirror.peerWaitMs,
+      checkers: opts.module.checkers.map((c) => ({
+        name: c.name,
+        kind: mirror.checkerScopes[c.name] ?? (c.type === 'module' ? 'dependency' : 'app'),
+        onFailure: c.onFailure,
+        rise: c.rise,
+        fall: c.fall,
+      })),
+      restart: opts.module.restart,
+    };
+    this.#m = createMirrorMachine(mcfg, Date.now());
+    this.#announced = announce(this.#m);
+    const env = { CROFT_NODE: opts.node, CROFT_MODULE: opts.module.name, CROFT_CLUSTER: opts.cluster.name };
+    this.#runner = new CheckerRunner(
+      opts.module.checkers.map((c) => ({
+        name: c.name,
+        intervalMs: c.intervalMs,
+        timeoutMs: c.timeoutMs,
+        probe: probeFor(c, {
+          getModuleState: opts.getModuleState,
+          env,
+          onScriptOutput: (checker, stream, line) => this.#log.info({ module: this.#cfg.name, checker, stream }, line),
+        }),
+      })),
+      (checker, result) => {
+        const key = `${checker}:${result.ok ? 'ok' : 'fail'}`;
+        this.#counters.probes[key] = (this.#counters.probes[key] ?? 0) + 1;
+        this.#last.set(checker, { detail: result.detail, atMs: Date.now() });
+        this.#feed({ type: 'probe', checker, ok: result.ok, detail: result.detail });
+      },
+    );
+  }
+
+  get peer(): string {
+    return this.#peer;
+  }
+
+  /**
+   * Once, before start: detaches what a killed daemon left mounted, creates the directories,
+   * reads the data record and gives it to the machine; the timers start.
+   */
+  async init(): Promise<void> {
+    await this.#dp.prepare();
+    const { record, problem } = readDataRecord(this.#recordFile);
+    if (problem) this.#log.error({ event: 'mirror_record_unreadable', module: this.#cfg.name, problem }, problem);
+    this.#log.info({ event: 'mirror_record', module: this.#cfg.name, ...record }, `mirror ${this.#cfg.name}: data ${record.status}, generation ${record.generation}`);
+    this.#ready = true;
+    this.#feed({ type: 'data', status: record.status, generation: record.generation, peerGeneration: record.peerGeneration });
+    for (const ev of this.#early.splice(0)) this.#feed(ev);
+    this.#tickTimer = setInterval(() => this.#feed({ type: 'tick' }), TICK_MS);
+    this.#linkTimer = setInterval(() => this.#updateLink(), LINK_POLL_MS);
+  }
+
+  start(cause = 'command'): void {
+    this.#command('start', cause);
+  }
+
+  stop(cause = 'command'): void {
+    this.#command('stop', cause);
+  }
+
+  /** A mirror has no restart in place by command: stop here (the peer takes over), then start again. */
+  restart(cause = 'command'): void {
+    this.#command('stop', cause);
+    this.#command('start', cause);
+  }
+
+  prim(cause = 'command'): string | null {
+    return this.#command('prim', cause);
+  }
+
+  second(cause = 'command'): string | null {
+    return this.#command('second', cause);
+  }
+
+  swap(cause = 'command'): string | null {
+    return this.#command('swap', cause);
+  }
+
+  /** Feeds a command; returns the machine's reason when it refused it, else null. */
+  #command(command: MirrorCommand, cause: string): string | null {
+    const ev: MirrorEvent = { type: 'command', command, cause };
+    if (!this.#ready) {
+      this.#early.push(ev);
+      return null;
+    }
+    const actions = this.#feed(ev);
+    const refused = actions.find((a): a is Extract<MirrorAction, { type: 'refused' }> => a.type === 'refused');
+    return refused ? refused.reason : null;
+  }
+
+  /** The peer's announcement (from its heartbeats), or null when membership lost it. */
+  peerView(view: PeerView | null): void {
+    if (!this.#ready) return;
+    if (view === null) {
+      if (this.#m.peer !== null) this.#feed({ type: 'peer_lost' });
+      return;
+    }
+    const before = this.#m.peer;
+    if (before !== null && JSON.stringify(before) === JSON.stringify(view)) return;
+    this.#feed({ type: 'peer', peer: view });
+    // A target learns that its reintegration finished when the source announces PRIM: the source
+    // enters PRIM only once every dirty zone and all metadata were acknowledged by us.
+    if (this.#m.reintegrating === 'target' && view.state === 'PRIM' && view.generation >= this.#m.generation) {
+      this.#feed({ type: 'replication', what: 'reintegration_done' });
+    }
+    this.#updateLink();
+  }
+
+  peerLost(): void {
+    if (!this.#ready) return;
+    if (this.#m.peer !== null || this.#m.link) this.#feed({ type: 'peer_lost' });
+    this.#linkFed = false;
+  }
+
+  state(): MirrorState {
+    return this.#m.state;
+  }
+
+  /** What the peer should see (released by the action queue; see the head of this file). */
+  announced(): { view: PeerView; sinceMs: number } {
+    return { view: this.#announced, sinceMs: this.#announcedAtMs };
+  }
+
+  status(): MirrorModuleStatus {
+    const health = checkerHealth(this.#m);
+    return {
+      module: this.#cfg.name,
+      state: this.#m.state,
+      sinceMs: this.#m.sinceMs,
+      scriptRunning: this.#m.running,
+      restarts: this.#m.restartTimesMs.length,
+      checkers: this.#cfg.checkers.map((c) => ({
+        name: c.name,
+        type: c.type,
+        health: health[c.name] ?? 'unknown',
+        lastDetail: this.#last.get(c.name)?.detail ?? '',
+        lastProbeMs: this.#last.get(c.name)?.atMs ?? null,
+      })),
+    };
+  }
+
+  counters(): { scriptRuns: Record<string, number>; probes: Record<string, number> } {
+    return { scriptRuns: { ...this.#counters.scriptRuns }, probes: { ...this.#counters.probes } };
+  }
+
+  mirrorStatus(): MirrorDetail {
+    const m = this.#m;
+    let dirtyBytes: number | null = null;
+    let dirtyTrusted: boolean | null = null;
+    if (this.#dp.mounted && !this.#dp.fenced) {
+      try {
+        dirtyBytes = this.#dp.dirtyBytes();
+        dirtyTrusted = this.#dp.dirtyTrusted();
+      } catch {
+        // the log is being closed by an unmount in progress
+      }
+    }
+    const r = this.#dp.reintegrationStatus();
+    const reintegration = r ? { ...r, etaMs: r.running && r.rateBytesPerSec > 0 ? Math.round((r.bytesToGo / r.rateBytesPerSec) * 1000) : null } : null;
+    return {
+      module: this.#cfg.name,
+      node: this.#node,
+      peer: this.#peer,
+      state: m.state,
+      sinceMs: m.sinceMs,
+      cause: m.cause,
+      role: m.state === 'PRIM' || m.state === 'ALONE' ? 'primary' : m.state === 'SECOND' ? 'secondary' : 'none',
+      target: m.target,
+      data: m.data,
+      generation: m.generation,
+      peerGeneration: m.peerGeneration,
+      peerView: m.peer,
+      link: m.link,
+      ack: this.#mirror.ack,
+      dirs: this.#mirror.dirs,
+      mounted: this.#dp.mounted,
+      fenced: this.#dp.fenced,
+      vip: this.#mirror.vip,
+      vipHeld: this.#vipHeld,
+      witness: { type: this.#mirror.witness.type, contending: m.contending, allowed: m.verdict.allowed, validUntilMs: m.verdict.validUntilMs, detail: m.verdict.detail },
+      dirtyBytes,
+      dirtyTrusted,
+      reintegrating: m.reintegrating,
+      reintegration,
+      lastReintegration: this.#lastReintegration,
+      replicas: this.#dp.replicaStatus().map((s) => (s ? { sessions: s.sessions, connected: s.connected, appliedOps: s.appliedOps, lastError: s.lastError } : null)),
+    };
+  }
+
+  /** Compares both sides by checksum (on the primary, while running). */
+  verify(): Promise<VerifyResult> {
+    if (this.#m.state !== 'PRIM') {
+      throw new CroftError('CROFT_ERR_USAGE', `verify runs on the PRIM with an in-sync SECOND; ${this.#cfg.name} is ${this.#m.state} on ${this.#node}`);
+    }
+    return this.#dp.verify();
+  }
+
+  /** Resolves when the action queue is empty (tests, daemon stop). */
+  idle(): Promise<void> {
+    return this.#draining ? this.#idle : Promise.resolve();
+  }
+
+  /**
+   * Stops the checkers, timers and witness, and accepts no more events. Runs no script and leaves
+   * the mounts as they are unless `release` (the daemon's stop, after the module reached STOP).
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const t of [this.#tickTimer, this.#linkTimer]) if (t) clearInterval(t);
+    if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
+    await this.#runner.close();
+    await this.#script;
+    await this.idle();
+    await this.#stopWitness();
+    if (this.#dp.mounted) await this.#dp.unmount();
+    await this.#dp.close();
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  #feed(ev: MirrorEvent): MirrorAction[] {
+    if (this.#closed) return [];
+    const { state, actions } = mirrorStep(this.#m, ev, Date.now());
+    this.#m = state;
+    for (const a of actions) this.#enqueue(a);
+    const view = announce(state);
+    if (JSON.stringify(view) !== JSON.stringify(this.#announced)) {
+      this.#push('announce', () => {
+        this.#announced = view;
+        this.#announcedAtMs = Date.now();
+        this.emit('announce', view);
+      });
+    }
+    this.#scheduleWake();
+    return actions;
+  }
+
+  #scheduleWake(): void {
+    if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = null;
+    const at = nextWakeMs(this.#m, Date.now());
+    if (at === null || this.#closed) return;
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeTimer = null;
+      this.#feed({ type: 'tick' });
+    }, Math.max(0, at - Date.now()) + 1);
+  }
+
+  #push(what: string, run: () => Promise<void> | void): void {
+    this.#queue.push({ what, run });
+    if (!this.#draining) void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    this.#idle = new Promise((r) => {
+      this.#idleResolve = r;
+    });
+    while (this.#queue.length > 0) {
+      const job = this.#queue.shift()!;
+      try {
+        await job.run();
+      } catch (e) {
+        this.#log.error({ event: 'mirror_action_error', module: this.#cfg.name, action: job.what, err: (e as Error).message, code: (e as { code?: string }).code },
+          `mirror ${this.#cfg.name}: ${job.what} failed: ${(e as Error).message}`);
+      }
+    }
+    this.#draining = false;
+    this.#idleResolve?.();
+    // Outside the queue: replicas follow the state once the actions are done.
+    if (!this.#closed) this.#reconcileReplicas();
+  }
+
+  #reconcileReplicas(): void {
+    if (this.#dp.mounted) return;
+    if (this.#m.state === 'STOP') this.#dp.stopReplicas();
+    else this.#dp.ensureReplicas();
+  }
+
+  #enqueue(a: MirrorAction): void {
+    const module = this.#cfg.name;
+    switch (a.type) {
+      case 'transition':
+        return this.#push('transition', () => {
+          this.#log.info({ event: 'module_state', module, from: a.from, to: a.to, cause: a.cause }, 'module state change');
+          this.emit('transition', { module, from: a.from, to: a.to, cause: a.cause } satisfies MirrorTransitionEvent);
+        });
+      case 'checker_change':
+        this.#log.info({ module, checker: a.checker, healthy: a.healthy, detail: a.detail }, 'checker health changed');
+        this.emit('checker_change', { module, checker: a.checker, healthy: a.healthy, detail: a.detail });
+        return;
+      case 'run_checkers': {
+        const names = this.#m.cfg.checkers.filter((c) => a.which === 'all' || (a.which === 'dependencies' && c.kind === 'dependency')).map((c) => c.name);
+        this.#runner.setActive(a.which === 'none' ? [] : names);
+        return;
+      }
+      case 'refused':
+        this.#log.warn({ event: 'command_refused', module, command: a.command, reason: a.reason }, `${a.command} ${module} refused: ${a.reason}`);
+        return;
+      case 'record_data':
+        return this.#push('record_data', () => {
+          writeDataRecord(this.#recordFile, { status: a.status, generation: a.generation, peerGeneration: a.peerGeneration });
+          this.#log.info({ event: 'mirror_record', module, status: a.status, generation: a.generation, peerGeneration: a.peerGeneration }, `data ${a.status}, generation ${a.generation}`);
+        });
+      case 'dirty_log':
+        // The mounts always keep their durable dirty log (a PRIM's changes the peer cannot ack are
+        // recorded there): start needs nothing more; clear makes it empty and trusted.
+        if (a.op === 'clear') return this.#push('dirty_log clear', () => this.#dp.clearDirty());
+        return;
+      case 'mount':
+        return this.#push('mount', async () => {
+          try {
+            await this.#dp.mount();
+            this.#mountFailed = false;
+            this.#log.info({ event: 'mirror_mounted', module, dirs: this.#mirror.dirs }, `mirror ${module} mounted (alone until a reintegration)`);
+          } catch (e) {
+            // Nothing is mounted: the application must not start on the bare directories.
+            this.#mountFailed = true;
+            this.#log.error({ event: 'mirror_mount_failed', module, err: (e as Error).message, code: (e as { code?: string }).code }, `mirror ${module}: mount failed: ${(e as Error).message}`);
+            queueMicrotask(() => this.#feed({ type: 'command', command: 'stop', cause: `mount failed: ${(e as Error).message}` }));
+          }
+        });
+      case 'fence':
+        return this.#push('fence', () => {
+          this.#dp.fence();
+          this.#log.warn({ event: 'mirror_fenced', module }, `mirror ${module} fenced: no write is acknowledged here any more`);
+        });
+      case 'unmount':
+        return this.#push('unmount', async () => {
+          await this.#dp.unmount();
+          this.#log.info({ event: 'mirror_unmounted', module }, `mirror ${module} unmounted`);
+        });
+      case 'vip_add':
+        return this.#push('vip_add', async () => {
+          if (this.#mirror.vip === null || this.#mountFailed) return;
+          await addMirrorVip(this.#ifname(), this.#mirror.vip);
+          this.#vipHeld = true;
+          this.#log.info({ event: 'mirror_vip', module, vip: this.#mirror.vip, held: true }, `VIP ${this.#mirror.vip} added`);
+        });
+      case 'vip_remove':
+        return this.#push('vip_remove', async () => {
+          if (this.#mirror.vip === null) return;
+          await removeMirrorVip(this.#ifname(), this.#mirror.vip);
+          this.#vipHeld = false;
+          this.#log.info({ event: 'mirror_vip', module, vip: this.#mirror.vip, held: false }, `VIP ${this.#mirror.vip} removed`);
+        });
+      case 'run_script':
+        return this.#push(`run_script ${a.script}`, () => {
+          this.#script = this.#runScript(a.script, a.entering);
+        });
+      case 'reintegrate':
+        if (a.role === 'target') {
+          // The replica listens already (WAIT); the source connects to it. The end is learnt from
+          // the source's PRIM announcement (peerView).
+          return this.#push('reintegrate target', () => {
+            this.#dp.ensureReplicas();
+            this.#log.info({ event: 'mirror_reintegration', module, role: 'target' }, `reintegration into ${this.#node} from ${this.#peer}`);
+          });
+        }
+        return this.#push('reintegrate source', () => this.#startReintegration());
+      case 'reintegrate_abort':
+        return this.#push('reintegrate_abort', () => {
+          this.#reintegrationToken++;
+          this.#reintegrationStart = null;
+          if (this.#dp.mounted) this.#dp.abortReintegration('aborted by the mirror machine');
+        });
+      case 'quarantine':
+        return this.#push('quarantine', async () => {
+          const wasRunning = this.#dp.replicasRunning();
+          this.#dp.stopReplicas(); // nothing may change the files while they are copied aside
+          const q = await this.#dp.quarantine();
+          this.#log.warn({ event: 'mirror_quarantine', module, reason: a.reason, folder: q.folder, copied: q.copied }, `quarantine: ${q.copied} paths copied to ${q.folder}: ${a.reason}`);
+          if (wasRunning) this.#dp.ensureReplicas();
+        });
+      case 'witness':
+        return this.#push(`witness ${a.contend ? 'contend' : 'release'}`, async () => {
+          if (a.contend) this.#contend(a.epoch);
+          else await this.#stopWitness();
+        });
+    }
+  }
+
+  #ifname(): string {
+    if (this.#mirror.interface) return this.#mirror.interface;
+    const self = this.#cluster.nodes.find((n) => n.name === this.#node)!;
+    const ifname = interfaceOf(self.addresses[0]!);
+    if (!ifname) throw new CroftError('CROFT_ERR_VIP', `no interface holds ${self.addresses[0]} (LAN 0 of ${this.#node}); set interface in ${this.#cfg.file}`);
+    return ifname;
+  }
+
+  #startReintegration(): void {
+    const module = this.#cfg.name;
+    const token = ++this.#reintegrationToken;
+    const peer = this.#m.peer;
+    let trusted = false;
+    let dirtyBytes = 0;
+    let dirtyEntries = 0;
+    try {
+      trusted = this.#dp.dirtyTrusted();
+      dirtyBytes = this.#dp.dirtyBytes();
+      dirtyEntries = this.#dp.dirtyEntries();
+    } catch {
+      trusted = false;
+    }
+    // The log describes what changed since the peer last held our data: enough only when the
+    // peer has not written a generation of its own since (a peer at our generation or above wrote
+    // alone too: a healed split brain), and when the log is trusted.
+    const diverged = peer === null || peer.generation >= this.#m.generation;
+    const full = !trusted || diverged;
+    const why = !trusted ? 'the dirty log is not trusted' : diverged ? `the peer's data generation ${peer?.generation ?? '?'} is not behind ours (${this.#m.generation})` : 'dirty log';
+    this.#reintegrationStart = { full, dirtyBytes, dirtyEntries, atMs: Date.now() };
+    this.#log.info({ event: 'mirror_reintegration', module, role: 'source', full, dirtyBytes, dirtyEntries, why },
+      `reintegration of ${this.#peer} from ${this.#node}: ${full ? `full (${why})` : `dirty zones: ${dirtyBytes} bytes in ${dirtyEntries} entries`}`);
+    this.#dp.reintegrate(full).then(
+      (results) => {
+        if (token !== this.#reintegrationToken || this.#closed) return;
+        const start = this.#reintegrationStart;
+        const last: LastReintegration = {
+          full,
+          dirtyBytesAtStart: start?.dirtyBytes ?? 0,
+          dirtyEntriesAtStart: start?.dirtyEntries ?? 0,
+          bytesCopied: results.reduce((s, r) => s + r.bytesCopied, 0),
+          bytesSent: results.reduce((s, r) => s + r.bytesSent, 0),
+          durationMs: Date.now() - (start?.atMs ?? Date.now()),
+          finishedAtMs: Date.now(),
+        };
+        this.#lastReintegration = last;
+        this.#reintegrationStart = null;
+        this.#log.info({ event: 'mirror_reintegration_done', module, ...last }, `reintegration done: ${last.bytesCopied} bytes copied (${full ? 'full' : `dirty log: ${last.dirtyBytesAtStart} bytes`}) in ${last.durationMs} ms`);
+        this.#feed({ type: 'replication', what: 'reintegration_done' });
+      },
+      (e: unknown) => {
+        if (token !== this.#reintegrationToken || this.#closed) return;
+        this.#reintegrationStart = null;
+        this.#log.warn({ event: 'mirror_reintegration_failed', module, err: (e as Error).message, code: (e as { code?: string }).code }, `reintegration failed: ${(e as Error).message}`);
+        this.#linkHoldUntilMs = Date.now() + LINK_RETRY_MS;
+        this.#linkFed = false;
+        this.#feed({ type: 'replication', what: 'link_broken' });
+      },
+    );
+  }
+
+  /** The data plane lost the peer (ack timeout, stream closed): the link is broken. */
+  #dataPlaneLost(reason: string): void {
+    if (this.#closed || this.#dp.fenced) return;
+    this.#log.warn({ event: 'mirror_link_lost', module: this.#cfg.name, reason }, `replication link lost: ${reason}`);
+    this.#linkHoldUntilMs = Date.now() + LINK_RETRY_MS;
+    this.#linkFed = false;
+    if (this.#m.link) this.#feed({ type: 'replication', what: 'link_broken' });
+  }
+
+  #linkNow(): boolean {
+    const m = this.#m;
+    const p = m.peer;
+    if (p === null || p.state === 'STOP') return false;
+    if (this.#dp.mounted) {
+      if (this.#dp.fenced) return false;
+      if (m.reintegrating === 'source') return true;
+      if (this.#dp.linkConnected()) return true;
+      return Date.now() >= this.#linkHoldUntilMs && (p.state === 'WAIT' || p.state === 'SECOND');
+    }
+    if (m.state === 'ALONE' || m.state === 'PRIM') return false; // mounting in progress
+    return p.state !== 'PRIM' || this.#dp.replicasConnected();
+  }
+
+  #updateLink(): void {
+    if (this.#closed || !this.#ready) return;
+    const want = this.#linkNow();
+    if (want === this.#m.link && this.#linkFed) return;
+    this.#linkFed = true;
+    if (want === this.#m.link) return;
+    this.#feed({ type: 'replication', what: want ? 'link_up' : 'link_broken' });
+  }
+
+  #contend(epoch: number): void {
+    const w = this.#mirror.witness;
+    if (w.type === 'none') return;
+    this.#witnessEpoch = epoch;
+    if (!this.#witness) {
+      this.#witness = w.type === 'ping'
+        ? new PingWitness({ addresses: w.addresses, validityMs: w.validityMs })
+        : new RedisWitness({ host: w.host, port: w.port, key: w.key, ttlMs: w.ttlMs, node: this.#node });
+    }
+    const witness = this.#witness;
+    const periodMs = Math.max(100, Math.floor((w.type === 'ping' ? w.validityMs : w.ttlMs) / 3));
+    const loop = async () => {
+      while (!this.#closed && this.#witness === witness && this.#witnessEpoch === epoch) {
+        const v = await witness.check({ generation: this.#m.generation });
+        if (this.#closed || this.#witness !== witness || this.#witnessEpoch !== epoch) return;
+        this.#feed({ type: 'witness', allowed: v.allowed, validUntilMs: v.validUntilMs, detail: v.detail, epoch,
+          ...(v.peerGeneration !== undefined ? { peerGeneration: v.peerGeneration } : {}) });
+        await new Promise((r) => setTimeout(r, periodMs));
+      }
+    };
+    void loop().catch((e: unknown) => this.#log.error({ event: 'mirror_witness_error', module: this.#cfg.name, err: (e as Error).message }, `witness: ${(e as Error).message}`));
+  }
+
+  async #stopWitness(): Promise<void> {
+    const w = this.#witness;
+    this.#witness = null;
+    this.#witnessEpoch = -1;
+    if (w) await w.close();
+  }
+
+  async #runScript(script: MirrorScript, entering: MirrorState): Promise<void> {
+    const module = this.#cfg.name;
+    const file = script === 'start_prim' ? this.#cfg.scripts.startPrim : this.#cfg.scripts.stopPrim;
+    let result: { ok: boolean; exitCode: number | null; timedOut: boolean };
+    if (script === 'start_prim' && this.#mountFailed) {
+      // The directories are not mounted: starting the application would write outside the mirror.
+      await Promise.resolve();
+      result = { ok: false, exitCode: null, timedOut: false };
+    } else if (file === undefined) {
+      await Promise.resolve(); // answered after the step that launched it, as a real script
+      result = { ok: true, exitCode: 0, timedOut: false };
+    } else {
+      this.#log.info({ module, script, path: file }, 'script start');
+      const r = await runScript({
+        path: file,
+        args: [],
+        env: {
+          CROFT_NODE: this.#node,
+          CROFT_MODULE: module,
+          CROFT_STATE: entering,
+          CROFT_SCRIPT: script,
+          CROFT_CLUSTER: this.#cluster.name,
+          CROFT_PEER: this.#peer,
+          CROFT_MIRROR_DIRS: this.#mirror.dirs.join(':'),
+          ...Object.fromEntries(this.#mirror.dirs.map((d, i) => [`CROFT_MIRROR_DIR_${i}`, d])),
+          ...(this.#mirror.vip ? { CROFT_VIP: this.#mirror.vip } : {}),
+        },
+        timeoutMs: this.#cfg.scripts.timeoutMs,
+        killGraceMs: this.#cfg.scripts.killGraceMs,
+        onOutput: (stream, line) => this.#log.info({ module, script, stream }, line),
+      });
+      result = r;
+      const how = { module, script, exitCode: r.exitCode, signal: r.signal, durationMs: Math.round(r.durationMs) };
+      if (r.ok) this.#log.info(how, 'script ok');
+      else if (r.timedOut) this.#log.error({ ...how, code: 'CROFT_ERR_SCRIPT_TIMEOUT' }, `${script} ran past ${this.#cfg.scripts.timeoutMs} ms and was killed`);
+      else this.#log.error({ ...how, code: 'CROFT_ERR_SCRIPT_FAILED', error: r.error }, `${script} failed`);
+    }
+    const outcome = result.ok ? 'ok' : result.timedOut ? 'timeout' : 'fail';
+    const key = `${script}:${outcome}`;
+    this.#counters.scriptRuns[key] = (this.#counters.scriptRuns[key] ?? 0) + 1;
+    this.#feed({ type: 'script_done', script, ok: result.ok, exitCode: result.exitCode, timedOut: result.timedOut });
+  }
+}
