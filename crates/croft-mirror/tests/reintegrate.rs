@@ -350,6 +350,8 @@ fn full_sync_of_diverged_trees_copies_only_the_differing_zones() {
         f.write_all_at(b"diverged", z * zone + 17).unwrap();
     }
     drop(f);
+    // Same size, other mtime (written within one timestamp tick, they could look equal).
+    assert_eq!(set_mtime(&primary.path().join("big"), 1_700_000_000, 0), 0);
     fs::write(primary.path().join("sub/new"), vec![7u8; 5000]).unwrap();
     fs::write(target.path().join("sub/extra"), b"only there").unwrap();
     fs::create_dir_all(target.path().join("gone/deep")).unwrap();
