@@ -48,10 +48,10 @@ if [ -f "$ENV_FILE" ]; then
   # shellcheck disable=SC1090
   . "$ENV_FILE"
 fi
-# CROFT_MIRROR_DIR_0 overrides the replicated directory (tests run the scripts on a temporary
-# folder with it).
+# croft passes module.yaml's dirs[0] as CROFT_MIRROR_DIR_0, which wins over DIR (tests set it to
+# a temporary folder).
 DIR=${CROFT_MIRROR_DIR_0:-$DIR}
-# The VIP: CROFT_VIP if croft sets it, else module.yaml's `vip:` line.
+# The VIP: CROFT_VIP (croft sets it from module.yaml), else module.yaml's `vip:` line.
 VIP=${CROFT_VIP:-$(sed -n 's/^vip:[[:space:]]*\([0-9A-Fa-f.:]*\|none\).*$/\1/p' "$HERE/module.yaml" 2>/dev/null | head -1)}
 
 RUN_DIR=/run/croft/$MODULE               # pid file (private to each lab node)

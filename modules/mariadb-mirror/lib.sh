@@ -8,8 +8,8 @@
 #
 # Where things are:
 #   DIR        the replicated directory (module.yaml `dirs`, first entry): croft mounts the mirror
-#              over it before start_prim. CROFT_MIRROR_DIR_0 overrides it (tests run the scripts on
-#              a temporary folder with it).
+#              over it before start_prim. croft passes dirs[0] as CROFT_MIRROR_DIR_0,
+#              which wins over the default below (tests set it to a temporary folder).
 #   DATADIR    $DIR/data: the server's files (owned by mysql, mode 0750), made by mariadb-install-db
 #              on first use.
 #   RUN_DIR    /run/croft/<module>/: my.cnf (rewritten at every start), server.pid (mariadbd's pid,
@@ -22,9 +22,9 @@ MODULE=${CROFT_MODULE:-mariadb-mirror}
 NODE=${CROFT_NODE:-$(hostname)}
 
 # ---- settings: edit these ----
-DIR=${CROFT_MIRROR_DIR_0:-/var/lib/croft-apps/mariadb}   # keep in step with module.yaml `dirs`
+DIR=${CROFT_MIRROR_DIR_0:-/var/lib/croft-apps/mariadb}   # default: keep in step with module.yaml `dirs`
 PORT=${MARIADB_MIRROR_PORT:-3306}
-# The VIP the server listens on, besides 127.0.0.1: CROFT_VIP if croft sets it, else module.yaml's
+# The VIP the server listens on, besides 127.0.0.1: CROFT_VIP (croft sets it from module.yaml), else module.yaml's
 # `vip:` line. An address that is not on the node when the server starts is left out (with a
 # warning in the log): croft adds the VIP before start_prim.
 VIP=${CROFT_VIP:-$(sed -n 's/^vip:[[:space:]]*\([0-9A-Fa-f.:]*\|none\).*$/\1/p' "$HERE/module.yaml" 2>/dev/null | head -1)}

@@ -7,8 +7,8 @@
 #
 # Where things are:
 #   DIR        the replicated directory (module.yaml `dirs`, first entry): croft mounts the mirror
-#              over it before start_prim. CROFT_MIRROR_DIR_0 overrides it (tests run the scripts on
-#              a temporary folder with it).
+#              over it before start_prim. croft passes dirs[0] as CROFT_MIRROR_DIR_0,
+#              which wins over the default below (tests set it to a temporary folder).
 #   PGDATA     $DIR/data: the cluster's files (owned by postgres, mode 0700), made by initdb on first
 #              use. A folder below the mount point, so that its owner and mode are plain files' ones.
 #   RUN_DIR    /run/croft/<module>/: postgresql.conf, pg_hba.conf, pg_ident.conf (rewritten at every
@@ -21,9 +21,9 @@ MODULE=${CROFT_MODULE:-postgresql-mirror}
 NODE=${CROFT_NODE:-$(hostname)}
 
 # ---- settings: edit these ----
-DIR=${CROFT_MIRROR_DIR_0:-/var/lib/croft-apps/postgresql}   # keep in step with module.yaml `dirs`
+DIR=${CROFT_MIRROR_DIR_0:-/var/lib/croft-apps/postgresql}   # default: keep in step with module.yaml `dirs`
 PORT=${PG_MIRROR_PORT:-5432}
-# The VIP the server listens on, besides 127.0.0.1: CROFT_VIP if croft sets it, else module.yaml's
+# The VIP the server listens on, besides 127.0.0.1: CROFT_VIP (croft sets it from module.yaml), else module.yaml's
 # `vip:` line. An address that is not on the node when the server starts is left out (with a
 # warning in the log): croft adds the VIP before start_prim.
 VIP=${CROFT_VIP:-$(sed -n 's/^vip:[[:space:]]*\([0-9A-Fa-f.:]*\|none\).*$/\1/p' "$HERE/module.yaml" 2>/dev/null | head -1)}

@@ -7,8 +7,9 @@
 #
 # Where things are:
 #   DIR        the replicated directory (module.yaml `dirs`, first entry), Redis's `dir`: croft mounts
-#              the mirror over it before start_prim. CROFT_MIRROR_DIR_0 overrides it (tests run the
-#              scripts on a temporary folder with it). Redis writes appendonlydir/ and dump.rdb there.
+#              the mirror over it before start_prim. croft passes dirs[0] as CROFT_MIRROR_DIR_0,
+#              which wins over the default below (tests set it to a temporary folder). Redis
+#              writes appendonlydir/ and dump.rdb there.
 #   RUN_DIR    /run/croft/<module>/: redis.conf (rewritten at every start), server.pid (the pid of
 #              redis-server, as start_prim started it) and sock/ (the Unix socket; only root and redis
 #              can enter it).
@@ -19,9 +20,9 @@ MODULE=${CROFT_MODULE:-redis-mirror}
 NODE=${CROFT_NODE:-$(hostname)}
 
 # ---- settings: edit these ----
-DIR=${CROFT_MIRROR_DIR_0:-/var/lib/croft-apps/redis}   # keep in step with module.yaml `dirs`
+DIR=${CROFT_MIRROR_DIR_0:-/var/lib/croft-apps/redis}   # default: keep in step with module.yaml `dirs`
 PORT=${REDIS_MIRROR_PORT:-6379}
-# The VIP the server listens on, besides 127.0.0.1: CROFT_VIP if croft sets it, else module.yaml's
+# The VIP the server listens on, besides 127.0.0.1: CROFT_VIP (croft sets it from module.yaml), else module.yaml's
 # `vip:` line. An address that is not on the node when the server starts is left out (with a
 # warning in the log): croft adds the VIP before start_prim.
 VIP=${CROFT_VIP:-$(sed -n 's/^vip:[[:space:]]*\([0-9A-Fa-f.:]*\|none\).*$/\1/p' "$HERE/module.yaml" 2>/dev/null | head -1)}

@@ -459,3 +459,46 @@ for (const spec of specs) {
     });
   });
 }
+
+describe('modules/generic-mirror runs the program named in an env file', { timeout: 60_000 }, () => {
+  const dir = path.join(repoRoot, 'modules', 'generic-mirror');
+  let node: TestNode;
+  let envFile: string;
+  const env = (): Record<string, string> => ({
+    CROFT_NODE: 'n1', CROFT_MODULE: 'gen2', CROFT_CLUSTER: 'test', CROFT_STATE: 'PRIM', CROFT_MIRROR_DIR_0: node.data, GENERIC_MIRROR_ENV: envFile,
+  });
+  before(async () => {
+    node = new TestNode('10.77.0.63');
+    await node.up();
+    envFile = node.file('app.env');
+    // A program that is not server.mjs: Python's file server over the replicated folder, on the
+    // address list start_prim gives (its first address), port 9099.
+    fs.writeFileSync(envFile, [
+      'PORT=9099',
+      'COMMAND=\'exec python3 -m http.server --bind "${GENERIC_MIRROR_LISTEN%%,*}" --directory "$CROFT_MIRROR_DIR" "$GENERIC_MIRROR_PORT"\'',
+      'MATCH="http.server --bind"',
+      'READY=http://127.0.0.1:9099/',
+      'CHECK=tcp',
+      '',
+    ].join('\n'));
+  });
+  after(async () => {
+    await node.exec([path.join(dir, 'stop_prim')], env()).catch(() => undefined);
+    await node.down();
+  });
+
+  test('start_prim starts it with the replicated dir and port, check passes, stop_prim stops it', async () => {
+    fs.writeFileSync(path.join(node.data, 'hello.txt'), 'hello from the replicated folder\n');
+    const start = await node.exec([path.join(dir, 'start_prim')], env());
+    assert.equal(start.code, 0, `${start.stdout}${start.stderr}`);
+    const body = await node.exec(['curl', '-fsS', '-m', '5', 'http://127.0.0.1:9099/hello.txt']);
+    assert.equal(body.stdout, 'hello from the replicated folder\n', body.stderr);
+    assert.equal((await node.exec([path.join(dir, 'check')], env())).code, 0, 'check (CHECK=tcp on PORT) passes');
+    const pythons = node.pids().filter((p) => path.basename(exeOf(p)).startsWith('python3'));
+    assert.equal(pythons.length, 1, 'one program runs');
+    const stop = await node.exec([path.join(dir, 'stop_prim')], env());
+    assert.equal(stop.code, 0, `${stop.stdout}${stop.stderr}`);
+    assert.deepEqual(node.pids(), [], 'nothing is left');
+    assert.notEqual((await node.exec([path.join(dir, 'check')], env())).code, 0, 'check fails once stopped');
+  });
+});
