@@ -3,7 +3,10 @@
 // by the lab's veth/bridge LAN).
 //   1. storage: sequential 1 MiB writes, 4 KiB random writes each followed by fdatasync, creating
 //      100,000 small files; on (a) n1's local disk, (b) bindfs (a plain FUSE passthrough, no
-//      replication), (c) croft's mirror to n2, ack `received`, (d) ack `durable`.
+//      replication), (c) croft's mirror to n2, ack `received`, (d) ack `durable`;
+//   2. reintegration of a 1 GiB tree with 1% changed (64 KiB chunks) and of 1,000,000 small files
+//      with 1,000 rewritten: croft from its dirty log, croft's full sync (tree compare + zone
+//      checksums), and rsync (daemon on the peer, `rsync -a --delete`), time and bytes sent.
 // Run it with bench/mirror/run (installs bindfs, builds, then runs this file).
 // Prints a markdown summary and writes every figure to bench/mirror/last-run.json.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -20,6 +23,9 @@ const { values: opt } = parseArgs({
     'seq-mib': { type: 'string', default: '256' },
     'random-ops': { type: 'string', default: '2000' },
     'small-files': { type: 'string', default: '100000' },
+    'tree-mib': { type: 'string', default: '1024' },
+    'tree-files': { type: 'string', default: '1000000' },
+    only: { type: 'string', default: 'all' },
     rounds: { type: 'string', default: '1' },
     out: { type: 'string', default: path.join(repoRoot, 'bench', 'mirror', 'last-run.json') },
     summary: { type: 'string' },
@@ -96,6 +102,102 @@ async function one(lab: Lab, mode: Mode, workload: string, round: number): Promi
   }
 }
 
+// ---- 2. reintegration ---------------------------------------------------------------------
+
+interface ReintegrationRow {
+  tree: 'big' | 'small';
+  tool: 'croft (dirty log)' | 'croft (full sync)' | 'rsync';
+  seconds: number;
+  bytesSent: number;
+  changedBytes: number;
+  /** croft: the dirty zones the log held (what it must copy). */
+  dirtyBytes?: number;
+}
+
+const RSYNC_PORT = 8730;
+
+function treeArgs(tree: 'big' | 'small'): string[] {
+  return tree === 'big'
+    ? ['--kind', 'big', '--total-mib', String(opt['tree-mib']), '--file-mib', '16', '--changed-fraction', '0.01']
+    : ['--kind', 'small', '--files', String(opt['tree-files']), '--changed-files', '1000'];
+}
+
+async function startRsyncd(lab: Lab, dir: string): Promise<ChildProcess> {
+  const conf = `${BASE}/rsyncd.conf`;
+  await must(lab, 'n2', ['sh', '-c', `printf '%s\\n' 'use chroot = no' 'uid = root' 'gid = root' '[dst]' 'path = ${dir}' 'read only = no' > ${conf}`]);
+  const child = lab.spawn('n2', ['rsync', '--daemon', '--no-detach', `--address=${lab.nodeAddress('n2')}`, `--port=${RSYNC_PORT}`, `--config=${conf}`], { stdio: 'ignore' });
+  for (let i = 0; i < 50; i++) {
+    const r = await lab.exec('n1', ['rsync', `rsync://${lab.nodeAddress('n2')}:${RSYNC_PORT}/`]);
+    if (r.code === 0) return child;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error('rsync daemon did not answer');
+}
+
+async function reintegration(lab: Lab, tree: 'big' | 'small'): Promise<ReintegrationRow[]> {
+  const spec = treeArgs(tree);
+  const src = `${BASE}/r-src`;
+  const dst = (t: string) => `${BASE}/r-dst-${t}`;
+  log(`${tree} tree: building one copy on n1, three on n2`);
+  await Promise.all([
+    must(lab, 'n1', ['sh', '-c', `rm -rf ${src} ${BASE}/r-log`]).then(() => must(lab, 'n1', [...node('tree.js'), 'build', '--dir', src, ...spec])),
+    (async () => {
+      for (const t of ['dirty', 'full', 'rsync']) {
+        await must(lab, 'n2', ['rm', '-rf', dst(t)]);
+        await must(lab, 'n2', [...node('tree.js'), 'build', '--dir', dst(t), ...spec]);
+      }
+    })(),
+  ]);
+  await must(lab, 'n1', ['sync']);
+  await must(lab, 'n2', ['sync']);
+  const rows: ReintegrationRow[] = [];
+  for (const full of [false, true]) {
+    const key = crypto.randomBytes(32).toString('hex');
+    const replica = await startReplica(lab, dst(full ? 'full' : 'dirty'), key);
+    try {
+      const out = await must(lab, 'n1', [...node('tree.js'), 'croft', '--dir', src, '--log', `${BASE}/r-log`, ...spec,
+        '--peer', lab.nodeAddress('n2'), '--port', String(PORT), '--key', key, ...(full ? ['--full'] : [])]);
+      const r = JSON.parse(out.trim().split('\n').pop()!) as { changedBytes: number; dirtyBytes: number; seconds: number; bytesSent: number };
+      rows.push({ tree, tool: full ? 'croft (full sync)' : 'croft (dirty log)', seconds: r.seconds, bytesSent: r.bytesSent, changedBytes: r.changedBytes, ...(full ? {} : { dirtyBytes: r.dirtyBytes }) });
+    } finally {
+      await stopReplica(replica);
+    }
+    log(`${tree} ${rows.at(-1)!.tool}: ${rows.at(-1)!.seconds.toFixed(2)} s, ${rows.at(-1)!.bytesSent} bytes sent`);
+  }
+  const rsyncd = await startRsyncd(lab, dst('rsync'));
+  try {
+    const t = performance.now();
+    const out = await must(lab, 'n1', ['rsync', '-a', '--delete', '--stats', `${src}/`, `rsync://${lab.nodeAddress('n2')}:${RSYNC_PORT}/dst/`]);
+    const seconds = (performance.now() - t) / 1000;
+    const sent = /Total bytes sent: ([\d,]+)/.exec(out);
+    if (!sent) throw new Error(`rsync --stats printed no "Total bytes sent": ${out}`);
+    rows.push({ tree, tool: 'rsync', seconds, bytesSent: Number(sent[1]!.replace(/,/g, '')), changedBytes: rows[0]!.changedBytes });
+    log(`${tree} rsync: ${seconds.toFixed(2)} s, ${rows.at(-1)!.bytesSent} bytes sent`);
+  } finally {
+    rsyncd.kill('SIGTERM');
+  }
+  const diff = await lab.exec('n2', ['diff', '-r', '-q', dst('dirty'), dst('rsync')], { timeoutMs: 600_000 });
+  if (diff.code !== 0) throw new Error(`after reintegration the croft and rsync copies differ: ${diff.stdout.slice(0, 2000)}`);
+  const diffFull = await lab.exec('n2', ['diff', '-r', '-q', dst('full'), dst('rsync')], { timeoutMs: 600_000 });
+  if (diffFull.code !== 0) throw new Error(`after the full sync the croft and rsync copies differ: ${diffFull.stdout.slice(0, 2000)}`);
+  await must(lab, 'n1', ['rm', '-rf', src, `${BASE}/r-log`]);
+  await must(lab, 'n2', ['rm', '-rf', dst('dirty'), dst('full'), dst('rsync')]);
+  return rows;
+}
+
+function reintegrationSummary(rows: ReintegrationRow[]): string {
+  const lines = [
+    '| tree | tool | time (s) | bytes sent | bytes changed | sent / changed | time vs rsync |',
+    '|---|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    const rs = rows.find((x) => x.tree === r.tree && x.tool === 'rsync');
+    lines.push(`| ${r.tree === 'big' ? `${opt['tree-mib']} MiB, 1% changed` : `${opt['tree-files']} small files, 1000 changed`} | ${r.tool} | ${r.seconds.toFixed(3)} | ${r.bytesSent} | ${r.changedBytes} | ${(r.bytesSent / r.changedBytes).toFixed(2)} | ${rs ? (r.seconds / rs.seconds).toFixed(2) : '-'} |`);
+  }
+  return lines.join('\n');
+}
+
 // ---- report --------------------------------------------------------------------------------
 
 function rate(r: Row): number {
@@ -123,16 +225,20 @@ function summary(rows: Row[]): string {
 
 async function main(): Promise<void> {
   if (opt.summary) {
-    const saved = JSON.parse(fs.readFileSync(String(opt.summary), 'utf8')) as { rows: Row[] };
+    const saved = JSON.parse(fs.readFileSync(String(opt.summary), 'utf8')) as { rows: Row[]; reintegration?: ReintegrationRow[] };
     console.log(summary(saved.rows));
+    if (saved.reintegration?.length) console.log(`\n${reintegrationSummary(saved.reintegration)}`);
     return;
   }
   const rounds = Number(opt.rounds);
   const lab = await Lab.up({ name: `bm${process.pid}`, nodes: 2, daemons: false });
+  const only = String(opt.only);
+  if (!['all', 'storage', 'reintegration'].includes(only)) throw new Error('--only must be all, storage or reintegration');
   const rows: Row[] = [];
+  const reint: ReintegrationRow[] = [];
   const started = Date.now();
   try {
-    for (let round = 1; round <= rounds; round++) {
+    for (let round = 1; round <= rounds && only !== 'reintegration'; round++) {
       for (const w of WORKLOADS) {
         for (const m of MODES) {
           const r = await one(lab, m, w, round);
@@ -141,6 +247,7 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (only !== 'storage') for (const tree of ['big', 'small'] as const) reint.push(...await reintegration(lab, tree));
   } finally {
     await lab.down();
   }
@@ -150,8 +257,9 @@ async function main(): Promise<void> {
     c.stdout.on('data', (b: Buffer) => (s += b.toString()));
     c.on('close', () => resolve(s.trim()));
   });
-  fs.writeFileSync(String(opt.out), `${JSON.stringify({ date: new Date().toISOString(), seconds: (Date.now() - started) / 1000, versions, options: opt, rows }, null, 2)}\n`);
-  console.log(summary(rows));
+  fs.writeFileSync(String(opt.out), `${JSON.stringify({ date: new Date().toISOString(), seconds: (Date.now() - started) / 1000, versions, options: opt, rows, reintegration: reint }, null, 2)}\n`);
+  if (rows.length) console.log(summary(rows));
+  if (reint.length) console.log(`\n${reintegrationSummary(reint)}`);
 }
 
 main().catch((err: unknown) => {
