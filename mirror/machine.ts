@@ -29,17 +29,35 @@
 // peer's announced one, now or as recorded before its restart, is never primary on its own, even
 // if it has not seen its peer since its restart; two primaries meeting: the newer generation wins.
 //
-// Remaining limit: a node learns of a newer generation only from its peer. If a PRIM goes ALONE
-// while its SECOND cannot hear it (a partition on every LAN, or the SECOND down) and then dies or
-// gives up, the other node, never told, takes over at its older generation once the witness lease
-// expires; the writes made alone stay in the dead node's dirty log (and quarantine). Closing it
-// needs the witness to store the generation with the lease (not done). Without any record of a
-// newer generation the survivor cannot know: a person who knows runs `croft prim` on the right node.
+// The witness rule (redis; a ping witness stores nothing, so without mutual exclusion two branches
+// remain possible by design and the loser's is quarantined when they meet). A node learns of a
+// newer generation from its peer's announcements, and also from the witness: a redis verdict
+// carries peerGeneration, the highest generation the peer registered, recorded like an announced
+// one. For the witness to know every generation written without the peer:
+//   a node writes alone under generation g only after a verdict that allowed, of a contention
+//   whose context (`witnessContext`, fixed per epoch) carried a generation >= g.
+// RedisWitness registers the context's generation in the same atomic step that takes or renews the
+// lease, so such a verdict means "redis holds g for us, and the lease is ours". A chosen node
+// contends from the start with the generation it will write under (max(generation,
+// peerGeneration) + 1), so the way up costs no extra round trip; a PRIM that loses its SECOND
+// enters ALONE `awaitingWitness`: it contends again (a new epoch, the lease kept) with its next
+// generation, and records it and starts the dirty log only when the verdict comes (meanwhile
+// writes wait in the data plane: failMode 'block'; a verdict that refuses makes it give up).
+// Why the order "witness, then the local record, then writes" and not the record first: a record
+// the witness never got (redis down, a crash) would let this node believe in a generation number
+// that its peer may then take for its own branch (it reads nothing newer in redis), and the two
+// equal numbers would hide the peer's writes. Registered but unwritten generations (the node
+// stopped being chosen, or died, after its verdict) make the peer believe it is behind; the peer's
+// own announcement corrects it (its record is exact: it writes only under a recorded generation),
+// and without one a person runs `croft prim`. Redis must persist the generations (appendonly).
+// Without any record of a newer generation (no witness, ping) the survivor cannot know: a person
+// who knows runs `croft prim` on the right node.
 
 import assert from 'node:assert/strict';
 import { createHealth, healthStep, resetHealth, type Health, type HealthState } from '../src/module/health.js';
 import type {
   DataStatus,
+  WitnessContext,
   MirrorAction,
   MirrorCommand,
   MirrorEvent,
@@ -86,6 +104,12 @@ export interface MirrorMachine {
   readonly contending: boolean;
   /** Number of the current (or last) contention; verdicts of another one are ignored. */
   readonly witnessEpoch: number;
+  /** The generation the driver passes to the witness in this contention (`witnessContext`). */
+  readonly contendGeneration: number;
+  /** The highest generation a redis verdict that allowed confirmed for us (in memory: 0 at start). */
+  readonly witnessHolds: number;
+  /** ALONE after PRIM, redis: writes held until the witness holds the next generation (no dirty log yet). */
+  readonly awaitingWitness: boolean;
   readonly verdict: { allowed: boolean; validUntilMs: number; detail: string };
   readonly running: MirrorScript | null;
   readonly app: AppPhase;
@@ -156,6 +180,9 @@ export function createMirrorMachine(cfg: MirrorMachineConfig, nowMs = 0): Mirror
     reintegrating: 'none',
     contending: false,
     witnessEpoch: 0,
+    contendGeneration: 0,
+    witnessHolds: 0,
+    awaitingWitness: false,
     verdict: { allowed: false, validUntilMs: 0, detail: 'not contending' },
     running: null,
     app: 'stopped',
@@ -172,6 +199,24 @@ export function createMirrorMachine(cfg: MirrorMachineConfig, nowMs = 0): Mirror
 /** What this node announces in its heartbeats. */
 export function announce(m: MirrorMachine): PeerView {
   return { state: m.state, dataUpToDate: m.data === 'up-to-date', generation: m.generation, eligible: eligible(m), forced: m.forced };
+}
+
+/**
+ * What the driver passes to Witness.check in the current contention: the generation this node
+ * writes under, or will write under once the verdict allows (fixed for the contention's epoch).
+ */
+export function witnessContext(m: MirrorMachine): WitnessContext {
+  return { generation: m.contendGeneration };
+}
+
+/** The generation a node writes under when it goes alone next (recorded once the witness holds it). */
+export function aloneGeneration(m: MirrorMachine): number {
+  return Math.max(m.generation, m.peerGeneration) + 1;
+}
+
+/** The witness rule (head of this file): a redis witness must hold g before we write alone under g. */
+export function witnessHoldsNext(m: MirrorMachine): boolean {
+  return m.cfg.witness !== 'redis' || m.witnessHolds >= aloneGeneration(m);
 }
 
 /** True when the witness lets this node run the application now (always without a witness). */
@@ -283,7 +328,7 @@ const TABLE: HandlerTable = {
       peerLost(d);
       abortReintegration(d, out);
     },
-    witness: (d, ev) => witness(d, ev),
+    witness: (d, ev, _n, out) => witness(d, ev, out),
     replication: (d, ev, _n, out) => {
       if (ev.what !== 'reintegration_done') return link(d, ev, out);
       if (d.reintegrating !== 'target') return; // stale: aborted meanwhile
@@ -305,7 +350,7 @@ const TABLE: HandlerTable = {
       peerLost(d);
       abortReintegration(d, out);
     },
-    witness: (d, ev) => witness(d, ev),
+    witness: (d, ev, _n, out) => witness(d, ev, out),
     replication: (d, ev, _n, out) => {
       if (ev.what !== 'reintegration_done') return link(d, ev, out);
       if (d.reintegrating !== 'source') return; // stale: aborted meanwhile
@@ -327,7 +372,7 @@ const TABLE: HandlerTable = {
       peerLost(d);
       d.cause = 'peer lost';
     },
-    witness: (d, ev) => witness(d, ev),
+    witness: (d, ev, _n, out) => witness(d, ev, out),
     replication: (d, ev, _n, out) => {
       if (ev.what === 'reintegration_done') return; // none runs in PRIM: stale
       link(d, ev, out);
@@ -356,7 +401,7 @@ const TABLE: HandlerTable = {
       peerLost(d);
       d.cause = 'peer lost';
     },
-    witness: (d, ev) => witness(d, ev),
+    witness: (d, ev, _n, out) => witness(d, ev, out),
     replication: (d, ev, _n, out) => {
       if (ev.what === 'reintegration_done') return; // stale
       link(d, ev, out);
@@ -412,6 +457,10 @@ function peerHeard(d: Draft, ev: EventOf<'peer'>, out: MirrorAction[]): void {
   // Recorded at once: after a restart, the record alone must tell that the peer went on without us.
   // Only a generation above ours matters (and costs an fsync).
   if (ev.peer.generation > Math.max(d.peerGeneration, d.generation)) setData(d, d.data, out, d.generation, ev.peer.generation);
+  // A newer generation learnt from the witness is an upper bound (registered, maybe never written:
+  // it registers before it records); the peer's own announcement is exact, as it writes only under
+  // a recorded generation. So it corrects a witness's generation that made us believe we are behind.
+  else if (d.peerGeneration > d.generation && ev.peer.generation < d.peerGeneration) setData(d, d.data, out, d.generation, ev.peer.generation);
   if (d.target === 'run') d.peerSeen = true;
   if (d.yielding && isPrimary(ev.peer.state)) d.yielding = false; // the hand-over is done
 }
@@ -437,12 +486,24 @@ function abortReintegration(d: Draft, out: MirrorAction[]): void {
   out.push({ type: 'reintegrate_abort' });
 }
 
-function witness(d: Draft, ev: EventOf<'witness'>): void {
+function witness(d: Draft, ev: EventOf<'witness'>, out: MirrorAction[]): void {
+  // The peer registered a newer generation with the witness: it may have written without us (the
+  // registration comes before its writes). Recorded, as an announced one, whatever the epoch: the
+  // witness's record only grows, so a late answer is still true. Not while we hear the peer: its
+  // announcements are exact (a registered generation may be one it never wrote, and two nodes
+  // that hear each other would otherwise take each other's registrations for writes, in turn).
+  const pg = ev.peerGeneration;
+  if (pg !== undefined && d.peer === null && pg > Math.max(d.peerGeneration, d.generation)) {
+    setData(d, d.data, out, d.generation, pg);
+    d.cause = `witness: the peer registered generation ${pg} (ours ${d.generation})`;
+  }
   // A verdict that arrives after we stopped contending, or that answers an earlier contention (we
   // released the lease since, and the peer may hold it now), proves nothing now.
   if (!d.contending || ev.epoch !== d.witnessEpoch) return;
   if (ev.allowed && !d.verdict.allowed) d.cause = `witness allows: ${ev.detail}`;
   d.verdict = { allowed: ev.allowed, validUntilMs: ev.validUntilMs, detail: ev.detail };
+  // Redis allows only with the context's generation registered (mirror/witness.ts).
+  if (ev.allowed && d.cfg.witness === 'redis') d.witnessHolds = Math.max(d.witnessHolds, d.contendGeneration);
 }
 
 function command(d: Draft, ev: EventOf<'command'>, out: MirrorAction[]): void {
@@ -567,6 +628,10 @@ function countFailure(d: Draft, nowMs: number, what: string): void {
 function settle(d: Draft, nowMs: number, out: MirrorAction[]): void {
   giveUpIfNeeded(d, nowMs, out);
   if (d.state === 'PRIM') primaryWithoutReplica(d, nowMs, out);
+  if (d.state === 'ALONE' && d.awaitingWitness && witnessHoldsNext(d)) {
+    d.cause = `witness holds generation ${aloneGeneration(d)}: writing alone`;
+    startWritingAlone(d, out);
+  }
   if (d.finished === 'source' && d.state === 'ALONE') {
     enter(d, nowMs, out, 'PRIM');
     // prim_preference brings the application back to the preferred node after a reintegration.
@@ -609,6 +674,15 @@ function primaryWithoutReplica(d: Draft, nowMs: number, out: MirrorAction[]): vo
   if (d.peer !== null && d.link && d.peer.state !== 'STOP') return;
   d.cause = d.peer === null ? 'peer lost' : !d.link ? 'replication link broken' : 'peer stopped';
   enter(d, nowMs, out, 'ALONE');
+  // The witness rule: with redis, writes wait (no dirty log) until the witness holds the next
+  // generation; updateWitness contends again with it at the end of this step.
+  if (!witnessHoldsNext(d)) d.awaitingWitness = true;
+  else startWritingAlone(d, out);
+}
+
+/** ALONE: a new generation, recorded, then the dirty log (writes alone from here). */
+function startWritingAlone(d: Draft, out: MirrorAction[]): void {
+  d.awaitingWitness = false;
   d.diverged = true;
   newGeneration(d, out);
   out.push({ type: 'dirty_log', op: 'start' });
@@ -654,7 +728,7 @@ function settleIdle(d: Draft, nowMs: number, out: MirrorAction[]): void {
     d.peerWasPrim = false;
     return enter(d, nowMs, out, 'SECOND');
   }
-  const choose = chosen(d, nowMs) && verdictValid(d, nowMs);
+  const choose = chosen(d, nowMs) && verdictValid(d, nowMs) && witnessHoldsNext(d);
   if (d.state === 'SECOND') {
     const p = d.peer;
     const inSync = d.data === 'up-to-date' && d.link && p !== null && (p.state === 'PRIM' || (p.state === 'ALONE' && !d.peerWasPrim));
@@ -679,9 +753,7 @@ function settleIdle(d: Draft, nowMs: number, out: MirrorAction[]): void {
 function goAlone(d: Draft, nowMs: number, out: MirrorAction[]): void {
   enter(d, nowMs, out, 'ALONE');
   d.forced = false;
-  d.diverged = true;
-  newGeneration(d, out);
-  out.push({ type: 'dirty_log', op: 'start' });
+  startWritingAlone(d, out);
   d.mounted = true;
   out.push({ type: 'mount' });
   d.vip = true;
@@ -712,7 +784,7 @@ function reintegrationSource(d: Draft, out: MirrorAction[]): void {
   if (d.reintegrating === 'source' && (d.state !== 'ALONE' || !d.link || p === null || p.state === 'STOP' || isPrimary(p.state))) {
     abortReintegration(d, out);
   }
-  if (d.state === 'ALONE' && d.reintegrating === 'none' && d.link && p?.state === 'WAIT' && d.mounted && !d.fenced) {
+  if (d.state === 'ALONE' && !d.awaitingWitness && d.reintegrating === 'none' && d.link && p?.state === 'WAIT' && d.mounted && !d.fenced) {
     d.reintegrating = 'source';
     out.push({ type: 'reintegrate', role: 'source' });
   }
@@ -724,10 +796,20 @@ function reintegrationSource(d: Draft, out: MirrorAction[]): void {
  */
 function updateWitness(d: Draft, nowMs: number, out: MirrorAction[]): void {
   const want = d.cfg.witness !== 'none' && (isPrimary(d.state) || (d.target === 'run' && chosen(d, nowMs)));
-  if (want === d.contending) return;
+  // The generation to register: the one we write under, or the next one if we are to write alone.
+  const generation = d.state === 'PRIM' || (d.state === 'ALONE' && !d.awaitingWitness) ? d.generation : aloneGeneration(d);
+  // Contend again (a new epoch, the lease kept: the driver polls at once, the verdict we hold stays
+  // valid until it lapses) when the generation to register grew: redis only, it stores it.
+  const again = want && d.contending && d.cfg.witness === 'redis' && generation > d.contendGeneration;
+  if (want === d.contending && !again) return;
   d.contending = want;
-  if (want) d.witnessEpoch++;
-  else d.verdict = { allowed: false, validUntilMs: 0, detail: 'not contending' };
+  if (want) {
+    d.witnessEpoch++;
+    d.contendGeneration = generation;
+  } else {
+    d.verdict = { allowed: false, validUntilMs: 0, detail: 'not contending' };
+    d.contendGeneration = 0;
+  }
   out.push({ type: 'witness', contend: want, epoch: d.witnessEpoch });
 }
 
@@ -746,6 +828,7 @@ function enter(d: Draft, nowMs: number, out: MirrorAction[], to: MirrorState): v
   const from = d.state;
   assert.ok(isTransition(from, to), `no transition ${from} -> ${to}`);
   d.state = to;
+  if (to !== 'ALONE') d.awaitingWitness = false;
   d.sinceMs = nowMs;
   out.push({ type: 'transition', from, to, cause: d.cause });
   const which = to === 'STOP' ? 'none' : isPrimary(to) ? 'all' : 'dependencies';
@@ -803,7 +886,10 @@ function checkInvariants(before: MirrorMachine, m: MirrorMachine, ev: MirrorEven
         gens = [a.generation, a.peerGeneration];
         break;
       case 'dirty_log':
-        if (a.op === 'start') assert.ok(newGen, 'a new generation is recorded before the dirty log starts (entering ALONE)');
+        if (a.op === 'start') {
+          assert.ok(newGen, 'a new generation is recorded before the dirty log starts (entering ALONE)');
+          if (m.cfg.witness === 'redis') assert.ok(m.witnessHolds >= gens[0]!, 'the witness rule: redis holds the generation before we write alone under it');
+        }
         break;
       case 'reintegrate':
         if (a.role === 'target') assert.equal(data, 'stale', 'record_data stale precedes reintegrate target');
@@ -838,6 +924,7 @@ function checkInvariants(before: MirrorMachine, m: MirrorMachine, ev: MirrorEven
     assert.ok(m.running === null && m.app === 'stopped' && !m.mounted && !m.vip, 'STOP: nothing runs, nothing mounted');
     assert.ok(m.reintegrating === 'none' && !m.contending, 'STOP: no reintegration, no witness');
   }
+  if (m.awaitingWitness) assert.ok(m.state === 'ALONE' && m.cfg.witness === 'redis' && m.reintegrating === 'none', 'awaiting the witness: ALONE, redis, no reintegration');
   if (m.reintegrating === 'target') assert.ok(m.state === 'WAIT' && m.data === 'stale', 'a target is WAIT and stale');
   if (m.reintegrating === 'source') assert.equal(m.state, 'ALONE', 'the source is ALONE');
   assert.ok(m.restartTimesMs.length <= m.cfg.restart.maxloop, 'restarts in window <= maxloop');

@@ -6,9 +6,12 @@
 //
 // Witness models: `redis` is a lease (one holder; taken when free or expired; released when its
 // holder stops contending; a crashed holder's lease expires after ttl; the verdict holds until the
-// check time + ttl - margin); `ping` answers per node as the scenario says (both can be allowed).
+// check time + ttl - margin) and the nodes' registered generations (as RedisWitness: the holder's
+// check raises its own to the machine's witnessContext; every answer carries the peer's; an
+// answer while redis is down allows only a generation already registered); `ping` answers per
+// node as the scenario says (both can be allowed) and stores nothing.
 import assert from 'node:assert/strict';
-import { announce, createMirrorMachine, isPrimary, mirrorStep, nextWakeMs, type MirrorMachine } from '../../mirror/machine.js';
+import { announce, createMirrorMachine, isPrimary, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from '../../mirror/machine.js';
 import type { DataStatus, MirrorAction, MirrorState, MirrorCheckerConfig, MirrorEvent, MirrorScript, WitnessKind } from '../../mirror/types.js';
 
 export type Outcome = 'ok' | 'fail' | 'timeout';
@@ -72,7 +75,7 @@ export class MirrorPair {
   readonly nodes: Record<string, Node> = {};
   connected = true;
   link = true;
-  redis = { up: true, holder: null as string | null, expiresMs: 0 };
+  redis = { up: true, holder: null as string | null, expiresMs: 0, generations: {} as Record<string, number> };
   dp = { source: null as string | null, target: null as string | null };
   queue: Msg[] = [];
   /** Running scripts waiting for their outcome (when not autoScripts). */
@@ -80,21 +83,26 @@ export class MirrorPair {
   readonly lines: string[] = [];
   /**
    * The truth about the data, kept by the simulation (the machines do not see it): `held[n]` is the
-   * generation of the data on n's disk (each entry into ALONE starts a new one, numbered from a
-   * global counter; a finished reintegration gives the target the source's), and `acked` the
-   * generations in which some node acknowledged writes (PRIM/ALONE with a writable mount), minus
-   * those quarantined (set aside for a person, by design). Checked: a node becomes ALONE (the only
-   * way to PRIM) only with held >= every generation in acked.
+   * generation of the data on n's disk (each start of writes alone, `dirty_log start`, begins a new
+   * one, numbered from a global counter; a finished reintegration gives the target the source's),
+   * and `acked` the generations in which some node acknowledged writes (PRIM, or ALONE with its
+   * dirty log started, with a writable mount: an ALONE awaiting the witness holds writes, the data
+   * plane's failMode 'block'), minus those quarantined (set aside for a person, by design).
+   * Checked: a node becomes ALONE (the only way to PRIM), and starts writing alone, only with
+   * held >= every generation in acked.
    */
   readonly held: Record<string, number> = { n1: 0, n2: 0 };
   acked = new Set<number>();
+  /** Branches given up by a `croft prim` on the other node: their writes are not counted. */
+  readonly discarded = new Set<number>();
   private nextGen = 1;
   /** The generation invariant's violations (when not asserted: the old-code check, see sim test). */
   readonly lostWrites: string[] = [];
   /**
-   * Assert the generation invariant (else only record violations in lostWrites). Only with redis:
-   * without mutual exclusion (ping, none) two primaries write two branches by design, and the
-   * loser's branch is quarantined when they meet.
+   * Assert the generation invariant (else only record violations in lostWrites). Only with redis
+   * (always: the witness carries the generations): without mutual exclusion (ping, none) two
+   * primaries write two branches by design, and the loser's branch is quarantined when they meet;
+   * nor can a survivor learn of writes it never heard of.
    */
   assertGenerations: boolean;
   /** Times the simulation had to run `croft prim` because no record was up to date. */
@@ -154,7 +162,15 @@ export class MirrorPair {
   // ------------------------------------------------------------------ faults and commands
 
   command(n: string, command: Extract<MirrorEvent, { type: 'command' }>['command']): void {
-    this.step(n, { type: 'command', command, cause: 'test' });
+    const actions = this.step(n, { type: 'command', command, cause: 'test' });
+    // `croft prim`: a person declares n's data the reference, so writes n does not hold are given
+    // up knowingly (they stay in the other node's quarantine): no longer a loss to count.
+    if (command === 'prim' && !actions.some((a) => a.type === 'refused')) {
+      for (const g of [...this.acked]) if (g > this.held[n]!) this.acked.delete(g);
+      // So are later writes of the branch the peer runs now (it may still write, unseen).
+      const other = this.held[this.peerOf(n)]!;
+      if (other !== this.held[n]) this.discarded.add(other);
+    }
   }
 
   cut(): void {
@@ -282,6 +298,8 @@ export class MirrorPair {
     let allowed = false;
     let detail = '';
     let validUntilMs = 0;
+    let peerGeneration: number | undefined;
+    const generation = witnessContext(x.m).generation;
     if (this.o.witness === 'ping') {
       allowed = x.pingReach;
       detail = allowed ? 'router answered' : 'no answer';
@@ -289,8 +307,9 @@ export class MirrorPair {
     } else {
       const r = this.redis;
       if (!r.up) {
-        // As RedisWitness: an error neither extends nor cuts short the lease we hold.
-        allowed = r.holder === n && this.nowMs < x.leaseUntilMs;
+        // As RedisWitness: an error neither extends nor cuts short the lease we hold, and allows
+        // only a generation registered before.
+        allowed = r.holder === n && this.nowMs < x.leaseUntilMs && (r.generations[n] ?? 0) >= generation;
         validUntilMs = allowed ? x.leaseUntilMs : 0;
         detail = allowed ? `redis unreachable; lease ${n} until ${x.leaseUntilMs}` : 'redis unreachable';
       } else {
@@ -298,14 +317,19 @@ export class MirrorPair {
         if (r.holder === null || r.holder === n) {
           r.holder = n;
           r.expiresMs = this.nowMs + this.o.ttlMs;
+          // Registered with the lease, in the same atomic step, only by the holder.
+          r.generations[n] = Math.max(r.generations[n] ?? 0, generation);
           allowed = true;
           validUntilMs = this.nowMs + this.o.ttlMs - this.o.marginMs;
           x.leaseUntilMs = validUntilMs;
-          detail = `lease ${n}`;
+          detail = `lease ${n} g${generation}`;
         } else detail = `lease ${r.holder}`;
+        peerGeneration = r.generations[this.peerOf(n)];
       }
     }
-    this.queue.push({ to: n, kind: 'event', ev: { type: 'witness', allowed, validUntilMs, detail, epoch: x.epoch } });
+    const ev: MirrorEvent = { type: 'witness', allowed, validUntilMs, detail, epoch: x.epoch };
+    if (peerGeneration !== undefined) ev.peerGeneration = peerGeneration;
+    this.queue.push({ to: n, kind: 'event', ev });
   }
 
   // ------------------------------------------------------------------ one machine step
@@ -323,16 +347,19 @@ export class MirrorPair {
     }
     for (const a of actions) {
       if (a.type === 'quarantine') this.acked.delete(this.held[n]!);
-      if (a.type !== 'transition' || a.to !== 'ALONE') continue;
+      const up = a.type === 'transition' && a.to === 'ALONE' && a.from !== 'PRIM';
+      const alone = a.type === 'dirty_log' && a.op === 'start';
+      if (!up && !alone) continue;
       const newest = Math.max(0, ...this.acked);
       if (this.held[n]! < newest) {
-        const what = `${n} became ALONE (${a.from}, ${a.cause}) with data of generation ${this.held[n]} while writes of generation ${newest} were acknowledged`;
+        const how = a.type === 'transition' ? `became ALONE (${a.from}, ${a.cause})` : 'started writing alone';
+        const what = `${n} ${how} with data of generation ${this.held[n]} while writes of generation ${newest} were acknowledged`;
         this.lostWrites.push(what);
         assert.ok(!this.assertGenerations, what);
       }
-      this.held[n] = this.nextGen++;
+      if (alone) this.held[n] = this.nextGen++;
     }
-    if (x.m && isPrimary(x.m.state) && x.m.mounted && !x.m.fenced) this.acked.add(this.held[n]!);
+    if (x.m && isPrimary(x.m.state) && x.m.mounted && !x.m.fenced && !x.m.awaitingWitness && !this.discarded.has(this.held[n]!)) this.acked.add(this.held[n]!);
     for (const a of actions) {
       if (a.type !== 'transition') continue;
       const k = `${a.from}->${a.to}`;
@@ -431,7 +458,7 @@ export function renderEvent(ev: MirrorEvent): string {
     case 'peer_lost':
       return 'peer_lost';
     case 'witness':
-      return `witness ${ev.allowed ? 'yes' : 'no'} (${ev.detail}${ev.allowed ? `, until ${ev.validUntilMs}` : ''})`;
+      return `witness ${ev.allowed ? 'yes' : 'no'} (${ev.detail}${ev.allowed ? `, until ${ev.validUntilMs}` : ''}${ev.peerGeneration === undefined ? '' : `; peer registered g${ev.peerGeneration}`})`;
     case 'replication':
       return ev.what;
     case 'script_done':

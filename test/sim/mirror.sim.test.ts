@@ -9,12 +9,12 @@
 //   - SECOND only in the step that delivered `reintegration_done`;
 //   - the machine's generation rules (mirror/machine.ts checkInvariants: a new generation recorded
 //     before the dirty log; PRIM/ALONE only with a generation >= any the peer announced);
-//   - MEASURED, NOT YET ASSERTED (see below): with redis, a node becomes ALONE only with data of a
-//     generation >= every generation that had acknowledged writes (the simulation's own truth,
-//     mirror.pair.ts `held`/`acked`). Old flag-only code: 179 of 1000 seeds violate it; with
-//     announced generations: 97. The rest cannot be seen by the machines (a PRIM goes ALONE in a
-//     partition, or while its SECOND is down, and dies or gives up; the other node never heard
-//     the new generation): closing it needs the witness to carry the generation.
+//   - with redis, a node becomes ALONE, and starts writing alone, only with data of a generation
+//     >= every generation that had acknowledged writes (the simulation's own truth, mirror.pair.ts
+//     `held`/`acked`). History over 1000 seeds (redis): flag-only code 179 seeds violated it;
+//     announced generations 92; the witness carrying the generations (mirror/machine.ts "the
+//     witness rule"): 0, asserted. With ping or none it cannot hold (no mutual exclusion, nothing
+//     stored): measured and printed (`# ...`), not asserted.
 //   - the action order rules (mount -> VIP -> start_prim; stop_prim -> VIP off -> unmount; fence first).
 // After the faults, each seed heals everything and checks that the pair settles as PRIM + SECOND.
 // CROFT_SEED=<n> replays one seed and prints its trace; CROFT_SIM_SEEDS=<n> changes how many.
@@ -156,7 +156,7 @@ function settle(p: MirrorPair, log: (s: string) => void): void {
   assert.equal(states, 'PRIM+SECOND', `the pair settles as PRIM + SECOND (got ${p.status()})`);
 }
 
-export function runSeed(seed: number, trace?: string[], assertGenerations = process.env.CROFT_ASSERT_GENERATIONS !== undefined): MirrorPair {
+export function runSeed(seed: number, trace?: string[], assertGenerations = true): MirrorPair {
   const r = mulberry32(seed);
   const opts = randomOptions(r);
   const p = new MirrorPair(opts);
@@ -196,9 +196,9 @@ if (process.env.CROFT_GEN_COUNT !== undefined) {
     } catch (e) {
       bad.push(`seed ${seed} threw: ${(e as Error).message}`);
     }
-    if (p && p.o.witness === 'redis' && p.lostWrites.length > 0) bad.push(`seed ${seed}: ${p.lostWrites[0]}`);
+    if (p && p.lostWrites.length > 0) bad.push(`seed ${seed} (${p.o.witness}): ${p.lostWrites[0]}`);
   }
-  console.log(`${bad.length} redis seeds of ${n} lose writes\n${bad.slice(0, 8).join('\n')}`);
+  console.log(`${bad.length} seeds of ${n} lose writes (measured, not asserted)\n${bad.slice(0, 8).join('\n')}`);
 }
 
 test('mirror simulation: invariants hold over every seed, and each pair settles as PRIM + SECOND (croft prim where both records are stale, rare)', () => {
@@ -214,7 +214,8 @@ test('mirror simulation: invariants hold over every seed, and each pair settles 
   }
   const seeds = Number(process.env.CROFT_SIM_SEEDS ?? 1000);
   let manualPrims = 0;
-  let lostWriteSeeds = 0;
+  const lostWriteSeeds: Record<string, number> = { redis: 0, ping: 0, none: 0 };
+  const seedsOf: Record<string, number> = { redis: 0, ping: 0, none: 0 };
   const total = { failovers: 0, giveUps: 0, quarantines: 0, reintegrations: 0, refused: 0, aloneToPrim: 0, twoPrimariesWithPing: 0 };
   const witnesses = new Set<string>();
   for (let seed = 1; seed <= seeds; seed++) {
@@ -225,7 +226,8 @@ test('mirror simulation: invariants hold over every seed, and each pair settles 
       throw new Error(`seed ${seed} failed (replay: CROFT_SEED=${seed} node --test dist/test/sim/mirror.sim.test.js): ${(e as Error).message}`, { cause: e });
     }
     witnesses.add(p.o.witness);
-    if (p.o.witness === 'redis' && p.lostWrites.length > 0) lostWriteSeeds++;
+    seedsOf[p.o.witness]!++;
+    if (p.lostWrites.length > 0) lostWriteSeeds[p.o.witness]!++;
     manualPrims += p.manualPrims;
     total.failovers += p.seen.failovers;
     total.giveUps += p.seen.giveUps;
@@ -235,7 +237,10 @@ test('mirror simulation: invariants hold over every seed, and each pair settles 
     total.aloneToPrim += p.seen.transitions.get('ALONE->PRIM') ?? 0;
     total.twoPrimariesWithPing += p.seen.twoPrimaries;
   }
-  console.log(`mirror sim: ${seeds} seeds ${JSON.stringify(total)}; seeds needing croft prim to restart: ${manualPrims}; redis seeds where a node became ALONE behind acknowledged writes (not asserted yet): ${lostWriteSeeds}`);
+  console.log(`# mirror sim: ${seeds} seeds ${JSON.stringify(total)}; seeds needing croft prim to restart: ${manualPrims}`);
+  const per = (['redis', 'ping', 'none'] as const).map((w) => `${w} ${lostWriteSeeds[w]}/${seedsOf[w]}`).join(', ');
+  console.log(`# seeds where a node became ALONE behind acknowledged writes: ${per} (redis asserted, ping and none measured)`);
+  assert.equal(lostWriteSeeds.redis, 0, 'with redis the generation invariant is asserted at every step');
   assert.ok(manualPrims <= Math.max(1, seeds / 100), `croft prim needed in ${manualPrims} of ${seeds} seeds`);
   // The simulation is not vacuous: the interesting paths were taken.
   if (seeds >= 200) {

@@ -9,6 +9,7 @@ import {
   handlerName,
   mirrorStep,
   nextWakeMs,
+  witnessContext,
   winsTie,
   type MirrorMachine,
 } from '../../mirror/machine.js';
@@ -226,7 +227,8 @@ describe('WAIT', () => {
   test('script_done: after a give-up, stop_prim done -> unmount, then quarantine', () => {
     const x = alone('redis');
     x.step({ type: 'tick' }, 20_000); // the verdict lapsed
-    assert.deepEqual(x.types, ['fence', 'vip_remove', 'ALONE->WAIT', 'run_checkers', 'stop_prim']);
+    // Still chosen: it contends again at once, with the generation it would write under next.
+    assert.deepEqual(x.types, ['fence', 'vip_remove', 'ALONE->WAIT', 'run_checkers', 'stop_prim', 'witness contend']);
     x.done('stop_prim', 'timeout');
     assert.deepEqual(x.types, ['unmount', 'quarantine']);
   });
@@ -291,7 +293,7 @@ describe('ALONE', () => {
     x.verdict(true);
     assert.equal(x.m.running, 'start_prim');
     x.verdict(false);
-    assert.deepEqual(x.types, ['fence', 'vip_remove', 'ALONE->WAIT', 'run_checkers']);
+    assert.deepEqual(x.types, ['fence', 'vip_remove', 'ALONE->WAIT', 'run_checkers', 'witness contend']);
     x.done('start_prim');
     assert.deepEqual(x.types, ['stop_prim'], 'the half-started application is stopped');
   });
@@ -339,7 +341,7 @@ describe('ALONE', () => {
     x.step({ type: 'tick' }, wake! - x.nowMs - 1);
     assert.equal(x.m.state, 'ALONE');
     x.step({ type: 'tick' }, 1);
-    assert.deepEqual(x.types, ['fence', 'vip_remove', 'ALONE->WAIT', 'run_checkers', 'stop_prim']);
+    assert.deepEqual(x.types, ['fence', 'vip_remove', 'ALONE->WAIT', 'run_checkers', 'stop_prim', 'witness contend']);
   });
 });
 
@@ -369,7 +371,7 @@ describe('PRIM', () => {
   test('witness: a no with redis -> give up (no quarantine: nothing was written alone)', () => {
     const x = prim('redis');
     x.verdict(false);
-    assert.deepEqual(x.types, ['fence', 'vip_remove', 'PRIM->WAIT', 'run_checkers', 'stop_prim']);
+    assert.deepEqual(x.types, ['fence', 'vip_remove', 'PRIM->WAIT', 'run_checkers', 'stop_prim', 'witness contend']);
     x.done('stop_prim');
     assert.deepEqual(x.types, ['unmount']);
   });
@@ -409,7 +411,7 @@ describe('PRIM', () => {
   test('tick: the verdict lapses -> give up', () => {
     const x = prim('redis');
     x.step({ type: 'tick' }, 20_000);
-    assert.deepEqual(x.types, ['fence', 'vip_remove', 'PRIM->WAIT', 'run_checkers', 'stop_prim']);
+    assert.deepEqual(x.types, ['fence', 'vip_remove', 'PRIM->WAIT', 'run_checkers', 'stop_prim', 'witness contend']);
   });
 });
 
@@ -581,5 +583,67 @@ describe('rules across cells', () => {
     const z = alone();
     z.peer('ALONE', { generation: z.m.generation - 1, forced: true });
     assert.equal(z.m.state, 'ALONE');
+  });
+
+  test('the witness rule (redis): a chosen node contends with the generation it will write under; the yes that lets it go ALONE carries it', () => {
+    const x = new M(cfg({ witness: 'redis' }));
+    x.step({ type: 'data', status: 'up-to-date', generation: 4, peerGeneration: 3 });
+    x.cmd('start');
+    assert.deepEqual(x.types, ['STOP->WAIT', 'run_checkers', 'witness contend']);
+    assert.deepEqual(witnessContext(x.m), { generation: 5 });
+    x.verdict(true);
+    assert.equal(x.m.state, 'ALONE');
+    assert.deepEqual([x.m.generation, x.m.witnessHolds], [5, 5]);
+  });
+  test('the witness rule (redis): PRIM losing its SECOND goes ALONE but writes alone (record, dirty log) only once the witness holds the next generation', () => {
+    const x = prim('redis');
+    const g = x.m.generation;
+    const epoch = x.m.witnessEpoch;
+    x.step({ type: 'peer_lost' });
+    assert.deepEqual(x.types, ['PRIM->ALONE', 'witness contend'], 'contends again, the lease kept; no record, no dirty log');
+    assert.equal(x.m.awaitingWitness, true);
+    assert.deepEqual(witnessContext(x.m), { generation: g + 1 });
+    assert.equal(x.m.witnessEpoch, epoch + 1);
+    assert.ok(x.m.verdict.allowed, 'the verdict held stays valid until it lapses');
+    // A yes of the previous contention proves nothing about the new generation.
+    x.step({ type: 'witness', allowed: true, validUntilMs: x.nowMs + 1000, detail: 'old', epoch });
+    assert.deepEqual(x.last, []);
+    x.verdict(true);
+    assert.deepEqual(x.types, ['record up-to-date', 'dirty_log start']);
+    assert.deepEqual([x.m.generation, x.m.awaitingWitness, x.m.diverged], [g + 1, false, true]);
+  });
+  test('the witness rule (redis): PRIM losing its SECOND, a no -> give up; nothing was written alone, so no quarantine', () => {
+    const x = prim('redis');
+    x.step({ type: 'peer_lost' });
+    x.verdict(false);
+    // Still contending with the generation it would write under: no new contention.
+    assert.deepEqual(x.types, ['fence', 'vip_remove', 'ALONE->WAIT', 'run_checkers', 'stop_prim']);
+    x.done('stop_prim');
+    assert.deepEqual(x.types, ['unmount']);
+  });
+  test('the witness rule (redis): a peer generation from the witness above ours is recorded, and we do not take over (behind)', () => {
+    const x = second('redis');
+    const g = x.m.generation;
+    x.step({ type: 'peer_lost' });
+    assert.deepEqual(x.types, ['SECOND->WAIT', 'witness contend']);
+    // The PRIM went ALONE unseen and registered g + 1 before dying; its lease expired: a yes.
+    x.step({ type: 'witness', allowed: true, validUntilMs: x.nowMs + 1000, detail: 'lease n1', epoch: x.m.witnessEpoch, peerGeneration: g + 1 });
+    assert.deepEqual(x.types, ['record up-to-date', 'witness release']);
+    assert.deepEqual([x.m.state, x.m.generation, x.m.peerGeneration, announce(x.m).eligible], ['WAIT', g, g + 1, false]);
+    x.step({ type: 'tick' }, 60_000);
+    assert.equal(x.m.state, 'WAIT', 'behind: waits for the peer, or for croft prim');
+  });
+  test('the witness rule: a peer generation from the witness is ignored while the peer is heard, and the peer\'s announcement corrects one learnt unheard', () => {
+    const x = new M(cfg({ witness: 'redis' }));
+    x.step({ type: 'data', status: 'up-to-date', generation: 5, peerGeneration: 5 });
+    x.cmd('start');
+    x.step({ type: 'witness', allowed: false, validUntilMs: 0, detail: 'lease n2', epoch: x.m.witnessEpoch, peerGeneration: 6 });
+    assert.equal(x.m.peerGeneration, 6, 'unheard peer: its registration counts as a write');
+    x.peer('WAIT', { generation: 5, eligible: true });
+    assert.deepEqual(x.m.peerGeneration, 5, 'its record says 5: the 6 was registered, never written');
+    assert.equal(announce(x.m).eligible, true);
+    x.step({ type: 'witness', allowed: true, validUntilMs: x.nowMs + 1000, detail: 'lease n1', epoch: x.m.witnessEpoch, peerGeneration: 6 });
+    assert.equal(x.m.state, 'ALONE', 'heard peer at 5: n1 wins the tie and writes under 6');
+    assert.equal(x.m.generation, 6);
   });
 });
