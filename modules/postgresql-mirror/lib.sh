@@ -88,13 +88,20 @@ same_ns() {
   [ "$(readlink "/proc/$1/ns/mnt" 2>/dev/null)" = "$SELF_MNT" ] && [ "$(readlink "/proc/$1/ns/net" 2>/dev/null)" = "$SELF_NET" ]
 }
 
+# The process works in dir (its cwd, as the kernel shows it: symbolic links resolved; the plain
+# path too, for a mount that no longer answers).
+in_dir() {
+  cwd=$(readlink "/proc/$1/cwd" 2>/dev/null) || return 1
+  [ "$cwd" = "$2" ] || [ "$cwd" = "$(readlink -f "$2" 2>/dev/null)" ]
+}
+
 # Ours: a PostgreSQL server process (postmaster or child) working in PGDATA (the postmaster chdirs
 # to its data directory; its children inherit it). Children matter: a backend outlives a
 # postmaster killed with SIGKILL and keeps files open.
 ours() {
   alive "$1" && same_ns "$1" \
     && case $(readlink "/proc/$1/exe" 2>/dev/null) in /usr/lib/postgresql/*/bin/postgres) true ;; *) false ;; esac \
-    && [ "$(readlink "/proc/$1/cwd" 2>/dev/null)" = "$(readlink -f "$PGDATA")" ]
+    && in_dir "$1" "$PGDATA"
 }
 
 # Every process of this instance (one pid per line).

@@ -63,11 +63,18 @@ same_ns() {
   [ "$(readlink "/proc/$1/ns/mnt" 2>/dev/null)" = "$SELF_MNT" ] && [ "$(readlink "/proc/$1/ns/net" 2>/dev/null)" = "$SELF_NET" ]
 }
 
+# The process works in dir (its cwd, as the kernel shows it: symbolic links resolved; the plain
+# path too, for a mount that no longer answers).
+in_dir() {
+  cwd=$(readlink "/proc/$1/cwd" 2>/dev/null) || return 1
+  [ "$cwd" = "$2" ] || [ "$cwd" = "$(readlink -f "$2" 2>/dev/null)" ]
+}
+
 # Ours: a redis-server working in DIR (Redis chdirs to its `dir`). Its child, a background save or
 # rewrite, is a redis-server in DIR too.
 ours() {
   alive "$1" && same_ns "$1" && [ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$REDIS_EXE" ] \
-    && [ "$(readlink "/proc/$1/cwd" 2>/dev/null)" = "$(readlink -f "$DIR")" ]
+    && in_dir "$1" "$DIR"
 }
 
 # Every process of this instance (one pid per line).
