@@ -55,6 +55,8 @@
 
 import assert from 'node:assert/strict';
 import { createHealth, healthStep, resetHealth, type Health, type HealthState } from '../src/module/health.js';
+// maxloop at the mirror: stopping here means the peer takes over.
+import { countFailure, pruneRestartWindow } from '../src/module/restart-window.js';
 import type {
   DataStatus,
   WitnessContext,
@@ -425,18 +427,13 @@ export function handlerName(s: MirrorState, t: MirrorEvent['type']): string {
 export function mirrorStep(m: MirrorMachine, event: MirrorEvent, nowMs: number): { state: MirrorMachine; actions: MirrorAction[] } {
   const d: Draft = { ...m, health: { ...m.health }, restartTimesMs: [...m.restartTimesMs], finished: 'none' };
   const out: MirrorAction[] = [];
-  pruneWindow(d, nowMs);
+  pruneRestartWindow(d, nowMs);
   const handler = TABLE[m.state][event.type] as Handler<typeof event.type>;
   handler(d, event as never, nowMs, out);
   settle(d, nowMs, out);
   const { finished: _finished, ...next } = d;
   checkInvariants(m, next, event, out, nowMs);
   return { state: next, actions: out };
-}
-
-function pruneWindow(d: Draft, nowMs: number): void {
-  const from = nowMs - d.cfg.restart.windowMs;
-  if (d.restartTimesMs.length > 0 && d.restartTimesMs[0]! <= from) d.restartTimesMs = d.restartTimesMs.filter((t) => t > from);
 }
 
 function setData(d: Draft, status: DataStatus, out: MirrorAction[], generation = d.generation, peerGeneration = d.peerGeneration): void {
@@ -606,20 +603,6 @@ function probe(d: Draft, ev: EventOf<'probe'>, nowMs: number, out: MirrorAction[
     return;
   }
   countFailure(d, nowMs, `checker ${c.name} failed: ${ev.detail}`);
-}
-
-/** A failure under the restart policy: restart here, unless maxloop restarts were made in the window. */
-function countFailure(d: Draft, nowMs: number, what: string): void {
-  const { maxloop, windowMs } = d.cfg.restart;
-  if (d.restartTimesMs.length >= maxloop) {
-    d.target = 'stop'; // the peer takes over
-    d.restartWanted = false;
-    d.cause = `${what}: maxloop reached (${d.restartTimesMs.length} restarts in ${windowMs} ms), stopping`;
-    return;
-  }
-  d.restartTimesMs.push(nowMs);
-  d.restartWanted = true;
-  d.cause = `${what}: restart ${d.restartTimesMs.length}/${maxloop}`;
 }
 
 // ---------------------------------------------------------------------------------------------

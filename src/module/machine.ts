@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import type { FailureAction, ModuleConfig, RestartPolicy } from '../config/types.js';
 import type { ModuleAction, ModuleEvent, ModuleState, ScriptName } from './types.js';
 import { createHealth, healthStep, resetHealth, type Health, type HealthState } from './health.js';
+import { countFailure, pruneRestartWindow } from './restart-window.js';
 
 export interface MachineCheckerConfig {
   name: string;
@@ -198,8 +199,7 @@ export function moduleStep(m: ModuleMachine, event: ModuleEvent, nowMs: number):
 }
 
 function pruneWindow(d: Draft, _ev: ModuleEvent, nowMs: number): void {
-  const from = nowMs - d.cfg.restart.windowMs;
-  if (d.restartTimesMs.length > 0 && d.restartTimesMs[0]! <= from) d.restartTimesMs = d.restartTimesMs.filter((t) => t > from);
+  pruneRestartWindow(d, nowMs);
 }
 
 function applyCommand(d: Draft, ev: EventOf<'command'>): void {
@@ -277,20 +277,6 @@ function probe(d: Draft, ev: EventOf<'probe'>, _nowMs: number, out: ModuleAction
     return;
   }
   countFailure(d, _nowMs, `checker ${c.name} failed: ${ev.detail}`);
-}
-
-/** A failure under the restart policy: restart, unless maxloop restarts happened in the window. */
-function countFailure(d: Draft, nowMs: number, what: string): void {
-  const { maxloop, windowMs } = d.cfg.restart;
-  if (d.restartTimesMs.length >= maxloop) {
-    d.target = 'stop';
-    d.restartWanted = false;
-    d.cause = `${what}: maxloop reached (${d.restartTimesMs.length} restarts in ${windowMs} ms), stopping`;
-    return;
-  }
-  d.restartTimesMs.push(nowMs);
-  d.restartWanted = true;
-  d.cause = `${what}: restart ${d.restartTimesMs.length}/${maxloop}`;
 }
 
 /** Take the next step towards the goal when no script runs. */

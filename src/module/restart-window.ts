@@ -1,0 +1,37 @@
+// The restart policy (at most maxloop restarts within windowMs; one more failure stops the module:
+// SafeKit's maxloop), pure, shared by the module machine (src/module/machine.ts) and the mirror
+// machine (mirror/machine.ts). Only failures count (a failed start script, a failed app checker),
+// never commands; a person starting the module again after a maxloop stop empties the window.
+import type { RestartPolicy } from '../config/types.js';
+
+/** The part of a machine's step draft the policy reads and writes. */
+export interface RestartWindowDraft {
+  readonly cfg: { readonly restart: RestartPolicy };
+  /** The goal: 'stop' once maxloop is reached. */
+  target: 'run' | 'stop';
+  /** A restart (stop script, then start script) is wanted. */
+  restartWanted: boolean;
+  cause: string;
+  /** Times of the counted restarts, oldest first. */
+  restartTimesMs: number[];
+}
+
+/** Forgets the restarts that left the window (at or before nowMs - windowMs). */
+export function pruneRestartWindow(d: RestartWindowDraft, nowMs: number): void {
+  const from = nowMs - d.cfg.restart.windowMs;
+  if (d.restartTimesMs.length > 0 && d.restartTimesMs[0]! <= from) d.restartTimesMs = d.restartTimesMs.filter((t) => t > from);
+}
+
+/** A failure under the restart policy: restart, unless maxloop restarts were made in the window (then stop). */
+export function countFailure(d: RestartWindowDraft, nowMs: number, what: string): void {
+  const { maxloop, windowMs } = d.cfg.restart;
+  if (d.restartTimesMs.length >= maxloop) {
+    d.target = 'stop';
+    d.restartWanted = false;
+    d.cause = `${what}: maxloop reached (${d.restartTimesMs.length} restarts in ${windowMs} ms), stopping`;
+    return;
+  }
+  d.restartTimesMs.push(nowMs);
+  d.restartWanted = true;
+  d.cause = `${what}: restart ${d.restartTimesMs.length}/${maxloop}`;
+}
