@@ -10,9 +10,14 @@
 //
 // The `link` the machine needs is computed here (linkNow):
 //   - primary, mounted: the stream to the peer's replica is connected, or a reintegration runs; when
-//     alone (no stream), the peer announces WAIT or SECOND, so its replica listens: reintegration
-//     can start (a failed start holds the link down a while before it is tried again);
-//   - not primary: the peer is heard and not STOP, and if it is PRIM our replica holds its stream.
+//     alone (no stream), once the peer announces WAIT with data not up to date: it became the
+//     target (it recorded `stale` durably before it announced it, and its replica listens), so the
+//     reintegration may start (a failed start holds the link down a while before a new try);
+//   - not primary: the peer is heard and not STOP, and if it is PRIM our replica holds its stream,
+//     or lost it less than two heartbeat timeouts ago. A PRIM killed closes the stream at once but
+//     is declared down only after the heartbeat timeout: a SECOND that took the closed stream for
+//     "the PRIM goes on without me" would record itself stale and never fail over. A PRIM that
+//     does go on without us announces ALONE within a heartbeat (the machine then records stale).
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
@@ -139,6 +144,8 @@ export class MirrorRuntime extends EventEmitter {
   #announcedAtMs = Date.now();
   #linkFed = false;
   #linkHoldUntilMs = 0;
+  /** Since when the replicas have no stream from a PRIM peer (null: they have, or the peer is not PRIM). */
+  #replicaLostSinceMs: number | null = null;
   #reintegrationToken = 0;
   #reintegrationStart: { full: boolean; dirtyBytes: number; dirtyEntries: number; atMs: number } | null = null;
   #lastReintegration: LastReintegration | null = null;
@@ -652,10 +659,16 @@ export class MirrorRuntime extends EventEmitter {
       if (this.#dp.fenced) return false;
       if (m.reintegrating === 'source') return true;
       if (this.#dp.linkConnected()) return true;
-      return Date.now() >= this.#linkHoldUntilMs && (p.state === 'WAIT' || p.state === 'SECOND');
+      return Date.now() >= this.#linkHoldUntilMs && p.state === 'WAIT' && !p.dataUpToDate;
     }
     if (m.state === 'ALONE' || m.state === 'PRIM') return false; // mounting in progress
-    return p.state !== 'PRIM' || this.#dp.replicasConnected();
+    if (p.state !== 'PRIM' || this.#dp.replicasConnected()) {
+      this.#replicaLostSinceMs = null;
+      return true;
+    }
+    const now = Date.now();
+    this.#replicaLostSinceMs ??= now;
+    return now - this.#replicaLostSinceMs < 2 * this.#cluster.heartbeat.timeoutMs;
   }
 
   #updateLink(): void {
