@@ -593,6 +593,13 @@ export class MirrorRuntime extends EventEmitter {
   #startReintegration(): void {
     const module = this.#cfg.name;
     const token = ++this.#reintegrationToken;
+    if (this.#dp.linkConnected()) {
+      // An earlier reintegration went live after the machine had given it up (aborted while it
+      // finished): the stream is connected only once the target acked everything, so it is in sync.
+      this.#log.info({ event: 'mirror_reintegration_done', module, already: true }, 'reintegration: the peer is already in sync (connected)');
+      queueMicrotask(() => this.#feed({ type: 'replication', what: 'reintegration_done' }));
+      return;
+    }
     const peer = this.#m.peer;
     let trusted = false;
     let dirtyBytes = 0;
