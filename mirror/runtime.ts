@@ -10,9 +10,9 @@
 //
 // The `link` the machine needs is computed here (linkNow):
 //   - primary, mounted: the stream to the peer's replica is connected, or a reintegration runs; when
-//     alone (no stream), once the peer announces WAIT with data not up to date: it became the
-//     target (it recorded `stale` durably before it announced it, and its replica listens), so the
-//     reintegration may start (a failed start holds the link down a while before a new try);
+//     alone (no stream), once the peer announces WAIT with data not up to date (a failed start
+//     holds the link down a while before a new try: the peer's replica listens only once it
+//     became the target, see reconcileReplicas);
 //   - not primary: the peer is heard and not STOP, and if it is PRIM our replica holds its stream,
 //     or lost it less than two heartbeat timeouts ago. A PRIM killed closes the stream at once but
 //     is declared down only after the heartbeat timeout: a SECOND that took the closed stream for
@@ -116,7 +116,7 @@ const silentLogger: ModuleLogger = { info() {}, warn() {}, error() {} };
 const TICK_MS = 1000;
 const LINK_POLL_MS = 200;
 /** After a reintegration could not start, the link is held down this long before trying again. */
-const LINK_RETRY_MS = 2000;
+const LINK_RETRY_MS = 500;
 
 type Job = { what: string; run: () => Promise<void> | void };
 
@@ -473,10 +473,17 @@ export class MirrorRuntime extends EventEmitter {
     if (!this.#closed) this.#reconcileReplicas();
   }
 
+  /**
+   * The replicas listen only where a primary may write into them: as SECOND, and as the target of
+   * a reintegration (started by that action, after `record_data stale`). A source that connects
+   * earlier is refused (unreachable) and tries again: so no byte of a reintegration lands on a
+   * node that has not durably recorded that its data is partial.
+   */
   #reconcileReplicas(): void {
     if (this.#dp.mounted) return;
-    if (this.#m.state === 'STOP') this.#dp.stopReplicas();
-    else this.#dp.ensureReplicas();
+    const m = this.#m;
+    if (m.state === 'SECOND' || (m.state === 'WAIT' && m.reintegrating === 'target')) this.#dp.ensureReplicas();
+    else this.#dp.stopReplicas();
   }
 
   #enqueue(a: MirrorAction): void {
