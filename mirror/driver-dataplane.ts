@@ -84,6 +84,7 @@ export class MirrorDataPlane {
   #replicas: (MirrorReplica | null)[];
   #mounts: MirrorMount[] = [];
   #fenced = false;
+  #writingAlone = false;
   /** Replicas that could not start (address in use...): retried by ensureReplicas. */
   #replicaError: string | null = null;
 
@@ -172,7 +173,7 @@ export class MirrorDataPlane {
     this.stopReplicas();
     try {
       for (const [i, dir] of this.o.dirs.entries()) {
-        const m = await MirrorMount.mount({ dir, failMode: 'alone', dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes } });
+        const m = await MirrorMount.mount({ dir, failMode: this.#writingAlone ? 'alone' : 'block', dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes } });
         m.onEvent((ev) => this.o.onPeerLost(ev.reason));
         this.#mounts.push(m);
       }
@@ -181,6 +182,18 @@ export class MirrorDataPlane {
       throw e;
     }
     this.#fenced = false;
+  }
+
+  /**
+   * Whether a change the peer cannot acknowledge is recorded in the dirty log and returns
+   * (`alone`: the machine said `dirty_log start`), or waits (`block`: PRIM, or ALONE while the
+   * witness does not hold the new generation yet). Kept for the mounts made later. A fenced mount
+   * stays blocked.
+   */
+  setWritingAlone(alone: boolean): void {
+    this.#writingAlone = alone;
+    if (this.#fenced) return;
+    for (const m of this.#mounts) m.setFailMode(alone ? 'alone' : 'block');
   }
 
   /**

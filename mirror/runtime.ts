@@ -29,7 +29,7 @@ import { interfaceOf } from '../farm/driver.js';
 import { readDataRecord, writeDataRecord } from './data-record.js';
 import { MirrorDataPlane, type ReintegrationStatus, type VerifyResult } from './driver-dataplane.js';
 import { addMirrorVip, removeMirrorVip } from './driver-vip.js';
-import { announce, checkerHealth, createMirrorMachine, mirrorStep, nextWakeMs, type MirrorMachine } from './machine.js';
+import { announce, checkerHealth, createMirrorMachine, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from './machine.js';
 import type {
   DataStatus,
   MirrorAction,
@@ -491,6 +491,10 @@ export class MirrorRuntime extends EventEmitter {
     switch (a.type) {
       case 'transition':
         return this.#push('transition', () => {
+          // A PRIM's changes wait for its SECOND's ack (failMode block): once it is lost, they are
+          // recorded alone only after the machine says so (`dirty_log start`: with a redis
+          // witness, once the witness holds the new generation).
+          if (a.to !== 'ALONE') this.#dp.setWritingAlone(false);
           this.#log.info({ event: 'module_state', module, from: a.from, to: a.to, cause: a.cause }, 'module state change');
           this.emit('transition', { module, from: a.from, to: a.to, cause: a.cause } satisfies MirrorTransitionEvent);
         });
@@ -515,6 +519,7 @@ export class MirrorRuntime extends EventEmitter {
         // The mounts always keep their durable dirty log (a PRIM's changes the peer cannot ack are
         // recorded there): start needs nothing more; clear makes it empty and trusted.
         if (a.op === 'clear') return this.#push('dirty_log clear', () => this.#dp.clearDirty());
+        if (a.op === 'start') return this.#push('dirty_log start', () => this.#dp.setWritingAlone(true));
         return;
       case 'mount':
         return this.#push('mount', async () => {
@@ -707,7 +712,7 @@ export class MirrorRuntime extends EventEmitter {
     const periodMs = Math.max(100, Math.floor((w.type === 'ping' ? w.validityMs : w.ttlMs) / 3));
     const loop = async () => {
       while (!this.#closed && this.#witness === witness && this.#witnessEpoch === epoch) {
-        const v = await witness.check({ generation: this.#m.generation });
+        const v = await witness.check(witnessContext(this.#m));
         if (this.#closed || this.#witness !== witness || this.#witnessEpoch !== epoch) return;
         this.#feed({ type: 'witness', allowed: v.allowed, validUntilMs: v.validUntilMs, detail: v.detail, epoch,
           ...(v.peerGeneration !== undefined ? { peerGeneration: v.peerGeneration } : {}) });

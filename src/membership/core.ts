@@ -180,8 +180,15 @@ function sameModules(a: Record<string, ModuleStatus>, b: Record<string, ModuleSt
   return ka.every((k) => {
     const x = a[k];
     const y = b[k];
-    return x !== undefined && y !== undefined && x.state === y.state && x.sinceMs === y.sinceMs;
+    return x !== undefined && y !== undefined && x.state === y.state && x.sinceMs === y.sinceMs && sameMirror(x.mirror, y.mirror);
   });
+}
+
+/** A mirror's announcement changes without a state change (data status, generation, eligibility). */
+function sameMirror(a: ModuleStatus['mirror'], b: ModuleStatus['mirror']): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.state === b.state && a.dataUpToDate === b.dataUpToDate && a.generation === b.generation
+    && a.eligible === b.eligible && a.forced === b.forced;
 }
 
 function applyTransition(p: PeerState, input: PeerInput, actions: MembershipAction[]): boolean {
