@@ -4,7 +4,9 @@
 //   1. storage: sequential 1 MiB writes, 4 KiB random writes each followed by fdatasync, creating
 //      100,000 small files; on (a) n1's local disk, (b) bindfs (a plain FUSE passthrough, no
 //      replication), (c) croft's mirror to n2, ack `received`, (d) ack `durable`;
-//   2. reintegration of a 1 GiB tree with 1% changed (64 KiB chunks) and of 1,000,000 small files
+//   2. pgbench TPS of PostgreSQL (modules/postgresql-mirror's start_prim) on a local data
+//      directory vs the same on croft's mirror to n2 (ack received);
+//   3. reintegration of a 1 GiB tree with 1% changed (64 KiB chunks) and of 1,000,000 small files
 //      with 1,000 rewritten: croft from its dirty log, croft's full sync (tree compare + zone
 //      checksums), and rsync (daemon on the peer, `rsync -a --delete`), time and bytes sent.
 // Run it with bench/mirror/run (installs bindfs, builds, then runs this file).
@@ -26,6 +28,9 @@ const { values: opt } = parseArgs({
     'tree-mib': { type: 'string', default: '1024' },
     'tree-files': { type: 'string', default: '1000000' },
     only: { type: 'string', default: 'all' },
+    'pgbench-s': { type: 'string', default: '30' },
+    'pgbench-scale': { type: 'string', default: '10' },
+    'pgbench-clients': { type: 'string', default: '4' },
     rounds: { type: 'string', default: '1' },
     out: { type: 'string', default: path.join(repoRoot, 'bench', 'mirror', 'last-run.json') },
     summary: { type: 'string' },
@@ -102,7 +107,71 @@ async function one(lab: Lab, mode: Mode, workload: string, round: number): Promi
   }
 }
 
-// ---- 2. reintegration ---------------------------------------------------------------------
+// ---- 2. pgbench ----------------------------------------------------------------------------
+
+interface PgbenchRow { mode: 'local' | 'mirror-received'; tps: number; latencyMs: number; transactions: number }
+
+const PG_MODULE = path.join(repoRoot, 'modules', 'postgresql-mirror');
+
+async function pgbench(lab: Lab): Promise<PgbenchRow[]> {
+  const rows: PgbenchRow[] = [];
+  for (const mode of ['local', 'mirror-received'] as const) {
+    const dir = `${BASE}/pg-${mode}`;
+    const env = { CROFT_MIRROR_DIR_0: dir, CROFT_MODULE: `bench-pg-${mode}`, CROFT_NODE: 'n1', CROFT_VIP: 'none', CROFT_STATE: 'ALONE' };
+    await must(lab, 'n1', ['sh', '-c', `rm -rf ${dir} && mkdir -p ${dir}`]);
+    let replica: ChildProcess | null = null;
+    let hold: ChildProcess | null = null;
+    try {
+      if (mode !== 'local') {
+        const key = crypto.randomBytes(32).toString('hex');
+        await must(lab, 'n2', ['sh', '-c', `rm -rf ${BASE}/pg-replica && mkdir -p ${BASE}/pg-replica`]);
+        replica = await startReplica(lab, `${BASE}/pg-replica`, key);
+        hold = lab.spawn('n1', [...node('hold.js'), dir, lab.nodeAddress('n2'), String(PORT), key, 'received'], { stdio: ['pipe', 'pipe', 'inherit'] });
+        await new Promise<void>((resolve, reject) => {
+          hold!.stdout!.once('data', () => resolve());
+          hold!.once('exit', (c) => reject(new Error(`hold.js exited (${c})`)));
+        });
+      }
+      const start = await lab.exec('n1', [path.join(PG_MODULE, 'start_prim')], { env, timeoutMs: 300_000 });
+      if (start.code !== 0) throw new Error(`start_prim (${mode}): ${start.stdout}${start.stderr}`);
+      const pgEnv = { ...env, PGPASSWORD: 'croft' };
+      const conn = ['-h', '127.0.0.1', '-U', 'croft', 'croft'];
+      const init = await lab.exec('n1', ['pgbench', '-i', '-q', '-s', String(opt['pgbench-scale']), ...conn], { env: pgEnv, timeoutMs: 600_000 });
+      if (init.code !== 0) throw new Error(`pgbench -i (${mode}): ${init.stderr}`);
+      const c = String(opt['pgbench-clients']);
+      const r = await lab.exec('n1', ['pgbench', '-c', c, '-j', '2', '-T', String(opt['pgbench-s']), ...conn], { env: pgEnv, timeoutMs: 900_000 });
+      if (r.code !== 0) throw new Error(`pgbench (${mode}): ${r.stderr}`);
+      const tps = /tps = ([\d.]+)/.exec(r.stdout);
+      const lat = /latency average = ([\d.]+) ms/.exec(r.stdout);
+      const tx = /number of transactions actually processed: (\d+)/.exec(r.stdout);
+      if (!tps || !lat || !tx) throw new Error(`pgbench output not understood: ${r.stdout}`);
+      rows.push({ mode, tps: Number(tps[1]), latencyMs: Number(lat[1]), transactions: Number(tx[1]) });
+      log(`pgbench ${mode}: ${tps[1]} tps, latency ${lat[1]} ms`);
+    } finally {
+      await lab.exec('n1', [path.join(PG_MODULE, 'stop_prim')], { env, timeoutMs: 120_000 });
+      if (hold) {
+        const out: string[] = [];
+        hold.stdout!.on('data', (b: Buffer) => out.push(b.toString()));
+        const exited = new Promise((r) => hold!.once('exit', r));
+        hold.stdin!.end();
+        await exited;
+        const link = JSON.parse(out.join('').trim().split('\n').pop() ?? '{}') as { connected?: boolean; aloneOps?: number };
+        if (link.connected !== true || link.aloneOps !== 0) throw new Error(`pgbench on the mirror: the peer was lost during the run (${JSON.stringify(link)})`);
+      }
+      if (replica) await stopReplica(replica);
+    }
+  }
+  return rows;
+}
+
+function pgbenchSummary(rows: PgbenchRow[]): string {
+  const local = rows.find((r) => r.mode === 'local');
+  const lines = ['| pgbench (TPC-B like) | TPS | latency (ms) | vs local |', '|---|---:|---:|---:|'];
+  for (const r of rows) lines.push(`| ${r.mode === 'local' ? 'local data directory' : 'croft mirror to n2 (received)'} | ${r.tps.toFixed(0)} | ${r.latencyMs.toFixed(2)} | ${local ? (r.tps / local.tps).toFixed(2) : '-'} |`);
+  return lines.join('\n');
+}
+
+// ---- 3. reintegration ---------------------------------------------------------------------
 
 interface ReintegrationRow {
   tree: 'big' | 'small';
@@ -225,20 +294,22 @@ function summary(rows: Row[]): string {
 
 async function main(): Promise<void> {
   if (opt.summary) {
-    const saved = JSON.parse(fs.readFileSync(String(opt.summary), 'utf8')) as { rows: Row[]; reintegration?: ReintegrationRow[] };
+    const saved = JSON.parse(fs.readFileSync(String(opt.summary), 'utf8')) as { rows: Row[]; pgbench?: PgbenchRow[]; reintegration?: ReintegrationRow[] };
     console.log(summary(saved.rows));
+    if (saved.pgbench?.length) console.log(`\n${pgbenchSummary(saved.pgbench)}`);
     if (saved.reintegration?.length) console.log(`\n${reintegrationSummary(saved.reintegration)}`);
     return;
   }
   const rounds = Number(opt.rounds);
   const lab = await Lab.up({ name: `bm${process.pid}`, nodes: 2, daemons: false });
   const only = String(opt.only);
-  if (!['all', 'storage', 'reintegration'].includes(only)) throw new Error('--only must be all, storage or reintegration');
+  if (!['all', 'storage', 'pgbench', 'reintegration'].includes(only)) throw new Error('--only must be all, storage, pgbench or reintegration');
   const rows: Row[] = [];
   const reint: ReintegrationRow[] = [];
+  let pg: PgbenchRow[] = [];
   const started = Date.now();
   try {
-    for (let round = 1; round <= rounds && only !== 'reintegration'; round++) {
+    for (let round = 1; round <= rounds && (only === 'all' || only === 'storage'); round++) {
       for (const w of WORKLOADS) {
         for (const m of MODES) {
           const r = await one(lab, m, w, round);
@@ -247,7 +318,8 @@ async function main(): Promise<void> {
         }
       }
     }
-    if (only !== 'storage') for (const tree of ['big', 'small'] as const) reint.push(...await reintegration(lab, tree));
+    if (only === 'all' || only === 'pgbench') pg = await pgbench(lab);
+    if (only === 'all' || only === 'reintegration') for (const tree of ['big', 'small'] as const) reint.push(...await reintegration(lab, tree));
   } finally {
     await lab.down();
   }
@@ -257,8 +329,9 @@ async function main(): Promise<void> {
     c.stdout.on('data', (b: Buffer) => (s += b.toString()));
     c.on('close', () => resolve(s.trim()));
   });
-  fs.writeFileSync(String(opt.out), `${JSON.stringify({ date: new Date().toISOString(), seconds: (Date.now() - started) / 1000, versions, options: opt, rows, reintegration: reint }, null, 2)}\n`);
+  fs.writeFileSync(String(opt.out), `${JSON.stringify({ date: new Date().toISOString(), seconds: (Date.now() - started) / 1000, versions, options: opt, rows, pgbench: pg, reintegration: reint }, null, 2)}\n`);
   if (rows.length) console.log(summary(rows));
+  if (pg.length) console.log(`\n${pgbenchSummary(pg)}`);
   if (reint.length) console.log(`\n${reintegrationSummary(reint)}`);
 }
 
