@@ -81,7 +81,7 @@ fn random_workload_leaves_identical_trees() {
     let d = primary.path().to_path_buf();
     let mut ok: BTreeMap<&str, u64> = KINDS.iter().map(|k| (*k, 0)).collect();
     let mut open: Vec<(PathBuf, File)> = Vec::new();
-    let target = 4000u64;
+    let target = 10_000u64;
     let t0 = std::time::Instant::now();
     let mut attempts = 0u64;
     while ok.values().sum::<u64>() < target {
