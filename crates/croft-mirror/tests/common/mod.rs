@@ -3,6 +3,8 @@
 //! compares everything the mirror must replicate.
 #![allow(dead_code)]
 
+pub mod random_ops;
+
 use croft_mirror::{AckLevel, DirtyPaths, FailMode, Mirror, MirrorConfig, PeerConfig, Replica, ReplicaConfig};
 use std::collections::BTreeMap;
 use std::ffi::CString;
