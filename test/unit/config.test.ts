@@ -121,8 +121,12 @@ test('the documented examples dir loads', () => {
   assert.equal(config.cluster.name, 'demo');
   assert.deepEqual(config.cluster.lans, ['lan0', 'lan1']);
   assert.deepEqual(config.cluster.nodes.map((n) => n.name), ['n1', 'n2', 'n3']);
-  assert.deepEqual(config.modules.map((m) => m.name), ['web']);
-  const webModule = config.modules[0];
+  assert.deepEqual(config.modules.map((m) => m.name).sort(), ['db', 'web']);
+  const db = config.modules.find((m) => m.name === 'db');
+  assert.equal(db?.kind, 'mirror');
+  assert.deepEqual(db?.mirror?.dirs, ['/var/lib/croft-apps/db']);
+  assert.equal(db?.mirror?.witness.type, 'redis');
+  const webModule = config.modules.find((m) => m.name === 'web');
   assert.ok(webModule);
   assert.equal(webModule.scripts.startBoth, path.join(repoRoot, 'examples/modules/web/start_both'));
   assert.deepEqual(
@@ -132,7 +136,7 @@ test('the documented examples dir loads', () => {
 });
 
 test('every key in the examples carries a comment (on its line or just above)', () => {
-  for (const rel of ['examples/cluster.yaml', 'examples/modules/web.yaml']) {
+  for (const rel of ['examples/cluster.yaml', 'examples/modules/web.yaml', 'examples/modules/db.yaml']) {
     const lines = fs.readFileSync(path.join(repoRoot, rel), 'utf8').split('\n');
     lines.forEach((line, i) => {
       if (!/^\s*(- )?[a-z_]+:/.test(line)) return;
