@@ -149,6 +149,8 @@ export class MirrorRuntime extends EventEmitter {
   #reintegrationToken = 0;
   #reintegrationStart: { full: boolean; dirtyBytes: number; dirtyEntries: number; atMs: number } | null = null;
   #lastReintegration: LastReintegration | null = null;
+  /** Why the next reintegration must compare whole trees (verify found the peer diverged), or null. */
+  #fullNext: string | null = null;
   #vipHeld = false;
   #witness: Witness | null = null;
   #witnessEpoch = -1;
@@ -394,7 +396,17 @@ export class MirrorRuntime extends EventEmitter {
     if (this.#m.state !== 'PRIM') {
       throw new CroftError('CROFT_ERR_USAGE', `verify runs on the PRIM with an in-sync SECOND; ${this.#cfg.name} is ${this.#m.state} on ${this.#node}`);
     }
-    return this.#dp.verify();
+    return this.#dp.verify().then((r) => {
+      // The dirty logs only know what this side changed: a divergence made behind croft's back
+      // (the peer's files written directly) is repaired only by comparing whole trees, so the next
+      // reintegration of the peer (after `croft stop` / `croft start` of it) is a full one.
+      if (!r.identical) {
+        this.#fullNext = `verify found ${r.differences.length} difference(s) on ${this.#peer}`;
+        this.#log.warn({ event: 'mirror_verify_diverged', module: this.#cfg.name, differences: r.differences.length },
+          `${this.#fullNext}: the next reintegration of ${this.#peer} is a full one`);
+      }
+      return r;
+    });
   }
 
   /** Resolves when the action queue is empty (tests, daemon stop). */
@@ -627,8 +639,8 @@ export class MirrorRuntime extends EventEmitter {
     // peer has not written a generation of its own since (a peer at our generation or above wrote
     // alone too: a healed split brain), and when the log is trusted.
     const diverged = peer === null || peer.generation >= this.#m.generation;
-    const full = !trusted || diverged;
-    const why = !trusted ? 'the dirty log is not trusted' : diverged ? `the peer's data generation ${peer?.generation ?? '?'} is not behind ours (${this.#m.generation})` : 'dirty log';
+    const full = !trusted || diverged || this.#fullNext !== null;
+    const why = !trusted ? 'the dirty log is not trusted' : diverged ? `the peer's data generation ${peer?.generation ?? '?'} is not behind ours (${this.#m.generation})` : this.#fullNext ?? 'dirty log';
     this.#reintegrationStart = { full, dirtyBytes, dirtyEntries, atMs: Date.now() };
     this.#log.info({ event: 'mirror_reintegration', module, role: 'source', full, dirtyBytes, dirtyEntries, why },
       `reintegration of ${this.#peer} from ${this.#node}: ${full ? `full (${why})` : `dirty zones: ${dirtyBytes} bytes in ${dirtyEntries} entries`}`);
@@ -647,6 +659,7 @@ export class MirrorRuntime extends EventEmitter {
         };
         this.#lastReintegration = last;
         this.#reintegrationStart = null;
+        if (full) this.#fullNext = null;
         this.#log.info({ event: 'mirror_reintegration_done', module, ...last }, `reintegration done: ${last.bytesCopied} bytes copied (${full ? 'full' : `dirty log: ${last.dirtyBytesAtStart} bytes`}) in ${last.durationMs} ms`);
         this.#feed({ type: 'replication', what: 'reintegration_done' });
       },

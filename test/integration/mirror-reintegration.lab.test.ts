@@ -141,4 +141,26 @@ describe('mirror reintegration from the dirty logs: after a stop, a kill of the 
     const linesBytes = (await cat(l, 'n1', ACK_FILE)).length;
     await awayAndBack('(c) lab kill of the PRIM n1', 'n2', 'n1', async () => { await l.kill('n1'); }, async () => { await l.start('n1'); }, linesBytes);
   });
+
+  test('(d) croft mirror verify finds a byte written directly on the SECOND; a stop/start of the SECOND repairs it (full sync)', async () => {
+    const l = lab!;
+    // After (c): n2 PRIM, n1 SECOND. n1 has no mount: its replicated directory is a plain folder.
+    const inject = await l.exec('n1', ['sh', '-c', `printf X | dd of=${BIG} bs=1 seek=1234567 conv=notrunc status=none`]);
+    assert.equal(inject.code, 0, inject.stderr);
+    const v = await l.exec('n2', ['croft', 'mirror', 'verify', ACK_MODULE]);
+    assert.equal(v.code, 1, `verify exits 1 on a divergence: ${v.stdout}${v.stderr}`);
+    assert.match(v.stdout, /^ {2}\S*\/big\.bin: content differs/m, 'verify names the diverged file');
+    console.log(`# (d) verify after a byte written on the SECOND: exit ${v.code}: ${v.stdout.trim().replace(/\n\s*/g, ' | ')}`);
+
+    const t0 = Date.now();
+    assert.equal((await l.exec('n1', ['croft', 'stop', ACK_MODULE])).code, 0);
+    await waitStates(l, { n1: 'STOP', n2: 'ALONE' });
+    assert.equal((await l.exec('n1', ['croft', 'start', ACK_MODULE])).code, 0);
+    await waitStates(l, { n2: 'PRIM', n1: 'SECOND' }, 30_000);
+    const last = (await mirrorStatus(l, 'n2'))?.lastReintegration;
+    assert.ok(last && last.finishedAtMs > t0, 'n2 reports the reintegration after the restart of n1');
+    assert.equal(last.full, true, 'after a verify that found a divergence, the next reintegration compares whole trees');
+    console.log(`# (d) stop/start of n1 -> full sync: ${last.bytesSent} bytes sent (${last.bytesCopied} file bytes) in ${last.durationMs} ms; then verify exit 0`);
+    await assertIdentical(l, 'n2', 'n1', '(d) after the repair');
+  });
 });
