@@ -28,10 +28,11 @@
 //   after it expired, and reads g in the same step, so it knows it is behind even if it never heard
 //   the writer. Redis must keep the hash across its own restarts (appendonly yes): a lost hash is
 //   a lost record of who wrote last.
-//   No client library: RESP is spoken over node:net.
+//   Client: ioredis, configured so that a check always ends in a verdict within timeoutMs (see
+//   redisClient below).
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import type { Witness, WitnessContext, WitnessVerdict } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -95,131 +96,6 @@ export class PingWitness implements Witness {
 }
 
 // ---------------------------------------------------------------------------------------------
-// RESP (Redis serialization protocol, version 2): just what the lease needs.
-
-export type RespReply = string | number | null | RespError | RespReply[];
-
-export class RespError extends Error {}
-
-/** Parses one reply at `pos`; returns it and the position after it, or null when incomplete. */
-export function parseResp(buf: Buffer, pos: number): { reply: RespReply; next: number } | null {
-  const eol = buf.indexOf('\r\n', pos);
-  if (eol < 0) return null;
-  const kind = String.fromCharCode(buf[pos]!);
-  const line = buf.toString('utf8', pos + 1, eol);
-  const after = eol + 2;
-  switch (kind) {
-    case '+':
-      return { reply: line, next: after };
-    case '-':
-      return { reply: new RespError(line), next: after };
-    case ':':
-      return { reply: Number(line), next: after };
-    case '$': {
-      const len = Number(line);
-      if (len < 0) return { reply: null, next: after };
-      if (buf.length < after + len + 2) return null;
-      return { reply: buf.toString('utf8', after, after + len), next: after + len + 2 };
-    }
-    case '*': {
-      const n = Number(line);
-      if (n < 0) return { reply: null, next: after };
-      const items: RespReply[] = [];
-      let p = after;
-      for (let i = 0; i < n; i++) {
-        const r = parseResp(buf, p);
-        if (r === null) return null;
-        items.push(r.reply);
-        p = r.next;
-      }
-      return { reply: items, next: p };
-    }
-    default:
-      throw new RespError(`unexpected RESP type byte ${JSON.stringify(kind)}`);
-  }
-}
-
-export function encodeResp(args: readonly string[]): Buffer {
-  const parts = [`*${args.length}\r\n`];
-  for (const a of args) parts.push(`$${Buffer.byteLength(a)}\r\n${a}\r\n`);
-  return Buffer.from(parts.join(''));
-}
-
-/** One connection; commands are pipelined and answered in order (RESP guarantees it). */
-class RespConnection {
-  private buf: Buffer = Buffer.alloc(0);
-  private readonly waiting: { resolve: (r: RespReply) => void; reject: (e: Error) => void }[] = [];
-  private failure: Error | null = null;
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.on('data', (chunk) => this.onData(chunk));
-    socket.on('error', (e) => this.fail(e));
-    socket.on('close', () => this.fail(new Error('connection closed')));
-  }
-
-  static connect(host: string, port: number, timeoutMs: number): Promise<RespConnection> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`connect timeout after ${timeoutMs} ms`));
-      }, timeoutMs);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.setNoDelay(true);
-        resolve(new RespConnection(socket));
-      });
-      socket.once('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    });
-  }
-
-  get broken(): boolean {
-    return this.failure !== null;
-  }
-
-  command(args: readonly string[]): Promise<RespReply> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve, reject });
-      this.socket.write(encodeResp(args));
-    });
-  }
-
-  destroy(): void {
-    this.fail(new Error('connection destroyed'));
-    this.socket.destroy();
-  }
-
-  private onData(chunk: Buffer): void {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    let pos = 0;
-    for (;;) {
-      let r: ReturnType<typeof parseResp>;
-      try {
-        r = parseResp(this.buf, pos);
-      } catch (e) {
-        this.fail(e as Error);
-        this.socket.destroy();
-        return;
-      }
-      if (r === null) break;
-      pos = r.next;
-      this.waiting.shift()?.resolve(r.reply);
-    }
-    this.buf = this.buf.subarray(pos);
-  }
-
-  private fail(e: Error): void {
-    if (this.failure) return;
-    this.failure = e;
-    for (const w of this.waiting.splice(0)) w.reject(e);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // RedisWitness
 
 export interface RedisWitnessOptions {
@@ -265,11 +141,44 @@ interface HoldReply {
   generations: Map<string, number>;
 }
 
+/**
+ * An ioredis client for a witness, where a slow answer is worse than a no: the machine must get a
+ * verdict within timeoutMs even when Redis is down or silent.
+ * - lazyConnect: nothing happens until the first check (constructing a witness does no I/O).
+ * - connectTimeout / commandTimeout = timeoutMs: neither a SYN nor a command waits longer (the
+ *   check's own timer bounds the sum).
+ * - enableOfflineQueue false, maxRetriesPerRequest 0, retryStrategy null: a command never waits for
+ *   a reconnection and the client never reconnects by itself (no timer left behind, so close()
+ *   leaves no handle); the next check makes a new client: the check interval is the retry loop.
+ * - enableReadyCheck false: the ready check (INFO, retried while Redis loads) could wait past the
+ *   timeout; a loading Redis answers our commands with -LOADING, which is an error answer.
+ * - disconnectTimeout = timeoutMs: after disconnect() ioredis half-closes the socket and destroys it
+ *   only if the server has not closed it by then (its default waits 2 s, keeping the process alive).
+ */
+function redisClient(host: string, port: number, timeoutMs: number): Redis {
+  const client = new Redis({
+    host,
+    port,
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    disconnectTimeout: timeoutMs,
+    enableReadyCheck: false,
+    autoResubscribe: false,
+  });
+  // Errors reach us as rejected commands; without a listener ioredis would print them.
+  client.on('error', () => {});
+  return client;
+}
+
 export class RedisWitness implements Witness {
   private readonly o: Required<RedisWitnessOptions>;
   /** Unique per witness instance: a restarted daemon never mistakes an old lease for its own. */
   readonly token: string;
-  private conn: RespConnection | null = null;
+  private client: Redis | null = null;
   /** End of our lease's validity on our clock (0: not held). */
   private heldUntilMs = 0;
   /** The highest generation Redis acknowledged for our field (what an error answer may allow). */
@@ -311,7 +220,7 @@ export class RedisWitness implements Witness {
       const detail = r.value === '' ? `lease ${this.o.key} lost` : `lease ${this.o.key} held by ${holderName(r.value)} (generation ${holderGeneration(r.value)})`;
       return { allowed: false, detail, validUntilMs: 0, ...peer };
     } catch (e) {
-      this.dropConnection();
+      this.dropClient();
       // The lease we hold stays ours until it lapses on our clock: an error does not extend it, and
       // does not cut it short either (Redis cannot give it away before its expiry). But it allows
       // only a generation Redis already holds for us: "allowed" promises the registration too.
@@ -333,14 +242,15 @@ export class RedisWitness implements Witness {
       // Unreachable: the lease expires by itself after ttl.
     }
     this.heldUntilMs = 0;
-    if (this.conn) {
+    const c = this.client;
+    if (c && c.status === 'ready') {
       try {
-        await this.withTimeout(this.conn.command(['QUIT']));
+        await this.withTimeout(c.quit());
       } catch {
         // closing anyway
       }
     }
-    this.dropConnection();
+    this.dropClient();
   }
 
   /** Renew (or take, when free) the lease, registering `generation`; read the generations. */
@@ -351,18 +261,16 @@ export class RedisWitness implements Witness {
       // Ours, or someone else's: done. Free (we did not renew in time): take it like anyone else.
       if (r.ours || r.value !== '') return r;
     }
-    const set = await c.command(['SET', this.o.key, `${this.token} ${generation}`, 'NX', 'PX', String(this.o.ttlMs)]);
-    if (set instanceof RespError) throw set;
+    await c.set(this.o.key, `${this.token} ${generation}`, 'PX', this.o.ttlMs, 'NX');
     // Taken or not, one more atomic step registers the generation (if ours) and reads the hash.
     return this.renewAndRegister(c, generation);
   }
 
-  private async renewAndRegister(c: RespConnection, generation: number): Promise<HoldReply> {
+  private async renewAndRegister(c: Redis, generation: number): Promise<HoldReply> {
     const { key, generationsKey, ttlMs, node } = this.o;
-    const r = await c.command(['EVAL', RENEW_AND_REGISTER, '2', key, generationsKey, this.token, `${this.token} ${generation}`, String(ttlMs), node, String(generation)]);
-    if (r instanceof RespError) throw r;
+    const r: unknown = await c.eval(RENEW_AND_REGISTER, 2, key, generationsKey, this.token, `${this.token} ${generation}`, String(ttlMs), node, String(generation));
     if (!Array.isArray(r) || r.length !== 3 || !Array.isArray(r[2])) throw new Error(`unexpected reply ${JSON.stringify(r)}`);
-    const flat = r[2];
+    const flat = r[2] as unknown[];
     const generations = new Map<string, number>();
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const g = Number(flat[i + 1]);
@@ -382,30 +290,45 @@ export class RedisWitness implements Witness {
     return best;
   }
 
+  /** WATCH, GET and, only if the value is our token, MULTI DEL EXEC (EXEC aborts if the key changed). */
   private async release(): Promise<void> {
     const c = await this.connection();
     const { key } = this.o;
-    await expectOk(c.command(['WATCH', key]));
-    const v = await c.command(['GET', key]);
-    if (typeof v !== 'string' || tokenOf(v) !== this.token) {
-      await c.command(['UNWATCH']);
+    const watched = await c.watch(key);
+    if (watched !== 'OK') throw new Error(`unexpected reply ${JSON.stringify(watched)}`);
+    const v = await c.get(key);
+    if (v === null || tokenOf(v) !== this.token) {
+      await c.unwatch();
       return;
     }
-    await expectOk(c.command(['MULTI']));
-    await c.command(['DEL', key]);
-    await c.command(['EXEC']);
+    await c.multi().del(key).exec();
   }
 
-  private async connection(): Promise<RespConnection> {
-    if (this.conn && !this.conn.broken) return this.conn;
-    this.dropConnection();
-    this.conn = await RespConnection.connect(this.o.host, this.o.port, this.o.timeoutMs);
-    return this.conn;
+  private async connection(): Promise<Redis> {
+    if (this.client && this.client.status === 'ready') return this.client;
+    this.dropClient();
+    const c = redisClient(this.o.host, this.o.port, this.o.timeoutMs);
+    this.client = c;
+    // ioredis rejects a failed connect with "Connection is closed."; the socket's error says why.
+    let failure: Error | null = null;
+    c.on('error', (e: Error) => (failure ??= e));
+    try {
+      await c.connect();
+    } catch (e) {
+      throw failure ?? e;
+    }
+    return c;
   }
 
-  private dropConnection(): void {
-    this.conn?.destroy();
-    this.conn = null;
+  /**
+   * Closes the socket (no QUIT), never to reconnect. A client already ended is left alone: its
+   * disconnect() would arm ioredis's disconnectTimeout timer on a socket whose close already
+   * happened, a timer nothing clears.
+   */
+  private dropClient(): void {
+    const c = this.client;
+    this.client = null;
+    if (c && c.status !== 'end') c.disconnect(false);
   }
 
   private withTimeout<T>(p: Promise<T>): Promise<T> {
@@ -423,12 +346,6 @@ export class RedisWitness implements Witness {
       );
     });
   }
-}
-
-async function expectOk(p: Promise<RespReply>): Promise<void> {
-  const r = await p;
-  if (r instanceof RespError) throw r;
-  if (r !== 'OK') throw new Error(`unexpected reply ${JSON.stringify(r)}`);
 }
 
 /** The lease value is "<node>:<uuid> <generation>". */

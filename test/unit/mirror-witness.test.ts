@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { PingWitness, RedisWitness, encodeResp, parseResp, RespError } from '../../mirror/witness.js';
+import { PingWitness, RedisWitness } from '../../mirror/witness.js';
 import type { WitnessVerdict } from '../../mirror/types.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -23,7 +23,7 @@ function freePort(): Promise<number> {
 
 async function redisAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const c = net.connect({ host: '127.0.0.1', port }, () => c.write(encodeResp(['PING'])));
+    const c = net.connect({ host: '127.0.0.1', port }, () => c.write('*1\r\n$4\r\nPING\r\n'));
     c.once('data', (d) => {
       c.destroy();
       resolve(d.toString().startsWith('+PONG'));
@@ -59,29 +59,6 @@ class Relay {
     this.server = null;
   }
 }
-
-describe('RESP codec', () => {
-  test('encodes commands as arrays of bulk strings', () => {
-    assert.equal(encodeResp(['SET', 'k', 'vé']).toString(), '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nvé\r\n');
-  });
-  test('parses every reply type, and reports incomplete input', () => {
-    const b = Buffer.from('+OK\r\n-ERR x\r\n:12\r\n$3\r\nabc\r\n$-1\r\n*2\r\n:1\r\n$1\r\nz\r\n*-1\r\n');
-    const got: unknown[] = [];
-    let p = 0;
-    for (;;) {
-      const r = parseResp(b, p);
-      if (r === null) break;
-      got.push(r.reply);
-      p = r.next;
-    }
-    assert.equal(p, b.length);
-    assert.equal(got[0], 'OK');
-    assert.ok(got[1] instanceof RespError && got[1].message === 'ERR x');
-    assert.deepEqual(got.slice(2), [12, 'abc', null, [1, 'z'], null]);
-    assert.equal(parseResp(Buffer.from('$5\r\nab'), 0), null);
-    assert.equal(parseResp(Buffer.from('*2\r\n:1\r\n'), 0), null);
-  });
-});
 
 describe('RedisWitness against a real redis-server', () => {
   let redis: ChildProcess | null = null;
@@ -268,6 +245,65 @@ describe('RedisWitness against a real redis-server', () => {
     // Meanwhile redis expired it; a node reaching redis directly may take it.
     await sleep(ttlMs / 5 + 50);
     assert.ok((await make('n2', k, ttlMs).check()).allowed);
+  });
+
+  test('a redis that accepts but never answers: a no within timeoutMs, not a hang', async () => {
+    const silent = net.createServer((s) => {
+      s.on('data', () => {});
+      s.on('error', () => {});
+    });
+    const sockets = new Set<net.Socket>();
+    silent.on('connection', (s) => sockets.add(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    try {
+      const silentPort = (silent.address() as net.AddressInfo).port;
+      const w = new RedisWitness({ host: '127.0.0.1', port: silentPort, key: key(), ttlMs: 2000, node: 'n1', timeoutMs: 300 });
+      witnesses.push(w);
+      const t0 = Date.now();
+      const v = await w.check({ generation: 1 });
+      const tookMs = Date.now() - t0;
+      assert.equal(v.allowed, false);
+      assert.match(v.detail, /unreachable/);
+      assert.ok(tookMs >= 250 && tookMs < 1000, `answered after ${tookMs} ms (timeout 300)`);
+      await w.close();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+
+  test('close() leaves no handle: a process that checked (redis up, redis down) and closed exits by itself', async () => {
+    const closedPort = await freePort();
+    const witnessJs = new URL('../../mirror/witness.js', import.meta.url).href;
+    const code = `
+      import { RedisWitness } from ${JSON.stringify(witnessJs)};
+      const up = new RedisWitness({ host: '127.0.0.1', port: ${port}, key: ${JSON.stringify(key())}, ttlMs: 5000, node: 'n1' });
+      const down = new RedisWitness({ host: '127.0.0.1', port: ${closedPort}, key: 'k', ttlMs: 5000, node: 'n1' });
+      const a = await up.check({ generation: 1 });
+      const b = await down.check({ generation: 1 });
+      await up.close();
+      await down.close();
+      const closedAt = Date.now();
+      // 'exit' comes when the event loop has nothing left: how long after close() that was.
+      process.on('exit', () => console.log(JSON.stringify([a.allowed, b.allowed, b.detail, Date.now() - closedAt])));
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    const t0 = Date.now();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    const exitCode = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    clearTimeout(timer);
+    assert.equal(exitCode, 0, `exited by itself (killed after 5 s otherwise): ${err}`);
+    const [upAllowed, downAllowed, downDetail, lingerMs] = JSON.parse(out.trim()) as [boolean, boolean, string, number];
+    assert.equal(upAllowed, true, 'held the lease on the live redis');
+    assert.equal(downAllowed, false, 'refused on the closed port');
+    assert.match(downDetail, /unreachable: .*ECONNREFUSED/, 'the detail says why');
+    // ioredis's own timers (reconnection, its 2 s disconnect timer) would keep it alive longer.
+    assert.ok(lingerMs < 500, `the process lived ${lingerMs} ms after close()`);
+    assert.ok(Date.now() - t0 < 5000);
   });
 });
 
