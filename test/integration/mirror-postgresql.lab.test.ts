@@ -77,14 +77,18 @@ class Committer {
 
   constructor(private readonly lab: Lab) {}
 
+  /** What stopped the loop (an unexpected answer): thrown by pause() and committed. */
+  broken: Error | null = null;
+
   start(): void {
-    this.loop = this.run();
+    this.loop = this.run().catch((e: unknown) => { this.broken = e instanceof Error ? e : new Error(String(e)); this.idle = true; });
   }
 
   /** Holds the next INSERT until resume(); resolves once no statement is in flight. */
   async pause(): Promise<void> {
     this.paused = true;
     await waitFor('client idle', () => this.idle, 10_000, 10);
+    if (this.broken) throw this.broken;
   }
 
   resume(): void {
@@ -93,7 +97,7 @@ class Committer {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.loop?.catch(() => undefined);
+    await this.loop;
     this.kill();
   }
 
@@ -161,7 +165,14 @@ class Committer {
     }
   }
 
+  /** Throws what broke the loop, for the test's waits. */
+  ok(): true {
+    if (this.broken) throw this.broken;
+    return true;
+  }
+
   get committed(): number[] {
+    if (this.broken) throw this.broken;
     return this.acks.map((a) => a.n);
   }
 }
@@ -231,7 +242,7 @@ describe('postgresql-mirror: committed rows survive the kill of the primary', { 
     for (let round = 1; round <= KILLS; round++) {
       const roundStartMs = Date.now();
       const before = client.acks.length;
-      await waitFor('commits before the kill', () => client!.acks.length >= before + 100, 20_000, 20);
+      await waitFor('commits before the kill', () => client!.ok() && client!.acks.length >= before + 100, 20_000, 20);
       await sleep(500);
       const killAt = Date.now();
       await lab.kill(prim);
@@ -239,7 +250,7 @@ describe('postgresql-mirror: committed rows survive the kill of the primary', { 
       const committedBefore = client.acks.filter((a) => a.atMs >= roundStartMs && a.atMs <= killAt).length;
       // The first commit of a session opened after the kill returned: it cannot be on the dead node.
       const opened = (a: Ack) => client!.openedAtMs[a.connection - 1]! > killedAt;
-      await waitFor(`a commit on ${second} after the kill of ${prim}`, () => client!.acks.some(opened), 30_000, 10);
+      await waitFor(`a commit on ${second} after the kill of ${prim}`, () => client!.ok() && client!.acks.some(opened), 30_000, 10);
       const first = client.acks.find(opened)!;
       const ms = first.atMs - killAt;
       failoverMs.push(ms);
@@ -288,7 +299,7 @@ describe('postgresql-mirror: committed rows survive the kill of the primary', { 
       }
 
       const commitsNow = client.acks.length;
-      await waitFor('commits go on while mirrored again', () => client!.acks.length >= commitsNow + 50, 20_000, 20);
+      await waitFor('commits go on while mirrored again', () => client!.ok() && client!.acks.length >= commitsNow + 50, 20_000, 20);
       await client.pause();
       try {
         assertContainsAll(await rowsOn(lab, second), client.committed, client.attempted, `${second} (PRIM) after the reintegration`);
