@@ -11,8 +11,8 @@ const usage = `usage: croft <command> [options]
   mirror status|verify <module>           mirror: both nodes, data, link, reintegration; compare sides
   farm map|who <module> [<client-ip>]     a farm's bucket map, or the node that serves a client
   check <config-dir> [--json]             validate a configuration
-  lab up|down|status|exec|kill|start|cut|heal|netem ...   a cluster in network namespaces
-  demo [--nodes N]                        a 3-node lab with a light module
+  lab up|down|status|exec|kill|start|cut|heal|netem|partition|console ...   a cluster in network namespaces
+  demo [--nodes N]                        a 3-node lab: nginx farm, PostgreSQL mirror, light module
 
 Common options: --config DIR (default $CROFT_CONFIG or /etc/croft), --api URL, --token TOKEN, --json`;
 
