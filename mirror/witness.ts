@@ -167,6 +167,8 @@ function redisClient(host: string, port: number, timeoutMs: number): Redis {
     retryStrategy: () => null,
     disconnectTimeout: timeoutMs,
     enableReadyCheck: false,
+    // No CLIENT SETINFO: two more round trips, and a read of ioredis's package.json, per connection.
+    disableClientInfo: true,
     autoResubscribe: false,
   });
   // Errors reach us as rejected commands; without a listener ioredis would print them.

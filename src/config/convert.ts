@@ -109,6 +109,15 @@ function toChecker(c: Raw, index: number, dir: string, kinds: Map<string, Module
       return { ...base, type: 'interface', interface: c.interface };
     case 'script':
       return { ...base, type: 'script', path: path.resolve(dir, c.path) };
+    case 'redis':
+      return {
+        ...base,
+        type: 'redis',
+        host: c.host ?? defaults.checker.redisHost,
+        port: c.port ?? defaults.checker.redisPort,
+        ...(c.password !== undefined ? { password: c.password } : {}),
+        ...(c.db !== undefined ? { db: c.db } : {}),
+      };
     case 'module': {
       const kind = kinds.get(c.module);
       assert.ok(kind, `module checker names a module that validation accepted: ${c.module}`);

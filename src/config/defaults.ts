@@ -49,6 +49,9 @@ export const defaults = {
     onFailureModule: 'wait',
     expectStatus: [200],
     moduleNode: 'local',
+    /** A redis checker probes the node's own server on Redis's standard port unless told otherwise. */
+    redisHost: '127.0.0.1',
+    redisPort: 6379,
   },
   farm: {
     /** 1024 buckets: rendezvous hashing gives each node its share only within about

@@ -12,7 +12,7 @@ import type { ModuleKind } from './types.js';
 export type JsonSchema = Record<string, unknown>;
 
 export const moduleKinds: readonly ModuleKind[] = ['light', 'farm', 'mirror'];
-export const checkerTypes = ['tcp', 'http', 'ping', 'interface', 'script', 'module'] as const;
+export const checkerTypes = ['tcp', 'http', 'ping', 'interface', 'script', 'module', 'redis'] as const;
 export const failureActions = ['restart', 'stop', 'wait'] as const;
 export const moduleStates = ['STOP', 'WAIT', 'UP', 'ALONE', 'PRIM', 'SECOND'] as const;
 
@@ -166,6 +166,15 @@ const checkerSpecific: Record<(typeof checkerTypes)[number], [Record<string, Jso
       },
     },
     ['module'],
+  ],
+  redis: [
+    {
+      host,
+      port,
+      password: { type: 'string', minLength: 1, expect: "the server's password (requirepass)" },
+      db: { type: 'integer', minimum: 0, maximum: 65535, expect: 'a database number (SELECT), 0 or more' },
+    },
+    [],
   ],
 };
 

@@ -171,7 +171,7 @@ interface CheckerBase {
   rise: number;
   /** Consecutive failures to become failed. Default 3. */
   fall: number;
-  /** Default: 'restart' for tcp/http/ping/interface/script; 'wait' for module. */
+  /** Default: 'restart' for tcp/http/ping/interface/script/redis; 'wait' for module. */
   onFailure: FailureAction;
 }
 
@@ -182,7 +182,9 @@ export type CheckerConfig =
   | (CheckerBase & { type: 'interface'; interface: string })
   | (CheckerBase & { type: 'script'; path: string })
   /** Another module's state: on this node (`node: local`), on a named node, or on any node (`node: any`). */
-  | (CheckerBase & { type: 'module'; module: string; node: string; states: string[] });
+  | (CheckerBase & { type: 'module'; module: string; node: string; states: string[] })
+  /** A Redis server answers PING with PONG (host default 127.0.0.1, port default 6379). */
+  | (CheckerBase & { type: 'redis'; host: string; port: number; password?: string; db?: number });
 
 export interface Config {
   dir: string;

@@ -5,6 +5,7 @@ import { interfaceProbe } from './interface.js';
 import { moduleProbe, type ModuleStateGetter } from './module.js';
 import { pingProbe } from './ping.js';
 import type { Probe } from './probe.js';
+import { redisProbe } from './redis.js';
 import { scriptProbe } from './script.js';
 import { tcpProbe } from './tcp.js';
 
@@ -40,5 +41,13 @@ export function probeFor(c: CheckerConfig, ctx: ProbeContext): Probe {
     }
     case 'module':
       return moduleProbe(c, ctx.getModuleState);
+    case 'redis':
+      return redisProbe({
+        host: c.host,
+        port: c.port,
+        timeoutMs: c.timeoutMs,
+        ...(c.password !== undefined ? { password: c.password } : {}),
+        ...(c.db !== undefined ? { db: c.db } : {}),
+      });
   }
 }
