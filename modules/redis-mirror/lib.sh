@@ -1,4 +1,5 @@
-# Shared by start_prim, stop_prim and check of redis-mirror (sourced, POSIX sh).
+# Shared by start_prim and stop_prim of redis-mirror (sourced, POSIX sh). The checker is croft's own
+# `type: redis` (module.yaml): PING on 127.0.0.1:PORT.
 #
 # The module runs Debian's Redis server (/usr/bin/redis-server) with its data (append-only file and
 # RDB snapshots) in the mirror's replicated directory, with a config of its own written by
@@ -26,8 +27,9 @@ PORT=${REDIS_MIRROR_PORT:-6379}
 # `vip:` line. An address that is not on the node when the server starts is left out (with a
 # warning in the log): croft adds the VIP before start_prim.
 VIP=${CROFT_VIP:-$(sed -n 's/^vip:[[:space:]]*\([0-9A-Fa-f.:]*\|none\).*$/\1/p' "$HERE/module.yaml" 2>/dev/null | head -1)}
-# A password for clients (requirepass; the checker passes it). Empty: none, and then Redis's
-# protected mode is turned off so that clients on the VIP are served: only do that on a trusted LAN.
+# A password for clients (requirepass; give the checker the same `password:` in module.yaml).
+# Empty: none, and then Redis's protected mode is turned off so that clients on the VIP are served:
+# only do that on a trusted LAN.
 PASSWORD=
 START_WAIT=60    # s: start_prim waits this long for PONG (loading a large append-only file takes time)
 STOP_WAIT=30     # s: SHUTDOWN (which fsyncs the append-only file) may take this long, then TERM, then KILL

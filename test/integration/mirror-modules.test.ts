@@ -7,7 +7,8 @@
 // through the VIP, stop_prim stops the server cleanly (the server's log says so) and leaves no
 // process of it, start_prim again finds the row; after a SIGKILL of every server process, start_prim
 // recovers and the committed rows are there; start_prim is idempotent; stop_prim with nothing
-// running exits 0; the checker script passes while the server runs and fails when it does not.
+// running exits 0; the checker (its script, or croft's redis probe for redis-mirror) passes while
+// the server runs and fails when it does not.
 // Then the same over a real mirror (the native FUSE mount over the primary's folder, a replica
 // writing the other folder, on loopback): the first start (initdb...) runs through FUSE
 // (allow_other, default_permissions) as the server's own user, rows are committed, every server
@@ -258,6 +259,12 @@ for (const spec of specs) {
       CROFT_NODE: 'n1', CROFT_MODULE: MODULE, CROFT_CLUSTER: 'test', CROFT_STATE: state, CROFT_MIRROR_DIR_0: node.data,
     });
     const script = (name: 'start_prim' | 'stop_prim' | 'check') => node.exec([path.join(dir, name)], env(name === 'stop_prim' ? 'STOP' : 'PRIM'));
+    // The module's checker: its check script or, for a `type: redis` checker (redis-mirror), croft's
+    // redis probe itself, run inside the node's namespaces where the server listens.
+    const check = (): Promise<Run> => {
+      const first = moduleCheckers(dir)[0]!;
+      return first.type === 'redis' ? node.exec(redisProbeCommand(first)) : script('check');
+    };
     const serverPids = () => node.pids().filter((p) => spec.serverExe(exeOf(p)));
     /** Server processes whose parent is not a server process (postmaster, mariadbd...). */
     const mainServers = () => {
@@ -280,7 +287,7 @@ for (const spec of specs) {
       // Nothing ever ran: stop_prim succeeds, and the checker fails.
       const stop0 = await script('stop_prim');
       assert.equal(stop0.code, 0, `stop_prim with nothing running: ${stop0.stdout}${stop0.stderr}`);
-      assert.notEqual((await script('check')).code, 0, 'the checker fails when no server runs');
+      assert.notEqual((await check()).code, 0, 'the checker fails when no server runs');
 
       const start1 = await script('start_prim');
       assert.equal(start1.code, 0, `first start_prim: ${start1.stdout}${start1.stderr}\n${log()}`);
@@ -290,7 +297,7 @@ for (const spec of specs) {
         const conf = fs.readFileSync(node.file(`run/${MODULE}/${spec.durableConf.file}`), 'utf8');
         for (const re of spec.durableConf.lines) assert.match(conf, re, `${spec.durableConf.file} is durable`);
       }
-      const check1 = await script('check');
+      const check1 = await check();
       assert.equal(check1.code, 0, `checker while running: ${check1.stdout}${check1.stderr}`);
       assert.ok(serverPids().length > 0, 'server processes run in the node');
 
@@ -303,7 +310,7 @@ for (const spec of specs) {
       assert.deepEqual(serverPids(), [], 'no server process of the module is left');
       assert.deepEqual(node.pids(), [], 'nothing at all is left in the node');
       assert.equal(fs.existsSync(node.file(`run/${MODULE}/server.pid`)), false, 'the pid file is removed');
-      assert.notEqual((await script('check')).code, 0, 'the checker fails once stopped');
+      assert.notEqual((await check()).code, 0, 'the checker fails once stopped');
 
       const start2 = await script('start_prim');
       assert.equal(start2.code, 0, `second start_prim: ${start2.stdout}${start2.stderr}`);
@@ -319,11 +326,11 @@ for (const spec of specs) {
       const deadline = Date.now() + 5000;
       while (killed.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       assert.deepEqual(killed.filter(alive), [], 'killed');
-      assert.notEqual((await script('check')).code, 0, 'the checker fails after the crash');
+      assert.notEqual((await check()).code, 0, 'the checker fails after the crash');
       const start3 = await script('start_prim');
       assert.equal(start3.code, 0, `start_prim after SIGKILL: ${start3.stdout}${start3.stderr}`);
       assert.equal(await spec.read(node), 'row1,row2', 'both committed rows survive the crash');
-      assert.equal((await script('check')).code, 0, 'the checker passes again');
+      assert.equal((await check()).code, 0, 'the checker passes again');
     });
 
     test('start_prim is idempotent; stop_prim twice exits 0', async () => {
@@ -342,7 +349,7 @@ for (const spec of specs) {
       assert.ok(alive(pid));
       // No second server beside it: one top-level server process, the recorded one.
       assert.deepEqual(mainServers(), [pid]);
-      assert.equal((await script('check')).code, 0);
+      assert.equal((await check()).code, 0);
 
       for (const round of [1, 2]) {
         const stop = await script('stop_prim');
@@ -352,6 +359,34 @@ for (const spec of specs) {
       assert.equal(alive(pid), false);
     });
   });
+}
+
+/** The checkers of a module folder's module.yaml, as written. */
+function moduleCheckers(dir: string): Record<string, unknown>[] {
+  const y = parseYaml(fs.readFileSync(path.join(dir, 'module.yaml'), 'utf8')) as { checkers: Record<string, unknown>[] };
+  return y.checkers;
+}
+
+/** A node program that runs the compiled redis probe once, as the runner does (aborted at timeout_ms): exit 0 when healthy. */
+function redisProbeCommand(c: Record<string, unknown>): string[] {
+  const redisJs = new URL('../../src/module/checkers/redis.js', import.meta.url).href;
+  const cfg = {
+    host: c.host ?? '127.0.0.1',
+    port: c.port ?? 6379,
+    timeoutMs: c.timeout_ms ?? 1000,
+    ...(c.password !== undefined ? { password: c.password } : {}),
+    ...(c.db !== undefined ? { db: c.db } : {}),
+  };
+  const code = [
+    `import { redisProbe } from ${JSON.stringify(redisJs)};`,
+    `const cfg = ${JSON.stringify(cfg)};`,
+    'const ac = new AbortController();',
+    'setTimeout(() => ac.abort(), cfg.timeoutMs).unref();',
+    'const r = await redisProbe(cfg)(ac.signal);',
+    'console.log(r.detail);',
+    'process.exitCode = r.ok ? 0 : 1;',
+  ].join('\n');
+  return [process.execPath, '--input-type=module', '-e', code];
 }
 
 /** The default of a `NAME=${...:-default}` or `NAME=default` line of a lib.sh. */
@@ -381,6 +416,10 @@ describe('mirror modules: module.yaml agrees with lib.sh', () => {
         assert.equal(c.scope, 'app');
         if (c.type === 'script') assert.ok((fs.statSync(path.join(dir, String(c.path))).mode & 0o111) !== 0, `${c.path} is executable`);
         if (c.type === 'tcp') assert.equal(c.port, Number(libDefault(lib, 'PORT')), 'the tcp checker probes PORT');
+        if (c.type === 'redis') {
+          assert.deepEqual([c.host, c.port], ['127.0.0.1', Number(libDefault(lib, 'PORT'))], 'the redis checker probes PORT on 127.0.0.1');
+          assert.equal(c.password, libDefault(lib, 'PASSWORD') || undefined, 'and has the password of lib.sh, if any');
+        }
       }
     });
   }
