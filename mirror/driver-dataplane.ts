@@ -83,6 +83,12 @@ export class MirrorDataPlane {
   readonly o: DataPlaneOptions;
   #replicas: (MirrorReplica | null)[];
   #mounts: MirrorMount[] = [];
+  /**
+   * The dirty paths of each directory, read from its mount just before the unmount: a fenced mount
+   * whose unmount had to be lazy may keep its dirty log open (a write held by the fence pins the
+   * FUSE session), and the quarantine that follows must not depend on reopening it.
+   */
+  #dirtyAtUnmount = new Map<number, string[]>();
   #fenced = false;
   #writingAlone = false;
   /** Replicas that could not start (address in use...): retried by ensureReplicas. */
@@ -216,6 +222,11 @@ export class MirrorDataPlane {
     this.#mounts = [];
     for (const m of mounts) {
       try {
+        this.#dirtyAtUnmount.set(this.o.dirs.indexOf(m.dir), m.dirtyPaths());
+      } catch {
+        // the log is gone with the session: the quarantine reopens it
+      }
+      try {
         await m.unmount();
       } catch (e) {
         this.o.log.warn({ event: 'mirror_unmount_lazy', module: this.o.module, dir: m.dir, err: (e as Error).message }, `unmount of ${m.dir} failed, detaching lazily`);
@@ -311,14 +322,29 @@ export class MirrorDataPlane {
     const folder = path.join(this.o.stateDir, 'quarantine', stamp);
     let copied = 0;
     for (const [i, dir] of this.o.dirs.entries()) {
-      const log = await MirrorMount.openDirtyLog(this.dirtyDir(i), this.o.zoneBytes);
-      let paths: string[];
-      try {
-        paths = log.dirtyPaths();
-      } finally {
-        log.close();
+      const paths = new Set(this.#dirtyAtUnmount.get(i) ?? []);
+      let log: Awaited<ReturnType<typeof MirrorMount.openDirtyLog>> | null = null;
+      // A lazily detached mount releases its log when its FUSE session ends: wait a little for it.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          log = await MirrorMount.openDirtyLog(this.dirtyDir(i), this.o.zoneBytes);
+          break;
+        } catch (e) {
+          if (attempt >= 10) {
+            if (this.#dirtyAtUnmount.has(i)) break; // the paths read before the unmount are complete (fenced: nothing new is recorded)
+            throw e;
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
       }
-      for (const rel of paths) {
+      if (log) {
+        try {
+          for (const p of log.dirtyPaths()) paths.add(p);
+        } finally {
+          log.close();
+        }
+      }
+      for (const rel of [...paths].sort()) {
         if (rel === '') continue;
         const src = path.join(dir, rel);
         const st = fs.lstatSync(src, { throwIfNoEntry: false });
@@ -329,6 +355,7 @@ export class MirrorDataPlane {
         copied++;
       }
     }
+    this.#dirtyAtUnmount.clear();
     return { folder, copied };
   }
 
