@@ -28,7 +28,7 @@ import type { ModuleLogger } from '../src/module/types.js';
 import { interfaceOf } from '../farm/driver.js';
 import { readDataRecord, writeDataRecord } from './data-record.js';
 import { MirrorDataPlane, type ReintegrationStatus, type VerifyResult } from './driver-dataplane.js';
-import { addMirrorVip, removeMirrorVip } from './driver-vip.js';
+import { addMirrorVip, hasAddress, removeMirrorVip } from './driver-vip.js';
 import { announce, checkerHealth, createMirrorMachine, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from './machine.js';
 import type {
   DataStatus,
@@ -96,6 +96,7 @@ export interface MirrorDetail {
   vip: string | null;
   vipHeld: boolean;
   witness: { type: string; contending: boolean; allowed: boolean; validUntilMs: number; detail: string };
+  /** ALONE only: bytes of the dirty zones its peer lacks (null in other states). */
   dirtyBytes: number | null;
   dirtyTrusted: boolean | null;
   reintegrating: 'none' | 'source' | 'target';
@@ -244,6 +245,20 @@ export class MirrorRuntime extends EventEmitter {
    */
   async init(): Promise<void> {
     await this.#dp.prepare();
+    // A daemon that was killed (or crashed) while primary left its VIP on the interface: this node
+    // is not primary now, so the address goes, or both nodes would answer ARP for it.
+    if (this.#mirror.vip !== null) {
+      try {
+        const ifname = this.#ifname();
+        if (await hasAddress(ifname, this.#mirror.vip)) {
+          await removeMirrorVip(ifname, this.#mirror.vip);
+          this.#log.warn({ event: 'mirror_vip', module: this.#cfg.name, vip: this.#mirror.vip, held: false },
+            `VIP ${this.#mirror.vip} was left on ${ifname} by an earlier run: removed`);
+        }
+      } catch (e) {
+        this.#log.error({ event: 'mirror_vip_error', module: this.#cfg.name, err: (e as Error).message }, `cannot check the VIP left by an earlier run: ${(e as Error).message}`);
+      }
+    }
     const { record, problem } = readDataRecord(this.#recordFile);
     if (problem) this.#log.error({ event: 'mirror_record_unreadable', module: this.#cfg.name, problem }, problem);
     this.#log.info({ event: 'mirror_record', module: this.#cfg.name, ...record }, `mirror ${this.#cfg.name}: data ${record.status}, generation ${record.generation}`);
@@ -351,7 +366,9 @@ export class MirrorRuntime extends EventEmitter {
     const m = this.#m;
     let dirtyBytes: number | null = null;
     let dirtyTrusted: boolean | null = null;
-    if (this.#dp.mounted && !this.#dp.fenced) {
+    // Only ALONE has changes its peer lacks: a PRIM's log is its activity log (zones of changes in
+    // flight, cleared every few seconds once acknowledged), not something to copy.
+    if (this.#dp.mounted && !this.#dp.fenced && m.state === 'ALONE') {
       try {
         dirtyBytes = this.#dp.dirtyBytes();
         dirtyTrusted = this.#dp.dirtyTrusted();
