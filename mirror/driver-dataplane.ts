@@ -203,14 +203,13 @@ export class MirrorDataPlane {
   }
 
   /**
-   * Fencing: from now on no write through the mount is acknowledged. The closest the data plane
-   * offers: failMode 'block' (a change the peer cannot ack waits instead of being recorded dirty
-   * and returning) and the peer dropped (so every change waits). Those writes never return
-   * success; unmount() releases them with an error once the application was stopped.
+   * Fencing: from now on no write through the mount is acknowledged: failMode 'fence' and the
+   * peer dropped, so every change (and every one waiting for an ack) fails with EIO at once; the
+   * application sees its writes fail and stop_prim finds no process stuck in a write.
    */
   fence(): void {
     for (const m of this.#mounts) {
-      m.setFailMode('block');
+      m.setFailMode('fence');
       m.dropPeer('fenced: this node gave up the primary role');
     }
     this.#fenced = true;

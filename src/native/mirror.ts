@@ -22,8 +22,11 @@ import { CroftError, codes, type ErrorCode } from '../errors.js';
 import { loadNative, nativeError } from './load.js';
 
 export type AckLevel = 'received' | 'durable';
-/** What a change does when the peer cannot acknowledge it: wait (`block`) or record it as dirty and return (`alone`). */
-export type FailMode = 'block' | 'alone';
+/**
+ * What a change does when the peer cannot acknowledge it: wait (`block`), record it as dirty and
+ * return (`alone`), or fail with EIO at once (`fence`: this node gave up the primary role).
+ */
+export type FailMode = 'block' | 'alone' | 'fence';
 
 export interface MirrorPeerOptions {
   host: string;
@@ -272,7 +275,7 @@ function mirrorError(what: string, err: unknown): CroftError {
 }
 
 function assertFailMode(mode: string): asserts mode is FailMode {
-  assert.ok(mode === 'block' || mode === 'alone', `failMode must be 'block' or 'alone', got ${mode}`);
+  assert.ok(mode === 'block' || mode === 'alone' || mode === 'fence', `failMode must be 'block', 'alone' or 'fence', got ${mode}`);
 }
 
 const ZONE_BYTES_MIN = 64 * 1024;
@@ -497,7 +500,10 @@ export class MirrorMount {
     return clearDirty(this.#native, this.#logDir('clearDirty()'));
   }
 
-  /** 'alone' releases every change blocked on a lost peer (each is recorded as dirty and returns). */
+  /**
+   * 'alone' releases every change blocked on a lost peer (each is recorded as dirty and returns);
+   * 'fence' fails them, and every later change the peer does not acknowledge, with EIO.
+   */
   setFailMode(mode: FailMode): void {
     assertFailMode(mode);
     assert.ok(!this.#unmounted, 'setFailMode() after unmount()');

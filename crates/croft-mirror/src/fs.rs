@@ -212,7 +212,8 @@ impl MirrorFs {
         }
         let ticket = self.repl.replicate(ops);
         drop(guard);
-        // Err: closing while blocked (FailMode::Block): applied locally, never acknowledged.
+        // Err: fenced (FailMode::Fence), or closing while blocked (FailMode::Block): applied
+        // locally, never acknowledged.
         self.repl.wait(ticket).map_err(|()| Errno::EIO)
     }
 

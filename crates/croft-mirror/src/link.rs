@@ -25,6 +25,10 @@ pub enum FailMode {
     /// The change stays applied locally, its extents go to the [`DirtyTracker`], and the call
     /// returns: this node runs ALONE.
     Alone,
+    /// This node gave up the primary role (its peer may be writing now): a change the peer has
+    /// not acknowledged fails with EIO at once. It was applied locally, but this node's data is
+    /// going to be replaced by the peer's (after a copy to the quarantine folder).
+    Fence,
 }
 
 /// Records what changed while the peer could not acknowledge it, so that reintegration copies
@@ -414,8 +418,8 @@ impl Replicator {
     }
 
     /// Waits until the ticket is acknowledged by the peer, or — once the peer is lost — handles
-    /// it by the fail mode. `Err` only when the mirror is closing under `Block` (the caller
-    /// answers EIO: the change is applied locally but could not be acknowledged).
+    /// it by the fail mode. `Err` when fenced, or when the mirror is closing under `Block` (the
+    /// caller answers EIO: the change is applied locally but could not be acknowledged).
     pub(crate) fn wait(&self, ticket: Ticket) -> Result<AckedOp, ()> {
         let counted = ticket.counted;
         let r = self.wait_inner(ticket);
@@ -448,6 +452,7 @@ impl Replicator {
                         }
                         return Ok(AckedOp { seq: ticket.seq.unwrap_or(0), by: AckedBy::DirtyTracker, _private: () });
                     }
+                    FailMode::Fence => return Err(()),
                     FailMode::Block if st.closing => return Err(()),
                     FailMode::Block => {
                         st = self.cv.wait(st).unwrap();

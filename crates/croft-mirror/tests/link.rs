@@ -161,3 +161,38 @@ fn without_a_peer_every_change_is_dirty() {
     assert_eq!(m.mirror().status().link.lost_reason.as_deref(), Some("no peer configured"));
     m.unmount();
 }
+
+#[test]
+fn fence_fails_a_blocked_change_and_every_later_one_with_eio_at_once() {
+    let primary = TempDir::new("p");
+    let secondary = TempDir::new("s");
+    let r = replica(secondary.path());
+    let mut p = peer(r.local_addr(), AckLevel::Received);
+    p.ack_timeout_ms = 200;
+    let dirty = Arc::new(croft_mirror::DirtyPaths::new());
+    let mut config = MirrorConfig::new(primary.path(), Some(p));
+    config.fail_mode = FailMode::Block;
+    let mirror = Mirror::mount(config, dirty.clone(), None).unwrap();
+    let m = Mounted { mirror: Some(mirror), dir: primary.path().to_path_buf(), dirty };
+    fs::write(primary.path().join("before"), b"acked").unwrap();
+    r.stop();
+    // A change waits for the lost peer under Block...
+    let path = primary.path().join("blocked");
+    let writer = std::thread::spawn(move || fs::write(path, b"waits").map_err(|e| e.raw_os_error()));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!writer.is_finished(), "a change returned under Block with the peer gone");
+    // ...until the node is fenced: then it fails with EIO, and so does every later change,
+    // without waiting for any timeout.
+    m.mirror().set_fail_mode(FailMode::Fence);
+    m.mirror().drop_peer("fenced by the test");
+    assert_eq!(writer.join().unwrap(), Err(Some(libc::EIO)), "the blocked write failed with EIO");
+    let t = Instant::now();
+    let later = fs::write(primary.path().join("later"), b"never acknowledged").map_err(|e| e.raw_os_error());
+    assert_eq!(later, Err(Some(libc::EIO)));
+    assert!(t.elapsed() < Duration::from_millis(150), "the fenced write waited {:?}", t.elapsed());
+    // Applied locally before they failed: recorded as dirty, so the quarantine copies them aside.
+    let dirty = m.dirty.paths();
+    assert!(dirty.contains(&"blocked".into()) && dirty.contains(&"later".into()), "{dirty:?}");
+    m.unmount();
+    assert_eq!(fs::read(secondary.path().join("before")).unwrap(), b"acked");
+}

@@ -75,7 +75,8 @@ fn parse_fail_mode(mode: &str) -> Result<FailMode> {
     match mode {
         "block" => Ok(FailMode::Block),
         "alone" => Ok(FailMode::Alone),
-        _ => Err(invalid(format!("failMode must be 'block' or 'alone', got {mode:?}"))),
+        "fence" => Ok(FailMode::Fence),
+        _ => Err(invalid(format!("failMode must be 'block', 'alone' or 'fence', got {mode:?}"))),
     }
 }
 
@@ -83,6 +84,7 @@ fn fail_mode_name(mode: FailMode) -> String {
     match mode {
         FailMode::Block => "block".into(),
         FailMode::Alone => "alone".into(),
+        FailMode::Fence => "fence".into(),
     }
 }
 
