@@ -3,33 +3,20 @@
 //! reintegration both trees are compared exactly and changes are mirrored synchronously again.
 //! Replay a random workload with `CROFT_SEED=<seed printed>`.
 mod common;
+use common::random_ops::{data, run_random_ops, set_all_mtimes, Rng};
 use common::*;
 use croft_mirror::{
     AckLevel, DirtyLog, DirtyTracker, FailMode, Mirror, MirrorConfig, ReintegrateOptions, ReintegrationPhase, Replica,
     ReplicaConfig,
 };
 use std::fs::{self, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const K64: u64 = 64 << 10;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn seed_from_env() -> u64 {
     let seed = std::env::var("CROFT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
@@ -78,90 +65,10 @@ fn opts(full: bool) -> ReintegrateOptions {
     ReintegrateOptions { full, ..Default::default() }
 }
 
-fn data(rng: &mut Rng, len: usize) -> Vec<u8> {
-    let b = rng.next() as u8;
-    (0..len).map(|i| b.wrapping_add((i / 7) as u8)).collect()
-}
 
-fn rel(rng: &mut Rng) -> PathBuf {
-    let a = rng.below(5);
-    match rng.below(3) {
-        0 => PathBuf::from(format!("n{a}")),
-        _ => PathBuf::from(format!("n{a}/n{}", rng.below(5))),
-    }
-}
 
-fn is_regular(p: &Path) -> bool {
-    fs::symlink_metadata(p).map(|m| m.file_type().is_file()).unwrap_or(false)
-}
 
-/// Every kind of change, at random, through the mount.
-fn random_workload(d: &Path, rng: &mut Rng, n: usize) {
-    let mut done = 0;
-    let mut tries = 0;
-    while done < n && tries < 50 * n {
-        tries += 1;
-        let p = d.join(rel(rng));
-        let q = d.join(rel(rng));
-        let ok = match rng.below(18) {
-            0..=3 => is_regular(&p)
-                && OpenOptions::new()
-                    .write(true)
-                    .custom_flags(libc::O_NONBLOCK)
-                    .open(&p)
-                    .and_then(|f| {
-                        let len = 1 + rng.below(40 << 10) as usize;
-                        f.write_all_at(&data(rng, len), rng.below(600 << 10))
-                    })
-                    .is_ok(),
-            4 => is_regular(&p) && OpenOptions::new().write(true).open(&p).and_then(|f| f.set_len(rng.below(300 << 10))).is_ok(),
-            5 => OpenOptions::new().write(true).create_new(true).mode(0o640).open(&p).is_ok(),
-            6 => fs::create_dir(&p).is_ok(),
-            7 => std::os::unix::fs::symlink(format!("../t{}", rng.below(100)), &p).is_ok(),
-            8 => is_regular(&p) && fs::hard_link(&p, &q).is_ok(),
-            9 => fs::remove_file(&p).is_ok(),
-            10 => fs::remove_dir(&p).is_ok(),
-            11 => renameat2(&p, &q, 0) == 0,
-            12 => renameat2(&p, &q, libc::RENAME_EXCHANGE) == 0,
-            13 => {
-                !fs::symlink_metadata(&p).map(|m| m.file_type().is_symlink()).unwrap_or(true)
-                    && fs::set_permissions(&p, fs::Permissions::from_mode([0o700, 0o755, 0o644, 0o2775][rng.below(4) as usize]))
-                        .is_ok()
-            }
-            14 => lchown(&p, [0, 1000][rng.below(2) as usize], [0, 2000][rng.below(2) as usize]) == 0,
-            15 => {
-                let len = rng.below(100) as usize;
-                let v = data(rng, len);
-                !fs::symlink_metadata(&p).map(|m| m.file_type().is_symlink()).unwrap_or(true)
-                    && set_xattr(&p, &format!("user.k{}", rng.below(3)), &v, 0) == 0
-            }
-            16 => remove_xattr(&p, &format!("user.k{}", rng.below(3))) == 0,
-            _ => mkfifo(&p, 0o644) == 0,
-        };
-        if ok {
-            done += 1;
-        }
-    }
-    assert!(done >= n / 2, "only {done} operations succeeded");
-}
 
-/// Explicit times on every entry under `d` (through the mount), so mtimes are compared too.
-fn set_all_mtimes(d: &Path) {
-    let mut all = Vec::new();
-    let mut stack = vec![d.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            }
-            all.push(e.path());
-        }
-    }
-    for (i, p) in all.iter().enumerate() {
-        assert_eq!(set_mtime(p, 1_600_000_000 + i as i64, 7), 0, "{p:?}");
-    }
-}
 
 fn seed_trees(dirs: &[&Path]) {
     seed(dirs);
@@ -187,7 +94,7 @@ fn alone_random_workload_then_reintegration_leaves_identical_trees_and_mirrors_a
     let state = TempDir::new("ri-state");
     seed_trees(&[primary.path(), target.path()]);
     let a = Alone::mount(primary.path(), state.path(), K64);
-    random_workload(primary.path(), &mut rng, 1500);
+    run_random_ops(primary.path(), &mut rng, 1500);
     set_all_mtimes(primary.path());
     assert!(!a.log.is_empty());
     let r = replica(target.path());

@@ -55,7 +55,7 @@ fn open_w(p: &Path, append: bool) -> std::io::Result<File> {
     OpenOptions::new().write(!append).append(append).read(true).custom_flags(libc::O_NONBLOCK).open(p)
 }
 
-fn data(rng: &mut Rng, len: usize) -> Vec<u8> {
+pub fn data(rng: &mut Rng, len: usize) -> Vec<u8> {
     let b = rng.next() as u8;
     (0..len).map(|i| b.wrapping_add((i / 7) as u8)).collect()
 }
