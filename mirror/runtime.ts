@@ -22,7 +22,7 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
 import { CroftError } from '../src/errors.js';
-import { CheckerRunner, probeFor, type ModuleStateGetter } from '../src/module/checkers/index.js';
+import { CheckerRunner, runnerCheckers, type ModuleStateGetter } from '../src/module/checkers/index.js';
 import { runScript } from '../src/module/scripts.js';
 import type { ModuleLogger } from '../src/module/types.js';
 import { interfaceOf } from '../farm/driver.js';
@@ -216,16 +216,11 @@ export class MirrorRuntime extends EventEmitter {
     this.#announced = announce(this.#m);
     const env = { CROFT_NODE: opts.node, CROFT_MODULE: opts.module.name, CROFT_CLUSTER: opts.cluster.name };
     this.#runner = new CheckerRunner(
-      opts.module.checkers.map((c) => ({
-        name: c.name,
-        intervalMs: c.intervalMs,
-        timeoutMs: c.timeoutMs,
-        probe: probeFor(c, {
-          getModuleState: opts.getModuleState,
-          env,
-          onScriptOutput: (checker, stream, line) => this.#log.info({ module: this.#cfg.name, checker, stream }, line),
-        }),
-      })),
+      runnerCheckers(opts.module.checkers, {
+        getModuleState: opts.getModuleState,
+        env,
+        onScriptOutput: (checker, stream, line) => this.#log.info({ module: this.#cfg.name, checker, stream }, line),
+      }),
       (checker, result) => {
         const key = `${checker}:${result.ok ? 'ok' : 'fail'}`;
         this.#counters.probes[key] = (this.#counters.probes[key] ?? 0) + 1;

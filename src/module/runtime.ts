@@ -3,7 +3,7 @@
 // checkers run (checkers/runner.ts), and the scripts (scripts.ts), one at a time.
 import { EventEmitter } from 'node:events';
 import type { ModuleConfig } from '../config/types.js';
-import { CheckerRunner, probeFor, type ModuleStateGetter } from './checkers/index.js';
+import { CheckerRunner, runnerCheckers, type ModuleStateGetter } from './checkers/index.js';
 import {
   checkerHealth,
   createModuleMachine,
@@ -87,16 +87,11 @@ export class ModuleRuntime extends EventEmitter {
     this.#m = createModuleMachine(mcfg, this.#now());
     const env = { CROFT_NODE: opts.node, CROFT_MODULE: opts.module.name, CROFT_CLUSTER: opts.cluster };
     this.#runner = new CheckerRunner(
-      opts.module.checkers.map((c) => ({
-        name: c.name,
-        intervalMs: c.intervalMs,
-        timeoutMs: c.timeoutMs,
-        probe: probeFor(c, {
-          getModuleState: opts.getModuleState,
-          env,
-          onScriptOutput: (checker, stream, line) => this.#log.info({ module: this.#cfg.name, checker, stream }, line),
-        }),
-      })),
+      runnerCheckers(opts.module.checkers, {
+        getModuleState: opts.getModuleState,
+        env,
+        onScriptOutput: (checker, stream, line) => this.#log.info({ module: this.#cfg.name, checker, stream }, line),
+      }),
       (checker, result) => {
         const key = `${checker}:${result.ok ? 'ok' : 'fail'}`;
         this.#counters.probes[key] = (this.#counters.probes[key] ?? 0) + 1;

@@ -5,6 +5,7 @@ import { interfaceProbe } from './interface.js';
 import { moduleProbe, type ModuleStateGetter } from './module.js';
 import { pingProbe } from './ping.js';
 import type { Probe } from './probe.js';
+import type { RunnerChecker } from './runner.js';
 import { redisProbe } from './redis.js';
 import { scriptProbe } from './script.js';
 import { tcpProbe } from './tcp.js';
@@ -50,4 +51,9 @@ export function probeFor(c: CheckerConfig, ctx: ProbeContext): Probe {
         ...(c.db !== undefined ? { db: c.db } : {}),
       });
   }
+}
+
+/** The runner's view of a module's checkers (light and mirror runtimes alike). */
+export function runnerCheckers(checkers: readonly CheckerConfig[], ctx: ProbeContext): RunnerChecker[] {
+  return checkers.map((c) => ({ name: c.name, intervalMs: c.intervalMs, timeoutMs: c.timeoutMs, probe: probeFor(c, ctx) }));
 }
