@@ -118,6 +118,8 @@ const TICK_MS = 1000;
 const LINK_POLL_MS = 200;
 /** After a reintegration could not start, the link is held down this long before trying again. */
 const LINK_RETRY_MS = 500;
+/** `croft mirror status` recomputes the dirty bytes (one lstat per dirty path) at most this often. */
+const DIRTY_BYTES_EVERY_MS = 1000;
 
 type Job = { what: string; run: () => Promise<void> | void };
 
@@ -148,6 +150,7 @@ export class MirrorRuntime extends EventEmitter {
   /** Since when the replicas have no stream from a PRIM peer (null: they have, or the peer is not PRIM). */
   #replicaLostSinceMs: number | null = null;
   #reintegrationToken = 0;
+  #dirtyBytesCache: { atMs: number; bytes: number } | null = null;
   #reintegrationStart: { full: boolean; dirtyBytes: number; dirtyEntries: number; atMs: number } | null = null;
   #lastReintegration: LastReintegration | null = null;
   /** Why the next reintegration must compare whole trees (verify found the peer diverged), or null. */
@@ -357,6 +360,18 @@ export class MirrorRuntime extends EventEmitter {
     return { scriptRuns: { ...this.#counters.scriptRuns }, probes: { ...this.#counters.probes } };
   }
 
+  /**
+   * The dirty bytes, computed at most once per DIRTY_BYTES_EVERY_MS: it is one lstat per dirty path
+   * on the JS thread (which also sends the heartbeats), and status is polled by people and tools.
+   */
+  #dirtyBytesCached(): number {
+    const now = Date.now();
+    if (this.#dirtyBytesCache === null || now - this.#dirtyBytesCache.atMs >= DIRTY_BYTES_EVERY_MS) {
+      this.#dirtyBytesCache = { atMs: now, bytes: this.#dp.dirtyBytes() };
+    }
+    return this.#dirtyBytesCache.bytes;
+  }
+
   mirrorStatus(): MirrorDetail {
     const m = this.#m;
     let dirtyBytes: number | null = null;
@@ -365,7 +380,7 @@ export class MirrorRuntime extends EventEmitter {
     // flight, cleared every few seconds once acknowledged), not something to copy.
     if (this.#dp.mounted && !this.#dp.fenced && m.state === 'ALONE') {
       try {
-        dirtyBytes = this.#dp.dirtyBytes();
+        dirtyBytes = this.#dirtyBytesCached();
         dirtyTrusted = this.#dp.dirtyTrusted();
       } catch {
         // the log is being closed by an unmount in progress
