@@ -249,6 +249,13 @@ export class MirrorDataPlane {
     return this.#mounts.reduce((s, m) => s + m.dirtyBytes(), 0);
   }
 
+  /** dirtyBytes() with the lstat calls off the JS thread. */
+  async dirtyBytesAsync(): Promise<number> {
+    if (this.#fenced) return 0;
+    const all = await Promise.all(this.#mounts.map((m) => m.dirtyBytesAsync()));
+    return all.reduce((s, b) => s + b, 0);
+  }
+
   dirtyEntries(): number {
     return this.#mounts.reduce((s, m) => s + m.dirtyEntries().length, 0);
   }

@@ -118,8 +118,8 @@ const TICK_MS = 1000;
 const LINK_POLL_MS = 200;
 /** After a reintegration could not start, the link is held down this long before trying again. */
 const LINK_RETRY_MS = 500;
-/** `croft mirror status` recomputes the dirty bytes (one lstat per dirty path) at most this often. */
-const DIRTY_BYTES_EVERY_MS = 1000;
+/** Status recomputes the dirty bytes (one lstat per dirty path, off the JS thread) at most this often. */
+const DIRTY_BYTES_EVERY_MS = 500;
 
 type Job = { what: string; run: () => Promise<void> | void };
 
@@ -151,6 +151,7 @@ export class MirrorRuntime extends EventEmitter {
   #replicaLostSinceMs: number | null = null;
   #reintegrationToken = 0;
   #dirtyBytesCache: { atMs: number; bytes: number } | null = null;
+  #dirtyBytesPending = false;
   #reintegrationStart: { full: boolean; dirtyBytes: number; dirtyEntries: number; atMs: number } | null = null;
   #lastReintegration: LastReintegration | null = null;
   /** Why the next reintegration must compare whole trees (verify found the peer diverged), or null. */
@@ -361,15 +362,21 @@ export class MirrorRuntime extends EventEmitter {
   }
 
   /**
-   * The dirty bytes, computed at most once per DIRTY_BYTES_EVERY_MS: it is one lstat per dirty path
-   * on the JS thread (which also sends the heartbeats), and status is polled by people and tools.
+   * The dirty bytes for status: one lstat per dirty path, so computed off the JS thread (which
+   * also sends the heartbeats) and at most once per DIRTY_BYTES_EVERY_MS; status shows the last
+   * value computed (null until the first one is in).
    */
-  #dirtyBytesCached(): number {
+  #dirtyBytesCached(): number | null {
     const now = Date.now();
-    if (this.#dirtyBytesCache === null || now - this.#dirtyBytesCache.atMs >= DIRTY_BYTES_EVERY_MS) {
-      this.#dirtyBytesCache = { atMs: now, bytes: this.#dp.dirtyBytes() };
+    const c = this.#dirtyBytesCache;
+    if (!this.#dirtyBytesPending && (c === null || now - c.atMs >= DIRTY_BYTES_EVERY_MS)) {
+      this.#dirtyBytesPending = true;
+      this.#dp.dirtyBytesAsync().then(
+        (bytes) => { this.#dirtyBytesCache = { atMs: Date.now(), bytes }; },
+        () => { /* the log is being closed by an unmount in progress */ },
+      ).finally(() => { this.#dirtyBytesPending = false; });
     }
-    return this.#dirtyBytesCache.bytes;
+    return c?.bytes ?? null;
   }
 
   mirrorStatus(): MirrorDetail {
@@ -534,6 +541,7 @@ export class MirrorRuntime extends EventEmitter {
           // recorded alone only after the machine says so (`dirty_log start`: with a redis
           // witness, once the witness holds the new generation).
           if (a.to !== 'ALONE') this.#dp.setWritingAlone(false);
+          this.#dirtyBytesCache = null; // a value of another state (or of an earlier ALONE)
           this.#log.info({ event: 'module_state', module, from: a.from, to: a.to, cause: a.cause }, 'module state change');
           this.emit('transition', { module, from: a.from, to: a.to, cause: a.cause } satisfies MirrorTransitionEvent);
         });
@@ -641,7 +649,7 @@ export class MirrorRuntime extends EventEmitter {
     return ifname;
   }
 
-  #startReintegration(): void {
+  async #startReintegration(): Promise<void> {
     const module = this.#cfg.name;
     const token = ++this.#reintegrationToken;
     if (this.#dp.linkConnected()) {
@@ -657,7 +665,7 @@ export class MirrorRuntime extends EventEmitter {
     let dirtyEntries = 0;
     try {
       trusted = this.#dp.dirtyTrusted();
-      dirtyBytes = this.#dp.dirtyBytes();
+      dirtyBytes = await this.#dp.dirtyBytesAsync();
       dirtyEntries = this.#dp.dirtyEntries();
     } catch {
       trusted = false;

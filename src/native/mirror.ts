@@ -221,6 +221,7 @@ interface NativeMirrorDirtyLog extends NativeDirtyReader {
 
 interface NativeMirrorMount extends Omit<NativeDirtyReader, 'dirtyPaths'> {
   dirtyBytes(): number;
+  dirtyBytesAsync(): Promise<number>;
   readonly dir: string;
   status(): Omit<MirrorStatus, 'ackLevel' | 'failMode' | 'link'> & {
     ackLevel?: string | null;
@@ -484,6 +485,16 @@ export class MirrorMount {
   dirtyBytes(): number {
     this.#logDir('dirtyBytes()');
     return this.#native.dirtyBytes();
+  }
+
+  /** dirtyBytes() off the JS thread (the lstat calls run on the libuv pool). */
+  async dirtyBytesAsync(): Promise<number> {
+    this.#logDir('dirtyBytesAsync()');
+    try {
+      return await this.#native.dirtyBytesAsync();
+    } catch (err) {
+      throw mirrorError(`computing the dirty bytes of ${this.dir}`, err);
+    }
   }
 
   /** False when the log may miss changes (new log, corrupt, a failed write): compare whole trees. */

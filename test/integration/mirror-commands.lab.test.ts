@@ -59,8 +59,13 @@ describe('mirror commands: second, swap refused, reintegration progress', { time
     await waitStates(l, { n1: 'STOP', n2: 'ALONE' }, 20_000);
     const dd = await l.exec('n2', ['dd', 'if=/dev/zero', `of=${ACK_DIR}/big.bin`, 'bs=1M', `count=${BIG_MIB}`, 'conv=fsync'], { timeoutMs: 180_000 });
     assert.equal(dd.code, 0, dd.stderr);
-    const alone = await mirrorStatus(l, 'n2');
-    assert.ok((alone?.dirtyBytes ?? 0) >= BIG_MIB * 1024 * 1024, `n2 has the 1 GiB dirty (${alone?.dirtyBytes})`);
+    // Status computes the dirty bytes off the JS thread and shows the last value computed.
+    let dirty: number | null | undefined = null;
+    await waitFor('n2 shows the 1 GiB dirty', async () => {
+      dirty = (await mirrorStatus(l, 'n2'))?.dirtyBytes;
+      return (dirty ?? 0) >= BIG_MIB * 1024 * 1024;
+    }, 10_000);
+    console.log(`# n2 ALONE after writing ${BIG_MIB} MiB: ${dirty} dirty bytes`);
 
     // n1 starts again: n2 copies the dirty zones into it; sample the status while it runs.
     const samples: MirrorStatusView[] = [];

@@ -78,6 +78,8 @@ describe('mirror reintegration from the dirty logs: after a stop, a kill of the 
     const ackedBefore = c.maxAcked();
     await scatter(l, prim, BLOCKS);
     await sleep(1500); // the writer goes on alone
+    // Status computes the dirty bytes off the JS thread and shows the last value computed.
+    await waitFor(`${what}: ${prim} shows dirty bytes`, async () => ((await mirrorStatus(l, prim))?.dirtyBytes ?? 0) > 0, 5000);
     const st = await mirrorStatus(l, prim);
     const pid = await writerPid(l, prim);
     assert.ok(st?.dirtyBytes && st.dirtyBytes > 0, `${what}: ${prim} tracks dirty bytes alone (${st?.dirtyBytes})`);

@@ -387,6 +387,7 @@ describe('native mirror (FUSE mount in this process, replica on loopback)', () =
     assert.deepEqual(m.dirtyPaths(), ['big.bin', 'new.txt', 'renamed.txt']);
     // Two zones of big.bin, the 5 bytes of renamed.txt; new.txt is gone (removed, nothing to copy).
     assert.equal(m.dirtyBytes(), 2 * zoneBytes + 5);
+    assert.equal(await m.dirtyBytesAsync(), 2 * zoneBytes + 5, 'the same off the JS thread');
     assert.ok(m.status().link.aloneOps >= 4, `aloneOps ${m.status().link.aloneOps}`);
 
     await m.unmount();

@@ -309,6 +309,26 @@ fn zone_bytes_arg(zone_bytes: f64) -> Result<u64> {
     Ok(zone_bytes as u64)
 }
 
+/// `dirty_bytes` off the JS thread: one lstat per dirty path, through the mount.
+pub struct DirtyBytesTask {
+    log: Arc<LockedLog>,
+    dir: PathBuf,
+}
+
+impl Task for DirtyBytesTask {
+    type Output = f64;
+    type JsValue = f64;
+
+    fn compute(&mut self) -> Result<f64> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dirty_bytes(&self.log.log, &self.dir)))
+            .map_err(|_| panicked("computing the dirty bytes"))
+    }
+
+    fn resolve(&mut self, _env: Env, output: f64) -> Result<f64> {
+        Ok(output)
+    }
+}
+
 /// `clear()` of a log off the JS thread (it writes and fsyncs a snapshot).
 pub struct ClearDirtyTask {
     log: Arc<LockedLog>,
@@ -716,6 +736,12 @@ impl MirrorMount {
     #[napi(catch_unwind)]
     pub fn dirty_bytes(&self) -> Result<f64> {
         Ok(dirty_bytes(&self.dirty()?.log()?.log, Path::new(&self.dir)))
+    }
+
+    /// The same off the JS thread (a large dirty set means many lstat calls).
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn dirty_bytes_async(&self) -> Result<AsyncTask<DirtyBytesTask>> {
+        Ok(AsyncTask::new(DirtyBytesTask { log: Arc::clone(self.dirty()?.log()?), dir: PathBuf::from(&self.dir) }))
     }
 
     #[napi(catch_unwind)]
