@@ -244,14 +244,9 @@ export class MirrorDataPlane {
     return this.#mounts.every((m) => m.dirtyTrusted());
   }
 
-  dirtyBytes(): number {
-    if (this.#fenced) return 0; // a sync lstat on a blocked mount could wait forever
-    return this.#mounts.reduce((s, m) => s + m.dirtyBytes(), 0);
-  }
-
-  /** dirtyBytes() with the lstat calls off the JS thread. */
+  /** Bytes of the dirty zones still to copy (one lstat per dirty path, off the JS thread). */
   async dirtyBytesAsync(): Promise<number> {
-    if (this.#fenced) return 0;
+    if (this.#fenced) return 0; // an lstat on a fenced mount is pointless: its data goes to quarantine
     const all = await Promise.all(this.#mounts.map((m) => m.dirtyBytesAsync()));
     return all.reduce((s, b) => s + b, 0);
   }
