@@ -41,11 +41,25 @@ export function macOf(ifname: string): string {
   }
 }
 
-/** Adds vip/32 on ifname (idempotent) and sends 3 gratuitous ARPs 100 ms apart. */
-export async function addMirrorVip(ifname: string, vip: string): Promise<void> {
+/**
+ * Adds vip/32 on ifname (idempotent) and sends a gratuitous ARP; resolves once that first one is
+ * sent, so that start_prim is not delayed. Two more follow 100 ms apart (a frame lost on a busy
+ * switch), each only while `stillHeld()` (never after the VIP was given up): `repeats` settles
+ * when they are done.
+ */
+export async function addMirrorVip(ifname: string, vip: string, stillHeld: () => boolean): Promise<{ repeats: Promise<void> }> {
   assert.equal(isIP(vip), 4, `mirror VIP ${vip} must be IPv4`);
   await ipOk(['addr', 'replace', `${vip}/32`, 'dev', ifname]);
-  await arpSendGratuitous(ifname, vip, macOf(ifname), 3, 100);
+  const mac = macOf(ifname);
+  await arpSendGratuitous(ifname, vip, mac, 1);
+  const repeats = (async () => {
+    for (let i = 0; i < 2; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      if (!stillHeld()) return;
+      await arpSendGratuitous(ifname, vip, mac, 1);
+    }
+  })();
+  return { repeats };
 }
 
 /** Removes vip/32 from ifname; idempotent. */

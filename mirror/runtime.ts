@@ -594,7 +594,9 @@ export class MirrorRuntime extends EventEmitter {
       case 'vip_add':
         return this.#push('vip_add', async () => {
           if (this.#mirror.vip === null || this.#mountFailed) return;
-          await addMirrorVip(this.#ifname(), this.#mirror.vip);
+          const { repeats } = await addMirrorVip(this.#ifname(), this.#mirror.vip, () => this.#vipHeld);
+          repeats.catch((e: unknown) => this.#log.warn({ event: 'mirror_garp', module, err: (e as Error).message },
+            `repeating the gratuitous ARP for ${this.#mirror.vip ?? ''}: ${(e as Error).message}`));
           this.#vipHeld = true;
           this.#log.info({ event: 'mirror_vip', module, vip: this.#mirror.vip, held: true }, `VIP ${this.#mirror.vip} added`);
         });
