@@ -95,6 +95,8 @@ export interface MirrorDetail {
   fenced: boolean;
   vip: string | null;
   vipHeld: boolean;
+  /** The application here: its script running, or how the last one left it ('failed': start_prim failed, or a stop_prim did). */
+  application: 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
   witness: { type: string; contending: boolean; allowed: boolean; validUntilMs: number; detail: string };
   /** ALONE only: bytes of the dirty zones its peer lacks (null in other states). */
   dirtyBytes: number | null;
@@ -415,6 +417,8 @@ export class MirrorRuntime extends EventEmitter {
       fenced: this.#dp.fenced,
       vip: this.#mirror.vip,
       vipHeld: this.#vipHeld,
+      application: m.running === 'start_prim' ? 'starting' : m.running === 'stop_prim' ? 'stopping'
+        : m.app === 'started' ? 'running' : m.app === 'dirty' ? 'failed' : 'stopped',
       witness: { type: this.#mirror.witness.type, contending: m.contending, allowed: m.verdict.allowed, validUntilMs: m.verdict.validUntilMs, detail: m.verdict.detail },
       dirtyBytes,
       dirtyTrusted,

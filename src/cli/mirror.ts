@@ -108,6 +108,7 @@ export function formatMirrorStatus(st: MirrorStatusView): string {
   lines.push(table(rows));
   lines.push('');
   lines.push(`link: ${st.link ? 'up' : 'down'}; ack: ${st.ack}; dirs: ${st.dirs.join(', ')}; mounted here: ${st.mounted ? (st.fenced ? 'yes (fenced)' : 'yes') : 'no'}`);
+  lines.push(`application here: ${st.application}`);
   lines.push(`VIP: ${st.vip ?? 'none'}${st.vip ? (st.vipHeld ? ' (held here)' : ' (not here)') : ''}; witness: ${st.witness.type}${st.witness.type === 'none' ? '' : ` (${st.witness.contending ? (st.witness.allowed ? 'allowed' : 'not allowed') : 'not contending'}: ${st.witness.detail})`}`);
   if (st.dirtyBytes !== null) lines.push(`dirty: ${fmtBytes(st.dirtyBytes)} to copy to ${st.peer}${st.dirtyTrusted === false ? ' (log not trusted: a full sync will compare the trees)' : ''}`);
   const r = st.reintegration;

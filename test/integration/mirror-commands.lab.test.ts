@@ -41,6 +41,10 @@ describe('mirror commands: second, swap refused, reintegration progress', { time
     assert.ok(await writerPid(l, 'n2'), 'the application runs on n2');
     assert.equal(await writerPid(l, 'n1'), null, 'and no longer on n1');
     assert.ok(await hasVip(l, 'n2') && !(await hasVip(l, 'n1')), 'the VIP moved to n2');
+    assert.equal((await mirrorStatus(l, 'n2'))?.application, 'running', "n2's status: the application runs here");
+    assert.equal((await mirrorStatus(l, 'n1'))?.application, 'stopped', "n1's status: not here");
+    const text = await l.exec('n2', ['croft', 'mirror', 'status', ACK_MODULE]);
+    assert.match(text.stdout, /^application here: running$/m);
 
     const again = await l.exec('n1', ['croft', 'second', ACK_MODULE]);
     assert.equal(again.code, 0, `second on a SECOND: ${again.stderr}`);
