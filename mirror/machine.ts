@@ -82,6 +82,12 @@ export interface MirrorMachine {
   readonly role: 'auto' | 'second';
   /** Started with `croft prim`: wins the choice of the primary (until it is primary once). */
   readonly forced: boolean;
+  /**
+   * `croft prim`: the highest generation known (ours, recorded or announced by the peer) when it
+   * was run. The person's choice overrides the peer's data up to it, never a newer generation the
+   * peer writes after (that withdraws the `croft prim`). In memory: after a restart, run it again.
+   */
+  readonly forcedOver: number;
   /** Handing the primary role to the peer (swap, prim_preference): not eligible meanwhile. */
   readonly yielding: boolean;
   readonly data: DataStatus;
@@ -103,6 +109,8 @@ export interface MirrorMachine {
   /** The replication stream to the peer is up. */
   readonly link: boolean;
   readonly reintegrating: 'none' | 'source' | 'target';
+  /** As target: the generation the source announced when this reintegration began. */
+  readonly targetOf: number;
   readonly contending: boolean;
   /** Number of the current (or last) contention; verdicts of another one are ignored. */
   readonly witnessEpoch: number;
@@ -168,6 +176,7 @@ export function createMirrorMachine(cfg: MirrorMachineConfig, nowMs = 0): Mirror
     target: 'stop',
     role: 'auto',
     forced: false,
+    forcedOver: 0,
     yielding: false,
     data: 'unknown',
     generation: 0,
@@ -180,6 +189,7 @@ export function createMirrorMachine(cfg: MirrorMachineConfig, nowMs = 0): Mirror
     waitPeerUntilMs: 0,
     link: false,
     reintegrating: 'none',
+    targetOf: 0,
     contending: false,
     witnessEpoch: 0,
     contendGeneration: 0,
@@ -260,14 +270,20 @@ export function eligible(m: MirrorMachine): boolean {
  * target of the peer's reintegration, or for `croft prim`.
  */
 export function behind(m: MirrorMachine): boolean {
-  return m.generation < m.peerGeneration || (m.peer !== null && m.generation < m.peer.generation);
+  // `croft prim` overrides what was known when it was run, and only that (see forcedOver).
+  const ours = m.forced ? Math.max(m.generation, m.forcedOver) : m.generation;
+  return ours < m.peerGeneration || (m.peer !== null && ours < m.peer.generation);
 }
 
-/** The tie-break between two eligible nodes (or two primaries): generation, forced, preference, name. */
+/** The tie-break between two eligible nodes (or two primaries): generation of primaries, forced, generation, preference, name. */
 export function winsTie(m: MirrorMachine, peer: PeerView): boolean {
   // Two primaries of different generations (a healed split brain): the newer data stays primary.
-  if (m.generation !== peer.generation) return m.generation > peer.generation;
+  const primaries = isPrimary(m.state) && isPrimary(peer.state);
+  if (primaries && m.generation !== peer.generation) return m.generation > peer.generation;
+  // Else `croft prim` first: a forced node may hold an older generation than its peer, which it
+  // overrides (up to forcedOver: `behind` withdraws it past that).
   if (m.forced !== peer.forced) return m.forced;
+  if (m.generation !== peer.generation) return m.generation > peer.generation;
   const pref = m.cfg.primPreference;
   if (pref !== null) return pref === m.cfg.node;
   return m.cfg.node < m.cfg.peer;
@@ -334,6 +350,11 @@ const TABLE: HandlerTable = {
     replication: (d, ev, _n, out) => {
       if (ev.what !== 'reintegration_done') return link(d, ev, out);
       if (d.reintegrating !== 'target') return; // stale: aborted meanwhile
+      // The event carries no session: believed only with the source announcing PRIM of the
+      // generation this reintegration began from (mirror/runtime.ts feeds it on that announcement).
+      // A late one of an earlier reintegration (the source gave up, went ALONE again and began
+      // another) cannot be told apart while the source is ALONE: it is dropped (seed 4269).
+      if (d.peer === null || d.peer.state !== 'PRIM' || d.peer.generation !== d.targetOf) return;
       d.reintegrating = 'none';
       d.finished = 'target';
       // The source's generation: this node now holds every write of it (PRIM and SECOND share one).
@@ -477,6 +498,19 @@ function link(d: Draft, ev: EventOf<'replication'>, out?: MirrorAction[]): void 
   }
 }
 
+/**
+ * As target: the source's reintegration ended without us (it gave up, or left ALONE and came back
+ * under a new generation) when it no longer announces the generation we began from, ALONE or PRIM.
+ * Stop ours; a new one begins if the peer is ALONE (settleIdle), from its current generation.
+ */
+function abortStaleTarget(d: Draft, out: MirrorAction[]): void {
+  const p = d.peer;
+  if (d.reintegrating !== 'target' || p === null) return;
+  if (isPrimary(p.state) && p.generation === d.targetOf) return;
+  d.cause = `the peer's reintegration ended (now ${p.state}, generation ${p.generation}, begun from ${d.targetOf})`;
+  abortReintegration(d, out);
+}
+
 function abortReintegration(d: Draft, out: MirrorAction[]): void {
   if (d.reintegrating === 'none') return;
   d.reintegrating = 'none';
@@ -537,9 +571,13 @@ function command(d: Draft, ev: EventOf<'command'>, out: MirrorAction[]): void {
       d.role = 'auto';
       d.forced = true;
       d.yielding = false;
-      // A person declares this node's data the reference: it adopts the highest generation known, so
-      // its next ALONE starts one above anything the peer announced.
-      setData(d, 'up-to-date', out, Math.max(d.generation, d.peerGeneration));
+      // A person declares this node's data the reference, over every generation known now: its next
+      // ALONE starts one above them (aloneGeneration), registered with the witness first. The record
+      // keeps its generations: adopting the peer's number here (a record the witness never got)
+      // would give two different data one number, and hide the writes the peer makes under it
+      // after this command (it may be taking over right now, unseen).
+      d.forcedOver = Math.max(d.generation, d.peerGeneration, d.peer?.generation ?? 0);
+      setData(d, 'up-to-date', out);
       return;
     case 'second':
       if (d.state === 'PRIM') return swap(d, cause, refuse);
@@ -609,19 +647,25 @@ function probe(d: Draft, ev: EventOf<'probe'>, nowMs: number, out: MirrorAction[
 // settle: the next steps towards the goal
 
 function settle(d: Draft, nowMs: number, out: MirrorAction[]): void {
+  if (d.forced && behind(d)) {
+    d.forced = false;
+    d.cause = `croft prim withdrawn: the peer has generation ${Math.max(d.peerGeneration, d.peer?.generation ?? 0)}, newer than when it was run (${d.forcedOver})`;
+  }
+  abortStaleTarget(d, out);
   giveUpIfNeeded(d, nowMs, out);
   if (d.state === 'PRIM') primaryWithoutReplica(d, nowMs, out);
   if (d.state === 'ALONE' && d.awaitingWitness && witnessHoldsNext(d)) {
     d.cause = `witness holds generation ${aloneGeneration(d)}: writing alone`;
     startWritingAlone(d, out);
   }
-  if (d.finished === 'source' && d.state === 'ALONE') {
-    enter(d, nowMs, out, 'PRIM');
-    // prim_preference brings the application back to the preferred node after a reintegration.
-    if (d.cfg.primPreference === d.cfg.peer && d.target === 'run') {
-      d.yielding = true;
-      d.cause = `prim_preference ${d.cfg.peer}: handing over after reintegration`;
-    }
+  if (d.finished === 'source' && d.state === 'ALONE') enter(d, nowMs, out, 'PRIM');
+  // prim_preference brings the application back to the preferred node after a reintegration, once
+  // it is an in-sync SECOND that may take over (as swap): handing over earlier, before the target
+  // saw us PRIM (its reintegration_done comes from that announcement, mirror/runtime.ts), would
+  // leave it stale and nobody primary.
+  if (d.state === 'PRIM' && !d.yielding && d.cfg.primPreference === d.cfg.peer && d.target === 'run' && d.peer?.state === 'SECOND' && d.peer.eligible) {
+    d.yielding = true;
+    d.cause = `prim_preference ${d.cfg.peer}: handing over after reintegration`;
   }
   if (d.running === null) settleIdle(d, nowMs, out);
   reintegrationSource(d, out);
@@ -708,7 +752,9 @@ function settleIdle(d: Draft, nowMs: number, out: MirrorAction[]): void {
   }
   if (d.state === 'WAIT' && d.finished === 'target') {
     d.role = 'auto';
-    d.peerWasPrim = false;
+    // The source's PRIM is usually what told us (runtime.ts): a later ALONE of it is then writes
+    // without us, even though the runtime does not feed that PRIM announcement again.
+    d.peerWasPrim = d.peer?.state === 'PRIM';
     return enter(d, nowMs, out, 'SECOND');
   }
   const choose = chosen(d, nowMs) && verdictValid(d, nowMs) && witnessHoldsNext(d);
@@ -720,16 +766,50 @@ function settleIdle(d: Draft, nowMs: number, out: MirrorAction[]): void {
     enter(d, nowMs, out, 'WAIT');
   }
   if (choose) return goAlone(d, nowMs, out);
-  // Become the target of the primary's reintegration.
-  if (d.peer?.state === 'ALONE' && d.link && d.reintegrating === 'none') {
+  // Become the target of the primary's reintegration. Not with up-to-date data of a newer
+  // generation than the primary's (unless told `second`): the primary is behind and steps down
+  // (`behind`), and this node's data is the one to keep (a healed split brain: the newer wins).
+  const p = d.peer;
+  if (p?.state === 'ALONE' && d.link && d.reintegrating === 'none') {
+    if (d.data === 'up-to-date' && p.generation < d.generation && d.role !== 'second') {
+      d.cause = `the peer ${d.cfg.peer} is ALONE with generation ${p.generation}, older than this node's ${d.generation}: it steps down`;
+      return;
+    }
     if (d.diverged) {
       out.push({ type: 'quarantine', reason: `the peer ${d.cfg.peer} is primary: what this node wrote alone is kept aside` });
       d.diverged = false;
     }
-    setData(d, 'stale', out);
+    if (d.forced) {
+      d.forced = false; // the peer became primary first (a race with `croft prim`): its data wins
+      d.cause = `croft prim withdrawn: the peer ${d.cfg.peer} became ALONE first`;
+    }
+    // A target never claims a generation above its source's: a newer branch it held is given up
+    // (quarantined above, or overwritten), and announcing it would make the source believe it is
+    // behind and step down, leaving nobody primary (as DRBD's sync target takes the source's UUID).
+    if (d.generation > p.generation) setData(d, 'stale', out, p.generation, p.generation);
+    else setData(d, 'stale', out);
     d.reintegrating = 'target';
+    d.targetOf = p.generation;
     out.push({ type: 'reintegrate', role: 'target' });
+    return;
   }
+  if (d.state === 'WAIT' && d.reintegrating === 'none') d.cause = waitCause(d, nowMs) ?? d.cause;
+}
+
+/**
+ * Why a started node stays WAIT when nobody will elect it on its own: the person's way out is
+ * `croft prim` on the node whose data is the reference. Null while waiting is expected to end.
+ */
+function waitCause(d: Draft, nowMs: number): string | null {
+  if (d.target !== 'run' || (d.peer !== null && (isPrimary(d.peer.state) || d.peer.eligible)) || chosen(d, nowMs)) return null;
+  const prim = 'croft prim on the node whose data is the reference';
+  if (d.data === 'unknown') return `no record of this node's data: waiting for the peer, or ${prim}`;
+  if (d.data === 'stale') return `data stale (a reintegration into this node did not finish): waiting for the peer, or ${prim}`;
+  if (behind(d)) {
+    const theirs = Math.max(d.peerGeneration, d.peer?.generation ?? 0);
+    return `data behind: the peer wrote generation ${theirs}, this node holds ${d.generation}: waiting for the peer, or ${prim}`;
+  }
+  return null;
 }
 
 /** The way up: dirty log, mount, VIP, start_prim. */
@@ -887,7 +967,9 @@ function checkInvariants(before: MirrorMachine, m: MirrorMachine, ev: MirrorEven
   assert.deepEqual([mounted, fenced, vip], [m.mounted, m.fenced, m.vip], 'actions and facts agree');
   assert.equal(data, m.data, 'every change of the data status is recorded');
   assert.deepEqual(gens, [m.generation, m.peerGeneration], 'every change of the generations is recorded');
-  assert.ok(m.generation >= before.generation || ev.type === 'data', 'the generation never goes back');
+  // Except for a target, which gives up a newer branch it held (settleIdle) for its source's.
+  const target = out.some((a) => a.type === 'reintegrate' && a.role === 'target');
+  assert.ok(m.generation >= before.generation || ev.type === 'data' || target, 'the generation never goes back');
   assert.ok(scripts <= 1, 'at most one script launched per step');
   if (scripts === 1) assert.ok(before.running === null || ev.type === 'script_done', 'one script at a time');
   if (m.vip || (m.mounted && !m.fenced)) assert.ok(isPrimary(m.state), 'writable mount or VIP only on the primary');

@@ -255,7 +255,10 @@ export class MirrorPair {
     this.dp = { source: null, target: null };
     this.seen.reintegrations++;
     this.held[target] = this.held[source]!;
-    this.queue.push({ to: target, kind: 'event', ev: { type: 'replication', what: 'reintegration_done' } });
+    // Only the source hears it from the data plane. The target learns it as mirror/runtime.ts
+    // tells it: from the source's announcement of PRIM (see step). An event queued to the target
+    // here (as this model once did) could arrive after the source gave up and began another
+    // reintegration, and be taken for that one (seed 4269 at 5,000 seeds).
     this.queue.push({ to: source, kind: 'event', ev: { type: 'replication', what: 'reintegration_done' } });
     return true;
   }
@@ -370,6 +373,12 @@ export class MirrorPair {
     }
     this.checkPair();
     this.sendAnnounce(n, false);
+    // As mirror/runtime.ts peerView: a target learns that its reintegration finished when the
+    // source announces PRIM (it enters PRIM only once every dirty zone was acknowledged by us).
+    const now = x.m;
+    if (ev.type === 'peer' && now?.reintegrating === 'target' && ev.peer.state === 'PRIM' && ev.peer.generation >= now.generation) {
+      return [...actions, ...this.step(n, { type: 'replication', what: 'reintegration_done' })];
+    }
     return actions;
   }
 

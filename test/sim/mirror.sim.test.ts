@@ -170,17 +170,18 @@ export function runSeed(seed: number, trace?: string[], assertGenerations = true
     p.command(n, 'start');
   }
   const from = { lines: 0 };
-  for (let step = 0; step < stepsPerSeed; step++) {
-    randomStep(p, r, log);
-    if (trace) {
-      for (const l of p.lines.slice(from.lines)) trace.push(`  ${l}`);
-      from.lines = p.lines.length;
-      trace.push(`  ${p.status()}`);
-    }
-  }
   try {
+    for (let step = 0; step < stepsPerSeed; step++) {
+      randomStep(p, r, log);
+      if (trace) {
+        for (const l of p.lines.slice(from.lines)) trace.push(`  ${l}`);
+        from.lines = p.lines.length;
+        trace.push(`  ${p.status()}`);
+      }
+    }
     settle(p, log);
   } finally {
+    // The lines of the step that failed too (an assertion stops it midway).
     if (trace) for (const l of p.lines.slice(from.lines)) trace.push(`  ${l}`);
   }
   return p;

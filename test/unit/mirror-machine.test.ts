@@ -100,8 +100,8 @@ function second(witness: WitnessKind = 'none'): M {
   x.peer('ALONE');
   x.cmd('start');
   assert.deepEqual(x.types, ['STOP->WAIT', 'run_checkers', 'record stale', 'reintegrate target']);
+  x.peer('PRIM'); // the runtime feeds reintegration_done on this announcement
   x.repl('reintegration_done');
-  x.peer('PRIM');
   assert.equal(x.m.state, 'SECOND');
   return x;
 }
@@ -221,6 +221,9 @@ describe('WAIT', () => {
     const x = waiting();
     x.repl('link_up');
     x.peer('ALONE');
+    x.repl('reintegration_done');
+    assert.deepEqual(x.types, [], 'not while the source is ALONE: it may be a late one of an earlier reintegration');
+    x.peer('PRIM');
     x.repl('reintegration_done');
     assert.deepEqual(x.types, ['record up-to-date', 'WAIT->SECOND']);
   });
@@ -463,8 +466,8 @@ describe('SECOND', () => {
     x.repl('link_up');
     x.peer('ALONE');
     x.cmd('start');
-    x.repl('reintegration_done');
     x.peer('PRIM');
+    x.repl('reintegration_done');
     x.probe('dep', false);
     assert.deepEqual(x.types, ['checker_change']);
     assert.equal(x.m.state, 'SECOND');
@@ -507,7 +510,81 @@ describe('rules across cells', () => {
     x.repl('link_up');
     x.peer('WAIT', { eligible: false });
     x.repl('reintegration_done');
-    assert.deepEqual(x.types, ['dirty_log clear', 'ALONE->PRIM', 'stop_prim']);
+    assert.deepEqual(x.types, ['dirty_log clear', 'ALONE->PRIM'], 'not before the target is SECOND: it learns it is done from our PRIM');
+    x.peer('SECOND', { eligible: false });
+    assert.deepEqual(x.types, [], 'a SECOND that may not take over is not handed the role');
+    x.peer('SECOND');
+    assert.deepEqual(x.types, ['stop_prim']);
+    assert.equal(x.m.yielding, true);
+  });
+  test('croft prim keeps the recorded generations: it overrides what is known now, and is withdrawn by a newer one', () => {
+    const x = new M(cfg());
+    x.step({ type: 'data', status: 'stale', generation: 2, peerGeneration: 3 });
+    x.cmd('prim');
+    // No record of a number the witness never got (the peer may write under 3 right now).
+    assert.deepEqual(x.last.find((a) => a.type === 'record_data'), { type: 'record_data', status: 'up-to-date', generation: 2, peerGeneration: 3 });
+    assert.equal(x.m.state, 'ALONE', 'forced: eligible although behind the known generation 3');
+    assert.equal(x.m.generation, 4, 'goes alone one above every generation known');
+    const y = new M(cfg({ peerWaitMs: 10_000 }));
+    y.step({ type: 'data', status: 'up-to-date', generation: 2, peerGeneration: 3 });
+    y.cmd('prim');
+    assert.deepEqual([y.m.forced, y.m.forcedOver], [true, 3]);
+    y.peer('WAIT', { generation: 3, eligible: true });
+    assert.equal(y.m.state, 'ALONE', 'croft prim wins the tie against a newer but known generation');
+    const z = new M(cfg({ peerWaitMs: 10_000 }));
+    z.step({ type: 'data', status: 'up-to-date', generation: 2, peerGeneration: 3 });
+    z.cmd('prim');
+    z.peer('WAIT', { generation: 4, eligible: true }); // the peer wrote after the command
+    assert.equal(z.m.forced, false);
+    assert.equal(z.m.state, 'WAIT');
+    assert.match(z.m.cause, /croft prim withdrawn/);
+  });
+  test('a target takes the role only from a source not older than its up-to-date data, and then claims no newer generation', () => {
+    const x = new M(cfg());
+    x.step({ type: 'data', status: 'up-to-date', generation: 5, peerGeneration: 5 });
+    x.cmd('second'); // not electable on its own, but told to be the replica: gives its data up
+    x.repl('link_up');
+    x.peer('ALONE', { generation: 3 });
+    assert.deepEqual(x.last.filter((a) => a.type === 'record_data'), [{ type: 'record_data', status: 'stale', generation: 3, peerGeneration: 3 }]);
+    assert.equal(x.m.reintegrating, 'target');
+    const y = new M(cfg({ checkers: [{ name: 'dep', kind: 'dependency', onFailure: 'wait', rise: 1, fall: 1 }] }));
+    y.step({ type: 'data', status: 'up-to-date', generation: 5, peerGeneration: 5 });
+    y.cmd('start'); // the dependency is not healthy yet: WAIT
+    y.repl('link_up');
+    y.peer('ALONE', { generation: 3, eligible: false });
+    assert.equal(y.m.reintegrating, 'none', 'newer up-to-date data is not overwritten by an older primary (it steps down)');
+    assert.match(y.m.cause, /older than this node's 5/);
+  });
+  test('a target believes reintegration_done only while the source announces the generation it began from; it stops when the source gave up', () => {
+    const x = waiting();
+    x.repl('link_up');
+    x.peer('ALONE', { generation: 2 });
+    assert.equal(x.m.targetOf, 2);
+    x.peer('ALONE', { generation: 3 }); // the source left ALONE and came back: its reintegration ended
+    assert.deepEqual(x.types, ['record stale', 'reintegrate_abort', 'reintegrate target'], 'stale already; the peer generation 3 recorded first');
+    assert.equal(x.m.targetOf, 3);
+    x.peer('WAIT', { generation: 3, eligible: true }); // gave up
+    assert.deepEqual(x.types, ['reintegrate_abort']);
+    assert.match(x.m.cause, /reintegration ended \(now WAIT/); // the peer is eligible: it goes ALONE, and a new one begins
+    const y = waiting();
+    y.repl('link_up');
+    y.peer('ALONE', { generation: 2 });
+    y.step({ type: 'peer', peer: view('ALONE', { generation: 3 }) });
+    y.repl('reintegration_done'); // late, of the reintegration from generation 2
+    assert.equal(y.m.state, 'WAIT');
+    y.peer('PRIM', { generation: 3 });
+    y.repl('reintegration_done');
+    assert.equal(y.m.state, 'SECOND');
+  });
+  test('WAIT says why when nobody will elect this node: behind the peer, croft prim is the way out', () => {
+    const x = new M(cfg());
+    x.step({ type: 'data', status: 'up-to-date', generation: 2, peerGeneration: 3 });
+    x.cmd('start');
+    // The peer holds part of generation 3 only (an unfinished reintegration into it): nobody holds
+    // all of the newest data, so nobody is elected without a person.
+    x.peer('WAIT', { generation: 3, dataUpToDate: false, eligible: false });
+    assert.equal(x.m.state, 'WAIT');
+    assert.match(x.m.cause, /data behind: the peer wrote generation 3, this node holds 2: .*croft prim/);
   });
   test('tie-break: croft prim, then prim_preference, then the smaller name', () => {
     const m1 = createMirrorMachine(cfg(), 0);
@@ -574,6 +651,7 @@ describe('rules across cells', () => {
     x.repl('link_up');
     x.peer('ALONE', { generation: 7, eligible: true });
     assert.deepEqual(x.types, ['record stale', 'reintegrate target']);
+    x.peer('PRIM', { generation: 7 });
     x.repl('reintegration_done');
     assert.equal(x.m.state, 'SECOND');
     assert.deepEqual([x.m.generation, x.m.data], [7, 'up-to-date']);
