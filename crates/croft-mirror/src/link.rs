@@ -16,6 +16,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+/// How long the reintegration's stream may stay blocked while queries are in flight (the
+/// target computes their answers before it reads on): as long as one query may take.
+const PATIENT_WRITE_MAX: Duration = Duration::from_secs(600);
+
 /// What a change does when the peer cannot acknowledge it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailMode {
@@ -173,6 +177,10 @@ struct State {
     catchup_error: Option<String>,
     /// Query replies by id, until taken.
     replies: HashMap<u64, Vec<u8>>,
+    /// Queries of the reintegration's stream sent and not answered yet.
+    queries_pending: u64,
+    /// Replies received on the reintegration's stream (progress, like acks).
+    replies_received: u64,
     /// Tickets handed out by `replicate` whose `wait` has not returned: a change between its
     /// local application and its dirty mark is one of them (reintegration freezes on zero).
     unresolved: u64,
@@ -243,6 +251,8 @@ impl Replicator {
                 catchup: false,
                 catchup_error: None,
                 replies: HashMap::new(),
+                queries_pending: 0,
+                replies_received: 0,
                 unresolved: 0,
             }),
             cv: Condvar::new(),
@@ -284,7 +294,12 @@ impl Replicator {
                 }
                 Ok(Some(Frame::Reply { id, body })) => {
                     let mut st = self.state.lock().unwrap();
+                    if st.generation != generation {
+                        return;
+                    }
                     st.replies.insert(id, body);
+                    st.queries_pending = st.queries_pending.saturating_sub(1);
+                    st.replies_received += 1;
                     self.cv.notify_all();
                 }
                 Ok(Some(Frame::Nack { seq, errno, message })) => {
@@ -529,6 +544,8 @@ impl Replicator {
             st.ack_timeout = Duration::from_millis(ack_timeout_ms.max(1));
             st.shutdown = Some(shutdown);
             st.replies.clear();
+            st.queries_pending = 0;
+            st.replies_received = 0;
             tx.stream = Some(stream);
             tx.next_seq = 1;
             tx.next_query = 1;
@@ -562,7 +579,7 @@ impl Replicator {
             st.bytes_sent += buf.len() as u64;
         }
         let Some(stream) = tx.stream.as_mut() else { return Err("the reintegration stream is closed".into()) };
-        match stream.write_all(&buf) {
+        match self.write_patient(stream, &buf) {
             Ok(()) => {
                 tx.next_seq = last + 1;
                 Ok(last)
@@ -585,8 +602,9 @@ impl Replicator {
     /// Waits until the target acknowledged `seq` on the attached stream.
     pub(crate) fn catchup_wait(&self, seq: u64) -> Result<(), String> {
         let mut st = self.state.lock().unwrap();
-        let mut deadline = Instant::now() + st.ack_timeout;
-        let mut last_acked = st.acked;
+        let patience = |st: &State| if st.queries_pending > 0 { PATIENT_WRITE_MAX } else { st.ack_timeout };
+        let mut deadline = Instant::now() + patience(&st);
+        let mut last_progress = (st.acked, st.replies_received);
         loop {
             if !st.catchup {
                 return Err(Self::catchup_gone(&st));
@@ -594,10 +612,11 @@ impl Replicator {
             if st.acked >= seq {
                 return Ok(());
             }
-            if st.acked > last_acked {
-                // Progress: the target is applying a long burst.
-                last_acked = st.acked;
-                deadline = Instant::now() + st.ack_timeout;
+            if (st.acked, st.replies_received) != last_progress {
+                // Progress: the target is applying a long burst, or answering the queries
+                // in flight before the operations (it answers in stream order).
+                last_progress = (st.acked, st.replies_received);
+                deadline = Instant::now() + patience(&st);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -612,30 +631,41 @@ impl Replicator {
 
     /// Asks the target (answered after every operation sent before it is applied).
     pub(crate) fn query(&self, q: &Query, timeout: Duration) -> Result<Vec<u8>, String> {
-        let id = {
-            let mut tx = self.tx.lock().unwrap();
-            {
-                let st = self.state.lock().unwrap();
-                if !st.catchup {
-                    return Err(Self::catchup_gone(&st));
-                }
+        let id = self.query_send(q)?;
+        self.query_wait(id, timeout)
+    }
+
+    /// Sends a query without waiting for its answer (several may be in flight: the target
+    /// answers them in stream order); `query_wait` takes the answer.
+    pub(crate) fn query_send(&self, q: &Query) -> Result<u64, String> {
+        let mut tx = self.tx.lock().unwrap();
+        {
+            let mut st = self.state.lock().unwrap();
+            if !st.catchup {
+                return Err(Self::catchup_gone(&st));
             }
-            let id = tx.next_query;
-            tx.next_query += 1;
-            let frame = wire::query_frame(id, q);
-            let r = match tx.stream.as_mut() {
-                Some(s) => s.write_all(&frame),
-                None => return Err("the reintegration stream is closed".into()),
-            };
-            if let Err(e) = r {
-                drop(tx);
-                let m = format!("sending a query to the target: {e}");
-                self.lose(&m);
-                return Err(m);
-            }
-            self.state.lock().unwrap().bytes_sent += frame.len() as u64;
-            id
+            // Before the write: the reply may come back before write_all returns.
+            st.queries_pending += 1;
+        }
+        let id = tx.next_query;
+        tx.next_query += 1;
+        let frame = wire::query_frame(id, q);
+        let r = match tx.stream.as_mut() {
+            Some(s) => self.write_patient(s, &frame),
+            None => return Err("the reintegration stream is closed".into()),
         };
+        if let Err(e) = r {
+            drop(tx);
+            let m = format!("sending a query to the target: {e}");
+            self.lose(&m);
+            return Err(m);
+        }
+        self.state.lock().unwrap().bytes_sent += frame.len() as u64;
+        Ok(id)
+    }
+
+    /// Waits for the answer to query `id`.
+    pub(crate) fn query_wait(&self, id: u64, timeout: Duration) -> Result<Vec<u8>, String> {
         let deadline = Instant::now() + timeout;
         let mut st = self.state.lock().unwrap();
         loop {
@@ -654,6 +684,32 @@ impl Replicator {
             }
             st = self.cv.wait_timeout(st, deadline - now).unwrap().0;
         }
+    }
+
+    /// `write_all` on the reintegration's stream that, while queries are in flight, keeps
+    /// waiting past the socket's send timeout: the target answers queries in stream order and
+    /// reads nothing more while it computes one (a long listing, a big file's checksums).
+    fn write_patient(&self, s: &mut TcpStream, mut buf: &[u8]) -> io::Result<()> {
+        let mut stalled_since: Option<Instant> = None;
+        while !buf.is_empty() {
+            match s.write(buf) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the stream accepts nothing")),
+                Ok(n) => {
+                    buf = &buf[n..];
+                    stalled_since = None;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    let since = *stalled_since.get_or_insert_with(Instant::now);
+                    let pending = self.state.lock().unwrap().queries_pending > 0;
+                    if !pending || since.elapsed() >= PATIENT_WRITE_MAX {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Ends the reintegration's stream (abort); the mount stays alone.

@@ -20,7 +20,7 @@ use crate::op::{Op, TO_END};
 use crate::sync::{self, EntryInfo};
 use crate::sys::{self, HeldDir};
 use crate::wire::{self, Frame, HandshakeError, Query};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::io::{BufReader, Write};
 use std::net::{Shutdown, TcpStream};
@@ -45,6 +45,11 @@ pub const SUM_ZONE_BYTES_DEFAULT: u64 = 128 << 10;
 const QUERY_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long the freeze waits for changes still between their application and their mark.
 const UNRESOLVED_WAIT: Duration = Duration::from_secs(10);
+/// Queries a full sync keeps in flight ahead of its walk at most.
+const AHEAD_QUERIES_MAX: usize = 128;
+/// File bytes whose checksums the target may be asked ahead at most (one file beyond this is
+/// asked ahead only alone).
+const AHEAD_SUM_BYTES_MAX: u64 = 64 << 20;
 /// Differences a verify report lists at most (all are counted).
 pub const VERIFY_DIFFERENCES_MAX: usize = 1000;
 
@@ -327,7 +332,7 @@ impl Core {
         self.repl.start_recording();
         self.repl.attach(stream, peer.ack_level, peer.ack_timeout_ms)?;
         self.check_abort()?;
-        let mut ctx = Ctx { inodes: HashMap::new(), since_wait: 0, zone, started };
+        let mut ctx = Ctx { inodes: HashMap::new(), since_wait: 0, zone, started, ahead: Ahead::default() };
 
         // Pass 1.
         if opts.full {
@@ -547,9 +552,70 @@ impl Core {
 
     // --- full sync ----------------------------------------------------------------------------
 
-    fn list_remote(&self, path: &Path) -> Result<Vec<EntryInfo>, String> {
-        sync::decode_infos(&self.repl.query(&Query::ListDir { path: path.to_path_buf() }, QUERY_TIMEOUT)?)
-            .map_err(|e| format!("listing {path:?} on the target: {e}"))
+    fn list_remote(&self, ctx: &mut Ctx, path: &Path) -> Result<Vec<EntryInfo>, String> {
+        let decode = |body: Vec<u8>| {
+            sync::decode_infos(&body).map_err(|e| format!("listing {path:?} on the target: {e}"))
+        };
+        let (body, early) = self.ask(ctx, Ask::List(path.to_path_buf()))?;
+        let infos = decode(body)?;
+        // Asked ahead, the answer misses the operations sent since. Only a name linked
+        // elsewhere (a shared inode) can have been changed by them: then ask again, in order.
+        if early && infos.iter().any(|i| i.kind() != libc::S_IFDIR && i.nlink > 1) {
+            return decode(self.repl.query(&Query::ListDir { path: path.to_path_buf() }, QUERY_TIMEOUT)?);
+        }
+        Ok(infos)
+    }
+
+    /// The answer to `ask`: the one asked ahead if there is one (true), else asked now.
+    fn ask(&self, ctx: &mut Ctx, ask: Ask) -> Result<(Vec<u8>, bool), String> {
+        // After a listing the walk of that directory asks ahead (its files' checksums are
+        // needed first: before the listings further on, the target answers in order).
+        let refill = matches!(ask, Ask::Sums(_));
+        let ahead = &mut ctx.ahead;
+        let r = match ahead.inflight.remove(&ask) {
+            Some((id, bytes)) => {
+                ahead.sum_bytes -= bytes;
+                (self.repl.query_wait(id, QUERY_TIMEOUT)?, true)
+            }
+            None => {
+                // Not asked yet: it is next in the walk, so the first still to ask.
+                if let Some(f) = ahead.frames.last_mut() {
+                    if f.front().is_some_and(|(a, _)| *a == ask) {
+                        f.pop_front();
+                    }
+                }
+                let q = ask.query(ctx.zone);
+                (self.repl.query(&q, QUERY_TIMEOUT)?, false)
+            }
+        };
+        if refill {
+            self.ask_ahead(ctx)?;
+        }
+        Ok(r)
+    }
+
+    /// Sends the queries the walk will need soonest, up to the window: the target answers
+    /// them while this side reads its own tree, instead of one round trip at a time.
+    fn ask_ahead(&self, ctx: &mut Ctx) -> Result<(), String> {
+        let zone = ctx.zone;
+        let ahead = &mut ctx.ahead;
+        // The innermost directory's entries come first in the walk.
+        for f in (0..ahead.frames.len()).rev() {
+            while let Some((ask, bytes)) = ahead.frames[f].front() {
+                if ahead.inflight.len() >= AHEAD_QUERIES_MAX {
+                    return Ok(());
+                }
+                if *bytes > 0 && ahead.sum_bytes > 0 && ahead.sum_bytes + bytes > AHEAD_SUM_BYTES_MAX {
+                    return Ok(());
+                }
+                let (ask, bytes) = (ask.clone(), *bytes);
+                ahead.frames[f].pop_front();
+                let id = self.repl.query_send(&ask.query(zone))?;
+                ahead.sum_bytes += bytes;
+                ahead.inflight.insert(ask, (id, bytes));
+            }
+        }
+        Ok(())
     }
 
     fn full_walk(&self, ctx: &mut Ctx) -> Result<(), String> {
@@ -573,10 +639,44 @@ impl Core {
             sync::list_infos(&self.dir, path).map_err(|e| format!("listing {path:?}: {e}"))?
         };
         let remote: BTreeMap<Vec<u8>, EntryInfo> = if remote_exists {
-            self.list_remote(path)?.into_iter().map(|i| (i.name.clone(), i)).collect()
+            self.list_remote(ctx, path)?.into_iter().map(|i| (i.name.clone(), i)).collect()
         } else {
             BTreeMap::new()
         };
+        // What the walk of this directory will ask, in its order: the listings of the
+        // directories there too, and the checksums of the files that differ in size or mtime.
+        // Only what the operations sent meanwhile cannot change (see `Ahead`).
+        let mut todo = VecDeque::new();
+        for li in &local {
+            let Some(r) = remote.get(&li.name) else { continue };
+            let child = path.join(OsStr::from_bytes(&li.name));
+            match li.kind() {
+                libc::S_IFDIR if r.kind() == libc::S_IFDIR => todo.push_back((Ask::List(child), 0)),
+                libc::S_IFREG
+                    if r.kind() == libc::S_IFREG
+                        && li.nlink == 1
+                        && r.nlink == 1
+                        && !(r.size == li.size && r.mtime == li.mtime) =>
+                {
+                    todo.push_back((Ask::Sums(child), r.size.max(1)))
+                }
+                _ => {}
+            }
+        }
+        ctx.ahead.frames.push(todo);
+        let r = self.full_dir_entries(ctx, path, &local, &remote);
+        ctx.ahead.frames.pop();
+        r
+    }
+
+    fn full_dir_entries(
+        &self,
+        ctx: &mut Ctx,
+        path: &Path,
+        local: &[EntryInfo],
+        remote: &BTreeMap<Vec<u8>, EntryInfo>,
+    ) -> Result<(), String> {
+        self.ask_ahead(ctx)?;
         let names: BTreeSet<&[u8]> = local.iter().map(|i| i.name.as_slice()).collect();
         for name in remote.keys() {
             if !names.contains(name.as_slice()) {
@@ -584,7 +684,7 @@ impl Core {
             }
         }
         self.update(|s| s.entries_to_go += local.len() as u64);
-        for li in &local {
+        for li in local {
             let child = path.join(OsStr::from_bytes(&li.name));
             let r = remote.get(&li.name);
             let same_kind = r.is_some_and(|r| r.kind() == li.kind());
@@ -660,7 +760,9 @@ impl Core {
         };
         let theirs = match (fresh, remote_reg) {
             (false, Some(_)) => {
-                let body = self.repl.query(&Query::Checksums { path: path.to_path_buf(), zone_bytes: ctx.zone }, QUERY_TIMEOUT)?;
+                // Asked ahead only for a file with one name on both sides: nothing sent
+                // meanwhile can have changed it.
+                let (body, _) = self.ask(ctx, Ask::Sums(path.to_path_buf()))?;
                 sync::decode_sums(&body).map_err(|e| format!("checksums of {path:?} on the target: {e}"))?.1
             }
             _ => Vec::new(),
@@ -788,6 +890,39 @@ struct Ctx {
     since_wait: u64,
     zone: u64,
     started: Instant,
+    ahead: Ahead,
+}
+
+/// A question of the full sync's walk.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Ask {
+    List(PathBuf),
+    Sums(PathBuf),
+}
+
+impl Ask {
+    fn query(&self, zone_bytes: u64) -> Query {
+        match self {
+            Ask::List(path) => Query::ListDir { path: path.clone() },
+            Ask::Sums(path) => Query::Checksums { path: path.clone(), zone_bytes },
+        }
+    }
+}
+
+/// The full sync's queries asked ahead of its walk. The target answers a query after the
+/// operations sent before it, so one asked ahead misses those sent between it and the time
+/// the walk needs it; the walk asks ahead only what they cannot change: the listing of a
+/// directory that exists on both sides (names under it are touched only by the walk of that
+/// directory; a name linked elsewhere could change through another name, so such a listing
+/// is asked again in order) and the checksums of a file with one name on both sides.
+#[derive(Default)]
+struct Ahead {
+    /// Per directory being walked, outermost first: what its walk will ask, in order.
+    frames: Vec<VecDeque<(Ask, u64)>>,
+    /// Asked and not taken yet: the query's id and the file bytes it checksums.
+    inflight: HashMap<Ask, (u64, u64)>,
+    /// File bytes of the checksum queries in `inflight`.
+    sum_bytes: u64,
 }
 
 fn same_meta(a: &EntryInfo, b: &EntryInfo) -> bool {
