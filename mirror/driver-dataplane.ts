@@ -345,14 +345,17 @@ export class MirrorDataPlane {
           log.close();
         }
       }
+      // Asynchronous copies: a large file must not hold the JS thread (it sends the heartbeats).
       for (const rel of [...paths].sort()) {
         if (rel === '') continue;
         const src = path.join(dir, rel);
-        const st = fs.lstatSync(src, { throwIfNoEntry: false });
-        if (!st || st.isDirectory()) continue; // removed since, or a directory (its files have entries of their own)
+        const st = await fs.promises.lstat(src).catch(() => null);
+        // Removed since; a directory (its files have entries of their own); a fifo, socket or
+        // device (reading a fifo would wait forever): only files and symlinks carry data.
+        if (!st || !(st.isFile() || st.isSymbolicLink())) continue;
         const dst = path.join(folder, dir.replace(/^\/+/, ''), rel);
-        fs.mkdirSync(path.dirname(dst), { recursive: true });
-        fs.cpSync(src, dst, { verbatimSymlinks: true, preserveTimestamps: true });
+        await fs.promises.mkdir(path.dirname(dst), { recursive: true });
+        await fs.promises.cp(src, dst, { verbatimSymlinks: true, preserveTimestamps: true });
         copied++;
       }
     }
