@@ -56,7 +56,7 @@
 import assert from 'node:assert/strict';
 import { createHealth, healthStep, resetHealth, type Health, type HealthState } from '../src/module/health.js';
 // maxloop at the mirror: stopping here means the peer takes over.
-import { countFailure, pruneRestartWindow } from '../src/module/restart-window.js';
+import { countFailure, pruneRestartWindow, scriptEnded } from '../src/module/restart-window.js';
 import type {
   DataStatus,
   WitnessContext,
@@ -601,23 +601,10 @@ function swap(d: Draft, cause: string, refuse: (reason: string) => void): void {
 }
 
 function scriptDone(d: Draft, ev: EventOf<'script_done'>, nowMs: number): void {
-  assert.equal(ev.script, d.running, `script_done ${ev.script} while ${d.running ?? 'no script'} runs`);
-  assert.ok(!(ev.timedOut && ev.ok), 'a script that timed out cannot be ok');
-  d.running = null;
-  const how = ev.timedOut ? 'timed out' : `exit ${ev.exitCode ?? 'by signal'}`;
-  if (ev.script === 'stop_prim') {
-    // Whatever its status: the unmount that follows is forced by the driver (it kills what still
-    // holds files open), so the application is stopped either way.
-    d.app = 'stopped';
-    if (!ev.ok) d.cause = `${d.cause}; stop_prim failed (${how})`;
-    return;
-  }
-  if (ev.ok) {
-    d.app = 'started';
-    return;
-  }
-  d.app = 'dirty';
-  if (d.target === 'run' && isPrimary(d.state)) countFailure(d, nowMs, `start_prim failed (${how})`);
+  // stop_prim leaves the application stopped whatever its status: the unmount that follows is
+  // forced by the driver (it kills what still holds files open).
+  const failed = scriptEnded(d, ev, 'stop_prim');
+  if (failed !== null && d.target === 'run' && isPrimary(d.state)) countFailure(d, nowMs, failed);
 }
 
 function probe(d: Draft, ev: EventOf<'probe'>, nowMs: number, out: MirrorAction[]): void {

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import type { FailureAction, ModuleConfig, RestartPolicy } from '../config/types.js';
 import type { ModuleAction, ModuleEvent, ModuleState, ScriptName } from './types.js';
 import { createHealth, healthStep, resetHealth, type Health, type HealthState } from './health.js';
-import { countFailure, pruneRestartWindow } from './restart-window.js';
+import { countFailure, pruneRestartWindow, scriptEnded } from './restart-window.js';
 
 export interface MachineCheckerConfig {
   name: string;
@@ -227,23 +227,10 @@ function applyCommand(d: Draft, ev: EventOf<'command'>): void {
 }
 
 function scriptDone(d: Draft, ev: EventOf<'script_done'>, nowMs: number): void {
-  assert.equal(ev.script, d.running, `script_done ${ev.script} while ${d.running ?? 'no script'} runs`);
-  assert.ok(!(ev.timedOut && ev.ok), 'a script that timed out cannot be ok');
-  d.running = null;
-  const how = ev.timedOut ? 'timed out' : `exit ${ev.exitCode ?? 'by signal'}`;
-  if (ev.script === 'stop_both') {
-    d.app = 'stopped';
-    if (!ev.ok) d.cause = `${d.cause}; stop_both failed (${how})`;
-    return;
-  }
-  if (ev.ok) {
-    d.app = 'started';
-    return;
-  }
-  d.app = 'dirty';
+  const failed = scriptEnded(d, ev, 'stop_both');
   // A start that fails while the goal is still to run counts as a failure of the restart policy;
   // when someone stopped the module meanwhile, it is just cleaned up by stop_both.
-  if (d.target === 'run') countFailure(d, nowMs, `start_both failed (${how})`);
+  if (failed !== null && d.target === 'run') countFailure(d, nowMs, failed);
 }
 
 function probe(d: Draft, ev: EventOf<'probe'>, _nowMs: number, out: ModuleAction[]): void {
