@@ -12,38 +12,19 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import type { MirrorStatusView } from '../../src/cli/mirror.js';
 import { Lab } from '../../src/lab/index.js';
-import { firstEventAfter, nodeApi, sleep, stats, waitFor, type LogLine } from '../helpers/cluster.js';
+import { firstEventAfter, sleep, stats, waitFor, type LogLine } from '../helpers/cluster.js';
 import { repoRoot } from '../helpers/paths.js';
+import { hasVip as vipOn, mirrorStatus as statusOf, waitStates as waitStatesOf } from '../helpers/mirror-lab.js';
 
 const MODULE = 'postgresql-mirror';
 const VIP = '10.77.0.60'; // modules/postgresql-mirror/module.yaml
 const SOCK = `/run/croft/${MODULE}/sock`; // lib.sh: the server's Unix socket folder on the primary
 const KILLS = 3;
 
-async function mirrorStatus(lab: Lab, node: string): Promise<MirrorStatusView | null> {
-  try {
-    const r = await nodeApi<MirrorStatusView>(lab, node, 'GET', `/api/v1/modules/${MODULE}/mirror`);
-    return r.status === 200 ? r.body : null;
-  } catch {
-    return null;
-  }
-}
-
-async function waitStates(lab: Lab, want: Record<string, string>, timeoutMs: number): Promise<number> {
-  return waitFor(`${MODULE} ${JSON.stringify(want)}`, async () => {
-    for (const [node, state] of Object.entries(want)) {
-      if ((await mirrorStatus(lab, node))?.state !== state) return false;
-    }
-    return true;
-  }, timeoutMs, 50);
-}
-
-async function hasVip(lab: Lab, node: string): Promise<boolean> {
-  const r = await lab.exec(node, ['ip', '-4', '-o', 'addr', 'show']);
-  return r.stdout.includes(` ${VIP}/32 `);
-}
+const mirrorStatus = (lab: Lab, node: string) => statusOf(lab, node, MODULE);
+const waitStates = (lab: Lab, want: Record<string, string>, timeoutMs: number) => waitStatesOf(lab, want, timeoutMs, MODULE);
+const hasVip = (lab: Lab, node: string) => vipOn(lab, node, VIP);
 
 /** The row numbers in the table, read on `node` itself (its server's Unix socket, as postgres). */
 async function rowsOn(lab: Lab, node: string): Promise<number[]> {

@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { MirrorStatusView } from '../../src/cli/mirror.js';
 import { Lab } from '../../src/lab/index.js';
-import { daemonLog, nodeApi, sleep, waitFor } from '../helpers/cluster.js';
+import { daemonLog, sleep, waitFor } from '../helpers/cluster.js';
+import { assertSequence, cat, hasVip as vipOn, lines, mirrorStatus as statusOf, waitStates as waitStatesOf } from '../helpers/mirror-lab.js';
 import { fixtures } from '../helpers/paths.js';
 
 const MODULE = 'mirror-app';
@@ -16,53 +16,19 @@ const DIR = '/srv/croft/mirror-test/data';
 const FILE = `${DIR}/lines.txt`;
 const VIP = '10.77.0.200';
 
-async function mirrorStatus(lab: Lab, node: string): Promise<MirrorStatusView | null> {
-  try {
-    const r = await nodeApi<MirrorStatusView>(lab, node, 'GET', `/api/v1/modules/${MODULE}/mirror`);
-    return r.status === 200 ? r.body : null;
-  } catch {
-    return null;
-  }
-}
-
-async function waitStates(lab: Lab, want: Record<string, string>, timeoutMs = 20_000): Promise<number> {
-  return waitFor(`${MODULE} ${JSON.stringify(want)}`, async () => {
-    for (const [node, state] of Object.entries(want)) {
-      if ((await mirrorStatus(lab, node))?.state !== state) return false;
-    }
-    return true;
-  }, timeoutMs, 50);
-}
-
-async function cat(lab: Lab, node: string, file: string): Promise<string> {
-  const r = await lab.exec(node, ['cat', file]);
-  assert.equal(r.code, 0, `cat ${file} on ${node}: ${r.stderr}`);
-  return r.stdout;
-}
+const mirrorStatus = (lab: Lab, node: string) => statusOf(lab, node, MODULE);
+const waitStates = (lab: Lab, want: Record<string, string>, timeoutMs = 20_000) => waitStatesOf(lab, want, timeoutMs, MODULE);
+const hasVip = (lab: Lab, node: string) => vipOn(lab, node, VIP);
 
 async function writerPid(lab: Lab, node: string): Promise<number | null> {
   const r = await lab.exec(node, ['sh', '-c', 'p=$(cat /run/croft/mirror-app.pid 2>/dev/null) && kill -0 "$p" && echo "$p"']);
   return r.code === 0 ? Number(r.stdout.trim()) : null;
 }
 
-async function hasVip(lab: Lab, node: string): Promise<boolean> {
-  const r = await lab.exec(node, ['ip', '-4', '-o', 'addr', 'show']);
-  return r.stdout.includes(` ${VIP}/32 `);
-}
-
 /** FUSE mounts over the replicated directory in the node's own mount namespace. */
 async function mountsOf(lab: Lab, node: string): Promise<string[]> {
   const r = await lab.exec(node, ['cat', '/proc/self/mounts']);
   return r.stdout.split('\n').filter((l) => l.includes(DIR));
-}
-
-function lines(text: string): number[] {
-  return text.split('\n').filter(Boolean).map(Number);
-}
-
-/** 1..n in order, nothing missing, nothing twice. */
-function assertSequence(nums: number[], what: string): void {
-  nums.forEach((v, i) => assert.equal(v, i + 1, `${what}: line ${i + 1} is ${v}`));
 }
 
 describe('mirror: two nodes, a writer on the replicated directory', { timeout: 300_000 }, () => {
