@@ -494,19 +494,25 @@ impl Core {
             }
             libc::S_IFREG => {
                 let mut linked = false;
+                // Synced already under this very name (a directory's copy reached it, or an
+                // earlier pass): the target's file is this inode, perhaps linked since to other
+                // names; recreating it would cut those links.
+                let mut known = false;
                 if info.nlink > 1 {
                     match ctx.inodes.get(&info.ino) {
                         Some(first) if first != path => {
                             self.send(ctx, &[Op::LinkReplace { from: first.clone(), to: path.to_path_buf() }])?;
                             linked = true;
                         }
-                        _ => {
+                        Some(_) => known = true,
+                        None => {
                             ctx.inodes.insert(info.ino, path.to_path_buf());
                         }
                     }
                 }
                 if !linked {
-                    self.send(ctx, &[Op::SyncFile { path: path.to_path_buf(), size: info.size, fresh: item.is_whole() }])?;
+                    let fresh = item.is_whole() && !known;
+                    self.send(ctx, &[Op::SyncFile { path: path.to_path_buf(), size: info.size, fresh }])?;
                 }
                 let fd = self.dir.open_at(path, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(|e| io("opening", e))?;
                 drop(guard);
