@@ -67,6 +67,8 @@ export const defaults = {
     macMode: 'invisible',
     /** null: the farm driver uses the interface that holds the node's LAN 0 address. */
     interface: null,
+    /** A planned stop does not wait for clients unless asked: `croft stop` stays immediate. */
+    drainMs: 0,
     // seed and virtual_mac: derived from the cluster and module names (src/config/farm.ts), so every
     // node agrees without configuration and two farms of one cluster differ.
   },

@@ -35,6 +35,7 @@ export const farmProperties: Record<string, JsonSchema> = {
   },
   seed: { type: 'integer', minimum: 0, maximum: 0xffffffff, expect: 'an integer from 0 to 4294967295 (a u32)' },
   quorum: { type: 'string', enum: ['majority', 'none'] },
+  drain_ms: { type: 'integer', minimum: 0, maximum: 3_600_000, unit: 'milliseconds' },
   weights: {
     type: 'object',
     propertyNames: {
@@ -171,6 +172,7 @@ export function toFarmConfig(d: Raw, clusterName: string, moduleName: string, no
     // cannot be told from a cut link, and stopping the survivor would turn every failure into an
     // outage (as Pacemaker's two_node mode, the pair keeps running).
     quorum: d.quorum ?? (nodes.length >= 3 ? 'majority' : 'none'),
+    drainMs: d.drain_ms ?? defaults.farm.drainMs,
     weights,
   };
 }

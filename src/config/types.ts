@@ -98,6 +98,13 @@ export interface FarmConfig {
    * side serves with the nodes it sees. Default: majority with 3 nodes or more, none with 1 or 2.
    */
   quorum: 'majority' | 'none';
+  /**
+   * A planned stop (`croft stop|restart`) of a node that is UP first takes it out of the farm (its
+   * buckets go to the other nodes; /health answers 503) and lets the application serve the
+   * connections it has for up to drainMs, ending earlier when none is left (with a VIP), then runs
+   * stop_both. 0 (default): stop_both at once. Failures never drain.
+   */
+  drainMs: number;
   /** Per-node weights for this module (default: the node's `weight` in cluster.yaml). */
   weights: Record<string, number>;
 }

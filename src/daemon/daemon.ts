@@ -7,10 +7,14 @@ import type { Logger } from '../log/logger.js';
 import { UdpMembership } from '../membership/udp.js';
 import type { ModuleStatus, PeerInfo, View } from '../membership/types.js';
 import { ModuleRuntime } from '../module/runtime.js';
+import { liveConnectionsTo } from '../../farm/connections.js';
 import { FarmDriver } from '../../farm/driver.js';
 import { MirrorRuntime } from '../../mirror/runtime.js';
 import type { NodeModuleView } from '../../farm/members.js';
 import { bestState } from './states.js';
+
+/** How often a draining farm node counts its connections to the VIP. */
+const DRAIN_POLL_MS = 100;
 
 export interface NodeStatus {
   name: string;
@@ -128,7 +132,34 @@ export class Daemon extends EventEmitter {
       }
       this.emit('transition', t);
     });
+    runtime.on('drain', () => {
+      const vip = module.farm?.vip;
+      if (vip) void this.watchDrain(runtime, vip);
+    });
     return runtime;
+  }
+
+  /**
+   * A farm node draining before a planned stop: its buckets went to the other nodes, so every live
+   * connection to the VIP here is one the application still serves. None left: stop_both now
+   * rather than at the drain's deadline. (Without a VIP, in cloud mode, the provider's balancer
+   * needs the whole drain_ms to notice /health's 503.)
+   */
+  private async watchDrain(runtime: ModuleRuntime, vip: string): Promise<void> {
+    while (runtime.drainingUntil() !== null) {
+      let live: number;
+      try {
+        live = liveConnectionsTo(vip);
+      } catch (err) {
+        this.log.warn({ event: 'farm_drain_error', err: (err as Error).message }, `cannot count connections to ${vip}: draining for the whole drain_ms`);
+        return;
+      }
+      if (live === 0) {
+        runtime.drained();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+    }
   }
 
   private createMirrorRuntime(module: ModuleConfig): MirrorRuntime {

@@ -35,6 +35,8 @@ export interface ModuleMachineConfig {
   module: string;
   checkers: MachineCheckerConfig[];
   restart: RestartPolicy;
+  /** A planned stop of a module that was UP waits this long (or until `drained`) before stop_both. 0: none. */
+  drainMs?: number;
 }
 
 /** Where the application is, as far as the scripts tell. */
@@ -63,6 +65,10 @@ export interface ModuleMachine {
   /** Times of the restarts counted by the policy (failures, not commands), oldest first. */
   readonly restartTimesMs: readonly number[];
   readonly checkersRunning: 'none' | 'dependencies' | 'all';
+  /** The next stop_both ends a planned stop (a command) of a serving application: drain first. */
+  readonly drainWanted: boolean;
+  /** While draining: when stop_both may run at the latest. */
+  readonly drainUntilMs: number | null;
 }
 
 /** Every state change the machine can make. The simulation checks each transition against it. */
@@ -89,12 +95,14 @@ export function machineConfigOf(module: ModuleConfig): ModuleMachineConfig {
       fall: c.fall,
     })),
     restart: module.restart,
+    drainMs: module.farm?.drainMs ?? 0,
   };
 }
 
 export function createModuleMachine(cfg: ModuleMachineConfig, nowMs = 0): ModuleMachine {
   assert.ok(Number.isInteger(cfg.restart.maxloop) && cfg.restart.maxloop >= 0, 'maxloop must be >= 0');
   assert.ok(cfg.restart.windowMs > 0, 'windowMs must be > 0');
+  assert.ok((cfg.drainMs ?? 0) >= 0, 'drainMs must be >= 0');
   const health: Record<string, Health> = {};
   for (const c of cfg.checkers) {
     assert.ok(!(c.name in health), `duplicate checker name ${c.name}`);
@@ -115,6 +123,8 @@ export function createModuleMachine(cfg: ModuleMachineConfig, nowMs = 0): Module
     health,
     restartTimesMs: [],
     checkersRunning: 'none',
+    drainWanted: false,
+    drainUntilMs: null,
   };
 }
 
@@ -171,18 +181,23 @@ const TABLE: HandlerTable = {
     script_done: (_d, ev) => assert.fail(`script_done ${ev.script} in STOP: no script runs in STOP`),
     probe: () => {}, // stale result of a checker that was stopped
     tick: pruneWindow,
+    drained: () => {}, // late: the drain is over
   },
   WAIT: {
     command: (d, ev) => applyCommand(d, ev),
     script_done: (d, ev, nowMs) => scriptDone(d, ev, nowMs),
     probe: (d, ev, nowMs, out) => probe(d, ev, nowMs, out),
     tick: pruneWindow,
+    drained: (d, _ev, nowMs) => {
+      if (d.drainUntilMs !== null) d.drainUntilMs = Math.min(d.drainUntilMs, nowMs);
+    },
   },
   UP: {
     command: (d, ev) => applyCommand(d, ev),
     script_done: (_d, ev) => assert.fail(`script_done ${ev.script} in UP: no script runs in UP`),
     probe: (d, ev, nowMs, out) => probe(d, ev, nowMs, out),
     tick: pruneWindow,
+    drained: () => {}, // late: a start cancelled the drain
   },
 };
 
@@ -204,6 +219,8 @@ function pruneWindow(d: Draft, _ev: ModuleEvent, nowMs: number): void {
 
 function applyCommand(d: Draft, ev: EventOf<'command'>): void {
   const cause = `command ${ev.command} (${ev.cause})`;
+  // A person stopping (or restarting) a serving application: its clients may finish (drain_ms).
+  if (ev.command !== 'start' && d.state === 'UP') d.drainWanted = true;
   switch (ev.command) {
     case 'stop':
       d.target = 'stop';
@@ -257,6 +274,8 @@ function probe(d: Draft, ev: EventOf<'probe'>, _nowMs: number, out: ModuleAction
     return;
   }
   if (d.state !== 'UP') return; // app checkers only act on a module that is UP
+  // A failed application has nothing to drain.
+  d.drainWanted = false;
   if (c.onFailure === 'stop') {
     d.target = 'stop';
     d.restartWanted = false;
@@ -271,22 +290,54 @@ function settle(d: Draft, nowMs: number, out: ModuleAction[]): void {
   if (d.running !== null) return;
   if (d.app === 'stopped') d.restartWanted = false; // nothing to restart: a start does it
   if (d.target === 'stop') {
-    if (d.app !== 'stopped') return runScript(d, nowMs, out, 'stop_both', 'STOP');
+    if (d.app !== 'stopped') {
+      if (draining(d, nowMs, out)) return;
+      return runScript(d, nowMs, out, 'stop_both', 'STOP');
+    }
     if (d.state !== 'STOP') enter(d, nowMs, out, 'STOP');
     return;
   }
   const depsOk = dependenciesHealthy(d);
   if (d.app !== 'stopped' && (d.restartWanted || d.app === 'dirty' || !depsOk)) {
+    if (draining(d, nowMs, out)) return;
     d.restartWanted = false;
     return runScript(d, nowMs, out, 'stop_both', 'WAIT');
   }
+  endDrain(d);
   if (!depsOk || d.app === 'stopped') {
     if (d.state !== 'WAIT') enter(d, nowMs, out, 'WAIT');
     if (depsOk) runScript(d, nowMs, out, 'start_both', 'UP');
     return;
   }
-  // started, dependencies healthy, no restart wanted
+  // started, dependencies healthy, no restart wanted (a start during a drain cancels it)
   if (d.state !== 'UP') enter(d, nowMs, out, 'UP');
+}
+
+/**
+ * Whether stop_both must wait: a planned stop of an application that served (drainWanted, set by
+ * a command in UP) waits in WAIT until drainUntilMs or `drained`. Starts the drain on first call.
+ * A failed dependency ends a drain: the application cannot serve without it.
+ */
+function draining(d: Draft, nowMs: number, out: ModuleAction[]): boolean {
+  const drainMs = d.cfg.drainMs ?? 0;
+  if (!d.drainWanted || drainMs <= 0 || d.app !== 'started' || !dependenciesHealthy(d)) {
+    endDrain(d);
+    return false;
+  }
+  if (d.drainUntilMs === null) {
+    d.drainUntilMs = nowMs + drainMs;
+    if (d.state === 'UP') enter(d, nowMs, out, 'WAIT');
+    out.push({ type: 'drain', untilMs: d.drainUntilMs });
+    return true;
+  }
+  if (nowMs < d.drainUntilMs) return true;
+  endDrain(d);
+  return false;
+}
+
+function endDrain(d: Draft): void {
+  d.drainWanted = false;
+  d.drainUntilMs = null;
 }
 
 function runScript(d: Draft, nowMs: number, out: ModuleAction[], script: ScriptName, entering: ModuleState): void {
@@ -322,6 +373,11 @@ function checkInvariants(d: Draft, out: ModuleAction[], wasRunning: ScriptName |
     assert.equal(d.running, null, 'no script runs in UP');
     assert.equal(d.app, 'started', 'UP only after start_both succeeded');
     assert.ok(dependenciesHealthy(d), 'UP only with healthy dependencies');
+  }
+  if (d.drainUntilMs !== null) {
+    assert.equal(d.state, 'WAIT', 'a drain waits in WAIT');
+    assert.equal(d.running, null, 'no script runs during a drain');
+    assert.equal(d.app, 'started', 'only a started application drains');
   }
   if (d.state === 'STOP') {
     assert.equal(d.running, null, 'no script runs in STOP');

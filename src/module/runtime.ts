@@ -72,6 +72,8 @@ export class ModuleRuntime extends EventEmitter {
   #m: ModuleMachine;
   #closed = false;
   #script: Promise<void> | null = null;
+  /** Feeds a tick at the end of a drain (its deadline). */
+  #drainTimer: NodeJS.Timeout | null = null;
   readonly #last = new Map<string, { detail: string; atMs: number }>();
   readonly #counters: ModuleCounters = { scriptRuns: {}, probes: {} };
 
@@ -113,6 +115,16 @@ export class ModuleRuntime extends EventEmitter {
     this.#feed({ type: 'command', command: 'restart', cause });
   }
 
+  /** The driver saw no connection left while draining: stop_both may run now. */
+  drained(): void {
+    if (this.#m.drainUntilMs !== null) this.#feed({ type: 'drained' });
+  }
+
+  /** While a planned stop waits for the application's clients: when it ends at the latest. */
+  drainingUntil(): number | null {
+    return this.#m.drainUntilMs;
+  }
+
   state(): ModuleState {
     return this.#m.state;
   }
@@ -124,6 +136,7 @@ export class ModuleRuntime extends EventEmitter {
       state: this.#m.state,
       sinceMs: this.#m.sinceMs,
       scriptRunning: this.#m.running,
+      drainUntilMs: this.#m.drainUntilMs,
       restarts: restartsInWindow(this.#m, this.#now()),
       checkers: this.#cfg.checkers.map((c) => ({
         name: c.name,
@@ -146,6 +159,7 @@ export class ModuleRuntime extends EventEmitter {
    */
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#drainTimer) clearTimeout(this.#drainTimer);
     await this.#runner.close();
     await this.#script;
   }
@@ -178,6 +192,15 @@ export class ModuleRuntime extends EventEmitter {
       case 'run_script':
         this.#script = this.#runScript(a.script, a.entering);
         return;
+      case 'drain': {
+        const ms = Math.max(0, a.untilMs - this.#now());
+        this.#log.info({ event: 'module_drain', module, untilMs: a.untilMs, drainMs: ms },
+          `${module}: no new client here; the application serves the connections it has for up to ${ms} ms, then stop_both`);
+        if (this.#drainTimer) clearTimeout(this.#drainTimer);
+        this.#drainTimer = setTimeout(() => { this.#drainTimer = null; this.#feed({ type: 'tick' }); }, ms + 1);
+        this.emit('drain', { module, untilMs: a.untilMs });
+        return;
+      }
     }
   }
 

@@ -13,8 +13,10 @@ export type ModuleEvent =
   | { type: 'script_done'; script: ScriptName; ok: boolean; exitCode: number | null; timedOut: boolean }
   /** One probe result of a checker (raw; health.ts turns results into healthy/failed with rise/fall). */
   | { type: 'probe'; checker: string; ok: boolean; detail: string }
-  /** Time passed (restart window accounting). */
-  | { type: 'tick' };
+  /** Time passed (restart window accounting, the end of a drain). */
+  | { type: 'tick' }
+  /** While draining: no connection is left to this node (the driver counted them), stop_both may run now. */
+  | { type: 'drained' };
 
 /**
  * What the driver must do, in the order given. Within one step the machine emits, in this order:
@@ -35,7 +37,14 @@ export type ModuleAction =
   /** One event per state change, logged with node, module, from, to and cause. */
   | { type: 'transition'; from: ModuleState; to: ModuleState; cause: string }
   /** A checker's health changed (for logs and metrics). */
-  | { type: 'checker_change'; checker: string; healthy: boolean; detail: string };
+  | { type: 'checker_change'; checker: string; healthy: boolean; detail: string }
+  /**
+   * A planned stop (command stop or restart) of a module that was UP, with drain_ms: the module
+   * left UP (it takes no new client: a farm's buckets go to the other nodes, /health answers 503)
+   * and its application keeps serving the connections it has until `untilMs`, or until the driver
+   * feeds `drained`; then stop_both runs. The driver feeds a `tick` at untilMs.
+   */
+  | { type: 'drain'; untilMs: number };
 
 /** The subset of pino's logger that the module runtime uses (pino's Logger satisfies it). */
 export interface ModuleLogger {
@@ -60,6 +69,8 @@ export interface ModuleStatus {
   /** When the module entered its current state (epoch ms). */
   sinceMs: number;
   scriptRunning: ScriptName | null;
+  /** While a planned stop lets the application's clients finish (farm drain_ms): when it ends at the latest (epoch ms). */
+  drainUntilMs: number | null;
   /** Restarts counted by the restart policy within its window. */
   restarts: number;
   checkers: CheckerStatus[];

@@ -39,7 +39,7 @@ function randomConfig(r: ReturnType<typeof prng>): ModuleMachineConfig {
   for (let i = 0; i < nDeps; i++) checkers.push({ name: `dep${i}`, kind: 'dependency', onFailure: 'wait', rise: 1 + r.int(2), fall: 1 + r.int(3) });
   const nApps = 1 + r.int(2);
   for (let i = 0; i < nApps; i++) checkers.push({ name: `app${i}`, kind: 'app', onFailure: r.chance(0.75) ? 'restart' : 'stop', rise: 1 + r.int(3), fall: 1 + r.int(3) });
-  return { module: 'sim', checkers, restart: { maxloop: r.int(4), windowMs: 100 + r.int(5000) } };
+  return { module: 'sim', checkers, restart: { maxloop: r.int(4), windowMs: 100 + r.int(5000) }, drainMs: r.chance(0.5) ? 0 : 1 + r.int(2000) };
 }
 
 const stepsPerSeed = 300;
@@ -50,6 +50,9 @@ export interface Coverage {
   maxloopStops: number;
   scriptOutcomes: Record<string, number>;
   staleProbes: number;
+  drains: number;
+  /** Drains ended by `drained` before their deadline. */
+  drainedEarly: number;
 }
 
 export function runSeed(seed: number, trace?: string[], cov?: Coverage): void {
@@ -63,6 +66,7 @@ export function runSeed(seed: number, trace?: string[], cov?: Coverage): void {
   let appStarted = false; // start_both launched, and no stop_both completed since
   let lastStartOk = false; // the last start_both ended ok, and no stop_both launched since
   let lastCommand: 'start' | 'stop' | 'restart' | null = null;
+  let drainUntil: number | null = null; // a drain action was seen, and neither a script nor UP since
   const depFails = new Map<string, number>(); // consecutive failed probes of an active dependency
   const isDep = (n: string) => cfg.checkers.find((c) => c.name === n)?.kind === 'dependency';
   const log = (s: string) => trace?.push(s);
@@ -84,6 +88,8 @@ export function runSeed(seed: number, trace?: string[], cov?: Coverage): void {
       const checker = r.pick(pool);
       const ok = r.chance(isDep(checker) ? 0.6 : 0.7);
       ev = { type: 'probe', checker, ok, detail: ok ? 'fine' : 'broken' };
+    } else if (drainUntil !== null && r.chance(0.3)) {
+      ev = { type: 'drained' };
     } else {
       ev = { type: 'tick' };
     }
@@ -106,7 +112,12 @@ export function runSeed(seed: number, trace?: string[], cov?: Coverage): void {
     if (ev.type === 'probe') {
       if (!active.has(ev.checker)) {
         if (cov) cov.staleProbes++;
-        assert.deepEqual(actions, [], 'a stale probe (checker not running) changes nothing');
+        if (drainUntil !== null && nowMs >= drainUntil) {
+          // Any event past a drain's deadline ends it: stop_both, and nothing else.
+          assert.deepEqual(actions.map((a) => a.type), ['run_script'], 'a stale probe past a drain ends only the drain');
+        } else {
+          assert.deepEqual(actions, [], 'a stale probe (checker not running) changes nothing');
+        }
         assert.deepEqual(m.health, before.health, 'a stale probe leaves health alone');
       } else if (isDep(ev.checker)) {
         depFails.set(ev.checker, ev.ok ? 0 : (depFails.get(ev.checker) ?? 0) + 1);
@@ -121,6 +132,7 @@ export function runSeed(seed: number, trace?: string[], cov?: Coverage): void {
           assert.ok(isTransition(a.from, a.to), `transition ${a.from} -> ${a.to} is not in the table`);
           assert.equal(a.from, stateSeen, 'transitions chain from the current state');
           stateSeen = a.to;
+          if (a.to === 'UP') drainUntil = null; // a start cancelled the drain
           if (cov) {
             const k = `${a.from}->${a.to}`;
             cov.transitions[k] = (cov.transitions[k] ?? 0) + 1;
@@ -138,13 +150,29 @@ export function runSeed(seed: number, trace?: string[], cov?: Coverage): void {
           scriptsLaunched++;
           assert.equal(running, null, `one script at a time: ${a.script} launched while ${running} runs`);
           running = a.script;
+          if (drainUntil !== null && ev.type === 'drained' && nowMs < drainUntil && cov) cov.drainedEarly++;
+          drainUntil = null;
           if (a.script === 'start_both') appStarted = true;
           if (a.script === 'stop_both') lastStartOk = false;
           assert.equal(a, actions[actions.length - 1], 'run_script is the last action');
           break;
         case 'checker_change':
           break;
+        case 'drain':
+          assert.ok(cfg.drainMs! > 0, 'a drain only with drainMs');
+          assert.equal(ev.type, 'command', 'only a command drains (failures never do)');
+          assert.equal(before.state, 'UP', 'only a module that was UP drains');
+          assert.equal(stateSeen, 'WAIT', 'a drain waits in WAIT');
+          assert.ok(appStarted && running === null, 'a drain holds a started application, no script');
+          assert.equal(a.untilMs, nowMs + cfg.drainMs!, 'a drain lasts drainMs at most');
+          drainUntil = a.untilMs;
+          if (cov) cov.drains++;
+          break;
       }
+    }
+    if (drainUntil !== null) {
+      assert.ok(nowMs < drainUntil, 'no drain outlives its deadline past a step');
+      assert.equal(m.state, 'WAIT', 'draining in WAIT');
     }
     assert.ok(scriptsLaunched <= 1);
     assert.equal(stateSeen, m.state, 'transitions lead to the machine state');
@@ -167,8 +195,8 @@ export function runSeed(seed: number, trace?: string[], cov?: Coverage): void {
       assert.notEqual(m.state, 'UP', `UP with dependency ${c.name} failed for ${c.fall} probes`);
       if (running === null) assert.equal(appStarted, false, `application left running with dependency ${c.name} failed`);
     }
-    if (lastCommand === 'stop' && running === null) assert.equal(m.state, 'STOP', 'STOP after a stop command once scripts completed');
-    if (running === null && m.state === 'WAIT') {
+    if (lastCommand === 'stop' && running === null && drainUntil === null) assert.equal(m.state, 'STOP', 'STOP after a stop command once scripts completed');
+    if (running === null && m.state === 'WAIT' && drainUntil === null) {
       // Idle in WAIT: only while waiting for a dependency, with the application stopped.
       assert.equal(appStarted, false, 'idle WAIT with the application started');
       assert.ok(cfg.checkers.some((c) => c.kind === 'dependency' && m.health[c.name]!.state !== 'healthy'), 'idle WAIT without a missing dependency');
@@ -179,7 +207,7 @@ export function runSeed(seed: number, trace?: string[], cov?: Coverage): void {
 const replaySeed = process.env.CROFT_SEED;
 
 test('module machine simulation', () => {
-  const cov: Coverage = { transitions: {}, maxloopStops: 0, scriptOutcomes: {}, staleProbes: 0 };
+  const cov: Coverage = { transitions: {}, maxloopStops: 0, scriptOutcomes: {}, staleProbes: 0, drains: 0, drainedEarly: 0 };
   const seeds = replaySeed !== undefined ? [Number(replaySeed)] : Array.from({ length: Number(process.env.CROFT_SIM_SEEDS ?? 1000) }, (_, i) => i + 1);
   for (const seed of seeds) {
     const trace: string[] | undefined = replaySeed !== undefined ? [] : undefined;
@@ -203,5 +231,6 @@ test('module machine simulation', () => {
     for (const o of ['start_both:ok', 'start_both:fail', 'start_both:timeout', 'stop_both:ok', 'stop_both:fail']) assert.ok((cov.scriptOutcomes[o] ?? 0) > 50, `simulation rarely sees ${o}`);
     assert.ok(cov.maxloopStops > 50, `simulation rarely stops on maxloop: ${cov.maxloopStops}`);
     assert.ok(cov.staleProbes > 100, 'simulation rarely sends stale probes');
+    assert.ok(cov.drains > 100 && cov.drainedEarly > 20, `simulation rarely drains: ${cov.drains} drains, ${cov.drainedEarly} ended by drained`);
   }
 });

@@ -59,6 +59,8 @@ const brief = (actions: ModuleAction[]): string[] =>
         return `${a.script}(${a.entering})`;
       case 'checker_change':
         return `${a.checker}:${a.healthy ? 'healthy' : 'failed'}`;
+      case 'drain':
+        return `drain(${a.untilMs})`;
     }
   });
 

@@ -39,6 +39,8 @@ function renderAction(a: ModuleAction): string {
       return `run_script ${a.script} (entering ${a.entering})`;
     case 'checker_change':
       return `checker ${a.checker} ${a.healthy ? 'healthy' : 'failed'}: ${a.detail}`;
+    case 'drain':
+      return `drain until t=${a.untilMs}`;
   }
 }
 
@@ -61,6 +63,8 @@ function parseEvent(words: string[], line: string): ModuleEvent {
     }
     case 'tick':
       return { type: 'tick' };
+    case 'drained':
+      return { type: 'drained' };
     default:
       throw new Error(`unknown scenario line: ${line}`);
   }
@@ -71,6 +75,7 @@ export function replay(text: string): string {
   const out: string[] = [];
   const checkers: MachineCheckerConfig[] = [];
   let restart = { maxloop: 3, windowMs: 3_600_000 };
+  let drainMs = 0;
   let m: ModuleMachine | null = null;
   let nowMs = 0;
   for (const raw of text.split('\n')) {
@@ -97,7 +102,11 @@ export function replay(text: string): string {
       restart = { maxloop: Number(words[1].slice(8)), windowMs: Number(words[2]?.replace('window=', '')) };
       continue;
     }
-    m ??= createModuleMachine({ module: 'app', checkers, restart }, 0);
+    if (m === null && words[0]?.startsWith('drain_ms=')) {
+      drainMs = Number(words[0].slice(9));
+      continue;
+    }
+    m ??= createModuleMachine({ module: 'app', checkers, restart, drainMs }, 0);
     let advanceMs = 1;
     if (words[0]?.startsWith('+')) {
       advanceMs = Number(words[0].slice(1));
