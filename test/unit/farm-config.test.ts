@@ -43,6 +43,7 @@ const full = [
   'seed: 305441741', //                  10
   'weights:', //                         11
   '  n2: 0', //                          12
+  'drain_ms: 15000', //                  13
   '',
 ].join('\n');
 
@@ -107,6 +108,7 @@ test('every farm key converts into FarmConfig', () => {
     ports: [80, 443],
     seed: 305441741,
     quorum: 'none', // two nodes: see FarmConfig.quorum
+    drainMs: 15000,
     weights: { n1: 1, n2: 0 },
   });
 });
@@ -124,6 +126,7 @@ test('defaults: 1024 buckets, source-ip, invisible MAC, derived seed and MAC, cl
     ports: [],
     seed: deriveFarmSeed('t', 'web'),
     quorum: 'majority', // three nodes
+    drainMs: 0, // a planned stop runs stop_both at once
     weights: { n1: 1, n2: 3, n3: 1 },
   });
   const db = moduleOf(dir, 'db');
@@ -171,6 +174,8 @@ test('buckets, balance, ports, seed out of range', () => {
   expectProblem(edit(full, 'ports: [443, 80]', 'ports: [443, 443]'), { line: 9, key: 'ports[1]', message: /listed twice/ });
   expectProblem(edit(full, 'seed: 305441741', 'seed: 4294967296'), { line: 10, key: 'seed', message: /a u32/ });
   expectProblem(edit(full, 'seed: 305441741', 'seed: -1'), { line: 10, key: 'seed', message: /a u32/ });
+  expectProblem(edit(full, 'drain_ms: 15000', 'drain_ms: 4000000'), { line: 13, key: 'drain_ms', message: /from 0 to 3600000/ });
+  expectProblem(edit(full, 'drain_ms: 15000', 'drain_ms: soon'), { line: 13, key: 'drain_ms', message: /integer/ });
 });
 
 test('weights: only the module\'s nodes, 0 to 1000, not all zero', () => {
