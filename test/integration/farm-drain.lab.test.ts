@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { bucketOf } from '../../farm/hash-input.js';
-import type { FarmStatus } from '../../farm/driver.js';
 import type { FarmMapView } from '../../src/cli/farm.js';
 import { Lab } from '../../src/lab/index.js';
-import { nodeApi, sleep, waitFor } from '../helpers/cluster.js';
+import { sleep, waitFor } from '../helpers/cluster.js';
+import { farmStatus, moduleView } from '../helpers/farm-lab.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const VIP = '10.77.0.100'; // modules/nginx-farm/module.yaml
@@ -43,23 +43,7 @@ function farmConfig(drainMs: number): string {
   return dir;
 }
 
-async function farmStatus(lab: Lab, node: string): Promise<FarmStatus | undefined> {
-  try {
-    const r = await nodeApi<{ farm?: FarmStatus }>(lab, node, 'GET', '/api/v1/modules/web');
-    return r.status === 200 ? r.body.farm : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function moduleState(lab: Lab, node: string): Promise<string | undefined> {
-  try {
-    const r = await nodeApi<{ state?: string }>(lab, node, 'GET', '/api/v1/modules/web');
-    return r.status === 200 ? r.body.state : undefined;
-  } catch {
-    return undefined;
-  }
-}
+const moduleState = async (lab: Lab, node: string) => (await moduleView(lab, node))?.state;
 
 interface Download { src: string; code: number; bytes: number; endedAtMs: number }
 

@@ -8,9 +8,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { bucketOf } from '../../farm/hash-input.js';
 import type { FarmMapView } from '../../src/cli/farm.js';
-import type { FarmStatus } from '../../farm/driver.js';
 import { Lab } from '../../src/lab/index.js';
-import { daemonLog, nodeApi, sleep, stats, waitFor } from '../helpers/cluster.js';
+import { daemonLog, sleep, stats, waitFor } from '../helpers/cluster.js';
+import { farmStatus } from '../helpers/farm-lab.js';
 import { fixtures, repoRoot } from '../helpers/paths.js';
 
 const VIP = '10.77.0.100';
@@ -22,15 +22,6 @@ async function clients(lab: Lab, opts: object): Promise<ClientsResult> {
   const r = await lab.exec('client', ['node', clientsScript, JSON.stringify({ url: `http://${VIP}/`, ...opts })], { timeoutMs: 60_000 });
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as ClientsResult;
-}
-
-async function farmStatus(lab: Lab, node: string): Promise<FarmStatus | undefined> {
-  try {
-    const r = await nodeApi<{ farm?: FarmStatus }>(lab, node, 'GET', '/api/v1/modules/web');
-    return r.status === 200 ? r.body.farm : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Every node in `observers` runs the farm with exactly `members`. */

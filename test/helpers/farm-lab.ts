@@ -1,0 +1,18 @@
+// Helpers of the farm lab tests: a node's view of a farm module through its API.
+import type { FarmStatus } from '../../farm/driver.js';
+import type { Lab } from '../../src/lab/index.js';
+import { nodeApi } from './cluster.js';
+
+/** GET /api/v1/modules/<module> on `node`: its state and farm status, or undefined when it does not answer. */
+export async function moduleView(lab: Lab, node: string, module = 'web'): Promise<{ state?: string; farm?: FarmStatus } | undefined> {
+  try {
+    const r = await nodeApi<{ state?: string; farm?: FarmStatus }>(lab, node, 'GET', `/api/v1/modules/${module}`);
+    return r.status === 200 ? r.body : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function farmStatus(lab: Lab, node: string, module = 'web'): Promise<FarmStatus | undefined> {
+  return (await moduleView(lab, node, module))?.farm;
+}
