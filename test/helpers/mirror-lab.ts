@@ -60,8 +60,11 @@ export function assertSequence(nums: number[], what: string): void {
   nums.forEach((v, i) => assert.equal(v, i + 1, `${what}: line ${i + 1} is ${v}`));
 }
 
-export async function writerPid(lab: Lab, node: string): Promise<number | null> {
-  const r = await lab.exec(node, ['sh', '-c', 'p=$(cat /run/croft/mirror-ack.pid 2>/dev/null) && kill -0 "$p" && echo "$p"']);
+/** The pid of the fixture's writer running on `node`, or null (the fixture's own check: a stale pid file
+ *  whose pid the machine reused for another process is not the writer). */
+export async function writerPid(lab: Lab, node: string, fixture: 'mirror-ack' | 'mirror-app' = 'mirror-ack'): Promise<number | null> {
+  const lib = path.join(fixtures, fixture, 'lib.sh');
+  const r = await lab.exec(node, ['sh', '-c', `. '${lib}' && p=$(cat "$PIDFILE" 2>/dev/null) && ours "$p" && echo "$p"`]);
   return r.code === 0 ? Number(r.stdout.trim()) : null;
 }
 
