@@ -343,7 +343,7 @@ function stopAndWait(rt: AnyRuntime, cause: string): Promise<void> {
         resolve();
       }
     };
-    // Scripts are bounded by their own timeouts, so this wait is bounded too.
+    // Scripts are bounded by their own timeouts and a farm drain by drain_ms, so this wait is bounded too.
     const timer = setInterval(check, 50);
     rt.on('transition', check);
     rt.stop(cause);
