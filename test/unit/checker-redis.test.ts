@@ -10,19 +10,10 @@ import type { FileAccess } from '../../src/config/index.js';
 import { probeFor } from '../../src/module/checkers/index.js';
 import { redisProbe, type RedisProbeConfig } from '../../src/module/checkers/redis.js';
 import type { ProbeResult } from '../../src/module/checkers/probe.js';
+import { freePort } from '../helpers/net.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** PONG through a raw socket (independent of the code under test). */
 function answersPong(port: number, password?: string): Promise<boolean> {

@@ -13,6 +13,7 @@ import { interfaceProbe } from '../../src/module/checkers/interface.js';
 import { scriptProbe } from '../../src/module/checkers/script.js';
 import { evaluateModuleChecker, moduleProbe } from '../../src/module/checkers/module.js';
 import { CheckerRunner, type Probe, type ProbeResult } from '../../src/module/checkers/index.js';
+import { freePort } from '../helpers/net.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-checkers-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -23,12 +24,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function listen(server: net.Server): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return (server.address() as net.AddressInfo).port;
-}
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  const port = await listen(s);
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 test('tcp: ok on a listening port, fails on a closed one', async () => {

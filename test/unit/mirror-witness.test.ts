@@ -7,19 +7,10 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { PingWitness, RedisWitness } from '../../mirror/witness.js';
 import type { WitnessVerdict } from '../../mirror/types.js';
+import { freePort } from '../helpers/net.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function redisAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { CheckerConfig, ModuleConfig } from '../../src/config/types.js';
 import { ModuleRuntime, type TransitionEvent, type ScriptEvent } from '../../src/module/runtime.js';
 import type { ModuleLogger } from '../../src/module/types.js';
+import { freePort } from '../helpers/net.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-runtime-'));
 const runtimes: ModuleRuntime[] = [];
@@ -31,13 +32,6 @@ async function waitFor(what: string, pred: () => boolean, timeoutMs = 5000): Pro
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(10);
   }
-}
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 async function get(port: number): Promise<string | null> {
   try {
