@@ -122,3 +122,14 @@ export async function hasVip(lab: Lab, node: string, vip = ACK_VIP): Promise<boo
   const r = await lab.exec(node, ['ip', '-4', '-o', 'addr', 'show']);
   return r.stdout.includes(` ${vip}/32 `);
 }
+
+/**
+ * The start of most mirror-ack tests: both nodes WAIT, `croft prim` on n1, n1 PRIM with n2 SECOND,
+ * then the writer on n1 acknowledging lines to the collector.
+ */
+export async function primOnN1(lab: Lab, c: Collector, opts: { mirroredMs?: number; ackMs?: number } = {}): Promise<void> {
+  await waitStates(lab, { n1: 'WAIT', n2: 'WAIT' });
+  assert.equal((await lab.exec('n1', ['croft', 'prim', ACK_MODULE])).code, 0);
+  await waitStates(lab, { n1: 'PRIM', n2: 'SECOND' }, opts.mirroredMs ?? 20_000);
+  await waitFor('writer acknowledging on n1', () => c.maxAcked('n1') > 0, opts.ackMs ?? 5000);
+}

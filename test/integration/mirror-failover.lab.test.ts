@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { Lab } from '../../src/lab/index.js';
 import { sleep, stats, waitFor } from '../helpers/cluster.js';
 import {
-  ACK_FILE, ACK_MODULE, ackConfig, assertSequence, cat, Collector, hasVip, lines, mirrorStatus, waitStates, writerPid,
+  ACK_FILE, ACK_MODULE, ackConfig, assertSequence, cat, Collector, hasVip, lines, mirrorStatus, primOnN1, waitStates, writerPid,
 } from '../helpers/mirror-lab.js';
 
 const RUNS = 20;
@@ -32,10 +32,7 @@ describe('mirror failover: lab kill of the PRIM under a writer with acknowledgem
   test(`${RUNS} runs: kill the PRIM, the survivor runs alone with every acknowledged line`, async () => {
     const l = lab!;
     const c = collector!;
-    await waitStates(l, { n1: 'WAIT', n2: 'WAIT' });
-    assert.equal((await l.exec('n1', ['croft', 'prim', ACK_MODULE])).code, 0);
-    await waitStates(l, { n1: 'PRIM', n2: 'SECOND' });
-    await waitFor('writer acknowledging on n1', () => c.maxAcked('n1') > 0, 5000);
+    await primOnN1(l, c);
 
     let prim = 'n1';
     const toAlone: number[] = [];

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { Lab } from '../../src/lab/index.js';
 import { sleep, waitFor } from '../helpers/cluster.js';
-import { ACK_FILE, ACK_MODULE, ackConfig, assertSequence, cat, Collector, hasVip, lines, waitStates, writerPid } from '../helpers/mirror-lab.js';
+import { ACK_FILE, ackConfig, assertSequence, cat, Collector, hasVip, lines, primOnN1, waitStates, writerPid } from '../helpers/mirror-lab.js';
 
 describe('mirror prim_preference: the application returns to the preferred node', { timeout: 180_000 }, () => {
   let lab: Lab | undefined;
@@ -26,10 +26,7 @@ describe('mirror prim_preference: the application returns to the preferred node'
   test('n1 killed: n2 takes over; n1 back: reintegration, then n1 PRIM again by itself', async () => {
     const l = lab!;
     const c = collector!;
-    await waitStates(l, { n1: 'WAIT', n2: 'WAIT' });
-    assert.equal((await l.exec('n1', ['croft', 'prim', ACK_MODULE])).code, 0);
-    await waitStates(l, { n1: 'PRIM', n2: 'SECOND' });
-    await waitFor('writer acknowledging on n1', () => c.maxAcked('n1') > 0, 5000);
+    await primOnN1(l, c);
     await sleep(500);
 
     await l.kill('n1');

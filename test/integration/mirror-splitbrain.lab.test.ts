@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { Lab } from '../../src/lab/index.js';
 import { sleep, waitFor } from '../helpers/cluster.js';
 import {
-  ACK_FILE, ACK_MODULE, ackConfig, assertSequence, cat, Collector, lines, mirrorStatus, waitStates, writerPid,
+  ACK_FILE, ACK_MODULE, ackConfig, assertSequence, cat, Collector, lines, mirrorStatus, primOnN1, waitStates, writerPid,
 } from '../helpers/mirror-lab.js';
 
 const CUT_MS = 5000;
@@ -91,10 +91,7 @@ describe('mirror split brain, redis witness: one side runs the application durin
   test('cut: exactly one side primary with the writer; heal: every acknowledged line on both', async () => {
     const l = lab!;
     const c = collector!;
-    await waitStates(l, { n1: 'WAIT', n2: 'WAIT' });
-    assert.equal((await l.exec('n1', ['croft', 'prim', ACK_MODULE])).code, 0);
-    await waitStates(l, { n1: 'PRIM', n2: 'SECOND' }, 30_000);
-    await waitFor('writer acknowledging on n1', () => c.maxAcked('n1') > 0, 10_000);
+    await primOnN1(l, c, { mirroredMs: 30_000, ackMs: 10_000 });
     await sleep(500);
 
     await l.partition([['n1'], ['n2']]);
@@ -158,10 +155,7 @@ describe('mirror split brain, ping witness: both sides run alone during a cut, t
   test('cut: n1 and n2 both ALONE with a writer; heal: n1 (croft prim) wins, n2 quarantines its lines', async () => {
     const l = lab!;
     const c = collector!;
-    await waitStates(l, { n1: 'WAIT', n2: 'WAIT' });
-    assert.equal((await l.exec('n1', ['croft', 'prim', ACK_MODULE])).code, 0);
-    await waitStates(l, { n1: 'PRIM', n2: 'SECOND' }, 30_000);
-    await waitFor('writer acknowledging on n1', () => c.maxAcked('n1') > 0, 10_000);
+    await primOnN1(l, c, { mirroredMs: 30_000, ackMs: 10_000 });
     await sleep(500);
 
     const cutAtMs = Date.now();
