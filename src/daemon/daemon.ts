@@ -48,7 +48,6 @@ export type AnyRuntime = ModuleRuntime | MirrorRuntime;
 export class Daemon extends EventEmitter {
   readonly config: Config;
   readonly self: string;
-  readonly incarnation: number;
   readonly membership: UdpMembership;
   readonly runtimes = new Map<string, AnyRuntime>();
   /** Mirror modules of this node (also in runtimes). */
@@ -69,9 +68,9 @@ export class Daemon extends EventEmitter {
     this.config = config;
     this.self = self;
     this.log = log;
-    // A restart must announce a larger incarnation than the last run (replay protection keys on it).
-    this.incarnation = Date.now();
-    this.membership = new UdpMembership({ cluster: config.cluster, self, incarnation: this.incarnation, logger: log.child({ layer: 'membership' }) });
+    // A restart must announce a larger incarnation than the last run (replay protection keys on it):
+    // the membership takes max(now, last saved + 1) from the state dir, and saves it at start.
+    this.membership = new UdpMembership({ cluster: config.cluster, self, stateDir: config.cluster.stateDir, logger: log.child({ layer: 'membership' }) });
     for (const event of ['peer_up', 'peer_down', 'view_change'] as const) {
       this.membership.on(event, (action: { node?: string; view?: View; cause: string }) => {
         // `node` is the logging node in every line, so the peer is logged as `peer`.
@@ -96,6 +95,11 @@ export class Daemon extends EventEmitter {
         this.farms.set(module.name, new FarmDriver(module, self, config.cluster, log));
       }
     }
+  }
+
+  /** This run's incarnation (membership/persist.ts). */
+  get incarnation(): number {
+    return this.membership.incarnation;
   }
 
   /** The module's state on every node of the cluster, as this node sees it (for farm membership). */

@@ -8,6 +8,16 @@
 //   ANY LAN for timeoutMs (one healthy LAN keeps it up);
 // - replay protection per (peer, LAN): accept a larger incarnation than the peer's known one (it
 //   restarted), or the same incarnation with a seq larger than the last accepted on that LAN;
+// - incarnations are wall-clock start times (ms), kept strictly increasing across restarts by the
+//   daemon (membership/persist.ts): one above the receiver's wall clock + INCARNATION_AHEAD_MS is
+//   dropped (future_incarnation), so 2^53-1 or a clock far ahead cannot become the floor;
+// - recovery from a bad floor: if the accepted incarnation goes silent for timeoutMs while a lower
+//   one keeps arriving, the lower one is accepted when it is newer than the floor held before the
+//   higher one came (`prev`). So one bogus incarnation below the bound (a key holder's, or a peer that
+//   lost its state dir and whose clock stepped back) costs at most timeoutMs of that peer, never
+//   blocks it for good; and a recorded heartbeat the receiver already accepted is still refused;
+// - the floors (incarnation, seq per LAN, prev) can be saved and restored (`floors`, `restore`), so
+//   a restarted receiver refuses what its previous run accepted (membership/persist.ts).
 // - the view is the sorted list of up members with self, its epoch grows by one on every change.
 import assert from 'node:assert/strict';
 import type {
@@ -26,6 +36,20 @@ export interface MembershipOptions {
   /** Larger on every run of the same node (the daemon uses its start time in ms). */
   incarnation: number;
   nowMs: number;
+  /** The floors a previous run of this node saved (unknown peers and bad entries are ignored). */
+  restore?: Record<string, PeerFloor>;
+}
+
+/** An incarnation above the receiver's wall clock by more than this is refused (clock skew allowance). */
+export const INCARNATION_AHEAD_MS = 10 * 60 * 1000;
+
+/** What replay protection remembers of one peer: saved across restarts of the receiver. */
+export interface PeerFloor {
+  incarnation: number;
+  /** Per LAN: the last accepted seq of `incarnation`. */
+  lastSeq: (number | null)[];
+  /** The floor held before a larger incarnation replaced it (the way back from a bogus one). */
+  prev: { incarnation: number; lastSeq: (number | null)[] } | null;
 }
 
 type PeerStatus = 'down' | 'up';
@@ -37,6 +61,8 @@ interface PeerState {
   incarnation: number | null;
   /** Per LAN: seq of the last accepted heartbeat of `incarnation` on that LAN. */
   lastSeq: (number | null)[];
+  /** The floor before `incarnation` replaced it (see the rules above); null when none. */
+  prev: { incarnation: number; lastSeq: (number | null)[] } | null;
   /** Per LAN: core time of the last accepted heartbeat. */
   lastHeardMs: (number | null)[];
   view: View | null;
@@ -97,6 +123,10 @@ export function createMembership(opts: MembershipOptions): MembershipState {
   assert.ok(opts.intervalMs > 0 && opts.timeoutMs > opts.intervalMs, 'need 0 < intervalMs < timeoutMs');
   assert.ok(Number.isSafeInteger(opts.incarnation) && opts.incarnation >= 0, 'incarnation must be a safe integer >= 0');
   const nodes = [...opts.nodes].sort();
+  const restored = (name: string): Pick<PeerState, 'incarnation' | 'lastSeq' | 'prev'> => {
+    const f = opts.restore && Object.prototype.hasOwnProperty.call(opts.restore, name) ? checkFloor(opts.restore[name], opts.lans) : null;
+    return f ?? { incarnation: null, lastSeq: new Array<number | null>(opts.lans).fill(null), prev: null };
+  };
   return {
     self: opts.self,
     cluster: opts.cluster,
@@ -112,13 +142,51 @@ export function createMembership(opts: MembershipOptions): MembershipState {
     peers: nodes.filter((n) => n !== opts.self).map((name) => ({
       name,
       status: 'down' as PeerStatus,
-      incarnation: null,
-      lastSeq: new Array<number | null>(opts.lans).fill(null),
+      ...restored(name),
       lastHeardMs: new Array<number | null>(opts.lans).fill(null),
       view: null,
       modules: {},
     })),
   };
+}
+
+function isSeqList(v: unknown): v is (number | null)[] {
+  return Array.isArray(v) && v.length <= 64 && v.every((x) => x === null || (Number.isSafeInteger(x) && (x as number) >= 0));
+}
+
+/** Per-LAN seqs for `lans` LANs; if the LAN count changed, every LAN gets the largest (stricter). */
+function fitLans(seqs: (number | null)[], lans: number): (number | null)[] {
+  if (seqs.length === lans) return [...seqs];
+  const known = seqs.filter((x): x is number => x !== null);
+  return new Array<number | null>(lans).fill(known.length ? Math.max(...known) : null);
+}
+
+/** A saved floor checked field by field (the file may be damaged); null when unusable. */
+function checkFloor(v: unknown, lans: number): Pick<PeerState, 'incarnation' | 'lastSeq' | 'prev'> | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const f = v as Partial<PeerFloor>;
+  if (!Number.isSafeInteger(f.incarnation) || (f.incarnation as number) < 0 || !isSeqList(f.lastSeq)) return null;
+  let prev: PeerState['prev'] = null;
+  if (f.prev !== null && f.prev !== undefined) {
+    const pv = f.prev;
+    if (typeof pv !== 'object' || !Number.isSafeInteger(pv.incarnation) || pv.incarnation < 0 || !isSeqList(pv.lastSeq)) return null;
+    prev = { incarnation: pv.incarnation, lastSeq: fitLans(pv.lastSeq, lans) };
+  }
+  return { incarnation: f.incarnation as number, lastSeq: fitLans(f.lastSeq, lans), prev };
+}
+
+/** The replay floors to save (peers never heard are left out). */
+export function floors(state: MembershipState): Record<string, PeerFloor> {
+  const out: Record<string, PeerFloor> = {};
+  for (const p of state.peers) {
+    if (p.incarnation === null) continue;
+    out[p.name] = {
+      incarnation: p.incarnation,
+      lastSeq: [...p.lastSeq],
+      prev: p.prev === null ? null : { incarnation: p.prev.incarnation, lastSeq: [...p.prev.lastSeq] },
+    };
+  }
+  return out;
 }
 
 export function peers(state: MembershipState): PeerInfo[] {
@@ -165,6 +233,7 @@ function clone(state: MembershipState): MembershipState {
   return {
     ...state,
     peers: state.peers.map((p) => ({ ...p, lastSeq: [...p.lastSeq], lastHeardMs: [...p.lastHeardMs] })),
+    // `prev` is replaced, never mutated, so sharing it is safe.
   };
 }
 
@@ -229,18 +298,33 @@ function drop(reason: DropReason, hb: Heartbeat, lan: number): { type: 'drop'; r
   return { type: 'drop', reason, from: hb.from, lan };
 }
 
+/** Newer than a floor on `lan`: a larger incarnation, or the same one with a larger seq. */
+function newerThan(hb: Heartbeat, lan: number, inc: number, lastSeq: (number | null)[]): boolean {
+  if (hb.incarnation !== inc) return hb.incarnation > inc;
+  const last = lastSeq[lan] ?? null;
+  return last === null || hb.seq > last;
+}
+
+/**
+ * A lower incarnation than the floor, accepted in place of it: the floor has been silent for
+ * timeoutMs and the heartbeat is newer than the floor held before it (any, if there was none).
+ */
+function isRollback(s: MembershipState, p: PeerState, lan: number, hb: Heartbeat, nowMs: number): boolean {
+  if (p.incarnation === null || hb.incarnation >= p.incarnation) return false;
+  const last = lastHeardAnyMs(p);
+  if (last !== null && nowMs - last < s.timeoutMs) return false;
+  return p.prev === null || newerThan(hb, lan, p.prev.incarnation, p.prev.lastSeq);
+}
+
 /** Why a verified heartbeat must be dropped, or null to accept it. Reads only. */
-function dropReason(s: MembershipState, lan: number, hb: Heartbeat): DropReason | null {
+function dropReason(s: MembershipState, lan: number, hb: Heartbeat, nowMs: number, wallMs: number | undefined): DropReason | null {
   if (hb.cluster !== s.cluster) return 'wrong_cluster';
   if (hb.from === s.self) return 'self';
   const p = s.peers.find((x) => x.name === hb.from);
   if (!p) return 'unknown_node';
   if (hb.lan !== lan || !Number.isInteger(lan) || lan < 0 || lan >= s.lans) return 'wrong_lan';
-  if (p.incarnation !== null) {
-    if (hb.incarnation < p.incarnation) return 'replay';
-    const last = p.lastSeq[lan] ?? null;
-    if (hb.incarnation === p.incarnation && last !== null && hb.seq <= last) return 'replay';
-  }
+  if (wallMs !== undefined && hb.incarnation > wallMs + INCARNATION_AHEAD_MS) return 'future_incarnation';
+  if (p.incarnation !== null && !newerThan(hb, lan, p.incarnation, p.lastSeq) && !isRollback(s, p, lan, hb, nowMs)) return 'replay';
   return null;
 }
 
@@ -275,7 +359,7 @@ export function membershipStep(
     }
     case 'heartbeat': {
       const { hb, lan } = event;
-      const reason = dropReason(state, lan, hb);
+      const reason = dropReason(state, lan, hb, nowMs, event.wallMs);
       if (reason !== null) {
         // A dropped heartbeat leaves the state untouched (same object): replays cannot change anything.
         actions.push(drop(reason, hb, lan));
@@ -286,7 +370,15 @@ export function membershipStep(
       assert.ok(p);
       let input: PeerInput = 'heartbeat';
       if (p.incarnation === null || hb.incarnation > p.incarnation) {
-        if (p.incarnation !== null) input = 'restarted';
+        if (p.incarnation !== null) {
+          input = 'restarted';
+          p.prev = { incarnation: p.incarnation, lastSeq: p.lastSeq };
+        }
+        p.incarnation = hb.incarnation;
+        p.lastSeq = new Array<number | null>(s.lans).fill(null);
+      } else if (hb.incarnation < p.incarnation) {
+        // Rollback (isRollback): the silent floor was bogus; `prev` stays the floor before it.
+        input = 'restarted';
         p.incarnation = hb.incarnation;
         p.lastSeq = new Array<number | null>(s.lans).fill(null);
       }

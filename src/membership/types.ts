@@ -43,13 +43,20 @@ export type DropReason =
   | 'unknown_node'   // authenticated but from a node not in cluster.yaml
   | 'wrong_lan'      // the signed LAN index does not match the socket it arrived on
   | 'replay'         // (incarnation, seq) not newer than the last accepted on that LAN
+  | 'future_incarnation' // incarnation above the receiver's wall clock + INCARNATION_AHEAD_MS
+  | 'wrong_source'   // the UDP source is not the sending node's configured address on that LAN (driver)
   | 'self';          // our own name (a loop, or a misconfigured twin)
 
 export type MembershipEvent =
   /** Time passed: send heartbeats that are due, declare down peers silent for timeoutMs. */
   | { type: 'tick' }
-  /** A heartbeat that passed the codec (MAC verified) arrived on `lan`. */
-  | { type: 'heartbeat'; lan: number; hb: Heartbeat }
+  /**
+   * A heartbeat that passed the codec (MAC verified) arrived on `lan`. `wallMs`: the receiver's wall
+   * clock (incarnations are wall-clock start times); when given, an incarnation above
+   * wallMs + INCARNATION_AHEAD_MS is dropped (future_incarnation). Simulations whose incarnations
+   * are small counters leave it out.
+   */
+  | { type: 'heartbeat'; lan: number; hb: Heartbeat; wallMs?: number }
   /** This node's modules changed: the next heartbeat carries them; one goes out at once. */
   | { type: 'local_modules'; modules: Record<string, ModuleStatus> };
 

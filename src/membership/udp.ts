@@ -8,9 +8,10 @@ import type { ClusterConfig, NodeConfig } from '../config/types.js';
 import { CroftError } from '../errors.js';
 import { decodeHeartbeat, encodeHeartbeat } from './codec.js';
 import {
-  createMembership, currentView, isConverged, membershipStep, moduleStates as coreModuleStates,
-  peers as corePeers, type MembershipState,
+  createMembership, currentView, floors, INCARNATION_AHEAD_MS, isConverged, membershipStep, moduleStates as coreModuleStates,
+  peers as corePeers, type MembershipState, type PeerFloor,
 } from './core.js';
+import { nextIncarnation, readState, SAVE_EVERY_MS, stateFile, writeState } from './persist.js';
 import type { DropReason, MembershipAction, MembershipEvent, ModuleStatus, PeerInfo, View } from './types.js';
 
 /** The subset of pino's Logger this driver uses. */
@@ -23,14 +24,34 @@ export interface MembershipLogger {
 export interface UdpMembershipOptions {
   cluster: ClusterConfig;
   self: string;
-  /** Default: Date.now(), so a restarted daemon announces a larger one (assumes the wall clock does not go back). */
+  /**
+   * Default: max(Date.now(), the last one saved in stateDir + 1), so a restarted daemon announces a
+   * larger one even if the wall clock went back; Date.now() without a stateDir.
+   */
   incarnation?: number;
+  /**
+   * Where the incarnation and the peers' replay floors are kept across restarts (persist.ts):
+   * read at construction, written at start, at most once a second while running, and at stop.
+   * Without it nothing is saved (tests).
+   */
+  stateDir?: string;
   logger?: MembershipLogger;
 }
 
 export const DROP_REASONS: readonly DropReason[] = [
-  'malformed', 'bad_mac', 'wrong_cluster', 'unknown_node', 'wrong_lan', 'replay', 'self',
+  'malformed', 'bad_mac', 'wrong_cluster', 'unknown_node', 'wrong_lan', 'replay', 'self', 'future_incarnation', 'wrong_source',
 ];
+
+/** An address as the socket reports it: IPv6 in canonical form, without a zone. */
+export function canonicalAddress(a: string): string {
+  const bare = a.replace(/%.*$/, '');
+  if (!net.isIPv6(bare)) return bare;
+  try {
+    return new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+  } catch {
+    return bare.toLowerCase();
+  }
+}
 
 export interface LanCounters {
   sent: number;
@@ -56,8 +77,13 @@ export class UdpMembership extends EventEmitter {
   private readonly self: string;
   private readonly selfNode: NodeConfig;
   private readonly log: MembershipLogger;
-  private readonly incarnation: number;
+  readonly incarnation: number;
   private state: MembershipState;
+  private readonly stateFile: string | null;
+  private savedJson = '';
+  private saveTimer: NodeJS.Timeout | null = null;
+  /** Per LAN: node name -> its configured address there (canonical), for the source check. */
+  private readonly sources: Map<string, string>[];
   private sockets: (dgram.Socket | null)[] = [];
   private timer: NodeJS.Timeout | null = null;
   private running = false;
@@ -73,12 +99,36 @@ export class UdpMembership extends EventEmitter {
     }
     this.selfNode = node;
     this.log = opts.logger ?? silent;
-    this.incarnation = opts.incarnation ?? Date.now();
+    this.stateFile = opts.stateDir === undefined ? null : stateFile(opts.stateDir);
+    const saved = this.stateFile === null ? null : readState(this.stateFile, opts.self);
+    this.incarnation = opts.incarnation ?? nextIncarnation(saved, Date.now());
     this.lanCounters = opts.cluster.lans.map(() => zeroCounters());
-    this.state = this.freshState();
+    this.sources = opts.cluster.lans.map((_, lan) => new Map(opts.cluster.nodes
+      .filter((n) => n.addresses[lan] !== undefined)
+      .map((n) => [n.name, canonicalAddress(n.addresses[lan] as string)])));
+    // A saved floor above the bound (a damaged file, or a clock that was far ahead) is not restored.
+    const restore: Record<string, PeerFloor> = {};
+    for (const [name, f] of Object.entries(saved?.peers ?? {})) {
+      if (Number.isSafeInteger(f?.incarnation) && f.incarnation <= Date.now() + INCARNATION_AHEAD_MS) restore[name] = f;
+    }
+    this.state = this.freshState(restore);
   }
 
-  private freshState(): MembershipState {
+  /** Saves the incarnation and the floors when they changed (or `force`); a failure is logged. */
+  private save(force = false): void {
+    if (this.stateFile === null) return;
+    const json = JSON.stringify({ node: this.self, incarnation: this.incarnation, peers: floors(this.state) });
+    if (!force && json === this.savedJson) return;
+    try {
+      writeState(this.stateFile, JSON.parse(json));
+      this.savedJson = json;
+    } catch (err) {
+      this.log.warn({ event: 'state_save_failed', file: this.stateFile, err: String(err) },
+        `cannot save the membership state to ${this.stateFile}: a restart may accept replayed heartbeats or reuse an incarnation`);
+    }
+  }
+
+  private freshState(restore: Record<string, PeerFloor>): MembershipState {
     return createMembership({
       self: this.self,
       nodes: this.cluster.nodes.map((n) => n.name),
@@ -88,12 +138,15 @@ export class UdpMembership extends EventEmitter {
       timeoutMs: this.cluster.heartbeat.timeoutMs,
       incarnation: this.incarnation,
       nowMs: performance.now(),
+      restore,
     });
   }
 
   /** Binds one socket per LAN (this node's address on that LAN, the heartbeat port) and starts the timer. */
   async start(): Promise<void> {
     if (this.running) return;
+    // The incarnation is on disk before any heartbeat carries it: the next run will take a larger one.
+    this.save(true);
     const port = this.cluster.heartbeat.port;
     this.sockets = [];
     try {
@@ -127,6 +180,10 @@ export class UdpMembership extends EventEmitter {
     // Down detection is at most one tick late; a fifth of the timeout keeps that lateness small.
     const tickMs = Math.max(1, Math.min(hb.intervalMs, Math.floor(hb.timeoutMs / 5)));
     this.timer = setInterval(() => this.feed({ type: 'tick' }), tickMs);
+    if (this.stateFile !== null) {
+      this.saveTimer = setInterval(() => this.save(), SAVE_EVERY_MS);
+      this.saveTimer.unref();
+    }
     this.feed({ type: 'tick' });
     this.log.info({ event: 'membership_start', incarnation: this.incarnation, lans: this.cluster.lans }, 'membership started');
   }
@@ -134,8 +191,12 @@ export class UdpMembership extends EventEmitter {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.saveTimer) clearInterval(this.saveTimer);
+    this.saveTimer = null;
+    const wasRunning = this.running;
     this.running = false;
     await this.closeSockets();
+    if (wasRunning) this.save();
   }
 
   private closeSockets(): Promise<void> {
@@ -192,7 +253,15 @@ export class UdpMembership extends EventEmitter {
         this.log.debug({ event: 'drop', reason: decoded.reason, lan, src: rinfo.address, bytes: msg.length }, 'heartbeat dropped');
         return;
       }
-      if (this.feed({ type: 'heartbeat', lan, hb: decoded.hb })) c.accepted += 1;
+      // Authenticated, but from another machine than the one configured for that node on this LAN
+      // (a key holder, or a recorded datagram re-sent from elsewhere): dropped before the core.
+      const expected = this.sources[lan]?.get(decoded.hb.from);
+      if (expected !== undefined && decoded.hb.from !== this.self && canonicalAddress(rinfo.address) !== expected) {
+        c.dropped.wrong_source += 1;
+        this.log.debug({ event: 'drop', reason: 'wrong_source', from: decoded.hb.from, lan, src: rinfo.address, expected }, 'heartbeat dropped');
+        return;
+      }
+      if (this.feed({ type: 'heartbeat', lan, hb: decoded.hb, wallMs: Date.now() })) c.accepted += 1;
     } catch (err) {
       // Nothing a datagram carries may stop the daemon; a throw here is a bug, counted and logged.
       c.dropped.malformed += 1;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  createMembership, currentView, isConverged, membershipStep, moduleStates, peers, type MembershipState,
+  createMembership, currentView, floors, isConverged, membershipStep, moduleStates, peers, type MembershipState,
 } from '../../src/membership/core.js';
 import type { Heartbeat, MembershipAction, MembershipEvent } from '../../src/membership/types.js';
 
@@ -139,4 +139,88 @@ test('createMembership asserts its options (programmer errors)', () => {
   assert.throws(() => createMembership({ ...base, self: 'n9' }));
   assert.throws(() => createMembership({ ...base, self: 'n1', lans: 0 }));
   assert.throws(() => createMembership({ ...base, self: 'n1', timeoutMs: 50 }));
+});
+
+// ---- issue 8: bounded incarnations, recovery from a bad floor, floors saved across restarts ----
+
+const WALL = 1_700_000_000_000;
+const drops = (as: MembershipAction[]): string[] => as.filter((a) => a.type === 'drop').map((a) => (a as { reason: string }).reason);
+
+test('finding 12: an incarnation of 2^53-1 is dropped (future_incarnation) and does not block the real heartbeats', () => {
+  const r = new Runner();
+  const real = (lan: number, seq: number): Heartbeat => hb('n2', lan, seq, { incarnation: WALL - 60_000 });
+  const beat = (h: Heartbeat, t: number): MembershipAction[] => r.step({ type: 'heartbeat', lan: h.lan, hb: h, wallMs: WALL + t }, t);
+  assert.deepEqual(types(beat(real(0, 1), 1)).includes('peer_up'), true);
+  // Signed by a key holder (or a peer whose clock is an hour ahead): above now + 10 min.
+  let seq = 2;
+  for (const inc of [2 ** 53 - 1, WALL + 3_600_000]) {
+    const before = r.state;
+    const bogus = beat({ ...real(1, seq + 1), incarnation: inc }, 3);
+    assert.deepEqual(drops(bogus), ['future_incarnation']);
+    assert.equal(r.state, before); // dropped: nothing changed
+    assert.deepEqual(drops(beat(real(0, seq++), 4)), []);
+  }
+  for (let t = 10; t < 3000; t += 100) assert.deepEqual(drops(beat(real(t % 200 === 10 ? 0 : 1, seq++), t)), [], `real heartbeat at ${t} ms`);
+  assert.equal(peers(r.state).find((p) => p.name === 'n2')?.incarnation, WALL - 60_000);
+  assert.equal(peers(r.state).find((p) => p.name === 'n2')?.up, true);
+});
+
+test('finding 12: a bogus incarnation within the bound blocks the real one for at most timeoutMs; recorded heartbeats stay refused', () => {
+  const r = new Runner();
+  const inc = WALL - 60_000;
+  const beat = (h: Heartbeat, t: number): MembershipAction[] => r.step({ type: 'heartbeat', lan: h.lan, hb: h, wallMs: WALL + t }, t);
+  const recorded: Heartbeat[] = [];
+  let seq = 1;
+  for (let t = 0; t < 1000; t += 100) {
+    const h = hb('n2', 0, seq++, { incarnation: inc });
+    recorded.push(h);
+    assert.deepEqual(drops(beat(h, t)), []);
+  }
+  // A key holder sends one heartbeat 5 minutes ahead of the clock: accepted (within the bound)...
+  assert.deepEqual(drops(beat(hb('n2', 0, 1, { incarnation: WALL + 300_000 }), 1000)), []);
+  // ...so the real ones are refused for a while, but at most timeoutMs (500) after the bogus one.
+  let recoveredAt: number | null = null;
+  for (let t = 1100; t < 3000; t += 100) {
+    r.step({ type: 'tick' }, t);
+    const d = drops(beat(hb('n2', 0, seq++, { incarnation: inc }), t));
+    if (d.length === 0 && recoveredAt === null) recoveredAt = t;
+    if (recoveredAt !== null) assert.deepEqual(d, [], `real heartbeat at ${t} ms after recovery`);
+  }
+  assert.ok(recoveredAt !== null && recoveredAt - 1000 <= 500 + 100, `recovered at ${recoveredAt}`);
+  assert.equal(peers(r.state).find((p) => p.name === 'n2')?.incarnation, inc);
+  assert.equal(peers(r.state).find((p) => p.name === 'n2')?.up, true);
+  // Recorded heartbeats of the real run, replayed now: still refused.
+  for (const h of recorded) assert.deepEqual(drops(beat(h, 3000)), ['replay']);
+});
+
+test('low (replay after restart): a recorded heartbeat replayed to a restarted receiver (floors restored) is dropped', () => {
+  const r = new Runner();
+  const recorded: Heartbeat[] = [];
+  for (let seq = 1; seq <= 5; seq++) {
+    for (const lan of [0, 1]) {
+      const h = hb('n2', lan, seq, { incarnation: 7 });
+      recorded.push(h);
+      r.beat(h, seq * 100);
+    }
+  }
+  const saved = JSON.parse(JSON.stringify(floors(r.state))) as ReturnType<typeof floors>;
+  assert.deepEqual(saved.n2, { incarnation: 7, lastSeq: [5, 5], prev: null });
+  // Without the floors (today's restart), the replay brings n2 up: the hole.
+  const fresh = new Runner();
+  assert.ok(types(fresh.beat(recorded[0] as Heartbeat, 0)).includes('peer_up'));
+  // With them, every recorded heartbeat is dropped and nothing changes.
+  const restarted = createMembership({ ...base, self: 'n1', incarnation: 11, restore: saved });
+  let state = restarted;
+  for (const h of recorded) {
+    const out = membershipStep(state, { type: 'heartbeat', lan: h.lan, hb: h }, 10);
+    assert.deepEqual(out.actions.map((a) => a.type), ['drop']);
+    assert.equal(out.state, state);
+    state = out.state;
+  }
+  // The peer's next heartbeat (or its next run) is accepted.
+  const next = membershipStep(state, { type: 'heartbeat', lan: 0, hb: hb('n2', 0, 6, { incarnation: 7 }) }, 20);
+  assert.ok(next.actions.some((a) => a.type === 'peer_up'));
+  // A damaged save is ignored field by field, not thrown on.
+  const damaged = createMembership({ ...base, self: 'n1', restore: { n2: { incarnation: -1, lastSeq: [], prev: null }, n3: 'x' as never, n9: saved.n2 as never } });
+  assert.deepEqual(floors(damaged), {});
 });

@@ -3,6 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClusterConfig } from '../../src/config/types.js';
 import { encodeHeartbeat } from '../../src/membership/codec.js';
@@ -89,9 +92,13 @@ test('forged, replayed, misdirected and 10,000 random datagrams are dropped, cou
   const { cfg, members } = await startCluster(3, 2); // n3 configured, never started
   const [n1, n2] = members as [UdpMembership, UdpMembership];
   const port = cfg.heartbeat.port;
+  // Sent from the claimed nodes' own addresses (n2: 127.0.0.2, n3: 127.0.0.3), so that the source
+  // check passes and each case reaches the check it is about (wrong sources: the test below).
   const attacker = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => attacker.bind(0, '127.0.0.1', () => resolve()));
-  const send = (buf: Buffer): Promise<void> => new Promise((resolve, reject) => attacker.send(buf, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+  const attacker2 = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => attacker.bind(0, '127.0.0.3', () => resolve()));
+  await new Promise<void>((resolve) => attacker2.bind(0, '127.0.0.2', () => resolve()));
+  const send = (buf: Buffer, from = attacker): Promise<void> => new Promise((resolve, reject) => from.send(buf, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
   try {
     await waitFor(() => all(n1) === 'n1 n2' && n1.converged(), 2000, 'formation');
     await sleep(200); // n2 is well past seq 1 now
@@ -105,8 +112,8 @@ test('forged, replayed, misdirected and 10,000 random datagrams are dropped, cou
     const real: Heartbeat = { cluster: 'loop', from: 'n2', lan: 0, incarnation: n2info.incarnation, seq: 1, view: { epoch: 1, members: ['n2'] }, modules: {} };
     const n3: Heartbeat = { ...real, from: 'n3', incarnation: 1, seq: 1 }; // a configured node that is not running
     // Replay: an old seq of n2's current run, twice.
-    await send(encodeHeartbeat(real, key));
-    await send(encodeHeartbeat(real, key));
+    await send(encodeHeartbeat(real, key), attacker2);
+    await send(encodeHeartbeat(real, key), attacker2);
     // Forged: a heartbeat from the absent n3 signed with the wrong key (it would bring n3 up).
     await send(encodeHeartbeat(n3, Buffer.from('wrong-key-wrong-key-wrong-key!!')));
     // Authenticated but wrong: another cluster, an unknown node, our own name, another LAN's index.
@@ -160,6 +167,7 @@ test('forged, replayed, misdirected and 10,000 random datagrams are dropped, cou
     assert.equal(all(n2), 'n1 n2');
   } finally {
     attacker.close();
+    attacker2.close();
     await Promise.all(members.map((m) => m.stop()));
   }
 });
@@ -172,4 +180,105 @@ test('start fails with CROFT_ERR_BIND on an address this machine does not have, 
   const m = new UdpMembership({ cluster: cfg, self: 'n1' });
   await assert.rejects(m.start(), (err: unknown) => err instanceof Error && 'code' in err && err.code === 'CROFT_ERR_BIND');
   await m.stop();
+});
+
+// ---- issue 8: source addresses, bounded incarnations, state saved across restarts ----
+
+async function udpFrom(address: string): Promise<{ send(buf: Buffer, port: number): Promise<void>; close(): void }> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, address, () => resolve()));
+  return {
+    send: (buf, port) => new Promise((resolve, reject) => s.send(buf, port, '127.0.0.1', (e) => (e ? reject(e) : resolve()))),
+    close: () => s.close(),
+  };
+}
+
+test('low (source address): an authenticated heartbeat from another address than the node\'s is dropped and counted', async () => {
+  const { cfg, members } = await startCluster(3, 1); // n2 and n3 configured, not running
+  const [n1] = members as [UdpMembership];
+  const wrong = await udpFrom('127.0.0.9');
+  const right = await udpFrom('127.0.0.3');
+  try {
+    const n3: Heartbeat = { cluster: 'loop', from: 'n3', lan: 0, incarnation: Date.now(), seq: 1, view: { epoch: 1, members: ['n3'] }, modules: {} };
+    await wrong.send(encodeHeartbeat(n3, key), cfg.heartbeat.port);
+    await wrong.send(encodeHeartbeat({ ...n3, seq: 2 }, key), cfg.heartbeat.port);
+    await waitFor(() => n1.counters().dropped.wrong_source === 2, 1000, 'two wrong_source drops');
+    assert.equal(n1.counters().perLan[0]?.dropped.wrong_source, 2);
+    assert.equal(n1.peers().find((p) => p.name === 'n3')?.up, false);
+    assert.equal(n1.counters().accepted, 0);
+    // The same kind of datagram from n3's configured address is accepted: the address was the cause.
+    await right.send(encodeHeartbeat({ ...n3, seq: 3 }, key), cfg.heartbeat.port);
+    await waitFor(() => n1.peers().find((p) => p.name === 'n3')?.up === true, 1000, 'n3 up from its own address');
+  } finally {
+    wrong.close();
+    right.close();
+    await Promise.all(members.map((m) => m.stop()));
+  }
+});
+
+test('finding 12: over UDP, a heartbeat with incarnation 2^53-1 is dropped and counted; the real heartbeats keep the peer up', async () => {
+  const { cfg, members } = await startCluster(2);
+  const [n1, n2] = members as [UdpMembership, UdpMembership];
+  const attacker = await udpFrom('127.0.0.2');
+  try {
+    await waitFor(() => all(n1) === 'n1 n2', 2000, 'formation');
+    const inc = n1.peers().find((p) => p.name === 'n2')?.incarnation;
+    const changes: MembershipAction[] = [];
+    for (const ev of ['peer_up', 'peer_down', 'view_change']) n1.on(ev, (a: MembershipAction) => changes.push(a));
+    const bogus: Heartbeat = { cluster: 'loop', from: 'n2', lan: 0, incarnation: 2 ** 53 - 1, seq: 1, view: { epoch: 9, members: ['n2'] }, modules: { evil: { state: 'UP', sinceMs: 0 } } };
+    await attacker.send(encodeHeartbeat(bogus, key), cfg.heartbeat.port);
+    await waitFor(() => n1.counters().dropped.future_incarnation === 1, 1000, 'future_incarnation drop');
+    // Well past the timeout (250 ms): n2's real heartbeats are still accepted, nothing changed.
+    const accepted = n1.counters().accepted;
+    await sleep(600);
+    assert.ok(n1.counters().accepted >= accepted + 5, `accepted ${n1.counters().accepted - accepted} real heartbeats in 600 ms`);
+    assert.equal(n1.peers().find((p) => p.name === 'n2')?.incarnation, inc);
+    assert.equal(all(n1), 'n1 n2');
+    assert.deepEqual(changes, []);
+    assert.deepEqual(n1.moduleStates().n2, {});
+    void n2;
+  } finally {
+    attacker.close();
+    await Promise.all(members.map((m) => m.stop()));
+  }
+});
+
+test('finding 12 and low (replay after restart): incarnation and replay floors survive a restart; a recorded heartbeat replayed to the restarted node is dropped', async () => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-membership-'));
+  const cfg = config(20000 + Math.floor(Math.random() * 40000), 2);
+  let n1 = new UdpMembership({ cluster: cfg, self: 'n1', stateDir });
+  const n2 = new UdpMembership({ cluster: cfg, self: 'n2', incarnation: Date.now() });
+  const attacker = await udpFrom('127.0.0.2');
+  try {
+    await n1.start();
+    await n2.start();
+    await waitFor(() => all(n1) === 'n1 n2', 2000, 'formation');
+    await n2.stop();
+    await n1.stop(); // saves the floors
+    const file = path.join(stateDir, 'membership.json');
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as { incarnation: number; peers: Record<string, { incarnation: number; lastSeq: number[] }> };
+    assert.equal(saved.incarnation, n1.incarnation);
+    const floor = saved.peers.n2;
+    assert.ok(floor && floor.incarnation === n2.incarnation && (floor.lastSeq[0] ?? 0) >= 1);
+    // The clock "stepped back": the saved incarnation is a minute ahead of now. The next run is above it.
+    fs.writeFileSync(file, JSON.stringify({ ...saved, incarnation: Date.now() + 60_000 }), { mode: 0o600 });
+    n1 = new UdpMembership({ cluster: cfg, self: 'n1', stateDir });
+    assert.ok(n1.incarnation > Date.now() + 50_000, 'incarnation = last saved + 1, not the clock');
+    await n1.start();
+    // A recorded heartbeat of n2 (the last one n1's previous run accepted), replayed: dropped.
+    const recorded: Heartbeat = { cluster: 'loop', from: 'n2', lan: 0, incarnation: floor.incarnation, seq: floor.lastSeq[0] as number, view: { epoch: 2, members: ['n1', 'n2'] }, modules: {} };
+    await attacker.send(encodeHeartbeat(recorded, key), cfg.heartbeat.port);
+    await attacker.send(encodeHeartbeat({ ...recorded, seq: 1 }, key), cfg.heartbeat.port);
+    await waitFor(() => n1.counters().dropped.replay === 2, 1000, 'two replays dropped');
+    assert.equal(n1.peers().find((p) => p.name === 'n2')?.up, false);
+    // A newer one (n2's next heartbeat) is accepted.
+    await attacker.send(encodeHeartbeat({ ...recorded, seq: (floor.lastSeq[0] as number) + 1 }, key), cfg.heartbeat.port);
+    await waitFor(() => n1.peers().find((p) => p.name === 'n2')?.up === true, 1000, 'n2 up on a newer heartbeat');
+  } finally {
+    attacker.close();
+    await n1.stop();
+    await n2.stop();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  }
 });

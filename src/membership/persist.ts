@@ -1,0 +1,85 @@
+// What membership keeps in the state dir across restarts, in one small JSON file
+// (<stateDir>/membership.json, mode 0600, written atomically: temporary file, fsync, rename):
+// - `incarnation`: the last one this node used. The next run takes max(now, last + 1), so a node's
+//   incarnation is strictly increasing across restarts even when the wall clock stepped back
+//   (peers would otherwise drop the new run as a replay of the old one);
+// - `peers`: the replay floors of each peer (core.ts floors/restore): a restarted node refuses the
+//   heartbeats its previous run had accepted (a recorded heartbeat replayed to it is dropped).
+//
+// What remains: the floors are saved at most once a second (and at stop), so after a crash a
+// heartbeat accepted in the last second before it can be replayed once to the next run; and a
+// heartbeat the peer sent that this node never received (lost, or held back by an attacker on
+// every LAN) is newer than any floor and is accepted once, as it would be while running.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { PeerFloor } from './core.js';
+
+export const STATE_FILE = 'membership.json';
+/** At most one write of the floors per this many ms. */
+export const SAVE_EVERY_MS = 1000;
+
+export interface MembershipFile {
+  node: string;
+  incarnation: number;
+  peers: Record<string, PeerFloor>;
+}
+
+export function stateFile(stateDir: string): string {
+  return path.join(stateDir, STATE_FILE);
+}
+
+/** The saved state of `node`, or null when there is none or it is unusable (another node's, damaged). */
+export function readState(file: string, node: string): MembershipFile | null {
+  let raw: string;
+  try {
+    const st = fs.statSync(file);
+    if (!st.isFile() || st.size > 1024 * 1024) return null;
+    raw = fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  try {
+    const v = JSON.parse(raw) as Partial<MembershipFile>;
+    if (typeof v !== 'object' || v === null || v.node !== node) return null;
+    if (!Number.isSafeInteger(v.incarnation) || (v.incarnation as number) < 0) return null;
+    const peers = typeof v.peers === 'object' && v.peers !== null && !Array.isArray(v.peers) ? v.peers : {};
+    return { node, incarnation: v.incarnation as number, peers };
+  } catch {
+    return null;
+  }
+}
+
+/** Writes atomically (tmp + fsync + rename + fsync of the directory); throws on failure. */
+export function writeState(file: string, state: MembershipFile): void {
+  const dir = path.dirname(file);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    fs.writeSync(fd, JSON.stringify(state));
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  try {
+    const dfd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(dfd);
+    } finally {
+      fs.closeSync(dfd);
+    }
+  } catch {
+    // Some file systems refuse fsync on a directory; the rename is still atomic.
+  }
+}
+
+/**
+ * The incarnation of a new run: max(wall clock, last saved + 1). A saved value at or above the
+ * largest safe integer (a damaged file) is ignored rather than carried into every future run.
+ */
+export function nextIncarnation(saved: MembershipFile | null, wallMs: number): number {
+  const now = Math.floor(wallMs);
+  if (saved === null || saved.incarnation >= Number.MAX_SAFE_INTEGER - 1) return now;
+  return Math.max(now, saved.incarnation + 1);
+}
