@@ -7,6 +7,8 @@ export const codes = {
   CROFT_ERR_USAGE: 'Bad command line',
   CROFT_ERR_API: 'The croft daemon answered with an error',
   CROFT_ERR_API_UNREACHABLE: 'The croft daemon cannot be reached: is `croft daemon` running on this node?',
+  CROFT_ERR_API_SOCKET: 'The local API socket cannot be made root-only (see its folder\'s owner and mode)',
+  CROFT_ERR_API_INSECURE: 'The CLI will not send a credential in clear over the network: use https (api.tls) or the local socket',
   CROFT_ERR_UNKNOWN_MODULE: 'No such module in the configuration',
   CROFT_ERR_UNKNOWN_NODE: 'This node is not in cluster.yaml',
   CROFT_ERR_SCRIPT_TIMEOUT: 'A module script ran past its timeout and was killed',

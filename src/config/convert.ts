@@ -40,6 +40,8 @@ export function toClusterConfig(source: Source, dir: string, key: Buffer): Clust
       socket: api.socket ?? defaults.api.socket,
       tokens: [...(api.tokens ?? [])],
       users: (api.users ?? []).map((u: Raw) => ({ name: u.name, password: u.password })),
+      ...(api.allowed_hosts ? { allowedHosts: [...api.allowed_hosts] } : {}),
+      ...(api.metrics_auth !== undefined ? { metricsAuth: api.metrics_auth } : {}),
       ...(tls ? { tls: { cert: path.resolve(dir, tls.cert), key: path.resolve(dir, tls.key) } } : {}),
     },
     stateDir: d.state_dir ?? defaults.stateDir,

@@ -100,6 +100,13 @@ export const clusterSchema: JsonSchema = object(
         ),
         expect: 'a list of users (name, password)',
       },
+      allowed_hosts: {
+        type: 'array',
+        maxItems: 64,
+        items: { type: 'string', pattern: '^[A-Za-z0-9.:_-]{1,253}$', expect: 'a host name or IP address (no port)' },
+        expect: 'a list of host names or addresses clients use to reach the API',
+      },
+      metrics_auth: { type: 'boolean' },
       tls: object(
         {
           cert: relativePath('a PEM certificate file path (relative to the config directory)'),

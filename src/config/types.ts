@@ -48,6 +48,13 @@ export interface ApiConfig {
   socket: string;
   /** TLS certificate and key (PEM file paths); plain HTTP when absent. */
   tls?: { cert: string; key: string };
+  /**
+   * Extra names (DNS names or addresses) clients may use in the Host header, besides the listen
+   * address, loopback and this node's addresses (DNS-rebinding defence). Default none.
+   */
+  allowedHosts?: string[];
+  /** /metrics needs a credential like /api/v1 (default false: scrapers read it freely). */
+  metricsAuth?: boolean;
 }
 
 export type ModuleKind = 'light' | 'farm' | 'mirror';
