@@ -6,6 +6,7 @@ import { toClusterConfig, toModuleConfigs } from './convert.js';
 import type { ConfigProblem } from './problems.js';
 import { sortProblems } from './problems.js';
 import { checkCluster, checkModules } from './semantics.js';
+import { secretFileProblems, trustedFileProblems } from './perms.js';
 import { parseSource } from './source.js';
 import type { Config } from './types.js';
 import { validateCluster, validateModule } from './validate.js';
@@ -47,6 +48,20 @@ export function checkSources(
     if (source.syntaxProblems.length === 0) problems.push(...validateModule(source));
   }
   problems.push(...checkModules(moduleSources, facts, files));
+
+  // Who may change the files (and read the inline key): see perms.ts.
+  const whole = (file: string, message: string): ConfigProblem => ({ file, line: 1, column: 1, key: '', message });
+  for (const m of trustedFileProblems(cluster.file, files, 'the config file')) problems.push(whole(cluster.file, m));
+  const clusterData = clusterSource.data;
+  if (clusterData !== null && typeof clusterData === 'object' && 'key' in clusterData) {
+    for (const m of secretFileProblems(cluster.file, files, 'the config file holding the cluster key inline',
+      `chmod 600 ${cluster.file} (or move the key to a key_file with mode 600)`)) {
+      problems.push(clusterSource.problem(['key'], m, 'key'));
+    }
+  }
+  for (const source of moduleSources) {
+    for (const m of trustedFileProblems(source.file, files, 'the module file')) problems.push(whole(source.file, m));
+  }
 
   const order = [cluster.file, ...modules.map((m) => m.file)];
   if (problems.length > 0 || facts.key === undefined) {

@@ -5,6 +5,10 @@ export interface FileStatus {
   isFile: boolean;
   /** Executable by the daemon (access X_OK). */
   executable: boolean;
+  /** Permission bits (st_mode & 0o7777) of the file (symlinks followed); absent in fakes: not checked. */
+  mode?: number;
+  /** Owner uid; absent in fakes: not checked. */
+  uid?: number;
 }
 
 export interface FileAccess {
@@ -12,4 +16,6 @@ export interface FileAccess {
   stat(path: string): FileStatus | undefined;
   /** The contents, or the reason they cannot be read. */
   read(path: string): Buffer | { error: string };
+  /** The uid croft runs as (files it trusts must be owned by root or by it); absent in fakes. */
+  daemonUid?: number;
 }

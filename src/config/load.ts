@@ -25,18 +25,49 @@ export const diskFiles: FileAccess = {
     } catch {
       executable = false;
     }
-    return { isFile: st.isFile(), executable };
+    return { isFile: st.isFile(), executable, mode: st.mode & 0o7777, uid: st.uid };
   },
   read(p) {
     try {
-      return fs.readFileSync(p);
+      return readCapped(p);
     } catch (e) {
       return { error: errorText(e) };
     }
   },
+  daemonUid: process.getuid?.(),
 };
 
+/** No config file (nor key file) is larger than this; a larger one is refused, not read. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+class TooLarge extends Error {
+  constructor(file: string, size: number) {
+    super(`${file} is ${size} bytes; config files are limited to ${MAX_CONFIG_BYTES} bytes (1 MiB)`);
+  }
+}
+
+/** Reads a file of at most MAX_CONFIG_BYTES (checked on the open file, so a growing file cannot pass). */
+function readCapped(file: string): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size > MAX_CONFIG_BYTES) throw new TooLarge(file, size);
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const got = fs.readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > MAX_CONFIG_BYTES) throw new TooLarge(file, n);
+    }
+    return buf.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function errorText(e: unknown): string {
+  if (e instanceof TooLarge) return e.message;
   const err = e as NodeJS.ErrnoException;
   return err.code ?? err.message ?? String(e);
 }
@@ -61,9 +92,9 @@ export function checkConfigDir(dir: string): CheckResult {
 
   let clusterText = '';
   try {
-    clusterText = fs.readFileSync(clusterFile, 'utf8');
+    clusterText = readCapped(clusterFile).toString('utf8');
   } catch (e) {
-    readProblems.push(fileProblem(clusterFile, `cannot read cluster.yaml: ${errorText(e)}; every config directory needs one`));
+    readProblems.push(fileProblem(clusterFile, e instanceof TooLarge ? e.message : `cannot read cluster.yaml: ${errorText(e)}; every config directory needs one`));
   }
 
   const modules: SourceText[] = [];
@@ -92,7 +123,7 @@ export function checkConfigDir(dir: string): CheckResult {
   moduleFiles.sort();
   for (const file of moduleFiles) {
     try {
-      modules.push({ file, text: fs.readFileSync(file, 'utf8') });
+      modules.push({ file, text: readCapped(file).toString('utf8') });
     } catch (e) {
       readProblems.push(fileProblem(file, `cannot read the module file: ${errorText(e)}`));
     }

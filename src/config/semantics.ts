@@ -8,6 +8,7 @@ import { defaults } from './defaults.js';
 import { checkFarm } from './farm.js';
 import { checkMirror } from './mirror.js';
 import type { FileAccess } from './files.js';
+import { ownerProblem, secretFileProblems, trustedFileProblems } from './perms.js';
 import type { ConfigProblem } from './problems.js';
 import { nameSchema } from './schema.js';
 import type { DataPath, Source } from './source.js';
@@ -71,9 +72,13 @@ export function checkCluster(source: Source, dir: string, files: FileAccess): { 
       report(['key_file'], `cannot read the key file ${file}: ${got.error}`);
     } else {
       const trimmed = Buffer.from(got.toString('utf8').trim(), 'utf8');
-      if (trimmed.length < 16) {
-        report(['key_file'], `the key file ${file} holds ${trimmed.length} bytes; expected at least 16 (without surrounding blanks)`);
-      } else {
+      const access = secretFileProblems(file, files, 'the key file');
+      const st = files.stat(file);
+      const owner = st ? ownerProblem(file, st, files) : null;
+      for (const m of owner ? [...access, owner] : access) report(['key_file'], m);
+      if (trimmed.length < 32) {
+        report(['key_file'], `the key file ${file} holds ${trimmed.length} bytes; expected at least 32, as for key (without surrounding blanks; make one with: openssl rand -hex 32 > ${file})`);
+      } else if (access.length === 0 && owner === null) {
         key = trimmed;
       }
     }
@@ -205,6 +210,7 @@ export function checkModules(modules: readonly Source[], cluster: ClusterFacts, 
       if (!st) report(p, `script not found: ${file}`);
       else if (!st.isFile) report(p, `not a regular file: ${file}`);
       else if (!st.executable) report(p, `script is not executable: ${file} (chmod +x it)`);
+      else for (const m of trustedFileProblems(file, files, 'the script')) report(p, m);
     };
 
     (list(data.nodes) ?? []).forEach((n, i) => {

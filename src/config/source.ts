@@ -1,6 +1,6 @@
 // One parsed YAML file that remembers where every key and value came from, so that a problem found
 // on the plain data (by the schema or by cross-file checks) is reported at its file, line and column.
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import type { ConfigProblem } from './problems.js';
 
@@ -50,7 +50,20 @@ export function parseSource(file: string, text: string): Source {
   }));
 
   let data: unknown;
-  if (syntaxProblems.length === 0) data = doc.toJS({ maxAliasCount: 1000 }) as unknown;
+  if (syntaxProblems.length === 0) {
+    try {
+      // An alias bomb (aliases of aliases, each doubling the data) is refused instead of expanded.
+      data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as unknown;
+    } catch (e) {
+      const where = firstAlias(doc);
+      syntaxProblems.push({
+        file,
+        ...at(where.offset),
+        key: keyString(where.path),
+        message: `YAML aliases expand to too much data (${e instanceof Error ? e.message : String(e)}); a croft config needs few aliases (at most ${MAX_ALIAS_COUNT} expansions)`,
+      });
+    }
+  }
 
   const locate = (path: DataPath, anchor: Anchor = 'value'): { line: number; column: number } =>
     at(findOffset(doc, path, anchor));
@@ -61,6 +74,30 @@ export function parseSource(file: string, text: string): Source {
     message,
   });
   return { file, data, syntaxProblems, locate, problem };
+}
+
+/** yaml's default: how many nodes aliases may expand to, in all (an alias bomb needs far more). */
+export const MAX_ALIAS_COUNT = 100;
+
+/** Where the first alias is, and the key path that leads to it (for the message). */
+function firstAlias(doc: Document): { offset: number; path: (string | number)[] } {
+  let found: { offset: number; path: (string | number)[] } = { offset: 0, path: [] };
+  visit(doc, {
+    Alias(_key, node, ancestors) {
+      const p: (string | number)[] = [];
+      for (let i = 0; i < ancestors.length; i++) {
+        const a = ancestors[i];
+        if (isPair(a) && isScalar(a.key)) p.push(String(a.key.value));
+        else if (isSeq(a)) {
+          const next = ancestors[i + 1] ?? node;
+          p.push(a.items.indexOf(next as never));
+        }
+      }
+      found = { offset: startOf(node) ?? 0, path: p };
+      return visit.BREAK;
+    },
+  });
+  return found;
 }
 
 function resolve(doc: Document, node: unknown): unknown {

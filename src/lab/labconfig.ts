@@ -20,6 +20,17 @@ export interface LabConfigInput {
   timeoutMs: number;
 }
 
+/**
+ * The lab's copy gets the modes croft requires (config/perms.ts): nothing writable by group or
+ * others, whatever the umask of the clone (git keeps only 0644/0755; umask 002 makes them 0664/0775).
+ */
+function labModes(p: string): void {
+  const st = fs.lstatSync(p);
+  if (st.isSymbolicLink()) return;
+  fs.chmodSync(p, st.mode & 0o7755);
+  if (st.isDirectory()) for (const e of fs.readdirSync(p)) labModes(path.join(p, e));
+}
+
 /** Writes the config dir; returns true when cluster.yaml was generated. */
 export function writeLabConfig(input: LabConfigInput): boolean {
   fs.mkdirSync(input.configDir, { recursive: true });
@@ -29,8 +40,12 @@ export function writeLabConfig(input: LabConfigInput): boolean {
     }
     fs.cpSync(input.sourceDir, input.configDir, { recursive: true });
   }
+  labModes(input.configDir);
   const clusterFile = path.join(input.configDir, 'cluster.yaml');
-  if (fs.existsSync(clusterFile)) return false;
+  if (fs.existsSync(clusterFile)) {
+    fs.chmodSync(clusterFile, 0o600); // it may hold the key inline
+    return false;
+  }
   const cluster = {
     name: input.labName,
     key: randomBytes(32).toString('hex'),

@@ -23,11 +23,12 @@ test('usage errors exit 2', () => {
 });
 
 test('croft check: 0 for a valid config, 1 with file:line for an invalid one', () => {
-  const ok = croft('check', path.join(fixtures, 'configs', 'minimal'));
-  assert.equal(ok.code, 0, ok.stderr);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-cli-'));
   try {
     fs.cpSync(path.join(fixtures, 'configs', 'minimal'), dir, { recursive: true });
+    fs.chmodSync(path.join(dir, 'cluster.key'), 0o600); // git stores 0644: croft refuses a key file others can read
+    const ok = croft('check', dir);
+    assert.equal(ok.code, 0, ok.stderr);
     fs.appendFileSync(path.join(dir, 'cluster.yaml'), 'heartbeat:\n  interval_ms: fast\n');
     const bad = croft('check', dir);
     assert.equal(bad.code, 1);
@@ -41,6 +42,7 @@ test('croft status without a daemon exits 1 and says what to do', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-cli-'));
   try {
     fs.cpSync(path.join(fixtures, 'configs', 'minimal'), dir, { recursive: true });
+    fs.chmodSync(path.join(dir, 'cluster.key'), 0o600);
     // A port nobody listens on, and a socket path that does not exist.
     fs.appendFileSync(path.join(dir, 'cluster.yaml'), `api:\n  port: 1\n  socket: ${dir}/none.sock\n`);
     const r = croft('status', '--config', dir);

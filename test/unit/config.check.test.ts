@@ -1,11 +1,12 @@
 // `croft check <dir> [--json]`: exit codes 0/1/2, the summary, the problems, and the JSON shape.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { checkCommand } from '../../src/cli/check.js';
 import { repoRoot } from '../helpers/paths.js';
+import { privateConfigCopy } from '../helpers/config-copy.js';
 
 function capture(): { out: { log(s: string): void; error(s: string): void }; stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
@@ -13,7 +14,9 @@ function capture(): { out: { log(s: string): void; error(s: string): void }; std
   return { out: { log: (s) => stdout.push(s), error: (s) => stderr.push(s) }, stdout, stderr };
 }
 
-const examples = path.join(repoRoot, 'examples');
+// A copy with the modes croft requires (git stores 0644; the examples' cluster.yaml holds the key inline).
+const examples = privateConfigCopy(path.join(repoRoot, 'examples'));
+after(() => fs.rmSync(examples, { recursive: true, force: true }));
 
 test('a valid dir: exit 0 with cluster name, nodes and modules', async () => {
   const c = capture();
@@ -31,6 +34,7 @@ test('an invalid dir: exit 1 with every problem as file:line:column: key: messag
     fs.writeFileSync(
       path.join(dir, 'cluster.yaml'),
       'name: t\nkey: "0123456789abcdef0123456789abcdef"\nnodes:\n  n1: { addresses: [10.0.0.1], weight: heavy }\nlanz: [lan0]\n',
+      { mode: 0o600 },
     );
     const c = capture();
     assert.equal(await checkCommand([dir], c.out), 1);

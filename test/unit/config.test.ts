@@ -8,6 +8,7 @@ import path from 'node:path';
 import { ConfigError, checkSources, formatProblems, loadConfig } from '../../src/config/index.js';
 import type { ConfigProblem, FileAccess } from '../../src/config/index.js';
 import { fixtures, repoRoot } from '../helpers/paths.js';
+import { privateConfigCopy } from '../helpers/config-copy.js';
 
 // A valid config; each test changes one thing. Line numbers are written next to the lines that
 // tests point at.
@@ -72,7 +73,8 @@ function writeDir(changes: Record<string, string | null> = {}): string {
   for (const [rel, text] of Object.entries(files)) {
     if (text === null) continue;
     fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    fs.writeFileSync(path.join(dir, rel), text);
+    // The key (inline or in secret*) must be private, as croft requires (config/perms.ts).
+    fs.writeFileSync(path.join(dir, rel), text, { mode: rel === 'cluster.yaml' || rel.startsWith('secret') ? 0o600 : 0o644 });
   }
   for (const script of ['start_both', 'stop_both']) {
     fs.writeFileSync(path.join(dir, 'modules', script), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
@@ -117,7 +119,10 @@ function expectProblem(
 }
 
 test('the documented examples dir loads', () => {
-  const config = loadConfig(path.join(repoRoot, 'examples'));
+  // A copy with the modes croft requires (git stores 0644: an inline key must be 0600).
+  const examples = privateConfigCopy(path.join(repoRoot, 'examples'));
+  tmpDirs.push(examples);
+  const config = loadConfig(examples);
   assert.equal(config.cluster.name, 'demo');
   assert.deepEqual(config.cluster.lans, ['lan0', 'lan1']);
   assert.deepEqual(config.cluster.nodes.map((n) => n.name), ['n1', 'n2', 'n3']);
@@ -128,7 +133,7 @@ test('the documented examples dir loads', () => {
   assert.equal(db?.mirror?.witness.type, 'redis');
   const webModule = config.modules.find((m) => m.name === 'web');
   assert.ok(webModule);
-  assert.equal(webModule.scripts.startBoth, path.join(repoRoot, 'examples/modules/web/start_both'));
+  assert.equal(webModule.scripts.startBoth, path.join(examples, 'modules/web/start_both'));
   assert.deepEqual(
     webModule.checkers.map((c) => c.type),
     ['tcp', 'http', 'ping', 'interface', 'script'],
@@ -219,10 +224,10 @@ test('both key and key_file', () => {
 
 test('key_file: read relative to the dir and trimmed; too short is an error', () => {
   const noKey = edit(cluster, 'key: "0123456789abcdef0123456789abcdef"', 'key_file: secret.txt');
-  const good = loadConfig(writeDir({ 'cluster.yaml': noKey, 'secret.txt': '  abcdefghijklmnopqr\n' }));
-  assert.equal(good.cluster.key.toString(), 'abcdefghijklmnopqr');
+  const good = loadConfig(writeDir({ 'cluster.yaml': noKey, 'secret.txt': '  abcdefghijklmnopqrstuvwxyz0123456789\n' }));
+  assert.equal(good.cluster.key.toString(), 'abcdefghijklmnopqrstuvwxyz0123456789');
   expectProblem(writeDir({ 'cluster.yaml': noKey, 'secret.txt': 'short\n' }), {
-    file: 'cluster.yaml', line: 2, column: 11, key: 'key_file', message: /holds 5 bytes; expected at least 16/,
+    file: 'cluster.yaml', line: 2, column: 11, key: 'key_file', message: /holds 5 bytes; expected at least 32/,
   });
   expectProblem(writeDir({ 'cluster.yaml': noKey }), {
     file: 'cluster.yaml', line: 2, key: 'key_file', message: /cannot read the key file .*secret\.txt: ENOENT/,
@@ -398,9 +403,11 @@ test('the pure core runs on texts and a fake file system', () => {
 });
 
 test('the minimal fixture (one node, key_file, no modules) loads with defaults', () => {
-  const config = loadConfig(path.join(fixtures, 'configs', 'minimal'));
+  const copy = privateConfigCopy(path.join(fixtures, 'configs', 'minimal'));
+  tmpDirs.push(copy);
+  const config = loadConfig(copy);
   assert.equal(config.cluster.name, 'minimal');
-  assert.equal(config.cluster.key.toString(), 'minimal-fixture-key-0123456789');
+  assert.equal(config.cluster.key.toString(), 'minimal-fixture-key-0123456789abcdef');
   assert.deepEqual(config.cluster.lans, ['lan0']);
   assert.deepEqual(config.cluster.nodes, [{ name: 'solo', addresses: ['127.0.0.1'], weight: 1 }]);
   assert.deepEqual(config.modules, []);

@@ -47,7 +47,7 @@ for (const [rel, text] of Object.entries({
   'modules/plain.yaml': lightText,
 })) {
   fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-  fs.writeFileSync(path.join(dir, rel), text);
+  fs.writeFileSync(path.join(dir, rel), text, { mode: rel === 'cluster.yaml' ? 0o600 : 0o644 }); // the key is inline
 }
 const config: Config = loadConfig(dir);
 

@@ -59,7 +59,7 @@ function writeDir(files: Record<string, string>): string {
   tmpDirs.push(dir);
   for (const [rel, text] of Object.entries({ 'cluster.yaml': cluster, ...files })) {
     fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    fs.writeFileSync(path.join(dir, rel), text);
+    fs.writeFileSync(path.join(dir, rel), text, { mode: rel === 'cluster.yaml' ? 0o600 : 0o644 }); // the key is inline
   }
   return dir;
 }
