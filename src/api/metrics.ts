@@ -1,5 +1,6 @@
 // Prometheus text exposition (format 0.0.4), rendered from a snapshot of the daemon.
 import type { Daemon } from '../daemon/daemon.js';
+import { logDropped } from '../log/logger.js';
 
 type Labels = Record<string, string>;
 
@@ -35,6 +36,9 @@ export function renderMetrics(daemon: Daemon): string {
   x.add('croft_heartbeats_accepted_total', 'counter', 'Heartbeats authenticated and accepted.', c.accepted);
   for (const [reason, n] of Object.entries(c.dropped)) {
     x.add('croft_heartbeats_dropped_total', 'counter', 'Datagrams dropped, by reason.', n, { reason });
+  }
+  for (const [reason, n] of Object.entries(logDropped())) {
+    x.add('croft_log_dropped_total', 'counter', 'Log records dropped (destination too slow, or too many a second), by reason.', n, { reason });
   }
   const status = daemon.status();
   x.add('croft_view_epoch', 'gauge', 'Epoch of this node\'s membership view.', status.view.epoch);

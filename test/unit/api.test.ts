@@ -27,7 +27,7 @@ describe('API', () => {
       'api:',
       '  tokens: [sesame-token-0123456789]',
       '  users: [{ name: admin, password: "pass:word-42" }]',
-    ].join('\n'));
+    ].join('\n'), { mode: 0o600 });
     fs.writeFileSync(path.join(dir, 'modules', 'web.yaml'), 'kind: light\nnodes: [n1]\nautostart: false\n');
     fs.writeFileSync(path.join(dir, 'modules', 'other.yaml'), 'kind: light\nnodes: [n2]\n');
     daemon = new Daemon(loadConfig(dir), 'n1', silentLogger());
@@ -98,6 +98,7 @@ describe('API', () => {
       /^croft_peer_up\{peer="n2"\} 0$/m,
       /^croft_module_state\{module="web",state="STOP"\} 1$/m,
       /^croft_module_state\{module="web",state="UP"\} 0$/m,
+      /^croft_log_dropped_total\{reason="buffer_full"\} \d+$/m,
     ]) assert.match(m.body, line);
     // Every sample line is `name{labels} value`.
     for (const l of m.body.trim().split('\n')) if (!l.startsWith('#')) assert.match(l, /^[a-z_]+(\{[^}]*\})? -?\d+(\.\d+)?$/);

@@ -29,7 +29,7 @@ test('with api.tls the API speaks HTTPS with the configured certificate, and the
       `  socket: ${dir}/none.sock`,
       '  tokens: [tls-token-0123456789abcdef]',
       '  tls: { cert: cert.pem, key: key.pem }',
-    ].join('\n'));
+    ].join('\n'), { mode: 0o600 });
     const config = loadConfig(dir);
     const daemon = new Daemon(config, 'n1', silentLogger());
     const app = buildApi(daemon);
