@@ -1,15 +1,38 @@
-// Driver: run one module script (start_both, stop_both, a checker script) with a timeout.
+// Driver: run one module script (start_both, stop_both, start_prim, stop_prim, a checker script)
+// with a timeout.
 //
-// The script runs in its own process group (detached: setsid), so that on timeout the whole group
-// is killed, SIGTERM then SIGKILL after killGraceMs: a hung script that forked children is really
-// gone, not just its shell. The result comes when the script itself exits; its output is given line
-// by line. A script that starts a daemon in the background (`app &`) without redirecting the
-// daemon's output leaves our pipes open in the daemon: we do not wait for them (the script is done),
-// and we keep reading them (closing them would kill the daemon with SIGPIPE at its next write), so
-// the daemon's lines keep arriving on onOutput until it closes them.
+// Environment. A script gets a minimal, fixed environment, never the daemon's own (which may hold
+// secrets: tokens, passwords given to croft's service):
+//   PATH      croft's PATH, or /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+//   HOME      the home of croft's user (/root for root); USER and LOGNAME its name
+//   LANG, LC_ALL, TZ   only when croft's environment sets them
+//   CROFT_NODE, CROFT_MODULE, CROFT_CLUSTER, CROFT_SCRIPT, CROFT_STATE (the state being entered)
+//   mirror modules also: CROFT_PEER, CROFT_MIRROR_DIRS (':'-separated), CROFT_MIRROR_DIR_<i>, CROFT_VIP
+//   checker scripts also: CROFT_CHECKER (the checker's name; CROFT_SCRIPT is that name too)
+// Nothing else (no TERM, no croft's own CROFT_* settings such as CROFT_CONFIG or CROFT_TOKEN).
+// A script that needs more sets it itself (the modules/* scripts read their settings from a file).
+//
+// Containment (contain.ts). The script runs in its own process group (detached: setsid) and, where
+// cgroup v2 is usable, in its own cgroup: on timeout every process of the run is killed, those that
+// left the group too (setsid children), SIGTERM then SIGKILL after killGraceMs (cgroup.kill).
+// Without cgroup v2, the group and its /proc descendants are killed (a checker script runs in its
+// own PID namespace then). The result comes when the script itself exits, or when a killed run is
+// gone entirely.
+//
+// Output. Given line by line to onOutput, at most OUTPUT_BURST_BYTES at once and OUTPUT_RATE_BYTES_PER_S
+// after that (a token bucket per run); the rest is read and dropped (the pipe is always drained, so
+// the script never blocks on it) and counted: a line "… N bytes of output dropped" says so when
+// output passes again and when the run's pipes close. A script that starts a daemon in the
+// background (`app &`) without redirecting its output leaves our pipes open in the daemon: we do not
+// wait for them (the script is done), and we keep reading them (closing them would kill the daemon
+// with SIGPIPE at its next write), so the daemon's lines keep arriving, rate-limited, until it
+// closes them.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
+import { Containment } from './contain.js';
 import type { ModuleState, ScriptName } from './types.js';
 
 /** Longest output line given to onOutput; longer lines are cut (and marked) so one line cannot fill the log. */
@@ -18,11 +41,37 @@ export const maxLineChars = 4096;
 const drainMs = 50;
 /** How often we look whether a killed process group is gone before its SIGKILL is due. */
 const groupPollMs = 20;
+/** Output a run may log at once (bytes, newlines included)... */
+export const OUTPUT_BURST_BYTES = 64 * 1024;
+/** ...and per second after that. */
+export const OUTPUT_RATE_BYTES_PER_S = 8 * 1024;
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** The fixed part of every script's environment (see the top of this file). */
+export function baseScriptEnv(): Record<string, string> {
+  const env: Record<string, string> = { PATH: process.env.PATH || DEFAULT_PATH };
+  let user: os.UserInfo<string> | null = null;
+  try {
+    user = os.userInfo();
+  } catch {
+    user = null;
+  }
+  env.HOME = user?.homedir || (process.getuid?.() === 0 ? '/root' : '/');
+  if (user?.username) {
+    env.USER = user.username;
+    env.LOGNAME = user.username;
+  }
+  for (const k of ['LANG', 'LC_ALL', 'TZ']) {
+    const v = process.env[k];
+    if (v !== undefined && v !== '') env[k] = v;
+  }
+  return env;
+}
 
 export interface RunScriptOptions {
   path: string;
   args: string[];
-  /** Added to croft's own environment (PATH...). */
+  /** croft's variables for this script (CROFT_*), added to baseScriptEnv(): the whole environment. */
   env: Record<string, string>;
   timeoutMs: number;
   killGraceMs: number;
@@ -30,6 +79,11 @@ export interface RunScriptOptions {
   onOutput?: (stream: 'stdout' | 'stderr', line: string) => void;
   /** Kills the script's group as a timeout would (timedOut stays false). */
   signal?: AbortSignal;
+  /**
+   * The run must leave no process behind (checker scripts): without cgroup v2, it runs in its own
+   * PID namespace. Module scripts may leave a background application running.
+   */
+  isolated?: boolean;
 }
 
 export interface ScriptResult {
@@ -41,6 +95,9 @@ export interface ScriptResult {
   durationMs: number;
   /** The script could not be started (ENOENT, EACCES...). */
   error?: string;
+  /** Output bytes read from the run's pipes so far, and how many of them were dropped (rate limit). */
+  outputBytes: number;
+  droppedBytes: number;
 }
 
 /** The environment croft gives a module script. */
@@ -54,19 +111,77 @@ export function scriptEnv(o: { node: string; module: string; cluster: string; sc
   };
 }
 
+/** Per run: lets OUTPUT_BURST_BYTES through at once, OUTPUT_RATE_BYTES_PER_S after; counts the rest. */
+class OutputBudget {
+  private tokens = OUTPUT_BURST_BYTES;
+  private lastMs = performance.now();
+  total = 0;
+  dropped = 0;
+  private unreported = 0;
+
+  constructor(private readonly emit: ((stream: 'stdout' | 'stderr', line: string) => void) | undefined) {}
+
+  read(bytes: number): void {
+    this.total += bytes;
+  }
+
+  line(stream: 'stdout' | 'stderr', text: string, bytes: number): void {
+    const now = performance.now();
+    this.tokens = Math.min(OUTPUT_BURST_BYTES, this.tokens + ((now - this.lastMs) / 1000) * OUTPUT_RATE_BYTES_PER_S);
+    this.lastMs = now;
+    if (this.tokens < bytes) {
+      this.dropped += bytes;
+      this.unreported += bytes;
+      return;
+    }
+    this.tokens -= bytes;
+    this.report(stream);
+    this.emit?.(stream, text);
+  }
+
+  /** A line saying how much was dropped since the last one, if anything was. */
+  report(stream: 'stdout' | 'stderr'): void {
+    if (this.unreported === 0) return;
+    const n = this.unreported;
+    this.unreported = 0;
+    this.emit?.(stream, `… ${n} bytes of output dropped (over ${OUTPUT_BURST_BYTES} bytes at once or ${OUTPUT_RATE_BYTES_PER_S} bytes/s)`);
+  }
+}
+
+function notRunnable(file: string): string | null {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile() ? null : `EACCES: not a regular file: ${file}`;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    return `${err.code ?? 'EACCES'}: cannot run ${file}: ${err.message}`;
+  }
+}
+
 export function runScript(opts: RunScriptOptions): Promise<ScriptResult> {
   const startedMs = performance.now();
+  const budget = new OutputBudget(opts.onOutput);
+  const counts = () => ({ outputBytes: budget.total, droppedBytes: budget.dropped });
   return new Promise<ScriptResult>((resolve) => {
+    // Checked here: through the cgroup wrapper, a missing script would be the wrapper's exit 127.
+    const cannot = notRunnable(opts.path);
+    if (cannot !== null) {
+      resolve({ ok: false, exitCode: null, signal: null, timedOut: false, durationMs: performance.now() - startedMs, error: cannot, ...counts() });
+      return;
+    }
+    const box = Containment.create();
+    const { cmd, argv } = box.command(opts.path, opts.args, opts.isolated === true);
     let child;
     try {
-      child = spawn(opts.path, opts.args, {
+      child = spawn(cmd, argv, {
         cwd: opts.cwd,
-        env: { ...process.env, ...opts.env },
+        env: { ...baseScriptEnv(), ...opts.env },
         detached: true, // own process group: -pid addresses the script and all its children
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     } catch (err) {
-      resolve({ ok: false, exitCode: null, signal: null, timedOut: false, durationMs: performance.now() - startedMs, error: String(err) });
+      box.release();
+      resolve({ ok: false, exitCode: null, signal: null, timedOut: false, durationMs: performance.now() - startedMs, error: String(err), ...counts() });
       return;
     }
     const pid = child.pid;
@@ -81,23 +196,25 @@ export function runScript(opts: RunScriptOptions): Promise<ScriptResult> {
       let cut = false; // inside an over-long line whose head was already given
       r.setEncoding('utf8');
       r.on('data', (chunk: string) => {
+        budget.read(Buffer.byteLength(chunk));
         buf += chunk;
         let i: number;
         while ((i = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, i).replace(/\r$/, '');
           buf = buf.slice(i + 1);
-          if (!cut) opts.onOutput?.(stream, line.slice(0, maxLineChars));
+          if (!cut) budget.line(stream, line.slice(0, maxLineChars), Math.min(line.length, maxLineChars) + 1);
           cut = false;
         }
         if (buf.length > maxLineChars) {
-          if (!cut) opts.onOutput?.(stream, `${buf.slice(0, maxLineChars)} [line cut]`);
+          if (!cut) budget.line(stream, `${buf.slice(0, maxLineChars)} [line cut]`, maxLineChars + 1);
           cut = true;
           buf = '';
         }
       });
       r.on('end', () => {
-        if (buf.length > 0 && !cut) opts.onOutput?.(stream, buf.slice(0, maxLineChars));
+        if (buf.length > 0 && !cut) budget.line(stream, buf.slice(0, maxLineChars), Math.min(buf.length, maxLineChars));
         buf = '';
+        budget.report(stream);
       });
       r.on('error', () => {});
     };
@@ -113,7 +230,11 @@ export function runScript(opts: RunScriptOptions): Promise<ScriptResult> {
       for (const s of [child.stdout, child.stderr]) (s as unknown as { unref?: () => void }).unref?.();
       const code = exited?.code ?? null;
       const signal = exited?.signal ?? null;
-      const r: ScriptResult = { ok: !timedOut && !killing && !error && code === 0, exitCode: code, signal, timedOut, durationMs: performance.now() - startedMs };
+      budget.report('stderr');
+      box.release();
+      const r: ScriptResult = {
+        ok: !timedOut && !killing && !error && code === 0, exitCode: code, signal, timedOut, durationMs: performance.now() - startedMs, ...counts(),
+      };
       if (error) r.error = error;
       resolve(r);
     };
@@ -128,6 +249,8 @@ export function runScript(opts: RunScriptOptions): Promise<ScriptResult> {
       }
     };
     const killGroup = (sig: NodeJS.Signals) => {
+      // Every process of the run (cgroup or /proc descendants), then the group.
+      box.signal(pid, sig);
       if (pid === undefined) return;
       try {
         process.kill(-pid, sig);
@@ -135,11 +258,11 @@ export function runScript(opts: RunScriptOptions): Promise<ScriptResult> {
         // ESRCH: the group is already gone.
       }
     };
-    // The answer waits until the script has exited and, if we killed it, until its group is gone
-    // (or got its SIGKILL): the caller may then start the next script without a leftover.
+    // The answer waits until the script has exited and, if we killed it, until all of the run is
+    // gone (or got its SIGKILL): the caller may then start the next script without a leftover.
     const maybeDone = () => {
       if (!exited || finished) return;
-      if (!killing || !groupAlive()) finish();
+      if (!killing || (!groupAlive() && !box.populated())) finish();
     };
     const kill = () => {
       if (killing || exited) return;

@@ -1,5 +1,7 @@
 // script checker: healthy when the user's script exits 0 within the checker's timeout. It runs
-// like module scripts (own process group, killed whole on timeout) with the module's environment.
+// like module scripts (scripts.ts: the same minimal environment plus CROFT_CHECKER, its own cgroup,
+// killed whole on timeout, output rate-limited), and `isolated`: without cgroup v2 it runs in its
+// own PID namespace, since a checker must leave nothing behind.
 import { runScript } from '../scripts.js';
 import type { Probe } from './probe.js';
 
@@ -20,6 +22,7 @@ export function scriptProbe(cfg: {
       timeoutMs: cfg.timeoutMs,
       killGraceMs: checkerKillGraceMs,
       signal,
+      isolated: true,
       ...(cfg.onOutput ? { onOutput: cfg.onOutput } : {}),
     });
     if (r.ok) return { ok: true, detail: 'exit 0' };
