@@ -74,12 +74,16 @@ export function writeState(file: string, state: MembershipFile): void {
   }
 }
 
+/** A saved incarnation further ahead of the clock than this is not a clock step but a damaged file. */
+export const MAX_CLOCK_STEP_MS = 24 * 60 * 60 * 1000;
+
 /**
- * The incarnation of a new run: max(wall clock, last saved + 1). A saved value at or above the
- * largest safe integer (a damaged file) is ignored rather than carried into every future run.
+ * The incarnation of a new run: max(wall clock, last saved + 1). A saved value more than a day ahead
+ * of the clock (a damaged file, 2^53-1...) is ignored rather than carried into every future run,
+ * where the peers would drop it as future_incarnation.
  */
 export function nextIncarnation(saved: MembershipFile | null, wallMs: number): number {
   const now = Math.floor(wallMs);
-  if (saved === null || saved.incarnation >= Number.MAX_SAFE_INTEGER - 1) return now;
+  if (saved === null || saved.incarnation + 1 > now + MAX_CLOCK_STEP_MS) return now;
   return Math.max(now, saved.incarnation + 1);
 }

@@ -102,6 +102,10 @@ export class UdpMembership extends EventEmitter {
     this.stateFile = opts.stateDir === undefined ? null : stateFile(opts.stateDir);
     const saved = this.stateFile === null ? null : readState(this.stateFile, opts.self);
     this.incarnation = opts.incarnation ?? nextIncarnation(saved, Date.now());
+    if (saved !== null && opts.incarnation === undefined && this.incarnation <= saved.incarnation) {
+      this.log.warn({ event: 'incarnation_file_ignored', file: this.stateFile, saved: saved.incarnation, incarnation: this.incarnation },
+        `the incarnation saved in ${this.stateFile ?? ''} is more than a day ahead of the clock: ignored (damaged file, or a clock far behind)`);
+    }
     this.lanCounters = opts.cluster.lans.map(() => zeroCounters());
     this.sources = opts.cluster.lans.map((_, lan) => new Map(opts.cluster.nodes
       .filter((n) => n.addresses[lan] !== undefined)

@@ -4,6 +4,7 @@ import {
   createMembership, currentView, floors, isConverged, membershipStep, moduleStates, peers, type MembershipState,
 } from '../../src/membership/core.js';
 import type { Heartbeat, MembershipAction, MembershipEvent } from '../../src/membership/types.js';
+import { nextIncarnation } from '../../src/membership/persist.js';
 
 const base = { nodes: ['n1', 'n2', 'n3'], lans: 2, cluster: 'c', intervalMs: 100, timeoutMs: 500, incarnation: 10, nowMs: 0 };
 
@@ -223,4 +224,13 @@ test('low (replay after restart): a recorded heartbeat replayed to a restarted r
   // A damaged save is ignored field by field, not thrown on.
   const damaged = createMembership({ ...base, self: 'n1', restore: { n2: { incarnation: -1, lastSeq: [], prev: null }, n3: 'x' as never, n9: saved.n2 as never } });
   assert.deepEqual(floors(damaged), {});
+});
+
+test('finding 12: the next incarnation is max(now, last saved + 1); a saved value far ahead (damaged file) is ignored', () => {
+  const saved = (incarnation: number) => ({ node: 'n1', incarnation, peers: {} });
+  assert.equal(nextIncarnation(null, WALL), WALL);
+  assert.equal(nextIncarnation(saved(WALL - 5000), WALL), WALL);
+  assert.equal(nextIncarnation(saved(WALL + 3_600_000), WALL), WALL + 3_600_001); // the clock stepped back an hour
+  assert.equal(nextIncarnation(saved(2 ** 53 - 1), WALL), WALL);
+  assert.equal(nextIncarnation(saved(WALL + 2 * 86_400_000), WALL), WALL);
 });
