@@ -31,5 +31,5 @@ pub use reint::{
 pub use sync::EntryInfo;
 pub use op::{Op, TO_END};
 pub use replica::{Replica, ReplicaConfig, ReplicaStatus};
-pub use sys::SetTime;
+pub use sys::{HeldDir, SetTime};
 pub use wire::{AckLevel, Query};

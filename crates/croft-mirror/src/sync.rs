@@ -49,30 +49,10 @@ fn keeping_parent_times<T>(dir: &HeldDir, path: &Path, f: impl FnOnce() -> io::R
     r
 }
 
-/// Removes `path` and everything under it; absent is fine. Never the directory itself.
+/// Removes `path` and everything under it; absent is fine. Never the directory itself. Walks by
+/// descriptors and never follows a symlink ([`HeldDir::remove_tree`]).
 pub(crate) fn remove_tree(dir: &HeldDir, path: &Path) -> io::Result<()> {
-    if path.as_os_str().is_empty() {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    let st = match dir.lstat(path) {
-        Ok(st) => st,
-        Err(e) if is_enoent(&e) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if fmt_of(&st) == libc::S_IFDIR {
-        for (name, _, _) in dir.list_dir(path)? {
-            remove_tree(dir, &path.join(name))?;
-        }
-        match dir.rmdir(path) {
-            Err(e) if !is_enoent(&e) => Err(e),
-            _ => Ok(()),
-        }
-    } else {
-        match dir.unlink(path) {
-            Err(e) if !is_enoent(&e) => Err(e),
-            _ => Ok(()),
-        }
-    }
+    dir.remove_tree(path)
 }
 
 /// The xattrs of `path` (not of symlinks: Linux allows only trusted./security. there and the
