@@ -10,14 +10,16 @@ build: setup
 # Node 20's test runner takes no globs: find lists the files. One file at a time, since
 # integration tests build labs with real daemons on a 2-core machine.
 
+# umask 022 (root's usual): croft refuses config files, scripts and folders writable by group or
+# others (src/config/perms.ts), and the tests create theirs with the default modes.
 test: setup test-rust
-	node --test --test-concurrency=1 --test-reporter=spec $$(find dist/test -name '*.test.js' | sort)
+	umask 022 && node --test --test-concurrency=1 --test-reporter=spec $$(find dist/test -name '*.test.js' | sort)
 
 test-rust:
 	cargo test --quiet --workspace --exclude croft-napi
 
 test-unit: setup
-	node --test --test-reporter=spec $$(find dist/test/unit dist/test/sim -name '*.test.js' | sort)
+	umask 022 && node --test --test-reporter=spec $$(find dist/test/unit dist/test/sim -name '*.test.js' | sort)
 
 demo: setup
 	node bin/croft.js demo
