@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config/types.js';
 import type { Daemon, MirrorCommandName, ModuleCommand } from '../daemon/daemon.js';
 import { MirrorRuntime } from '../../mirror/runtime.js';
@@ -139,7 +139,8 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
   const serverOptions = { connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs) };
   const app = Fastify({
     loggerInstance: opts.logger,
-    disableRequestLogging: true,
+    // No line per request: a request flood must not become a log flood.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: limits.bodyLimit,
     serverFactory: (handler) => {
       const server = tls

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import tls from 'node:tls';
 import { loadConfig } from '../config/load.js';
 import { CroftError } from '../errors.js';
 
@@ -13,7 +14,8 @@ export interface ApiTarget {
   /** When set, requests go to this unix socket (the daemon's local API) instead of url. */
   socketPath?: string;
   authorization?: string;
-  ca?: Buffer;
+  /** Trusted CAs for https (default: the system's). */
+  ca?: (string | Buffer)[];
 }
 
 /**
@@ -42,7 +44,9 @@ export function targetFromConfig(configDir: string, apiOverride?: string, tokenO
   const user = api.users[0];
   const authorization = token ? `Bearer ${token}`
     : user ? `Basic ${Buffer.from(`${user.name}:${user.password}`).toString('base64')}` : undefined;
-  return { url, authorization, ca: api.tls ? fs.readFileSync(api.tls.cert) : undefined };
+  // The configured certificate (self-signed, or a chain ending at a private CA) is trusted, and so
+  // are the system's CAs (a certificate from a public CA): never an unverified connection.
+  return { url, authorization, ca: api.tls ? [...tls.rootCertificates, fs.readFileSync(api.tls.cert, 'utf8')] : undefined };
 }
 
 /** True for 127.0.0.0/8, ::1 and localhost: a request that never leaves the machine. */
