@@ -68,6 +68,8 @@ export interface DataPlaneOptions {
   host: string;
   /** The peer's address on the replication LAN. */
   peerHost: string;
+  /** Every configured address of the peer: the only ones the replicas accept connections from. */
+  peerAddresses?: string[];
   /** dirs[i] replicates on port + i. */
   port: number;
   key: Buffer;
@@ -137,6 +139,7 @@ export class MirrorDataPlane {
       // copied over by the reintegration into it too (and the log cleared when done).
       const opts: MirrorReplicaOptions & { dirtyLog: { dir: string; zoneBytes: number } } = {
         dir, host: this.o.host, port: this.o.port + i, key: this.o.key, dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes },
+        allowedPeers: this.o.peerAddresses ?? [this.o.peerHost],
       };
       try {
         this.#replicas[i] = MirrorReplica.start(opts);

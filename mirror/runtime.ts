@@ -104,7 +104,8 @@ export interface MirrorDetail {
   reintegrating: 'none' | 'source' | 'target';
   reintegration: (ReintegrationStatus & { etaMs: number | null }) | null;
   lastReintegration: LastReintegration | null;
-  replicas: ({ sessions: number; connected: boolean; appliedOps: number; lastError: string | null } | null)[];
+  /** tampered: sessions ended on a record that failed authentication; rejected: connections closed at once (not the peer's address, or the session cap). */
+  replicas: ({ sessions: number; connected: boolean; appliedOps: number; lastError: string | null; tampered: number; rejected: number } | null)[];
 }
 
 /** Payload of the 'transition' event (as ModuleRuntime's). */
@@ -194,6 +195,7 @@ export class MirrorRuntime extends EventEmitter {
       stateDir: this.#stateDir,
       host: addressOf(opts.node),
       peerHost: addressOf(peer),
+      peerAddresses: opts.cluster.nodes.find((x) => x.name === peer)?.addresses ?? [],
       port: mirror.port,
       key: opts.cluster.key,
       ack: mirror.ack,
@@ -425,7 +427,8 @@ export class MirrorRuntime extends EventEmitter {
       reintegrating: m.reintegrating,
       reintegration,
       lastReintegration: this.#lastReintegration,
-      replicas: this.#dp.replicaStatus().map((s) => (s ? { sessions: s.sessions, connected: s.connected, appliedOps: s.appliedOps, lastError: s.lastError } : null)),
+      replicas: this.#dp.replicaStatus().map((s) =>
+        s ? { sessions: s.sessions, connected: s.connected, appliedOps: s.appliedOps, lastError: s.lastError, tampered: s.tampered, rejected: s.rejectedPeers + s.rejectedBusy } : null),
     };
   }
 

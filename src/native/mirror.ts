@@ -81,6 +81,8 @@ export interface MirrorLinkStatus {
   bytesSent: number;
   /** Changes acknowledged through the dirty tracker instead of the peer. */
   aloneOps: number;
+  /** Sessions ended because a record from the peer failed authentication (tampered, forged, replayed). */
+  tampered: number;
 }
 
 export interface MirrorStatus {
@@ -110,6 +112,11 @@ export interface MirrorReplicaOptions {
    * a reintegration into this replica copies its entries too and clears it when done.
    */
   dirtyLog?: MirrorDirtyLogOptions;
+  /**
+   * The IP addresses the primary may connect from (the peer node's configured addresses); a
+   * connection from any other is closed at once and counted (`rejectedPeers`). Absent or empty: any.
+   */
+  allowedPeers?: string[];
 }
 
 export interface MirrorReintegrateOptions {
@@ -166,6 +173,18 @@ export interface MirrorReplicaStatus {
   reintegrations: number;
   /** Bytes received from primaries (operations and queries). */
   bytesReceived: number;
+  /** Sessions ended because a record failed authentication (tampered, forged, replayed). */
+  tampered: number;
+  /** Connections closed at once: not from the peer's addresses. */
+  rejectedPeers: number;
+  /** Connections closed at once: the session cap was reached. */
+  rejectedBusy: number;
+  /** Failed accepts (each followed by a back-off). */
+  acceptErrors: number;
+  /** Applying sessions shut down because a newer one of the primary took over. */
+  superseded: number;
+  /** Connections being served now (handshake or session). */
+  activeSessions: number;
 }
 
 type NativeReintegrationStatus = Omit<MirrorReintegrationStatus, 'phase' | 'startedAtMs' | 'finishedAtMs' | 'error'> & {
@@ -451,6 +470,7 @@ export class MirrorMount {
         ackedSeq: s.link.ackedSeq,
         bytesSent: s.link.bytesSent,
         aloneOps: s.link.aloneOps,
+        tampered: s.link.tampered,
       },
     };
   }
@@ -667,6 +687,12 @@ export class MirrorReplica {
       lastError: s.lastError ?? null,
       reintegrations: s.reintegrations,
       bytesReceived: s.bytesReceived,
+      tampered: s.tampered,
+      rejectedPeers: s.rejectedPeers,
+      rejectedBusy: s.rejectedBusy,
+      acceptErrors: s.acceptErrors,
+      superseded: s.superseded,
+      activeSessions: s.activeSessions,
     };
   }
 

@@ -7,7 +7,7 @@
 //! What happens to the operations that were not acknowledged is the caller's [`FailMode`].
 
 use crate::op::Op;
-use crate::wire::{self, AckLevel, Frame, HandshakeError, Query};
+use crate::wire::{self, AckLevel, Frame, HandshakeError, Query, Sealed};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -147,24 +147,33 @@ pub struct LinkStatus {
     pub bytes_sent: u64,
     /// Changes acknowledged through the dirty tracker instead of the peer.
     pub alone_ops: u64,
+    /// Sessions ended because a record from the peer failed authentication (tampered, forged,
+    /// replayed, reordered or dropped on the way).
+    pub tampered: u64,
 }
 
 struct Tx {
-    stream: Option<TcpStream>,
+    stream: Option<Sealed>,
     next_seq: u64,
     next_query: u64,
+    /// The frames of one `replicate` call, encoded here (the buffer is reused).
+    frames: Vec<u8>,
 }
+
+/// The frame buffer kept between calls at most (a burst of large writes does not keep its peak).
+const FRAMES_KEEP_BYTES: usize = 4 << 20;
 
 struct State {
     acked: u64,
     sent: u64,
     bytes_sent: u64,
     alone_ops: u64,
+    tampered: u64,
     lost: Option<String>,
     fail_mode: FailMode,
     closing: bool,
     /// A clone of the stream, to shut it down from any thread.
-    shutdown: Option<TcpStream>,
+    shutdown: Option<Sealed>,
     level: AckLevel,
     ack_timeout: Duration,
     /// Which stream the ack reader serves: a reader of an older stream changes nothing.
@@ -202,14 +211,15 @@ pub(crate) struct Replicator {
     reader: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Connects and authenticates to the peer.
-pub(crate) fn connect(peer: &PeerConfig) -> Result<TcpStream, HandshakeError> {
+/// Connects to the peer and opens a sealed session (the connection and the whole handshake
+/// within the connect timeout).
+pub(crate) fn connect(peer: &PeerConfig) -> Result<Sealed, HandshakeError> {
     let timeout = Duration::from_millis(peer.connect_timeout_ms.max(1));
-    let mut s = TcpStream::connect_timeout(&peer.addr, timeout)?;
+    let deadline = Instant::now() + timeout;
+    let s = TcpStream::connect_timeout(&peer.addr, timeout)?;
     s.set_nodelay(true)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    wire::handshake_primary(&mut s, &peer.key, peer.ack_level)?;
+    wire::set_keepalive(&s);
+    let s = wire::handshake_primary(s, &peer.key, peer.ack_level, deadline)?;
     s.set_read_timeout(None)?;
     // A send blocks only while the peer's receive window is full, i.e. on the peer's progress:
     // bounded by the ack timeout like the ack itself.
@@ -220,7 +230,7 @@ pub(crate) fn connect(peer: &PeerConfig) -> Result<TcpStream, HandshakeError> {
 impl Replicator {
     /// `stream`: an authenticated stream, or `None` to start alone (`lost_reason` says why).
     pub(crate) fn start(
-        stream: Option<TcpStream>,
+        stream: Option<Sealed>,
         lost_reason: &str,
         level: AckLevel,
         ack_timeout_ms: u64,
@@ -235,12 +245,13 @@ impl Replicator {
         let lost = if stream.is_some() { None } else { Some(lost_reason.to_string()) };
         let activity = dirty.log().is_some();
         let r = Arc::new(Replicator {
-            tx: Mutex::new(Tx { stream, next_seq: 1, next_query: 1 }),
+            tx: Mutex::new(Tx { stream, next_seq: 1, next_query: 1, frames: Vec::new() }),
             state: Mutex::new(State {
                 acked: 0,
                 sent: 0,
                 bytes_sent: 0,
                 alone_ops: 0,
+                tampered: 0,
                 lost,
                 fail_mode,
                 closing: false,
@@ -268,21 +279,21 @@ impl Replicator {
         Ok(r)
     }
 
-    fn spawn_reader(self: &Arc<Self>, read_half: TcpStream, generation: u64) -> io::Result<()> {
+    fn spawn_reader(self: &Arc<Self>, read_half: Sealed, generation: u64) -> io::Result<()> {
         let me = Arc::clone(self);
         let h = thread::Builder::new()
             .name("croft-mirror-acks".into())
             .spawn(move || me.read_acks(read_half, generation))?;
-        *self.reader.lock().unwrap() = Some(h);
+        *wire::lock(&self.reader) = Some(h);
         Ok(())
     }
 
-    fn read_acks(&self, stream: TcpStream, generation: u64) {
-        let mut r = BufReader::new(stream);
+    fn read_acks(&self, stream: Sealed, generation: u64) {
+        let mut r = BufReader::with_capacity(64 << 10, stream.clone());
         let reason = loop {
             match wire::read_frame(&mut r) {
                 Ok(Some(Frame::Ack { seq })) => {
-                    let mut st = self.state.lock().unwrap();
+                    let mut st = wire::lock(&self.state);
                     if st.generation != generation {
                         return;
                     }
@@ -293,7 +304,7 @@ impl Replicator {
                     self.cv.notify_all();
                 }
                 Ok(Some(Frame::Reply { id, body })) => {
-                    let mut st = self.state.lock().unwrap();
+                    let mut st = wire::lock(&self.state);
                     if st.generation != generation {
                         return;
                     }
@@ -309,7 +320,15 @@ impl Replicator {
                 }
                 Ok(Some(other)) => break format!("the peer sent an unexpected frame {other:?}"),
                 Ok(None) => break "the peer closed the connection".into(),
-                Err(e) => break format!("reading acks from the peer: {e}"),
+                Err(e) => {
+                    if wire::is_tampered(&e) {
+                        let mut st = wire::lock(&self.state);
+                        if st.generation == generation {
+                            st.tampered += 1;
+                        }
+                    }
+                    break format!("reading acks from the peer: {e}");
+                }
             }
         };
         self.lose_generation(Some(generation), &reason);
@@ -323,7 +342,7 @@ impl Replicator {
 
     fn lose_generation(&self, generation: Option<u64>, reason: &str) {
         let newly = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = wire::lock(&self.state);
             if generation.is_some_and(|g| g != st.generation) {
                 return;
             }
@@ -360,9 +379,9 @@ impl Replicator {
         // With an activity log the extents were marked before the local change.
         let extents: Vec<(PathBuf, u64, u64)> =
             if self.activity { Vec::new() } else { ops.iter().flat_map(Op::dirty_extents).collect() };
-        let mut tx = self.tx.lock().unwrap();
+        let mut tx = wire::lock(&self.tx);
         let not_sent = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = wire::lock(&self.state);
             st.unresolved += 1;
             if st.lost.is_some() && !st.catchup {
                 tx.stream = None;
@@ -379,19 +398,24 @@ impl Replicator {
             return Ticket { seq: None, extents: Vec::new(), counted: true };
         }
         let first = tx.next_seq;
-        let Some(stream) = tx.stream.as_mut() else { unreachable!() };
-        let mut buf = Vec::new();
+        let Tx { stream, frames, .. } = &mut *tx;
+        let Some(stream) = stream.as_mut() else { unreachable!() };
+        frames.clear();
         for (i, op) in ops.iter().enumerate() {
-            buf.extend(wire::op_frame(first + i as u64, op));
+            wire::encode_op_frame(frames, first + i as u64, op);
         }
         let last = first + ops.len() as u64 - 1;
         {
             // Before the write: the ack may come back before write_all returns.
-            let mut st = self.state.lock().unwrap();
+            let mut st = wire::lock(&self.state);
             st.sent = last;
-            st.bytes_sent += buf.len() as u64;
+            st.bytes_sent += frames.len() as u64;
         }
-        match stream.write_all(&buf) {
+        let written = stream.write_all(frames);
+        if frames.capacity() > FRAMES_KEEP_BYTES {
+            *frames = Vec::new();
+        }
+        match written {
             Ok(()) => {
                 tx.next_seq = last + 1;
                 Ticket { seq: Some(last), extents, counted: true }
@@ -427,7 +451,7 @@ impl Replicator {
 
     /// A ticket for "everything sent so far" (flush: nothing new, but nothing pending either).
     pub(crate) fn barrier(&self) -> Ticket {
-        let tx = self.tx.lock().unwrap();
+        let tx = wire::lock(&self.tx);
         let sent = tx.next_seq - 1;
         Ticket { seq: Some(sent), extents: Vec::new(), counted: false }
     }
@@ -488,13 +512,13 @@ impl Replicator {
     }
 
     pub(crate) fn set_fail_mode(&self, mode: FailMode) {
-        let mut st = self.state.lock().unwrap();
+        let mut st = wire::lock(&self.state);
         st.fail_mode = mode;
         self.cv.notify_all();
     }
 
     pub(crate) fn status(&self) -> LinkStatus {
-        let st = self.state.lock().unwrap();
+        let st = wire::lock(&self.state);
         LinkStatus {
             connected: st.lost.is_none(),
             lost_reason: st.lost.clone(),
@@ -502,6 +526,7 @@ impl Replicator {
             acked_seq: st.acked,
             bytes_sent: st.bytes_sent,
             alone_ops: st.alone_ops,
+            tampered: st.tampered,
         }
     }
 
@@ -510,9 +535,9 @@ impl Replicator {
     /// Attaches a reintegration's authenticated stream to a replicator that runs alone. Its
     /// sequence numbers start again at 1 (a new session on the replica) and continue after
     /// `go_live`. The application's changes stay dirty until then.
-    pub(crate) fn attach(self: &Arc<Self>, stream: TcpStream, level: AckLevel, ack_timeout_ms: u64) -> Result<(), String> {
+    pub(crate) fn attach(self: &Arc<Self>, stream: Sealed, level: AckLevel, ack_timeout_ms: u64) -> Result<(), String> {
         {
-            let st = self.state.lock().unwrap();
+            let st = wire::lock(&self.state);
             if st.closing {
                 return Err("the mirror is closing".into());
             }
@@ -524,14 +549,14 @@ impl Replicator {
             }
         }
         // The previous reader ends on its own: its stream was shut down when the peer was lost.
-        if let Some(h) = self.reader.lock().unwrap().take() {
+        if let Some(h) = wire::lock(&self.reader).take() {
             let _ = h.join();
         }
         let shutdown = stream.try_clone().map_err(|e| e.to_string())?;
         let read_half = stream.try_clone().map_err(|e| e.to_string())?;
         let generation = {
-            let mut tx = self.tx.lock().unwrap();
-            let mut st = self.state.lock().unwrap();
+            let mut tx = wire::lock(&self.tx);
+            let mut st = wire::lock(&self.state);
             if st.closing || st.catchup || st.lost.is_none() {
                 return Err("the mirror changed state while the reintegration connected".into());
             }
@@ -563,7 +588,7 @@ impl Replicator {
 
     /// Sends reintegration operations on the attached stream; returns the last sequence number.
     pub(crate) fn catchup_send(&self, ops: &[Op]) -> Result<u64, String> {
-        let mut tx = self.tx.lock().unwrap();
+        let mut tx = wire::lock(&self.tx);
         let mut buf = Vec::new();
         let first = tx.next_seq;
         for (i, op) in ops.iter().enumerate() {
@@ -571,7 +596,7 @@ impl Replicator {
         }
         let last = first + ops.len() as u64 - 1;
         {
-            let mut st = self.state.lock().unwrap();
+            let mut st = wire::lock(&self.state);
             if !st.catchup {
                 return Err(Self::catchup_gone(&st));
             }
@@ -595,13 +620,13 @@ impl Replicator {
 
     /// Sequence number of the last operation sent and bytes sent so far.
     pub(crate) fn sent(&self) -> (u64, u64, u64) {
-        let st = self.state.lock().unwrap();
+        let st = wire::lock(&self.state);
         (st.sent, st.acked, st.bytes_sent)
     }
 
     /// Waits until the target acknowledged `seq` on the attached stream.
     pub(crate) fn catchup_wait(&self, seq: u64) -> Result<(), String> {
-        let mut st = self.state.lock().unwrap();
+        let mut st = wire::lock(&self.state);
         let patience = |st: &State| if st.queries_pending > 0 { PATIENT_WRITE_MAX } else { st.ack_timeout };
         let mut deadline = Instant::now() + patience(&st);
         let mut last_progress = (st.acked, st.replies_received);
@@ -625,7 +650,7 @@ impl Replicator {
                 self.lose(&m);
                 return Err(m);
             }
-            st = self.cv.wait_timeout(st, deadline - now).unwrap().0;
+            st = self.cv.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
@@ -638,9 +663,9 @@ impl Replicator {
     /// Sends a query without waiting for its answer (several may be in flight: the target
     /// answers them in stream order); `query_wait` takes the answer.
     pub(crate) fn query_send(&self, q: &Query) -> Result<u64, String> {
-        let mut tx = self.tx.lock().unwrap();
+        let mut tx = wire::lock(&self.tx);
         {
-            let mut st = self.state.lock().unwrap();
+            let mut st = wire::lock(&self.state);
             if !st.catchup {
                 return Err(Self::catchup_gone(&st));
             }
@@ -660,14 +685,14 @@ impl Replicator {
             self.lose(&m);
             return Err(m);
         }
-        self.state.lock().unwrap().bytes_sent += frame.len() as u64;
+        wire::lock(&self.state).bytes_sent += frame.len() as u64;
         Ok(id)
     }
 
     /// Waits for the answer to query `id`.
     pub(crate) fn query_wait(&self, id: u64, timeout: Duration) -> Result<Vec<u8>, String> {
         let deadline = Instant::now() + timeout;
-        let mut st = self.state.lock().unwrap();
+        let mut st = wire::lock(&self.state);
         loop {
             if let Some(body) = st.replies.remove(&id) {
                 return Ok(body);
@@ -682,17 +707,20 @@ impl Replicator {
                 self.lose(&m);
                 return Err(m);
             }
-            st = self.cv.wait_timeout(st, deadline - now).unwrap().0;
+            st = self.cv.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
     /// `write_all` on the reintegration's stream that, while queries are in flight, keeps
     /// waiting past the socket's send timeout: the target answers queries in stream order and
     /// reads nothing more while it computes one (a long listing, a big file's checksums).
-    fn write_patient(&self, s: &mut TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    fn write_patient(&self, s: &mut Sealed, mut buf: &[u8]) -> io::Result<()> {
         let mut stalled_since: Option<Instant> = None;
-        while !buf.is_empty() {
-            match s.write(buf) {
+        loop {
+            // The sealed stream may keep records queued after a send timeout: flush them last.
+            let r = if buf.is_empty() { s.flush().map(|()| usize::MAX) } else { s.write(buf) };
+            match r {
+                Ok(usize::MAX) => return Ok(()),
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the stream accepts nothing")),
                 Ok(n) => {
                     buf = &buf[n..];
@@ -701,7 +729,7 @@ impl Replicator {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     let since = *stalled_since.get_or_insert_with(Instant::now);
-                    let pending = self.state.lock().unwrap().queries_pending > 0;
+                    let pending = wire::lock(&self.state).queries_pending > 0;
                     if !pending || since.elapsed() >= PATIENT_WRITE_MAX {
                         return Err(e);
                     }
@@ -709,12 +737,11 @@ impl Replicator {
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
     }
 
     /// Ends the reintegration's stream (abort); the mount stays alone.
     pub(crate) fn abort_catchup(&self, reason: &str) {
-        let st = self.state.lock().unwrap();
+        let st = wire::lock(&self.state);
         if st.catchup {
             drop(st);
             self.lose(reason);
@@ -725,7 +752,7 @@ impl Replicator {
     /// The caller holds the order lock, so none can start meanwhile.
     pub(crate) fn wait_unresolved(&self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
-        let mut st = self.state.lock().unwrap();
+        let mut st = wire::lock(&self.state);
         while st.unresolved > 0 {
             let now = Instant::now();
             if now >= deadline {
@@ -734,7 +761,7 @@ impl Replicator {
                     st.unresolved
                 ));
             }
-            st = self.cv.wait_timeout(st, deadline - now).unwrap().0;
+            st = self.cv.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
         Ok(())
     }
@@ -742,7 +769,7 @@ impl Replicator {
     /// The reintegration is complete (the caller holds the order lock and the target acked
     /// everything): from now on every change is mirrored synchronously on this stream.
     pub(crate) fn go_live(&self) -> Result<(), String> {
-        let mut st = self.state.lock().unwrap();
+        let mut st = wire::lock(&self.state);
         if !st.catchup {
             return Err(Self::catchup_gone(&st));
         }
@@ -756,22 +783,22 @@ impl Replicator {
     }
 
     pub(crate) fn start_recording(&self) {
-        *self.recent.lock().unwrap() = Some(Recent::new());
+        *wire::lock(&self.recent) = Some(Recent::new());
     }
 
     /// What was marked since the last call (recording goes on).
     pub(crate) fn take_recent(&self) -> Recent {
-        self.recent.lock().unwrap().as_mut().map(std::mem::take).unwrap_or_default()
+        wire::lock(&self.recent).as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     pub(crate) fn stop_recording(&self) {
-        *self.recent.lock().unwrap() = None;
+        *wire::lock(&self.recent) = None;
     }
 
     /// True when connected and the peer acknowledged every change sent (waits up to the ack
     /// timeout for the last ones). The caller holds the order lock.
     pub(crate) fn all_acked(&self) -> bool {
-        let mut st = self.state.lock().unwrap();
+        let mut st = wire::lock(&self.state);
         let deadline = Instant::now() + st.ack_timeout;
         loop {
             if st.lost.is_some() || st.catchup {
@@ -784,7 +811,7 @@ impl Replicator {
             if now >= deadline {
                 return false;
             }
-            st = self.cv.wait_timeout(st, deadline - now).unwrap().0;
+            st = self.cv.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
@@ -794,10 +821,10 @@ impl Replicator {
 
     /// Closes the stream; blocked waiters return `Err` (EIO) under `Block`.
     pub(crate) fn close(&self) {
-        self.state.lock().unwrap().closing = true;
+        wire::lock(&self.state).closing = true;
         self.lose("the mirror was closed");
         self.cv.notify_all();
-        if let Some(h) = self.reader.lock().unwrap().take() {
+        if let Some(h) = wire::lock(&self.reader).take() {
             let _ = h.join();
         }
     }

@@ -19,11 +19,11 @@ use crate::link::{self, PeerConfig, Recent, Replicator};
 use crate::op::{Op, TO_END};
 use crate::sync::{self, EntryInfo};
 use crate::sys::{self, HeldDir};
-use crate::wire::{self, Frame, HandshakeError, Query};
+use crate::wire::{self, Frame, HandshakeError, Query, Sealed};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::io::{BufReader, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -231,7 +231,7 @@ fn add_entries(w: &mut Work, entries: &[crate::dirtylog::DirtyEntry]) {
 }
 
 /// A connection error as the reintegration reports it.
-fn connect(peer: &PeerConfig) -> Result<TcpStream, String> {
+fn connect(peer: &PeerConfig) -> Result<Sealed, String> {
     link::connect(peer).map_err(|e| match e {
         HandshakeError::Io(e) => format!("cannot reach the target at {}: {e}", peer.addr),
         HandshakeError::Refused(m) => format!("the target at {} refused the session: {m}", peer.addr),
@@ -968,8 +968,8 @@ fn meta_difference(a: &EntryInfo, b: &EntryInfo) -> Option<String> {
 
 /// A query-only session (verify): one question at a time.
 struct QueryClient {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
+    stream: Sealed,
+    reader: BufReader<Sealed>,
     next: u64,
 }
 

@@ -252,6 +252,7 @@ fn the_targets_own_log_is_copied_back_over() {
         listen: "127.0.0.1:0".parse().unwrap(),
         key: KEY.to_vec(),
         dirty_log: Some(tlog.clone()),
+        allowed_peers: Vec::new(),
     })
     .unwrap();
     let a = Alone::mount(primary.path(), state.path(), K64);

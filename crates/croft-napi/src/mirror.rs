@@ -478,6 +478,8 @@ pub struct MirrorLinkStatusJs {
     pub acked_seq: i64,
     pub bytes_sent: i64,
     pub alone_ops: i64,
+    /// Sessions ended because a record from the peer failed authentication.
+    pub tampered: i64,
 }
 
 #[napi(object)]
@@ -503,6 +505,7 @@ fn status_js(s: &MirrorStatus, mounted: bool) -> MirrorStatusJs {
             acked_seq: s.link.acked_seq as i64,
             bytes_sent: s.link.bytes_sent as i64,
             alone_ops: s.link.alone_ops as i64,
+            tampered: s.link.tampered as i64,
         },
         mounted,
     }
@@ -921,6 +924,9 @@ pub struct MirrorReplicaOptions {
     /// This node's own dirty log (it was primary before): a reintegration into this replica
     /// copies its entries too and clears it when done.
     pub dirty_log: Option<MirrorDirtyLogOptions>,
+    /// The IP addresses the primary may connect from (the peer node's addresses); a connection
+    /// from any other is closed at once and counted. Absent or empty: any.
+    pub allowed_peers: Option<Vec<String>>,
 }
 
 #[napi(object)]
@@ -933,6 +939,18 @@ pub struct MirrorReplicaStatusJs {
     pub last_error: Option<String>,
     pub reintegrations: i64,
     pub bytes_received: i64,
+    /// Sessions ended because a record failed authentication (tampered, forged, replayed).
+    pub tampered: i64,
+    /// Connections closed at once: not from the peer's addresses.
+    pub rejected_peers: i64,
+    /// Connections closed at once: the session cap was reached.
+    pub rejected_busy: i64,
+    /// Failed accepts (each followed by a back-off).
+    pub accept_errors: i64,
+    /// Applying sessions shut down because a newer one of the primary took over.
+    pub superseded: i64,
+    /// Connections being served now.
+    pub active_sessions: i64,
 }
 
 fn replica_status_js(s: &ReplicaStatus) -> MirrorReplicaStatusJs {
@@ -945,6 +963,12 @@ fn replica_status_js(s: &ReplicaStatus) -> MirrorReplicaStatusJs {
         last_error: s.last_error.clone(),
         reintegrations: s.reintegrations as i64,
         bytes_received: s.bytes_received as i64,
+        tampered: s.tampered as i64,
+        rejected_peers: s.rejected_peers as i64,
+        rejected_busy: s.rejected_busy as i64,
+        accept_errors: s.accept_errors as i64,
+        superseded: s.superseded as i64,
+        active_sessions: s.active_sessions as i64,
     }
 }
 
@@ -976,8 +1000,16 @@ impl MirrorReplica {
                     .map_err(|m| coded_error(&env, DIRTY_LOG_CODE, m))?,
             ),
         };
+        let mut allowed_peers = Vec::new();
+        for a in opts.allowed_peers.iter().flatten() {
+            allowed_peers.push(
+                a.parse::<IpAddr>()
+                    .map_err(|_| invalid(format!("allowedPeers must hold IP addresses, got {a:?}")))?,
+            );
+        }
         let mut config = ReplicaConfig::new(PathBuf::from(&opts.dir), listen, opts.key.to_vec());
         config.dirty_log = log.as_ref().map(|l| Arc::clone(&l.log));
+        config.allowed_peers = allowed_peers;
         match Replica::start(config) {
             Ok(r) => Ok(MirrorReplica {
                 port: r.local_addr().port(),
