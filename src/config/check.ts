@@ -52,11 +52,17 @@ export function checkSources(
   // Who may change the files (and read the inline key): see perms.ts.
   const whole = (file: string, message: string): ConfigProblem => ({ file, line: 1, column: 1, key: '', message });
   for (const m of trustedFileProblems(cluster.file, files, 'the config file')) problems.push(whole(cluster.file, m));
-  const clusterData = clusterSource.data;
-  if (clusterData !== null && typeof clusterData === 'object' && 'key' in clusterData) {
-    for (const m of secretFileProblems(cluster.file, files, 'the config file holding the cluster key inline',
-      `chmod 600 ${cluster.file} (or move the key to a key_file with mode 600)`)) {
-      problems.push(clusterSource.problem(['key'], m, 'key'));
+  // Secrets written in cluster.yaml itself (the key, API tokens, API passwords) make it a secret file.
+  const clusterData = (clusterSource.data !== null && typeof clusterSource.data === 'object' ? clusterSource.data : {}) as Record<string, unknown>;
+  const api = (clusterData.api !== null && typeof clusterData.api === 'object' ? clusterData.api : {}) as Record<string, unknown>;
+  const held: { path: string[]; what: string }[] = [];
+  if ('key' in clusterData) held.push({ path: ['key'], what: 'the cluster key' });
+  if (Array.isArray(api.tokens) && api.tokens.length > 0) held.push({ path: ['api', 'tokens'], what: 'API tokens' });
+  if (Array.isArray(api.users) && api.users.length > 0) held.push({ path: ['api', 'users'], what: 'API passwords' });
+  if (held.length > 0) {
+    const fix = `chmod 600 ${cluster.file}${'key' in clusterData ? ' (or move the key to a key_file with mode 600)' : ''}`;
+    for (const m of secretFileProblems(cluster.file, files, `the config file holding ${held.map((h) => h.what).join(', ')} inline`, fix)) {
+      problems.push(clusterSource.problem(held[0]?.path ?? [], m, 'key'));
     }
   }
   for (const source of moduleSources) {

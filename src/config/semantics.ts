@@ -136,6 +136,7 @@ export function checkCluster(source: Source, dir: string, files: FileAccess): { 
     const st = files.stat(file);
     if (!st) report(['api', 'tls', k], `file not found: ${file}`);
     else if (!st.isFile) report(['api', 'tls', k], `not a regular file: ${file}`);
+    else if (k === 'key') for (const m of secretFileProblems(file, files, 'the TLS private key')) report(['api', 'tls', k], m);
   }
 
   return {

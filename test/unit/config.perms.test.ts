@@ -73,6 +73,21 @@ test('finding 13: a cluster.yaml holding key: inline and readable by others is r
   assert.ok(text.includes(`run: chmod 600 ${file}`), text);
 });
 
+test('finding 13: a cluster.yaml holding API tokens or passwords, and a TLS private key, readable by others are refused', () => {
+  const dir = goodDir({ keyFile: `${'x'.repeat(40)}\n` });
+  const file = path.join(dir, 'cluster.yaml');
+  fs.appendFileSync(file, 'api:\n  tokens: [token-0123456789abcdef]\n  tls: { cert: cert.pem, key: tls.key }\n');
+  fs.writeFileSync(path.join(dir, 'cert.pem'), 'x', { mode: 0o644 });
+  fs.writeFileSync(path.join(dir, 'tls.key'), 'x', { mode: 0o644 });
+  const text = problemsText(dir);
+  assert.ok(text.includes(`the config file holding API tokens inline ${file} is readable by its group and other users (mode 0644)`), text);
+  assert.ok(text.includes(`run: chmod 600 ${file}`), text);
+  assert.ok(text.includes(`api.tls.key: the TLS private key ${path.join(dir, 'tls.key')} is readable`), text);
+  fs.chmodSync(file, 0o600);
+  fs.chmodSync(path.join(dir, 'tls.key'), 0o600);
+  assert.equal(checkConfigDir(dir).problems.filter((p) => /mode 0/.test(p.message)).length, 0);
+});
+
 test('finding 13: cluster.yaml, module file, scripts and their folders writable by group or others are refused with chmod go-w', () => {
   const cases: [string, number, string][] = [
     ['cluster.yaml', 0o666, 'the config file'],
