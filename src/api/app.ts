@@ -23,6 +23,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import os from 'node:os';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config/types.js';
@@ -39,6 +40,11 @@ import { renderMetrics } from './metrics.js';
 export const apiLimits = {
   /** Open connections at once; past it, new ones are closed at accept. */
   maxConnections: 128,
+  /**
+   * Open connections from one source (an address, an IPv6 /64): one client cannot take them all
+   * (and with them the load balancer's /health probes).
+   */
+  maxConnectionsPerSource: 32,
   /** The whole header must arrive within this (slowloris). */
   headersTimeoutMs: 10_000,
   /** The whole request must arrive within this (the answer may take longer: mirror verify). */
@@ -130,6 +136,25 @@ function originOf(value: string | undefined): string | null | undefined {
   }
 }
 
+/** Closes at once a connection past `max` open ones from its source. */
+function limitPerSource(server: net.Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: net.Socket) => {
+    const key = FailedLogins.source(socket.remoteAddress);
+    const n = (open.get(key) ?? 0) + 1;
+    if (n > max) {
+      socket.destroy();
+      return;
+    }
+    open.set(key, n);
+    socket.once('close', () => {
+      const left = (open.get(key) ?? 1) - 1;
+      if (left <= 0) open.delete(key);
+      else open.set(key, left);
+    });
+  });
+}
+
 export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance {
   const api = daemon.config.cluster.api;
   const limits = { ...apiLimits, ...opts.limits };
@@ -147,6 +172,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
         ? https.createServer({ ...tls, ...serverOptions }, handler)
         : http.createServer(serverOptions, handler);
       server.maxConnections = limits.maxConnections;
+      if (!opts.local) limitPerSource(server, limits.maxConnectionsPerSource);
       server.headersTimeout = limits.headersTimeoutMs;
       server.requestTimeout = limits.requestTimeoutMs;
       server.keepAliveTimeout = limits.keepAliveTimeoutMs;

@@ -322,11 +322,12 @@ describe('API bounds', () => {
   let app: FastifyInstance;
   let port: number;
   const cap = 8;
+  const perSource = 3;
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-apisec-'));
     writeConfig(dir, ['  host: 127.0.0.1', `  tokens: [${TOKEN}]`]);
     daemon = new Daemon(loadConfig(dir), 'n1', silentLogger());
-    app = buildApi(daemon, { limits: { maxConnections: cap, headersTimeoutMs: 1000, requestTimeoutMs: 1500 } });
+    app = buildApi(daemon, { limits: { maxConnections: cap, maxConnectionsPerSource: perSource, headersTimeoutMs: 1000, requestTimeoutMs: 1500 } });
     port = await listen(app);
   });
   after(async () => {
@@ -344,19 +345,31 @@ describe('API bounds', () => {
     s.resume();
   });
 
-  test('low: connections are capped: past the cap a new connection is closed at once, and served again once others leave', async () => {
+  /** An idle connection from `localAddress` (as a flood would hold). */
+  const hold = async (localAddress: string) => {
+    const s = net.connect({ port, host: '127.0.0.1', localAddress });
+    await new Promise((r) => s.once('connect', r));
+    s.on('error', () => { /* closed by the server */ });
+    return s;
+  };
+
+  test('low: connections are capped, per source and in all: past a cap a new connection is closed at once; served again once others leave', async () => {
     assert.ok(apiLimits.maxConnections > 0 && apiLimits.maxConnections <= 1024);
+    assert.ok(apiLimits.maxConnectionsPerSource < apiLimits.maxConnections);
     const held: net.Socket[] = [];
-    for (let i = 0; i < cap; i++) {
-      const s = net.connect(port, '127.0.0.1');
-      await new Promise((r) => s.once('connect', r));
-      held.push(s);
+    try {
+      // One source: its 4th connection is closed, another source is still served.
+      for (let i = 0; i < perSource; i++) held.push(await hold('127.0.0.21'));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(await closedWithin(await hold('127.0.0.21'), 2000) < 2000);
+      assert.equal((await request({ port, localAddress: '127.0.0.22' }, 'GET', '/health/web')).status, 503);
+      // All sources: past `cap` open connections, the next one is closed whatever its source.
+      for (let i = perSource; i < cap; i++) held.push(await hold(`127.0.0.${30 + i}`));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(await closedWithin(await hold('127.0.0.50'), 2000) < 2000);
+    } finally {
+      for (const s of held) s.destroy();
     }
-    await new Promise((r) => setTimeout(r, 100));
-    const extra = net.connect(port, '127.0.0.1');
-    const ms = await closedWithin(extra, 2000);
-    assert.ok(ms < 2000);
-    for (const s of held) s.destroy();
     await new Promise((r) => setTimeout(r, 200));
     assert.equal((await request({ port }, 'GET', '/health/web')).status, 503, 'served again');
   });
