@@ -208,15 +208,28 @@ for (const mode of ['cgroup v2', 'fallback without cgroup']) {
   });
 }
 
-test('low (setsid child): a checker script\'s setsid child is killed too', async () => {
-  const pidFile = path.join(dir, 'checker-setsid.pid');
-  const p = script('checker-setsid.sh', `setsid sh -c 'echo $$ > ${pidFile}; exec sleep 1000' &\nsleep 1000`);
-  const res = await scriptProbe({ path: p, timeoutMs: 5000, env: {} })(AbortSignal.timeout(400));
-  assert.equal(res.ok, false);
-  const childPid = Number(fs.readFileSync(pidFile, 'utf8').trim());
-  started.push(childPid);
-  assert.equal(await waitGone(childPid, 1500), true, `setsid child ${childPid} of the checker survived`);
-});
+for (const mode of ['cgroup v2', 'PID namespace without cgroup']) {
+  test(`low (setsid child): a checker script's setsid child is killed too (${mode})`, async () => {
+    const saved = process.env.CROFT_SCRIPT_CGROUP;
+    if (mode !== 'cgroup v2') process.env.CROFT_SCRIPT_CGROUP = '0';
+    resetContainment();
+    try {
+      const pidFile = path.join(dir, `checker-setsid-${mode.length}.pid`);
+      // The child ignores SIGTERM and leaves the session: only the cgroup or the namespace reaches it.
+      // Its pid as the host sees it ($$ would be the namespace's): the parent of cut, read in /proc.
+      const p = script(`checker-setsid-${mode.length}.sh`, `setsid sh -c 'trap "" TERM; cut -d" " -f4 /proc/self/stat > ${pidFile}; sleep 1000' &\nsleep 1000`);
+      const res = await scriptProbe({ path: p, timeoutMs: 5000, env: {} })(AbortSignal.timeout(400));
+      assert.equal(res.ok, false);
+      const childPid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+      started.push(childPid);
+      assert.equal(await waitGone(childPid, 1500), true, `setsid child ${childPid} of the checker survived`);
+    } finally {
+      if (saved === undefined) delete process.env.CROFT_SCRIPT_CGROUP;
+      else process.env.CROFT_SCRIPT_CGROUP = saved;
+      resetContainment();
+    }
+  });
+}
 
 test('low (script environment): a script sees only the documented environment; a secret of the daemon\'s is absent', async () => {
   process.env.CROFT_TEST_SECRET = 'hunter2-secret';
