@@ -78,6 +78,34 @@ export function writeState(file: string, state: MembershipFile): void {
 export const MAX_CLOCK_STEP_MS = 24 * 60 * 60 * 1000;
 
 /**
+ * The same without blocking the event loop (heartbeats must go out on time while a busy disk takes
+ * its time to fsync).
+ */
+export async function writeStateAsync(file: string, state: MembershipFile): Promise<void> {
+  const dir = path.dirname(file);
+  await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp`;
+  const fh = await fs.promises.open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(JSON.stringify(state));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.promises.rename(tmp, file);
+  try {
+    const dh = await fs.promises.open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch {
+    // as above
+  }
+}
+
+/**
  * The incarnation of a new run: max(wall clock, last saved + 1). A saved value more than a day ahead
  * of the clock (a damaged file, 2^53-1...) is ignored rather than carried into every future run,
  * where the peers would drop it as future_incarnation.

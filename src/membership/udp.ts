@@ -11,7 +11,7 @@ import {
   createMembership, currentView, floors, INCARNATION_AHEAD_MS, isConverged, membershipStep, moduleStates as coreModuleStates,
   peers as corePeers, type MembershipState, type PeerFloor,
 } from './core.js';
-import { nextIncarnation, readState, SAVE_EVERY_MS, stateFile, writeState } from './persist.js';
+import { nextIncarnation, readState, SAVE_EVERY_MS, stateFile, writeState, writeStateAsync } from './persist.js';
 import type { DropReason, MembershipAction, MembershipEvent, ModuleStatus, PeerInfo, View } from './types.js';
 
 /** The subset of pino's Logger this driver uses. */
@@ -82,6 +82,8 @@ export class UdpMembership extends EventEmitter {
   private readonly stateFile: string | null;
   private savedJson = '';
   private saveTimer: NodeJS.Timeout | null = null;
+  /** The periodic save in flight (async: a slow fsync must not delay heartbeats). */
+  private saving: Promise<void> | null = null;
   /** Per LAN: node name -> its configured address there (canonical), for the source check. */
   private readonly sources: Map<string, string>[];
   private sockets: (dgram.Socket | null)[] = [];
@@ -118,18 +120,38 @@ export class UdpMembership extends EventEmitter {
     this.state = this.freshState(restore);
   }
 
-  /** Saves the incarnation and the floors when they changed (or `force`); a failure is logged. */
-  private save(force = false): void {
+  private stateJson(): string {
+    return JSON.stringify({ node: this.self, incarnation: this.incarnation, peers: floors(this.state) });
+  }
+
+  private saveFailed(err: unknown): void {
+    this.log.warn({ event: 'state_save_failed', file: this.stateFile, err: String(err) },
+      `cannot save the membership state to ${this.stateFile ?? ''}: a restart may accept replayed heartbeats or reuse an incarnation`);
+  }
+
+  /** Saves now, blocking (at start: the incarnation is on disk before any heartbeat carries it). */
+  private saveNow(): void {
     if (this.stateFile === null) return;
-    const json = JSON.stringify({ node: this.self, incarnation: this.incarnation, peers: floors(this.state) });
-    if (!force && json === this.savedJson) return;
+    const json = this.stateJson();
     try {
       writeState(this.stateFile, JSON.parse(json));
       this.savedJson = json;
     } catch (err) {
-      this.log.warn({ event: 'state_save_failed', file: this.stateFile, err: String(err) },
-        `cannot save the membership state to ${this.stateFile}: a restart may accept replayed heartbeats or reuse an incarnation`);
+      this.saveFailed(err);
     }
+  }
+
+  /** Saves the floors when they changed, without blocking; one save at a time. */
+  private saveLater(): Promise<void> {
+    if (this.stateFile === null) return Promise.resolve();
+    if (this.saving) return this.saving;
+    const json = this.stateJson();
+    if (json === this.savedJson) return Promise.resolve();
+    const file = this.stateFile;
+    this.saving = writeStateAsync(file, JSON.parse(json))
+      .then(() => { this.savedJson = json; }, (err: unknown) => this.saveFailed(err))
+      .finally(() => { this.saving = null; });
+    return this.saving;
   }
 
   private freshState(restore: Record<string, PeerFloor>): MembershipState {
@@ -150,7 +172,7 @@ export class UdpMembership extends EventEmitter {
   async start(): Promise<void> {
     if (this.running) return;
     // The incarnation is on disk before any heartbeat carries it: the next run will take a larger one.
-    this.save(true);
+    this.saveNow();
     const port = this.cluster.heartbeat.port;
     this.sockets = [];
     try {
@@ -185,7 +207,7 @@ export class UdpMembership extends EventEmitter {
     const tickMs = Math.max(1, Math.min(hb.intervalMs, Math.floor(hb.timeoutMs / 5)));
     this.timer = setInterval(() => this.feed({ type: 'tick' }), tickMs);
     if (this.stateFile !== null) {
-      this.saveTimer = setInterval(() => this.save(), SAVE_EVERY_MS);
+      this.saveTimer = setInterval(() => void this.saveLater(), SAVE_EVERY_MS);
       this.saveTimer.unref();
     }
     this.feed({ type: 'tick' });
@@ -200,7 +222,10 @@ export class UdpMembership extends EventEmitter {
     const wasRunning = this.running;
     this.running = false;
     await this.closeSockets();
-    if (wasRunning) this.save();
+    if (wasRunning) {
+      await this.saving; // a periodic save in flight, then the last state
+      await this.saveLater();
+    }
   }
 
   private closeSockets(): Promise<void> {
