@@ -23,9 +23,20 @@
 //! log of the next generation, so a torn tail never sits in front of new records.
 //!
 //! Trust: a log is trustworthy once [`DirtyLog::clear`] recorded a known-equal baseline (after a
-//! full sync or a reintegration). A directory without a log (first start, lost disk), a corrupt
-//! snapshot or a failed write or fdatasync makes it untrustworthy, on disk too, until the next
-//! `clear`: the caller then does a full sync.
+//! full sync or a reintegration). A directory without a log (first start, lost disk) or a corrupt
+//! snapshot makes it untrustworthy until the next `clear`: the caller then does a full sync.
+//!
+//! Failures (a full disk, an I/O error; issue 8, finding 11): a mark whose record cannot be made
+//! durable FAILS ([`DirtyTracker::mark`] returns the error, the FUSE layer answers EIO and does
+//! not apply the change). So every change ever applied has a durable record, and a failure never
+//! has to make the log untrustworthy: the log stays complete by refusing what it cannot record.
+//! After a failure the log file's tail is unknown (torn record, unsynced bytes) and the snapshot
+//! may be newer than the log (a compaction that stopped half way, whose older log a reopen
+//! ignores), so nothing is appended to that file again: the log is *failing* until a compaction
+//! writes the whole state (a superset of every durable record) into a fresh snapshot and log.
+//! While failing, every mark tries that repair (at most every [`REPAIR_EVERY`]; in between it
+//! fails at once), so the log heals by itself once space is back. Failures and refused marks are
+//! counted in [`DirtyLogStats`] and logged when the log starts and stops failing.
 
 use crate::link::DirtyTracker;
 use crate::op::TO_END;
@@ -97,7 +108,17 @@ pub struct DirtyLogStats {
     pub records_loaded: u64,
     /// Bytes at the end of the log ignored at open (a torn record, never acknowledged).
     pub ignored_tail_bytes: u64,
+    /// Writes, fdatasyncs, compactions or clears of the log that failed since open.
+    pub write_failures: u64,
+    /// Marks answered with an error since open (their change was refused: EIO to the application).
+    pub marks_refused: u64,
+    /// The log cannot record anything now (a failure not yet repaired by a compaction).
+    pub failing: bool,
 }
+
+/// While the log is failing, a mark tries the repair (a compaction) at most this often; the
+/// marks in between fail at once instead of each writing a snapshot onto a full disk.
+pub const REPAIR_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirtyLogOptions {
@@ -242,13 +263,21 @@ struct State {
     files: HashMap<PathBuf, FileDirt>,
     /// Encoded records not yet written to the log.
     pending: Vec<u8>,
-    /// Records handed in (pending included) and records durable, counted since open.
+    /// Records handed in (pending included), handled by a leader (written or failed) and
+    /// durable, counted since open. Durability is a prefix: after a failure nothing is durable
+    /// again until a compaction wrote the whole state, which makes every record before it durable.
     appended_lsn: u64,
-    synced_lsn: u64,
+    processed_lsn: u64,
+    durable_lsn: u64,
     /// A thread is writing and syncing (the group commit's leader, a compaction or `clear`).
     leading: bool,
     trusted: bool,
+    /// The last failure since open (kept after a repair, for the status).
     failed: Option<String>,
+    /// Failing: nothing may be appended to the current log file (see the module doc).
+    broken: bool,
+    /// While failing: no repair before this.
+    repair_at: Option<std::time::Instant>,
     generation: u64,
     stats: DirtyLogStats,
 }
@@ -304,10 +333,13 @@ impl DirtyLog {
                 files: loaded.files,
                 pending: Vec::new(),
                 appended_lsn: 0,
-                synced_lsn: 0,
+                processed_lsn: 0,
+                durable_lsn: 0,
                 leading: false,
                 trusted: loaded.trusted,
                 failed: None,
+                broken: false,
+                repair_at: None,
                 generation,
                 stats,
             }),
@@ -324,15 +356,21 @@ impl DirtyLog {
         self.zone_bytes
     }
 
-    /// False when the log may miss changes (no log before this start, a corrupt snapshot, a
-    /// failed write): reintegration must then compare whole trees. True again after `clear`.
+    /// False when the log may miss changes (no log before this start, a corrupt snapshot):
+    /// reintegration must then compare whole trees. True again after `clear`. A failed write
+    /// does not change it: the change it would have recorded was refused.
     pub fn is_trustworthy(&self) -> bool {
         self.state.lock().unwrap().trusted
     }
 
-    /// The write or fdatasync error that made the log untrustworthy, if any since open.
+    /// The last write, fdatasync, compaction or clear error since open, if any.
     pub fn last_error(&self) -> Option<String> {
         self.state.lock().unwrap().failed.clone()
+    }
+
+    /// True while marks fail: a failure not yet repaired (see the module doc).
+    pub fn is_failing(&self) -> bool {
+        self.state.lock().unwrap().broken
     }
 
     pub fn is_empty(&self) -> bool {
@@ -340,7 +378,8 @@ impl DirtyLog {
     }
 
     pub fn stats(&self) -> DirtyLogStats {
-        self.state.lock().unwrap().stats.clone()
+        let st = self.state.lock().unwrap();
+        DirtyLogStats { failing: st.broken, ..st.stats.clone() }
     }
 
     /// Every dirty path, sorted by path.
@@ -392,18 +431,21 @@ impl DirtyLog {
                 *self.log.lock().unwrap() = file;
                 st.generation = generation;
                 st.trusted = true;
-                st.failed = None;
+                self.repaired(&mut st);
                 st.stats.compactions += 1;
                 st.stats.snapshot_bytes = snapshot_bytes;
                 st.stats.log_bytes = LOG_HEADER_BYTES as u64;
                 Ok(())
             }
             Err(e) => {
+                // The old state (a superset) or the new empty snapshot with a stale log is on
+                // disk: failing until a compaction rewrites both.
                 self.fail(&mut st, &format!("clearing the dirty log: {e}"));
                 Err(e)
             }
         };
-        self.finish_leading(&mut st, end);
+        let ok = out.is_ok();
+        self.finish_leading(&mut st, end, ok);
         out
     }
 
@@ -413,10 +455,12 @@ impl DirtyLog {
         let st = self.lead_exclusively();
         let end = st.appended_lsn;
         let mut st = self.compact_leading(st);
-        self.finish_leading(&mut st, end);
-        match &st.failed {
-            Some(e) => Err(io::Error::other(e.clone())),
-            None => Ok(()),
+        let ok = !st.broken;
+        self.finish_leading(&mut st, end, ok);
+        if ok {
+            Ok(())
+        } else {
+            Err(io::Error::other(st.failed.clone().unwrap_or_default()))
         }
     }
 
@@ -429,17 +473,30 @@ impl DirtyLog {
         st
     }
 
-    fn finish_leading(&self, st: &mut State, durable_lsn: u64) {
-        st.synced_lsn = st.synced_lsn.max(durable_lsn);
+    /// The leader is done with records up to `end`: durable if `ok`, failed otherwise.
+    fn finish_leading(&self, st: &mut State, end: u64, ok: bool) {
+        st.processed_lsn = st.processed_lsn.max(end);
+        if ok {
+            st.durable_lsn = st.durable_lsn.max(end);
+        }
         st.leading = false;
         self.cv.notify_all();
     }
 
-    /// Returns once record `target` is durable, leading a group commit if nobody is.
-    fn wait_durable<'a>(&'a self, mut st: MutexGuard<'a, State>, target: u64) {
+    /// Returns once record `target` is durable, leading a group commit if nobody is; the error
+    /// when the group that held it failed.
+    fn wait_durable<'a>(&'a self, mut st: MutexGuard<'a, State>, target: u64) -> io::Result<()> {
         loop {
-            if st.synced_lsn >= target {
-                return;
+            if st.durable_lsn >= target {
+                return Ok(());
+            }
+            if st.processed_lsn >= target {
+                st.stats.marks_refused += 1;
+                let why = st.failed.clone().unwrap_or_default();
+                return Err(io::Error::new(
+                    io::ErrorKind::Other,
+                    format!("the dirty log in {} cannot record this change: {why}", self.dir.display()),
+                ));
             }
             if st.leading {
                 st = self.cv.wait(st).unwrap();
@@ -448,16 +505,21 @@ impl DirtyLog {
             st.leading = true;
             let end = st.appended_lsn;
             let bound = self.compact_after_bytes.max(st.stats.snapshot_bytes);
-            st = if st.failed.is_some() {
-                // Already untrustworthy, on disk too: nothing more to make durable.
-                st.pending.clear();
-                st
+            st = if st.broken {
+                if st.repair_at.is_some_and(|t| std::time::Instant::now() < t) {
+                    st.pending.clear();
+                    st
+                } else {
+                    // The repair: the whole state (these records included) in a new snapshot.
+                    self.compact_leading(st)
+                }
             } else if st.stats.log_bytes + st.pending.len() as u64 > bound {
                 self.compact_leading(st)
             } else {
                 self.append_leading(st)
             };
-            self.finish_leading(&mut st, end);
+            let ok = !st.broken;
+            self.finish_leading(&mut st, end, ok);
         }
     }
 
@@ -503,30 +565,54 @@ impl DirtyLog {
                 st.stats.compactions += 1;
                 st.stats.snapshot_bytes = snapshot_bytes;
                 st.stats.log_bytes = LOG_HEADER_BYTES as u64;
+                self.repaired(&mut st);
             }
             Err(e) => self.fail(&mut st, &format!("compacting the dirty log: {e}")),
         }
         st
     }
 
-    /// A write or sync failed: the records may not be durable (and after a failed fsync the
-    /// page cache cannot be trusted either), so the log stops being trustworthy, in memory and
-    /// — by removing the snapshot, best effort — at the next open.
+    /// A write, sync, compaction or clear failed: the records of this group are not durable
+    /// (their marks fail, their changes are refused) and the log file may be torn or stale, so
+    /// the log is failing until a compaction succeeds (see the module doc). Trust is untouched:
+    /// no applied change lacks its record. Logged once when the log starts failing.
     fn fail(&self, st: &mut State, what: &str) {
-        log::error!("dirty log {}: {what}; reintegration will compare whole trees", self.dir.display());
+        if !st.broken {
+            log::error!(
+                "dirty log {}: {what}; changes the log cannot record fail with EIO until it can write again",
+                self.dir.display()
+            );
+        }
         st.failed = Some(what.to_string());
-        st.trusted = false;
+        st.broken = true;
+        st.repair_at = Some(std::time::Instant::now() + REPAIR_EVERY);
+        st.stats.write_failures += 1;
         st.pending.clear();
-        let _ = fs::remove_file(self.dir.join(SNAP_NAME)).and_then(|()| sync_dir(&self.dir));
+    }
+
+    /// A compaction or clear wrote the whole state: the log records again.
+    fn repaired(&self, st: &mut State) {
+        if st.broken {
+            log::warn!(
+                "dirty log {}: writing again after {} failure(s), {} change(s) refused",
+                self.dir.display(),
+                st.stats.write_failures,
+                st.stats.marks_refused
+            );
+        }
+        st.broken = false;
+        st.repair_at = None;
     }
 }
 
 impl DirtyTracker for DirtyLog {
-    fn mark(&self, path: &Path, offset: u64, len: u64) {
+    fn mark(&self, path: &Path, offset: u64, len: u64) -> io::Result<()> {
         let rec = Rec::from_extent(offset, len, self.zone_bytes);
         let mut st = self.state.lock().unwrap();
         st.stats.marks += 1;
-        let covered = st.files.get(path).is_some_and(|d| d.covers(rec, self.zone_bytes));
+        // While failing, the state in memory holds records that never became durable: nothing
+        // counts as covered until a repair wrote it all.
+        let covered = !st.broken && st.files.get(path).is_some_and(|d| d.covers(rec, self.zone_bytes));
         if !covered {
             st.files.entry(path.to_path_buf()).or_default().apply(rec, self.zone_bytes);
             encode_record(&mut st.pending, path, rec);
@@ -536,7 +622,7 @@ impl DirtyTracker for DirtyLog {
         // Covered: already durable unless a leader is still syncing it, so wait for whatever
         // was handed in so far (nothing to wait for in the common case).
         let target = st.appended_lsn;
-        self.wait_durable(st, target);
+        self.wait_durable(st, target)
     }
 
     fn log(&self) -> Option<&DirtyLog> {

@@ -64,6 +64,13 @@ fn errno(e: io::Error) -> Errno {
     Errno::from_i32(sys::errno_of(&e))
 }
 
+/// The dirty log could not record a change (a full disk, say): the change is not applied and
+/// the application gets EIO, whatever the log's own error was (issue 8, finding 11). The log
+/// logs and counts the failure itself.
+fn unrecorded(_e: io::Error) -> Errno {
+    Errno::EIO
+}
+
 fn file_type(mode: u32) -> FileType {
     match mode & libc::S_IFMT {
         libc::S_IFDIR => FileType::Directory,
@@ -220,7 +227,7 @@ impl MirrorFs {
     /// Applies a path-based operation locally (same code as the replica) and commits it.
     fn apply_commit(&self, op: Op, after: impl FnOnce(&mut Table)) -> Result<AckedOp, Errno> {
         let guard = self.order.lock().unwrap();
-        self.repl.before_apply(std::slice::from_ref(&op));
+        self.repl.before_apply(std::slice::from_ref(&op)).map_err(unrecorded)?;
         op::apply(&self.dir, &op).map_err(errno)?;
         after(&mut self.table.lock().unwrap());
         self.commit(guard, std::slice::from_ref(&op))
@@ -254,7 +261,10 @@ impl MirrorFs {
         let mut ops = Vec::new();
         let mut failed = None;
         let mut step = |op: Op| -> bool {
-            self.repl.before_apply(std::slice::from_ref(&op));
+            if let Err(e) = self.repl.before_apply(std::slice::from_ref(&op)) {
+                failed = Some(unrecorded(e));
+                return false;
+            }
             let r = match &op {
                 Op::Truncate { path, size } => self
                     .dir
@@ -321,7 +331,7 @@ impl MirrorFs {
         let oflags = backing_flags(flags);
         let guard = self.order.lock().unwrap();
         // Marks the whole file (a new inode, or truncated): covers both outcomes below.
-        self.repl.before_apply(&[Op::Create { path: path.clone(), mode, uid, gid }]);
+        self.repl.before_apply(&[Op::Create { path: path.clone(), mode, uid, gid }]).map_err(unrecorded)?;
         let (fd, ops) = match op::create_file(&self.dir, &path, mode, uid, gid, oflags) {
             Ok(fd) => (fd, vec![Op::Create { path: path.clone(), mode, uid, gid }]),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) && flags & libc::O_EXCL == 0 => {
@@ -352,7 +362,7 @@ impl MirrorFs {
             return Ok(AckedOp::unnamed());
         };
         let mut ops = vec![Op::Write { path: path.clone(), offset, data: data.to_vec() }];
-        self.repl.before_apply(&ops);
+        self.repl.before_apply(&ops).map_err(unrecorded)?;
         sys::pwrite_all(fd.as_raw_fd(), data, offset).map_err(errno)?;
         if *sync {
             // O_SYNC/O_DSYNC: durable here (the descriptor has the flag) and on the peer.
@@ -385,7 +395,7 @@ impl MirrorFs {
             Err(_) => false,
         };
         let op = Op::Rename { from: from.clone(), to: to.clone(), flags };
-        self.repl.before_apply(std::slice::from_ref(&op));
+        self.repl.before_apply(std::slice::from_ref(&op)).map_err(unrecorded)?;
         op::apply(&self.dir, &op).map_err(errno)?;
         self.table.lock().unwrap().renamed(&from, &to, exchange, to_died);
         self.commit(guard, &[op])
@@ -625,7 +635,7 @@ impl Filesystem for MirrorFs {
                 // Only with atomic_o_trunc, which croft does not ask for; handled all the same.
                 let guard = self.order.lock().unwrap();
                 let op = Op::Truncate { path, size: 0 };
-                self.repl.before_apply(std::slice::from_ref(&op));
+                self.repl.before_apply(std::slice::from_ref(&op)).map_err(unrecorded)?;
                 sys::ftruncate(fd.as_raw_fd(), 0).map_err(errno)?;
                 let _proof = self.commit(guard, &[op])?;
             }
@@ -916,7 +926,7 @@ impl Filesystem for MirrorFs {
                 return Ok(AckedOp::unnamed());
             };
             let op = Op::Fallocate { path, mode, offset, len: length };
-            self.repl.before_apply(std::slice::from_ref(&op));
+            self.repl.before_apply(std::slice::from_ref(&op)).map_err(unrecorded)?;
             sys::fallocate(fd, mode, offset, length).map_err(errno)?;
             self.commit(guard, &[op])
         })();

@@ -21,7 +21,7 @@ mod sys;
 mod table;
 pub mod wire;
 
-pub use dirtylog::{DirtyEntry, DirtyLog, DirtyLogOptions, DirtyLogStats};
+pub use dirtylog::{DirtyEntry, DirtyLog, DirtyLogOptions, DirtyLogStats, REPAIR_EVERY};
 pub use link::{AckedBy, AckedOp, DirtyPaths, DirtyTracker, EventSink, FailMode, LinkStatus, MirrorEvent, PeerConfig};
 pub use mirror::{lazy_unmount, Mirror, MirrorConfig, MirrorError, MirrorHandle, MirrorStatus, LOG_CLEAR_INTERVAL, THREADS_DEFAULT};
 pub use reint::{

@@ -41,7 +41,9 @@ pub enum FailMode {
 pub trait DirtyTracker: Send + Sync {
     /// `len == 0`: the entry `path` itself changed (created, removed, metadata);
     /// otherwise bytes `[offset, offset + len)` of it, `len == op::TO_END` meaning to the end.
-    fn mark(&self, path: &Path, offset: u64, len: u64);
+    /// `Err`: the record could not be made durable; the application's call then fails (EIO)
+    /// and, with an activity log, the change is not applied (issue 8, finding 11).
+    fn mark(&self, path: &Path, offset: u64, len: u64) -> io::Result<()>;
 
     /// The durable dirty log behind this tracker, if any. With one, every change is marked
     /// BEFORE it is applied locally, in every mode (an activity log, as DRBD's): after a crash
@@ -68,8 +70,9 @@ impl DirtyPaths {
 }
 
 impl DirtyTracker for DirtyPaths {
-    fn mark(&self, path: &Path, _offset: u64, _len: u64) {
+    fn mark(&self, path: &Path, _offset: u64, _len: u64) -> io::Result<()> {
         self.paths.lock().unwrap().insert(path.to_path_buf());
+        Ok(())
     }
 }
 
@@ -392,10 +395,9 @@ impl Replicator {
             drop(tx);
             // Known lost: record it now, while the caller still holds the order lock, so that
             // a reintegration that freezes on that lock sees every change made before it.
-            for (path, offset, len) in &extents {
-                self.mark(path, *offset, *len);
-            }
-            return Ticket { seq: None, extents: Vec::new(), counted: true };
+            // What could not be recorded is tried again by `wait`, which fails if it fails again.
+            let unrecorded = extents.into_iter().filter(|(path, offset, len)| self.mark(path, *offset, *len).is_err()).collect();
+            return Ticket { seq: None, extents: unrecorded, counted: true };
         }
         let first = tx.next_seq;
         let Tx { stream, frames, .. } = &mut *tx;
@@ -430,23 +432,26 @@ impl Replicator {
     }
 
     /// Called under the order lock before `ops` are applied locally: with an activity log,
-    /// their extents are durable in it before the change exists.
-    pub(crate) fn before_apply(&self, ops: &[Op]) {
+    /// their extents are durable in it before the change exists. `Err`: they could not be
+    /// recorded; the caller must not apply the change and answers EIO (issue 8, finding 11).
+    pub(crate) fn before_apply(&self, ops: &[Op]) -> io::Result<()> {
         if self.activity {
             for op in ops {
                 for (path, offset, len) in op.dirty_extents() {
-                    self.mark(&path, offset, len);
+                    self.mark(&path, offset, len)?;
                 }
             }
         }
+        Ok(())
     }
 
     /// The tracker's mark, remembered in memory too while a reintegration runs.
-    fn mark(&self, path: &Path, offset: u64, len: u64) {
-        self.dirty.mark(path, offset, len);
+    fn mark(&self, path: &Path, offset: u64, len: u64) -> io::Result<()> {
+        self.dirty.mark(path, offset, len)?;
         if let Some(r) = self.recent.lock().unwrap().as_mut() {
             r.entry(path.to_path_buf()).or_default().push((offset, len));
         }
+        Ok(())
     }
 
     /// A ticket for "everything sent so far" (flush: nothing new, but nothing pending either).
@@ -487,7 +492,8 @@ impl Replicator {
                         st.alone_ops += 1;
                         drop(st);
                         for (path, offset, len) in &ticket.extents {
-                            self.mark(path, *offset, *len);
+                            // Not recorded, not acknowledged: the application gets EIO.
+                            self.mark(path, *offset, *len).map_err(drop)?;
                         }
                         return Ok(AckedOp { seq: ticket.seq.unwrap_or(0), by: AckedBy::DirtyTracker, _private: () });
                     }

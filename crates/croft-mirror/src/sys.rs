@@ -280,12 +280,18 @@ impl HeldDir {
     }
 
     /// The parent of a split path, opened beneath (the held descriptor itself at the top).
+    /// A symlink among its components is ENOTDIR: in this tree the symlink is the entry, and
+    /// nothing lies "under" it (as for a regular file in the way).
     fn parent(&self, parent: &[u8]) -> io::Result<Parent<'_>> {
         if parent.is_empty() {
             return Ok(Parent::Held(&self.fd));
         }
         let c = CString::new(parent).map_err(|_| einval())?;
-        openat2(self.raw(), &c, libc::O_PATH | libc::O_DIRECTORY, 0).map(Parent::Opened)
+        match openat2(self.raw(), &c, libc::O_PATH | libc::O_DIRECTORY, 0) {
+            Ok(fd) => Ok(Parent::Opened(fd)),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Parent descriptor and final name of `path`; EINVAL for the held directory itself (the
@@ -319,10 +325,25 @@ impl HeldDir {
     /// O_NONBLOCK changes nothing for regular files and directories.
     pub fn open_at(&self, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
         let c = c_path(path)?;
+        let extra = if flags & libc::O_PATH != 0 { libc::O_NOFOLLOW } else { libc::O_NOFOLLOW | libc::O_NONBLOCK };
+        let fd = match openat2(self.raw(), &c, flags | extra, mode) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                // A symlink on the way: ENOTDIR when it is a parent, or when a directory was
+                // asked for (see `parent`); ELOOP for a final symlink, as with O_NOFOLLOW.
+                if flags & libc::O_DIRECTORY != 0 {
+                    return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+                }
+                if let Some((parent, _)) = split(path)? {
+                    self.parent(parent)?;
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         if flags & libc::O_PATH != 0 {
-            return openat2(self.raw(), &c, flags | libc::O_NOFOLLOW, mode);
+            return Ok(fd);
         }
-        let fd = openat2(self.raw(), &c, flags | libc::O_NOFOLLOW | libc::O_NONBLOCK, mode)?;
         match fstat(fd.as_raw_fd())?.st_mode & libc::S_IFMT {
             libc::S_IFREG | libc::S_IFDIR => Ok(fd),
             _ => Err(einval()),
@@ -705,21 +726,6 @@ pub fn fchown(fd: RawFd, uid: u32, gid: u32) -> io::Result<()> {
 pub fn fchmod(fd: RawFd, mode: u32) -> io::Result<()> {
     // SAFETY: plain syscall.
     cvt(unsafe { libc::fchmod(fd, mode as libc::mode_t) }).map(drop)
-}
-
-/// Fills `buf` with random bytes from the kernel (getrandom(2)).
-pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        // SAFETY: the slice is writable from `done`.
-        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
-        match cvt_size(n) {
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// The errno of an I/O error, EIO when it has none.

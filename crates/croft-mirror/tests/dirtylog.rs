@@ -33,16 +33,16 @@ fn zone_math_at_64_kib_and_1_mib() {
     for z in [K64, M1] {
         let dir = TempDir::new("dl-zones");
         let log = cleared(dir.path(), z);
-        log.mark(Path::new("a"), 0, 1); // zone 0
-        log.mark(Path::new("a"), z - 1, 2); // zones 0 and 1: runs merge
-        log.mark(Path::new("a"), 5 * z + 10, 3 * z); // 5z+10 ..= 8z+9: zones 5..=8
-        log.mark(Path::new("a"), 10 * z, z); // exactly zone 10
-        log.mark(Path::new("a"), 9 * z, 1); // zone 9 joins 5..=8 and 10
-        log.mark(Path::new("b"), 3 * z + 7, 1); // zone 3
-        log.mark(Path::new("b"), 20 * z + 7, TO_END); // truncated to 20z+7: zones 20.. to the end
-        log.mark(Path::new("b"), 21 * z, 5); // inside the to-end range
-        log.mark(Path::new("c"), 0, 0); // the entry only
-        log.mark(Path::new(""), 0, 0); // the replicated directory itself
+        log.mark(Path::new("a"), 0, 1).unwrap(); // zone 0
+        log.mark(Path::new("a"), z - 1, 2).unwrap(); // zones 0 and 1: runs merge
+        log.mark(Path::new("a"), 5 * z + 10, 3 * z).unwrap(); // 5z+10 ..= 8z+9: zones 5..=8
+        log.mark(Path::new("a"), 10 * z, z).unwrap(); // exactly zone 10
+        log.mark(Path::new("a"), 9 * z, 1).unwrap(); // zone 9 joins 5..=8 and 10
+        log.mark(Path::new("b"), 3 * z + 7, 1).unwrap(); // zone 3
+        log.mark(Path::new("b"), 20 * z + 7, TO_END).unwrap(); // truncated to 20z+7: zones 20.. to the end
+        log.mark(Path::new("b"), 21 * z, 5).unwrap(); // inside the to-end range
+        log.mark(Path::new("c"), 0, 0).unwrap(); // the entry only
+        log.mark(Path::new(""), 0, 0).unwrap(); // the replicated directory itself
         let want = vec![
             entry("", &[], true, None),
             entry("a", &[(0, 2 * z), (5 * z, 6 * z)], false, None),
@@ -58,10 +58,10 @@ fn zone_math_at_64_kib_and_1_mib() {
         };
         assert_eq!(log.dirty_bytes(sizes), 2 * z + z + z + (2 * z + 1), "zone {z}");
         // A lower truncate moves the to-end start down and swallows the runs above it.
-        log.mark(Path::new("b"), 2 * z, TO_END);
+        log.mark(Path::new("b"), 2 * z, TO_END).unwrap();
         assert_eq!(log.entries()[2], entry("b", &[(2 * z, TO_END)], true, Some(2 * z)));
         // A mark that would overflow u64 is to the end of the address space, not a panic.
-        log.mark(Path::new("d"), u64::MAX - 3, 10);
+        log.mark(Path::new("d"), u64::MAX - 3, 10).unwrap();
         assert_eq!(log.entries()[4].zones, vec![((u64::MAX / z) * z, z)]);
     }
 }
@@ -70,10 +70,10 @@ fn zone_math_at_64_kib_and_1_mib() {
 fn marks_survive_a_drop_without_clear() {
     let dir = TempDir::new("dl-crash");
     let log = cleared(dir.path(), K64);
-    log.mark(Path::new("db/base/1"), 3 * K64 + 100, 4096);
-    log.mark(Path::new("db/base/1"), 7 * K64, 2 * K64);
-    log.mark(Path::new("db/new"), 0, 0);
-    log.mark(Path::new("db/old"), 0, TO_END);
+    log.mark(Path::new("db/base/1"), 3 * K64 + 100, 4096).unwrap();
+    log.mark(Path::new("db/base/1"), 7 * K64, 2 * K64).unwrap();
+    log.mark(Path::new("db/new"), 0, 0).unwrap();
+    log.mark(Path::new("db/old"), 0, TO_END).unwrap();
     let before = log.entries();
     assert_eq!(before.len(), 3);
     drop(log); // every mark returned, so every record is durable: a drop is as good as a crash
@@ -91,10 +91,10 @@ fn marks_survive_a_drop_without_clear() {
 fn a_torn_last_record_is_ignored_and_the_log_goes_on() {
     let dir = TempDir::new("dl-torn");
     let log = cleared(dir.path(), K64);
-    log.mark(Path::new("a"), 0, 1);
-    log.mark(Path::new("b"), K64, 1);
+    log.mark(Path::new("a"), 0, 1).unwrap();
+    log.mark(Path::new("b"), K64, 1).unwrap();
     let two = log.entries();
-    log.mark(Path::new("c"), 2 * K64, 1);
+    log.mark(Path::new("c"), 2 * K64, 1).unwrap();
     drop(log);
     // The last record torn: its tail never reached the disk (so it was never acknowledged).
     let f = OpenOptions::new().write(true).open(log_file(dir.path())).unwrap();
@@ -106,7 +106,7 @@ fn a_torn_last_record_is_ignored_and_the_log_goes_on() {
     assert!(log.stats().ignored_tail_bytes > 0);
     assert!(log.is_trustworthy());
     // New records after the reopen are not hidden behind the torn one.
-    log.mark(Path::new("d"), 0, 0);
+    log.mark(Path::new("d"), 0, 0).unwrap();
     drop(log);
     // A whole record whose CRC does not match (garbage after the last good record).
     let f = OpenOptions::new().append(true).open(log_file(dir.path())).unwrap();
@@ -125,19 +125,19 @@ fn re_marking_durable_zones_neither_grows_the_log_nor_syncs() {
     let dir = TempDir::new("dl-remark");
     let log = cleared(dir.path(), K64);
     for i in 0..16 {
-        log.mark(Path::new("hot"), i * K64, 100);
+        log.mark(Path::new("hot"), i * K64, 100).unwrap();
     }
-    log.mark(Path::new("hot"), 0, 0);
-    log.mark(Path::new("trunc"), 5000, TO_END);
+    log.mark(Path::new("hot"), 0, 0).unwrap();
+    log.mark(Path::new("trunc"), 5000, TO_END).unwrap();
     let stats = log.stats();
     let size = fs::metadata(log_file(dir.path())).unwrap().len();
     assert_eq!(stats.log_bytes, size);
     for round in 0..1000u64 {
         let i = round % 16;
-        log.mark(Path::new("hot"), i * K64 + round % 1000, 4096.min(K64 - round % 1000));
-        log.mark(Path::new("hot"), 0, 0);
-        log.mark(Path::new("trunc"), 5000 + round, TO_END);
-        log.mark(Path::new("trunc"), 100 * K64, 4096);
+        log.mark(Path::new("hot"), i * K64 + round % 1000, 4096.min(K64 - round % 1000)).unwrap();
+        log.mark(Path::new("hot"), 0, 0).unwrap();
+        log.mark(Path::new("trunc"), 5000 + round, TO_END).unwrap();
+        log.mark(Path::new("trunc"), 100 * K64, 4096).unwrap();
     }
     let after = log.stats();
     assert_eq!(after.marks, stats.marks + 4000);
@@ -145,7 +145,7 @@ fn re_marking_durable_zones_neither_grows_the_log_nor_syncs() {
     assert_eq!(after.fdatasyncs, stats.fdatasyncs, "a covered mark paid an fdatasync");
     assert_eq!(fs::metadata(log_file(dir.path())).unwrap().len(), size);
     // A mark that is not covered is still logged.
-    log.mark(Path::new("hot"), 16 * K64, 1);
+    log.mark(Path::new("hot"), 16 * K64, 1).unwrap();
     assert_eq!(log.stats().records_logged, stats.records_logged + 1);
     assert!(fs::metadata(log_file(dir.path())).unwrap().len() > size);
 }
@@ -163,8 +163,8 @@ fn concurrent_marks_are_all_durable_and_share_fdatasyncs() {
             std::thread::spawn(move || {
                 for i in 0..MARKS {
                     // Every thread in its own file, and all of them in one shared file.
-                    log.mark(Path::new(&format!("t{t}")), 2 * i * K64, 1);
-                    log.mark(Path::new("shared"), 2 * (i * THREADS + t) * K64 + 5, 10);
+                    log.mark(Path::new(&format!("t{t}")), 2 * i * K64, 1).unwrap();
+                    log.mark(Path::new("shared"), 2 * (i * THREADS + t) * K64 + 5, 10).unwrap();
                 }
             })
         })
@@ -202,12 +202,12 @@ fn compaction_keeps_every_entry() {
     let compactions = log.stats().compactions;
     for i in 0..1200u64 {
         let path = format!("dir{}/file{}", i % 50 % 7, i % 50);
-        log.mark(Path::new(&path), 2 * i * K64, 1);
+        log.mark(Path::new(&path), 2 * i * K64, 1).unwrap();
         if i % 11 == 0 {
-            log.mark(Path::new(&path), 0, 0);
+            log.mark(Path::new(&path), 0, 0).unwrap();
         }
         if i % 97 == 0 {
-            log.mark(Path::new(&format!("gone{i}")), 0, TO_END);
+            log.mark(Path::new(&format!("gone{i}")), 0, TO_END).unwrap();
         }
     }
     let stats = log.stats();
@@ -233,8 +233,8 @@ fn compaction_keeps_every_entry() {
 fn clear_empties_it_durably() {
     let dir = TempDir::new("dl-clear");
     let log = cleared(dir.path(), K64);
-    log.mark(Path::new("a"), 0, 10);
-    log.mark(Path::new("b"), 0, 0);
+    log.mark(Path::new("a"), 0, 10).unwrap();
+    log.mark(Path::new("b"), 0, 0).unwrap();
     assert!(!log.is_empty());
     log.clear().unwrap();
     assert!(log.is_empty());
@@ -244,7 +244,7 @@ fn clear_empties_it_durably() {
     assert!(log.is_empty(), "{:?}", log.entries());
     assert!(log.is_trustworthy());
     // Marks after a clear are recorded again (the in-memory set was cleared too).
-    log.mark(Path::new("a"), 0, 10);
+    log.mark(Path::new("a"), 0, 10).unwrap();
     drop(log);
     assert_eq!(DirtyLog::open(dir.path(), K64).unwrap().entries(), vec![entry("a", &[(0, K64)], false, None)]);
 }
@@ -256,14 +256,14 @@ fn trust_needs_a_baseline_and_survives_only_an_intact_log() {
     let dir = TempDir::new("dl-trust");
     let log = DirtyLog::open(dir.path(), K64).unwrap();
     assert!(!log.is_trustworthy());
-    log.mark(Path::new("a"), 0, 1);
+    log.mark(Path::new("a"), 0, 1).unwrap();
     drop(log);
     let log = DirtyLog::open(dir.path(), K64).unwrap();
     assert!(!log.is_trustworthy());
     assert_eq!(log.entries().len(), 1, "marks of an untrusted log are still kept");
     log.clear().unwrap();
     assert!(log.is_trustworthy());
-    log.mark(Path::new("b"), 0, 1);
+    log.mark(Path::new("b"), 0, 1).unwrap();
     drop(log);
     assert!(DirtyLog::open(dir.path(), K64).unwrap().is_trustworthy());
     // A damaged snapshot: untrusted.
@@ -282,8 +282,8 @@ fn trust_needs_a_baseline_and_survives_only_an_intact_log() {
 fn a_new_zone_size_keeps_the_same_bytes_dirty() {
     let dir = TempDir::new("dl-rezone");
     let log = cleared(dir.path(), K64);
-    log.mark(Path::new("f"), 17 * K64 + 3, 1); // bytes in the second MiB
-    log.mark(Path::new("f"), 40 * K64, 2 * K64); // 2.5 MiB ..= 2.625 MiB
+    log.mark(Path::new("f"), 17 * K64 + 3, 1).unwrap(); // bytes in the second MiB
+    log.mark(Path::new("f"), 40 * K64, 2 * K64).unwrap(); // 2.5 MiB ..= 2.625 MiB
     drop(log);
     let log = DirtyLog::open(dir.path(), M1).unwrap();
     assert_eq!(log.entries(), vec![entry("f", &[(M1, 2 * M1)], false, None)]);
@@ -300,13 +300,13 @@ fn throughput_first_touch_and_re_touch() {
     let n = 200u64;
     let t0 = Instant::now();
     for i in 0..n {
-        log.mark(Path::new("f"), 2 * i * K64, 4096);
+        log.mark(Path::new("f"), 2 * i * K64, 4096).unwrap();
     }
     let first = t0.elapsed();
     let m = 200_000u64;
     let t0 = Instant::now();
     for i in 0..m {
-        log.mark(Path::new("f"), 2 * (i % n) * K64 + 8, 4096);
+        log.mark(Path::new("f"), 2 * (i % n) * K64 + 8, 4096).unwrap();
     }
     let re = t0.elapsed();
     assert_eq!(log.stats().fdatasyncs, n);

@@ -243,9 +243,9 @@ fn the_targets_own_log_is_copied_back_over() {
     // The target was primary, wrote then crashed: its log holds what it changed.
     let tlog = Arc::new(DirtyLog::open(tstate.path(), K64).unwrap());
     tlog.clear().unwrap();
-    tlog.mark(Path::new("t"), 5 * K64 + 10, 100);
+    tlog.mark(Path::new("t"), 5 * K64 + 10, 100).unwrap();
     fs::OpenOptions::new().write(true).open(target.path().join("t")).unwrap().write_all_at(&[9u8; 100], 5 * K64 + 10).unwrap();
-    tlog.mark(Path::new("only-target"), 0, 0);
+    tlog.mark(Path::new("only-target"), 0, 0).unwrap();
     fs::write(target.path().join("only-target"), b"written by the old primary").unwrap();
     let r = Replica::start(ReplicaConfig {
         dir: target.path().to_path_buf(),

@@ -201,7 +201,7 @@ struct LockedLog {
 }
 
 impl DirtyTracker for LockedLog {
-    fn mark(&self, path: &Path, offset: u64, len: u64) {
+    fn mark(&self, path: &Path, offset: u64, len: u64) -> std::io::Result<()> {
         self.log.mark(path, offset, len)
     }
 
@@ -261,6 +261,32 @@ impl Dirty {
                 Err(Error::new(Status::GenericFailure, "mounted without a dirty log (option dirtyLog)".to_string()))
             }
         }
+    }
+}
+
+/// The dirty log's health (issue 8, finding 11): while `failing`, changes it cannot record fail
+/// with EIO in the application.
+#[napi(object)]
+pub struct MirrorDirtyLogStatusJs {
+    pub trusted: bool,
+    /// A write failure not repaired yet: changes are refused (EIO) until the log can write.
+    pub failing: bool,
+    /// Writes, fdatasyncs, compactions or clears of the log that failed since it was opened.
+    pub write_failures: i64,
+    /// Changes refused since it was opened because their record could not be made durable.
+    pub marks_refused: i64,
+    /// The last failure since it was opened.
+    pub last_error: Option<String>,
+}
+
+fn dirty_log_status_js(log: &DirtyLog) -> MirrorDirtyLogStatusJs {
+    let s = log.stats();
+    MirrorDirtyLogStatusJs {
+        trusted: log.is_trustworthy(),
+        failing: s.failing,
+        write_failures: s.write_failures as i64,
+        marks_refused: s.marks_refused as i64,
+        last_error: log.last_error(),
     }
 }
 
@@ -750,6 +776,16 @@ impl MirrorMount {
     #[napi(catch_unwind)]
     pub fn dirty_trusted(&self) -> Result<bool> {
         Ok(self.dirty()?.log()?.log.is_trustworthy())
+    }
+
+    /// The dirty log's health and failure counters; null when mounted without a dirty log or
+    /// after unmount() (the log is closed then).
+    #[napi(catch_unwind)]
+    pub fn dirty_log_status(&self) -> Option<MirrorDirtyLogStatusJs> {
+        match lock(&self.dirty).as_ref() {
+            Some(Dirty::Log(l)) => Some(dirty_log_status_js(&l.log)),
+            _ => None,
+        }
     }
 
     /// Forgets every entry durably and trusts the log from now on, off the JS thread.
