@@ -16,6 +16,7 @@ import { listenLocal, prepareSocketDir } from '../../src/cli/daemon.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { CroftError } from '../../src/errors.js';
+import { forwardToSocket } from '../../src/lab/node-api.js';
 import { silentLogger } from '../../src/log/logger.js';
 
 const TOKEN = 'sesame-token-0123456789';
@@ -116,6 +117,29 @@ describe('API over TCP with no credential configured', () => {
         + `.on('error', (e) => { console.log(e.code); process.exit(1); })`], { encoding: 'utf8' });
       assert.equal(other.stdout.trim(), 'EACCES', `nobody's connect: ${other.stdout}${other.stderr}`);
       fs.chmodSync(dir, 0o700);
+    }
+  });
+
+  test('finding 8: the lab console forward (a loopback port to a node\'s socket) reads but never commands', async () => {
+    const socketPath = path.join(dir, 'run', 'api.sock');
+    assert.ok(fs.statSync(socketPath).isSocket(), 'the local app listens (previous test)');
+    const forward = await forwardToSocket(socketPath, 0);
+    try {
+      const fport = (forward.address() as net.AddressInfo).port;
+      const st = await request({ port: fport }, 'GET', '/api/v1/status');
+      assert.equal(st.status, 200);
+      assert.equal(JSON.parse(st.body).node, 'n1');
+      assert.match(String(st.headers['content-security-policy']), /default-src 'self'/);
+      for (const command of commands) {
+        const r = await request({ port: fport }, 'POST', `/api/v1/modules/web/${command}`);
+        assert.equal(r.status, 405, r.body);
+        assert.match(JSON.parse(r.body).message, /read-only: run commands with `croft lab exec/);
+      }
+      assert.equal(daemon.runtimes.get('web')?.state(), 'STOP');
+      // A rebinding page behind the forward is refused by the Host check of the local app.
+      assert.equal((await request({ port: fport }, 'GET', '/api/v1/status', { host: 'evil.example' })).status, 421);
+    } finally {
+      await new Promise((r) => forward.close(r));
     }
   });
 
