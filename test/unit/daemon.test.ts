@@ -52,6 +52,7 @@ test('finding 10: a daemon whose stdout is a full pipe nobody reads still exits 
       '  n1: { addresses: [127.0.0.1] }',
       '  n2: { addresses: [127.0.0.2] }',
       `api: { host: 127.0.0.1, port: ${apiPort}, socket: ${socketPath} }`,
+      `state_dir: ${path.join(dir, 'state')}`, // the daemon saves its membership state there, not in /var/lib/croft
     ].join('\n'), { mode: 0o600 });
     // A FIFO filled to the brim, then handed to the daemon as a blocking stdout: every write it
     // makes would block (the reader is stuck), as a pipe to a hung log collector does.
