@@ -7,7 +7,7 @@
 use croft_mirror::wire::{self, Frame};
 use croft_mirror::{AckLevel, DirtyPaths, FailMode, Mirror, MirrorConfig, Op, PeerConfig, Replica, ReplicaConfig};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -26,7 +26,7 @@ fn stream_mib_s(sealed: bool) -> f64 {
         let (s, _) = l.accept().unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut n = 0u64;
-        let mut count = |f: Option<Frame>| matches!(f, Some(Frame::Op { .. }));
+        let count = |f: Option<Frame>| matches!(f, Some(Frame::Op { .. }));
         if sealed {
             let (s, _) = wire::handshake_replica(s, b"k", deadline).unwrap();
             let mut r = &s;
@@ -69,6 +69,7 @@ fn stream_mib_s(sealed: bool) -> f64 {
 /// `WIRE_MIB` MiB of 1 MiB writes to a real replica (into one file of `dir`), pipelined, until
 /// the last one is acknowledged.
 fn replica_mib_s(dir: &Path) -> f64 {
+    fs::write(dir.join("f"), b"").unwrap();
     let r = Replica::start(ReplicaConfig::new(dir, "127.0.0.1:0".parse().unwrap(), b"k".to_vec())).unwrap();
     let s = TcpStream::connect(r.local_addr()).unwrap();
     let s = wire::handshake_primary(s, b"k", AckLevel::Received, Instant::now() + Duration::from_secs(5)).unwrap();
