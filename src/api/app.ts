@@ -191,8 +191,9 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     if (req.routeOptions.url && PROBE_ROUTES.has(req.routeOptions.url) && SAFE_METHODS.has(req.method)) return;
     const host = hostOf(req.headers.host);
     if (host === null || !hosts.has(host)) {
-      return refuse(reply, 421, 'CROFT_ERR_API_HOST', `Host "${req.headers.host ?? ''}" is not a name this API serves `
-        + `(${[...hosts].join(', ')}); if clients reach it by that name, add it to api.allowed_hosts in cluster.yaml`);
+      // The accepted names are not listed: they would tell anyone this node's addresses and names.
+      return refuse(reply, 421, 'CROFT_ERR_API_HOST', `Host "${(req.headers.host ?? '').slice(0, 100)}" is not a name this API serves `
+        + '(its listen address, loopback, this node\'s addresses and hostname); if clients reach it by that name, add it to api.allowed_hosts in cluster.yaml');
     }
     if (SAFE_METHODS.has(req.method)) return;
     const fetchSite = req.headers['sec-fetch-site'];

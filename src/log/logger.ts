@@ -91,8 +91,13 @@ export class BoundedSink {
     return this.out.writableLength;
   }
 
+  /** pino's logger.flush(cb): waits (bounded, as at exit) for the buffered lines. */
+  flush(cb?: (err?: Error) => void): void {
+    void this.drain(2000).then(() => cb?.());
+  }
+
   /** Resolves true once everything buffered is written, false at the deadline (or on a broken destination). */
-  async flush(timeoutMs: number): Promise<boolean> {
+  async drain(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (this.out.writableLength > 0 && this.broken === null && !this.out.destroyed) {
       const left = deadline - Date.now();
@@ -177,7 +182,7 @@ export function sinkOf(logger: Logger): BoundedSink | undefined {
 
 /** Waits (at most timeoutMs) for the logger's buffered lines to be written; false when some were not. */
 export async function flushLogs(logger: Logger, timeoutMs: number): Promise<boolean> {
-  return (await sinks.get(logger)?.flush(timeoutMs)) ?? true;
+  return (await sinks.get(logger)?.drain(timeoutMs)) ?? true;
 }
 
 /** A logger that drops everything (for tests of pure code that want one). */
