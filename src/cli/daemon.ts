@@ -26,13 +26,23 @@ export async function daemonCommand(argv: string[], _out: Output): Promise<numbe
   const daemon = new Daemon(config, self, log);
   const app = buildApi(daemon, { logger: log.child({ layer: 'api' }) });
   const local = buildApi(daemon, { local: true, logger: log.child({ layer: 'api-local' }) });
-  await daemon.start();
+  // A daemon that cannot serve stops, and exits (code 1) whatever its stdout does.
+  const fail = async (err: unknown): Promise<never> => {
+    await flushLogs(log, LOG_FLUSH_MS);
+    setTimeout(() => process.exit(1), 100).unref();
+    throw err;
+  };
+  try {
+    await daemon.start();
+  } catch (err) {
+    return fail(err);
+  }
   const { host, port } = config.cluster.api;
   try {
     await app.listen({ host, port });
   } catch (err) {
     await daemon.stop('API cannot listen');
-    throw new CroftError('CROFT_ERR_BIND', `cannot listen on ${host}:${port} for the API: ${(err as Error).message}`);
+    return fail(new CroftError('CROFT_ERR_BIND', `cannot listen on ${host}:${port} for the API: ${(err as Error).message}`));
   }
   log.info({ event: 'api_listen', host, port, tls: Boolean(config.cluster.api.tls) }, `API on ${host}:${port}`);
   for (const w of listenWarnings(config.cluster.api)) log.warn({ event: 'api_insecure', host, port }, w);
@@ -41,7 +51,7 @@ export async function daemonCommand(argv: string[], _out: Output): Promise<numbe
   } catch (err) {
     await app.close();
     await daemon.stop('local API socket refused');
-    throw err;
+    return fail(err);
   }
   log.info({ event: 'api_listen', socket: config.cluster.api.socket }, `local API on ${config.cluster.api.socket}`);
 
