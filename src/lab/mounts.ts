@@ -60,7 +60,10 @@ export async function createNodeMountNs(stateDir: string, node: string, ns: stri
   const file = mountNsFile(stateDir, node);
   fs.writeFileSync(file, '');
   const dirs: Record<string, string> = {};
-  const script = ['set -e', 'mount -t sysfs sysfs /sys'];
+  // The fresh sysfs hides the host's /sys/fs/cgroup: mount the cgroup v2 hierarchy again, so that
+  // the daemon runs its scripts in cgroups as on a real node (module/contain.ts); without it (no
+  // cgroup2 here) the daemon uses its fallback.
+  const script = ['set -e', 'mount -t sysfs sysfs /sys', 'mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null || true'];
   for (const b of NODE_BIND_PATHS) {
     const src = path.join(nodeDir(stateDir, node), b.dir);
     fs.mkdirSync(src, { recursive: true });
