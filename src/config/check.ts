@@ -6,7 +6,8 @@ import { toClusterConfig, toModuleConfigs } from './convert.js';
 import type { ConfigProblem } from './problems.js';
 import { sortProblems } from './problems.js';
 import { checkCluster, checkModules } from './semantics.js';
-import { secretFileProblems, trustedFileProblems } from './perms.js';
+import path from 'node:path';
+import { folderProblems, secretFileProblems, trustedFileProblems } from './perms.js';
 import { parseSource } from './source.js';
 import type { Config } from './types.js';
 import { validateCluster, validateModule } from './validate.js';
@@ -27,6 +28,20 @@ export interface CheckResult {
  * @param modules module files in a stable order (load.ts sorts them by name)
  * @param extraProblems problems found while reading the files (unreadable file...), merged in
  */
+/** The scripts a module file names (module scripts and script checkers), resolved against its folder. */
+function scriptPaths(source: { file: string; data: unknown }): string[] {
+  const obj = (v: unknown): Record<string, unknown> => (v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : {});
+  const data = obj(source.data);
+  const dir = path.dirname(source.file);
+  const out: string[] = [];
+  for (const v of Object.values(obj(data.scripts))) if (typeof v === 'string' && v !== '') out.push(path.resolve(dir, v));
+  for (const c of Array.isArray(data.checkers) ? data.checkers : []) {
+    const o = obj(c);
+    if (o.type === 'script' && typeof o.path === 'string' && o.path !== '') out.push(path.resolve(dir, o.path));
+  }
+  return out;
+}
+
 export function checkSources(
   dir: string,
   cluster: SourceText,
@@ -68,6 +83,10 @@ export function checkSources(
   for (const source of moduleSources) {
     for (const m of trustedFileProblems(source.file, files, 'the module file')) problems.push(whole(source.file, m));
   }
+  // Every folder on the way to a trusted file, each reported once (at the folder itself).
+  const trusted = [cluster.file, ...moduleSources.map((m) => m.file), ...moduleSources.flatMap(scriptPaths)];
+  if (typeof clusterData.key_file === 'string' && clusterData.key_file !== '') trusted.push(path.resolve(dir, clusterData.key_file));
+  for (const [folder, m] of folderProblems(trusted, files)) problems.push(whole(folder, m));
 
   const order = [cluster.file, ...modules.map((m) => m.file)];
   if (problems.length > 0 || facts.key === undefined) {

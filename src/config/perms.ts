@@ -4,8 +4,10 @@
 // Pure: the modes and owners come from FileAccess (load.ts reads them with lstat/stat).
 //
 // Refused (each with the file named and the exact command that fixes it):
-// - cluster.yaml, module files, scripts (and the folders holding them) writable by group or others
-//   (a folder with the sticky bit, like /tmp, is fine: others cannot replace a file in it);
+// - cluster.yaml, module files, scripts writable by group or others;
+// - any folder on the way to them or to the key file, up to /, writable by group or others (they
+//   could rename it and put their own files in its place); a folder with the sticky bit, like /tmp,
+//   is fine: others cannot rename or replace what is not theirs in it;
 // - those files not owned by root or by the daemon's own user;
 // - the key file, and a cluster.yaml that holds `key:` inline, readable or writable by group or others.
 import path from 'node:path';
@@ -40,10 +42,29 @@ export function trustedFileProblems(file: string, files: FileAccess, what: strin
   }
   const owner = ownerProblem(file, st, files);
   if (owner) out.push(owner);
-  const dir = path.dirname(file);
-  const d = files.stat(dir);
-  if (d && d.mode !== undefined && d.mode & 0o022 && !(d.mode & S_ISVTX)) {
-    out.push(`the folder ${dir} holding ${what} ${file} is writable by ${who(d.mode, 0o020, 0o002)} (mode ${octal(d.mode)}): they could replace the file; run: chmod go-w ${dir}`);
+  return out;
+}
+
+/**
+ * The folders on the way to `files` (each ancestor up to /, each once) that group or others can
+ * write, without the sticky bit: [folder, message].
+ */
+export function folderProblems(paths: readonly string[], files: FileAccess): [string, string][] {
+  const seen = new Set<string>();
+  const out: [string, string][] = [];
+  for (const p of paths) {
+    let dir = path.dirname(path.resolve(p));
+    for (;;) {
+      if (seen.has(dir)) break;
+      seen.add(dir);
+      const d = files.stat(dir);
+      if (d && d.mode !== undefined && d.mode & 0o022 && !(d.mode & S_ISVTX)) {
+        out.push([dir, `the folder ${dir} is writable by ${who(d.mode, 0o020, 0o002)} (mode ${octal(d.mode)}) and holds (on the way to) ${path.resolve(p)}, which croft trusts: they could replace it; run: chmod go-w ${dir}`]);
+      }
+      const up = path.dirname(dir);
+      if (up === dir) break;
+      dir = up;
+    }
   }
   return out;
 }

@@ -103,18 +103,25 @@ test('finding 13: cluster.yaml, module file, scripts and their folders writable 
     assert.ok(text.includes(`${what} ${file} is writable by`), `${rel}: ${text}`);
     assert.ok(text.includes(`run: chmod go-w ${file}`), `${rel}: ${text}`);
   }
-  // The folder holding the scripts, writable by everyone: anyone could replace a script.
-  const dir = goodDir();
-  const folder = path.join(dir, 'modules', 'web');
-  fs.chmodSync(folder, 0o777);
-  let text = problemsText(dir);
-  assert.ok(text.includes(`the folder ${folder} holding the script ${path.join(folder, 'start_both')} is writable by`), text);
-  assert.ok(text.includes(`run: chmod go-w ${folder}`), text);
-  // With the sticky bit (like /tmp) others cannot replace a file in it: accepted.
-  fs.chmodSync(folder, 0o1777);
-  assert.ok(loadConfig(dir));
-  void text;
-  text = '';
+  // A folder on the way to the scripts (the module folder, or modules/ above it), writable by
+  // everyone: anyone could replace a script. Reported once, at the folder.
+  for (const rel of ['modules/web', 'modules']) {
+    const dir = goodDir();
+    const folder = path.join(dir, rel);
+    fs.chmodSync(folder, 0o777);
+    const r = checkConfigDir(dir);
+    const mine = r.problems.filter((p) => p.file === folder);
+    assert.equal(mine.length, 1, formatProblems(r.problems));
+    assert.match(mine[0]?.message ?? '', new RegExp(`^the folder ${folder} is writable by its group and other users \\(mode 0777\\) and holds \\(on the way to\\) ${dir}/modules/web/`));
+    assert.ok(mine[0]?.message.endsWith(`run: chmod go-w ${folder}`));
+    // With the sticky bit (like /tmp) others cannot replace a file in it: accepted.
+    fs.chmodSync(folder, 0o1777);
+    assert.ok(loadConfig(dir));
+  }
+  // The config folder itself, on the way to cluster.yaml and the key file.
+  const dir = goodDir({ keyFile: `${'x'.repeat(40)}\n` });
+  fs.chmodSync(dir, 0o770);
+  assert.match(problemsText(dir), new RegExp(`${dir}:1:1: the folder ${dir} is writable by its group \\(mode 0770\\)`));
 });
 
 test('finding 13: a script or config file owned by another user is refused with the chown to run', () => {
