@@ -9,6 +9,7 @@ import {
   MirrorMount,
   MirrorReplica,
   lazyUnmount,
+  quarantineCopy,
   type AckLevel,
   type MirrorPeerOptions,
   type MirrorReplicaOptions,
@@ -81,6 +82,17 @@ export interface DataPlaneOptions {
   log: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
 }
 
+/**
+ * Health of the dirty logs (issue 8, finding 11): while failing, changes they cannot record fail
+ * with EIO in the application; the counters are since the logs were opened (this mount).
+ */
+export interface DirtyLogHealth {
+  failing: boolean;
+  writeFailures: number;
+  marksRefused: number;
+  lastError: string | null;
+}
+
 export class MirrorDataPlane {
   readonly o: DataPlaneOptions;
   #replicas: (MirrorReplica | null)[];
@@ -127,7 +139,8 @@ export class MirrorDataPlane {
       fs.mkdirSync(dir, { recursive: true });
       fs.mkdirSync(this.dirtyDir(i), { recursive: true });
     }
-    fs.mkdirSync(path.join(this.o.stateDir, 'quarantine'), { recursive: true });
+    fs.mkdirSync(path.join(this.o.stateDir, 'quarantine'), { recursive: true, mode: 0o700 });
+    fs.chmodSync(path.join(this.o.stateDir, 'quarantine'), 0o700);
   }
 
   /** Replicas listen whenever this node is not primary and the module runs (idempotent). */
@@ -247,6 +260,18 @@ export class MirrorDataPlane {
     return this.#mounts.every((m) => m.dirtyTrusted());
   }
 
+  /** The dirty logs' health over every mount (null without one): failing if any is, counters summed. */
+  dirtyLogStatus(): DirtyLogHealth | null {
+    const all = this.#mounts.map((m) => m.dirtyLogStatus()).filter((s) => s !== null);
+    if (all.length === 0) return null;
+    return {
+      failing: all.some((s) => s.failing),
+      writeFailures: all.reduce((n, s) => n + s.writeFailures, 0),
+      marksRefused: all.reduce((n, s) => n + s.marksRefused, 0),
+      lastError: all.find((s) => s.lastError !== null)?.lastError ?? null,
+    };
+  }
+
   /** Bytes of the dirty zones still to copy (one lstat per dirty path, off the JS thread). */
   async dirtyBytesAsync(): Promise<number> {
     if (this.#fenced) return 0; // an lstat on a fenced mount is pointless: its data goes to quarantine
@@ -321,10 +346,16 @@ export class MirrorDataPlane {
    * <state>/quarantine/<ISO time>/<dir>/<path> before anything overwrites them. Never deletes.
    * Returns the number of paths copied. The replicas must not run (they would change the files).
    */
-  async quarantine(): Promise<{ folder: string; copied: number }> {
+  async quarantine(): Promise<{ folder: string; copied: number; failed: string[] }> {
     const stamp = new Date().toISOString().replace(/:/g, '-');
-    const folder = path.join(this.o.stateDir, 'quarantine', stamp);
+    const top = path.join(this.o.stateDir, 'quarantine');
+    const folder = path.join(top, stamp);
+    // Root's copies of someone's data: readable by root only (an older install made it 0755).
+    await fs.promises.mkdir(top, { recursive: true, mode: 0o700 });
+    await fs.promises.chmod(top, 0o700);
+    await fs.promises.mkdir(folder, { mode: 0o700 });
     let copied = 0;
+    const failed: string[] = [];
     for (const [i, dir] of this.o.dirs.entries()) {
       const paths = new Set(this.#dirtyAtUnmount.get(i) ?? []);
       let log: Awaited<ReturnType<typeof MirrorMount.openDirtyLog>> | null = null;
@@ -348,22 +379,16 @@ export class MirrorDataPlane {
           log.close();
         }
       }
-      // Asynchronous copies: a large file must not hold the JS thread (it sends the heartbeats).
-      for (const rel of [...paths].sort()) {
-        if (rel === '') continue;
-        const src = path.join(dir, rel);
-        const st = await fs.promises.lstat(src).catch(() => null);
-        // Removed since; a directory (its files have entries of their own); a fifo, socket or
-        // device (reading a fifo would wait forever): only files and symlinks carry data.
-        if (!st || !(st.isFile() || st.isSymbolicLink())) continue;
-        const dst = path.join(folder, dir.replace(/^\/+/, ''), rel);
-        await fs.promises.mkdir(path.dirname(dst), { recursive: true });
-        await fs.promises.cp(src, dst, { verbatimSymlinks: true, preserveTimestamps: true });
-        copied++;
-      }
+      // Copied off the JS thread (a large file must not hold the heartbeats) by the native side,
+      // through the directory held open: no symlink in the unmounted tree is followed (its
+      // owner may have planted one), only files and symlinks carry data (a fifo would block),
+      // directories 0700, modes and times kept. See quarantineCopy.
+      const r = await quarantineCopy(dir, [...paths].filter((p) => p !== '').sort(), path.join(folder, dir.replace(/^\/+/, '')));
+      copied += r.copied;
+      failed.push(...r.failed.map((f) => path.join(dir, f)));
     }
     this.#dirtyAtUnmount.clear();
-    return { folder, copied };
+    return { folder, copied, failed };
   }
 
   /** Stops everything this node runs of the module (daemon stop): replicas; mounts are the runtime's. */

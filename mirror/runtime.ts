@@ -27,7 +27,7 @@ import { runScript } from '../src/module/scripts.js';
 import type { ModuleLogger } from '../src/module/types.js';
 import { interfaceOf } from '../farm/driver.js';
 import { readDataRecord, writeDataRecord } from './data-record.js';
-import { MirrorDataPlane, type ReintegrationStatus, type VerifyResult } from './driver-dataplane.js';
+import { MirrorDataPlane, type DirtyLogHealth, type ReintegrationStatus, type VerifyResult } from './driver-dataplane.js';
 import { addMirrorVip, hasAddress, removeMirrorVip } from './driver-vip.js';
 import { announce, checkerHealth, createMirrorMachine, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from './machine.js';
 import type {
@@ -101,6 +101,8 @@ export interface MirrorDetail {
   /** ALONE only: bytes of the dirty zones its peer lacks (null in other states). */
   dirtyBytes: number | null;
   dirtyTrusted: boolean | null;
+  /** The dirty logs' health while mounted (null otherwise): failing means changes fail with EIO. */
+  dirtyLog: DirtyLogHealth | null;
   reintegrating: 'none' | 'source' | 'target';
   reintegration: (ReintegrationStatus & { etaMs: number | null }) | null;
   lastReintegration: LastReintegration | null;
@@ -165,6 +167,7 @@ export class MirrorRuntime extends EventEmitter {
   #mountFailed = false;
   #script: Promise<void> | null = null;
   #tickTimer: NodeJS.Timeout | null = null;
+  #dirtyLogFailing = false;
   #linkTimer: NodeJS.Timeout | null = null;
   #wakeTimer: NodeJS.Timeout | null = null;
   readonly #last = new Map<string, { detail: string; atMs: number }>();
@@ -424,6 +427,7 @@ export class MirrorRuntime extends EventEmitter {
       witness: { type: this.#mirror.witness.type, contending: m.contending, allowed: m.verdict.allowed, validUntilMs: m.verdict.validUntilMs, detail: m.verdict.detail },
       dirtyBytes,
       dirtyTrusted,
+      dirtyLog: this.#dirtyLogHealth(),
       reintegrating: m.reintegrating,
       reintegration,
       lastReintegration: this.#lastReintegration,
@@ -639,7 +643,8 @@ export class MirrorRuntime extends EventEmitter {
           const wasRunning = this.#dp.replicasRunning();
           this.#dp.stopReplicas(); // nothing may change the files while they are copied aside
           const q = await this.#dp.quarantine();
-          this.#log.warn({ event: 'mirror_quarantine', module, reason: a.reason, folder: q.folder, copied: q.copied }, `quarantine: ${q.copied} paths copied to ${q.folder}: ${a.reason}`);
+          this.#log.warn({ event: 'mirror_quarantine', module, reason: a.reason, folder: q.folder, copied: q.copied, failed: q.failed.slice(0, 20) },
+            `quarantine: ${q.copied} paths copied to ${q.folder}: ${a.reason}${q.failed.length ? `; ${q.failed.length} could not be copied (${q.failed.slice(0, 3).join('; ')})` : ''}`);
           if (wasRunning) this.#dp.ensureReplicas();
         });
       case 'witness':
@@ -747,8 +752,33 @@ export class MirrorRuntime extends EventEmitter {
     return now - this.#replicaLostSinceMs < 2 * this.#cluster.heartbeat.timeoutMs;
   }
 
+  /** The dirty logs' health; logged when they start and stop failing (polled with the link). */
+  #dirtyLogHealth(): DirtyLogHealth | null {
+    if (!this.#dp.mounted) return null;
+    let h: DirtyLogHealth | null = null;
+    try {
+      h = this.#dp.dirtyLogStatus();
+    } catch {
+      return null; // the log is being closed by an unmount in progress
+    }
+    const failing = h?.failing ?? false;
+    if (h !== null && failing !== this.#dirtyLogFailing) {
+      this.#dirtyLogFailing = failing;
+      const module = this.#cfg.name;
+      if (failing) {
+        this.#log.error({ event: 'mirror_dirty_log_failing', module, error: h.lastError, writeFailures: h.writeFailures },
+          `dirty log cannot write (${h.lastError ?? 'unknown error'}): changes it cannot record fail with EIO until it can write again`);
+      } else {
+        this.#log.info({ event: 'mirror_dirty_log_recovered', module, writeFailures: h.writeFailures, marksRefused: h.marksRefused },
+          `dirty log writes again (${h.writeFailures} failures, ${h.marksRefused} changes refused)`);
+      }
+    }
+    return h;
+  }
+
   #updateLink(): void {
     if (this.#closed || !this.#ready) return;
+    this.#dirtyLogHealth();
     const want = this.#linkNow();
     if (want === this.#m.link && this.#linkFed) return;
     this.#linkFed = true;

@@ -67,6 +67,13 @@ export function renderMetrics(daemon: Daemon): string {
       x.add('croft_script_runs_total', 'counter', 'Module script runs, by result.', n, { module, script, result });
     }
   }
+  for (const [module, mr] of daemon.mirrors) {
+    const d = mr.mirrorStatus().dirtyLog;
+    if (d === null) continue;
+    x.add('croft_mirror_dirty_log_failing', 'gauge', '1 while the mirror\'s dirty log cannot write: changes fail with EIO.', d.failing ? 1 : 0, { module });
+    x.add('croft_mirror_dirty_log_write_failures_total', 'counter', 'Failed writes, syncs or compactions of the dirty log (this mount).', d.writeFailures, { module });
+    x.add('croft_mirror_dirty_log_refused_total', 'counter', 'Changes refused with EIO because the dirty log could not record them (this mount).', d.marksRefused, { module });
+  }
   return x.text();
 }
 

@@ -225,6 +225,21 @@ function assertPeer(peer: MirrorPeerOptions): void {
   assertMs('connectTimeoutMs', peer.connectTimeoutMs);
 }
 
+/**
+ * The dirty log's health (issue 8, finding 11). While `failing`, a change the log cannot record
+ * durably (a full or broken disk under its directory) fails with EIO in the application and is
+ * not applied; the log repairs itself once it can write again.
+ */
+export interface MirrorDirtyLogStatus {
+  trusted: boolean;
+  failing: boolean;
+  /** Writes, fdatasyncs, compactions or clears of the log that failed since it was opened. */
+  writeFailures: number;
+  /** Changes refused (EIO) since it was opened because their record could not be made durable. */
+  marksRefused: number;
+  lastError: string | null;
+}
+
 // The raw exports of crates/croft-napi/src/mirror.rs.
 interface NativeDirtyReader {
   dirtyPaths(): string[];
@@ -239,6 +254,7 @@ interface NativeMirrorDirtyLog extends NativeDirtyReader {
 }
 
 interface NativeMirrorMount extends Omit<NativeDirtyReader, 'dirtyPaths'> {
+  dirtyLogStatus(): (Omit<MirrorDirtyLogStatus, 'lastError'> & { lastError?: string | null }) | null;
   dirtyBytes(): number;
   dirtyBytesAsync(): Promise<number>;
   readonly dir: string;
@@ -277,6 +293,7 @@ interface NativeMirrorBinding {
   };
   MirrorReplica: { start(opts: MirrorReplicaOptions): NativeMirrorReplica };
   mirrorLazyUnmount(dir: string): Promise<void>;
+  mirrorQuarantineCopy(dir: string, paths: string[], dest: string): Promise<{ copied: number; failed: string[] }>;
 }
 
 function binding(): NativeMirrorBinding {
@@ -517,10 +534,16 @@ export class MirrorMount {
     }
   }
 
-  /** False when the log may miss changes (new log, corrupt, a failed write): compare whole trees. */
+  /** False when the log may miss changes (new log, corrupt): compare whole trees. */
   dirtyTrusted(): boolean {
     this.#logDir('dirtyTrusted()');
     return this.#native.dirtyTrusted();
+  }
+
+  /** The dirty log's health and failure counters; null without a dirty log or after unmount(). */
+  dirtyLogStatus(): MirrorDirtyLogStatus | null {
+    const s = this.#native.dirtyLogStatus();
+    return s === null || s === undefined ? null : { ...s, lastError: s.lastError ?? null };
   }
 
   /**
@@ -711,5 +734,20 @@ export async function lazyUnmount(dir: string): Promise<void> {
     await binding().mirrorLazyUnmount(dir);
   } catch (err) {
     throw nativeError(`lazy unmount of ${dir}`, err);
+  }
+}
+
+/**
+ * Copies the files and symlinks at `paths` (relative to `dir`, which must not be mounted) into
+ * `<dest>/<path>` off the JS thread, for the quarantine: never through a symlink inside `dir`
+ * (resolved beneath it by the kernel, so its owner cannot make root copy a file from elsewhere),
+ * directories created 0700, file modes and times kept (set-id bits dropped). Directories, fifos,
+ * sockets, devices and gone paths are skipped; `failed` lists "<path>: <error>" for the others.
+ */
+export async function quarantineCopy(dir: string, paths: string[], dest: string): Promise<{ copied: number; failed: string[] }> {
+  try {
+    return await binding().mirrorQuarantineCopy(dir, paths, dest);
+  } catch (err) {
+    throw nativeError(`quarantine of ${dir}`, err);
   }
 }

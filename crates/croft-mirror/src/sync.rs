@@ -471,3 +471,65 @@ pub(crate) fn decode_entries(body: &[u8]) -> Result<Option<(bool, Vec<DirtyEntry
     }
     Ok(Some((trusted, out)))
 }
+
+// --- quarantine -------------------------------------------------------------------------------
+
+/// Copies entry `rel` of `dir` to `dest_root/rel` for the quarantine of what a losing side gives
+/// up: a regular file (its bytes, permission bits without set-id/sticky, times) or a symlink (its
+/// target, never followed); anything else (gone, a directory, fifo, socket, device) is skipped:
+/// `Ok(false)`. The source is reached only through `dir` ([`HeldDir`]: no symlink followed in any
+/// component, nothing outside it), so a directory of the unmounted tree swapped for a symlink by
+/// its owner cannot make root copy a file from elsewhere into the quarantine (issue 8).
+/// Directories created under `dest_root` are 0700 (the copies are root's, readable by root only);
+/// an existing destination is an error (nothing is overwritten).
+pub fn quarantine_entry(dir: &HeldDir, rel: &Path, dest_root: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if rel.as_os_str().is_empty() {
+        return Ok(false);
+    }
+    let st = match dir.lstat(rel) {
+        Ok(st) => st,
+        Err(e) if is_enoent(&e) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let kind = fmt_of(&st);
+    if kind != libc::S_IFREG && kind != libc::S_IFLNK {
+        return Ok(false);
+    }
+    // rel passed the HeldDir's text check (plain names), so the join stays under dest_root.
+    sys::check_path(rel)?;
+    let dst = dest_root.join(rel);
+    if let Some(parent) = dst.parent() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
+    }
+    if kind == libc::S_IFLNK {
+        let target = dir.readlink(rel)?;
+        std::os::unix::fs::symlink(OsStr::from_bytes(&target), &dst)?;
+        return Ok(true);
+    }
+    let src = match dir.open_at(rel, libc::O_RDONLY, 0) {
+        Ok(fd) => fd,
+        Err(e) if is_enoent(&e) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let st = sys::fstat(src.as_raw_fd())?;
+    let mut from = std::fs::File::from(src);
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&dst)?;
+    io::copy(&mut from, &mut to)?;
+    sys::fchmod(to.as_raw_fd(), st.st_mode & 0o777)?;
+    let times = [
+        libc::timespec { tv_sec: st.st_atime, tv_nsec: st.st_atime_nsec },
+        libc::timespec { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec },
+    ];
+    // SAFETY: times has two entries; a valid descriptor.
+    if unsafe { libc::futimens(to.as_raw_fd(), times.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    to.sync_all()?;
+    Ok(true)
+}

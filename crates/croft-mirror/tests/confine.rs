@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -406,4 +406,44 @@ fn finding_1_random_ops_never_reach_outside_the_directory() {
     assert_eq!(s.snap(), before, "seed {seed}: the outside directory changed");
     eprintln!("{i} ops in {:?}: {applied} applied, {failed} failed, {refused_by_decode} refused at decode", start.elapsed());
     assert!(applied > 50 && refused_by_decode > 50 && failed > 50, "seed {seed}: the mix did not exercise all three outcomes");
+}
+
+/// The quarantine (low finding of issue 8): copies of what a losing side gives up keep their
+/// modes (without set-id bits) in directories only root can enter, never follow a symlink the
+/// owner of the unmounted directory planted, and skip what carries no data (a fifo would block).
+#[test]
+fn low_finding_quarantine_copies_are_private_and_never_follow_symlinks() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let s = Scene::new("quar");
+    let dest = s.r.parent().unwrap().join("quarantine/stamp");
+    fs::create_dir(s.r.join("a")).unwrap();
+    fs::OpenOptions::new().write(true).create(true).mode(0o640).open(s.r.join("a/f")).unwrap().write_all_at(b"data", 0).unwrap();
+    fs::set_permissions(s.r.join("a/f"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::write(s.r.join("suid"), b"x").unwrap();
+    fs::set_permissions(s.r.join("suid"), fs::Permissions::from_mode(0o4755)).unwrap();
+    symlink("/etc/passwd", s.r.join("l")).unwrap();
+    symlink(&s.outside, s.r.join("evil")).unwrap();
+    let fifo = CString::new(s.r.join("p").as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let dir = HeldDir::open(&s.r).unwrap();
+    let q = |p: &str| croft_mirror::sync::quarantine_entry(&dir, Path::new(p), &dest);
+    assert!(q("a/f").unwrap());
+    assert!(q("suid").unwrap());
+    assert!(q("l").unwrap());
+    assert!(!q("evil/f").unwrap(), "copied a file through a symlinked directory");
+    assert!(!q("evil/sub/g").unwrap());
+    assert!(!q("p").unwrap(), "a fifo is no data");
+    assert!(!q("gone").unwrap());
+    assert!(q("../outside/f").is_err() || !dest.parent().unwrap().join("outside").exists());
+    assert_eq!(fs::read(dest.join("a/f")).unwrap(), b"data");
+    assert_eq!(fs::metadata(dest.join("a/f")).unwrap().mode() & 0o7777, 0o640);
+    assert_eq!(fs::metadata(dest.join("suid")).unwrap().mode() & 0o7777, 0o755, "set-id bits kept");
+    assert_eq!(fs::read_link(dest.join("l")).unwrap(), Path::new("/etc/passwd"));
+    assert_eq!(fs::metadata(dest.join("a")).unwrap().mode() & 0o777, 0o700);
+    assert_eq!(fs::metadata(&dest).unwrap().mode() & 0o777, 0o700);
+    assert!(!dest.join("evil").exists() && !dest.join("p").exists());
+    assert_eq!(fs::metadata(dest.join("a/f")).unwrap().mtime(), fs::metadata(s.r.join("a/f")).unwrap().mtime());
+    // Nothing is overwritten.
+    assert!(q("a/f").is_err());
 }
