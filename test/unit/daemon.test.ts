@@ -48,6 +48,7 @@ async function daemonConfig(dir: string, apiPort: number): Promise<string> {
     '  n1: { addresses: [127.0.0.1] }',
     '  n2: { addresses: [127.0.0.2] }',
     `api: { host: 127.0.0.1, port: ${apiPort}, socket: ${socketPath} }`,
+    `state_dir: ${path.join(dir, 'state')}`, // the daemon saves its membership state there, not in /var/lib/croft
   ].join('\n'), { mode: 0o600 });
   return socketPath;
 }
