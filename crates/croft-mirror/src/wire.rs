@@ -46,8 +46,10 @@ const PSK_SALT: &[u8] = b"croft-mirror";
 pub const RECORD_BYTES_MAX: usize = 65535;
 const TAG_BYTES: usize = 16;
 pub const RECORD_PLAIN_MAX: usize = RECORD_BYTES_MAX - TAG_BYTES;
-/// Plaintext sealed per `write` call at most: the sealing buffer is reused, so this bounds it.
-const SEAL_BATCH_MAX: usize = 16 * RECORD_PLAIN_MAX;
+/// Plaintext sealed per `write` call at most (the sealing buffer is reused, so this bounds it).
+/// Small, so that the peer opens the first records while the rest are sealed: 1 MiB writes
+/// through the mount went from 142-167 to 164-222 MiB/s on loopback against 16 records.
+const SEAL_BATCH_MAX: usize = 2 * RECORD_PLAIN_MAX;
 /// First sealed records of each side, in the handshake.
 const READY: &[u8] = b"croft-mirror primary ready";
 const ACCEPTED: &[u8] = b"croft-mirror replica accepted";
