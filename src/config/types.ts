@@ -7,7 +7,7 @@ export interface ClusterConfig {
   /** Path of the file this was read from (for messages). */
   file: string;
   name: string;
-  /** Shared secret for the heartbeat HMAC (from `key` or the contents of `key_file`). At least 16 bytes. */
+  /** Shared secret for the heartbeat HMAC (from `key` or the contents of `key_file`). At least 32 bytes, private to croft (config/perms.ts). */
   key: Buffer;
   heartbeat: HeartbeatConfig;
   /** Names of the LANs, in the order of each node's `addresses`. Default: ["lan0"]. */
