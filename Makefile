@@ -1,6 +1,6 @@
 # The two commands of croft: `make demo` runs the lab demo, `make test` runs all tests.
 # Both install what is missing first (scripts/setup.sh), and are quick when nothing is.
-.PHONY: setup build test test-unit test-rust demo demo-down clean
+.PHONY: setup build test test-unit test-rust demo demo-down clean deb
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +20,10 @@ test-rust:
 
 test-unit: setup
 	umask 022 && node --test --test-reporter=spec $$(find dist/test/unit dist/test/sim -name '*.test.js' | sort)
+
+# The Debian package croft_<version>_amd64.deb (scripts/build-deb.sh): from what setup built.
+deb: setup
+	@bash scripts/build-deb.sh
 
 demo: setup
 	node bin/croft.js demo
