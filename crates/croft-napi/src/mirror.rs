@@ -316,12 +316,17 @@ fn entry_js(e: &DirtyEntry) -> MirrorDirtyEntryJs {
 /// whose FUSE threads take that lock in `mark`. Regular files count their size; anything else
 /// (gone, directory, symlink, device) counts 0: reintegration recreates or removes it as an entry.
 fn dirty_bytes(log: &DirtyLog, data_dir: &Path) -> f64 {
+    // Through the directory held open: a symlink in the (unmounted) tree is never followed.
+    let held = croft_mirror::HeldDir::open(data_dir).ok();
     let sizes: HashMap<PathBuf, u64> = log
         .entries()
         .into_iter()
         .map(|e| {
-            let size =
-                std::fs::symlink_metadata(data_dir.join(&e.path)).ok().filter(|m| m.is_file()).map_or(0, |m| m.len());
+            let size = held
+                .as_ref()
+                .and_then(|h| h.lstat(&e.path).ok())
+                .filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+                .map_or(0, |st| st.st_size as u64);
             (e.path, size)
         })
         .collect();
