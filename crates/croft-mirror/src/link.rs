@@ -497,7 +497,16 @@ impl Replicator {
                         }
                         return Ok(AckedOp { seq: ticket.seq.unwrap_or(0), by: AckedBy::DirtyTracker, _private: () });
                     }
-                    FailMode::Fence => return Err(()),
+                    FailMode::Fence => {
+                        drop(st);
+                        // Applied here, never acknowledged: recorded as dirty (the quarantine
+                        // copies it aside) whether the loss was known when it was sent or came
+                        // after (a tampered stream); the application gets EIO either way.
+                        for (path, offset, len) in &ticket.extents {
+                            let _ = self.mark(path, *offset, *len);
+                        }
+                        return Err(());
+                    }
                     FailMode::Block if st.closing => return Err(()),
                     FailMode::Block => {
                         st = self.cv.wait(st).unwrap();

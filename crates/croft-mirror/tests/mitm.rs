@@ -228,5 +228,7 @@ fn finding_2_mitm_answering_acks_makes_a_fenced_write_fail() {
     let o = run(Attack::ForgeAcks, FailMode::Fence);
     check(Attack::ForgeAcks, &o);
     assert_eq!(o.result, Err(libc::EIO));
+    // Applied here and never acknowledged: recorded as dirty, so the quarantine copies it aside.
+    assert!(o.dirty.contains(&"secret".into()), "the fenced change is not dirty: {:?}", o.dirty);
     assert_eq!(o.link.tampered, 1, "{:?}", o.link);
 }
