@@ -64,6 +64,7 @@ cp -r modules "$root/usr/share/croft/modules"
 install -m 0644 packaging/debian/croft.service "$root/lib/systemd/system/croft.service"
 install -m 0644 packaging/debian/croft.logrotate "$root/etc/logrotate.d/croft"
 install -m 0644 README.md "$root/usr/share/doc/croft/README.md"
+install -m 0644 packaging/debian/copyright "$root/usr/share/doc/croft/copyright"
 cp -r examples "$root/usr/share/doc/croft/examples"
 # The example cluster.yaml holds an inline key (an example, never a usable secret): shipped as such.
 mv "$root/usr/share/doc/croft/examples/cluster.yaml" "$root/usr/share/doc/croft/examples/cluster.yaml.example"

@@ -83,7 +83,7 @@ test('deb: make deb builds a package that installs, configures with croft init, 
       '/usr/lib/croft/dist/farm/driver.js', '/usr/lib/croft/dist/mirror/runtime.js', '/usr/lib/croft/native/croft.linux-x64-gnu.node',
       '/usr/lib/croft/node_modules/fastify/package.json', '/usr/lib/croft/node_modules/yaml/package.json', '/lib/systemd/system/croft.service',
       '/usr/share/croft/modules/nginx-farm/module.yaml', '/usr/share/croft/modules/postgresql-mirror/start_prim', '/etc/croft',
-      '/usr/share/doc/croft/examples/cluster.yaml.example', '/etc/logrotate.d/croft',
+      '/usr/share/doc/croft/examples/cluster.yaml.example', '/usr/share/doc/croft/copyright', '/etc/logrotate.d/croft',
     ];
     for (const p of want) assert.ok(entries.has(p), `${p} is not in the package`);
     assert.equal(entries.get('/usr/bin/croft')?.link, '../lib/croft/bin/croft.js');
@@ -112,6 +112,10 @@ test('deb: make deb builds a package that installs, configures with croft init, 
       assert.ok(fs.lstatSync('/etc/systemd/system/multi-user.target.wants/croft.service').isSymbolicLink(), 'the service is enabled');
       assert.ok(!exists('/etc/croft/cluster.yaml'));
       assert.match(must('/usr/bin/croft', ['help']), /init --name C --node/);
+      // The installed addon loads from /usr/lib/croft/native (the daemon's farm and mirror need it).
+      const addon = must('node', ['--input-type=module', '-e',
+        "const m = await import('/usr/lib/croft/dist/src/native/load.js'); const b = m.loadNative(); console.log(m.nativeAddonPath(), Object.keys(b).length)"]);
+      assert.match(addon, /^\/usr\/lib\/croft\/native\/croft\.linux-x64-gnu\.node [1-9]\d*$/m);
 
       // Configure with the installed command (default folder /etc/croft), modules from /usr/share/croft/modules.
       const init = must('/usr/bin/croft', ['init', '--name', 'debtest', '--node', 'n1=10.0.0.1,10.1.0.1', '--node', 'n2=10.0.0.2,10.1.0.2', '--node', 'n3=10.0.0.3,10.1.0.3']);
