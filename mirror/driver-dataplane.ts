@@ -13,6 +13,7 @@ import {
   type AckLevel,
   type MirrorPeerOptions,
   type MirrorReplicaOptions,
+  type MirrorLinkStatus,
   type MirrorReplicaStatus,
 } from '../src/native/index.js';
 
@@ -249,6 +250,11 @@ export class MirrorDataPlane {
       }
     }
     this.#fenced = false;
+  }
+
+  /** Each mount's stream to the peer (empty when not mounted). */
+  linkStatus(): MirrorLinkStatus[] {
+    return this.#mounts.map((m) => m.status().link);
   }
 
   /** Every mount holds a connected stream to the peer. */

@@ -106,8 +106,14 @@ export interface MirrorDetail {
   reintegrating: 'none' | 'source' | 'target';
   reintegration: (ReintegrationStatus & { etaMs: number | null }) | null;
   lastReintegration: LastReintegration | null;
-  /** tampered: sessions ended on a record that failed authentication; rejected: connections closed at once (not the peer's address, or the session cap). */
-  replicas: ({ sessions: number; connected: boolean; appliedOps: number; lastError: string | null; tampered: number; rejected: number } | null)[];
+  /**
+   * This node's replicas (SECOND), one per dir. refused: handshakes that failed (wrong key, not a
+   * croft peer, too slow); tampered: sessions ended on a record that failed authentication;
+   * rejected: connections closed at once (not the peer's address, or the session cap).
+   */
+  replicas: ({ sessions: number; connected: boolean; appliedOps: number; lastError: string | null; refused: number; tampered: number; rejected: number } | null)[];
+  /** This node's streams to the peer's replicas (PRIM, ALONE), one per mounted dir. */
+  links: { connected: boolean; lostReason: string | null; tampered: number }[];
 }
 
 /** Payload of the 'transition' event (as ModuleRuntime's). */
@@ -432,7 +438,8 @@ export class MirrorRuntime extends EventEmitter {
       reintegration,
       lastReintegration: this.#lastReintegration,
       replicas: this.#dp.replicaStatus().map((s) =>
-        s ? { sessions: s.sessions, connected: s.connected, appliedOps: s.appliedOps, lastError: s.lastError, tampered: s.tampered, rejected: s.rejectedPeers + s.rejectedBusy } : null),
+        s ? { sessions: s.sessions, connected: s.connected, appliedOps: s.appliedOps, lastError: s.lastError, refused: s.refused, tampered: s.tampered, rejected: s.rejectedPeers + s.rejectedBusy } : null),
+      links: this.#dp.linkStatus().map((l) => ({ connected: l.connected, lostReason: l.lostReason, tampered: l.tampered })),
     };
   }
 

@@ -4,21 +4,22 @@ import { logDropped } from '../log/logger.js';
 
 type Labels = Record<string, string>;
 
+/** Samples grouped by metric (the format wants each metric's lines together), in first-seen order. */
 class Exposition {
-  private readonly lines: string[] = [];
-  private readonly declared = new Set<string>();
+  private readonly groups = new Map<string, string[]>();
 
   add(name: string, type: 'counter' | 'gauge', help: string, value: number, labels: Labels = {}): void {
-    if (!this.declared.has(name)) {
-      this.declared.add(name);
-      this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    let lines = this.groups.get(name);
+    if (!lines) {
+      lines = [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`];
+      this.groups.set(name, lines);
     }
     const l = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
-    this.lines.push(`${name}${l ? `{${l}}` : ''} ${Number.isFinite(value) ? value : 0}`);
+    lines.push(`${name}${l ? `{${l}}` : ''} ${Number.isFinite(value) ? value : 0}`);
   }
 
   text(): string {
-    return `${this.lines.join('\n')}\n`;
+    return `${[...this.groups.values()].flat().join('\n')}\n`;
   }
 }
 
@@ -68,7 +69,22 @@ export function renderMetrics(daemon: Daemon): string {
     }
   }
   for (const [module, mr] of daemon.mirrors) {
-    const d = mr.mirrorStatus().dirtyLog;
+    const ms = mr.mirrorStatus();
+    ms.replicas.forEach((r, i) => {
+      if (r === null) return;
+      const dir = ms.dirs[i] ?? String(i);
+      x.add('croft_mirror_replica_connected', 'gauge', '1 while this node\'s replica holds a session with the primary (0: none, or it ended: see last_error in the status).', r.connected ? 1 : 0, { module, dir });
+      x.add('croft_mirror_replica_sessions_total', 'counter', 'Authenticated replication sessions accepted by this replica.', r.sessions, { module, dir });
+      x.add('croft_mirror_replica_refused_total', 'counter', 'Replication connections refused: in the handshake (wrong key, not a croft peer, too slow), or at once (not the peer\'s address, session cap).', r.refused, { module, dir, reason: 'handshake' });
+      x.add('croft_mirror_replica_refused_total', 'counter', 'Replication connections refused: in the handshake (wrong key, not a croft peer, too slow), or at once (not the peer\'s address, session cap).', r.rejected, { module, dir, reason: 'rejected' });
+      x.add('croft_mirror_replica_tampered_total', 'counter', 'Replication sessions ended on a record that failed authentication (flipped, forged, replayed, reordered).', r.tampered, { module, dir });
+    });
+    ms.links.forEach((l, i) => {
+      const dir = ms.dirs[i] ?? String(i);
+      x.add('croft_mirror_link_connected', 'gauge', '1 while this node\'s mount streams its changes to the peer.', l.connected ? 1 : 0, { module, dir });
+      x.add('croft_mirror_link_tampered_total', 'counter', 'Streams to the peer ended on a record that failed authentication (this mount).', l.tampered, { module, dir });
+    });
+    const d = ms.dirtyLog;
     if (d === null) continue;
     x.add('croft_mirror_dirty_log_failing', 'gauge', '1 while the mirror\'s dirty log cannot write: changes fail with EIO.', d.failing ? 1 : 0, { module });
     x.add('croft_mirror_dirty_log_write_failures_total', 'counter', 'Failed writes, syncs or compactions of the dirty log (this mount).', d.writeFailures, { module });

@@ -7,10 +7,22 @@ import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { MirrorStatusView } from '../../src/cli/mirror.js';
 import { Lab } from '../../src/lab/index.js';
-import { sleep, waitFor } from '../helpers/cluster.js';
+import { nodeApi, sleep, waitFor } from '../helpers/cluster.js';
 import { ACK_DIR, ACK_MODULE, ackConfig, Collector, hasVip, mirrorStatus, waitStates, writerPid } from '../helpers/mirror-lab.js';
 
 const BIG_MIB = 1024;
+
+async function metrics(lab: Lab, node: string): Promise<string> {
+  const r = await nodeApi<string>(lab, node, 'GET', '/metrics');
+  assert.equal(r.status, 200);
+  return r.body;
+}
+
+/** The value of the first sample of `name` for the module (null when absent). */
+function metric(text: string, name: string): number | null {
+  const line = text.split('\n').find((x) => x.startsWith(`${name}{`) && x.includes(`module="${ACK_MODULE}"`));
+  return line === undefined ? null : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
 
 describe('mirror commands: second, swap refused, reintegration progress', { timeout: 300_000 }, () => {
   let lab: Lab | undefined;
@@ -32,6 +44,12 @@ describe('mirror commands: second, swap refused, reintegration progress', { time
     await waitStates(l, { n1: 'WAIT', n2: 'WAIT' });
     assert.equal((await l.exec('n1', ['croft', 'prim', ACK_MODULE])).code, 0);
     await waitStates(l, { n1: 'PRIM', n2: 'SECOND' });
+    // The sealed link in the metrics (issue 8: a dead session shows there too): n1 streams, n2's
+    // replica holds the session, nothing tampered.
+    await waitFor('n1 streams to n2 and n2 holds the session (metrics)', async () =>
+      metric(await metrics(l, 'n1'), 'croft_mirror_link_connected') === 1 && metric(await metrics(l, 'n2'), 'croft_mirror_replica_connected') === 1, 10_000);
+    assert.equal(metric(await metrics(l, 'n1'), 'croft_mirror_link_tampered_total'), 0);
+    assert.equal(metric(await metrics(l, 'n2'), 'croft_mirror_replica_tampered_total'), 0);
 
     const t0 = Date.now();
     const second = await l.exec('n1', ['croft', 'second', ACK_MODULE]);
@@ -61,6 +79,7 @@ describe('mirror commands: second, swap refused, reintegration progress', { time
     // n1 (SECOND) stops: n2 runs ALONE and 1 GiB is written there.
     assert.equal((await l.exec('n1', ['croft', 'stop', ACK_MODULE])).code, 0);
     await waitStates(l, { n1: 'STOP', n2: 'ALONE' }, 20_000);
+    await waitFor("n2's metrics show its link to n1 down", async () => metric(await metrics(l, 'n2'), 'croft_mirror_link_connected') === 0, 10_000);
     const dd = await l.exec('n2', ['dd', 'if=/dev/zero', `of=${ACK_DIR}/big.bin`, 'bs=1M', `count=${BIG_MIB}`, 'conv=fsync'], { timeoutMs: 180_000 });
     assert.equal(dd.code, 0, dd.stderr);
     // Status computes the dirty bytes off the JS thread and shows the last value computed.
