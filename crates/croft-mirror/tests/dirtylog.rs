@@ -319,15 +319,6 @@ fn throughput_first_touch_and_re_touch() {
     );
 }
 
-/// Unmounts on drop, even when the test panics.
-struct Mount(Option<Mirror>, PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        drop(self.0.take());
-        croft_mirror::lazy_unmount(&self.1);
-    }
-}
 
 #[test]
 fn a_mount_running_alone_records_exactly_the_zones_written() {
@@ -337,7 +328,7 @@ fn a_mount_running_alone_records_exactly_the_zones_written() {
     let mut config = MirrorConfig::new(data.path(), None);
     config.fail_mode = FailMode::Alone;
     let mirror = Mirror::mount(config, log.clone(), None).unwrap_or_else(|e| panic!("{}: {e}", e.code()));
-    let mut m = Mount(Some(mirror), data.path().to_path_buf());
+    let mut m = MountGuard(Some(mirror), data.path().to_path_buf());
     fs::write(data.path().join("f"), b"").unwrap();
     // Zones of an existing file (a file created here is dirty whole: a new inode).
     log.clear().unwrap();

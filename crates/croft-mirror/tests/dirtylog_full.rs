@@ -156,14 +156,6 @@ fn finding_11_a_compaction_that_stops_half_way_never_hides_records() {
     assert!(log.entries().iter().any(|e| e.path == Path::new("d")));
 }
 
-struct Mount(Option<Mirror>, PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        drop(self.0.take());
-        croft_mirror::lazy_unmount(&self.1);
-    }
-}
 
 /// Through a real mount running alone: with the log's filesystem full, the application's write
 /// fails with EIO and is not applied (while the log is failing, every change does); once space
@@ -179,7 +171,7 @@ fn finding_11_a_write_whose_record_cannot_be_durable_fails_with_eio() {
     let mut config = MirrorConfig::new(data.path(), None);
     config.fail_mode = FailMode::Alone;
     let mirror = Mirror::mount(config, log.clone(), None).unwrap_or_else(|e| panic!("{}: {e}", e.code()));
-    let mut m = Mount(Some(mirror), data.path().to_path_buf());
+    let mut m = MountGuard(Some(mirror), data.path().to_path_buf());
     let f = fs::OpenOptions::new().read(true).write(true).open(data.path().join("f")).unwrap();
     f.write_all_at(&[1u8; 10], 0).unwrap(); // zone 0 recorded
     let filler = small.fill();

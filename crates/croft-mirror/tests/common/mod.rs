@@ -77,6 +77,16 @@ impl Drop for Mounted {
     }
 }
 
+/// A mirror mounted by the test itself (its own tracker), unmounted on drop even when the test panics.
+pub struct MountGuard(pub Option<Mirror>, pub PathBuf);
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        drop(self.0.take());
+        croft_mirror::lazy_unmount(&self.1);
+    }
+}
+
 pub fn peer(addr: std::net::SocketAddr, level: AckLevel) -> PeerConfig {
     let mut p = PeerConfig::new(addr, KEY.to_vec());
     p.ack_level = level;
