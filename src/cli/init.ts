@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { stringify } from 'yaml';
 import { checkConfigDir } from '../config/load.js';
 import { formatProblems } from '../config/problems.js';
@@ -156,10 +157,39 @@ function localAddresses(): Set<string> {
   return out;
 }
 
+/** On a terminal, asks for what the flags did not give (cluster name, nodes); elsewhere nothing is asked. */
+async function askMissing(argv: string[], out: Output): Promise<string[]> {
+  const has = (f: string) => argv.some((a) => a === `--${f}` || a.startsWith(`--${f}=`));
+  if (!process.stdin.isTTY || (has('name') && has('node'))) return argv;
+  // Lines are read through the iterator, which keeps those typed (or pasted) ahead of the question.
+  const rl = readline.createInterface({ input: process.stdin, terminal: false });
+  const lines = rl[Symbol.asyncIterator]();
+  const ask = async (q: string): Promise<string> => {
+    process.stdout.write(q);
+    const r = await lines.next();
+    return r.done ? '' : String(r.value).trim();
+  };
+  const extra: string[] = [];
+  try {
+    if (!has('name')) extra.push('--name', await ask('cluster name (lowercase letters, digits, -): '));
+    if (!has('node')) {
+      out.log('nodes, one per line: <name>=<address>[,<address> on the second LAN] (an empty line ends)');
+      for (;;) {
+        const line = await ask(`node ${extra.filter((a) => a === '--node').length + 1}: `);
+        if (line === '') break;
+        extra.push('--node', line);
+      }
+    }
+  } finally {
+    rl.close();
+  }
+  return [...argv, ...extra];
+}
+
 export async function initCommand(argv: string[], out: Output): Promise<number> {
   let plan: InitPlan;
   try {
-    plan = parseInit(argv);
+    plan = parseInit(await askMissing(argv, out));
   } catch (err) {
     if (err instanceof CroftError && err.code === 'CROFT_ERR_USAGE') {
       out.error(`croft init: ${err.message}${err.message.includes('usage:') ? '' : `\n${initUsage}`}`);

@@ -128,6 +128,22 @@ test('croft init: missing or bad flags are usage errors (exit 2, usage shown), n
   }
 });
 
+test('croft init on a terminal asks for the cluster name and the nodes the flags did not give', () => {
+  const dir = tmp();
+  try {
+    // script(1) gives the command a pseudo-terminal; the answers are typed ahead on its input.
+    const cmd = [process.execPath, croftBin, 'init', '--dir', path.join(dir, 'c'), '--no-token'].map((a) => `'${a}'`).join(' ');
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', input: 'asked\nn1=10.0.0.1,10.1.0.1\nn2=10.0.0.2,10.1.0.2\n\n', timeout: 30_000 });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /cluster name/);
+    assert.match(r.stdout, /node 3: /);
+    assert.match(r.stdout, /configuration OK: cluster asked, 2 nodes \(n1, n2\), LANs lan0, lan1/);
+    assert.equal(croft('check', path.join(dir, 'c')).code, 0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('croft module add nginx-farm and postgresql-mirror: modes kept, --set applied, a valid configuration', () => {
   const dir = tmp();
   try {
