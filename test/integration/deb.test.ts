@@ -137,11 +137,15 @@ test('deb: make deb builds a package that installs, configures with croft init, 
         assert.ok(unitText.split('\n').includes(l), `the unit lacks ${l}`);
       }
 
-      // Reinstalling over itself (the upgrade path: prerm upgrade, postinst configure <old>) keeps the configuration.
+      // Reinstalling over itself (the upgrade path: prerm upgrade, postinst configure <old>) keeps the
+      // configuration, and an administrator's disable (systemctl disable works without systemd running).
       const key = fs.readFileSync('/etc/croft/cluster.key', 'utf8');
+      must('systemctl', ['disable', 'croft.service']);
+      assert.ok(!exists('/etc/systemd/system/multi-user.target.wants/croft.service'));
       must('dpkg', ['-i', deb]);
       assert.equal(fs.readFileSync('/etc/croft/cluster.key', 'utf8'), key);
       assert.equal(run('/usr/bin/croft', ['check', '/etc/croft']).code, 0);
+      assert.ok(!exists('/etc/systemd/system/multi-user.target.wants/croft.service'), 'the upgrade enabled a service the administrator disabled');
     } finally {
       const purge = run('dpkg', ['--purge', 'croft']);
       assert.equal(purge.code, 0, `dpkg --purge croft: ${purge.stdout}${purge.stderr}`);
