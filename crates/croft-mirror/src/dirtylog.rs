@@ -48,6 +48,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use crate::locks::{waited, Locked};
 
 /// Smallest zone: below it the bitmap and the log grow for little saving in bytes copied.
 pub const ZONE_BYTES_MIN: u64 = 64 << 10;
@@ -360,31 +361,31 @@ impl DirtyLog {
     /// reintegration must then compare whole trees. True again after `clear`. A failed write
     /// does not change it: the change it would have recorded was refused.
     pub fn is_trustworthy(&self) -> bool {
-        self.state.lock().unwrap().trusted
+        self.state.locked().trusted
     }
 
     /// The last write, fdatasync, compaction or clear error since open, if any.
     pub fn last_error(&self) -> Option<String> {
-        self.state.lock().unwrap().failed.clone()
+        self.state.locked().failed.clone()
     }
 
     /// True while marks fail: a failure not yet repaired (see the module doc).
     pub fn is_failing(&self) -> bool {
-        self.state.lock().unwrap().broken
+        self.state.locked().broken
     }
 
     pub fn is_empty(&self) -> bool {
-        self.state.lock().unwrap().files.is_empty()
+        self.state.locked().files.is_empty()
     }
 
     pub fn stats(&self) -> DirtyLogStats {
-        let st = self.state.lock().unwrap();
+        let st = self.state.locked();
         DirtyLogStats { failing: st.broken, ..st.stats.clone() }
     }
 
     /// Every dirty path, sorted by path.
     pub fn entries(&self) -> Vec<DirtyEntry> {
-        let st = self.state.lock().unwrap();
+        let st = self.state.locked();
         let mut out: Vec<DirtyEntry> = st
             .files
             .iter()
@@ -402,7 +403,7 @@ impl DirtyLog {
     /// Bytes still to copy: the dirty ranges clipped to each file's current size (`sizes`
     /// answers `None` for a path that no longer exists: nothing to copy, only to remove).
     pub fn dirty_bytes(&self, sizes: impl Fn(&Path) -> Option<u64>) -> u64 {
-        let st = self.state.lock().unwrap();
+        let st = self.state.locked();
         let mut total = 0u64;
         for (path, d) in &st.files {
             let Some(size) = sizes(path) else { continue };
@@ -425,10 +426,10 @@ impl DirtyLog {
         let generation = st.generation + 1;
         drop(st);
         let r = write_snapshot_and_log(&self.dir, self.zone_bytes, generation, true, &HashMap::new());
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.locked();
         let out = match r {
             Ok((snapshot_bytes, file)) => {
-                *self.log.lock().unwrap() = file;
+                *self.log.locked() = file;
                 st.generation = generation;
                 st.trusted = true;
                 self.repaired(&mut st);
@@ -465,9 +466,9 @@ impl DirtyLog {
     }
 
     fn lead_exclusively(&self) -> MutexGuard<'_, State> {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.locked();
         while st.leading {
-            st = self.cv.wait(st).unwrap();
+            st = waited(self.cv.wait(st));
         }
         st.leading = true;
         st
@@ -499,7 +500,7 @@ impl DirtyLog {
                 ));
             }
             if st.leading {
-                st = self.cv.wait(st).unwrap();
+                st = waited(self.cv.wait(st));
                 continue;
             }
             st.leading = true;
@@ -528,10 +529,10 @@ impl DirtyLog {
         let buf = std::mem::take(&mut st.pending);
         drop(st);
         let r = {
-            let mut f = self.log.lock().unwrap();
+            let mut f = self.log.locked();
             f.write_all(&buf).and_then(|()| f.sync_data())
         };
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.locked();
         match r {
             Ok(()) => {
                 st.stats.log_bytes += buf.len() as u64;
@@ -557,10 +558,10 @@ impl DirtyLog {
         let trusted = st.trusted;
         drop(st);
         let r = write_snapshot_and_log(&self.dir, self.zone_bytes, generation, trusted, &files);
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.locked();
         match r {
             Ok((snapshot_bytes, file)) => {
-                *self.log.lock().unwrap() = file;
+                *self.log.locked() = file;
                 st.generation = generation;
                 st.stats.compactions += 1;
                 st.stats.snapshot_bytes = snapshot_bytes;
@@ -608,7 +609,7 @@ impl DirtyLog {
 impl DirtyTracker for DirtyLog {
     fn mark(&self, path: &Path, offset: u64, len: u64) -> io::Result<()> {
         let rec = Rec::from_extent(offset, len, self.zone_bytes);
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.locked();
         st.stats.marks += 1;
         // While failing, the state in memory holds records that never became durable: nothing
         // counts as covered until a repair wrote it all.

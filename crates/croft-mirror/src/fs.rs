@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use crate::locks::Locked;
 
 /// Attribute and entry cache time. Nothing but this filesystem changes the directory underneath
 /// while it is mounted, so the kernel's cache stays right; 1 s bounds the damage if someone does.
@@ -167,7 +168,7 @@ impl MirrorFs {
     }
 
     fn path(&self, node: INodeNo) -> Result<PathBuf, Errno> {
-        self.table.lock().unwrap().path(node.0).ok_or(Errno::ENOENT)
+        self.table.locked().path(node.0).ok_or(Errno::ENOENT)
     }
 
     fn child(&self, parent: INodeNo, name: &OsStr) -> Result<PathBuf, Errno> {
@@ -178,7 +179,7 @@ impl MirrorFs {
     }
 
     fn handle(&self, fh: FileHandle) -> Result<Arc<Handle>, Errno> {
-        self.handles.lock().unwrap().get(&fh.0).cloned().ok_or(Errno::EBADF)
+        self.handles.locked().get(&fh.0).cloned().ok_or(Errno::EBADF)
     }
 
     fn file_fd(h: &Handle) -> Result<i32, Errno> {
@@ -190,13 +191,13 @@ impl MirrorFs {
 
     fn add_handle(&self, node: u64, kind: HandleKind) -> FileHandle {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles.lock().unwrap().insert(fh, Arc::new(Handle { node, kind }));
+        self.handles.locked().insert(fh, Arc::new(Handle { node, kind }));
         FileHandle(fh)
     }
 
     /// Looks `path` up (counting a kernel lookup) and returns its attributes.
     fn lookup_path(&self, path: &Path) -> Result<FileAttr, Errno> {
-        let mut t = self.table.lock().unwrap();
+        let mut t = self.table.locked();
         let st = self.dir.lstat(path).map_err(errno)?;
         let id = t.lookup(path, st.st_ino, st.st_mode & libc::S_IFMT);
         Ok(attr(id, &st))
@@ -226,10 +227,10 @@ impl MirrorFs {
 
     /// Applies a path-based operation locally (same code as the replica) and commits it.
     fn apply_commit(&self, op: Op, after: impl FnOnce(&mut Table)) -> Result<AckedOp, Errno> {
-        let guard = self.order.lock().unwrap();
+        let guard = self.order.locked();
         self.repl.before_apply(std::slice::from_ref(&op)).map_err(unrecorded)?;
         op::apply(&self.dir, &op).map_err(errno)?;
-        after(&mut self.table.lock().unwrap());
+        after(&mut self.table.locked());
         self.commit(guard, std::slice::from_ref(&op))
     }
 
@@ -244,7 +245,7 @@ impl MirrorFs {
         mtime: Option<TimeOrNow>,
         fh: Option<FileHandle>,
     ) -> Result<FileAttr, Errno> {
-        let path = self.table.lock().unwrap().path(ino.0);
+        let path = self.table.locked().path(ino.0);
         let Some(path) = path else {
             // Unlinked while open: only the open descriptor reaches it, and nothing replicates.
             let h = self.handle(fh.ok_or(Errno::ENOENT)?)?;
@@ -257,7 +258,7 @@ impl MirrorFs {
             }
             return Ok(attr(ino.0, &sys::fstat(fd).map_err(errno)?));
         };
-        let guard = self.order.lock().unwrap();
+        let guard = self.order.locked();
         let mut ops = Vec::new();
         let mut failed = None;
         let mut step = |op: Op| -> bool {
@@ -329,7 +330,7 @@ impl MirrorFs {
         let (uid, gid, _) = self.owner(req, &parent_path)?;
         let mode = mode & 0o7777 & !umask;
         let oflags = backing_flags(flags);
-        let guard = self.order.lock().unwrap();
+        let guard = self.order.locked();
         // Marks the whole file (a new inode, or truncated): covers both outcomes below.
         self.repl.before_apply(&[Op::Create { path: path.clone(), mode, uid, gid }]).map_err(unrecorded)?;
         let (fd, ops) = match op::create_file(&self.dir, &path, mode, uid, gid, oflags) {
@@ -356,8 +357,8 @@ impl MirrorFs {
     fn do_write(&self, fh: FileHandle, offset: u64, data: &[u8]) -> Result<AckedOp, Errno> {
         let h = self.handle(fh)?;
         let HandleKind::File { fd, sync, datasync_only } = &h.kind else { return Err(Errno::EISDIR) };
-        let guard = self.order.lock().unwrap();
-        let Some(path) = self.table.lock().unwrap().path(h.node) else {
+        let guard = self.order.locked();
+        let Some(path) = self.table.locked().path(h.node) else {
             sys::pwrite_all(fd.as_raw_fd(), data, offset).map_err(errno)?;
             return Ok(AckedOp::unnamed());
         };
@@ -375,8 +376,8 @@ impl MirrorFs {
         // The local fsync does not need the order lock (it changes nothing); the Fsync op is
         // sequenced after every change already handed over, which is what it must cover.
         sys::fsync(fd, datasync).map_err(errno)?;
-        let guard = self.order.lock().unwrap();
-        let Some(path) = self.table.lock().unwrap().path(node) else {
+        let guard = self.order.locked();
+        let Some(path) = self.table.locked().path(node) else {
             return Ok(AckedOp::unnamed());
         };
         self.commit(guard, &[Op::Fsync { path, datasync }])
@@ -389,7 +390,7 @@ impl MirrorFs {
         let from = self.child(parent, name)?;
         let to = self.child(newparent, newname)?;
         let exchange = flags & libc::RENAME_EXCHANGE != 0;
-        let guard = self.order.lock().unwrap();
+        let guard = self.order.locked();
         let to_died = match self.dir.lstat(&to) {
             Ok(st) => st.st_mode & libc::S_IFMT == libc::S_IFDIR || st.st_nlink <= 1,
             Err(_) => false,
@@ -397,7 +398,7 @@ impl MirrorFs {
         let op = Op::Rename { from: from.clone(), to: to.clone(), flags };
         self.repl.before_apply(std::slice::from_ref(&op)).map_err(unrecorded)?;
         op::apply(&self.dir, &op).map_err(errno)?;
-        self.table.lock().unwrap().renamed(&from, &to, exchange, to_died);
+        self.table.locked().renamed(&from, &to, exchange, to_died);
         self.commit(guard, &[op])
     }
 
@@ -422,7 +423,7 @@ impl MirrorFs {
             };
             if reply.add(a.ino, next, name, &TTL, &a, GEN) {
                 // Not added: the kernel will not count this lookup.
-                self.table.lock().unwrap().forget(a.ino.0, 1);
+                self.table.locked().forget(a.ino.0, 1);
                 break;
             }
         }
@@ -469,7 +470,7 @@ impl Filesystem for MirrorFs {
     }
 
     fn destroy(&mut self) {
-        self.handles.lock().unwrap().clear();
+        self.handles.locked().clear();
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
@@ -480,7 +481,7 @@ impl Filesystem for MirrorFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.table.lock().unwrap().forget(ino.0, nlookup);
+        self.table.locked().forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -633,7 +634,7 @@ impl Filesystem for MirrorFs {
             let fd = self.dir.open_at(&path, backing_flags(flags.0), 0).map_err(errno)?;
             if flags.0 & libc::O_TRUNC != 0 && flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
                 // Only with atomic_o_trunc, which croft does not ask for; handled all the same.
-                let guard = self.order.lock().unwrap();
+                let guard = self.order.locked();
                 let op = Op::Truncate { path, size: 0 };
                 self.repl.before_apply(std::slice::from_ref(&op)).map_err(unrecorded)?;
                 sys::ftruncate(fd.as_raw_fd(), 0).map_err(errno)?;
@@ -711,7 +712,7 @@ impl Filesystem for MirrorFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.handles.lock().unwrap().remove(&fh.0);
+        self.handles.locked().remove(&fh.0);
         reply.ok();
     }
 
@@ -749,7 +750,7 @@ impl Filesystem for MirrorFs {
             let d_ino = match i {
                 0 => ino.0,
                 1 => table::ROOT,
-                _ => self.table.lock().unwrap().node_at(&dir_path.join(name)).unwrap_or(*real),
+                _ => self.table.locked().node_at(&dir_path.join(name)).unwrap_or(*real),
             };
             if reply.add(INodeNo(d_ino), i as u64 + 1, file_type(*kind), name) {
                 break;
@@ -766,7 +767,7 @@ impl Filesystem for MirrorFs {
     }
 
     fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
-        self.handles.lock().unwrap().remove(&fh.0);
+        self.handles.locked().remove(&fh.0);
         reply.ok();
     }
 
@@ -920,8 +921,8 @@ impl Filesystem for MirrorFs {
         let r = (|| {
             let h = self.handle(fh)?;
             let fd = Self::file_fd(&h)?;
-            let guard = self.order.lock().unwrap();
-            let Some(path) = self.table.lock().unwrap().path(h.node) else {
+            let guard = self.order.locked();
+            let Some(path) = self.table.locked().path(h.node) else {
                 sys::fallocate(fd, mode, offset, length).map_err(errno)?;
                 return Ok(AckedOp::unnamed());
             };

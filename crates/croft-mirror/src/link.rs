@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+use crate::locks::{waited, Locked};
 
 /// How long the reintegration's stream may stay blocked while queries are in flight (the
 /// target computes their answers before it reads on): as long as one query may take.
@@ -65,13 +66,13 @@ impl DirtyPaths {
         DirtyPaths::default()
     }
     pub fn paths(&self) -> Vec<PathBuf> {
-        self.paths.lock().unwrap().iter().cloned().collect()
+        self.paths.locked().iter().cloned().collect()
     }
 }
 
 impl DirtyTracker for DirtyPaths {
     fn mark(&self, path: &Path, _offset: u64, _len: u64) -> io::Result<()> {
-        self.paths.lock().unwrap().insert(path.to_path_buf());
+        self.paths.locked().insert(path.to_path_buf());
         Ok(())
     }
 }
@@ -448,7 +449,7 @@ impl Replicator {
     /// The tracker's mark, remembered in memory too while a reintegration runs.
     fn mark(&self, path: &Path, offset: u64, len: u64) -> io::Result<()> {
         self.dirty.mark(path, offset, len)?;
-        if let Some(r) = self.recent.lock().unwrap().as_mut() {
+        if let Some(r) = self.recent.locked().as_mut() {
             r.entry(path.to_path_buf()).or_default().push((offset, len));
         }
         Ok(())
@@ -468,7 +469,7 @@ impl Replicator {
         let counted = ticket.counted;
         let r = self.wait_inner(ticket);
         if counted {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.state.locked();
             st.unresolved -= 1;
             self.cv.notify_all();
         }
@@ -476,7 +477,7 @@ impl Replicator {
     }
 
     fn wait_inner(&self, ticket: Ticket) -> Result<AckedOp, ()> {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.locked();
         let deadline = Instant::now() + st.ack_timeout;
         // A ticket of an earlier stream is never acked by the current one.
         let generation = st.generation;
@@ -509,7 +510,7 @@ impl Replicator {
                     }
                     FailMode::Block if st.closing => return Err(()),
                     FailMode::Block => {
-                        st = self.cv.wait(st).unwrap();
+                        st = waited(self.cv.wait(st));
                         continue;
                     }
                 }
@@ -519,10 +520,10 @@ impl Replicator {
                 let ms = st.ack_timeout.as_millis();
                 drop(st);
                 self.lose(&format!("no acknowledgement within {ms} ms"));
-                st = self.state.lock().unwrap();
+                st = self.state.locked();
                 continue;
             }
-            st = self.cv.wait_timeout(st, deadline - now).unwrap().0;
+            st = waited(self.cv.wait_timeout(st, deadline - now)).0;
         }
     }
 

@@ -13,6 +13,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use crate::locks::{waited, Locked};
 
 /// How often a mirrored mount with a dirty log forgets what the peer acknowledged: the activity
 /// log then lists only the last seconds of changes.
@@ -175,7 +176,7 @@ impl Mirror {
         MirrorStatus {
             dir: self.dir.clone(),
             ack_level: self.ack_level,
-            fail_mode: *self.fail_mode.lock().unwrap(),
+            fail_mode: *self.fail_mode.locked(),
             link: self.repl.status(),
         }
     }
@@ -183,7 +184,7 @@ impl Mirror {
     /// Switches the fail mode; `Alone` releases every call blocked on a lost peer (each records
     /// its change in the dirty tracker and returns).
     pub fn set_fail_mode(&self, mode: FailMode) {
-        *self.fail_mode.lock().unwrap() = mode;
+        *self.fail_mode.locked() = mode;
         self.repl.set_fail_mode(mode);
     }
 
@@ -240,7 +241,7 @@ impl Mirror {
 
     fn stop_clearer(&mut self) {
         if let Some((stop, h)) = self.clearer.take() {
-            *stop.0.lock().unwrap() = true;
+            *stop.0.locked() = true;
             stop.1.notify_all();
             let _ = h.join();
         }
@@ -256,8 +257,8 @@ fn spawn_clearer(core: Arc<Core>) -> (Arc<(Mutex<bool>, std::sync::Condvar)>, Jo
         .name("croft-mirror-logclear".into())
         .spawn(move || loop {
             {
-                let stopped = s.0.lock().unwrap();
-                let (stopped, _) = s.1.wait_timeout(stopped, LOG_CLEAR_INTERVAL).unwrap();
+                let stopped = s.0.locked();
+                let (stopped, _) = waited(s.1.wait_timeout(stopped, LOG_CLEAR_INTERVAL));
                 if *stopped {
                     return;
                 }
@@ -266,7 +267,7 @@ fn spawn_clearer(core: Arc<Core>) -> (Arc<(Mutex<bool>, std::sync::Condvar)>, Jo
             if log.is_empty() || !core.repl.status().connected {
                 continue;
             }
-            let _g = core.order.lock().unwrap();
+            let _g = core.order.locked();
             if core.repl.all_acked() {
                 if let Err(e) = log.clear() {
                     log::error!("clearing the mirror's dirty log: {e}");

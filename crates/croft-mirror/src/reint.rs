@@ -30,6 +30,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use crate::locks::Locked;
 
 /// Freeze when fewer bytes than this remain (DESIGN: the freeze must be short).
 pub const FREEZE_BELOW_BYTES_DEFAULT: u64 = 4 << 20;
@@ -251,7 +252,7 @@ impl Core {
     }
 
     pub(crate) fn status(&self) -> ReintegrationStatus {
-        let mut s = self.status.lock().unwrap().clone();
+        let mut s = self.status.locked().clone();
         if s.running {
             s.bytes_sent = self.repl.sent().2.saturating_sub(s.bytes_sent);
         }
@@ -260,30 +261,30 @@ impl Core {
 
     pub(crate) fn abort(&self, reason: &str) {
         if self.busy.load(Ordering::SeqCst) {
-            *self.abort.lock().unwrap() = Some(reason.to_string());
+            *self.abort.locked() = Some(reason.to_string());
             self.repl.abort_catchup(&format!("aborted: {reason}"));
         }
     }
 
     fn check_abort(&self) -> Result<(), String> {
-        match self.abort.lock().unwrap().as_ref() {
+        match self.abort.locked().as_ref() {
             Some(r) => Err(format!("aborted: {r}")),
             None => Ok(()),
         }
     }
 
     fn update(&self, f: impl FnOnce(&mut ReintegrationStatus)) {
-        f(&mut self.status.lock().unwrap())
+        f(&mut self.status.locked())
     }
 
     pub(crate) fn reintegrate(&self, peer: &PeerConfig, opts: &ReintegrateOptions) -> Result<ReintegrationStatus, String> {
         if self.busy.swap(true, Ordering::SeqCst) {
             return Err("a reintegration is already running".into());
         }
-        *self.abort.lock().unwrap() = None;
+        *self.abort.locked() = None;
         let base_sent = self.repl.sent().2;
         let started = Instant::now();
-        *self.status.lock().unwrap() = ReintegrationStatus {
+        *self.status.locked() = ReintegrationStatus {
             running: true,
             phase: ReintegrationPhase::Scan,
             full: opts.full,
@@ -295,7 +296,7 @@ impl Core {
         let r = self.run(peer, opts, started);
         self.repl.stop_recording();
         let sent_now = self.repl.sent().2;
-        let mut st = self.status.lock().unwrap();
+        let mut st = self.status.locked();
         st.running = false;
         st.bytes_sent = sent_now.saturating_sub(base_sent);
         st.finished_at_ms = Some(now_ms());
@@ -311,7 +312,7 @@ impl Core {
                 st.error = Some(e.clone());
                 drop(st);
                 self.repl.abort_catchup(e);
-                st = self.status.lock().unwrap();
+                st = self.status.locked();
             }
         }
         let out = st.clone();
@@ -377,7 +378,7 @@ impl Core {
 
         // Freeze.
         self.update(|s| s.phase = ReintegrationPhase::Final);
-        let guard = self.order.lock().unwrap();
+        let guard = self.order.locked();
         self.repl.wait_unresolved(UNRESOLVED_WAIT)?;
         for (p, mut item) in work_from_recent(self.repl.take_recent()) {
             let w = work.entry(p).or_default();
@@ -411,7 +412,7 @@ impl Core {
     }
 
     fn lock(&self, frozen: bool) -> Option<MutexGuard<'_, ()>> {
-        (!frozen).then(|| self.order.lock().unwrap())
+        (!frozen).then(|| self.order.locked())
     }
 
     fn send(&self, ctx: &mut Ctx, ops: &[Op]) -> Result<(), String> {
@@ -626,12 +627,12 @@ impl Core {
 
     fn full_walk(&self, ctx: &mut Ctx) -> Result<(), String> {
         let root = {
-            let _g = self.order.lock().unwrap();
+            let _g = self.order.locked();
             sync::read_info(&self.dir, Path::new("")).map_err(|e| e.to_string())?.ok_or("the directory is gone")?
         };
         self.send(ctx, &[Op::SyncDir { path: PathBuf::new(), meta: root.meta(), children: None }])?;
         self.full_dir(ctx, Path::new(""), true)?;
-        let _g = self.order.lock().unwrap();
+        let _g = self.order.locked();
         if let Some(root) = sync::read_info(&self.dir, Path::new("")).map_err(|e| e.to_string())? {
             self.send(ctx, &[Op::SyncMeta { path: PathBuf::new(), meta: root.meta() }])?;
         }
@@ -641,7 +642,7 @@ impl Core {
     fn full_dir(&self, ctx: &mut Ctx, path: &Path, remote_exists: bool) -> Result<(), String> {
         self.check_abort()?;
         let local = {
-            let _g = self.order.lock().unwrap();
+            let _g = self.order.locked();
             sync::list_infos(&self.dir, path).map_err(|e| format!("listing {path:?}: {e}"))?
         };
         let remote: BTreeMap<Vec<u8>, EntryInfo> = if remote_exists {
@@ -703,7 +704,7 @@ impl Core {
                     self.full_dir(ctx, &child, same_kind)?;
                     if !meta_same {
                         // Times again: the children's changes came after.
-                        let _g = self.order.lock().unwrap();
+                        let _g = self.order.locked();
                         if let Ok(Some(now)) = sync::read_info(&self.dir, &child) {
                             self.send(ctx, &[Op::SyncMeta { path: child.clone(), meta: now.meta() }])?;
                         }
@@ -774,7 +775,7 @@ impl Core {
             _ => Vec::new(),
         };
         let fd = {
-            let _g = self.order.lock().unwrap();
+            let _g = self.order.locked();
             let fd = self.dir.open_at(path, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(|e| io("opening", e))?;
             let size = sys::fstat(fd.as_raw_fd()).map_err(|e| io("reading", e))?.st_size as u64;
             self.send(ctx, &[Op::SyncFile { path: path.to_path_buf(), size, fresh }])?;
@@ -784,7 +785,7 @@ impl Core {
         let mut zone_index = 0usize;
         loop {
             self.check_abort()?;
-            let _g = self.order.lock().unwrap();
+            let _g = self.order.locked();
             let mut buf = vec![0u8; ctx.zone as usize];
             let n = sys::pread(fd.as_raw_fd(), &mut buf, off).map_err(|e| io("reading", e))?;
             if n == 0 {
@@ -804,7 +805,7 @@ impl Core {
             off += n as u64;
             zone_index += 1;
         }
-        let _g = self.order.lock().unwrap();
+        let _g = self.order.locked();
         if let Ok(Some(now)) = sync::read_info(&self.dir, path) {
             if now.kind() == libc::S_IFREG {
                 self.send(ctx, &[Op::SyncMeta { path: path.to_path_buf(), meta: now.meta() }])?;
@@ -827,7 +828,7 @@ impl Core {
         let mut stack = vec![PathBuf::new()];
         while let Some(d) = stack.pop() {
             let (local, remote) = {
-                let _g = self.order.lock().unwrap();
+                let _g = self.order.locked();
                 self.settled()?;
                 let local = sync::list_infos(&self.dir, &d).map_err(|e| format!("listing {d:?}: {e}"))?;
                 let remote = sync::decode_infos(&client.query(&Query::ListDir { path: d.clone() })?)
@@ -855,7 +856,7 @@ impl Core {
                 match li.kind() {
                     libc::S_IFDIR => stack.push(p),
                     libc::S_IFREG => {
-                        let _g = self.order.lock().unwrap();
+                        let _g = self.order.locked();
                         self.settled()?;
                         let mine = sync::checksums(&self.dir, &p, zone_bytes);
                         let theirs = sync::decode_sums(&client.query(&Query::Checksums { path: p.clone(), zone_bytes })?);
