@@ -12,6 +12,7 @@
 pub mod dirtylog;
 mod fs;
 pub mod link;
+mod codec;
 mod locks;
 mod mirror;
 mod reint;

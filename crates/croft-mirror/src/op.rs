@@ -2,6 +2,7 @@
 //! primary applied it. Both sides apply them with the same functions ([`apply`], [`create_file`]),
 //! so an operation leaves the same result on both (same mode bits, owners, explicit times).
 
+use crate::codec::{Dec, Enc};
 use crate::sys::{self, HeldDir, SetTime};
 use std::ffi::OsStr;
 use std::io;
@@ -246,7 +247,7 @@ impl Op {
             Op::SyncDir { path, meta, children } => {
                 e.u8(19);
                 e.path(path);
-                e.meta(meta);
+                meta.encode(&mut e);
                 match children {
                     None => e.u8(0),
                     Some(c) => {
@@ -267,20 +268,20 @@ impl Op {
             Op::SyncMeta { path, meta } => {
                 e.u8(21);
                 e.path(path);
-                e.meta(meta);
+                meta.encode(&mut e);
             }
             Op::SyncSymlink { path, target, meta } => {
                 e.u8(22);
                 e.path(path);
                 e.path(target);
-                e.meta(meta);
+                meta.encode(&mut e);
             }
             Op::SyncNode { path, mode, rdev, meta } => {
                 e.u8(23);
                 e.path(path);
                 e.u32(*mode);
                 e.u64(*rdev);
-                e.meta(meta);
+                meta.encode(&mut e);
             }
             Op::LinkReplace { from, to } => {
                 e.u8(24);
@@ -324,7 +325,7 @@ impl Op {
             18 => Op::RemoveTree { path: d.path()? },
             19 => {
                 let path = d.path()?;
-                let meta = d.meta()?;
+                let meta = Meta::decode(&mut d)?;
                 let children = match d.u8()? {
                     0 => None,
                     _ => {
@@ -339,9 +340,9 @@ impl Op {
                 Op::SyncDir { path, meta, children }
             }
             20 => Op::SyncFile { path: d.path()?, size: d.u64()?, fresh: d.u8()? != 0 },
-            21 => Op::SyncMeta { path: d.path()?, meta: d.meta()? },
-            22 => Op::SyncSymlink { path: d.path()?, target: d.path()?, meta: d.meta()? },
-            23 => Op::SyncNode { path: d.path()?, mode: d.u32()?, rdev: d.u64()?, meta: d.meta()? },
+            21 => Op::SyncMeta { path: d.path()?, meta: Meta::decode(&mut d)? },
+            22 => Op::SyncSymlink { path: d.path()?, target: d.path()?, meta: Meta::decode(&mut d)? },
+            23 => Op::SyncNode { path: d.path()?, mode: d.u32()?, rdev: d.u64()?, meta: Meta::decode(&mut d)? },
             24 => Op::LinkReplace { from: d.path()?, to: d.path()? },
             t => return Err(format!("unknown operation tag {t}")),
         };
@@ -405,135 +406,55 @@ fn check_relative(p: &Path) -> Result<(), String> {
     })
 }
 
-pub(crate) struct Enc<'a>(pub(crate) &'a mut Vec<u8>);
-impl Enc<'_> {
-    pub(crate) fn meta(&mut self, m: &Meta) {
-        self.u32(m.mode);
-        self.u32(m.uid);
-        self.u32(m.gid);
+/// The wire form of [`Meta`] (inside `SyncDir`/`SyncMeta`/`SyncSymlink`/`SyncNode`).
+impl Meta {
+    pub(crate) fn encode(&self, e: &mut Enc) {
+        let m = self;
+        e.u32(m.mode);
+        e.u32(m.uid);
+        e.u32(m.gid);
         match &m.xattrs {
-            None => self.u8(0),
+            None => e.u8(0),
             Some(x) => {
-                self.u8(1);
-                self.u32(x.len() as u32);
+                e.u8(1);
+                e.u32(x.len() as u32);
                 for (n, v) in x {
-                    self.bytes(n);
-                    self.bytes(v);
+                    e.bytes(n);
+                    e.bytes(v);
                 }
             }
         }
         for t in [m.atime, m.mtime] {
             match t {
-                None => self.u8(0),
+                None => e.u8(0),
                 Some((sec, nsec)) => {
-                    self.u8(1);
-                    self.u64(sec as u64);
-                    self.u64(nsec as u64);
+                    e.u8(1);
+                    e.u64(sec as u64);
+                    e.u64(nsec as u64);
                 }
             }
         }
     }
-    pub(crate) fn u8(&mut self, v: u8) {
-        self.0.push(v);
-    }
-    pub(crate) fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    pub(crate) fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    pub(crate) fn bytes(&mut self, b: &[u8]) {
-        self.u32(b.len() as u32);
-        self.0.extend_from_slice(b);
-    }
-    pub(crate) fn path(&mut self, p: &Path) {
-        self.bytes(p.as_os_str().as_bytes());
-    }
-    pub(crate) fn opt_u32(&mut self, v: Option<u32>) {
-        match v {
-            None => self.u8(0),
-            Some(v) => {
-                self.u8(1);
-                self.u32(v);
-            }
-        }
-    }
-    pub(crate) fn time(&mut self, t: SetTime) {
-        match t {
-            SetTime::Omit => self.u8(0),
-            SetTime::At { sec, nsec } => {
-                self.u8(1);
-                self.u64(sec as u64);
-                self.u64(nsec as u64);
-            }
-        }
-    }
-}
-
-pub(crate) struct Dec<'a> {
-    pub(crate) buf: &'a [u8],
-    pub(crate) pos: usize,
-}
-impl Dec<'_> {
-    pub(crate) fn meta(&mut self) -> Result<Meta, String> {
-        let (mode, uid, gid) = (self.u32()?, self.u32()?, self.u32()?);
-        let xattrs = match self.u8()? {
+    pub(crate) fn decode(d: &mut Dec) -> Result<Meta, String> {
+        let (mode, uid, gid) = (d.u32()?, d.u32()?, d.u32()?);
+        let xattrs = match d.u8()? {
             0 => None,
             _ => {
-                let n = self.u32()? as usize;
+                let n = d.u32()? as usize;
                 let mut x = Vec::with_capacity(n.min(1024));
                 for _ in 0..n {
-                    x.push((self.bytes()?, self.bytes()?));
+                    x.push((d.bytes()?, d.bytes()?));
                 }
                 Some(x)
             }
         };
         let mut times = [None, None];
         for t in &mut times {
-            if self.u8()? != 0 {
-                *t = Some((self.u64()? as i64, self.u64()? as i64));
+            if d.u8()? != 0 {
+                *t = Some((d.u64()? as i64, d.u64()? as i64));
             }
         }
         Ok(Meta { mode, uid, gid, xattrs, atime: times[0], mtime: times[1] })
-    }
-    pub(crate) fn done(&self) -> bool {
-        self.pos == self.buf.len()
-    }
-    pub(crate) fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        if self.buf.len() - self.pos < n {
-            return Err("operation truncated".into());
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-    pub(crate) fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    pub(crate) fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
-    }
-    pub(crate) fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
-    }
-    pub(crate) fn bytes(&mut self) -> Result<Vec<u8>, String> {
-        let n = self.u32()? as usize;
-        Ok(self.take(n)?.to_vec())
-    }
-    pub(crate) fn path(&mut self) -> Result<PathBuf, String> {
-        Ok(PathBuf::from(OsStr::from_bytes(&self.bytes()?)))
-    }
-    pub(crate) fn opt_u32(&mut self) -> Result<Option<u32>, String> {
-        Ok(match self.u8()? {
-            0 => None,
-            _ => Some(self.u32()?),
-        })
-    }
-    pub(crate) fn time(&mut self) -> Result<SetTime, String> {
-        Ok(match self.u8()? {
-            0 => SetTime::Omit,
-            _ => SetTime::At { sec: self.u64()? as i64, nsec: self.u64()? as i64 },
-        })
     }
 }
 

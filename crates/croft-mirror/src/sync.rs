@@ -8,7 +8,8 @@
 //! reason).
 
 use crate::dirtylog::DirtyEntry;
-use crate::op::{Dec, Enc, Meta, Op};
+use crate::codec::{Dec, Enc};
+use crate::op::{Meta, Op};
 use crate::sys::{self, HeldDir, SetTime};
 use sha2::{Digest, Sha256};
 use std::ffi::OsStr;

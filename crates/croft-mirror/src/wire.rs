@@ -22,7 +22,8 @@
 //! replayed or reordered record fails authentication: the session ends and the side that saw it
 //! counts it ([`Sealed::tampered`]). The frame codec runs on the plaintext of the records.
 
-use crate::op::{Dec, Enc, Op};
+use crate::codec::{Dec, Enc};
+use crate::op::Op;
 use hkdf::Hkdf;
 use sha2::Sha256;
 use std::io::{self, Read, Write};
