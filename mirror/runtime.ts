@@ -8,16 +8,9 @@
 // step that produced it: the peer never learns of a state whose actions are not done yet (it never
 // sees WAIT from a node that has not fenced yet).
 //
-// The `link` the machine needs is computed here (linkNow):
-//   - primary, mounted: the stream to the peer's replica is connected, or a reintegration runs; when
-//     alone (no stream), once the peer announces WAIT with data not up to date (a failed start
-//     holds the link down a while before a new try: the peer's replica listens only once it
-//     became the target, see reconcileReplicas);
-//   - not primary: the peer is heard and not STOP, and if it is PRIM our replica holds its stream,
-//     or lost it less than two heartbeat timeouts ago. A PRIM killed closes the stream at once but
-//     is declared down only after the heartbeat timeout: a SECOND that took the closed stream for
-//     "the PRIM goes on without me" would record itself stale and never fail over. A PRIM that
-//     does go on without us announces ALONE within a heartbeat (the machine then records stale).
+// The rules it applies to what its data plane and the peer say (the link, the end of a reintegration
+// seen from the target, full or dirty-log reintegration) are pure functions in rules.ts, the same
+// ones the simulator (test/sim/mirror.pair.ts) drives. Time comes from the `nowMs` option.
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
@@ -30,6 +23,7 @@ import { readDataRecord, writeDataRecord } from './data-record.js';
 import { MirrorDataPlane, type DirtyLogHealth, type ReintegrationStatus, type VerifyResult } from './driver-dataplane.js';
 import { addMirrorVip, hasAddress, removeMirrorVip } from './driver-vip.js';
 import { announce, checkerHealth, createMirrorMachine, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from './machine.js';
+import { chooseReintegration, initialLinkMemory, linkHoldDown, linkRule, reintegrationDoneByPeer, type LinkMemory } from './rules.js';
 import type {
   DataStatus,
   MirrorAction,
@@ -51,6 +45,8 @@ export interface MirrorRuntimeOptions {
   logger?: ModuleLogger;
   /** Where croft keeps this module's state (default <cluster.stateDir>/mirror/<module>). */
   stateDir?: string;
+  /** The clock (ms since the epoch); every time the runtime reads or gives the machine comes from it. */
+  nowMs?: () => number;
 }
 
 /** Outward status, the same shape as ModuleRuntime's (src/module/types.ts ModuleStatus). */
@@ -127,8 +123,6 @@ export interface MirrorTransitionEvent {
 const silentLogger: ModuleLogger = { info() {}, warn() {}, error() {} };
 const TICK_MS = 1000;
 const LINK_POLL_MS = 200;
-/** After a reintegration could not start, the link is held down this long before trying again. */
-const LINK_RETRY_MS = 500;
 /** Status recomputes the dirty bytes (one lstat per dirty path, off the JS thread) at most this often. */
 const DIRTY_BYTES_EVERY_MS = 500;
 
@@ -145,6 +139,7 @@ export class MirrorRuntime extends EventEmitter {
   readonly #dp: MirrorDataPlane;
   readonly #recordFile: string;
   readonly #stateDir: string;
+  readonly #now: () => number;
   #m: MirrorMachine;
   #closed = false;
   #ready = false;
@@ -155,11 +150,10 @@ export class MirrorRuntime extends EventEmitter {
   #idle: Promise<void> = Promise.resolve();
   #idleResolve: (() => void) | null = null;
   #announced: PeerView;
-  #announcedAtMs = Date.now();
+  #announcedAtMs: number;
   #linkFed = false;
-  #linkHoldUntilMs = 0;
-  /** Since when the replicas have no stream from a PRIM peer (null: they have, or the peer is not PRIM). */
-  #replicaLostSinceMs: number | null = null;
+  /** What the link rule (rules.ts linkRule) remembers: its hold-down and the replicas' grace. */
+  #linkMem: LinkMemory = initialLinkMemory;
   #reintegrationToken = 0;
   #dirtyBytesCache: { atMs: number; bytes: number } | null = null;
   #dirtyBytesPending = false;
@@ -188,6 +182,8 @@ export class MirrorRuntime extends EventEmitter {
     this.#node = opts.node;
     this.#cluster = opts.cluster;
     this.#log = opts.logger ?? silentLogger;
+    this.#now = opts.nowMs ?? Date.now;
+    this.#announcedAtMs = this.#now();
     const peer = opts.module.nodes.find((n) => n !== opts.node);
     if (!peer || opts.module.nodes.length !== 2) throw new CroftError('CROFT_ERR_CONFIG', `mirror ${opts.module.name} needs exactly two nodes`);
     this.#peer = peer;
@@ -229,7 +225,7 @@ export class MirrorRuntime extends EventEmitter {
       })),
       restart: opts.module.restart,
     };
-    this.#m = createMirrorMachine(mcfg, Date.now());
+    this.#m = createMirrorMachine(mcfg, this.#now());
     this.#announced = announce(this.#m);
     const env = { CROFT_NODE: opts.node, CROFT_MODULE: opts.module.name, CROFT_CLUSTER: opts.cluster.name };
     this.#runner = new CheckerRunner(
@@ -241,7 +237,7 @@ export class MirrorRuntime extends EventEmitter {
       (checker, result) => {
         const key = `${checker}:${result.ok ? 'ok' : 'fail'}`;
         this.#counters.probes[key] = (this.#counters.probes[key] ?? 0) + 1;
-        this.#last.set(checker, { detail: result.detail, atMs: Date.now() });
+        this.#last.set(checker, { detail: result.detail, atMs: this.#now() });
         this.#feed({ type: 'probe', checker, ok: result.ok, detail: result.detail });
       },
     );
@@ -329,9 +325,7 @@ export class MirrorRuntime extends EventEmitter {
     const before = this.#m.peer;
     if (before !== null && JSON.stringify(before) === JSON.stringify(view)) return;
     this.#feed({ type: 'peer', peer: view });
-    // A target learns that its reintegration finished when the source announces PRIM: the source
-    // enters PRIM only once every dirty zone and all metadata were acknowledged by us.
-    if (this.#m.reintegrating === 'target' && view.state === 'PRIM' && view.generation >= this.#m.generation) {
+    if (reintegrationDoneByPeer(this.#m, view)) {
       this.#feed({ type: 'replication', what: 'reintegration_done' });
     }
     this.#updateLink();
@@ -380,12 +374,12 @@ export class MirrorRuntime extends EventEmitter {
    * value computed (null until the first one is in).
    */
   #dirtyBytesCached(): number | null {
-    const now = Date.now();
+    const now = this.#now();
     const c = this.#dirtyBytesCache;
     if (!this.#dirtyBytesPending && (c === null || now - c.atMs >= DIRTY_BYTES_EVERY_MS)) {
       this.#dirtyBytesPending = true;
       this.#dp.dirtyBytesAsync().then(
-        (bytes) => { this.#dirtyBytesCache = { atMs: Date.now(), bytes }; },
+        (bytes) => { this.#dirtyBytesCache = { atMs: this.#now(), bytes }; },
         () => { /* the log is being closed by an unmount in progress */ },
       ).finally(() => { this.#dirtyBytesPending = false; });
     }
@@ -486,14 +480,14 @@ export class MirrorRuntime extends EventEmitter {
 
   #feed(ev: MirrorEvent): MirrorAction[] {
     if (this.#closed) return [];
-    const { state, actions } = mirrorStep(this.#m, ev, Date.now());
+    const { state, actions } = mirrorStep(this.#m, ev, this.#now());
     this.#m = state;
     for (const a of actions) this.#enqueue(a);
     const view = announce(state);
     if (JSON.stringify(view) !== JSON.stringify(this.#announced)) {
       this.#push('announce', () => {
         this.#announced = view;
-        this.#announcedAtMs = Date.now();
+        this.#announcedAtMs = this.#now();
         this.emit('announce', view);
       });
     }
@@ -504,12 +498,12 @@ export class MirrorRuntime extends EventEmitter {
   #scheduleWake(): void {
     if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
     this.#wakeTimer = null;
-    const at = nextWakeMs(this.#m, Date.now());
+    const at = nextWakeMs(this.#m, this.#now());
     if (at === null || this.#closed) return;
     this.#wakeTimer = setTimeout(() => {
       this.#wakeTimer = null;
       this.#feed({ type: 'tick' });
-    }, Math.max(0, at - Date.now()) + 1);
+    }, Math.max(0, at - this.#now()) + 1);
   }
 
   #push(what: string, run: () => Promise<void> | void): void {
@@ -691,13 +685,8 @@ export class MirrorRuntime extends EventEmitter {
     } catch {
       trusted = false;
     }
-    // The log describes what changed since the peer last held our data: enough only when the
-    // peer has not written a generation of its own since (a peer at our generation or above wrote
-    // alone too: a healed split brain), and when the log is trusted.
-    const diverged = peer === null || peer.generation >= this.#m.generation;
-    const full = !trusted || diverged || this.#fullNext !== null;
-    const why = !trusted ? 'the dirty log is not trusted' : diverged ? `the peer's data generation ${peer?.generation ?? '?'} is not behind ours (${this.#m.generation})` : this.#fullNext ?? 'dirty log';
-    this.#reintegrationStart = { full, dirtyBytes, dirtyEntries, atMs: Date.now() };
+    const { full, why } = chooseReintegration({ trusted, generation: this.#m.generation, peerGeneration: peer?.generation ?? null, fullNext: this.#fullNext });
+    this.#reintegrationStart = { full, dirtyBytes, dirtyEntries, atMs: this.#now() };
     this.#log.info({ event: 'mirror_reintegration', module, role: 'source', full, dirtyBytes, dirtyEntries, why },
       `reintegration of ${this.#peer} from ${this.#node}: ${full ? `full (${why})` : `dirty zones: ${dirtyBytes} bytes in ${dirtyEntries} entries`}`);
     this.#dp.reintegrate(full).then(
@@ -710,8 +699,8 @@ export class MirrorRuntime extends EventEmitter {
           dirtyEntriesAtStart: start?.dirtyEntries ?? 0,
           bytesCopied: results.reduce((s, r) => s + r.bytesCopied, 0),
           bytesSent: results.reduce((s, r) => s + r.bytesSent, 0),
-          durationMs: Date.now() - (start?.atMs ?? Date.now()),
-          finishedAtMs: Date.now(),
+          durationMs: this.#now() - (start?.atMs ?? this.#now()),
+          finishedAtMs: this.#now(),
         };
         this.#lastReintegration = last;
         this.#reintegrationStart = null;
@@ -723,7 +712,7 @@ export class MirrorRuntime extends EventEmitter {
         if (token !== this.#reintegrationToken || this.#closed) return;
         this.#reintegrationStart = null;
         this.#log.warn({ event: 'mirror_reintegration_failed', module, err: (e as Error).message, code: (e as { code?: string }).code }, `reintegration failed: ${(e as Error).message}`);
-        this.#linkHoldUntilMs = Date.now() + LINK_RETRY_MS;
+        this.#linkMem = linkHoldDown(this.#linkMem, this.#now());
         this.#linkFed = false;
         this.#feed({ type: 'replication', what: 'link_broken' });
       },
@@ -734,29 +723,22 @@ export class MirrorRuntime extends EventEmitter {
   #dataPlaneLost(reason: string): void {
     if (this.#closed || this.#dp.fenced) return;
     this.#log.warn({ event: 'mirror_link_lost', module: this.#cfg.name, reason }, `replication link lost: ${reason}`);
-    this.#linkHoldUntilMs = Date.now() + LINK_RETRY_MS;
+    this.#linkMem = linkHoldDown(this.#linkMem, this.#now());
     this.#linkFed = false;
     if (this.#m.link) this.#feed({ type: 'replication', what: 'link_broken' });
   }
 
   #linkNow(): boolean {
-    const m = this.#m;
-    const p = m.peer;
-    if (p === null || p.state === 'STOP') return false;
-    if (this.#dp.mounted) {
-      if (this.#dp.fenced) return false;
-      if (m.reintegrating === 'source') return true;
-      if (this.#dp.linkConnected()) return true;
-      return Date.now() >= this.#linkHoldUntilMs && p.state === 'WAIT' && !p.dataUpToDate;
-    }
-    if (m.state === 'ALONE' || m.state === 'PRIM') return false; // mounting in progress
-    if (p.state !== 'PRIM' || this.#dp.replicasConnected()) {
-      this.#replicaLostSinceMs = null;
-      return true;
-    }
-    const now = Date.now();
-    this.#replicaLostSinceMs ??= now;
-    return now - this.#replicaLostSinceMs < 2 * this.#cluster.heartbeat.timeoutMs;
+    const mounted = this.#dp.mounted;
+    const { up, mem } = linkRule(this.#m, {
+      mounted,
+      fenced: mounted && this.#dp.fenced,
+      streamConnected: mounted && this.#dp.linkConnected(),
+      replicasConnected: !mounted && this.#dp.replicasConnected(),
+      graceMs: 2 * this.#cluster.heartbeat.timeoutMs,
+    }, this.#linkMem, this.#now());
+    this.#linkMem = mem;
+    return up;
   }
 
   /** The dirty logs' health; logged when they start and stop failing (polled with the link). */

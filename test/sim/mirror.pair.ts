@@ -12,6 +12,7 @@
 // node as the scenario says (both can be allowed) and stores nothing.
 import assert from 'node:assert/strict';
 import { announce, createMirrorMachine, isPrimary, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from '../../mirror/machine.js';
+import { reintegrationDoneByPeer } from '../../mirror/rules.js';
 import type { DataStatus, MirrorAction, MirrorState, MirrorCheckerConfig, MirrorEvent, MirrorScript, WitnessKind } from '../../mirror/types.js';
 
 export type Outcome = 'ok' | 'fail' | 'timeout';
@@ -373,10 +374,9 @@ export class MirrorPair {
     }
     this.checkPair();
     this.sendAnnounce(n, false);
-    // As mirror/runtime.ts peerView: a target learns that its reintegration finished when the
-    // source announces PRIM (it enters PRIM only once every dirty zone was acknowledged by us).
-    const now = x.m;
-    if (ev.type === 'peer' && now?.reintegrating === 'target' && ev.peer.state === 'PRIM' && ev.peer.generation >= now.generation) {
+    // The rule mirror/runtime.ts peerView applies (mirror/rules.ts): a target learns that its
+    // reintegration finished when the source announces PRIM.
+    if (ev.type === 'peer' && x.m !== null && reintegrationDoneByPeer(x.m, ev.peer)) {
       return [...actions, ...this.step(n, { type: 'replication', what: 'reintegration_done' })];
     }
     return actions;
