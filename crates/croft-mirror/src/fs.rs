@@ -13,7 +13,8 @@
 //! replicated), ioctl (ENOTTY), bmap and poll (ENOSYS), RENAME_WHITEOUT (EINVAL).
 
 use crate::link::{AckedOp, Replicator};
-use crate::op::{self, Op};
+use crate::apply;
+use crate::op::Op;
 use crate::sys::{self, HeldDir, SetTime};
 use crate::table::{self, Table};
 use fuser::{
@@ -229,7 +230,7 @@ impl MirrorFs {
     fn apply_commit(&self, op: Op, after: impl FnOnce(&mut Table)) -> Result<AckedOp, Errno> {
         let guard = self.order.locked();
         self.repl.before_apply(std::slice::from_ref(&op)).map_err(unrecorded)?;
-        op::apply(&self.dir, &op).map_err(errno)?;
+        apply::apply(&self.dir, &op).map_err(errno)?;
         after(&mut self.table.locked());
         self.commit(guard, std::slice::from_ref(&op))
     }
@@ -274,7 +275,7 @@ impl MirrorFs {
                 Op::Chmod { path, .. } if self.dir.lstat(path).map(|s| s.st_mode & libc::S_IFMT) .ok() == Some(libc::S_IFLNK) => {
                     Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
                 }
-                _ => op::apply(&self.dir, &op),
+                _ => apply::apply(&self.dir, &op),
             };
             match r {
                 Ok(()) => {
@@ -333,7 +334,7 @@ impl MirrorFs {
         let guard = self.order.locked();
         // Marks the whole file (a new inode, or truncated): covers both outcomes below.
         self.repl.before_apply(&[Op::Create { path: path.clone(), mode, uid, gid }]).map_err(unrecorded)?;
-        let (fd, ops) = match op::create_file(&self.dir, &path, mode, uid, gid, oflags) {
+        let (fd, ops) = match apply::create_file(&self.dir, &path, mode, uid, gid, oflags) {
             Ok(fd) => (fd, vec![Op::Create { path: path.clone(), mode, uid, gid }]),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) && flags & libc::O_EXCL == 0 => {
                 let fd = self.dir.open_at(&path, oflags, 0).map_err(errno)?;
@@ -397,7 +398,7 @@ impl MirrorFs {
         };
         let op = Op::Rename { from: from.clone(), to: to.clone(), flags };
         self.repl.before_apply(std::slice::from_ref(&op)).map_err(unrecorded)?;
-        op::apply(&self.dir, &op).map_err(errno)?;
+        apply::apply(&self.dir, &op).map_err(errno)?;
         self.table.locked().renamed(&from, &to, exchange, to_died);
         self.commit(guard, &[op])
     }

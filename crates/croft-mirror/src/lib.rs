@@ -13,6 +13,7 @@ pub mod dirtylog;
 mod fs;
 pub mod link;
 mod codec;
+pub mod apply;
 mod locks;
 mod mirror;
 mod reint;

@@ -1,12 +1,9 @@
 //! Replicated operations: what changed, by path relative to the replicated directory, as the
-//! primary applied it. Both sides apply them with the same functions ([`apply`], [`create_file`]),
-//! so an operation leaves the same result on both (same mode bits, owners, explicit times).
+//! primary applied it, and their binary form (see [`crate::codec`]). Applying one is
+//! [`crate::apply`]'s job.
 
 use crate::codec::{Dec, Enc};
-use crate::sys::{self, HeldDir, SetTime};
-use std::ffi::OsStr;
-use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use crate::sys::{self, SetTime};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -456,96 +453,6 @@ impl Meta {
         }
         Ok(Meta { mode, uid, gid, xattrs, atime: times[0], mtime: times[1] })
     }
-}
-
-// --- applying -----------------------------------------------------------------------------------
-
-/// Sets the owner, then the exact mode: the process umask must not shape replicated modes, and a
-/// chown clears set-id bits (chown(2)), so the mode goes last.
-fn own_and_mode(dir: &HeldDir, path: &Path, mode: u32, uid: u32, gid: u32) -> io::Result<()> {
-    dir.chown(path, Some(uid), Some(gid))?;
-    dir.chmod(path, mode & 0o7777)
-}
-
-/// Creates a new regular file (`O_EXCL`) with exactly `mode` and the owner, and returns it open
-/// with `flags` (the access mode of the caller).
-pub(crate) fn create_file(dir: &HeldDir, path: &Path, mode: u32, uid: u32, gid: u32, flags: i32) -> io::Result<OwnedFd> {
-    let fd = dir.open_at(path, flags | libc::O_CREAT | libc::O_EXCL, mode & 0o7777)?;
-    sys::fchown(fd.as_raw_fd(), uid, gid)?;
-    sys::fchmod(fd.as_raw_fd(), mode & 0o7777)?;
-    Ok(fd)
-}
-
-/// Applies a path-based operation to `dir`. Data operations open the file for the call; the
-/// primary applies those through its open descriptors instead (see the FUSE layer), and the
-/// replica through its descriptor cache, but the results are the same. Nothing outside `dir` is
-/// ever reached: a path through a symlink fails (ELOOP), see [`HeldDir`].
-pub fn apply(dir: &HeldDir, op: &Op) -> io::Result<()> {
-    match op {
-        Op::Write { path, offset, data } => {
-            let fd = dir.open_at(path, libc::O_WRONLY, 0)?;
-            sys::pwrite_all(fd.as_raw_fd(), data, *offset)
-        }
-        Op::Truncate { path, size } => {
-            let fd = dir.open_at(path, libc::O_WRONLY, 0)?;
-            sys::ftruncate(fd.as_raw_fd(), *size)
-        }
-        Op::Fallocate { path, mode, offset, len } => {
-            let fd = dir.open_at(path, libc::O_WRONLY, 0)?;
-            sys::fallocate(fd.as_raw_fd(), *mode, *offset, *len)
-        }
-        Op::Create { path, mode, uid, gid } => create_file(dir, path, *mode, *uid, *gid, libc::O_WRONLY).map(drop),
-        Op::Mknod { path, mode, rdev, uid, gid } => {
-            dir.mknod(path, *mode, *rdev)?;
-            own_and_mode(dir, path, *mode, *uid, *gid)
-        }
-        Op::Mkdir { path, mode, uid, gid } => {
-            dir.mkdir(path, *mode & 0o7777)?;
-            own_and_mode(dir, path, *mode, *uid, *gid)
-        }
-        Op::Symlink { path, target, uid, gid } => {
-            dir.symlink(target, path)?;
-            dir.chown(path, Some(*uid), Some(*gid))
-        }
-        Op::Link { from, to } => dir.link(from, to),
-        Op::Unlink { path } => dir.unlink(path),
-        Op::Rmdir { path } => dir.rmdir(path),
-        Op::Rename { from, to, flags } => dir.rename(from, to, *flags),
-        Op::Chmod { path, mode } => dir.chmod(path, *mode & 0o7777),
-        Op::Chown { path, uid, gid } => dir.chown(path, *uid, *gid),
-        Op::Utimens { path, atime, mtime } => dir.utimens(path, *atime, *mtime),
-        Op::SetXattr { path, name, value, flags } => {
-            dir.set_xattr(path, OsStr::from_bytes(name), value, *flags)
-        }
-        Op::RemoveXattr { path, name } => dir.remove_xattr(path, OsStr::from_bytes(name)),
-        Op::Fsync { path, datasync } => sync_path(dir, path, *datasync),
-        Op::RemoveTree { .. }
-        | Op::SyncDir { .. }
-        | Op::SyncFile { .. }
-        | Op::SyncMeta { .. }
-        | Op::SyncSymlink { .. }
-        | Op::SyncNode { .. }
-        | Op::LinkReplace { .. } => crate::sync::apply(dir, op),
-    }
-}
-
-/// fsync of a file or directory by path (a directory is opened read-only, fsync(2) allows it).
-pub(crate) fn sync_path(dir: &HeldDir, path: &Path, datasync: bool) -> io::Result<()> {
-    let st = dir.lstat(path)?;
-    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
-        // A symlink cannot be opened; its parent directory holds it.
-        return sync_path(dir, path.parent().unwrap_or(Path::new("")), datasync);
-    }
-    let flags = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        libc::O_RDONLY | libc::O_DIRECTORY
-    } else if st.st_mode & libc::S_IFMT == libc::S_IFREG {
-        libc::O_RDONLY
-    } else {
-        // Devices, fifos, sockets: their metadata lives in the parent's filesystem journal.
-        return sync_path(dir, path.parent().unwrap_or(Path::new("")), datasync);
-    };
-    let fd = dir.open_at(path, flags | libc::O_NONBLOCK, 0)?;
-    sys::fsync(fd.as_raw_fd(), datasync)
 }
 
 #[cfg(test)]

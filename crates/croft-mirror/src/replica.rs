@@ -6,7 +6,8 @@
 //! `durable` each file or directory the batch touched is fsync'd once (group commit).
 
 use crate::dirtylog::DirtyLog;
-use crate::op::{self, Op};
+use crate::apply;
+use crate::op::Op;
 use crate::sync;
 use crate::sys::{self, HeldDir};
 use crate::wire::{self, lock, AckLevel, Frame, HandshakeError, Query, Sealed};
@@ -545,7 +546,7 @@ impl FdCache {
             }
             Op::Fsync { path, datasync } => match self.fds.get(path.as_path()) {
                 Some(fd) => sys::fsync(fd.as_raw_fd(), *datasync),
-                None => op::sync_path(dir, path, *datasync),
+                None => apply::sync_path(dir, path, *datasync),
             },
             Op::Unlink { .. }
             | Op::Rmdir { .. }
@@ -557,16 +558,16 @@ impl FdCache {
             | Op::SyncNode { .. }
             | Op::LinkReplace { .. } => {
                 self.clear();
-                op::apply(dir, op)
+                apply::apply(dir, op)
             }
-            _ => op::apply(dir, op),
+            _ => apply::apply(dir, op),
         }
     }
 
     fn sync(&mut self, dir: &HeldDir, path: &Path) -> io::Result<()> {
         match self.fds.get(path) {
             Some(fd) => sys::fsync(fd.as_raw_fd(), false),
-            None => op::sync_path(dir, path, false),
+            None => apply::sync_path(dir, path, false),
         }
     }
 }

@@ -1,16 +1,11 @@
-//! Reintegration's building blocks shared by both sides: the idempotent operations that state a
-//! result (applied by the replica), the description of an entry (lstat, symlink target, xattrs)
-//! both sides compare, zone checksums, and the codecs of the query replies.
-//!
-//! Directory times: an entry created or removed by a sync operation would change its parent's
-//! mtime on the replica only; the replica puts the parent's times back, so a directory synced
-//! before its children keeps the primary's times (rsync sets directory times last for the same
-//! reason).
+//! Reintegration's building blocks shared by both sides: the description of an entry (lstat,
+//! symlink target, xattrs) both sides compare, zone checksums, the codecs of the query replies and
+//! quarantine. The idempotent operations that state a result are applied by [`crate::apply`].
 
 use crate::dirtylog::DirtyEntry;
 use crate::codec::{Dec, Enc};
-use crate::op::{Meta, Op};
-use crate::sys::{self, HeldDir, SetTime};
+use crate::op::Meta;
+use crate::sys::{self, HeldDir};
 use sha2::{Digest, Sha256};
 use std::ffi::OsStr;
 use std::io;
@@ -23,37 +18,13 @@ use std::path::{Path, PathBuf};
 pub const SUM_BYTES: usize = 16;
 pub type Sum = [u8; SUM_BYTES];
 
-fn parent(p: &Path) -> &Path {
-    p.parent().unwrap_or(Path::new(""))
-}
-
 /// Nothing there: no such entry, or a parent that is not a directory any more.
 fn is_enoent(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
 }
 
-fn fmt_of(st: &libc::stat) -> u32 {
+pub(crate) fn fmt_of(st: &libc::stat) -> u32 {
     st.st_mode & libc::S_IFMT
-}
-
-/// Runs `f`, then puts back the times `path`'s parent had before (see the module doc).
-fn keeping_parent_times<T>(dir: &HeldDir, path: &Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    let before = dir.lstat(parent(path)).ok();
-    let r = f();
-    if let Some(st) = before {
-        let _ = dir.utimens(
-            parent(path),
-            SetTime::At { sec: st.st_atime, nsec: st.st_atime_nsec },
-            SetTime::At { sec: st.st_mtime, nsec: st.st_mtime_nsec },
-        );
-    }
-    r
-}
-
-/// Removes `path` and everything under it; absent is fine. Never the directory itself. Walks by
-/// descriptors and never follows a symlink ([`HeldDir::remove_tree`]).
-pub(crate) fn remove_tree(dir: &HeldDir, path: &Path) -> io::Result<()> {
-    dir.remove_tree(path)
 }
 
 /// The xattrs of `path` (not of symlinks: Linux allows only trusted./security. there and the
@@ -77,121 +48,6 @@ pub(crate) fn read_xattrs(dir: &HeldDir, path: &Path) -> io::Result<Vec<(Vec<u8>
     }
     out.sort();
     Ok(out)
-}
-
-fn set_meta(dir: &HeldDir, path: &Path, meta: &Meta) -> io::Result<()> {
-    let st = dir.lstat(path)?;
-    let link = fmt_of(&st) == libc::S_IFLNK;
-    if st.st_uid != meta.uid || st.st_gid != meta.gid {
-        dir.chown(path, Some(meta.uid), Some(meta.gid))?;
-    }
-    // After chown, which clears set-id bits.
-    if !link {
-        dir.chmod(path, meta.mode & 0o7777)?;
-    }
-    if let (Some(want), false) = (&meta.xattrs, link) {
-        let have = read_xattrs(dir, path)?;
-        for (n, _) in &have {
-            if !want.iter().any(|(w, _)| w == n) {
-                match dir.remove_xattr(path, OsStr::from_bytes(n)) {
-                    Err(e) if e.raw_os_error() != Some(libc::ENODATA) => return Err(e),
-                    _ => {}
-                }
-            }
-        }
-        for (n, v) in want {
-            if !have.iter().any(|(h, hv)| h == n && hv == v) {
-                dir.set_xattr(path, OsStr::from_bytes(n), v, 0)?;
-            }
-        }
-    }
-    let t = |x: Option<(i64, i64)>| x.map_or(SetTime::Omit, |(sec, nsec)| SetTime::At { sec, nsec });
-    if meta.atime.is_some() || meta.mtime.is_some() {
-        dir.utimens(path, t(meta.atime), t(meta.mtime))?;
-    }
-    Ok(())
-}
-
-/// Applies a reintegration operation (idempotent: applying it twice leaves the same result).
-pub(crate) fn apply(dir: &HeldDir, op: &Op) -> io::Result<()> {
-    match op {
-        Op::RemoveTree { path } => keeping_parent_times(dir, path, || remove_tree(dir, path)),
-        Op::SyncDir { path, meta, children } => {
-            if !path.as_os_str().is_empty() {
-                match dir.lstat(path) {
-                    Ok(st) if fmt_of(&st) == libc::S_IFDIR => {}
-                    other => keeping_parent_times(dir, path, || {
-                        if other.is_ok() {
-                            remove_tree(dir, path)?;
-                        }
-                        dir.mkdir(path, 0o700)
-                    })?,
-                }
-            }
-            if let Some(children) = children {
-                for (name, _, _) in dir.list_dir(path)? {
-                    if !children.iter().any(|c| c.as_slice() == name.as_bytes()) {
-                        remove_tree(dir, &path.join(name))?;
-                    }
-                }
-            }
-            set_meta(dir, path, meta)
-        }
-        Op::SyncFile { path, size, fresh } => {
-            let fd = match dir.lstat(path) {
-                Ok(st) if fmt_of(&st) == libc::S_IFREG && !fresh => dir.open_at(path, libc::O_WRONLY, 0)?,
-                other => keeping_parent_times(dir, path, || {
-                    if other.is_ok() {
-                        remove_tree(dir, path)?;
-                    }
-                    dir.open_at(path, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)
-                })?,
-            };
-            if sys::fstat(fd.as_raw_fd())?.st_size as u64 != *size {
-                sys::ftruncate(fd.as_raw_fd(), *size)?;
-            }
-            Ok(())
-        }
-        Op::SyncMeta { path, meta } => set_meta(dir, path, meta),
-        Op::SyncSymlink { path, target, meta } => {
-            let same = match dir.lstat(path) {
-                Ok(st) if fmt_of(&st) == libc::S_IFLNK => dir.readlink(path)? == target.as_os_str().as_bytes(),
-                _ => false,
-            };
-            if !same {
-                keeping_parent_times(dir, path, || {
-                    remove_tree(dir, path)?;
-                    dir.symlink(target, path)
-                })?;
-            }
-            set_meta(dir, path, &Meta { xattrs: None, ..meta.clone() })
-        }
-        Op::SyncNode { path, mode, rdev, meta } => {
-            let same = match dir.lstat(path) {
-                Ok(st) => fmt_of(&st) == mode & libc::S_IFMT && st.st_rdev == *rdev,
-                Err(_) => false,
-            };
-            if !same {
-                keeping_parent_times(dir, path, || {
-                    remove_tree(dir, path)?;
-                    dir.mknod(path, (mode & libc::S_IFMT) | 0o600, *rdev)
-                })?;
-            }
-            set_meta(dir, path, meta)
-        }
-        Op::LinkReplace { from, to } => {
-            if let (Ok(a), Ok(b)) = (dir.lstat(from), dir.lstat(to)) {
-                if a.st_ino == b.st_ino && a.st_dev == b.st_dev {
-                    return Ok(());
-                }
-            }
-            keeping_parent_times(dir, to, || {
-                remove_tree(dir, to)?;
-                dir.link(from, to)
-            })
-        }
-        _ => Err(io::Error::from_raw_os_error(libc::EINVAL)),
-    }
 }
 
 // --- entries as both sides see them ------------------------------------------------------------

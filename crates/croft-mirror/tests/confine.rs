@@ -4,7 +4,7 @@
 mod common;
 use common::random_ops::Rng;
 use common::*;
-use croft_mirror::op::apply;
+use croft_mirror::apply::apply;
 use croft_mirror::{AckLevel, FailMode, HeldDir, Op, SetTime};
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
