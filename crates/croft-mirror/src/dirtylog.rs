@@ -38,7 +38,8 @@
 //! fails at once), so the log heals by itself once space is back. Failures and refused marks are
 //! counted in [`DirtyLogStats`] and logged when the log starts and stops failing.
 
-use crate::link::DirtyTracker;
+pub use crate::tracker::DirtyEntry;
+use crate::tracker::{ActivityLog, DirtyTracker};
 use crate::op::TO_END;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
@@ -73,22 +74,6 @@ const PAYLOAD_BYTES_MAX: usize = PAYLOAD_FIXED_BYTES + 64 * 1024;
 const KIND_ZONES: u8 = 1;
 const KIND_TO_END: u8 = 2;
 const KIND_ENTRY: u8 = 3;
-
-/// One dirty path, as reintegration needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirtyEntry {
-    /// Relative to the replicated directory (empty: the directory itself).
-    pub path: PathBuf,
-    /// Dirty byte ranges `(start, len)`, zone-aligned, merged, sorted; the last one has
-    /// `len == TO_END` when the file is dirty to its end.
-    pub zones: Vec<(u64, u64)>,
-    /// The entry itself changed: metadata, created, removed, renamed (from or to), linked,
-    /// truncated. Reintegration looks at what is there now: copies it, or removes it on the peer.
-    pub entry_changed: bool,
-    /// The lowest byte offset from which the file was dirty to its end: a truncate to this
-    /// size, or 0 when the whole file may be another one (rename, link).
-    pub to_end_from: Option<u64>,
-}
 
 /// Counters, for tests, metrics and the bench.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -626,8 +611,23 @@ impl DirtyTracker for DirtyLog {
         self.wait_durable(st, target)
     }
 
-    fn log(&self) -> Option<&DirtyLog> {
+    fn activity_log(&self) -> Option<&dyn ActivityLog> {
         Some(self)
+    }
+}
+
+impl ActivityLog for DirtyLog {
+    fn zone_bytes(&self) -> u64 {
+        DirtyLog::zone_bytes(self)
+    }
+    fn is_empty(&self) -> bool {
+        DirtyLog::is_empty(self)
+    }
+    fn entries(&self) -> Vec<DirtyEntry> {
+        DirtyLog::entries(self)
+    }
+    fn clear(&self) -> io::Result<()> {
+        DirtyLog::clear(self)
     }
 }
 

@@ -22,10 +22,11 @@ pub mod replica;
 pub mod sync;
 mod sys;
 mod table;
+pub mod tracker;
 pub mod wire;
 
-pub use dirtylog::{DirtyEntry, DirtyLog, DirtyLogOptions, DirtyLogStats, REPAIR_EVERY};
-pub use link::{AckedBy, AckedOp, DirtyPaths, DirtyTracker, EventSink, FailMode, LinkStatus, MirrorEvent, PeerConfig};
+pub use dirtylog::{DirtyLog, DirtyLogOptions, DirtyLogStats, REPAIR_EVERY};
+pub use link::{AckedBy, AckedOp, EventSink, FailMode, LinkStatus, MirrorEvent, PeerConfig};
 pub use mirror::{lazy_unmount, Mirror, MirrorConfig, MirrorError, MirrorHandle, MirrorStatus, LOG_CLEAR_INTERVAL, THREADS_DEFAULT};
 pub use reint::{
     ReintegrateOptions, ReintegrationPhase, ReintegrationStatus, VerifyReport, FREEZE_BELOW_BYTES_DEFAULT, PASSES_MAX_DEFAULT,
@@ -33,6 +34,7 @@ pub use reint::{
 };
 pub use sync::EntryInfo;
 pub use op::{Op, TO_END};
+pub use tracker::{ActivityLog, DirtyEntry, DirtyPaths, DirtyTracker};
 pub use replica::{Replica, ReplicaConfig, ReplicaStatus};
 pub use sys::{HeldDir, SetTime};
 pub use wire::{AckLevel, Query};

@@ -7,6 +7,7 @@
 //! What happens to the operations that were not acknowledged is the caller's [`FailMode`].
 
 use crate::op::Op;
+use crate::tracker::{ActivityLog, DirtyTracker};
 use crate::wire::{self, AckLevel, Frame, HandshakeError, Query, Sealed};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufReader, Write};
@@ -34,47 +35,6 @@ pub enum FailMode {
     /// not acknowledged fails with EIO at once. It was applied locally, but this node's data is
     /// going to be replaced by the peer's (after a copy to the quarantine folder).
     Fence,
-}
-
-/// Records what changed while the peer could not acknowledge it, so that reintegration copies
-/// only that. `mark` is called on the FUSE thread before the application's call returns; an
-/// implementation that must be durable (the dirty log) makes the record durable before it returns.
-pub trait DirtyTracker: Send + Sync {
-    /// `len == 0`: the entry `path` itself changed (created, removed, metadata);
-    /// otherwise bytes `[offset, offset + len)` of it, `len == op::TO_END` meaning to the end.
-    /// `Err`: the record could not be made durable; the application's call then fails (EIO)
-    /// and, with an activity log, the change is not applied (issue 8, finding 11).
-    fn mark(&self, path: &Path, offset: u64, len: u64) -> io::Result<()>;
-
-    /// The durable dirty log behind this tracker, if any. With one, every change is marked
-    /// BEFORE it is applied locally, in every mode (an activity log, as DRBD's): after a crash
-    /// of this node the log lists every zone that may differ from the peer, including changes
-    /// applied here and never acknowledged. Reintegration reads it and clears it at the end.
-    fn log(&self) -> Option<&crate::dirtylog::DirtyLog> {
-        None
-    }
-}
-
-/// An in-memory [`DirtyTracker`]: the set of paths touched while alone (not crash-safe).
-#[derive(Debug, Default)]
-pub struct DirtyPaths {
-    paths: Mutex<std::collections::BTreeSet<PathBuf>>,
-}
-
-impl DirtyPaths {
-    pub fn new() -> DirtyPaths {
-        DirtyPaths::default()
-    }
-    pub fn paths(&self) -> Vec<PathBuf> {
-        self.paths.locked().iter().cloned().collect()
-    }
-}
-
-impl DirtyTracker for DirtyPaths {
-    fn mark(&self, path: &Path, _offset: u64, _len: u64) -> io::Result<()> {
-        self.paths.locked().insert(path.to_path_buf());
-        Ok(())
-    }
 }
 
 /// Where the peer is.
@@ -207,7 +167,7 @@ pub(crate) struct Replicator {
     state: Mutex<State>,
     cv: Condvar,
     dirty: Arc<dyn DirtyTracker>,
-    /// The tracker has a durable log: mark before the local change (see [`DirtyTracker::log`]).
+    /// The tracker has a durable log: mark before the local change (see [`DirtyTracker::activity_log`]).
     activity: bool,
     /// `Some` while a reintegration runs: every mark is also remembered here.
     recent: Mutex<Option<Recent>>,
@@ -247,7 +207,7 @@ impl Replicator {
             None => (None, None),
         };
         let lost = if stream.is_some() { None } else { Some(lost_reason.to_string()) };
-        let activity = dirty.log().is_some();
+        let activity = dirty.activity_log().is_some();
         let r = Arc::new(Replicator {
             tx: Mutex::new(Tx { stream, next_seq: 1, next_query: 1, frames: Vec::new() }),
             state: Mutex::new(State {
@@ -831,8 +791,8 @@ impl Replicator {
         }
     }
 
-    pub(crate) fn dirty_log(&self) -> Option<&crate::dirtylog::DirtyLog> {
-        self.dirty.log()
+    pub(crate) fn dirty_log(&self) -> Option<&dyn ActivityLog> {
+        self.dirty.activity_log()
     }
 
     /// Closes the stream; blocked waiters return `Err` (EIO) under `Block`.

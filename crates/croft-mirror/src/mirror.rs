@@ -1,7 +1,8 @@
 //! A mounted mirror: the held directory, the FUSE session over it and the replication stream.
 
 use crate::fs::MirrorFs;
-use crate::link::{self, DirtyTracker, EventSink, FailMode, LinkStatus, PeerConfig, Replicator};
+use crate::tracker::DirtyTracker;
+use crate::link::{self, EventSink, FailMode, LinkStatus, PeerConfig, Replicator};
 use crate::reint::{Core, ReintegrateOptions, ReintegrationStatus, VerifyReport, SUM_ZONE_BYTES_DEFAULT};
 use crate::sys::HeldDir;
 use crate::wire::{AckLevel, HandshakeError};

@@ -222,7 +222,7 @@ fn work_from_recent(recent: Recent) -> Work {
     w
 }
 
-fn add_entries(w: &mut Work, entries: &[crate::dirtylog::DirtyEntry]) {
+fn add_entries(w: &mut Work, entries: &[crate::tracker::DirtyEntry]) {
     for e in entries {
         let item = w.entry(e.path.clone()).or_default();
         for &(o, l) in &e.zones {

@@ -2,7 +2,7 @@
 //! symlink target, xattrs) both sides compare, zone checksums, the codecs of the query replies and
 //! quarantine. The idempotent operations that state a result are applied by [`crate::apply`].
 
-use crate::dirtylog::DirtyEntry;
+use crate::tracker::DirtyEntry;
 use crate::codec::{Dec, Enc};
 use crate::op::Meta;
 use crate::sys::{self, HeldDir};

@@ -24,7 +24,7 @@
 //! another) fails with CROFT_ERR_MIRROR_DIRTY_LOG instead of corrupting it.
 
 use croft_mirror::{
-    lazy_unmount, AckLevel, DirtyEntry, DirtyLog, DirtyPaths, DirtyTracker, EventSink, FailMode, Mirror, MirrorConfig,
+    lazy_unmount, AckLevel, ActivityLog, DirtyEntry, DirtyLog, DirtyPaths, DirtyTracker, EventSink, FailMode, Mirror, MirrorConfig,
     MirrorError, MirrorEvent, MirrorHandle, MirrorStatus, PeerConfig, ReintegrateOptions, ReintegrationStatus, Replica,
     ReplicaConfig, ReplicaStatus, VerifyReport, FREEZE_BELOW_BYTES_DEFAULT, THREADS_DEFAULT, TO_END,
 };
@@ -205,8 +205,8 @@ impl DirtyTracker for LockedLog {
         self.log.mark(path, offset, len)
     }
 
-    fn log(&self) -> Option<&DirtyLog> {
-        Some(&self.log)
+    fn activity_log(&self) -> Option<&dyn ActivityLog> {
+        Some(&*self.log)
     }
 }
 
