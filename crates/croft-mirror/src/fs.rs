@@ -141,6 +141,23 @@ fn backing_flags(flags: i32) -> i32 {
     flags & (libc::O_ACCMODE | libc::O_SYNC | libc::O_DSYNC | libc::O_NOATIME)
 }
 
+/// A FUSE reply that can carry an errno (each fuser reply type has its own `error`).
+trait Fails {
+    fn fail(self, e: Errno);
+}
+macro_rules! fails {
+    ($($t:ty),*) => { $(impl Fails for $t { fn fail(self, e: Errno) { self.error(e) } })* };
+}
+fails!(ReplyAttr, ReplyCreate, ReplyData, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr);
+
+/// The one reply of every operation: `ok` with the value on success, the errno otherwise.
+fn answer<R: Fails, T>(reply: R, r: Result<T, Errno>, ok: impl FnOnce(R, T)) {
+    match r {
+        Ok(v) => ok(reply, v),
+        Err(e) => reply.fail(e),
+    }
+}
+
 // Replies that acknowledge a change take the proof that it may be acknowledged.
 fn ok(reply: ReplyEmpty, _proof: AckedOp) {
     reply.ok()
@@ -475,10 +492,7 @@ impl Filesystem for MirrorFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.child(parent, name).and_then(|p| self.lookup_path(&p)) {
-            Ok(a) => reply.entry(&TTL, &a, GEN),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, self.child(parent, name).and_then(|p| self.lookup_path(&p)), |reply, a| reply.entry(&TTL, &a, GEN));
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -496,10 +510,7 @@ impl Filesystem for MirrorFs {
             }
             self.dir.lstat(&self.path(ino)?).map_err(errno)
         })();
-        match r {
-            Ok(st) => reply.attr(&TTL, &attr(ino.0, &st)),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, st| reply.attr(&TTL, &attr(ino.0, &st)));
     }
 
     fn setattr(
@@ -520,17 +531,11 @@ impl Filesystem for MirrorFs {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        match self.do_setattr(ino, mode, uid, gid, size, atime, mtime, fh) {
-            Ok(a) => reply.attr(&TTL, &a),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, self.do_setattr(ino, mode, uid, gid, size, atime, mtime, fh), |reply, a| reply.attr(&TTL, &a));
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.path(ino).and_then(|p| self.dir.readlink(&p).map_err(errno)) {
-            Ok(t) => reply.data(&t),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, self.path(ino).and_then(|p| self.dir.readlink(&p).map_err(errno)), |reply, t| reply.data(&t));
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
@@ -541,10 +546,7 @@ impl Filesystem for MirrorFs {
             let proof = self.apply_commit(Op::Mknod { path: path.clone(), mode, rdev: rdev as u64, uid, gid }, |_| {})?;
             Ok((self.lookup_path(&path)?, proof))
         })();
-        match r {
-            Ok((a, proof)) => entry(reply, &a, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, (a, proof)| entry(reply, &a, proof));
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
@@ -556,10 +558,7 @@ impl Filesystem for MirrorFs {
             let proof = self.apply_commit(Op::Mkdir { path: path.clone(), mode, uid, gid }, |_| {})?;
             Ok((self.lookup_path(&path)?, proof))
         })();
-        match r {
-            Ok((a, proof)) => entry(reply, &a, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, (a, proof)| entry(reply, &a, proof));
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -569,10 +568,7 @@ impl Filesystem for MirrorFs {
             let died = st.st_nlink <= 1;
             self.apply_commit(Op::Unlink { path: path.clone() }, |t| t.removed(&path, died))
         })();
-        match r {
-            Ok(proof) => ok(reply, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, proof| ok(reply, proof));
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -580,10 +576,7 @@ impl Filesystem for MirrorFs {
             let path = self.child(parent, name)?;
             self.apply_commit(Op::Rmdir { path: path.clone() }, |t| t.removed(&path, true))
         })();
-        match r {
-            Ok(proof) => ok(reply, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, proof| ok(reply, proof));
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
@@ -594,10 +587,7 @@ impl Filesystem for MirrorFs {
             let proof = self.apply_commit(op, |_| {})?;
             Ok((self.lookup_path(&path)?, proof))
         })();
-        match r {
-            Ok((a, proof)) => entry(reply, &a, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, (a, proof)| entry(reply, &a, proof));
     }
 
     fn rename(
@@ -610,10 +600,7 @@ impl Filesystem for MirrorFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        match self.do_rename(parent, name, newparent, newname, flags.bits()) {
-            Ok(proof) => ok(reply, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, self.do_rename(parent, name, newparent, newname, flags.bits()), |reply, proof| ok(reply, proof));
     }
 
     fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
@@ -623,10 +610,7 @@ impl Filesystem for MirrorFs {
             let proof = self.apply_commit(Op::Link { from, to: to.clone() }, |t| t.linked(ino.0, &to))?;
             Ok((self.lookup_path(&to)?, proof))
         })();
-        match r {
-            Ok((a, proof)) => entry(reply, &a, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, (a, proof)| entry(reply, &a, proof));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -645,10 +629,7 @@ impl Filesystem for MirrorFs {
             let datasync_only = flags.0 & libc::O_SYNC != libc::O_SYNC;
             Ok(self.add_handle(ino.0, HandleKind::File { fd, sync, datasync_only }))
         })();
-        match r {
-            Ok(fh) => reply.opened(fh, FopenFlags::empty()),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, fh| reply.opened(fh, FopenFlags::empty()));
     }
 
     fn read(
@@ -670,10 +651,7 @@ impl Filesystem for MirrorFs {
             buf.truncate(n);
             Ok(buf)
         })();
-        match r {
-            Ok(buf) => reply.data(&buf),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, buf| reply.data(&buf));
     }
 
     fn write(
@@ -688,19 +666,14 @@ impl Filesystem for MirrorFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.do_write(fh, offset, data) {
-            Ok(proof) => written(reply, data.len() as u32, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, self.do_write(fh, offset, data), |reply, proof| written(reply, data.len() as u32, proof));
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         // close(2): every change through this file was acknowledged before its call returned;
         // wait for anything other threads still have in flight, so close is a barrier too.
-        match self.repl.wait(self.repl.barrier()) {
-            Ok(proof) => ok(reply, proof),
-            Err(()) => reply.error(Errno::EIO),
-        }
+        let r = self.repl.wait(self.repl.barrier()).map_err(|()| Errno::EIO);
+        answer(reply, r, |reply, proof| ok(reply, proof));
     }
 
     fn release(
@@ -722,20 +695,15 @@ impl Filesystem for MirrorFs {
             .handle(fh)
             .and_then(|h| Self::file_fd(&h).map(|fd| (h, fd)))
             .and_then(|(h, fd)| self.do_fsync(h.node, fd, datasync));
-        match r {
-            Ok(proof) => ok(reply, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, proof| ok(reply, proof));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.path(ino).and_then(|p| self.dir.list_dir(&p).map_err(errno)) {
-            Ok(entries) => {
-                let fh = self.add_handle(ino.0, HandleKind::Dir { entries: listing(entries) });
-                reply.opened(fh, FopenFlags::empty())
-            }
-            Err(e) => reply.error(e),
-        }
+        let r = self.path(ino).and_then(|p| self.dir.list_dir(&p).map_err(errno));
+        answer(reply, r, |reply, entries| {
+            let fh = self.add_handle(ino.0, HandleKind::Dir { entries: listing(entries) });
+            reply.opened(fh, FopenFlags::empty())
+        });
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
@@ -761,10 +729,8 @@ impl Filesystem for MirrorFs {
     }
 
     fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        match self.do_readdirplus(ino, fh, offset, &mut reply) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        let r = self.do_readdirplus(ino, fh, offset, &mut reply);
+        answer(reply, r, |reply, ()| reply.ok());
     }
 
     fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
@@ -778,15 +744,12 @@ impl Filesystem for MirrorFs {
             let fd = self.dir.open_at(&path, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(errno)?;
             self.do_fsync(ino.0, fd.as_raw_fd(), datasync)
         })();
-        match r {
-            Ok(proof) => ok(reply, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, proof| ok(reply, proof));
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match self.dir.statvfs() {
-            Ok(s) => reply.statfs(
+        answer(reply, self.dir.statvfs().map_err(errno), |reply, s| {
+            reply.statfs(
                 s.f_blocks,
                 s.f_bfree,
                 s.f_bavail,
@@ -795,9 +758,8 @@ impl Filesystem for MirrorFs {
                 s.f_bsize as u32,
                 s.f_namemax as u32,
                 s.f_frsize as u32,
-            ),
-            Err(e) => reply.error(errno(e)),
-        }
+            )
+        });
     }
 
     fn setxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, position: u32, reply: ReplyEmpty) {
@@ -809,51 +771,35 @@ impl Filesystem for MirrorFs {
             let op = Op::SetXattr { path, name: name.as_bytes().to_vec(), value: value.to_vec(), flags };
             self.apply_commit(op, |_| {})
         })();
-        match r {
-            Ok(proof) => ok(reply, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, proof| ok(reply, proof));
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        match self.path(ino).and_then(|p| self.dir.get_xattr(&p, name, size as usize).map_err(errno)) {
-            Ok((len, _)) if size == 0 => reply.size(len as u32),
-            Ok((_, data)) => reply.data(&data),
-            Err(e) => reply.error(e),
-        }
+        let r = self.path(ino).and_then(|p| self.dir.get_xattr(&p, name, size as usize).map_err(errno));
+        answer(reply, r, |reply, (len, data)| if size == 0 { reply.size(len as u32) } else { reply.data(&data) });
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        match self.path(ino).and_then(|p| self.dir.list_xattr(&p, size as usize).map_err(errno)) {
-            Ok((len, _)) if size == 0 => reply.size(len as u32),
-            Ok((_, data)) => reply.data(&data),
-            Err(e) => reply.error(e),
-        }
+        let r = self.path(ino).and_then(|p| self.dir.list_xattr(&p, size as usize).map_err(errno));
+        answer(reply, r, |reply, (len, data)| if size == 0 { reply.size(len as u32) } else { reply.data(&data) });
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let r = self
             .path(ino)
             .and_then(|path| self.apply_commit(Op::RemoveXattr { path, name: name.as_bytes().to_vec() }, |_| {}));
-        match r {
-            Ok(proof) => ok(reply, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, proof| ok(reply, proof));
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        match self.path(ino).and_then(|p| self.dir.lstat(&p).map_err(errno)) {
-            Ok(st) if permits(&st, req.uid(), req.gid(), mask.bits()) => reply.ok(),
-            Ok(_) => reply.error(Errno::EACCES),
-            Err(e) => reply.error(e),
-        }
+        let r = self.path(ino).and_then(|p| self.dir.lstat(&p).map_err(errno)).and_then(|st| {
+            if permits(&st, req.uid(), req.gid(), mask.bits()) { Ok(()) } else { Err(Errno::EACCES) }
+        });
+        answer(reply, r, |reply, ()| reply.ok());
     }
 
     fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
-        match self.do_create(req, parent, name, mode, umask, flags) {
-            Ok((a, fh, proof)) => created(reply, &a, fh, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, self.do_create(req, parent, name, mode, umask, flags), |reply, (a, fh, proof)| created(reply, &a, fh, proof));
     }
 
     fn getlk(
@@ -932,17 +878,11 @@ impl Filesystem for MirrorFs {
             sys::fallocate(fd, mode, offset, length).map_err(errno)?;
             self.commit(guard, &[op])
         })();
-        match r {
-            Ok(proof) => ok(reply, proof),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, r, |reply, proof| ok(reply, proof));
     }
 
     fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
-        match self.handle(fh).and_then(|h| Self::file_fd(&h)).and_then(|fd| sys::lseek(fd, offset, whence).map_err(errno)) {
-            Ok(o) => reply.offset(o),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, self.handle(fh).and_then(|h| Self::file_fd(&h)).and_then(|fd| sys::lseek(fd, offset, whence).map_err(errno)), |reply, o| reply.offset(o));
     }
 
     fn copy_file_range(
