@@ -57,6 +57,7 @@ import assert from 'node:assert/strict';
 import { createHealth, healthStep, resetHealth, type Health, type HealthState } from '../src/module/health.js';
 // maxloop at the mirror: stopping here means the peer takes over.
 import { countFailure, pruneRestartWindow, scriptEnded } from '../src/module/restart-window.js';
+import { reintegrationDoneByPeer } from './rules.js';
 import type {
   DataStatus,
   WitnessContext,
@@ -350,11 +351,9 @@ const TABLE: HandlerTable = {
     replication: (d, ev, _n, out) => {
       if (ev.what !== 'reintegration_done') return link(d, ev, out);
       if (d.reintegrating !== 'target') return; // stale: aborted meanwhile
-      // The event carries no session: believed only with the source announcing PRIM of the
-      // generation this reintegration began from (mirror/runtime.ts feeds it on that announcement).
-      // A late one of an earlier reintegration (the source gave up, went ALONE again and began
-      // another) cannot be told apart while the source is ALONE: it is dropped (seed 4269).
-      if (d.peer === null || d.peer.state !== 'PRIM' || d.peer.generation !== d.targetOf) return;
+      // The event carries no session: believed only when the peer we know satisfies the rule
+      // the driver fed it on (rules.ts reintegrationDoneByPeer; seed 4269).
+      if (d.peer === null || !reintegrationDoneByPeer(d, d.peer)) return;
       d.reintegrating = 'none';
       d.finished = 'target';
       // The source's generation: this node now holds every write of it (PRIM and SECOND share one).

@@ -10,11 +10,15 @@ export const LINK_RETRY_MS = 500;
 
 /**
  * A target learns that its reintegration finished when the source announces PRIM: the source
- * enters PRIM only once every dirty zone and all metadata were acknowledged by us. An announcement
- * of an older generation is a PRIM from before (not the end of this reintegration).
+ * enters PRIM only once every dirty zone and all metadata were acknowledged by us. Only a PRIM of
+ * the generation this reintegration began from (`targetOf`): the event carries no session, and a
+ * late one of an earlier reintegration (the source gave up, went ALONE again and began another)
+ * cannot be told apart while the source is ALONE (seed 4269). The driver feeds
+ * `reintegration_done` on such an announcement, and the machine believes the event only when this
+ * rule holds of the peer it knows.
  */
-export function reintegrationDoneByPeer(m: MirrorMachine, view: PeerView): boolean {
-  return m.reintegrating === 'target' && view.state === 'PRIM' && view.generation >= m.generation;
+export function reintegrationDoneByPeer(m: Pick<MirrorMachine, 'reintegrating' | 'targetOf'>, view: PeerView): boolean {
+  return m.reintegrating === 'target' && view.state === 'PRIM' && view.generation === m.targetOf;
 }
 
 /** What the driver knows of the replication stream when it asks for the link. */
