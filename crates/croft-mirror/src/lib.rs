@@ -29,6 +29,7 @@ pub use dirtylog::{DirtyLog, DirtyLogOptions, DirtyLogStats, REPAIR_EVERY};
 pub use link::{AckedBy, AckedOp, EventSink, FailMode, LinkStatus, MirrorEvent, PeerConfig};
 pub use mirror::{lazy_unmount, Mirror, MirrorConfig, MirrorError, MirrorHandle, MirrorStatus, LOG_CLEAR_INTERVAL, THREADS_DEFAULT};
 pub use reint::{
+    ReintError,
     ReintegrateOptions, ReintegrationPhase, ReintegrationStatus, VerifyReport, FREEZE_BELOW_BYTES_DEFAULT, PASSES_MAX_DEFAULT,
     SUM_ZONE_BYTES_DEFAULT, VERIFY_DIFFERENCES_MAX,
 };

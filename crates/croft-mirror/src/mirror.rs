@@ -3,7 +3,7 @@
 use crate::fs::MirrorFs;
 use crate::tracker::DirtyTracker;
 use crate::link::{self, EventSink, FailMode, LinkStatus, PeerConfig, Replicator};
-use crate::reint::{Core, ReintegrateOptions, ReintegrationStatus, VerifyReport, SUM_ZONE_BYTES_DEFAULT};
+use crate::reint::{Core, ReintError, ReintegrateOptions, ReintegrationStatus, VerifyReport, SUM_ZONE_BYTES_DEFAULT};
 use crate::sys::HeldDir;
 use crate::wire::{AckLevel, HandshakeError};
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
@@ -200,7 +200,7 @@ impl Mirror {
     }
 
     /// See [`MirrorHandle::reintegrate`].
-    pub fn reintegrate(&self, peer: PeerConfig, opts: ReintegrateOptions) -> Result<ReintegrationStatus, String> {
+    pub fn reintegrate(&self, peer: PeerConfig, opts: ReintegrateOptions) -> Result<ReintegrationStatus, ReintError> {
         self.handle().reintegrate(peer, opts)
     }
 
@@ -213,7 +213,7 @@ impl Mirror {
     }
 
     /// See [`MirrorHandle::verify`].
-    pub fn verify(&self, peer: PeerConfig) -> Result<VerifyReport, String> {
+    pub fn verify(&self, peer: PeerConfig) -> Result<VerifyReport, ReintError> {
         self.handle().verify(peer)
     }
 
@@ -290,7 +290,7 @@ impl MirrorHandle {
     /// Brings the peer `peer` (a replica holding an older tree) up to date while the application
     /// keeps writing, then mirrors synchronously again on that stream. Only on a mount that runs
     /// alone. `Err`: the mount stays alone and the dirty log still lists everything.
-    pub fn reintegrate(&self, peer: PeerConfig, opts: ReintegrateOptions) -> Result<ReintegrationStatus, String> {
+    pub fn reintegrate(&self, peer: PeerConfig, opts: ReintegrateOptions) -> Result<ReintegrationStatus, ReintError> {
         self.core.reintegrate(&peer, &opts)
     }
 
@@ -305,7 +305,7 @@ impl MirrorHandle {
     /// Compares both trees (type, size, mode, owner, symlink target, xattrs, zone checksums)
     /// over a query-only session, one file at a time under the order lock once the peer acked
     /// everything. Only while mirrored.
-    pub fn verify(&self, peer: PeerConfig) -> Result<VerifyReport, String> {
+    pub fn verify(&self, peer: PeerConfig) -> Result<VerifyReport, ReintError> {
         let zone = self.core.repl.dirty_log().map(|l| l.zone_bytes()).unwrap_or(SUM_ZONE_BYTES_DEFAULT);
         self.core.verify(&peer, zone)
     }

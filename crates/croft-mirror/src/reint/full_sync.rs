@@ -1,7 +1,7 @@
 //! The full sync: a walk of both trees that copies what differs, with the target's listings
 //! and checksums asked ahead of the walk where nothing sent meanwhile can change them.
 
-use super::{Core, Ctx, AHEAD_QUERIES_MAX, AHEAD_SUM_BYTES_MAX, QUERY_TIMEOUT};
+use super::{Core, ReintError, Ctx, AHEAD_QUERIES_MAX, AHEAD_SUM_BYTES_MAX, QUERY_TIMEOUT};
 use crate::op::Op;
 use crate::sync::{self, EntryInfo};
 use crate::sys::{self};
@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use crate::locks::Locked;
 
 impl Core {
-    pub(super) fn list_remote(&self, ctx: &mut Ctx, path: &Path) -> Result<Vec<EntryInfo>, String> {
+    pub(super) fn list_remote(&self, ctx: &mut Ctx, path: &Path) -> Result<Vec<EntryInfo>, ReintError> {
         let decode = |body: Vec<u8>| {
-            sync::decode_infos(&body).map_err(|e| format!("listing {path:?} on the target: {e}"))
+            sync::decode_infos(&body).map_err(|e| ReintError::Peer(format!("listing {path:?} on the target: {e}")))
         };
         let (body, early) = self.ask(ctx, Ask::List(path.to_path_buf()))?;
         let infos = decode(body)?;
@@ -29,7 +29,7 @@ impl Core {
     }
 
     /// The answer to `ask`: the one asked ahead if there is one (true), else asked now.
-    pub(super) fn ask(&self, ctx: &mut Ctx, ask: Ask) -> Result<(Vec<u8>, bool), String> {
+    pub(super) fn ask(&self, ctx: &mut Ctx, ask: Ask) -> Result<(Vec<u8>, bool), ReintError> {
         // After a listing the walk of that directory asks ahead (its files' checksums are
         // needed first: before the listings further on, the target answers in order).
         let refill = matches!(ask, Ask::Sums(_));
@@ -58,7 +58,7 @@ impl Core {
 
     /// Sends the queries the walk will need soonest, up to the window: the target answers
     /// them while this side reads its own tree, instead of one round trip at a time.
-    pub(super) fn ask_ahead(&self, ctx: &mut Ctx) -> Result<(), String> {
+    pub(super) fn ask_ahead(&self, ctx: &mut Ctx) -> Result<(), ReintError> {
         let zone = ctx.zone;
         let ahead = &mut ctx.ahead;
         // The innermost directory's entries come first in the walk.
@@ -80,25 +80,25 @@ impl Core {
         Ok(())
     }
 
-    pub(super) fn full_walk(&self, ctx: &mut Ctx) -> Result<(), String> {
+    pub(super) fn full_walk(&self, ctx: &mut Ctx) -> Result<(), ReintError> {
         let root = {
             let _g = self.order.locked();
-            sync::read_info(&self.dir, Path::new("")).map_err(|e| e.to_string())?.ok_or("the directory is gone")?
+            sync::read_info(&self.dir, Path::new("")).map_err(ReintError::Io)?.ok_or(ReintError::DirectoryGone)?
         };
         self.send(ctx, &[Op::SyncDir { path: PathBuf::new(), meta: root.meta(), children: None }])?;
         self.full_dir(ctx, Path::new(""), true)?;
         let _g = self.order.locked();
-        if let Some(root) = sync::read_info(&self.dir, Path::new("")).map_err(|e| e.to_string())? {
+        if let Some(root) = sync::read_info(&self.dir, Path::new("")).map_err(ReintError::Io)? {
             self.send(ctx, &[Op::SyncMeta { path: PathBuf::new(), meta: root.meta() }])?;
         }
         Ok(())
     }
 
-    pub(super) fn full_dir(&self, ctx: &mut Ctx, path: &Path, remote_exists: bool) -> Result<(), String> {
+    pub(super) fn full_dir(&self, ctx: &mut Ctx, path: &Path, remote_exists: bool) -> Result<(), ReintError> {
         self.check_abort()?;
         let local = {
             let _g = self.order.locked();
-            sync::list_infos(&self.dir, path).map_err(|e| format!("listing {path:?}: {e}"))?
+            sync::list_infos(&self.dir, path).map_err(ReintError::local("listing", path))?
         };
         let remote: BTreeMap<Vec<u8>, EntryInfo> = if remote_exists {
             self.list_remote(ctx, path)?.into_iter().map(|i| (i.name.clone(), i)).collect()
@@ -137,7 +137,7 @@ impl Core {
         path: &Path,
         local: &[EntryInfo],
         remote: &BTreeMap<Vec<u8>, EntryInfo>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReintError> {
         self.ask_ahead(ctx)?;
         let names: BTreeSet<&[u8]> = local.iter().map(|i| i.name.as_slice()).collect();
         for name in remote.keys() {
@@ -192,8 +192,7 @@ impl Core {
         Ok(())
     }
 
-    pub(super) fn full_file(&self, ctx: &mut Ctx, path: &Path, li: &EntryInfo, r: Option<&EntryInfo>) -> Result<(), String> {
-        let io = |what: &str, e: std::io::Error| format!("{what} {path:?}: {e}");
+    pub(super) fn full_file(&self, ctx: &mut Ctx, path: &Path, li: &EntryInfo, r: Option<&EntryInfo>) -> Result<(), ReintError> {
         if li.nlink > 1 {
             match ctx.inodes.get(&li.ino) {
                 Some(first) => {
@@ -225,14 +224,14 @@ impl Core {
                 // Asked ahead only for a file with one name on both sides: nothing sent
                 // meanwhile can have changed it.
                 let (body, _) = self.ask(ctx, Ask::Sums(path.to_path_buf()))?;
-                sync::decode_sums(&body).map_err(|e| format!("checksums of {path:?} on the target: {e}"))?.1
+                sync::decode_sums(&body).map_err(|e| ReintError::Peer(format!("checksums of {path:?} on the target: {e}")))?.1
             }
             _ => Vec::new(),
         };
         let fd = {
             let _g = self.order.locked();
-            let fd = self.dir.open_at(path, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(|e| io("opening", e))?;
-            let size = sys::fstat(fd.as_raw_fd()).map_err(|e| io("reading", e))?.st_size as u64;
+            let fd = self.dir.open_at(path, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(ReintError::local("opening", path))?;
+            let size = sys::fstat(fd.as_raw_fd()).map_err(ReintError::local("reading", path))?.st_size as u64;
             self.send(ctx, &[Op::SyncFile { path: path.to_path_buf(), size, fresh }])?;
             fd
         };
@@ -242,7 +241,7 @@ impl Core {
             self.check_abort()?;
             let _g = self.order.locked();
             let mut buf = vec![0u8; ctx.zone as usize];
-            let n = sys::pread(fd.as_raw_fd(), &mut buf, off).map_err(|e| io("reading", e))?;
+            let n = sys::pread(fd.as_raw_fd(), &mut buf, off).map_err(ReintError::local("reading", path))?;
             if n == 0 {
                 break;
             }

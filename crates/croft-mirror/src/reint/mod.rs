@@ -20,11 +20,13 @@
 //! comparison of both trees), [`query`] (a query-only session) and this file
 //! (options, status, the pass loop).
 
+mod error;
 mod full_sync;
 mod passes;
 mod query;
 mod verify;
 
+pub use error::ReintError;
 use full_sync::Ahead;
 use passes::{add_entries, plain, work_from_recent, Work};
 use crate::link::{self, PeerConfig, Replicator};
@@ -176,10 +178,10 @@ pub(crate) struct Core {
 
 
 /// A connection error as the reintegration reports it.
-fn connect(peer: &PeerConfig) -> Result<Sealed, String> {
+fn connect(peer: &PeerConfig) -> Result<Sealed, ReintError> {
     link::connect(peer).map_err(|e| match e {
-        HandshakeError::Io(e) => format!("cannot reach the target at {}: {e}", peer.addr),
-        HandshakeError::Refused(m) => format!("the target at {} refused the session: {m}", peer.addr),
+        HandshakeError::Io(source) => ReintError::Unreachable { addr: peer.addr.to_string(), source },
+        HandshakeError::Refused(reason) => ReintError::Refused { addr: peer.addr.to_string(), reason },
     })
 }
 
@@ -211,9 +213,9 @@ impl Core {
         }
     }
 
-    fn check_abort(&self) -> Result<(), String> {
+    fn check_abort(&self) -> Result<(), ReintError> {
         match self.abort.locked().as_ref() {
-            Some(r) => Err(format!("aborted: {r}")),
+            Some(r) => Err(ReintError::Aborted(r.clone())),
             None => Ok(()),
         }
     }
@@ -222,9 +224,9 @@ impl Core {
         f(&mut self.status.locked())
     }
 
-    pub(crate) fn reintegrate(&self, peer: &PeerConfig, opts: &ReintegrateOptions) -> Result<ReintegrationStatus, String> {
+    pub(crate) fn reintegrate(&self, peer: &PeerConfig, opts: &ReintegrateOptions) -> Result<ReintegrationStatus, ReintError> {
         if self.busy.swap(true, Ordering::SeqCst) {
-            return Err("a reintegration is already running".into());
+            return Err(ReintError::Busy);
         }
         *self.abort.locked() = None;
         let base_sent = self.repl.sent().2;
@@ -254,9 +256,9 @@ impl Core {
             }
             Err(e) => {
                 st.phase = ReintegrationPhase::Failed;
-                st.error = Some(e.clone());
+                st.error = Some(e.to_string());
                 drop(st);
-                self.repl.abort_catchup(e);
+                self.repl.abort_catchup(&e.to_string());
                 st = self.status.locked();
             }
         }
@@ -266,10 +268,10 @@ impl Core {
         r.map(|()| out)
     }
 
-    fn run(&self, peer: &PeerConfig, opts: &ReintegrateOptions, started: Instant) -> Result<(), String> {
+    fn run(&self, peer: &PeerConfig, opts: &ReintegrateOptions, started: Instant) -> Result<(), ReintError> {
         let log = self.repl.dirty_log();
         if !opts.full && log.is_none() {
-            return Err("this mount has no dirty log: only a full sync can reintegrate it".into());
+            return Err(ReintError::NoDirtyLog);
         }
         let zone = opts.zone_bytes.or(log.map(|l| l.zone_bytes())).unwrap_or(SUM_ZONE_BYTES_DEFAULT);
         let stream = connect(peer)?;
@@ -292,7 +294,7 @@ impl Core {
             let body = self.repl.query(&Query::DirtyEntries, QUERY_TIMEOUT)?;
             if let Some((_trusted, theirs)) = sync::decode_entries(&body)? {
                 if let Some(bad) = theirs.iter().find(|e| !e.path.as_os_str().is_empty() && !plain(&e.path)) {
-                    return Err(format!("the target's dirty log lists a path outside the directory: {:?}", bad.path));
+                    return Err(ReintError::Peer(format!("the target's dirty log lists a path outside the directory: {:?}", bad.path)));
                 }
                 add_entries(&mut work, &theirs);
             }
@@ -334,7 +336,7 @@ impl Core {
         self.repl.catchup_wait(last)?;
         sync::reply_ok(&self.repl.query(&Query::Done, QUERY_TIMEOUT)?)?;
         if let Some(log) = log {
-            log.clear().map_err(|e| format!("clearing the dirty log: {e}"))?;
+            log.clear().map_err(ReintError::ClearLog)?;
         }
         self.repl.go_live()?;
         drop(guard);

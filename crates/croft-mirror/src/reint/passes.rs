@@ -1,7 +1,7 @@
 //! Reintegration's passes: what to copy (from the dirty logs, from what changed during a
 //! pass), and the copy of one entry under the order lock.
 
-use super::{Core, Ctx, CHUNK_BYTES, WINDOW_BYTES};
+use super::{Core, ReintError, Ctx, CHUNK_BYTES, WINDOW_BYTES};
 use crate::link::Recent;
 use crate::op::{Op, TO_END};
 use crate::sync;
@@ -96,7 +96,7 @@ impl Core {
         (!frozen).then(|| self.order.locked())
     }
 
-    pub(super) fn send(&self, ctx: &mut Ctx, ops: &[Op]) -> Result<(), String> {
+    pub(super) fn send(&self, ctx: &mut Ctx, ops: &[Op]) -> Result<(), ReintError> {
         let mut data = 0;
         for op in ops {
             if let Op::Write { data: d, .. } = op {
@@ -120,7 +120,7 @@ impl Core {
         Ok(())
     }
 
-    pub(super) fn copy_work(&self, ctx: &mut Ctx, mut work: Work, frozen: bool) -> Result<(), String> {
+    pub(super) fn copy_work(&self, ctx: &mut Ctx, mut work: Work, frozen: bool) -> Result<(), ReintError> {
         let to_go = self.estimate(&mut work);
         self.update(|s| {
             s.bytes_to_go = to_go;
@@ -142,10 +142,9 @@ impl Core {
     }
 
     /// Makes the target's `path` what it is here now, copying the ranges of `item`.
-    pub(super) fn sync_entry(&self, ctx: &mut Ctx, path: &Path, item: &Item, frozen: bool) -> Result<(), String> {
-        let io = |what: &str, e: std::io::Error| format!("{what} {path:?}: {e}");
+    pub(super) fn sync_entry(&self, ctx: &mut Ctx, path: &Path, item: &Item, frozen: bool) -> Result<(), ReintError> {
         let guard = self.lock(frozen);
-        let Some(info) = sync::read_info(&self.dir, path).map_err(|e| io("reading", e))? else {
+        let Some(info) = sync::read_info(&self.dir, path).map_err(ReintError::local("reading", path))? else {
             if !path.as_os_str().is_empty() {
                 self.send(ctx, &[Op::RemoveTree { path: path.to_path_buf() }])?;
             }
@@ -158,7 +157,7 @@ impl Core {
                     let names: Vec<Vec<u8>> = self
                         .dir
                         .list_dir(path)
-                        .map_err(|e| io("listing", e))?
+                        .map_err(ReintError::local("listing", path))?
                         .into_iter()
                         .map(|(n, _, _)| n.as_bytes().to_vec())
                         .collect();
@@ -196,7 +195,7 @@ impl Core {
                     let fresh = item.is_whole() && !known;
                     self.send(ctx, &[Op::SyncFile { path: path.to_path_buf(), size: info.size, fresh }])?;
                 }
-                let fd = self.dir.open_at(path, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(|e| io("opening", e))?;
+                let fd = self.dir.open_at(path, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(ReintError::local("opening", path))?;
                 drop(guard);
                 for &(a, b) in &item.ranges {
                     let mut off = a;
@@ -205,7 +204,7 @@ impl Core {
                         let len = (b.min(info.size) - off).min(CHUNK_BYTES);
                         let guard = self.lock(frozen);
                         let mut buf = vec![0u8; len as usize];
-                        let n = sys::pread(fd.as_raw_fd(), &mut buf, off).map_err(|e| io("reading", e))?;
+                        let n = sys::pread(fd.as_raw_fd(), &mut buf, off).map_err(ReintError::local("reading", path))?;
                         if n == 0 {
                             break; // shrank meanwhile: the truncate is in the recent set
                         }
@@ -216,7 +215,7 @@ impl Core {
                     }
                 }
                 let _guard = self.lock(frozen);
-                if let Some(now) = sync::read_info(&self.dir, path).map_err(|e| io("reading", e))? {
+                if let Some(now) = sync::read_info(&self.dir, path).map_err(ReintError::local("reading", path))? {
                     if now.kind() == libc::S_IFREG {
                         self.send(ctx, &[Op::SyncMeta { path: path.to_path_buf(), meta: now.meta() }])?;
                     }

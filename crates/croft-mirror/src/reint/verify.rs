@@ -2,7 +2,7 @@
 //! session while the mirror is connected and settled.
 
 use super::query::QueryClient;
-use super::{Core, VerifyReport, VERIFY_DIFFERENCES_MAX};
+use super::{Core, ReintError, VerifyReport, VERIFY_DIFFERENCES_MAX};
 use crate::link::PeerConfig;
 use crate::sync::{self, EntryInfo};
 use crate::wire::Query;
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::locks::Locked;
 
 impl Core {
-    pub(crate) fn verify(&self, peer: &PeerConfig, zone_bytes: u64) -> Result<VerifyReport, String> {
+    pub(crate) fn verify(&self, peer: &PeerConfig, zone_bytes: u64) -> Result<VerifyReport, ReintError> {
         let mut client = QueryClient::connect(peer)?;
         let mut report = VerifyReport::default();
         let diff = |report: &mut VerifyReport, p: &Path, what: String| {
@@ -27,9 +27,9 @@ impl Core {
             let (local, remote) = {
                 let _g = self.order.locked();
                 self.settled()?;
-                let local = sync::list_infos(&self.dir, &d).map_err(|e| format!("listing {d:?}: {e}"))?;
+                let local = sync::list_infos(&self.dir, &d).map_err(ReintError::local("listing", &d))?;
                 let remote = sync::decode_infos(&client.query(&Query::ListDir { path: d.clone() })?)
-                    .map_err(|e| format!("listing {d:?} on the peer: {e}"))?;
+                    .map_err(|e| ReintError::Peer(format!("listing {d:?} on the peer: {e}")))?;
                 (local, remote)
             };
             let remote: BTreeMap<Vec<u8>, EntryInfo> = remote.into_iter().map(|i| (i.name.clone(), i)).collect();
@@ -79,11 +79,11 @@ impl Core {
     }
 
     /// The caller holds the order lock: waits until the peer acknowledged everything sent.
-    pub(super) fn settled(&self) -> Result<(), String> {
+    pub(super) fn settled(&self) -> Result<(), ReintError> {
         if self.repl.all_acked() {
             Ok(())
         } else {
-            Err("the mirror is not connected to its peer (alone, or reintegrating): nothing to verify".into())
+            Err(ReintError::NotSettled)
         }
     }
 }
