@@ -12,7 +12,7 @@
 // node as the scenario says (both can be allowed) and stores nothing.
 import assert from 'node:assert/strict';
 import { announce, createMirrorMachine, isPrimary, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from '../../mirror/machine.js';
-import { reintegrationDoneByPeer } from '../../mirror/rules.js';
+import { initialLinkMemory, linkHoldDown, linkRule, reintegrationDoneByPeer, type LinkMemory } from '../../mirror/rules.js';
 import type { DataStatus, MirrorAction, MirrorState, MirrorCheckerConfig, MirrorEvent, MirrorScript, WitnessKind } from '../../mirror/types.js';
 
 export type Outcome = 'ok' | 'fail' | 'timeout';
@@ -31,6 +31,15 @@ export interface PairOptions {
   autoScripts: boolean;
   /** A reintegration finishes as soon as both sides took their roles. */
   autoReintegration: boolean;
+  /**
+   * The machines' link comes from mirror/rules.ts linkRule, as in mirror/runtime.ts, fed the
+   * model's facts (the network path `link`, the live `stream`, the clock); break-link and link-up
+   * then only cut and mend the path. Off: the golden scenarios tell the machines link_up and
+   * link_broken themselves.
+   */
+  linkByRule: boolean;
+  /** Two heartbeat timeouts (linkRule's grace for a SECOND whose PRIM's stream closed). */
+  linkGraceMs: number;
 }
 
 export const defaultPairOptions: PairOptions = {
@@ -45,6 +54,8 @@ export const defaultPairOptions: PairOptions = {
   maxloop: 2,
   autoScripts: true,
   autoReintegration: true,
+  linkByRule: false,
+  linkGraceMs: 2000,
 };
 
 interface Node {
@@ -60,6 +71,8 @@ interface Node {
   /** The redis witness's own idea of its lease (validUntil of its last grant). */
   leaseUntilMs: number;
   nextOutcome: Partial<Record<MirrorScript, Outcome>>;
+  /** What linkRule remembers for this node's driver (linkByRule). */
+  linkMem: LinkMemory;
 }
 
 export interface Msg {
@@ -78,6 +91,8 @@ export class MirrorPair {
   link = true;
   redis = { up: true, holder: null as string | null, expiresMs: 0, generations: {} as Record<string, number> };
   dp = { source: null as string | null, target: null as string | null };
+  /** The live stream from a mounted node to its peer's replica (linkByRule): a finished reintegration opens it. */
+  stream: { from: string; to: string } | null = null;
   queue: Msg[] = [];
   /** Running scripts waiting for their outcome (when not autoScripts). */
   scripts: { node: string; script: MirrorScript }[] = [];
@@ -115,10 +130,10 @@ export class MirrorPair {
     this.o = { ...defaultPairOptions, ...opts };
     this.assertGenerations = this.o.witness === 'redis';
     for (const name of this.names) {
-      this.nodes[name] = { name, m: null, record: { status: 'unknown', generation: 0, peerGeneration: 0 }, contending: false, epoch: 0, nextPollMs: 0, pingReach: true, leaseUntilMs: 0, nextOutcome: {} };
+      this.nodes[name] = { name, m: null, record: { status: 'unknown', generation: 0, peerGeneration: 0 }, contending: false, epoch: 0, nextPollMs: 0, pingReach: true, leaseUntilMs: 0, nextOutcome: {}, linkMem: initialLinkMemory };
     }
     for (const name of this.names) this.boot(name);
-    for (const name of this.names) this.queue.push({ to: name, kind: 'event', ev: { type: 'replication', what: 'link_up' } });
+    if (!this.o.linkByRule) for (const name of this.names) this.queue.push({ to: name, kind: 'event', ev: { type: 'replication', what: 'link_up' } });
     this.drain();
   }
 
@@ -149,6 +164,7 @@ export class MirrorPair {
       this.nowMs,
     );
     x.contending = false;
+    x.linkMem = initialLinkMemory;
     this.step(n, { type: 'data', ...x.record });
   }
 
@@ -190,6 +206,13 @@ export class MirrorPair {
 
   breakLink(tell = true): void {
     this.link = false;
+    if (this.o.linkByRule) {
+      this.streamLost();
+      this.reintegrationFailed();
+      this.dp = { source: null, target: null };
+      this.updateLinks();
+      return;
+    }
     this.dp = { source: null, target: null };
     if (tell) for (const n of this.names) if (this.alive(n)) this.queue.push({ to: n, kind: 'event', ev: { type: 'replication', what: 'link_broken' } });
   }
@@ -197,6 +220,7 @@ export class MirrorPair {
   linkUp(): void {
     if (!this.connected || !this.alive('n1') || !this.alive('n2') || this.link) return;
     this.link = true;
+    if (this.o.linkByRule) return this.updateLinks();
     for (const n of this.names) this.queue.push({ to: n, kind: 'event', ev: { type: 'replication', what: 'link_up' } });
   }
 
@@ -208,6 +232,10 @@ export class MirrorPair {
     this.queue = this.queue.filter((q) => q.to !== n && !(q.kind === 'peer' && q.to === this.peerOf(n)));
     this.scripts = this.scripts.filter((s) => s.node !== n);
     this.link = false;
+    if (this.o.linkByRule) {
+      this.streamLost();
+      this.reintegrationFailed();
+    }
     this.dp = { source: null, target: null };
     if (this.alive(this.peerOf(n))) this.queue.push({ to: this.peerOf(n), kind: 'event', ev: { type: 'peer_lost' } });
   }
@@ -256,6 +284,8 @@ export class MirrorPair {
     this.dp = { source: null, target: null };
     this.seen.reintegrations++;
     this.held[target] = this.held[source]!;
+    // The stream goes live once the target acknowledged everything.
+    if (this.o.linkByRule) this.stream = { from: source, to: target };
     // Only the source hears it from the data plane. The target learns it as mirror/runtime.ts
     // tells it: from the source's announcement of PRIM (see step). An event queued to the target
     // here (as this model once did) could arrive after the source gave up and began another
@@ -275,22 +305,26 @@ export class MirrorPair {
     for (let guard = 0; ; guard++) {
       assert.ok(guard < 100_000, 'advance does not end');
       let at = Infinity;
-      let what: { n: string; kind: 'tick' | 'poll' } | null = null;
+      let what: { n: string; kind: 'tick' | 'poll' | 'link' } | null = null;
       for (const n of this.names) {
         const x = this.node(n);
         if (!x.m) continue;
         const w = nextWakeMs(x.m, this.nowMs);
         if (w !== null && w <= endMs && w < at) [at, what] = [w, { n, kind: 'tick' }];
         if (x.contending && x.nextPollMs <= endMs && x.nextPollMs < at) [at, what] = [Math.max(x.nextPollMs, this.nowMs), { n, kind: 'poll' }];
+        const l = this.linkDeadline(n);
+        if (l !== null && l <= endMs && l < at) [at, what] = [l, { n, kind: 'link' }];
       }
       if (what === null) break;
       this.nowMs = Math.max(this.nowMs, at);
       if (what.kind === 'tick') this.step(what.n, { type: 'tick' });
+      else if (what.kind === 'link') this.updateLinks();
       else this.poll(what.n);
       if (drain) this.drain();
     }
     this.nowMs = endMs;
     for (const n of this.names) if (this.alive(n)) this.step(n, { type: 'tick' });
+    this.updateLinks();
     if (drain) this.drain();
   }
 
@@ -374,6 +408,7 @@ export class MirrorPair {
     }
     this.checkPair();
     this.sendAnnounce(n, false);
+    this.updateLinks();
     // The rule mirror/runtime.ts peerView applies (mirror/rules.ts): a target learns that its
     // reintegration finished when the source announces PRIM.
     if (ev.type === 'peer' && x.m !== null && reintegrationDoneByPeer(x.m, ev.peer)) {
@@ -404,6 +439,12 @@ export class MirrorPair {
         x.record = { status: a.status, generation: a.generation, peerGeneration: a.peerGeneration };
         return;
       case 'reintegrate':
+        if (this.o.linkByRule && a.role === 'source' && !(this.link && this.connected)) {
+          // As the data plane: no path to the peer's replica, the reintegration fails at once.
+          x.linkMem = linkHoldDown(x.linkMem, this.nowMs);
+          this.queue.push({ to: n, kind: 'event', ev: { type: 'replication', what: 'link_broken' } });
+          return;
+        }
         this.dp[a.role] = n;
         if (this.o.autoReintegration) this.finishReintegration();
         return;
@@ -416,6 +457,13 @@ export class MirrorPair {
         return;
       case 'fence':
         this.seen.giveUps++;
+        if (this.stream?.from === n) this.stream = null; // a fenced mount sends nothing more
+        return;
+      case 'unmount':
+        if (this.stream?.from === n) this.stream = null;
+        return;
+      case 'mount':
+        if (this.stream?.to === n) this.stream = null; // its replicas stop when it mounts
         return;
       case 'refused':
         this.seen.refused++;
@@ -449,6 +497,67 @@ export class MirrorPair {
     for (const n of prim) assert.equal(this.node(n).record.status, 'up-to-date', `${n} is ${this.state(n)} with data ${this.node(n).record}`);
   }
 
+  // ------------------------------------------------------------------ the link (linkByRule)
+
+  /** The stream closed: its mounted end's data plane reports the peer lost (runtime #dataPlaneLost). */
+  private streamLost(): void {
+    const st = this.stream;
+    this.stream = null;
+    if (st === null || !this.alive(st.from)) return;
+    const x = this.node(st.from);
+    if (x.m?.fenced) return;
+    x.linkMem = linkHoldDown(x.linkMem, this.nowMs);
+    if (x.m?.link) this.queue.push({ to: st.from, kind: 'event', ev: { type: 'replication', what: 'link_broken' } });
+  }
+
+  /** A running reintegration fails (the path broke): its source is told, as runtime.ts does. */
+  private reintegrationFailed(): void {
+    const s = this.dp.source;
+    if (s === null || !this.alive(s)) return;
+    const x = this.node(s);
+    x.linkMem = linkHoldDown(x.linkMem, this.nowMs);
+    this.queue.push({ to: s, kind: 'event', ev: { type: 'replication', what: 'link_broken' } });
+  }
+
+  /** Each driver polls the link rule (runtime.ts #updateLink) and feeds a change. */
+  updateLinks(): void {
+    if (!this.o.linkByRule) return;
+    for (const n of this.names) {
+      const x = this.node(n);
+      if (!x.m) continue;
+      const path = this.link && this.connected;
+      const { up, mem } = linkRule(x.m, {
+        mounted: x.m.mounted,
+        fenced: x.m.fenced,
+        streamConnected: path && this.stream?.from === n,
+        replicasConnected: path && this.stream?.to === n,
+        graceMs: this.o.linkGraceMs,
+      }, x.linkMem, this.nowMs);
+      x.linkMem = mem;
+      const what = up ? 'link_up' : 'link_broken';
+      // A change not yet delivered is replaced by the latest (the runtime feeds what it computes
+      // now); a data plane's failure report (streamLost, reintegrationFailed) is never replaced.
+      const queued = this.queue.find((q) => q.to === n && polled.has(q));
+      if (queued) queued.ev = { type: 'replication', what };
+      else if (up !== x.m.link) {
+        const msg: Msg = { to: n, kind: 'event', ev: { type: 'replication', what } };
+        polled.add(msg);
+        this.queue.push(msg);
+      }
+    }
+  }
+
+  /** When a node's link rule may change with time alone (hold-down end, grace end). */
+  private linkDeadline(n: string): number | null {
+    if (!this.o.linkByRule) return null;
+    const x = this.node(n);
+    if (!x.m) return null;
+    const t: number[] = [];
+    if (x.linkMem.holdUntilMs > this.nowMs) t.push(x.linkMem.holdUntilMs);
+    if (x.linkMem.replicaLostSinceMs !== null && x.linkMem.replicaLostSinceMs + this.o.linkGraceMs > this.nowMs) t.push(x.linkMem.replicaLostSinceMs + this.o.linkGraceMs);
+    return t.length ? Math.min(...t) : null;
+  }
+
   status(): string {
     const lease = this.o.witness === 'redis' ? ` lease=${this.redis.holder !== null && this.redis.expiresMs > this.nowMs ? this.redis.holder : '-'}` : '';
     const nodes = this.names.map((n) => `${n}=${this.state(n)}/${this.node(n).record.status}/g${this.node(n).record.generation}`).join(' ');
@@ -457,6 +566,8 @@ export class MirrorPair {
 }
 
 const lastAnnounced = new WeakMap<MirrorPair, Record<string, string>>();
+/** Link changes queued by a driver's poll of the link rule (MirrorPair.updateLinks). */
+const polled = new WeakSet<Msg>();
 
 export function renderEvent(ev: MirrorEvent): string {
   switch (ev.type) {

@@ -46,6 +46,8 @@ function randomOptions(r: Rng): Partial<PairOptions> {
     maxloop: randInt(r, 0, 3),
     autoScripts: false,
     autoReintegration: false,
+    // The machines' link from the real rule (mirror/rules.ts), fed the model's facts and clock.
+    linkByRule: true,
   };
 }
 
