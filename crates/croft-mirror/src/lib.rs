@@ -14,6 +14,7 @@ mod fs;
 pub mod link;
 mod codec;
 pub mod apply;
+mod locked_log;
 mod locks;
 mod mirror;
 mod reint;
@@ -25,6 +26,7 @@ mod table;
 pub mod tracker;
 pub mod wire;
 
+pub use locked_log::{LockedLog, OpenLogError, DIRTY_LOCK_NAME};
 pub use dirtylog::{DirtyLog, DirtyLogOptions, DirtyLogStats, REPAIR_EVERY};
 pub use link::{AckedBy, AckedOp, EventSink, FailMode, LinkStatus, MirrorEvent, PeerConfig};
 pub use mirror::{lazy_unmount, Mirror, MirrorConfig, MirrorError, MirrorHandle, MirrorStatus, LOG_CLEAR_INTERVAL, THREADS_DEFAULT};

@@ -18,13 +18,13 @@
 //! mount point answers ENOTCONN until `mirrorLazyUnmount(dir)` (`fusermount3 -u -z`).
 //!
 //! Dirty tracking: in memory (`DirtyPaths`, paths only) unless the mount is given a dirty log
-//! directory, then the durable zone log (`DirtyLog`). A log directory is held under an exclusive
-//! flock(2) on `<dir>/dirty.lock` for as long as its log is open (by a mount or by
-//! `MirrorMount.openDirtyLog`): the log has a single writer, and a second opener (this process or
-//! another) fails with CROFT_ERR_MIRROR_DIRTY_LOG instead of corrupting it.
+//! directory, then the durable zone log, opened as `croft_mirror::LockedLog`: its directory is
+//! held under an exclusive flock(2) on `<dir>/dirty.lock` for as long as its log is open (by a
+//! mount or by `MirrorMount.openDirtyLog`), so the log has a single writer, and a second opener
+//! (this process or another) fails with CROFT_ERR_MIRROR_DIRTY_LOG instead of corrupting it.
 
 use croft_mirror::{
-    lazy_unmount, AckLevel, ActivityLog, DirtyEntry, DirtyLog, DirtyPaths, DirtyTracker, EventSink, FailMode, Mirror, MirrorConfig,
+    lazy_unmount, AckLevel, DirtyEntry, DirtyLog, DirtyPaths, DirtyTracker, EventSink, LockedLog, FailMode, Mirror, MirrorConfig,
     MirrorError, MirrorEvent, MirrorHandle, MirrorStatus, PeerConfig, ReintegrateOptions, ReintegrationStatus, Replica,
     ReplicaConfig, ReplicaStatus, VerifyReport, FREEZE_BELOW_BYTES_DEFAULT, THREADS_DEFAULT, TO_END,
 };
@@ -32,10 +32,8 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::JsError;
 use napi_derive::napi;
-use std::collections::{HashMap, VecDeque};
-use std::fs::File;
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
 
@@ -190,48 +188,6 @@ fn register_live(slot: &Arc<Slot>) {
 // Dirty tracking
 
 const DIRTY_LOG_CODE: &str = "CROFT_ERR_MIRROR_DIRTY_LOG";
-const DIRTY_LOCK_NAME: &str = "dirty.lock";
-
-/// A `DirtyLog` with the flock that makes this opener its only writer; the mount's tracker, so
-/// the lock lives as long as the mirror may still mark (even past the JS object).
-struct LockedLog {
-    log: Arc<DirtyLog>,
-    /// Held open: closing it releases the flock.
-    _lock: File,
-}
-
-impl DirtyTracker for LockedLog {
-    fn mark(&self, path: &Path, offset: u64, len: u64) -> std::io::Result<()> {
-        self.log.mark(path, offset, len)
-    }
-
-    fn activity_log(&self) -> Option<&dyn ActivityLog> {
-        Some(&*self.log)
-    }
-}
-
-/// Blocking (directory creation, flock, replay, a snapshot with fsyncs): call it off the JS thread.
-fn open_locked_log(dir: &Path, zone_bytes: u64) -> std::result::Result<LockedLog, String> {
-    let what = |e: &dyn std::fmt::Display| format!("cannot open the dirty log in {}: {e}", dir.display());
-    std::fs::create_dir_all(dir).map_err(|e| what(&e))?;
-    let lock = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join(DIRTY_LOCK_NAME))
-        .map_err(|e| what(&e))?;
-    // SAFETY: flock on a descriptor this function owns.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(what(&"it is already open (by a mount or another reader, here or in another process)"));
-        }
-        return Err(what(&e));
-    }
-    let log = Arc::new(DirtyLog::open(dir, zone_bytes).map_err(|e| what(&e))?);
-    Ok(LockedLog { log, _lock: lock })
-}
 
 #[derive(Clone)]
 enum Dirty {
@@ -250,7 +206,7 @@ impl Dirty {
     fn paths(&self) -> Vec<String> {
         match self {
             Dirty::Paths(p) => p.paths().iter().map(|p| p.to_string_lossy().into_owned()).collect(),
-            Dirty::Log(l) => l.log.entries().iter().map(|e| e.path.to_string_lossy().into_owned()).collect(),
+            Dirty::Log(l) => l.log().entries().iter().map(|e| e.path.to_string_lossy().into_owned()).collect(),
         }
     }
 
@@ -311,28 +267,6 @@ fn entry_js(e: &DirtyEntry) -> MirrorDirtyEntryJs {
     }
 }
 
-/// Bytes still to copy, clipped to the sizes of the files under `data_dir` now. The sizes are
-/// lstat'ed before the log's lock is taken: `data_dir` may be a mount served by this process,
-/// whose FUSE threads take that lock in `mark`. Regular files count their size; anything else
-/// (gone, directory, symlink, device) counts 0: reintegration recreates or removes it as an entry.
-fn dirty_bytes(log: &DirtyLog, data_dir: &Path) -> f64 {
-    // Through the directory held open: a symlink in the (unmounted) tree is never followed.
-    let held = croft_mirror::HeldDir::open(data_dir).ok();
-    let sizes: HashMap<PathBuf, u64> = log
-        .entries()
-        .into_iter()
-        .map(|e| {
-            let size = held
-                .as_ref()
-                .and_then(|h| h.lstat(&e.path).ok())
-                .filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
-                .map_or(0, |st| st.st_size as u64);
-            (e.path, size)
-        })
-        .collect();
-    log.dirty_bytes(|p| sizes.get(p).copied()) as f64
-}
-
 fn zone_bytes_arg(zone_bytes: f64) -> Result<u64> {
     if !(zone_bytes.is_finite() && zone_bytes >= 1.0 && zone_bytes.fract() == 0.0 && zone_bytes <= u32::MAX as f64) {
         return Err(invalid(format!("zoneBytes must be a positive integer, got {zone_bytes}")));
@@ -351,7 +285,7 @@ impl Task for DirtyBytesTask {
     type JsValue = f64;
 
     fn compute(&mut self) -> Result<f64> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dirty_bytes(&self.log.log, &self.dir)))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.log.dirty_bytes_under(&self.dir) as f64))
             .map_err(|_| panicked("computing the dirty bytes"))
     }
 
@@ -370,11 +304,11 @@ impl Task for ClearDirtyTask {
     type JsValue = ();
 
     fn compute(&mut self) -> Result<()> {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.log.log.clear())) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.log.log().clear())) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::new(
                 Status::GenericFailure,
-                format!("cannot clear the dirty log in {}: {e}", self.log.log.dir().display()),
+                format!("cannot clear the dirty log in {}: {e}", self.log.log().dir().display()),
             )),
             Err(_) => Err(panicked("clearing the dirty log")),
         }
@@ -400,7 +334,7 @@ impl Task for OpenDirtyLogTask {
     type JsValue = MirrorDirtyLog;
 
     fn compute(&mut self) -> Result<()> {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open_locked_log(&self.dir, self.zone_bytes))) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| LockedLog::open(&self.dir, self.zone_bytes).map_err(|e| e.to_string()))) {
             Ok(Ok(l)) => {
                 self.opened = Some(l);
                 Ok(())
@@ -442,18 +376,18 @@ impl MirrorDirtyLog {
 
     #[napi(catch_unwind)]
     pub fn dirty_entries(&self) -> Result<Vec<MirrorDirtyEntryJs>> {
-        Ok(self.get()?.log.entries().iter().map(entry_js).collect())
+        Ok(self.get()?.log().entries().iter().map(entry_js).collect())
     }
 
     /// Sizes from lstat of `<data_dir>/<path>`.
     #[napi(catch_unwind)]
     pub fn dirty_bytes(&self, data_dir: String) -> Result<f64> {
-        Ok(dirty_bytes(&self.get()?.log, Path::new(&data_dir)))
+        Ok(self.get()?.dirty_bytes_under(Path::new(&data_dir)) as f64)
     }
 
     #[napi(catch_unwind)]
     pub fn dirty_trusted(&self) -> Result<bool> {
-        Ok(self.get()?.log.is_trustworthy())
+        Ok(self.get()?.log().is_trustworthy())
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
@@ -599,7 +533,7 @@ impl MountTask {
         let dirty = match &self.dirty_log {
             None => Dirty::Paths(Arc::new(DirtyPaths::new())),
             Some((dir, zone_bytes)) => {
-                Dirty::Log(Arc::new(open_locked_log(dir, *zone_bytes).map_err(|m| (DIRTY_LOG_CODE, m))?))
+                Dirty::Log(Arc::new(LockedLog::open(dir, *zone_bytes).map_err(|e| e.to_string()).map_err(|m| (DIRTY_LOG_CODE, m))?))
             }
         };
         self.dirty = Some(dirty.clone());
@@ -762,14 +696,14 @@ impl MirrorMount {
     /// The dirty log's entries, sorted by path (mounted with a dirty log only).
     #[napi(catch_unwind)]
     pub fn dirty_entries(&self) -> Result<Vec<MirrorDirtyEntryJs>> {
-        Ok(self.dirty()?.log()?.log.entries().iter().map(entry_js).collect())
+        Ok(self.dirty()?.log()?.log().entries().iter().map(entry_js).collect())
     }
 
     /// Bytes still to copy, with sizes from lstat of `<dir>/<path>` (through the mount while
     /// mounted, the plain directory after unmount).
     #[napi(catch_unwind)]
     pub fn dirty_bytes(&self) -> Result<f64> {
-        Ok(dirty_bytes(&self.dirty()?.log()?.log, Path::new(&self.dir)))
+        Ok(self.dirty()?.log()?.dirty_bytes_under(Path::new(&self.dir)) as f64)
     }
 
     /// The same off the JS thread (a large dirty set means many lstat calls).
@@ -780,7 +714,7 @@ impl MirrorMount {
 
     #[napi(catch_unwind)]
     pub fn dirty_trusted(&self) -> Result<bool> {
-        Ok(self.dirty()?.log()?.log.is_trustworthy())
+        Ok(self.dirty()?.log()?.log().is_trustworthy())
     }
 
     /// The dirty log's health and failure counters; null when mounted without a dirty log or
@@ -788,7 +722,7 @@ impl MirrorMount {
     #[napi(catch_unwind)]
     pub fn dirty_log_status(&self) -> Option<MirrorDirtyLogStatusJs> {
         match lock(&self.dirty).as_ref() {
-            Some(Dirty::Log(l)) => Some(dirty_log_status_js(&l.log)),
+            Some(Dirty::Log(l)) => Some(dirty_log_status_js(l.log())),
             _ => None,
         }
     }
@@ -1090,7 +1024,7 @@ impl MirrorReplica {
         let log = match &opts.dirty_log {
             None => None,
             Some(d) => Some(
-                open_locked_log(Path::new(&d.dir), zone_bytes_arg(d.zone_bytes)?)
+                LockedLog::open(Path::new(&d.dir), zone_bytes_arg(d.zone_bytes)?).map_err(|e| e.to_string())
                     .map_err(|m| coded_error(&env, DIRTY_LOG_CODE, m))?,
             ),
         };
@@ -1102,7 +1036,7 @@ impl MirrorReplica {
             );
         }
         let mut config = ReplicaConfig::new(PathBuf::from(&opts.dir), listen, opts.key.to_vec());
-        config.dirty_log = log.as_ref().map(|l| Arc::clone(&l.log));
+        config.dirty_log = log.as_ref().map(|l| Arc::clone(l.log()));
         config.allowed_peers = allowed_peers;
         match Replica::start(config) {
             Ok(r) => Ok(MirrorReplica {
