@@ -568,7 +568,7 @@ impl Filesystem for MirrorFs {
             let died = st.st_nlink <= 1;
             self.apply_commit(Op::Unlink { path: path.clone() }, |t| t.removed(&path, died))
         })();
-        answer(reply, r, |reply, proof| ok(reply, proof));
+        answer(reply, r, ok);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -576,7 +576,7 @@ impl Filesystem for MirrorFs {
             let path = self.child(parent, name)?;
             self.apply_commit(Op::Rmdir { path: path.clone() }, |t| t.removed(&path, true))
         })();
-        answer(reply, r, |reply, proof| ok(reply, proof));
+        answer(reply, r, ok);
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
@@ -600,7 +600,7 @@ impl Filesystem for MirrorFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        answer(reply, self.do_rename(parent, name, newparent, newname, flags.bits()), |reply, proof| ok(reply, proof));
+        answer(reply, self.do_rename(parent, name, newparent, newname, flags.bits()), ok);
     }
 
     fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
@@ -673,7 +673,7 @@ impl Filesystem for MirrorFs {
         // close(2): every change through this file was acknowledged before its call returned;
         // wait for anything other threads still have in flight, so close is a barrier too.
         let r = self.repl.wait(self.repl.barrier()).map_err(|()| Errno::EIO);
-        answer(reply, r, |reply, proof| ok(reply, proof));
+        answer(reply, r, ok);
     }
 
     fn release(
@@ -695,7 +695,7 @@ impl Filesystem for MirrorFs {
             .handle(fh)
             .and_then(|h| Self::file_fd(&h).map(|fd| (h, fd)))
             .and_then(|(h, fd)| self.do_fsync(h.node, fd, datasync));
-        answer(reply, r, |reply, proof| ok(reply, proof));
+        answer(reply, r, ok);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -744,7 +744,7 @@ impl Filesystem for MirrorFs {
             let fd = self.dir.open_at(&path, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(errno)?;
             self.do_fsync(ino.0, fd.as_raw_fd(), datasync)
         })();
-        answer(reply, r, |reply, proof| ok(reply, proof));
+        answer(reply, r, ok);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -771,7 +771,7 @@ impl Filesystem for MirrorFs {
             let op = Op::SetXattr { path, name: name.as_bytes().to_vec(), value: value.to_vec(), flags };
             self.apply_commit(op, |_| {})
         })();
-        answer(reply, r, |reply, proof| ok(reply, proof));
+        answer(reply, r, ok);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -788,7 +788,7 @@ impl Filesystem for MirrorFs {
         let r = self
             .path(ino)
             .and_then(|path| self.apply_commit(Op::RemoveXattr { path, name: name.as_bytes().to_vec() }, |_| {}));
-        answer(reply, r, |reply, proof| ok(reply, proof));
+        answer(reply, r, ok);
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
@@ -878,7 +878,7 @@ impl Filesystem for MirrorFs {
             sys::fallocate(fd, mode, offset, length).map_err(errno)?;
             self.commit(guard, &[op])
         })();
-        answer(reply, r, |reply, proof| ok(reply, proof));
+        answer(reply, r, ok);
     }
 
     fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
