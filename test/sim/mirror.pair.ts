@@ -91,6 +91,8 @@ export class MirrorPair {
   link = true;
   redis = { up: true, holder: null as string | null, expiresMs: 0, generations: {} as Record<string, number> };
   dp = { source: null as string | null, target: null as string | null };
+  /** When membership declares a crashed peer lost to n (linkByRule: one heartbeat timeout, linkGraceMs / 2, after the crash). */
+  lossAtMs: Record<string, number | null> = { n1: null, n2: null };
   /** The live stream from a mounted node to its peer's replica (linkByRule): a finished reintegration opens it. */
   stream: { from: string; to: string } | null = null;
   queue: Msg[] = [];
@@ -165,6 +167,7 @@ export class MirrorPair {
     );
     x.contending = false;
     x.linkMem = initialLinkMemory;
+    this.lossAtMs[n] = null;
     this.step(n, { type: 'data', ...x.record });
   }
 
@@ -237,12 +240,18 @@ export class MirrorPair {
       this.reintegrationFailed();
     }
     this.dp = { source: null, target: null };
-    if (this.alive(this.peerOf(n))) this.queue.push({ to: this.peerOf(n), kind: 'event', ev: { type: 'peer_lost' } });
+    if (!this.alive(this.peerOf(n))) return;
+    if (this.o.linkByRule) {
+      // The stream closed at once; membership declares the peer lost only after the heartbeat timeout.
+      this.lossAtMs[this.peerOf(n)] = this.nowMs + this.o.linkGraceMs / 2;
+      this.updateLinks();
+    } else this.queue.push({ to: this.peerOf(n), kind: 'event', ev: { type: 'peer_lost' } });
   }
 
   /** The daemon comes back (autostart: it reads its record, then starts the module). */
   restart(n: string): void {
     if (this.alive(n)) this.crash(n);
+    this.lossAtMs[this.peerOf(n)] = null; // its heartbeats are back
     this.boot(n);
     this.command(n, 'start');
     if (this.connected && this.alive(this.peerOf(n))) {
@@ -305,13 +314,15 @@ export class MirrorPair {
     for (let guard = 0; ; guard++) {
       assert.ok(guard < 100_000, 'advance does not end');
       let at = Infinity;
-      let what: { n: string; kind: 'tick' | 'poll' | 'link' } | null = null;
+      let what: { n: string; kind: 'tick' | 'poll' | 'link' | 'loss' } | null = null;
       for (const n of this.names) {
         const x = this.node(n);
         if (!x.m) continue;
         const w = nextWakeMs(x.m, this.nowMs);
         if (w !== null && w <= endMs && w < at) [at, what] = [w, { n, kind: 'tick' }];
         if (x.contending && x.nextPollMs <= endMs && x.nextPollMs < at) [at, what] = [Math.max(x.nextPollMs, this.nowMs), { n, kind: 'poll' }];
+        const lost = this.lossAtMs[n];
+        if (lost != null && lost <= endMs && lost < at) [at, what] = [Math.max(lost, this.nowMs), { n, kind: 'loss' }];
         const l = this.linkDeadline(n);
         if (l !== null && l <= endMs && l < at) [at, what] = [l, { n, kind: 'link' }];
       }
@@ -319,6 +330,10 @@ export class MirrorPair {
       this.nowMs = Math.max(this.nowMs, at);
       if (what.kind === 'tick') this.step(what.n, { type: 'tick' });
       else if (what.kind === 'link') this.updateLinks();
+      else if (what.kind === 'loss') {
+        this.lossAtMs[what.n] = null;
+        this.queue.push({ to: what.n, kind: 'event', ev: { type: 'peer_lost' } });
+      }
       else this.poll(what.n);
       if (drain) this.drain();
     }
