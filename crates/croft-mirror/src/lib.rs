@@ -10,6 +10,7 @@
 //! - [`Op`]: the replicated operations; [`wire`]: the authenticated stream that carries them.
 
 pub mod dirtylog;
+mod exit;
 mod fs;
 pub mod link;
 mod codec;
@@ -26,6 +27,7 @@ mod table;
 pub mod tracker;
 pub mod wire;
 
+pub use exit::{detach_at_exit, MountSlot};
 pub use locked_log::{LockedLog, OpenLogError, DIRTY_LOCK_NAME};
 pub use dirtylog::{DirtyLog, DirtyLogOptions, DirtyLogStats, REPAIR_EVERY};
 pub use link::{AckedBy, AckedOp, EventSink, FailMode, LinkStatus, MirrorEvent, PeerConfig};

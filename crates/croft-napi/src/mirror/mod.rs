@@ -2,10 +2,10 @@
 //! application), `MirrorReplica` (the peer's side) and `mirrorLazyUnmount`.
 //!
 //! By concern: [`mount`] (MirrorMount), [`replica`] (MirrorReplica), [`dirty`] (dirty tracking,
-//! MirrorDirtyLog), [`events`] (event hub to JS), [`live`] (mounts detached at exit), [`reint`]
+//! MirrorDirtyLog), [`events`] (event hub to JS), [`reint`]
 //! (reintegration and verify tasks), [`files`] (lazy unmount, quarantine copy); this file holds
 //! the shared conversions and the peer options. Conversions only: the policies (the dirty log's
-//! lock, dirty bytes) live in croft-mirror.
+//! lock, dirty bytes, detaching live mounts at exit) live in croft-mirror.
 //!
 //! Threads: mounting, unmounting and name resolution run on the libuv pool (AsyncTask). The FUSE
 //! handlers are Rust threads that never call into JS: the only JS they reach is the event
@@ -32,7 +32,6 @@
 mod dirty;
 mod events;
 mod files;
-mod live;
 mod mount;
 mod reint;
 mod replica;

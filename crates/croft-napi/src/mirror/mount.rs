@@ -3,7 +3,7 @@
 use super::{THREADS_MAX, coded_error, invalid, lock, panicked, parse_fail_mode, fail_mode_name, ack_level_name, MirrorPeerOptions, PeerTarget};
 use super::dirty::{ClearDirtyTask, DIRTY_LOG_CODE, Dirty, DirtyBytesTask, MirrorDirtyEntryJs, MirrorDirtyLogStatusJs, OpenDirtyLogTask, dirty_log_status_js, entry_js, zone_bytes_arg};
 use super::events::{EventCallback, EventHub};
-use super::live::{Slot, register_live};
+use croft_mirror::{detach_at_exit, MountSlot as Slot};
 use super::reint::{MirrorReintegrateOptionsJs, MirrorReintegrationStatusJs, ReintegrateTask, VerifyTask, reint_js};
 use croft_mirror::{
     DirtyPaths, EventSink, LockedLog, FailMode, Mirror, MirrorConfig,
@@ -128,7 +128,7 @@ impl Task for MountTask {
 
     fn resolve(&mut self, _env: Env, mirror: Mirror) -> Result<MirrorMount> {
         let slot = Arc::new(Mutex::new(Some(mirror)));
-        register_live(&slot);
+        detach_at_exit(&slot);
         Ok(MirrorMount {
             slot,
             dir: self.dir.to_string_lossy().into_owned(),
