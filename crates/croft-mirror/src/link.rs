@@ -248,7 +248,7 @@ impl Replicator {
         let h = thread::Builder::new()
             .name("croft-mirror-acks".into())
             .spawn(move || me.read_acks(read_half, generation))?;
-        *wire::lock(&self.reader) = Some(h);
+        *self.reader.locked() = Some(h);
         Ok(())
     }
 
@@ -257,7 +257,7 @@ impl Replicator {
         let reason = loop {
             match wire::read_frame(&mut r) {
                 Ok(Some(Frame::Ack { seq })) => {
-                    let mut st = wire::lock(&self.state);
+                    let mut st = self.state.locked();
                     if st.generation != generation {
                         return;
                     }
@@ -268,7 +268,7 @@ impl Replicator {
                     self.cv.notify_all();
                 }
                 Ok(Some(Frame::Reply { id, body })) => {
-                    let mut st = wire::lock(&self.state);
+                    let mut st = self.state.locked();
                     if st.generation != generation {
                         return;
                     }
@@ -286,7 +286,7 @@ impl Replicator {
                 Ok(None) => break "the peer closed the connection".into(),
                 Err(e) => {
                     if wire::is_tampered(&e) {
-                        let mut st = wire::lock(&self.state);
+                        let mut st = self.state.locked();
                         if st.generation == generation {
                             st.tampered += 1;
                         }
@@ -306,7 +306,7 @@ impl Replicator {
 
     fn lose_generation(&self, generation: Option<u64>, reason: &str) {
         let newly = {
-            let mut st = wire::lock(&self.state);
+            let mut st = self.state.locked();
             if generation.is_some_and(|g| g != st.generation) {
                 return;
             }
@@ -343,9 +343,9 @@ impl Replicator {
         // With an activity log the extents were marked before the local change.
         let extents: Vec<(PathBuf, u64, u64)> =
             if self.activity { Vec::new() } else { ops.iter().flat_map(Op::dirty_extents).collect() };
-        let mut tx = wire::lock(&self.tx);
+        let mut tx = self.tx.locked();
         let not_sent = {
-            let mut st = wire::lock(&self.state);
+            let mut st = self.state.locked();
             st.unresolved += 1;
             if st.lost.is_some() && !st.catchup {
                 tx.stream = None;
@@ -370,7 +370,7 @@ impl Replicator {
         let last = first + ops.len() as u64 - 1;
         {
             // Before the write: the ack may come back before write_all returns.
-            let mut st = wire::lock(&self.state);
+            let mut st = self.state.locked();
             st.sent = last;
             st.bytes_sent += frames.len() as u64;
         }
@@ -417,7 +417,7 @@ impl Replicator {
 
     /// A ticket for "everything sent so far" (flush: nothing new, but nothing pending either).
     pub(crate) fn barrier(&self) -> Ticket {
-        let tx = wire::lock(&self.tx);
+        let tx = self.tx.locked();
         let sent = tx.next_seq - 1;
         Ticket { seq: Some(sent), extents: Vec::new(), counted: false }
     }
@@ -488,13 +488,13 @@ impl Replicator {
     }
 
     pub(crate) fn set_fail_mode(&self, mode: FailMode) {
-        let mut st = wire::lock(&self.state);
+        let mut st = self.state.locked();
         st.fail_mode = mode;
         self.cv.notify_all();
     }
 
     pub(crate) fn status(&self) -> LinkStatus {
-        let st = wire::lock(&self.state);
+        let st = self.state.locked();
         LinkStatus {
             connected: st.lost.is_none(),
             lost_reason: st.lost.clone(),
@@ -513,7 +513,7 @@ impl Replicator {
     /// `go_live`. The application's changes stay dirty until then.
     pub(crate) fn attach(self: &Arc<Self>, stream: Sealed, level: AckLevel, ack_timeout_ms: u64) -> Result<(), String> {
         {
-            let st = wire::lock(&self.state);
+            let st = self.state.locked();
             if st.closing {
                 return Err("the mirror is closing".into());
             }
@@ -525,14 +525,14 @@ impl Replicator {
             }
         }
         // The previous reader ends on its own: its stream was shut down when the peer was lost.
-        if let Some(h) = wire::lock(&self.reader).take() {
+        if let Some(h) = self.reader.locked().take() {
             let _ = h.join();
         }
         let shutdown = stream.try_clone().map_err(|e| e.to_string())?;
         let read_half = stream.try_clone().map_err(|e| e.to_string())?;
         let generation = {
-            let mut tx = wire::lock(&self.tx);
-            let mut st = wire::lock(&self.state);
+            let mut tx = self.tx.locked();
+            let mut st = self.state.locked();
             if st.closing || st.catchup || st.lost.is_none() {
                 return Err("the mirror changed state while the reintegration connected".into());
             }
@@ -564,7 +564,7 @@ impl Replicator {
 
     /// Sends reintegration operations on the attached stream; returns the last sequence number.
     pub(crate) fn catchup_send(&self, ops: &[Op]) -> Result<u64, String> {
-        let mut tx = wire::lock(&self.tx);
+        let mut tx = self.tx.locked();
         let mut buf = Vec::new();
         let first = tx.next_seq;
         for (i, op) in ops.iter().enumerate() {
@@ -572,7 +572,7 @@ impl Replicator {
         }
         let last = first + ops.len() as u64 - 1;
         {
-            let mut st = wire::lock(&self.state);
+            let mut st = self.state.locked();
             if !st.catchup {
                 return Err(Self::catchup_gone(&st));
             }
@@ -596,13 +596,13 @@ impl Replicator {
 
     /// Sequence number of the last operation sent and bytes sent so far.
     pub(crate) fn sent(&self) -> (u64, u64, u64) {
-        let st = wire::lock(&self.state);
+        let st = self.state.locked();
         (st.sent, st.acked, st.bytes_sent)
     }
 
     /// Waits until the target acknowledged `seq` on the attached stream.
     pub(crate) fn catchup_wait(&self, seq: u64) -> Result<(), String> {
-        let mut st = wire::lock(&self.state);
+        let mut st = self.state.locked();
         let patience = |st: &State| if st.queries_pending > 0 { PATIENT_WRITE_MAX } else { st.ack_timeout };
         let mut deadline = Instant::now() + patience(&st);
         let mut last_progress = (st.acked, st.replies_received);
@@ -639,9 +639,9 @@ impl Replicator {
     /// Sends a query without waiting for its answer (several may be in flight: the target
     /// answers them in stream order); `query_wait` takes the answer.
     pub(crate) fn query_send(&self, q: &Query) -> Result<u64, String> {
-        let mut tx = wire::lock(&self.tx);
+        let mut tx = self.tx.locked();
         {
-            let mut st = wire::lock(&self.state);
+            let mut st = self.state.locked();
             if !st.catchup {
                 return Err(Self::catchup_gone(&st));
             }
@@ -661,14 +661,14 @@ impl Replicator {
             self.lose(&m);
             return Err(m);
         }
-        wire::lock(&self.state).bytes_sent += frame.len() as u64;
+        self.state.locked().bytes_sent += frame.len() as u64;
         Ok(id)
     }
 
     /// Waits for the answer to query `id`.
     pub(crate) fn query_wait(&self, id: u64, timeout: Duration) -> Result<Vec<u8>, String> {
         let deadline = Instant::now() + timeout;
-        let mut st = wire::lock(&self.state);
+        let mut st = self.state.locked();
         loop {
             if let Some(body) = st.replies.remove(&id) {
                 return Ok(body);
@@ -705,7 +705,7 @@ impl Replicator {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     let since = *stalled_since.get_or_insert_with(Instant::now);
-                    let pending = wire::lock(&self.state).queries_pending > 0;
+                    let pending = self.state.locked().queries_pending > 0;
                     if !pending || since.elapsed() >= PATIENT_WRITE_MAX {
                         return Err(e);
                     }
@@ -717,7 +717,7 @@ impl Replicator {
 
     /// Ends the reintegration's stream (abort); the mount stays alone.
     pub(crate) fn abort_catchup(&self, reason: &str) {
-        let st = wire::lock(&self.state);
+        let st = self.state.locked();
         if st.catchup {
             drop(st);
             self.lose(reason);
@@ -728,7 +728,7 @@ impl Replicator {
     /// The caller holds the order lock, so none can start meanwhile.
     pub(crate) fn wait_unresolved(&self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
-        let mut st = wire::lock(&self.state);
+        let mut st = self.state.locked();
         while st.unresolved > 0 {
             let now = Instant::now();
             if now >= deadline {
@@ -745,7 +745,7 @@ impl Replicator {
     /// The reintegration is complete (the caller holds the order lock and the target acked
     /// everything): from now on every change is mirrored synchronously on this stream.
     pub(crate) fn go_live(&self) -> Result<(), String> {
-        let mut st = wire::lock(&self.state);
+        let mut st = self.state.locked();
         if !st.catchup {
             return Err(Self::catchup_gone(&st));
         }
@@ -759,22 +759,22 @@ impl Replicator {
     }
 
     pub(crate) fn start_recording(&self) {
-        *wire::lock(&self.recent) = Some(Recent::new());
+        *self.recent.locked() = Some(Recent::new());
     }
 
     /// What was marked since the last call (recording goes on).
     pub(crate) fn take_recent(&self) -> Recent {
-        wire::lock(&self.recent).as_mut().map(std::mem::take).unwrap_or_default()
+        self.recent.locked().as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     pub(crate) fn stop_recording(&self) {
-        *wire::lock(&self.recent) = None;
+        *self.recent.locked() = None;
     }
 
     /// True when connected and the peer acknowledged every change sent (waits up to the ack
     /// timeout for the last ones). The caller holds the order lock.
     pub(crate) fn all_acked(&self) -> bool {
-        let mut st = wire::lock(&self.state);
+        let mut st = self.state.locked();
         let deadline = Instant::now() + st.ack_timeout;
         loop {
             if st.lost.is_some() || st.catchup {
@@ -797,10 +797,10 @@ impl Replicator {
 
     /// Closes the stream; blocked waiters return `Err` (EIO) under `Block`.
     pub(crate) fn close(&self) {
-        wire::lock(&self.state).closing = true;
+        self.state.locked().closing = true;
         self.lose("the mirror was closed");
         self.cv.notify_all();
-        if let Some(h) = wire::lock(&self.reader).take() {
+        if let Some(h) = self.reader.locked().take() {
             let _ = h.join();
         }
     }

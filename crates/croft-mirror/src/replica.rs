@@ -10,7 +10,8 @@ use crate::apply;
 use crate::op::Op;
 use crate::sync;
 use crate::sys::{self, HeldDir};
-use crate::wire::{self, lock, AckLevel, Frame, HandshakeError, Query, Sealed};
+use crate::locks::Locked;
+use crate::wire::{self, AckLevel, Frame, HandshakeError, Query, Sealed};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -149,7 +150,7 @@ impl Replica {
     }
 
     pub fn status(&self) -> ReplicaStatus {
-        lock(&self.shared.status).clone()
+        self.shared.status.locked().clone()
     }
 
     /// Stops accepting, closes the sessions and waits for the accept thread.
@@ -159,7 +160,7 @@ impl Replica {
 
     fn stop_inner(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        for c in lock(&self.shared.conns).values() {
+        for c in self.shared.conns.locked().values() {
             let _ = c.shutdown(Shutdown::Both);
         }
         // Wake the blocking accept().
@@ -194,24 +195,24 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => {
                 // Out of descriptors or buffers: wait instead of spinning on the same error.
-                lock(&shared.status).accept_errors += 1;
+                shared.status.locked().accept_errors += 1;
                 thread::sleep(backoff);
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 continue;
             }
         };
         if !shared.allowed.is_empty() && !shared.allowed.contains(&from.ip().to_canonical()) {
-            lock(&shared.status).rejected_peers += 1;
+            shared.status.locked().rejected_peers += 1;
             let _ = stream.shutdown(Shutdown::Both);
             continue;
         }
         sessions.retain(|h| !h.is_finished());
         let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
         {
-            let mut conns = lock(&shared.conns);
+            let mut conns = shared.conns.locked();
             if conns.len() >= SESSIONS_MAX {
                 drop(conns);
-                lock(&shared.status).rejected_busy += 1;
+                shared.status.locked().rejected_busy += 1;
                 let _ = stream.shutdown(Shutdown::Both);
                 continue;
             }
@@ -221,11 +222,11 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 }
                 Err(_) => {
                     drop(conns);
-                    lock(&shared.status).accept_errors += 1;
+                    shared.status.locked().accept_errors += 1;
                     continue;
                 }
             }
-            lock(&shared.status).active_sessions = conns.len() as u64;
+            shared.status.locked().active_sessions = conns.len() as u64;
         }
         let s = Arc::clone(&shared);
         match thread::Builder::new()
@@ -235,7 +236,7 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             Ok(h) => sessions.push(h),
             Err(_) => {
                 forget_session(&shared, id);
-                lock(&shared.status).accept_errors += 1;
+                shared.status.locked().accept_errors += 1;
             }
         }
     }
@@ -246,11 +247,11 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 
 /// The session's connection leaves `conns` (its descriptor is closed) and the apply role.
 fn forget_session(shared: &Shared, id: u64) {
-    let mut conns = lock(&shared.conns);
+    let mut conns = shared.conns.locked();
     conns.remove(&id);
-    lock(&shared.status).active_sessions = conns.len() as u64;
+    shared.status.locked().active_sessions = conns.len() as u64;
     drop(conns);
-    let mut applier = lock(&shared.applier);
+    let mut applier = shared.applier.locked();
     if *applier == Some(id) {
         *applier = None;
     }
@@ -278,8 +279,8 @@ fn session_thread(shared: &Shared, id: u64, stream: TcpStream) {
             .map(|s| s.to_string())
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "?".into());
-        let was_applier = *lock(&shared.applier) == Some(id);
-        let mut st = lock(&shared.status);
+        let was_applier = *shared.applier.locked() == Some(id);
+        let mut st = shared.status.locked();
         if was_applier {
             st.connected = false;
         }
@@ -294,7 +295,7 @@ fn session(shared: &Shared, id: u64, stream: TcpStream) {
     let (sealed, level) = match wire::handshake_replica(stream, &shared.key, deadline) {
         Ok(ok) => ok,
         Err(e) => {
-            let mut st = lock(&shared.status);
+            let mut st = shared.status.locked();
             st.refused += 1;
             st.last_error = Some(match e {
                 HandshakeError::Refused(m) => m,
@@ -305,10 +306,10 @@ fn session(shared: &Shared, id: u64, stream: TcpStream) {
     };
     let _ = sealed.set_read_timeout(None);
     let _ = sealed.set_write_timeout(Some(SESSION_WRITE_TIMEOUT));
-    lock(&shared.status).sessions += 1;
+    shared.status.locked().sessions += 1;
     let mut applying = None;
     let result = serve(shared, id, &mut applying, &sealed, level);
-    let mut st = lock(&shared.status);
+    let mut st = shared.status.locked();
     if sealed.tampered() {
         st.tampered += 1;
     }
@@ -332,19 +333,19 @@ fn session(shared: &Shared, id: u64, stream: TcpStream) {
 fn take_apply<'a>(shared: &'a Shared, id: u64, applying: &mut Option<MutexGuard<'a, FdCache>>) {
     if applying.is_none() {
         {
-            let mut applier = lock(&shared.applier);
+            let mut applier = shared.applier.locked();
             if let Some(old) = applier.replace(id) {
                 if old != id {
-                    if let Some(c) = lock(&shared.conns).get(&old) {
+                    if let Some(c) = shared.conns.locked().get(&old) {
                         let _ = c.shutdown(Shutdown::Both);
                     }
-                    lock(&shared.status).superseded += 1;
+                    shared.status.locked().superseded += 1;
                 }
             }
         }
-        let mut cache = lock(&shared.apply);
+        let mut cache = shared.apply.locked();
         cache.clear();
-        let mut st = lock(&shared.status);
+        let mut st = shared.status.locked();
         st.connected = true;
         st.acked_seq = 0;
         *applying = Some(cache);
@@ -364,7 +365,7 @@ fn answer(shared: &Shared, q: &Query) -> Vec<u8> {
                     return sync::reply_err(&e);
                 }
             }
-            let mut st = lock(&shared.status);
+            let mut st = shared.status.locked();
             st.reintegrations += 1;
             let mut out = vec![1u8];
             out.extend_from_slice(&st.reintegrations.to_le_bytes());
@@ -392,7 +393,7 @@ fn serve<'a>(
             match wire::read_frame(&mut reader) {
                 Ok(Some(Frame::Op { seq, op })) => {
                     let n = op_bytes(&op);
-                    lock(&shared.status).bytes_received += n;
+                    shared.status.locked().bytes_received += n;
                     batch_bytes += n;
                     batch.push((seq, op))
                 }
@@ -419,7 +420,7 @@ fn serve<'a>(
         }
         if let Some((qid, q)) = query {
             let body = answer(shared, &q);
-            lock(&shared.status).queries += 1;
+            shared.status.locked().queries += 1;
             writer.write_all(&wire::reply_frame(qid, &body)).map_err(|e| format!("sending a reply: {e}"))?;
         }
     }
@@ -484,7 +485,7 @@ fn apply_batch(
             }
         }
         {
-            let mut st = lock(&shared.status);
+            let mut st = shared.status.locked();
             st.applied_ops += batch.len() as u64;
             st.acked_seq = last;
         }

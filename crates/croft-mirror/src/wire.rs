@@ -23,6 +23,7 @@
 //! counts it ([`Sealed::tampered`]). The frame codec runs on the plaintext of the records.
 
 use crate::codec::{Dec, Enc};
+use crate::locks::Locked;
 use crate::op::Op;
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -31,7 +32,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const MAGIC: &[u8; 8] = b"CROFTMIR";
@@ -204,13 +205,6 @@ impl std::fmt::Display for HandshakeError {
 
 fn noise_err(e: snow::Error) -> HandshakeError {
     HandshakeError::Refused(format!("noise: {e}"))
-}
-
-/// A mutex lock that survives a panic of another holder: the data under croft's locks stays
-/// consistent at every unlock point (counters, caches), so one panic must not turn every later
-/// lock into another panic.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The Noise pre-shared key of a cluster key: HKDF-SHA256 (RFC 5869) with croft's salt and label.
@@ -483,13 +477,13 @@ impl Sealed {
     }
 
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        lock(&self.inner.rx).deadline = None;
+        self.inner.rx.locked().deadline = None;
         self.inner.stream.set_read_timeout(t)
     }
 
     /// Reads end at `deadline` in total (`None`: back to the socket's own timeout, none).
     pub fn set_read_deadline(&self, deadline: Option<Instant>) {
-        lock(&self.inner.rx).deadline = deadline;
+        self.inner.rx.locked().deadline = deadline;
         if deadline.is_none() {
             let _ = self.inner.stream.set_read_timeout(None);
         }
@@ -522,7 +516,7 @@ impl Sealed {
     /// bytes (or its end) ready.
     pub fn ready(&self) -> bool {
         {
-            let rx = lock(&self.inner.rx);
+            let rx = self.inner.rx.locked();
             if rx.pos < rx.plain.len() || rx.end > rx.start || rx.broken.is_some() {
                 return true;
             }
@@ -640,7 +634,7 @@ impl Read for &Sealed {
         if buf.is_empty() {
             return Ok(0);
         }
-        let mut rx = lock(&self.inner.rx);
+        let mut rx = self.inner.rx.locked();
         if rx.pos == rx.plain.len() && !self.fill(&mut rx)? {
             return Ok(0);
         }
@@ -662,7 +656,7 @@ impl Write for &Sealed {
     /// sealed bytes stay queued (they are consumed: they carry the next counters) and the next
     /// `write` or `flush` sends them first.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut guard = lock(&self.inner.tx);
+        let mut guard = self.inner.tx.locked();
         let tx = &mut *guard;
         self.flush_tx(tx)?;
         if buf.is_empty() {
@@ -694,7 +688,7 @@ impl Write for &Sealed {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let mut tx = lock(&self.inner.tx);
+        let mut tx = self.inner.tx.locked();
         self.flush_tx(&mut tx)
     }
 
