@@ -54,21 +54,25 @@
 // who knows runs `croft prim` on the right node.
 
 import assert from 'node:assert/strict';
-import { createHealth, healthStep, resetHealth, type Health, type HealthState } from '../src/module/health.js';
+import { createHealth, healthStep, resetHealth, type Health } from '../src/module/health.js';
 // maxloop at the mirror: stopping here means the peer takes over.
 import { countFailure, pruneRestartWindow, scriptEnded } from '../src/module/restart-window.js';
 import { reintegrationDoneByPeer } from './rules.js';
+import { aloneGeneration, behind, chosen, eligible, isPrimary, verdictValid, winsTie, witnessHoldsNext } from './election.js';
+import { checkInvariants, isTransition } from './invariants.js';
 import type {
   DataStatus,
-  WitnessContext,
   MirrorAction,
-  MirrorCommand,
   MirrorEvent,
   MirrorMachineConfig,
   MirrorScript,
   MirrorState,
   PeerView,
 } from './types.js';
+
+// The queries (election.ts) and the transition whitelist (invariants.ts), for the runtime and tests.
+export { announce, aloneGeneration, behind, checkerHealth, chosen, dependenciesHealthy, eligible, isPrimary, nextWakeMs, verdictValid, winsTie, witnessContext, witnessHoldsNext } from './election.js';
+export { TRANSITIONS, isTransition } from './invariants.js';
 
 export type AppPhase = 'stopped' | 'started' | 'dirty';
 
@@ -133,31 +137,6 @@ export interface MirrorMachine {
   readonly checkersRunning: 'none' | 'dependencies' | 'all';
 }
 
-/** Every state change the machine can make, with why. */
-export const TRANSITIONS: readonly (readonly [MirrorState, MirrorState, string])[] = [
-  ['STOP', 'WAIT', 'start, prim or second command'],
-  ['WAIT', 'STOP', 'stopped: nothing runs, nothing mounted'],
-  ['WAIT', 'ALONE', 'chosen as primary with a valid witness verdict: mount, VIP, start_prim'],
-  ['WAIT', 'SECOND', 'reintegration as target finished'],
-  ['ALONE', 'PRIM', 'reintegration as source finished: the peer is an in-sync SECOND'],
-  ['ALONE', 'WAIT', 'stepped down (unmounted) or gave up (fenced) without stopping the module'],
-  ['ALONE', 'STOP', 'stopped: stop_prim done, VIP removed, unmounted'],
-  ['PRIM', 'ALONE', 'peer lost or replication link broken: keep running, dirty log on'],
-  ['PRIM', 'WAIT', 'stepped down (swap, prim_preference, dependency) or gave up (witness)'],
-  ['PRIM', 'STOP', 'stopped: stop_prim done, VIP removed, unmounted'],
-  ['SECOND', 'ALONE', 'failover: the PRIM is gone, data up to date, witness allows'],
-  ['SECOND', 'WAIT', 'no longer an in-sync replica of a running PRIM'],
-  ['SECOND', 'STOP', 'stopped (the replica is stale from now on if the PRIM runs on)'],
-];
-
-export function isTransition(from: MirrorState, to: MirrorState): boolean {
-  return TRANSITIONS.some(([f, t]) => f === from && t === to);
-}
-
-export function isPrimary(s: MirrorState): boolean {
-  return s === 'PRIM' || s === 'ALONE';
-}
-
 export function createMirrorMachine(cfg: MirrorMachineConfig, nowMs = 0): MirrorMachine {
   assert.notEqual(cfg.node, cfg.peer, 'a mirror has two distinct nodes');
   assert.ok(cfg.primPreference === null || cfg.primPreference === cfg.node || cfg.primPreference === cfg.peer, 'prim_preference names one of the two nodes');
@@ -207,97 +186,6 @@ export function createMirrorMachine(cfg: MirrorMachineConfig, nowMs = 0): Mirror
     health,
     checkersRunning: 'none',
   };
-}
-
-/** What this node announces in its heartbeats. */
-export function announce(m: MirrorMachine): PeerView {
-  return { state: m.state, dataUpToDate: m.data === 'up-to-date', generation: m.generation, eligible: eligible(m), forced: m.forced };
-}
-
-/**
- * What the driver passes to Witness.check in the current contention: the generation this node
- * writes under, or will write under once the verdict allows (fixed for the contention's epoch).
- */
-export function witnessContext(m: MirrorMachine): WitnessContext {
-  return { generation: m.contendGeneration };
-}
-
-/** The generation a node writes under when it goes alone next (recorded once the witness holds it). */
-export function aloneGeneration(m: MirrorMachine): number {
-  return Math.max(m.generation, m.peerGeneration) + 1;
-}
-
-/** The witness rule (head of this file): a redis witness must hold g before we write alone under g. */
-export function witnessHoldsNext(m: MirrorMachine): boolean {
-  return m.cfg.witness !== 'redis' || m.witnessHolds >= aloneGeneration(m);
-}
-
-/** True when the witness lets this node run the application now (always without a witness). */
-export function verdictValid(m: MirrorMachine, nowMs: number): boolean {
-  if (m.cfg.witness === 'none') return true;
-  return m.contending && m.verdict.allowed && nowMs < m.verdict.validUntilMs;
-}
-
-/**
- * When the driver must call `mirrorStep(m, {type:'tick'}, t)` at the latest (a verdict lapses, the
- * peer wait ends), or null. The driver also ticks every second or so for the restart window.
- */
-export function nextWakeMs(m: MirrorMachine, nowMs: number): number | null {
-  const times: number[] = [];
-  if (m.cfg.witness !== 'none' && m.contending && m.verdict.allowed && m.verdict.validUntilMs > nowMs) times.push(m.verdict.validUntilMs);
-  if (m.target === 'run' && !m.peerSeen && m.waitPeerUntilMs > nowMs) times.push(m.waitPeerUntilMs);
-  return times.length > 0 ? Math.min(...times) : null;
-}
-
-export function checkerHealth(m: MirrorMachine): Record<string, HealthState> {
-  const out: Record<string, HealthState> = {};
-  for (const c of m.cfg.checkers) out[c.name] = m.health[c.name]!.state;
-  return out;
-}
-
-export function dependenciesHealthy(m: MirrorMachine): boolean {
-  return m.cfg.checkers.every((c) => c.kind !== 'dependency' || m.health[c.name]!.state === 'healthy');
-}
-
-/** Would take the primary role if the choice were its own. */
-export function eligible(m: MirrorMachine): boolean {
-  return m.target === 'run' && m.role === 'auto' && !m.yielding && m.data === 'up-to-date' && !behind(m) && dependenciesHealthy(m);
-}
-
-/**
- * The generation rule: the peer announced (now, or before a restart: the record keeps it) a higher
- * generation than ours, so it wrote without us and we miss those writes. Such a node is never
- * primary on its own, whether or not it has heard its peer since its restart; it waits to be the
- * target of the peer's reintegration, or for `croft prim`.
- */
-export function behind(m: MirrorMachine): boolean {
-  // `croft prim` overrides what was known when it was run, and only that (see forcedOver).
-  const ours = m.forced ? Math.max(m.generation, m.forcedOver) : m.generation;
-  return ours < m.peerGeneration || (m.peer !== null && ours < m.peer.generation);
-}
-
-/** The tie-break between two eligible nodes (or two primaries): generation of primaries, forced, generation, preference, name. */
-export function winsTie(m: MirrorMachine, peer: PeerView): boolean {
-  // Two primaries of different generations (a healed split brain): the newer data stays primary.
-  const primaries = isPrimary(m.state) && isPrimary(peer.state);
-  if (primaries && m.generation !== peer.generation) return m.generation > peer.generation;
-  // Else `croft prim` first: a forced node may hold an older generation than its peer, which it
-  // overrides (up to forcedOver: `behind` withdraws it past that).
-  if (m.forced !== peer.forced) return m.forced;
-  if (m.generation !== peer.generation) return m.generation > peer.generation;
-  const pref = m.cfg.primPreference;
-  if (pref !== null) return pref === m.cfg.node;
-  return m.cfg.node < m.cfg.peer;
-}
-
-/** Should this node be the primary, from what it knows now (see the head of this file). */
-export function chosen(m: MirrorMachine, nowMs: number): boolean {
-  if (!eligible(m)) return false;
-  const p = m.peer;
-  if (p === null) return m.peerSeen || nowMs >= m.waitPeerUntilMs;
-  if (isPrimary(p.state)) return isPrimary(m.state) && winsTie(m, p);
-  if (isPrimary(m.state) || !p.eligible) return true;
-  return winsTie(m, p);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -889,94 +777,4 @@ function enter(d: Draft, nowMs: number, out: MirrorAction[], to: MirrorState): v
   }
   d.checkersRunning = which;
   out.push({ type: 'run_checkers', which });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Invariants, after every step (programmer errors: they stop the process)
-
-function checkInvariants(before: MirrorMachine, m: MirrorMachine, ev: MirrorEvent, out: MirrorAction[], nowMs: number): void {
-  // Replay the actions on the resources, checking each one's precondition (the order rules).
-  let { mounted, fenced, vip } = before;
-  let data = ev.type === 'data' ? ev.status : before.data; // the record read at start is not re-recorded
-  let gens = ev.type === 'data' ? [ev.generation ?? 0, ev.peerGeneration ?? 0] : [before.generation, before.peerGeneration];
-  let newGen = false;
-  let scripts = 0;
-  for (const a of out) {
-    switch (a.type) {
-      case 'mount':
-        assert.ok(!mounted, 'mount: already mounted');
-        mounted = true;
-        fenced = false;
-        break;
-      case 'vip_add':
-        assert.ok(mounted && !fenced && !vip, 'vip_add only after mount (the VIP is the last resource up)');
-        vip = true;
-        break;
-      case 'vip_remove':
-        assert.ok(vip, 'vip_remove without the VIP');
-        vip = false;
-        break;
-      case 'fence':
-        assert.ok(mounted && !fenced, 'fence needs an unfenced mount');
-        fenced = true;
-        break;
-      case 'unmount':
-        assert.ok(mounted && !vip, 'unmount only after the VIP is gone (the VIP is the first resource down)');
-        mounted = false;
-        fenced = false;
-        break;
-      case 'run_script':
-        scripts++;
-        if (a.script === 'start_prim') assert.ok(mounted && !fenced && vip, 'start_prim only after mount and VIP');
-        break;
-      case 'record_data':
-        if (a.generation > Math.max(gens[0]!, gens[1]!)) newGen = true;
-        data = a.status;
-        gens = [a.generation, a.peerGeneration];
-        break;
-      case 'dirty_log':
-        if (a.op === 'start') {
-          assert.ok(newGen, 'a new generation is recorded before the dirty log starts (entering ALONE)');
-          if (m.cfg.witness === 'redis') assert.ok(m.witnessHolds >= gens[0]!, 'the witness rule: redis holds the generation before we write alone under it');
-        }
-        break;
-      case 'reintegrate':
-        if (a.role === 'target') assert.equal(data, 'stale', 'record_data stale precedes reintegrate target');
-        break;
-      case 'transition':
-        assert.ok(isTransition(a.from, a.to), `no transition ${a.from} -> ${a.to}`);
-        break;
-      default:
-        break;
-    }
-  }
-  assert.deepEqual([mounted, fenced, vip], [m.mounted, m.fenced, m.vip], 'actions and facts agree');
-  assert.equal(data, m.data, 'every change of the data status is recorded');
-  assert.deepEqual(gens, [m.generation, m.peerGeneration], 'every change of the generations is recorded');
-  // Except for a target, which gives up a newer branch it held (settleIdle) for its source's.
-  const target = out.some((a) => a.type === 'reintegrate' && a.role === 'target');
-  assert.ok(m.generation >= before.generation || ev.type === 'data' || target, 'the generation never goes back');
-  assert.ok(scripts <= 1, 'at most one script launched per step');
-  if (scripts === 1) assert.ok(before.running === null || ev.type === 'script_done', 'one script at a time');
-  if (m.vip || (m.mounted && !m.fenced)) assert.ok(isPrimary(m.state), 'writable mount or VIP only on the primary');
-  if (isPrimary(m.state)) {
-    assert.equal(m.data, 'up-to-date', 'PRIM/ALONE only with up-to-date data');
-    // On the way up only: a primary that hears of a newer generation afterwards (both wrote alone,
-    // unseen by each other) is no longer eligible and steps down, gracefully, in later steps.
-    if (!isPrimary(before.state)) assert.ok(m.generation >= m.peerGeneration, 'becomes PRIM/ALONE only with a generation >= any the peer announced');
-    assert.ok(verdictValid(m, nowMs), 'PRIM/ALONE only with a valid witness verdict (or no witness)');
-    assert.ok(m.mounted && !m.fenced && m.vip, 'PRIM/ALONE: mounted, writable, with the VIP');
-  }
-  if (m.state === 'SECOND') {
-    assert.ok(m.data === 'up-to-date' && m.link && m.peer !== null && m.reintegrating === 'none', 'SECOND: in sync, linked');
-    assert.ok(!m.mounted && m.running === null && m.app === 'stopped', 'SECOND: nothing runs here');
-  }
-  if (m.state === 'STOP') {
-    assert.ok(m.running === null && m.app === 'stopped' && !m.mounted && !m.vip, 'STOP: nothing runs, nothing mounted');
-    assert.ok(m.reintegrating === 'none' && !m.contending, 'STOP: no reintegration, no witness');
-  }
-  if (m.awaitingWitness) assert.ok(m.state === 'ALONE' && m.cfg.witness === 'redis' && m.reintegrating === 'none', 'awaiting the witness: ALONE, redis, no reintegration');
-  if (m.reintegrating === 'target') assert.ok(m.state === 'WAIT' && m.data === 'stale', 'a target is WAIT and stale');
-  if (m.reintegrating === 'source') assert.equal(m.state, 'ALONE', 'the source is ALONE');
-  assert.ok(m.restartTimesMs.length <= m.cfg.restart.maxloop, 'restarts in window <= maxloop');
 }
