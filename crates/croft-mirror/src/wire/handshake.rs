@@ -1,0 +1,246 @@
+//! The session under the frames.
+//!
+//! Handshake (the `snow` crate, Noise_NNpsk0 with a 32-byte pre-shared key derived from the
+//! cluster key by HKDF-SHA256 with a croft label; no home-made construction):
+//!   primary → replica: MAGIC, version (plain: a peer of another version gets a clear error),
+//!                      then Noise message 1 (psk, e) whose payload is the version and ack level
+//!   replica → primary: MAGIC, version, then Noise message 2 (e, ee) whose payload is the version
+//!   primary → replica: the first sealed record, "ready" (proves the primary completed `ee`:
+//!                      a replayed message 1 never gets this far)
+//!   replica → primary: a sealed "accepted"
+//! MAGIC and version are the Noise prologue, so they are authenticated too. Message 1 decrypts
+//! only under the same key (the replica refuses the primary otherwise) and message 2 likewise
+//! (the primary refuses the replica). Both sides get fresh ephemeral keys, so every session has
+//! its own transport keys, and a recorded session cannot be replayed into a new one.
+//!
+//! After the handshake every byte is sealed: a record is a big-endian u16 length and a Noise
+//! transport message (AEAD ciphertext of at most [`super::RECORD_PLAIN_MAX`] bytes and its 16-byte
+//! tag), with an implicit counter per direction as its nonce. A flipped, forged, dropped,
+//! replayed or reordered record fails authentication: the session ends and the side that saw it
+//! counts it ([`Sealed::tampered`]). The frame codec runs on the plaintext of the records.
+
+
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use super::AckLevel;
+use super::seal::{deadline_passed, Sealed};
+
+pub const MAGIC: &[u8; 8] = b"CROFTMIR";
+/// 2: the Noise session (1 was an HMAC challenge with plaintext frames).
+pub const VERSION: u16 = 2;
+/// The Noise protocol. ChaCha20-Poly1305 sealed faster than AES-256-GCM on the development
+/// machine (one core, 64 KiB records, RustCrypto through snow: 751 against 663 MiB/s).
+pub const NOISE_PARAMS: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
+/// HKDF-SHA256 info label of the pre-shared key (the salt is [`PSK_SALT`]).
+const PSK_INFO: &[u8] = b"croft-mirror noise psk v2";
+const PSK_SALT: &[u8] = b"croft-mirror";
+/// First sealed records of each side, in the handshake.
+const READY: &[u8] = b"croft-mirror primary ready";
+const ACCEPTED: &[u8] = b"croft-mirror replica accepted";
+/// Why a handshake failed.
+#[derive(Debug)]
+pub enum HandshakeError {
+    /// The other side does not hold the key (or is not a croft mirror peer of this version).
+    Refused(String),
+    Io(io::Error),
+}
+
+impl From<io::Error> for HandshakeError {
+    fn from(e: io::Error) -> Self {
+        HandshakeError::Io(e)
+    }
+}
+
+impl std::fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandshakeError::Refused(m) => f.write_str(m),
+            HandshakeError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn noise_err(e: snow::Error) -> HandshakeError {
+    HandshakeError::Refused(format!("noise: {e}"))
+}
+
+/// The Noise pre-shared key of a cluster key: HKDF-SHA256 (RFC 5869) with croft's salt and label.
+pub fn session_psk(key: &[u8]) -> [u8; 32] {
+    let mut psk = [0u8; 32];
+    // 32 bytes is always a valid HKDF-SHA256 output length (at most 255 × 32).
+    if Hkdf::<Sha256>::new(Some(PSK_SALT), key).expand(PSK_INFO, &mut psk).is_err() {
+        unreachable!("HKDF-SHA256 expands to 32 bytes");
+    }
+    psk
+}
+
+fn prologue() -> [u8; 10] {
+    let mut p = [0u8; 10];
+    p[..8].copy_from_slice(MAGIC);
+    p[8..].copy_from_slice(&VERSION.to_le_bytes());
+    p
+}
+
+pub(super) fn noise(key: &[u8], initiator: bool) -> Result<snow::HandshakeState, HandshakeError> {
+    let params: snow::params::NoiseParams = NOISE_PARAMS.parse().map_err(noise_err)?;
+    let psk = session_psk(key);
+    let prologue = prologue();
+    let b = snow::Builder::new(params).psk(0, &psk).map_err(noise_err)?.prologue(&prologue).map_err(noise_err)?;
+    if initiator { b.build_initiator() } else { b.build_responder() }.map_err(noise_err)
+}
+
+/// `read_exact` that ends at `deadline` in total, however slowly the peer sends.
+fn read_exact_by(s: &TcpStream, buf: &mut [u8], deadline: Instant) -> io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(deadline_passed());
+        }
+        s.set_read_timeout(Some(left))?;
+        match (&*s).read(&mut buf[got..]) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection")),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Err(deadline_passed())
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn write_all_by(s: &TcpStream, buf: &[u8], deadline: Instant) -> io::Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(deadline_passed());
+    }
+    s.set_write_timeout(Some(left))?;
+    (&*s).write_all(buf)
+}
+
+/// Reads the peer's MAGIC and version.
+fn read_prologue(s: &TcpStream, deadline: Instant, peer: &str) -> Result<(), HandshakeError> {
+    let mut p = [0u8; 10];
+    match read_exact_by(s, &mut p, deadline) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(HandshakeError::Refused(format!("the {peer} closed the connection: wrong key?")))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if &p[..8] != MAGIC {
+        return Err(HandshakeError::Refused("not a croft mirror peer (bad magic)".into()));
+    }
+    let version = u16::from_le_bytes([p[8], p[9]]);
+    if version != VERSION {
+        return Err(HandshakeError::Refused(format!("protocol version {version}, this side speaks {VERSION}")));
+    }
+    Ok(())
+}
+
+fn read_message(s: &TcpStream, deadline: Instant, peer: &str) -> Result<Vec<u8>, HandshakeError> {
+    let mut len = [0u8; 2];
+    let r = read_exact_by(s, &mut len, deadline).and_then(|()| {
+        let mut m = vec![0u8; u16::from_be_bytes(len) as usize];
+        read_exact_by(s, &mut m, deadline).map(|()| m)
+    });
+    match r {
+        Ok(m) => Ok(m),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(HandshakeError::Refused(format!("the {peer} closed the connection: wrong key?")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn framed(m: &[u8]) -> Vec<u8> {
+    let mut v = (m.len() as u16).to_be_bytes().to_vec();
+    v.extend_from_slice(m);
+    v
+}
+
+/// The primary's side of the handshake, within `deadline` in total. The stream is then sealed.
+pub fn handshake_primary(stream: TcpStream, key: &[u8], level: AckLevel, deadline: Instant) -> Result<Sealed, HandshakeError> {
+    let mut hs = noise(key, true)?;
+    let mut msg = [0u8; 256];
+    let mut payload = VERSION.to_le_bytes().to_vec();
+    payload.push(level.byte());
+    let n = hs.write_message(&payload, &mut msg).map_err(noise_err)?;
+    let mut out = prologue().to_vec();
+    out.extend(framed(&msg[..n]));
+    write_all_by(&stream, &out, deadline)?;
+    read_prologue(&stream, deadline, "replica")?;
+    let m2 = read_message(&stream, deadline, "replica")?;
+    let mut p = [0u8; 256];
+    let n = hs
+        .read_message(&m2, &mut p)
+        .map_err(|_| HandshakeError::Refused("the replica does not hold the cluster key".into()))?;
+    if p[..n] != VERSION.to_le_bytes() {
+        return Err(HandshakeError::Refused("the replica's handshake payload is not this version's".into()));
+    }
+    let sealed = Sealed::new(stream, hs.into_stateless_transport_mode().map_err(noise_err)?);
+    sealed.set_read_deadline(Some(deadline));
+    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    sealed.set_write_timeout(Some(left))?;
+    (&sealed).write_all(READY)?;
+    let mut accepted = [0u8; ACCEPTED.len()];
+    match (&sealed).read_exact(&mut accepted) {
+        Ok(()) if accepted == ACCEPTED => {}
+        Ok(()) => return Err(HandshakeError::Refused("the replica did not accept the session".into())),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(HandshakeError::Refused("the replica closed the connection instead of accepting".into()))
+        }
+        Err(e) if sealed.tampered() => return Err(HandshakeError::Refused(format!("the replica's acceptance: {e}"))),
+        Err(e) => return Err(e.into()),
+    }
+    sealed.set_read_deadline(None);
+    Ok(sealed)
+}
+
+/// The replica's side, within `deadline` in total: the sealed stream and the ack level the
+/// primary asked for. The session is authenticated only once the primary's first sealed record
+/// opened (a replayed first message never gets there).
+pub fn handshake_replica(stream: TcpStream, key: &[u8], deadline: Instant) -> Result<(Sealed, AckLevel), HandshakeError> {
+    let checked = read_prologue(&stream, deadline, "primary");
+    // Our prologue in any case: a primary of another version learns which one we speak.
+    if !matches!(checked, Err(HandshakeError::Io(_))) {
+        write_all_by(&stream, &prologue(), deadline)?;
+    }
+    checked?;
+    let m1 = read_message(&stream, deadline, "primary")?;
+    let mut hs = noise(key, false)?;
+    let mut p = [0u8; 256];
+    let n = hs
+        .read_message(&m1, &mut p)
+        .map_err(|_| HandshakeError::Refused("the primary does not hold the cluster key".into()))?;
+    if n != 3 || p[..2] != VERSION.to_le_bytes() {
+        return Err(HandshakeError::Refused("the primary's handshake payload is not this version's".into()));
+    }
+    let level = AckLevel::from_byte(p[2]).ok_or_else(|| HandshakeError::Refused(format!("unknown ack level {}", p[2])))?;
+    let mut msg = [0u8; 256];
+    let n = hs.write_message(&VERSION.to_le_bytes(), &mut msg).map_err(noise_err)?;
+    write_all_by(&stream, &framed(&msg[..n]), deadline)?;
+    let sealed = Sealed::new(stream, hs.into_stateless_transport_mode().map_err(noise_err)?);
+    sealed.set_read_deadline(Some(deadline));
+    let mut ready = [0u8; READY.len()];
+    match (&sealed).read_exact(&mut ready) {
+        Ok(()) if ready == READY => {}
+        Ok(()) => return Err(HandshakeError::Refused("the primary's first record is not ready".into())),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(HandshakeError::Refused("the primary closed the connection in the handshake".into()))
+        }
+        Err(e) if sealed.tampered() => return Err(HandshakeError::Refused(format!("the primary's first record: {e}"))),
+        Err(e) => return Err(e.into()),
+    }
+    sealed.set_read_deadline(None);
+    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    sealed.set_write_timeout(Some(left))?;
+    (&sealed).write_all(ACCEPTED)?;
+    Ok((sealed, level))
+}
