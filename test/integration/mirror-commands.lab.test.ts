@@ -97,7 +97,8 @@ describe('mirror commands: second, swap refused, reintegration progress', { time
     const t0 = Date.now();
     await waitFor('the reintegration seen running with its progress', async () => {
       const st = await mirrorStatus(l, 'n2');
-      if (st?.reintegration?.running) {
+      // Past its scan (connecting, reading both dirty logs), when it knows what it has to copy.
+      if (st?.reintegration?.running && st.reintegration.phase !== 'scan') {
         samples.push(st);
         if (!text) {
           const r = await l.exec('n2', ['croft', 'mirror', 'status', ACK_MODULE]);

@@ -300,8 +300,7 @@ impl Core {
             }
             // What was recorded meanwhile is in the log too.
             let _ = self.repl.take_recent();
-            self.update(|s| s.phase = ReintegrationPhase::Copy);
-            self.copy_work(&mut ctx, work, false)?;
+            self.copy_work(&mut ctx, work, false)?; // enters Copy with the bytes to go
         }
         self.update(|s| s.passes = 1);
 

@@ -1,7 +1,7 @@
 //! Reintegration's passes: what to copy (from the dirty logs, from what changed during a
 //! pass), and the copy of one entry under the order lock.
 
-use super::{Core, ReintError, Ctx, CHUNK_BYTES, WINDOW_BYTES};
+use super::{Core, Ctx, ReintError, ReintegrationPhase, CHUNK_BYTES, WINDOW_BYTES};
 use crate::link::Recent;
 use crate::op::{Op, TO_END};
 use crate::sync;
@@ -125,6 +125,10 @@ impl Core {
         self.update(|s| {
             s.bytes_to_go = to_go;
             s.entries_to_go = work.len() as u64;
+            // The copy begins with what it has to copy: never "copy" with nothing to go yet.
+            if s.phase == ReintegrationPhase::Scan {
+                s.phase = ReintegrationPhase::Copy;
+            }
         });
         // Sorted: a directory comes before what it holds.
         for (path, item) in work {
