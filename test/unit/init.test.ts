@@ -196,6 +196,10 @@ test('croft module add: unknown module, bad name, bad setting and a module croft
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown module "oracle-mirror": expected a kind \(farm, mirror, light\) or a shipped module \(.*nginx-farm.*postgresql-mirror/);
     assert.equal(croft('module', 'add', 'nginx-farm', 'Web_1', '--dir', dir).code, 2);
+    // Names from the command line never leave <dir>/modules, nor read outside the shipped modules.
+    assert.equal(croft('module', 'add', 'nginx-farm', '../escape', '--dir', dir).code, 2);
+    assert.equal(croft('module', 'add', '../../etc', 'web', '--dir', dir).code, 2);
+    assert.ok(!fs.existsSync(path.join(dir, 'escape')), 'nothing written beside modules/');
     assert.match(croft('module', 'add', 'nginx-farm', 'web', '--dir', dir, '--set', 'vip').stderr, /--set vip: expected key=value/);
     assert.match(croft('module', 'add', 'nginx-farm', 'web', '--dir', dir, '--set', 'checkers.5.url=x').stderr, /checkers has no item 5/);
 
