@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Entry point of the `croft` command: the compiled CLI lives in dist/ (built by `make build`).
-import { main } from '../dist/src/cli/main.js';
+import { main } from '../dist/top/cli/main.js';
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },

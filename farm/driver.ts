@@ -5,11 +5,11 @@
 //     VIP, then the ARP responder and gratuitous ARP: clients may send here from now on.
 //   members change: the owned set is replaced in one nft transaction.
 //   stop (→ STOP): the ARP responder and the VIP go first, then the filter.
-import os from 'node:os';
 import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
 import { CroftError } from '../src/errors.js';
 import type { Logger } from '../src/log/logger.js';
 import { ArpResponder, arpSendGratuitous } from '../src/native/index.js';
+import { interfaceOf } from '../src/net/interfaces.js';
 import { assignBuckets, bucketsOf, loadOf } from './assign.js';
 import { familyOf, nftHashExpr } from './hash-input.js';
 import { farmMembers, membersKey, type NodeModuleView } from './members.js';
@@ -25,14 +25,6 @@ export interface FarmStatus {
   ownedBuckets: number;
   buckets: number;
   load: Record<string, number>;
-}
-
-/** The interface holding `address` in this namespace. */
-export function interfaceOf(address: string): string | null {
-  for (const [name, list] of Object.entries(os.networkInterfaces())) {
-    if (list?.some((a) => a.address === address)) return name;
-  }
-  return null;
 }
 
 export class FarmDriver {

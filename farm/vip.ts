@@ -8,11 +8,11 @@
 //   as sender (that would teach neighbours the node's own MAC for the VIP; nft-render's arp table
 //   drops such packets, and the node could then never resolve its clients).
 // Only the current namespace is touched: /proc/sys/net is the namespace's own.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { isIP } from 'node:net';
 import assert from 'node:assert/strict';
 import { CroftError } from '../src/errors.js';
+import { runOk as runCommandOk } from '../src/net/command.js';
 
 export interface VipSpec {
   ifname: string;
@@ -23,29 +23,7 @@ export interface VipSpec {
 const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(argv: string[]): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => reject(new CroftError('CROFT_ERR_VIP', `cannot run ${argv[0]}: ${e.message}`, { cause: e })));
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-  });
-}
-
-async function runOk(argv: string[]): Promise<string> {
-  const r = await run(argv);
-  if (r.code !== 0) throw new CroftError('CROFT_ERR_VIP', `\`${argv.join(' ')}\` failed (exit ${r.code}): ${r.stderr.trim()}`);
-  return r.stdout;
-}
+const runOk = (argv: string[]) => runCommandOk(argv, 'CROFT_ERR_VIP');
 
 function check(spec: VipSpec): 4 | 6 {
   assert.match(spec.ifname, IFNAME, `interface name ${spec.ifname}`);

@@ -1,30 +1,14 @@
 // Driver: a mirror's VIP, a plain address on the primary node only (unlike a farm's, no virtual
 // MAC: the primary answers ARP for it with its own MAC like for any of its addresses), announced
 // with gratuitous ARP so that neighbours forget the previous primary's MAC at once.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { isIP } from 'node:net';
 import assert from 'node:assert/strict';
 import { CroftError } from '../src/errors.js';
 import { arpSendGratuitous } from '../src/native/index.js';
+import { runOk } from '../src/net/command.js';
 
-function ip(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => reject(new CroftError('CROFT_ERR_VIP', `cannot run ip: ${e.message}`, { cause: e })));
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-  });
-}
-
-async function ipOk(args: string[]): Promise<string> {
-  const r = await ip(args);
-  if (r.code !== 0) throw new CroftError('CROFT_ERR_VIP', `\`ip ${args.join(' ')}\` failed (exit ${r.code}): ${r.stderr.trim()}`);
-  return r.stdout;
-}
+const ipOk = (args: string[]) => runOk(['ip', ...args], 'CROFT_ERR_VIP');
 
 export async function hasAddress(ifname: string, vip: string): Promise<boolean> {
   const out = await ipOk(['-j', '-4', 'addr', 'show', 'dev', ifname]);

@@ -18,7 +18,7 @@ import { CroftError } from '../src/errors.js';
 import { CheckerRunner, runnerCheckers, type ModuleStateGetter } from '../src/module/checkers/index.js';
 import { runScript } from '../src/module/scripts.js';
 import type { ModuleLogger } from '../src/module/types.js';
-import { interfaceOf } from '../farm/driver.js';
+import { interfaceOf } from '../src/net/interfaces.js';
 import { readDataRecord, writeDataRecord } from './data-record.js';
 import { MirrorDataPlane, type DirtyLogHealth, type ReintegrationStatus, type VerifyResult } from './driver-dataplane.js';
 import { addMirrorVip, hasAddress, removeMirrorVip } from './driver-vip.js';

@@ -2,7 +2,7 @@
 # Builds croft_<version>_amd64.deb (version from package.json) with dpkg-deb, from what `make setup`
 # built (dist/ and native/: reused, not rebuilt here) and the production npm packages (npm ci
 # --omit=dev in a staging folder, redone only when package-lock.json changes).
-# Layout: /usr/lib/croft (package.json, bin/, dist/{src,farm,mirror}, native/, node_modules/,
+# Layout: /usr/lib/croft (package.json, bin/, dist/{src,farm,mirror,top}, native/, node_modules/,
 # modules -> /usr/share/croft/modules), /usr/bin/croft -> ../lib/croft/bin/croft.js,
 # /lib/systemd/system/croft.service, /etc/croft/ (empty: croft init writes the config),
 # /usr/share/croft/modules/ (the shipped modules), /usr/share/doc/croft/ (README, examples).
@@ -14,7 +14,7 @@ for cmd in dpkg-deb npm node; do
   command -v "$cmd" >/dev/null 2>&1 || { echo "build-deb: $cmd is missing" >&2; exit 1; }
 done
 addon=$(ls native/croft.*.node 2>/dev/null | head -1 || true)
-if [ -z "$addon" ] || [ ! -f dist/.stamp ] || [ ! -f dist/src/cli/main.js ]; then
+if [ -z "$addon" ] || [ ! -f dist/.stamp ] || [ ! -f dist/top/cli/main.js ]; then
   echo "build-deb: dist/ or the native addon is missing: run make setup first" >&2
   exit 1
 fi
@@ -40,20 +40,20 @@ fi
 rm -rf "$root"
 umask 022
 lib=$root/usr/lib/croft
-mkdir -p "$lib/bin" "$lib/dist" "$lib/native" "$lib/src/lab" "$root/usr/bin" "$root/lib/systemd/system" \
+mkdir -p "$lib/bin" "$lib/dist" "$lib/native" "$lib/top/lab" "$root/usr/bin" "$root/lib/systemd/system" \
   "$root/etc/croft" "$root/etc/logrotate.d" "$root/usr/share/croft" "$root/usr/share/doc/croft" "$root/DEBIAN"
 
 cp package.json "$lib/"
 install -m 0755 bin/croft.js "$lib/bin/croft.js"
 # The compiled JS without source maps (they point at .ts sources not shipped) and without tests.
-for d in src farm mirror; do
+for d in src farm mirror top; do
   (cd dist && find "$d" -name '*.js' -print0) | while IFS= read -r -d '' f; do
     install -D -m 0644 "dist/$f" "$lib/dist/$f"
   done
 done
 install -m 0644 "$addon" "$lib/native/"
 # The lab's delay relay (croft lab netem), read from the package root.
-install -m 0644 src/lab/netem_relay.py "$lib/src/lab/"
+install -m 0644 top/lab/netem_relay.py "$lib/top/lab/"
 cp -a "$npmdir/node_modules" "$lib/node_modules"
 rm -f "$lib/node_modules/.package-lock.json"
 ln -s ../../share/croft/modules "$lib/modules"

@@ -53,7 +53,7 @@ fi
 
 # TypeScript: rebuild when a source is newer than the last build.
 stamp=dist/.stamp
-if [ ! -f "$stamp" ] || [ -n "$(find src farm mirror test bench tsconfig.json -newer "$stamp" -type f 2>/dev/null | head -1)" ]; then
+if [ ! -f "$stamp" ] || [ -n "$(find src farm mirror top test bench tsconfig.json -newer "$stamp" -type f 2>/dev/null | head -1)" ]; then
   echo "setup: compiling TypeScript"
   # From scratch, so that no compiled test of a removed source lingers in dist/.
   rm -rf dist

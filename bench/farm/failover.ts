@@ -2,7 +2,7 @@
 // kill: croft's daemon and nginx, or keepalived and nginx), then every client source retries with a
 // fresh connection (100 ms per attempt) until answered; the figure is kill -> the last client's answer.
 import path from 'node:path';
-import type { Lab } from '../../src/lab/index.js';
+import type { Lab } from '../../top/lab/index.js';
 import { repoRoot } from '../../src/paths.js';
 
 const clientsScript = path.join(repoRoot, 'test', 'fixtures', 'farm-lab', 'clients.mjs');

@@ -4,9 +4,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Lab } from '../../src/lab/index.js';
-import { bridgeIf, CLIENT_GATEWAY, CLIENT_SUBNET, LAN_PREFIX_LEN } from '../../src/lab/names.js';
-import { run, runOk } from '../../src/lab/run.js';
+import type { Lab } from '../../top/lab/index.js';
+import { bridgeIf, CLIENT_GATEWAY, CLIENT_SUBNET, LAN_PREFIX_LEN } from '../../top/lab/names.js';
+import { run, runOk } from '../../top/lab/run.js';
 
 export const LB_ADDRESS = '10.77.0.200';
 /** Switch-side end of the load balancer's link (lab links are n<i>l<k> and cl0: no clash). */

@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import type { Lab } from '../../src/lab/index.js';
-import { nodeIf } from '../../src/lab/names.js';
+import type { Lab } from '../../top/lab/index.js';
+import { nodeIf } from '../../top/lab/names.js';
 
 export const VRRP_ROUTER_ID = 77;
 

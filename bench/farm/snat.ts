@@ -6,9 +6,9 @@
 // (source, destination) pair, the same for every connection). So every wrk connection is another
 // client, as on the internet. Every scenario runs through the same rule, so its cost is the same
 // in (a), (b) and (c). Replies are un-NATed by conntrack in the client namespace.
-import type { Lab } from '../../src/lab/index.js';
-import { clientAddress } from '../../src/lab/names.js';
-import { runOk } from '../../src/lab/run.js';
+import type { Lab } from '../../top/lab/index.js';
+import { clientAddress } from '../../top/lab/names.js';
+import { runOk } from '../../top/lab/run.js';
 
 const TABLE = 'croft_bench_snat';
 export const SOURCES = 1000;

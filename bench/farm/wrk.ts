@@ -1,5 +1,5 @@
 // wrk in the lab's client namespace, and its text output turned into numbers.
-import type { Lab } from '../../src/lab/index.js';
+import type { Lab } from '../../top/lab/index.js';
 
 export interface WrkResult {
   requestsPerS: number;

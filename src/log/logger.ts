@@ -10,7 +10,7 @@
 // Never stuck: on a pipe or a socket, stdout is written through a non-blocking libuv stream (a
 // blocking write(2) on a full pipe would hold a thread, and pino's exit-time flushSync would wait
 // for it forever). flushLogs() waits for the buffered lines up to a deadline; the daemon exits
-// after it whatever the destination does (src/cli/daemon.ts).
+// after it whatever the destination does (top/cli/daemon.ts).
 import fs from 'node:fs';
 import net from 'node:net';
 import type { Writable } from 'node:stream';

@@ -2,7 +2,7 @@
 // everything before it. Pure functions: decode never throws, whatever the bytes (a datagram socket
 // hands us anything anyone on the LAN sends), and everything it returns was checked field by field.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { PeerView } from '../../mirror/types.js';
+import type { PeerView } from './mirror-view.js';
 import type { Heartbeat, ModuleStatus } from './types.js';
 
 export const MAGIC = Buffer.from('CRFT', 'ascii');

@@ -1,6 +1,6 @@
 // Contract of the membership layer: the pure core (core.ts), the wire codec (codec.ts) and the UDP
 // driver (udp.ts). The core makes every decision; it never reads a clock or touches a socket.
-import type { PeerView } from '../../mirror/types.js';
+import type { PeerView } from './mirror-view.js';
 
 /** What one node says about one of its modules, carried in every heartbeat. */
 export interface ModuleStatus {

@@ -1,10 +1,10 @@
 // Helpers for integration tests on a lab: talk to each node's daemon through its local API socket
-// (src/lab/node-api.ts), wait for conditions, read daemon logs.
+// (top/lab/node-api.ts), wait for conditions, read daemon logs.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ClusterStatus } from '../../src/daemon/daemon.js';
-import type { Lab } from '../../src/lab/index.js';
-import { nodeApiRequest } from '../../src/lab/node-api.js';
+import type { ClusterStatus } from '../../top/daemon/daemon.js';
+import type { Lab } from '../../top/lab/index.js';
+import { nodeApiRequest } from '../../top/lab/node-api.js';
 
 export function nodeApi<T>(lab: Lab, node: string, method: 'GET' | 'POST', urlPath: string, timeoutMs = 2000): Promise<{ status: number; body: T }> {
   return nodeApiRequest<T>(lab.stateDir, node, method, urlPath, timeoutMs);

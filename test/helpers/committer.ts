@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
-import type { Lab } from '../../src/lab/index.js';
+import type { Lab } from '../../top/lab/index.js';
 import { sleep, waitFor } from './cluster.js';
 
 export interface Ack { n: number; atMs: number; connection: number }

@@ -1,6 +1,6 @@
 // Helpers of the farm lab tests: a node's view of a farm module through its API.
 import type { FarmStatus } from '../../farm/driver.js';
-import type { Lab } from '../../src/lab/index.js';
+import type { Lab } from '../../top/lab/index.js';
 import { nodeApi } from './cluster.js';
 
 /** GET /api/v1/modules/<module> on `node`: its state and farm status, or undefined when it does not answer. */

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Lab } from '../../src/lab/index.js';
+import { Lab } from '../../top/lab/index.js';
 import { firstEventAfter, sleep, stats, waitFor, type LogLine } from './cluster.js';
 import { assertContainsAll, Committer, type CommitterClient } from './committer.js';
 import { hasVip, mirrorStatus, waitStates } from './mirror-lab.js';

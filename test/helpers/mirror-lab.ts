@@ -6,8 +6,8 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { MirrorStatusView } from '../../src/cli/mirror.js';
-import type { Lab } from '../../src/lab/index.js';
+import type { MirrorStatusView } from '../../top/cli/mirror.js';
+import type { Lab } from '../../top/lab/index.js';
 import { nodeApi, sleep, waitFor } from './cluster.js';
 import { fixtures } from './paths.js';
 

@@ -79,7 +79,7 @@ test('deb: make deb builds a package that installs, configures with croft init, 
       entries.set(m[3]!, { perms: m[1]!, owner: m[2]!, link: m[4] });
     }
     const want = [
-      '/usr/lib/croft/package.json', '/usr/lib/croft/bin/croft.js', '/usr/lib/croft/dist/src/cli/main.js', '/usr/lib/croft/dist/src/cli/init.js',
+      '/usr/lib/croft/package.json', '/usr/lib/croft/bin/croft.js', '/usr/lib/croft/dist/top/cli/main.js', '/usr/lib/croft/dist/top/cli/init.js',
       '/usr/lib/croft/dist/farm/driver.js', '/usr/lib/croft/dist/mirror/runtime.js', '/usr/lib/croft/native/croft.linux-x64-gnu.node',
       '/usr/lib/croft/node_modules/fastify/package.json', '/usr/lib/croft/node_modules/yaml/package.json', '/lib/systemd/system/croft.service',
       '/usr/share/croft/modules/nginx-farm/module.yaml', '/usr/share/croft/modules/postgresql-mirror/start_prim', '/etc/croft',

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { Lab } from '../../src/lab/index.js';
+import { Lab } from '../../top/lab/index.js';
 import { croftBin } from '../helpers/paths.js';
 
 const run = promisify(execFile);

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
-import { Lab } from '../../src/lab/index.js';
+import { Lab } from '../../top/lab/index.js';
 import { daemonLog, sleep, waitFor, type LogLine } from '../helpers/cluster.js';
 import { repoRoot } from '../helpers/paths.js';
 

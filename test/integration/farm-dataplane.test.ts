@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { ChildProcess, ChildProcessWithoutNullStreams } from 'node:child_process';
-import { Lab } from '../../src/lab/index.js';
+import { Lab } from '../../top/lab/index.js';
 import { nftBucket } from '../../src/native/index.js';
 import { fixtures, repoRoot } from '../helpers/paths.js';
 import type { NftFarmSpec } from '../../farm/nft-render.js';

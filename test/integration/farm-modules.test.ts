@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { loadConfig } from '../../src/config/index.js';
-import { Lab } from '../../src/lab/index.js';
-import { nsInode, pidsIn } from '../../src/lab/procs.js';
-import { netnsPath } from '../../src/lab/names.js';
+import { Lab } from '../../top/lab/index.js';
+import { nsInode, pidsIn } from '../../top/lab/procs.js';
+import { netnsPath } from '../../top/lab/names.js';
 import { repoRoot } from '../helpers/paths.js';
 import { waitFor } from '../helpers/cluster.js';
 

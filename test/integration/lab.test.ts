@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Lab } from '../../src/lab/index.js';
-import { labCommand } from '../../src/cli/lab.js';
+import { Lab } from '../../top/lab/index.js';
+import { labCommand } from '../../top/cli/lab.js';
 
 const STANDIN = () => ['sleep', '1000'];
 const uniq = (tag: string) => `it${process.pid}${tag}`;

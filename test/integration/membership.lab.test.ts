@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Lab } from '../../src/lab/index.js';
+import { Lab } from '../../top/lab/index.js';
 import { loadConfig } from '../../src/config/load.js';
 import { firstEventAfter, nodeApi, nodeStatus, seesMembers, sleep, stats, waitFor } from '../helpers/cluster.js';
 import { fixtures, repoRoot } from '../helpers/paths.js';

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import type { MirrorStatusView } from '../../src/cli/mirror.js';
-import { Lab } from '../../src/lab/index.js';
+import type { MirrorStatusView } from '../../top/cli/mirror.js';
+import { Lab } from '../../top/lab/index.js';
 import { nodeApi, sleep, waitFor } from '../helpers/cluster.js';
 import { ACK_DIR, ACK_MODULE, ackConfig, Collector, hasVip, mirrorStatus, waitStates, writerPid } from '../helpers/mirror-lab.js';
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { Lab } from '../../src/lab/index.js';
+import { Lab } from '../../top/lab/index.js';
 import { sleep, stats, waitFor } from '../helpers/cluster.js';
 import {
   ACK_FILE, ACK_MODULE, ackConfig, assertSequence, cat, Collector, hasVip, lines, mirrorStatus, primOnN1, waitStates, writerPid,

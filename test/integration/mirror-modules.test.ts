@@ -23,7 +23,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { nsInode, pidsIn } from '../../src/lab/procs.js';
+import { nsInode, pidsIn } from '../../top/lab/procs.js';
 import { MirrorMount, MirrorReplica, lazyUnmount } from '../../src/native/index.js';
 import { repoRoot } from '../helpers/paths.js';
 

@@ -3,7 +3,7 @@
 // INSERT per transaction, autocommit), three kills of the PRIM alternating nodes: every committed
 // row on the survivor, reintegration from the dirty log, `croft mirror verify` identical.
 import assert from 'node:assert/strict';
-import type { Lab } from '../../src/lab/index.js';
+import type { Lab } from '../../top/lab/index.js';
 import { mirrorAppSuite } from '../helpers/mirror-app-suite.js';
 
 const MODULE = 'postgresql-mirror';

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { Lab } from '../../src/lab/index.js';
+import { Lab } from '../../top/lab/index.js';
 import { sleep, waitFor } from '../helpers/cluster.js';
 import { ACK_FILE, ackConfig, assertSequence, cat, Collector, hasVip, lines, primOnN1, waitStates, writerPid } from '../helpers/mirror-lab.js';
 

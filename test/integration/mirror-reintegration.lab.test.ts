@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { LastReintegration } from '../../mirror/runtime.js';
-import { Lab } from '../../src/lab/index.js';
+import { Lab } from '../../top/lab/index.js';
 import { sleep, waitFor } from '../helpers/cluster.js';
 import {
   ACK_DIR, ACK_FILE, ACK_MODULE, ackConfig, assertSequence, cat, Collector, lines, mirrorStatus, waitStates, writerPid,

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Lab } from '../../src/lab/index.js';
+import { Lab } from '../../top/lab/index.js';
 import { sleep, waitFor } from '../helpers/cluster.js';
 import {
   ACK_FILE, ACK_MODULE, ackConfig, assertSequence, cat, Collector, lines, mirrorStatus, primOnN1, waitStates, writerPid,

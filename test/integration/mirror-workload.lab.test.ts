@@ -11,8 +11,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { MirrorStatusView } from '../../src/cli/mirror.js';
-import { Lab } from '../../src/lab/index.js';
+import type { MirrorStatusView } from '../../top/cli/mirror.js';
+import { Lab } from '../../top/lab/index.js';
 import { nodeApi, waitFor } from '../helpers/cluster.js';
 import { fixtures, repoRoot } from '../helpers/paths.js';
 

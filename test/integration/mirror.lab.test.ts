@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Lab } from '../../src/lab/index.js';
+import { Lab } from '../../top/lab/index.js';
 import { daemonLog, sleep, waitFor } from '../helpers/cluster.js';
 import { assertSequence, cat, hasVip as vipOn, lines, mirrorStatus as statusOf, waitStates as waitStatesOf, writerPid as writerPidOf } from '../helpers/mirror-lab.js';
 import { fixtures } from '../helpers/paths.js';

@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { ClusterStatus } from '../../src/daemon/daemon.js';
-import { Lab } from '../../src/lab/index.js';
+import type { ClusterStatus } from '../../top/daemon/daemon.js';
+import { Lab } from '../../top/lab/index.js';
 import { daemonLog, nodeApi, nodeStatus, waitFor } from '../helpers/cluster.js';
 import { fixtures, repoRoot } from '../helpers/paths.js';
 

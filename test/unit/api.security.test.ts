@@ -10,13 +10,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { apiLimits, buildApi, listenWarnings } from '../../src/api/app.js';
-import { FailedLogins } from '../../src/api/auth.js';
-import { listenLocal, prepareSocketDir } from '../../src/cli/daemon.js';
+import { apiLimits, buildApi, listenWarnings } from '../../top/api/app.js';
+import { FailedLogins } from '../../top/api/auth.js';
+import { listenLocal, prepareSocketDir } from '../../top/cli/daemon.js';
 import { loadConfig } from '../../src/config/load.js';
-import { Daemon } from '../../src/daemon/daemon.js';
+import { Daemon } from '../../top/daemon/daemon.js';
 import { CroftError } from '../../src/errors.js';
-import { forwardToSocket } from '../../src/lab/node-api.js';
+import { forwardToSocket } from '../../top/lab/node-api.js';
 import { silentLogger } from '../../src/log/logger.js';
 
 const TOKEN = 'sesame-token-0123456789';

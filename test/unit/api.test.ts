@@ -5,9 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../../src/api/app.js';
+import { buildApi } from '../../top/api/app.js';
 import { loadConfig } from '../../src/config/load.js';
-import { Daemon } from '../../src/daemon/daemon.js';
+import { Daemon } from '../../top/daemon/daemon.js';
 import { silentLogger } from '../../src/log/logger.js';
 
 describe('API', () => {

@@ -6,10 +6,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { buildApi } from '../../src/api/app.js';
-import { apiRequest, targetFromConfig } from '../../src/cli/client.js';
+import { buildApi } from '../../top/api/app.js';
+import { apiRequest, targetFromConfig } from '../../top/cli/client.js';
 import { loadConfig } from '../../src/config/load.js';
-import { Daemon } from '../../src/daemon/daemon.js';
+import { Daemon } from '../../top/daemon/daemon.js';
 import { silentLogger } from '../../src/log/logger.js';
 
 test('with api.tls the API speaks HTTPS with the configured certificate, and the CLI client uses it', async () => {

@@ -5,10 +5,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { buildApi } from '../../src/api/app.js';
-import { listenLocal } from '../../src/cli/daemon.js';
+import { buildApi } from '../../top/api/app.js';
+import { listenLocal } from '../../top/cli/daemon.js';
 import { loadConfig } from '../../src/config/load.js';
-import { Daemon } from '../../src/daemon/daemon.js';
+import { Daemon } from '../../top/daemon/daemon.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { croftBin, fixtures } from '../helpers/paths.js';
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { checkCommand } from '../../src/cli/check.js';
+import { checkCommand } from '../../top/cli/check.js';
 import { repoRoot } from '../helpers/paths.js';
 import { privateConfigCopy } from '../helpers/config-copy.js';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { checkCommand } from '../../src/cli/check.js';
+import { checkCommand } from '../../top/cli/check.js';
 import { checkConfigDir, loadConfig } from '../../src/config/load.js';
 import { ConfigError, formatProblems } from '../../src/config/problems.js';
 

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
-import { Daemon } from '../../src/daemon/daemon.js';
+import { Daemon } from '../../top/daemon/daemon.js';
 import { CroftError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { MirrorRuntime } from '../../mirror/runtime.js';

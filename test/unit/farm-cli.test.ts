@@ -10,10 +10,10 @@ import { assignBuckets } from '../../farm/assign.js';
 import { bucketOf } from '../../farm/hash-input.js';
 import { checkSources, loadConfig } from '../../src/config/index.js';
 import type { Config } from '../../src/config/index.js';
-import { farmMap, farmWho, formatFarmMap, formatFarmWho, upNodesOf } from '../../src/cli/farm.js';
-import type { FarmMapView, FarmWhoView } from '../../src/cli/farm.js';
-import { main } from '../../src/cli/main.js';
-import type { ClusterStatus } from '../../src/daemon/daemon.js';
+import { farmMap, farmWho, formatFarmMap, formatFarmWho, upNodesOf } from '../../top/cli/farm.js';
+import type { FarmMapView, FarmWhoView } from '../../top/cli/farm.js';
+import { main } from '../../top/cli/main.js';
+import type { ClusterStatus } from '../../top/daemon/daemon.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-farm-cli-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -1,7 +1,0 @@
-// Paths of the lab's own files in the package.
-import path from 'node:path';
-import { repoRoot } from '../paths.js';
-
-export { croftJs, repoRoot } from '../paths.js';
-/** The userspace netem stand-in (see netem.ts): a source file, run by python3. */
-export const netemRelayScript = path.join(repoRoot, 'src', 'lab', 'netem_relay.py');

@@ -1,0 +1,325 @@
+// The HTTP API, built by a factory apart from listen (tests call inject()).
+//   /api/v1/...                   status (read) and commands (POST): credentials as below
+//   /health/<module>              200 when this node serves the module, else 503 (for load balancers)
+//   /var/modules/<module>/ready.txt  the same, in SafeKit's words, for people migrating
+//   /metrics                      Prometheus (a credential only with api.metrics_auth)
+//   /                             the web console (authenticated), /console.js and /console.css
+//
+// Who may do what (DESIGN.md, "Trust and the wire"):
+// - Over TCP a command (any POST) always needs a configured token or user, loopback included: a
+//   local unprivileged user must not command modules. With none configured, TCP is read-only
+//   (status from loopback, health, metrics) and a command is answered 403 with how to configure one.
+// - The local unix socket (root-only, top/cli/daemon.ts) needs no credential: its file mode is the
+//   authentication.
+// - Every request but the health checks must name in Host one of the names this API serves (its
+//   listen address, loopback, this node's addresses and hostname, api.allowed_hosts): else 421. A
+//   DNS-rebinding page's requests carry the attacker's name and are refused.
+// - A POST whose Origin (or Referer) is not this API's origin is refused (403): a browser holding
+//   Basic credentials cannot be made to command croft by another site. GET never changes state.
+// - Failed logins are limited per source (FailedLogins: 10 a minute, then 429 with Retry-After).
+// - Connections, header and request times and bodies are capped (apiLimits).
+// - Every response carries CSP (no inline script or style), X-Frame-Options DENY, nosniff,
+//   Referrer-Policy no-referrer and Cache-Control no-store.
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import os from 'node:os';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { ApiConfig } from '../../src/config/types.js';
+import type { Daemon, MirrorCommandName, ModuleCommand } from '../daemon/daemon.js';
+import { MirrorRuntime } from '../../mirror/runtime.js';
+import { servingStates } from '../daemon/states.js';
+import { CroftError } from '../../src/errors.js';
+import type { Logger } from '../../src/log/logger.js';
+import { authenticate, credentialsConfigured, FailedLogins, howToConfigure, isLoopback } from './auth.js';
+import { consoleCss, consoleHtml, consoleJs } from './console.js';
+import { renderMetrics } from './metrics.js';
+
+/** Bounds of the HTTP server (each also bounds what a client can make the daemon hold). */
+export const apiLimits = {
+  /** Open connections at once; past it, new ones are closed at accept. */
+  maxConnections: 128,
+  /**
+   * Open connections from one source (an address, an IPv6 /64): one client cannot take them all
+   * (and with them the load balancer's /health probes).
+   */
+  maxConnectionsPerSource: 32,
+  /** The whole header must arrive within this (slowloris). */
+  headersTimeoutMs: 10_000,
+  /** The whole request must arrive within this (the answer may take longer: mirror verify). */
+  requestTimeoutMs: 30_000,
+  /** An idle kept-alive connection is closed after this. */
+  keepAliveTimeoutMs: 5_000,
+  /** No route takes a body; 16 KiB is plenty for any that would. */
+  bodyLimit: 16 * 1024,
+};
+
+export const securityHeaders: Readonly<Record<string, string>> = {
+  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
+export interface ApiOptions {
+  logger?: Logger;
+  /** For the local unix socket: its file mode (0600, root) is the authentication, and there is no TLS. */
+  local?: boolean;
+  /** The failed-login table (tests pass a small one; default 10 failures a minute per source). */
+  failedLogins?: FailedLogins;
+  /** Overrides of apiLimits (tests). */
+  limits?: Partial<typeof apiLimits>;
+}
+
+/** Lowercased host name of a Host header ("[::1]:9450" -> "::1"), or null when unusable. */
+export function hostOf(header: string | undefined): string | null {
+  if (!header) return null;
+  const h = header.trim().toLowerCase();
+  let name: string;
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    if (end < 0) return null;
+    name = h.slice(1, end);
+  } else {
+    const colon = h.indexOf(':');
+    // More than one colon without brackets: a bare IPv6 address (not valid in Host, but harmless).
+    name = colon >= 0 && h.indexOf(':', colon + 1) < 0 ? h.slice(0, colon) : h;
+  }
+  name = name.replace(/\.$/, '');
+  return name || null;
+}
+
+/** The names a client may put in Host for this API (see the header comment). */
+export function allowedHostNames(daemon: Daemon, local: boolean): Set<string> {
+  const names = new Set(['localhost', '127.0.0.1', '::1']);
+  if (local) return names;
+  const api = daemon.config.cluster.api;
+  if (api.host !== '0.0.0.0' && api.host !== '::') names.add(api.host.toLowerCase());
+  for (const a of daemon.config.cluster.nodes.find((n) => n.name === daemon.self)?.addresses ?? []) names.add(a.toLowerCase());
+  const hostname = os.hostname().toLowerCase();
+  if (hostname) {
+    names.add(hostname);
+    names.add(hostname.split('.')[0] ?? hostname);
+  }
+  for (const h of api.allowedHosts ?? []) names.add(h.toLowerCase().replace(/^\[|\]$/g, ''));
+  return names;
+}
+
+/** Warnings to log when the API starts listening (also what `croft check` could say). */
+export function listenWarnings(api: ApiConfig): string[] {
+  const out: string[] = [];
+  const beyondLoopback = !isLoopback(api.host);
+  if (beyondLoopback && !api.tls) {
+    out.push(`the API listens on ${api.host}:${api.port} beyond loopback without TLS: tokens, passwords and status cross the network in clear `
+      + '(anyone on the path can read them and replay a token); set api.tls (cert and key) in cluster.yaml, or api.host: 127.0.0.1');
+  }
+  if (beyondLoopback && !credentialsConfigured(api)) {
+    out.push(`the API listens on ${api.host}:${api.port} with no token or user configured: it is read-only over TCP `
+      + '(health and metrics; status from loopback only) and refuses every command; configure api.tokens to command it over the network');
+  }
+  return out;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Routes a load balancer probes, perhaps by a name we do not know: no Host check, no credential. */
+const PROBE_ROUTES = new Set(['/health/:module', '/var/modules/:module/ready.txt']);
+
+function originOf(value: string | undefined): string | null | undefined {
+  if (value === undefined) return undefined;
+  try {
+    const u = new URL(value);
+    return u.origin === 'null' ? null : u.origin;
+  } catch {
+    return null;
+  }
+}
+
+/** Closes at once a connection past `max` open ones from its source. */
+function limitPerSource(server: net.Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: net.Socket) => {
+    const key = FailedLogins.source(socket.remoteAddress);
+    const n = (open.get(key) ?? 0) + 1;
+    if (n > max) {
+      socket.destroy();
+      return;
+    }
+    open.set(key, n);
+    socket.once('close', () => {
+      const left = (open.get(key) ?? 1) - 1;
+      if (left <= 0) open.delete(key);
+      else open.set(key, left);
+    });
+  });
+}
+
+export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance {
+  const api = daemon.config.cluster.api;
+  const limits = { ...apiLimits, ...opts.limits };
+  const tls = api.tls && !opts.local ? { cert: fs.readFileSync(api.tls.cert), key: fs.readFileSync(api.tls.key) } : null;
+  const scheme = tls ? 'https' : 'http';
+  // How often Node looks for requests past their timeouts (default 30 s: too coarse here).
+  const serverOptions = { connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs) };
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    // No line per request: a request flood must not become a log flood.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: limits.bodyLimit,
+    serverFactory: (handler) => {
+      const server = tls
+        ? https.createServer({ ...tls, ...serverOptions }, handler)
+        : http.createServer(serverOptions, handler);
+      server.maxConnections = limits.maxConnections;
+      if (!opts.local) limitPerSource(server, limits.maxConnectionsPerSource);
+      server.headersTimeout = limits.headersTimeoutMs;
+      server.requestTimeout = limits.requestTimeoutMs;
+      server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+      return server;
+    },
+  }) as unknown as FastifyInstance;
+  const log = opts.logger;
+  const failed = opts.failedLogins ?? new FailedLogins();
+  const hosts = allowedHostNames(daemon, Boolean(opts.local));
+
+  const refuse = (reply: FastifyReply, status: number, error: string, message: string) =>
+    reply.code(status).send({ error, message });
+
+  // Host and Origin, before anything else (routing included: an unknown path answers 421 too).
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.routeOptions.url && PROBE_ROUTES.has(req.routeOptions.url) && SAFE_METHODS.has(req.method)) return;
+    const host = hostOf(req.headers.host);
+    if (host === null || !hosts.has(host)) {
+      // The accepted names are not listed: they would tell anyone this node's addresses and names.
+      return refuse(reply, 421, 'CROFT_ERR_API_HOST', `Host "${(req.headers.host ?? '').slice(0, 100)}" is not a name this API serves `
+        + '(its listen address, loopback, this node\'s addresses and hostname); if clients reach it by that name, add it to api.allowed_hosts in cluster.yaml');
+    }
+    if (SAFE_METHODS.has(req.method)) return;
+    const fetchSite = req.headers['sec-fetch-site'];
+    if (fetchSite !== undefined && fetchSite !== 'same-origin' && fetchSite !== 'none') {
+      return refuse(reply, 403, 'CROFT_ERR_API_ORIGIN', `cross-site request refused (Sec-Fetch-Site: ${fetchSite})`);
+    }
+    const origin = req.headers.origin !== undefined ? originOf(req.headers.origin) : originOf(req.headers.referer);
+    if (origin === undefined) return; // not a browser's cross-site request: curl, the CLI
+    const self = originOf(`${scheme}://${req.headers.host}`);
+    if (origin === null || origin !== self) {
+      return refuse(reply, 403, 'CROFT_ERR_API_ORIGIN', `cross-origin request refused: ${req.headers.origin !== undefined ? 'Origin' : 'Referer'} `
+        + `${String(req.headers.origin ?? req.headers.referer)} is not this API (${self})`);
+    }
+  });
+
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.headers(securityHeaders);
+    return payload;
+  });
+
+  /** Credentials check; `command`: a state-changing request (never allowed over TCP without a credential). */
+  const authorize = (command: boolean) => async (req: FastifyRequest, reply: FastifyReply) => {
+    if (opts.local) return;
+    const address = req.socket.remoteAddress;
+    const blockedMs = failed.blockedForMs(address);
+    if (blockedMs > 0) {
+      reply.header('retry-after', String(Math.ceil(blockedMs / 1000)));
+      return refuse(reply, 429, 'CROFT_ERR_API_RATE', `too many failed logins from ${FailedLogins.source(address)}: `
+        + `try again in ${Math.ceil(blockedMs / 1000)} s`);
+    }
+    if (command && !credentialsConfigured(api)) {
+      return refuse(reply, 403, 'CROFT_ERR_API_FORBIDDEN', `commands over TCP need a credential and none is configured: ${howToConfigure(api)}`);
+    }
+    const r = authenticate(api, req.headers.authorization, address);
+    if (!r.ok) {
+      if (r.attempted) {
+        failed.fail(address);
+        if (failed.blockedForMs(address) > 0) {
+          log?.warn({ event: 'api_login_blocked', source: FailedLogins.source(address), failures: failed.limit },
+            `${failed.limit} failed logins from ${FailedLogins.source(address)} within ${failed.windowMs / 1000} s: refused for the rest of that time`);
+        }
+      }
+      reply.header('www-authenticate', 'Basic realm="croft", Bearer');
+      return refuse(reply, 401, 'CROFT_ERR_API', `unauthorized: ${r.reason}`);
+    }
+  };
+
+  app.setErrorHandler((err: unknown, _req, reply) => {
+    if (err instanceof CroftError) {
+      const status = err.code === 'CROFT_ERR_UNKNOWN_MODULE' ? 404 : err.code === 'CROFT_ERR_MIRROR_REFUSED' ? 409 : 400;
+      return reply.code(status).send({ error: err.code, message: err.message });
+    }
+    const e = err as { statusCode?: number; message?: string };
+    return reply.code(e.statusCode ?? 500).send({ error: 'CROFT_ERR_API', message: e.message ?? String(err) });
+  });
+
+  app.register(async (v1) => {
+    const read = authorize(false);
+    const commandAuth = authorize(true);
+    v1.addHook('onRequest', (req, reply) => (SAFE_METHODS.has(req.method) ? read : commandAuth)(req, reply));
+    v1.get('/status', async () => daemon.status());
+    v1.get<{ Params: { module: string } }>('/modules/:module', async (req) => {
+      const rt = daemon.runtimes.get(req.params.module);
+      if (!rt) throw new CroftError('CROFT_ERR_UNKNOWN_MODULE', `module "${req.params.module}" does not run on node ${daemon.self}`);
+      return { node: daemon.self, ...rt.status(), cluster: daemon.status().modules[req.params.module],
+        farm: daemon.farms.get(req.params.module)?.status(),
+        mirror: rt instanceof MirrorRuntime ? rt.mirrorStatus() : undefined };
+    });
+    // Mirror modules: prim, second, swap (refused: 409 with the machine's reason), the detailed
+    // status, and verify (on the PRIM: both sides compared by checksum).
+    for (const command of ['prim', 'second', 'swap'] as const satisfies readonly MirrorCommandName[]) {
+      v1.post<{ Params: { module: string } }>(`/modules/:module/${command}`, async (req, reply) => {
+        daemon.mirrorCommand(req.params.module, command, `${command} requested through the API`);
+        return reply.code(202).send({ node: daemon.self, module: req.params.module, command, accepted: true });
+      });
+    }
+    v1.get<{ Params: { module: string } }>('/modules/:module/mirror', async (req) => {
+      const rt = daemon.mirror(req.params.module);
+      return { ...rt.mirrorStatus(), cluster: daemon.status().modules[req.params.module] };
+    });
+    v1.post<{ Params: { module: string } }>('/modules/:module/mirror/verify', async (req) => {
+      const rt = daemon.mirror(req.params.module);
+      const t0 = Date.now();
+      const result = await rt.verify();
+      return { node: daemon.self, module: req.params.module, durationMs: Date.now() - t0, ...result };
+    });
+    for (const command of ['start', 'stop', 'restart'] as const satisfies readonly ModuleCommand[]) {
+      v1.post<{ Params: { module: string } }>(`/modules/:module/${command}`, async (req, reply) => {
+        daemon.command(req.params.module, command, `${command} requested through the API`);
+        return reply.code(202).send({ node: daemon.self, module: req.params.module, command, accepted: true });
+      });
+    }
+  }, { prefix: '/api/v1' });
+
+  const ready = (module: string): { known: boolean; state: string; serving: boolean } => {
+    const rt = daemon.runtimes.get(module);
+    const known = daemon.config.modules.some((m) => m.name === module);
+    const state = rt ? rt.state() : 'STOP';
+    return { known, state, serving: servingStates.has(state) };
+  };
+
+  app.get<{ Params: { module: string } }>('/health/:module', async (req, reply) => {
+    const r = ready(req.params.module);
+    if (!r.known) return reply.code(404).send({ module: req.params.module, node: daemon.self, error: 'no such module' });
+    return reply.code(r.serving ? 200 : 503).send({ module: req.params.module, node: daemon.self, state: r.state, ready: r.serving });
+  });
+
+  app.get<{ Params: { module: string } }>('/var/modules/:module/ready.txt', async (req, reply) => {
+    const r = ready(req.params.module);
+    reply.type('text/plain');
+    if (!r.known) return reply.code(404).send('unknown\n');
+    return reply.code(r.serving ? 200 : 503).send(r.serving ? 'ready\n' : 'not_ready\n');
+  });
+
+  app.get('/metrics', { onRequest: api.metricsAuth ? authorize(false) : [] }, async (_req, reply) => {
+    reply.type('text/plain; version=0.0.4');
+    return renderMetrics(daemon);
+  });
+
+  app.get('/', { onRequest: authorize(false) }, async (_req, reply) => {
+    reply.type('text/html; charset=utf-8');
+    return consoleHtml(daemon.config.cluster.name, daemon.self);
+  });
+  // The console's script and style: no secret in them, so no credential (the page itself needs one).
+  app.get('/console.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(consoleJs));
+  app.get('/console.css', async (_req, reply) => reply.type('text/css; charset=utf-8').send(consoleCss));
+
+  return app;
+}

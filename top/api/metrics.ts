@@ -1,0 +1,99 @@
+// Prometheus text exposition (format 0.0.4), rendered from a snapshot of the daemon.
+import type { Daemon } from '../daemon/daemon.js';
+import { logDropped } from '../../src/log/logger.js';
+
+type Labels = Record<string, string>;
+
+/** Samples grouped by metric (the format wants each metric's lines together), in first-seen order. */
+class Exposition {
+  private readonly groups = new Map<string, string[]>();
+
+  add(name: string, type: 'counter' | 'gauge', help: string, value: number, labels: Labels = {}): void {
+    let lines = this.groups.get(name);
+    if (!lines) {
+      lines = [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`];
+      this.groups.set(name, lines);
+    }
+    const l = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
+    lines.push(`${name}${l ? `{${l}}` : ''} ${Number.isFinite(value) ? value : 0}`);
+  }
+
+  text(): string {
+    return `${[...this.groups.values()].flat().join('\n')}\n`;
+  }
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+const moduleStates = ['STOP', 'WAIT', 'UP', 'ALONE', 'PRIM', 'SECOND'];
+
+export function renderMetrics(daemon: Daemon): string {
+  const x = new Exposition();
+  const c = daemon.membership.counters();
+  x.add('croft_heartbeats_sent_total', 'counter', 'Heartbeat datagrams sent (all LANs).', c.sent);
+  x.add('croft_heartbeats_received_total', 'counter', 'Datagrams received on the heartbeat sockets.', c.received);
+  x.add('croft_heartbeats_accepted_total', 'counter', 'Heartbeats authenticated and accepted.', c.accepted);
+  for (const [reason, n] of Object.entries(c.dropped)) {
+    x.add('croft_heartbeats_dropped_total', 'counter', 'Datagrams dropped, by reason.', n, { reason });
+  }
+  for (const [reason, n] of Object.entries(logDropped())) {
+    x.add('croft_log_dropped_total', 'counter', 'Log records dropped (destination too slow, or too many a second), by reason.', n, { reason });
+  }
+  const status = daemon.status();
+  x.add('croft_view_epoch', 'gauge', 'Epoch of this node\'s membership view.', status.view.epoch);
+  x.add('croft_view_members', 'gauge', 'Nodes in this node\'s view, itself included.', status.view.members.length);
+  x.add('croft_view_converged', 'gauge', '1 when every member announces the same view.', status.converged ? 1 : 0);
+  for (const n of status.nodes) {
+    x.add('croft_peer_up', 'gauge', '1 when the node is up as seen from here.', n.state === 'UP' ? 1 : 0, { peer: n.name });
+  }
+  for (const [module, rt] of daemon.runtimes) {
+    const st = rt.status();
+    for (const s of moduleStates) {
+      x.add('croft_module_state', 'gauge', 'Local module state (1 for the current one).', st.state === s ? 1 : 0, { module, state: s });
+    }
+    x.add('croft_module_restarts', 'gauge', 'Restarts counted in the current maxloop window.', st.restarts, { module });
+    for (const ch of st.checkers) {
+      x.add('croft_checker_healthy', 'gauge', 'Checker health: 1 healthy, 0 failed, -1 unknown.',
+        ch.health === 'healthy' ? 1 : ch.health === 'failed' ? 0 : -1, { module, checker: ch.name, type: ch.type });
+    }
+    const counters = rt.counters();
+    for (const [key, n] of Object.entries(counters.probes)) {
+      const [checker = key, result = ''] = splitLast(key);
+      x.add('croft_checker_probes_total', 'counter', 'Checker probes, by result.', n, { module, checker, result });
+    }
+    for (const [key, n] of Object.entries(counters.scriptRuns)) {
+      const [script = key, result = ''] = splitLast(key);
+      x.add('croft_script_runs_total', 'counter', 'Module script runs, by result.', n, { module, script, result });
+    }
+  }
+  for (const [module, mr] of daemon.mirrors) {
+    const ms = mr.mirrorStatus();
+    ms.replicas.forEach((r, i) => {
+      if (r === null) return;
+      const dir = ms.dirs[i] ?? String(i);
+      x.add('croft_mirror_replica_connected', 'gauge', '1 while this node\'s replica holds a session with the primary (0: none, or it ended: see last_error in the status).', r.connected ? 1 : 0, { module, dir });
+      x.add('croft_mirror_replica_sessions_total', 'counter', 'Authenticated replication sessions accepted by this replica.', r.sessions, { module, dir });
+      x.add('croft_mirror_replica_refused_total', 'counter', 'Replication connections refused: in the handshake (wrong key, not a croft peer, too slow), or at once (not the peer\'s address, session cap).', r.refused, { module, dir, reason: 'handshake' });
+      x.add('croft_mirror_replica_refused_total', 'counter', 'Replication connections refused: in the handshake (wrong key, not a croft peer, too slow), or at once (not the peer\'s address, session cap).', r.rejected, { module, dir, reason: 'rejected' });
+      x.add('croft_mirror_replica_tampered_total', 'counter', 'Replication sessions ended on a record that failed authentication (flipped, forged, replayed, reordered).', r.tampered, { module, dir });
+    });
+    ms.links.forEach((l, i) => {
+      const dir = ms.dirs[i] ?? String(i);
+      x.add('croft_mirror_link_connected', 'gauge', '1 while this node\'s mount streams its changes to the peer.', l.connected ? 1 : 0, { module, dir });
+      x.add('croft_mirror_link_tampered_total', 'counter', 'Streams to the peer ended on a record that failed authentication (this mount).', l.tampered, { module, dir });
+    });
+    const d = ms.dirtyLog;
+    if (d === null) continue;
+    x.add('croft_mirror_dirty_log_failing', 'gauge', '1 while the mirror\'s dirty log cannot write: changes fail with EIO.', d.failing ? 1 : 0, { module });
+    x.add('croft_mirror_dirty_log_write_failures_total', 'counter', 'Failed writes, syncs or compactions of the dirty log (this mount).', d.writeFailures, { module });
+    x.add('croft_mirror_dirty_log_refused_total', 'counter', 'Changes refused with EIO because the dirty log could not record them (this mount).', d.marksRefused, { module });
+  }
+  return x.text();
+}
+
+function splitLast(key: string): [string, string] {
+  const i = key.lastIndexOf(':');
+  return i < 0 ? [key, ''] : [key.slice(0, i), key.slice(i + 1)];
+}

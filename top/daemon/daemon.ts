@@ -1,0 +1,356 @@
+// The daemon of one node: membership over UDP, one runtime per module of this node, the HTTP API.
+// It holds no decision of its own: membership and module state machines decide, this wires them.
+import { EventEmitter } from 'node:events';
+import type { Config, ModuleConfig } from '../../src/config/types.js';
+import { CroftError } from '../../src/errors.js';
+import type { Logger } from '../../src/log/logger.js';
+import { UdpMembership } from '../../src/membership/udp.js';
+import type { ModuleStatus, PeerInfo, View } from '../../src/membership/types.js';
+import { ModuleRuntime } from '../../src/module/runtime.js';
+import { liveConnectionsTo } from '../../farm/connections.js';
+import { FarmDriver } from '../../farm/driver.js';
+import { MirrorRuntime } from '../../mirror/runtime.js';
+import type { NodeModuleView } from '../../farm/members.js';
+import { bestState } from './states.js';
+
+/** How often a draining farm node counts its connections to the VIP. */
+const DRAIN_POLL_MS = 100;
+
+export interface NodeStatus {
+  name: string;
+  /** UP or DOWN as seen from this node; the local node is always UP. */
+  state: 'UP' | 'DOWN';
+  self: boolean;
+  /** ms since the last heartbeat on each LAN (null: never heard); null for self. */
+  lastHeardAgoMs: (number | null)[] | null;
+  view: View | null;
+}
+
+export interface ClusterStatus {
+  cluster: string;
+  node: string;
+  incarnation: number;
+  view: View;
+  converged: boolean;
+  lans: string[];
+  nodes: NodeStatus[];
+  /** module -> node -> status, for every node that runs the module (STOP when unknown or down). */
+  modules: Record<string, { kind: string; nodes: Record<string, ModuleStatus & { known: boolean }> }>;
+}
+
+export type ModuleCommand = 'start' | 'stop' | 'restart';
+/** Commands of mirror modules only (SafeKit's prim, second, swap). */
+export type MirrorCommandName = 'prim' | 'second' | 'swap';
+
+/** A light or farm module's runtime, or a mirror's: the same outward shape. */
+export type AnyRuntime = ModuleRuntime | MirrorRuntime;
+
+export class Daemon extends EventEmitter {
+  readonly config: Config;
+  readonly self: string;
+  readonly membership: UdpMembership;
+  readonly runtimes = new Map<string, AnyRuntime>();
+  /** Mirror modules of this node (also in runtimes). */
+  readonly mirrors = new Map<string, MirrorRuntime>();
+  private mirrorTimer: NodeJS.Timeout | null = null;
+  /** Farm modules with a VIP on this node (cloud-mode farms have none: /health guides the provider's LB). */
+  readonly farms = new Map<string, FarmDriver>();
+  private farmTimer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+  private readonly localSinceMs = new Map<string, number>();
+
+  constructor(config: Config, self: string, log: Logger) {
+    super();
+    if (!config.cluster.nodes.some((n) => n.name === self)) {
+      throw new CroftError('CROFT_ERR_UNKNOWN_NODE',
+        `node "${self}" is not in ${config.cluster.file}; nodes are: ${config.cluster.nodes.map((n) => n.name).join(', ')}`);
+    }
+    this.config = config;
+    this.self = self;
+    this.log = log;
+    // A restart must announce a larger incarnation than the last run (replay protection keys on it):
+    // the membership takes max(now, last saved + 1) from the state dir, and saves it at start.
+    this.membership = new UdpMembership({ cluster: config.cluster, self, stateDir: config.cluster.stateDir, logger: log.child({ layer: 'membership' }) });
+    for (const event of ['peer_up', 'peer_down', 'view_change'] as const) {
+      this.membership.on(event, (action: { node?: string; view?: View; cause: string }) => {
+        // `node` is the logging node in every line, so the peer is logged as `peer`.
+        const cause = action.cause === 'timeout'
+          ? `no heartbeat on any LAN for ${config.cluster.heartbeat.timeoutMs} ms` : action.cause;
+        this.log.info({ event, peer: action.node, view: action.view, cause },
+          `${event}${action.node ? ` ${action.node}` : ''}: ${cause}`);
+        if (event === 'peer_down') {
+          for (const rt of this.mirrors.values()) if (rt.peer === action.node) rt.peerLost();
+        }
+        this.emit(event, action);
+      });
+    }
+    for (const module of config.modules) {
+      if (!module.nodes.includes(self)) continue;
+      if (module.kind === 'mirror') {
+        this.runtimes.set(module.name, this.createMirrorRuntime(module));
+        continue;
+      }
+      this.runtimes.set(module.name, this.createRuntime(module));
+      if (module.kind === 'farm' && module.farm?.vip) {
+        this.farms.set(module.name, new FarmDriver(module, self, config.cluster, log));
+      }
+    }
+  }
+
+  /** This run's incarnation (membership/persist.ts). */
+  get incarnation(): number {
+    return this.membership.incarnation;
+  }
+
+  /** The module's state on every node of the cluster, as this node sees it (for farm membership). */
+  private nodeViews(module: string): NodeModuleView[] {
+    const peers = new Map(this.membership.peers().map((p) => [p.name, p]));
+    const states = this.membership.moduleStates();
+    return this.config.cluster.nodes.map((n) => n.name === this.self
+      ? { name: n.name, up: true, state: this.runtimes.get(module)?.state() }
+      : { name: n.name, up: peers.get(n.name)?.up ?? false, state: states[n.name]?.[module]?.state });
+  }
+
+  private updateFarms(cause: string): void {
+    for (const [name, farm] of this.farms) void farm.update(this.nodeViews(name), cause);
+  }
+
+  private createRuntime(module: ModuleConfig): ModuleRuntime {
+    const runtime = new ModuleRuntime({
+      module,
+      node: this.self,
+      cluster: this.config.cluster.name,
+      getModuleState: (m, node) => this.moduleState(m, node),
+      logger: this.log, // the runtime adds module to its lines
+    });
+    this.localSinceMs.set(module.name, Date.now());
+    runtime.on('transition', (t: { module: string; from: string; to: string; cause: string }) => {
+      this.localSinceMs.set(module.name, Date.now());
+      this.publishModules();
+      const farm = this.farms.get(module.name);
+      if (farm) {
+        // The filter and VIP exist whenever the module is not STOP; buckets follow the UP members.
+        if (t.from === 'STOP') void farm.start();
+        if (t.to === 'STOP') void farm.stop();
+        else void farm.update(this.nodeViews(module.name), `${module.name} ${t.from} -> ${t.to} here`);
+      }
+      this.emit('transition', t);
+    });
+    runtime.on('drain', () => {
+      const vip = module.farm?.vip;
+      if (vip) void this.watchDrain(runtime, vip);
+    });
+    return runtime;
+  }
+
+  /**
+   * A farm node draining before a planned stop: its buckets went to the other nodes, so every live
+   * connection to the VIP here is one the application still serves. None left: stop_both now
+   * rather than at the drain's deadline. (Without a VIP, in cloud mode, the provider's balancer
+   * needs the whole drain_ms to notice /health's 503.)
+   */
+  private async watchDrain(runtime: ModuleRuntime, vip: string): Promise<void> {
+    while (runtime.drainingUntil() !== null) {
+      let live: number;
+      try {
+        live = liveConnectionsTo(vip);
+      } catch (err) {
+        this.log.warn({ event: 'farm_drain_error', err: (err as Error).message }, `cannot count connections to ${vip}: draining for the whole drain_ms`);
+        return;
+      }
+      if (live === 0) {
+        runtime.drained();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+    }
+  }
+
+  private createMirrorRuntime(module: ModuleConfig): MirrorRuntime {
+    const runtime = new MirrorRuntime({
+      module,
+      node: this.self,
+      cluster: this.config.cluster,
+      getModuleState: (m, node) => this.moduleState(m, node),
+      logger: this.log,
+    });
+    this.mirrors.set(module.name, runtime);
+    runtime.on('announce', () => this.publishModules());
+    runtime.on('transition', (t: { module: string; from: string; to: string; cause: string }) => {
+      this.localSinceMs.set(module.name, Date.now());
+      this.publishModules();
+      this.emit('transition', t);
+    });
+    return runtime;
+  }
+
+  /** Each mirror hears its peer's announcement from the heartbeats (on change; the runtime compares). */
+  private updateMirrors(): void {
+    const peers = new Map(this.membership.peers().map((p) => [p.name, p]));
+    const states = this.membership.moduleStates();
+    for (const [name, rt] of this.mirrors) {
+      if (!peers.get(rt.peer)?.up) continue; // peer_down told the runtime already
+      const view = states[rt.peer]?.[name]?.mirror;
+      if (view) rt.peerView(view);
+    }
+  }
+
+  /** State of `module` on `node` ('local', 'any' or a node name), as this node knows it. */
+  moduleState(module: string, node: string): string | undefined {
+    if (node === 'local' || node === this.self) return this.runtimes.get(module)?.state();
+    const states = this.membership.moduleStates();
+    if (node === 'any') {
+      const all: string[] = [];
+      const local = this.runtimes.get(module)?.state();
+      if (local) all.push(local);
+      for (const [name, mods] of Object.entries(states)) {
+        if (name === this.self) continue;
+        const s = mods[module]?.state;
+        if (s) all.push(s);
+      }
+      return all.length ? bestState(all) : undefined;
+    }
+    return states[node]?.[module]?.state;
+  }
+
+  private localModules(): Record<string, ModuleStatus> {
+    const out: Record<string, ModuleStatus> = {};
+    for (const [name, rt] of this.runtimes) {
+      if (rt instanceof MirrorRuntime) {
+        // The announced view, released by the runtime's action queue (mirror/runtime.ts).
+        const a = rt.announced();
+        out[name] = { state: a.view.state, sinceMs: a.sinceMs, mirror: a.view };
+      } else {
+        out[name] = { state: rt.state(), sinceMs: this.localSinceMs.get(name) ?? 0 };
+      }
+    }
+    return out;
+  }
+
+  private publishModules(): void {
+    this.membership.setLocalModules(this.localModules());
+  }
+
+  async start(): Promise<void> {
+    // Mirrors read their data record (and detach what a killed daemon left mounted) first.
+    for (const rt of this.mirrors.values()) await rt.init();
+    this.publishModules();
+    await this.membership.start();
+    // Peers' module states arrive with their heartbeats; the farm map follows them. A key compare
+    // makes this cheap when nothing changed. Half a heartbeat interval: within the failover budget.
+    const everyMs = Math.max(10, Math.min(100, this.config.cluster.heartbeat.intervalMs / 2));
+    this.farmTimer = this.farms.size ? setInterval(() => this.updateFarms('view'), everyMs) : null;
+    this.mirrorTimer = this.mirrors.size ? setInterval(() => this.updateMirrors(), everyMs) : null;
+    this.log.info({ event: 'daemon_start', incarnation: this.incarnation, modules: [...this.runtimes.keys()] },
+      `croft daemon started on ${this.self}`);
+    for (const [name, rt] of this.runtimes) {
+      const module = this.config.modules.find((m) => m.name === name);
+      if (module?.autostart !== false) rt.start('daemon start');
+    }
+  }
+
+  /** Stop the modules (their stop scripts run), then leave the cluster. */
+  async stop(cause = 'daemon stop'): Promise<void> {
+    await Promise.all([...this.runtimes.values()].map((rt) => stopAndWait(rt, cause)));
+    await Promise.all([...this.runtimes.values()].map((rt) => rt.close()));
+    if (this.farmTimer) clearInterval(this.farmTimer);
+    if (this.mirrorTimer) clearInterval(this.mirrorTimer);
+    await Promise.all([...this.farms.values()].map((f) => f.stop()));
+    await this.membership.stop();
+    this.log.info({ event: 'daemon_stop', cause }, 'croft daemon stopped');
+  }
+
+  command(module: string, command: ModuleCommand, cause: string): void {
+    const rt = this.runtime(module);
+    this.log.info({ event: 'command', module, command, cause }, `${command} ${module}: ${cause}`);
+    rt[command](cause);
+  }
+
+  /** prim, second or swap of a mirror module; CROFT_ERR_MIRROR_REFUSED with the machine's reason. */
+  mirrorCommand(module: string, command: MirrorCommandName, cause: string): void {
+    const rt = this.mirror(module);
+    this.log.info({ event: 'command', module, command, cause }, `${command} ${module}: ${cause}`);
+    const refused = rt[command](cause);
+    if (refused !== null) throw new CroftError('CROFT_ERR_MIRROR_REFUSED', `${command} ${module} on ${this.self} refused: ${refused}`);
+  }
+
+  /** The mirror runtime of `module`; CroftError when it is not a mirror module of this node. */
+  mirror(module: string): MirrorRuntime {
+    const rt = this.runtime(module);
+    if (!(rt instanceof MirrorRuntime)) throw new CroftError('CROFT_ERR_USAGE', `module "${module}" is not a mirror module`);
+    return rt;
+  }
+
+  runtime(module: string): AnyRuntime {
+    const rt = this.runtimes.get(module);
+    if (!rt) {
+      const known = this.config.modules.find((m) => m.name === module);
+      throw new CroftError('CROFT_ERR_UNKNOWN_MODULE', known
+        ? `module "${module}" does not run on node ${this.self} (its nodes: ${known.nodes.join(', ')})`
+        : `no module "${module}" in ${this.config.dir} (modules: ${this.config.modules.map((m) => m.name).join(', ') || 'none'})`);
+    }
+    return rt;
+  }
+
+  status(): ClusterStatus {
+    const now = performance.now();
+    const peers = new Map<string, PeerInfo>(this.membership.peers().map((p) => [p.name, p]));
+    const nodes: NodeStatus[] = this.config.cluster.nodes.map((n) => {
+      if (n.name === this.self) {
+        return { name: n.name, state: 'UP', self: true, lastHeardAgoMs: null, view: this.membership.view() };
+      }
+      const p = peers.get(n.name);
+      return {
+        name: n.name,
+        state: p?.up ? 'UP' : 'DOWN',
+        self: false,
+        lastHeardAgoMs: p ? p.lastHeardMs.map((t) => (t === null ? null : Math.max(0, Math.round(now - t)))) : null,
+        view: p?.view ?? null,
+      };
+    });
+    const remote = this.membership.moduleStates();
+    const modules: ClusterStatus['modules'] = {};
+    for (const m of this.config.modules) {
+      const perNode: Record<string, ModuleStatus & { known: boolean }> = {};
+      for (const node of m.nodes) {
+        if (node === this.self) {
+          const rt = this.runtimes.get(m.name);
+          const mirror = rt instanceof MirrorRuntime ? { mirror: rt.announced().view } : {};
+          perNode[node] = { state: rt ? rt.state() : 'STOP', sinceMs: this.localSinceMs.get(m.name) ?? 0, known: true, ...mirror };
+        } else {
+          const s = peers.get(node)?.up ? remote[node]?.[m.name] : undefined;
+          perNode[node] = s ? { ...s, known: true } : { state: 'STOP', sinceMs: 0, known: false };
+        }
+      }
+      modules[m.name] = { kind: m.kind, nodes: perNode };
+    }
+    return {
+      cluster: this.config.cluster.name,
+      node: this.self,
+      incarnation: this.incarnation,
+      view: this.membership.view(),
+      converged: this.membership.converged(),
+      lans: this.config.cluster.lans,
+      nodes,
+      modules,
+    };
+  }
+}
+
+function stopAndWait(rt: AnyRuntime, cause: string): Promise<void> {
+  if (rt.state() === 'STOP' && rt.status().scriptRunning === null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => {
+      if (rt.state() === 'STOP' && rt.status().scriptRunning === null) {
+        rt.off('transition', check);
+        clearInterval(timer);
+        resolve();
+      }
+    };
+    // Scripts are bounded by their own timeouts and a farm drain by drain_ms, so this wait is bounded too.
+    const timer = setInterval(check, 50);
+    rt.on('transition', check);
+    rt.stop(cause);
+    check();
+  });
+}

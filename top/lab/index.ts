@@ -1,0 +1,209 @@
+// The lab as the tests and the CLI use it: `Lab.up(...)`, then faults, exec, and `down()`.
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { CroftError } from '../../src/errors.js';
+import { createLab, type LabUpOptions } from './create.js';
+import { teardown, allLabNames, type DownResult } from './teardown.js';
+import { readState, writeState, type LabNodeState, type LabState, type NetemSettings } from './state.js';
+import { renderHeal, renderPartition } from './partition.js';
+import { checkLabName, netnsPath, stateDirOf, switchIfOfNode } from './names.js';
+import { enterArgv, labEnv } from './enter.js';
+import { run, runOk, type RunResult } from './run.js';
+import { killAllIn, nsInode } from './procs.js';
+import { daemonCommand, startDaemon } from './daemons.js';
+import { applyNetem, parseNetemSpec, type NetemSpec } from './netem.js';
+import { labStatus, type LabStatus } from './status.js';
+
+export type { LabUpOptions } from './create.js';
+export type { LabState, LabNodeState, NetemSettings, LinkNetem } from './state.js';
+export type { LabStatus, LabNodeStatus, LabLinkStatus } from './status.js';
+export type { DownResult } from './teardown.js';
+export type { NetemSpec } from './netem.js';
+export { parseNetemSpec } from './netem.js';
+export { formatStatus } from './status.js';
+export { NODE_BIND_PATHS, NODE_CONFIG_PATH } from './mounts.js';
+
+/** Where a command runs: a node name (n1...) or "client". */
+export type LabTarget = string;
+
+export interface LabExecOptions {
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  timeoutMs?: number;
+}
+
+export class Lab {
+  private constructor(private state: LabState) {}
+
+  /** Builds a lab (see LabUpOptions) and returns it once every daemon was started. */
+  static async up(opts: LabUpOptions = {}): Promise<Lab> {
+    return new Lab(await createLab(opts));
+  }
+
+  /** A lab that is up, from its state.json. */
+  static open(name = 'lab'): Lab {
+    checkLabName(name);
+    const state = readState(stateDirOf(name));
+    if (!state) throw new CroftError('CROFT_ERR_LAB', `no lab named ${name} is up (no ${stateDirOf(name)}/state.json)`);
+    return new Lab(state);
+  }
+
+  /** Removes a lab by name, from discovery alone (works without state.json). */
+  static down(name = 'lab'): Promise<DownResult> {
+    checkLabName(name);
+    return teardown(name);
+  }
+
+  /** Names of every lab with something left on this machine. */
+  static list(): string[] {
+    return allLabNames();
+  }
+
+  get name(): string { return this.state.name; }
+  get stateDir(): string { return this.state.stateDir; }
+  get configDir(): string { return this.state.configDir; }
+  get nodes(): string[] { return this.state.nodes.map((n) => n.name); }
+  get lans(): number { return this.state.lans; }
+  /** A copy of the state (as in state.json). */
+  get snapshot(): LabState { return structuredClone(this.state); }
+
+  down(): Promise<DownResult> {
+    return teardown(this.state.name);
+  }
+
+  nodeAddress(node: string, lan = 0): string {
+    const a = this.node(node).addresses[lan];
+    if (a === undefined) throw new CroftError('CROFT_ERR_LAB', `lab ${this.name} has no LAN ${lan}`);
+    return a;
+  }
+
+  clientAddresses(): string[] {
+    return [...this.state.client.addresses];
+  }
+
+  /** argv to run a command in the target's namespaces (node: net + mount; client: net). */
+  enterArgv(target: LabTarget, argv: string[], cwd?: string): string[] {
+    if (target === 'client') return enterArgv({ netns: this.state.client.namespace }, argv);
+    const n = this.node(target);
+    return enterArgv({ netns: n.namespace, mountNs: n.mountNs }, argv, cwd ?? process.cwd());
+  }
+
+  env(target: LabTarget, extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+    if (target !== 'client') this.node(target);
+    return labEnv(this.stateDir, this.name, target, extra);
+  }
+
+  /** Runs argv in the target and captures its output; a non-zero exit is a result, not an error. */
+  exec(target: LabTarget, argv: string[], opts: LabExecOptions = {}): Promise<RunResult> {
+    return run(this.enterArgv(target, argv, opts.cwd), { input: opts.input, env: this.env(target, opts.env), timeoutMs: opts.timeoutMs });
+  }
+
+  /** Starts argv in the target; the caller owns the child (kill it, or lab kill/down does). */
+  spawn(target: LabTarget, argv: string[], opts: SpawnOptions = {}): ChildProcess {
+    const [cmd, ...args] = this.enterArgv(target, argv, typeof opts.cwd === 'string' ? opts.cwd : undefined);
+    return spawn(cmd!, args, { ...opts, cwd: undefined, env: this.env(target, opts.env) });
+  }
+
+  /** SIGKILL of the node's daemon and of every process in its namespaces (applications too). */
+  async kill(node: string): Promise<number[]> {
+    const n = this.node(node);
+    const inodes = [nsInode(netnsPath(n.namespace)), nsInode(n.mountNs)];
+    const [net, mnt] = inodes;
+    if (net === undefined || mnt === undefined) throw new CroftError('CROFT_ERR_LAB', `namespaces of ${node} are gone; run lab down`);
+    const killed = await killAllIn([net], [mnt]);
+    this.reload();
+    return killed;
+  }
+
+  /** Starts the node's daemon again (after kill); an error if it is still running. */
+  async start(node: string): Promise<number> {
+    this.node(node);
+    const before = (await this.status()).nodes.find((s) => s.name === node); // reloads the state
+    if (before?.daemon === 'alive') {
+      throw new CroftError('CROFT_ERR_LAB', `the daemon of ${node} is running (pid ${before.daemonPid}); lab kill ${node} first`);
+    }
+    const n = this.node(node);
+    const command = n.daemonCommand ?? daemonCommand(node);
+    n.daemonCommand = command;
+    n.daemonPid = await startDaemon({
+      labName: this.name, stateDir: this.stateDir, node, netns: n.namespace, mountNs: n.mountNs, command, logFile: n.daemonLog,
+    });
+    writeState(this.state);
+    return n.daemonPid;
+  }
+
+  /**
+   * Splits the nodes into groups that cannot reach each other (on every LAN); the client still
+   * reaches every node. Nodes not named form one more group. `partition([])` heals it.
+   */
+  async partition(groups: readonly (readonly string[])[]): Promise<void> {
+    this.reload();
+    const named = new Set(groups.flat());
+    for (const n of named) this.node(n);
+    const rest = this.nodes.filter((n) => !named.has(n));
+    const all = groups.length === 0 ? [] : rest.length ? [...groups, rest] : [...groups];
+    const text = all.length < 2 ? `${renderHeal().join('\n')}\n` : renderPartition(all.map((g) => g.map((n) => this.node(n).index)), this.lans);
+    await runOk(['ip', 'netns', 'exec', this.state.switchNamespace, 'nft', '-f', '-'], { input: text });
+  }
+
+  /** Sets the node's links down at the switch (every LAN, or one). */
+  cut(node: string, lan?: number): Promise<void> {
+    return this.setLinks(node, lan, 'down');
+  }
+
+  heal(node: string, lan?: number): Promise<void> {
+    return this.setLinks(node, lan, 'up');
+  }
+
+  /** Delay/jitter/loss on the node's interfaces (every LAN, or one); merged with earlier settings. */
+  async netem(node: string, spec: NetemSpec | string | string[], lan?: number): Promise<void> {
+    this.reload();
+    const parsed = typeof spec === 'string' ? parseNetemSpec(spec.trim().split(/\s+/)) : Array.isArray(spec) ? parseNetemSpec(spec) : spec;
+    const n = this.node(node);
+    for (const k of this.lanList(lan)) {
+      const current = n.netem[String(k)];
+      const settings: NetemSettings = parsed.clear ? {} : {
+        delayMs: parsed.delayMs ?? current?.delayMs,
+        jitterMs: parsed.jitterMs ?? current?.jitterMs,
+        lossPercent: parsed.lossPercent ?? current?.lossPercent,
+      };
+      const next = await applyNetem({
+        stateDir: this.stateDir, switchNs: this.state.switchNamespace, nodeNs: n.namespace, node, index: n.index, lan: k, current,
+      }, settings);
+      if (next) n.netem[String(k)] = next;
+      else delete n.netem[String(k)];
+      writeState(this.state);
+    }
+  }
+
+  async status(): Promise<LabStatus> {
+    this.reload();
+    return labStatus(this.state);
+  }
+
+  private async setLinks(node: string, lan: number | undefined, updown: 'up' | 'down'): Promise<void> {
+    const n = this.node(node);
+    const lines = this.lanList(lan).map((k) => `link set ${switchIfOfNode(n.index, k)} ${updown}`);
+    await runOk(['ip', '-n', this.state.switchNamespace, '-batch', '-'], { input: `${lines.join('\n')}\n` });
+  }
+
+  private lanList(lan: number | undefined): number[] {
+    if (lan === undefined) return Array.from({ length: this.state.lans }, (_, k) => k);
+    if (!Number.isInteger(lan) || lan < 0 || lan >= this.state.lans) {
+      throw new CroftError('CROFT_ERR_USAGE', `lab ${this.name} has LANs 0..${this.state.lans - 1}, not ${lan}`);
+    }
+    return [lan];
+  }
+
+  private node(node: string): LabNodeState {
+    const n = this.state.nodes.find((x) => x.name === node);
+    if (!n) throw new CroftError('CROFT_ERR_UNKNOWN_NODE', `lab ${this.name} has no node ${node} (nodes: ${this.nodes.join(', ')}, or client)`);
+    return n;
+  }
+
+  /** Another command (CLI, another Lab object) may have changed state.json. */
+  private reload(): void {
+    const fresh = readState(this.stateDir);
+    if (fresh) this.state = fresh;
+  }
+}

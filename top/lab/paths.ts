@@ -1,0 +1,7 @@
+// Paths of the lab's own files in the package.
+import path from 'node:path';
+import { repoRoot } from '../../src/paths.js';
+
+export { croftJs, repoRoot } from '../../src/paths.js';
+/** The userspace netem stand-in (see netem.ts): a source file, run by python3. */
+export const netemRelayScript = path.join(repoRoot, 'top', 'lab', 'netem_relay.py');
