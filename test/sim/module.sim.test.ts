@@ -1,7 +1,8 @@
 // Seeded simulation of the module machine (TigerBeetle's VOPR, in small): random configurations,
 // commands, probe results (including stale ones), script outcomes (ok/fail/timeout) delivered late,
 // and time, with invariants checked after every step by an outside model of what the driver sees.
-// CROFT_SEED=<n> replays one seed (and prints its trace); CROFT_SIM_SEEDS=<n> changes how many.
+// CROFT_SEED=<n> replays one seed (and prints its trace); CROFT_SIM_SEEDS=<n> changes how many. Random
+// choices come from the shared PRNG (prng.ts), like the other simulations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -14,32 +15,15 @@ import {
   type ModuleMachineConfig,
 } from '../../src/module/machine.js';
 import type { ModuleAction, ModuleEvent, ModuleState, ScriptName } from '../../src/module/types.js';
+import { below, chance, mulberry32, pick, type Rng } from './prng.js';
 
-/** mulberry32: small, fast, good enough to pick events; same seed, same run. */
-function prng(seed: number): { next(): number; int(n: number): number; pick<T>(xs: readonly T[]): T; chance(p: number): boolean } {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (n) => Math.floor(next() * n),
-    pick: (xs) => xs[Math.floor(next() * xs.length)]!,
-    chance: (p) => next() < p,
-  };
-}
-
-function randomConfig(r: ReturnType<typeof prng>): ModuleMachineConfig {
+function randomConfig(r: Rng): ModuleMachineConfig {
   const checkers: MachineCheckerConfig[] = [];
-  const nDeps = r.int(3);
-  for (let i = 0; i < nDeps; i++) checkers.push({ name: `dep${i}`, kind: 'dependency', onFailure: 'wait', rise: 1 + r.int(2), fall: 1 + r.int(3) });
-  const nApps = 1 + r.int(2);
-  for (let i = 0; i < nApps; i++) checkers.push({ name: `app${i}`, kind: 'app', onFailure: r.chance(0.75) ? 'restart' : 'stop', rise: 1 + r.int(3), fall: 1 + r.int(3) });
-  return { module: 'sim', checkers, restart: { maxloop: r.int(4), windowMs: 100 + r.int(5000) }, drainMs: r.chance(0.5) ? 0 : 1 + r.int(2000) };
+  const nDeps = below(r, 3);
+  for (let i = 0; i < nDeps; i++) checkers.push({ name: `dep${i}`, kind: 'dependency', onFailure: 'wait', rise: 1 + below(r, 2), fall: 1 + below(r, 3) });
+  const nApps = 1 + below(r, 2);
+  for (let i = 0; i < nApps; i++) checkers.push({ name: `app${i}`, kind: 'app', onFailure: chance(r, 0.75) ? 'restart' : 'stop', rise: 1 + below(r, 3), fall: 1 + below(r, 3) });
+  return { module: 'sim', checkers, restart: { maxloop: below(r, 4), windowMs: 100 + below(r, 5000) }, drainMs: chance(r, 0.5) ? 0 : 1 + below(r, 2000) };
 }
 
 const stepsPerSeed = 300;
@@ -56,7 +40,7 @@ export interface Coverage {
 }
 
 export function runSeed(seed: number, trace?: string[], cov?: Coverage): void {
-  const r = prng(seed);
+  const r = mulberry32(seed);
   const cfg = randomConfig(r);
   let m: ModuleMachine = createModuleMachine(cfg, 0);
   let nowMs = 0;
@@ -73,22 +57,22 @@ export function runSeed(seed: number, trace?: string[], cov?: Coverage): void {
   log(`config ${JSON.stringify(cfg)}`);
 
   for (let step = 0; step < stepsPerSeed; step++) {
-    nowMs += r.chance(0.3) ? r.int(800) : r.int(20);
+    nowMs += chance(r, 0.3) ? below(r, 800) : below(r, 20);
     // Pick an event the real driver could produce.
     let ev: ModuleEvent;
-    const roll = r.next();
+    const roll = r();
     if (roll < 0.08) {
-      ev = { type: 'command', command: r.pick(['start', 'stop', 'restart'] as const), cause: 'sim' };
+      ev = { type: 'command', command: pick(r, ['start', 'stop', 'restart'] as const), cause: 'sim' };
     } else if (roll < 0.3 && running) {
-      const outcome = r.pick(['ok', 'ok', 'ok', 'fail', 'timeout'] as const);
+      const outcome = pick(r, ['ok', 'ok', 'ok', 'fail', 'timeout'] as const);
       ev = { type: 'script_done', script: running, ok: outcome === 'ok', exitCode: outcome === 'ok' ? 0 : outcome === 'fail' ? 1 : null, timedOut: outcome === 'timeout' };
     } else if (roll < 0.92) {
       // Mostly probes of running checkers; some stale ones of checkers the driver just stopped.
-      const pool = active.size > 0 && r.chance(0.9) ? [...active] : cfg.checkers.map((c) => c.name);
-      const checker = r.pick(pool);
-      const ok = r.chance(isDep(checker) ? 0.6 : 0.7);
+      const pool = active.size > 0 && chance(r, 0.9) ? [...active] : cfg.checkers.map((c) => c.name);
+      const checker = pick(r, pool);
+      const ok = chance(r, isDep(checker) ? 0.6 : 0.7);
       ev = { type: 'probe', checker, ok, detail: ok ? 'fine' : 'broken' };
-    } else if (drainUntil !== null && r.chance(0.3)) {
+    } else if (drainUntil !== null && chance(r, 0.3)) {
       ev = { type: 'drained' };
     } else {
       ev = { type: 'tick' };

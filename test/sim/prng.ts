@@ -1,5 +1,6 @@
-// Seeded PRNG for the simulator and fuzz tests: mulberry32 (32-bit state, fast, good enough for tests;
-// not for cryptography). The same seed always gives the same sequence, which is what replay needs.
+// The one seeded PRNG of the tests: every simulation (membership, module, mirror) and the fuzz tests
+// draw from mulberry32 here (32-bit state, fast, good enough for tests; not for cryptography), so a
+// seed means the same thing everywhere and replays (CROFT_SEED=<n>) give the same run.
 
 export type Rng = () => number;
 
@@ -13,6 +14,11 @@ export function mulberry32(seed: number): Rng {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Integer in [0, n). */
+export function below(rng: Rng, n: number): number {
+  return Math.floor(rng() * n);
 }
 
 /** Integer in [lo, hi] inclusive. */
