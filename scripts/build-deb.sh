@@ -5,7 +5,8 @@
 # Layout: /usr/lib/croft (package.json, bin/, dist/{src,farm,mirror,top}, native/, node_modules/,
 # modules -> /usr/share/croft/modules), /usr/bin/croft -> ../lib/croft/bin/croft.js,
 # /lib/systemd/system/croft.service, /etc/croft/ (empty: croft init writes the config),
-# /usr/share/croft/modules/ (the shipped modules), /usr/share/doc/croft/ (README, examples).
+# /usr/share/croft/modules/ (the shipped modules, and lib/croft.sh: their scripts' process
+# library), /usr/share/doc/croft/ (README, examples).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-.}

@@ -28,6 +28,11 @@
 # replicated directory.
 HERE=$(cd "$(dirname "$0")" && pwd)
 MODULE=${CROFT_MODULE:-generic-mirror}
+# croft's process helpers (alive, main_pid, our_pids, signal_all...): modules/lib/croft.sh.
+CROFT_LIB=${CROFT_LIB:-$(for f in /usr/share/croft/modules/lib/croft.sh "$HERE/../lib/croft.sh"; do [ -f "$f" ] && echo "$f" && break; done)}
+[ -f "$CROFT_LIB" ] || { echo "$MODULE: croft's script library croft.sh is in none of \$CROFT_LIB, /usr/share/croft/modules/lib/, $HERE/../lib/" >&2; exit 1; }
+# shellcheck disable=SC1090
+. "$CROFT_LIB"
 NODE=${CROFT_NODE:-$(hostname)}
 export CROFT_NODE="$NODE"
 
@@ -52,77 +57,12 @@ fi
 # a temporary folder).
 DIR=${CROFT_MIRROR_DIR_0:-$DIR}
 # The VIP: CROFT_VIP (croft sets it from module.yaml), else module.yaml's `vip:` line.
-VIP=${CROFT_VIP:-$(sed -n 's/^vip:[[:space:]]*\([0-9A-Fa-f.:]*\|none\).*$/\1/p' "$HERE/module.yaml" 2>/dev/null | head -1)}
+VIP=${CROFT_VIP:-$(yaml_vip)}
 
 RUN_DIR=/run/croft/$MODULE               # pid file (private to each lab node)
 PID_FILE=$RUN_DIR/server.pid
 LOG=/var/log/croft/$MODULE.log           # the program's output (private to each lab node)
-
-SELF_MNT=$(readlink /proc/self/ns/mnt)
-SELF_NET=$(readlink /proc/self/ns/net)
-
-# A process is alive when it exists and is not a zombie: a killed process whose parent has not
-# reaped it still answers kill -0.
-alive() {
-  state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
-  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
-}
-
-# In the lab all nodes share one pid space: a pid or a command line alone could name another
-# node's program, so a process is ours only if it is in our mount and network namespaces.
-same_ns() {
-  [ "$(readlink "/proc/$1/ns/mnt" 2>/dev/null)" = "$SELF_MNT" ] && [ "$(readlink "/proc/$1/ns/net" 2>/dev/null)" = "$SELF_NET" ]
-}
-
-has_match() {
-  tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$MATCH"
-}
-
-# The pid in the pid file (also the program's process group), if any.
-recorded_pid() {
-  [ -f "$PID_FILE" ] || return 1
-  pid=$(cat "$PID_FILE" 2>/dev/null)
-  case $pid in '' | *[!0-9]*) return 1 ;; esac
-  echo "$pid"
-}
-
-# The program named by the pid file, if it is alive and ours.
-main_pid() {
-  pid=$(recorded_pid) || return 1
-  alive "$pid" && same_ns "$pid" && has_match "$pid" && echo "$pid"
-}
-
-# Every process of the program: its process group (children included, even when the program
-# itself was killed) and whatever matches MATCH, in our namespaces (one pid per line).
-our_pids() {
-  group=$(recorded_pid || true)
-  {
-    if [ -n "$group" ]; then
-      # Field 3 after the command name is the process group.
-      awk -v g="$group" '{ sub(/^.*\) /, ""); if ($3 == g) print FILENAME }' /proc/[0-9]*/stat 2>/dev/null | cut -d/ -f3
-    fi
-    grep -lF -- "$MATCH" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3
-  } | sort -un | while read -r pid; do
-    [ "$pid" = "$$" ] && continue
-    if alive "$pid" && same_ns "$pid"; then echo "$pid"; fi
-  done
-}
-
-# Sends sig to every process of the program; waits up to tenths/10 s for them to go.
-# Returns 0 when none is left.
-signal_all() {
-  sig=$1 tenths=$2
-  pids=$(our_pids)
-  [ -z "$pids" ] && return 0
-  # shellcheck disable=SC2086
-  kill "-$sig" $pids 2>/dev/null
-  i=0
-  while [ $i -lt "$tenths" ]; do
-    [ -z "$(our_pids)" ] && return 0
-    i=$((i + 1)); sleep 0.1
-  done
-  [ -z "$(our_pids)" ]
-}
+# The program's processes: croft.sh's default, its process group and whatever matches MATCH.
 
 # Runs a READY/CHECK probe (see the settings): exit 0 when it passes.
 probe() {
@@ -132,10 +72,4 @@ probe() {
     http://* | https://*) curl -fsS -o /dev/null -m 2 "$1" 2>/dev/null ;;
     *) timeout 5 sh -c "$1" >/dev/null 2>&1 ;;
   esac
-}
-
-# The VIP when it is on one of this node's interfaces.
-vip_here() {
-  case $VIP in '' | none) return 1 ;; esac
-  ip -o addr show 2>/dev/null | grep -qF " $VIP/"
 }

@@ -18,6 +18,11 @@
 # The lab gives every node its own /run/croft, /var/log/croft and /var/lib/croft-apps.
 HERE=$(cd "$(dirname "$0")" && pwd)
 MODULE=${CROFT_MODULE:-postgresql-mirror}
+# croft's process helpers (alive, main_pid, our_pids, signal_all...): modules/lib/croft.sh.
+CROFT_LIB=${CROFT_LIB:-$(for f in /usr/share/croft/modules/lib/croft.sh "$HERE/../lib/croft.sh"; do [ -f "$f" ] && echo "$f" && break; done)}
+[ -f "$CROFT_LIB" ] || { echo "$MODULE: croft's script library croft.sh is in none of \$CROFT_LIB, /usr/share/croft/modules/lib/, $HERE/../lib/" >&2; exit 1; }
+# shellcheck disable=SC1090
+. "$CROFT_LIB"
 NODE=${CROFT_NODE:-$(hostname)}
 
 # ---- settings: edit these ----
@@ -26,7 +31,7 @@ PORT=${PG_MIRROR_PORT:-5432}
 # The VIP the server listens on, besides 127.0.0.1: CROFT_VIP (croft sets it from module.yaml), else module.yaml's
 # `vip:` line. An address that is not on the node when the server starts is left out (with a
 # warning in the log): croft adds the VIP before start_prim.
-VIP=${CROFT_VIP:-$(sed -n 's/^vip:[[:space:]]*\([0-9A-Fa-f.:]*\|none\).*$/\1/p' "$HERE/module.yaml" 2>/dev/null | head -1)}
+VIP=${CROFT_VIP:-$(yaml_vip)}
 # Networks allowed to connect over TCP (password: scram-sha-256): the lab's clients and LAN.
 CLIENT_NETS="127.0.0.1/32 10.100.0.0/16 10.77.0.0/16"
 # A role and a database for applications and tests, made at every start if missing (empty: none).
@@ -72,68 +77,13 @@ as_pg() {
   setpriv --reuid="$PG_USER" --regid="$PG_USER" --init-groups -- "$@"
 }
 
-SELF_MNT=$(readlink /proc/self/ns/mnt)
-SELF_NET=$(readlink /proc/self/ns/net)
-
-# A process is alive when it exists and is not a zombie: a killed process whose parent has not
-# reaped it still answers kill -0.
-alive() {
-  state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
-  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
-}
-
-# In the lab all nodes share one pid space, and the other node has the same paths (its replica of
-# PGDATA): a process is ours only if it is in our mount and network namespaces.
-same_ns() {
-  [ "$(readlink "/proc/$1/ns/mnt" 2>/dev/null)" = "$SELF_MNT" ] && [ "$(readlink "/proc/$1/ns/net" 2>/dev/null)" = "$SELF_NET" ]
-}
-
-# The process works in dir (its cwd, as the kernel shows it: symbolic links resolved; the plain
-# path too, for a mount that no longer answers).
-in_dir() {
-  cwd=$(readlink "/proc/$1/cwd" 2>/dev/null) || return 1
-  [ "$cwd" = "$2" ] || [ "$cwd" = "$(readlink -f "$2" 2>/dev/null)" ]
-}
-
 # Ours: a PostgreSQL server process (postmaster or child) working in PGDATA (the postmaster chdirs
 # to its data directory; its children inherit it). Children matter: a backend outlives a
 # postmaster killed with SIGKILL and keeps files open.
+candidates() { exe_pids '/usr/lib/postgresql/*/bin/postgres'; }
 ours() {
-  alive "$1" && same_ns "$1" \
-    && case $(readlink "/proc/$1/exe" 2>/dev/null) in /usr/lib/postgresql/*/bin/postgres) true ;; *) false ;; esac \
+  case $(readlink "/proc/$1/exe" 2>/dev/null) in /usr/lib/postgresql/*/bin/postgres) true ;; *) false ;; esac \
     && in_dir "$1" "$PGDATA"
-}
-
-# Every process of this instance (one pid per line).
-our_pids() {
-  for exe in $(find /proc -mindepth 2 -maxdepth 2 -name exe -lname '/usr/lib/postgresql/*/bin/postgres' 2>/dev/null); do
-    pid=${exe#/proc/}; pid=${pid%/exe}
-    if ours "$pid"; then echo "$pid"; fi
-  done
-}
-
-# The postmaster start_prim started (its pid in PID_FILE), if it is alive and ours.
-main_pid() {
-  [ -f "$PID_FILE" ] || return 1
-  pid=$(cat "$PID_FILE" 2>/dev/null)
-  case $pid in '' | *[!0-9]*) return 1 ;; esac
-  ours "$pid" && echo "$pid"
-}
-
-# Sends sig to every process of this instance; waits up to tenths/10 s for them to go.
-# Returns 0 when none is left.
-signal_all() {
-  sig=$1 tenths=$2
-  pids=$(our_pids)
-  [ -z "$pids" ] && return 0
-  # shellcheck disable=SC2086
-  kill "-$sig" $pids 2>/dev/null
-  i=0
-  while [ $i -lt "$tenths" ]; do
-    [ -z "$(our_pids)" ] && return 0
-    i=$((i + 1)); sleep 0.1
-  done
-  [ -z "$(our_pids)" ]
 }
 
 # Stops whatever is left: SIGQUIT (PostgreSQL's immediate shutdown: children exit at once, the next
@@ -141,7 +91,7 @@ signal_all() {
 # on), then SIGKILL. SIGTERM is not used: it is PostgreSQL's "smart" shutdown, which waits for every
 # client to disconnect.
 kill_leftovers() {
-  signal_all QUIT 50 || signal_all KILL 30
+  stop_all QUIT 50
 }
 
 # The server accepts connections (exit 0), through its Unix socket.
@@ -155,10 +105,4 @@ answers() {
 psql_su() {
   bin=$(pg_bin) || return 1
   "$bin/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK_DIR" -p "$PORT" -U "$PG_USER" -d postgres "$@"
-}
-
-# The VIP when it is on one of this node's interfaces.
-vip_here() {
-  case $VIP in '' | none) return 1 ;; esac
-  ip -o addr show 2>/dev/null | grep -qF " $VIP/"
 }

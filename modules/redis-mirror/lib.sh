@@ -18,6 +18,11 @@
 # The lab gives every node its own /run/croft, /var/log/croft and /var/lib/croft-apps.
 HERE=$(cd "$(dirname "$0")" && pwd)
 MODULE=${CROFT_MODULE:-redis-mirror}
+# croft's process helpers (alive, main_pid, our_pids, signal_all...): modules/lib/croft.sh.
+CROFT_LIB=${CROFT_LIB:-$(for f in /usr/share/croft/modules/lib/croft.sh "$HERE/../lib/croft.sh"; do [ -f "$f" ] && echo "$f" && break; done)}
+[ -f "$CROFT_LIB" ] || { echo "$MODULE: croft's script library croft.sh is in none of \$CROFT_LIB, /usr/share/croft/modules/lib/, $HERE/../lib/" >&2; exit 1; }
+# shellcheck disable=SC1090
+. "$CROFT_LIB"
 NODE=${CROFT_NODE:-$(hostname)}
 
 # ---- settings: edit these ----
@@ -26,7 +31,7 @@ PORT=${REDIS_MIRROR_PORT:-6379}
 # The VIP the server listens on, besides 127.0.0.1: CROFT_VIP (croft sets it from module.yaml), else module.yaml's
 # `vip:` line. An address that is not on the node when the server starts is left out (with a
 # warning in the log): croft adds the VIP before start_prim.
-VIP=${CROFT_VIP:-$(sed -n 's/^vip:[[:space:]]*\([0-9A-Fa-f.:]*\|none\).*$/\1/p' "$HERE/module.yaml" 2>/dev/null | head -1)}
+VIP=${CROFT_VIP:-$(yaml_vip)}
 # A password for clients (requirepass; give the checker the same `password:` in module.yaml).
 # Empty: none, and then Redis's protected mode is turned off so that clients on the VIP are served:
 # only do that on a trusted LAN.
@@ -49,72 +54,17 @@ LOG=/var/log/croft/$MODULE.log
 # (it may override anything, appendfsync included: do not).
 EXTRA_CONF=$HERE/redis.extra.conf
 
-SELF_MNT=$(readlink /proc/self/ns/mnt)
-SELF_NET=$(readlink /proc/self/ns/net)
-
-# A process is alive when it exists and is not a zombie: a killed process whose parent has not
-# reaped it still answers kill -0.
-alive() {
-  state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
-  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
-}
-
-# In the lab all nodes share one pid space, and the other node has the same paths: a process is
-# ours only if it is in our mount and network namespaces.
-same_ns() {
-  [ "$(readlink "/proc/$1/ns/mnt" 2>/dev/null)" = "$SELF_MNT" ] && [ "$(readlink "/proc/$1/ns/net" 2>/dev/null)" = "$SELF_NET" ]
-}
-
-# The process works in dir (its cwd, as the kernel shows it: symbolic links resolved; the plain
-# path too, for a mount that no longer answers).
-in_dir() {
-  cwd=$(readlink "/proc/$1/cwd" 2>/dev/null) || return 1
-  [ "$cwd" = "$2" ] || [ "$cwd" = "$(readlink -f "$2" 2>/dev/null)" ]
-}
-
 # Ours: a redis-server working in DIR (Redis chdirs to its `dir`). Its child, a background save or
 # rewrite, is a redis-server in DIR too.
+candidates() { exe_pids "$REDIS_EXE"; }
 ours() {
-  alive "$1" && same_ns "$1" && [ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$REDIS_EXE" ] \
-    && in_dir "$1" "$DIR"
-}
-
-# Every process of this instance (one pid per line).
-our_pids() {
-  for exe in $(find /proc -mindepth 2 -maxdepth 2 -name exe -lname "$REDIS_EXE" 2>/dev/null); do
-    pid=${exe#/proc/}; pid=${pid%/exe}
-    if ours "$pid"; then echo "$pid"; fi
-  done
-}
-
-# The redis-server start_prim started (its pid in PID_FILE), if it is alive and ours.
-main_pid() {
-  [ -f "$PID_FILE" ] || return 1
-  pid=$(cat "$PID_FILE" 2>/dev/null)
-  case $pid in '' | *[!0-9]*) return 1 ;; esac
-  ours "$pid" && echo "$pid"
-}
-
-# Sends sig to every process of this instance; waits up to tenths/10 s for them to go.
-# Returns 0 when none is left.
-signal_all() {
-  sig=$1 tenths=$2
-  pids=$(our_pids)
-  [ -z "$pids" ] && return 0
-  # shellcheck disable=SC2086
-  kill "-$sig" $pids 2>/dev/null
-  i=0
-  while [ $i -lt "$tenths" ]; do
-    [ -z "$(our_pids)" ] && return 0
-    i=$((i + 1)); sleep 0.1
-  done
-  [ -z "$(our_pids)" ]
+  [ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$REDIS_EXE" ] && in_dir "$1" "$DIR"
 }
 
 # Stops whatever is left: SIGTERM (Redis shuts down as on SHUTDOWN), then SIGKILL (with
 # appendfsync always, every acknowledged write is already in the append-only file).
 kill_leftovers() {
-  signal_all TERM $((STOP_WAIT * 10)) || signal_all KILL 30
+  stop_all TERM $((STOP_WAIT * 10))
 }
 
 # redis-cli gets the password, if one is set, from REDISCLI_AUTH (not on its command line, where
@@ -124,10 +74,4 @@ if [ -n "$PASSWORD" ]; then export REDISCLI_AUTH="$PASSWORD"; fi
 # The server answers PONG through its Unix socket (exit 0).
 answers() {
   [ "$(timeout 3 redis-cli -s "$SOCK" ping 2>/dev/null)" = PONG ]
-}
-
-# The VIP when it is on one of this node's interfaces.
-vip_here() {
-  case $VIP in '' | none) return 1 ;; esac
-  ip -o addr show 2>/dev/null | grep -qF " $VIP/"
 }

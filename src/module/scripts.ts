@@ -7,6 +7,7 @@
 //   HOME      the home of croft's user (/root for root); USER and LOGNAME its name
 //   LANG, LC_ALL, TZ   only when croft's environment sets them
 //   CROFT_NODE, CROFT_MODULE, CROFT_CLUSTER, CROFT_SCRIPT, CROFT_STATE (the state being entered)
+//   CROFT_LIB  the shell library of process helpers the shipped modules source (CROFT_LIB_PATH)
 //   mirror modules also: CROFT_PEER, CROFT_MIRROR_DIRS (':'-separated), CROFT_MIRROR_DIR_<i>, CROFT_VIP
 //   checker scripts also: CROFT_CHECKER (the checker's name; CROFT_SCRIPT is that name too)
 // Nothing else (no TERM, no croft's own CROFT_* settings such as CROFT_CONFIG or CROFT_TOKEN).
@@ -30,8 +31,10 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
+import { repoRoot } from '../paths.js';
 import { Containment } from './contain.js';
 import type { ModuleState, ScriptName } from './types.js';
 
@@ -46,6 +49,13 @@ export const OUTPUT_BURST_BYTES = 64 * 1024;
 /** ...and per second after that. */
 export const OUTPUT_RATE_BYTES_PER_S = 8 * 1024;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * modules/lib/croft.sh of the package croft runs from (in the Debian package, /usr/lib/croft/modules
+ * is a link to /usr/share/croft/modules): one library for every module, whichever folder the
+ * module itself was copied to.
+ */
+export const CROFT_LIB_PATH = path.join(repoRoot, 'modules', 'lib', 'croft.sh');
 
 /** The fixed part of every script's environment (see the top of this file). */
 export function baseScriptEnv(): Record<string, string> {
@@ -65,6 +75,7 @@ export function baseScriptEnv(): Record<string, string> {
     const v = process.env[k];
     if (v !== undefined && v !== '') env[k] = v;
   }
+  env.CROFT_LIB = CROFT_LIB_PATH;
   return env;
 }
 

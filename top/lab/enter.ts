@@ -2,6 +2,7 @@
 // on the client, the network namespace only. PATH gets croft (so `croft status` works inside).
 import fs from 'node:fs';
 import path from 'node:path';
+import { CROFT_LIB_PATH } from '../../src/module/scripts.js';
 import { croftJs, repoRoot } from './paths.js';
 import { netnsPath } from './names.js';
 
@@ -35,5 +36,8 @@ export function labEnv(stateDir: string, labName: string, target: string, extra?
     PATH: [...binDirs, process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'].join(':'),
     CROFT_LAB: labName,
     CROFT_LAB_TARGET: target,
+    // As croft gives its scripts: a module script run by hand in a node (lab exec) finds the
+    // library although its folder, copied to the lab's config, has no ../lib beside it.
+    CROFT_LIB: CROFT_LIB_PATH,
   };
 }
