@@ -1,13 +1,13 @@
-// Golden scenarios of the mirror machine (etcd raft's data-driven tests): test/scenarios/mirror/*.txt
-// are short scripts replayed against two machines wired by test/sim/mirror.pair.ts; after each input
-// line come, indented, the events that made a machine act (`n1 < ...`), its actions (`n1 > ...`) and
-// the pair's state (`= t=... n1=STATE/record n2=... lease=holder`). Everything queued is delivered,
-// in order, after each line. CROFT_UPDATE_GOLDEN=1 rewrites the files (then read the diff!).
+// Golden scenarios of the mirror machine, test/scenarios/mirror/*.txt, in the format of scenario.ts;
+// this file is their driver, a thin layer over two machines wired by test/sim/mirror.pair.ts. Each
+// step prints the events that made a machine act (`n1 < ...`), its actions (`n1 > ...`) and the
+// pair's state (`= t=... n1=STATE/record n2=... lease=holder`); the header prints the state it
+// starts from. Everything queued is delivered, in order, after each step.
 //
-// First line: pair [witness=none|ping|redis] [pref=n1|n2] [peerwait=ms] [ttl=ms] [margin=ms]
-//                  [poll=ms] [scripts=auto|manual] [reint=auto|manual] [checker=name:dependency|app:restart|stop|wait]
-// Then:
-//   data <n> up-to-date|stale|unknown   the node's persistent record (read at boot)
+// Header: mirror [witness=none|ping|redis] [pref=n1|n2] [peerwait=ms] [ttl=ms] [margin=ms] [poll=ms]
+//                [scripts=auto|manual] [reint=auto|manual] [checker=<name>:<dependency|app>:<restart|stop|wait>]...
+// Steps:
+//   data <n> up-to-date|stale|unknown [<g> [<peer g>]]   the node's persistent record (read at boot)
 //   start|stop|prim|second|swap <n>     commands
 //   +<ms>                                time passes (wake-up ticks, witness checks every poll ms)
 //   cut | heal                           heartbeats and replication stream both
@@ -19,58 +19,10 @@
 //   ping <n> on|off                      whether n's ping witness answers
 //   redis up|down                        whether redis answers
 //   probe <n> <checker> ok|fail
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { repoRoot } from '../helpers/paths.js';
 import { MirrorPair, type Outcome, type PairOptions } from './mirror.pair.js';
 import type { DataStatus, MirrorCheckerConfig, MirrorScript, WitnessKind } from '../../mirror/types.js';
-
-const dir = path.join(repoRoot, 'test', 'scenarios', 'mirror');
-
-function parseHeader(words: string[]): Partial<PairOptions> {
-  const o: Partial<PairOptions> = {};
-  const checkers: MirrorCheckerConfig[] = [];
-  for (const w of words.slice(1)) {
-    const [k, v] = w.split('=') as [string, string];
-    switch (k) {
-      case 'witness':
-        o.witness = v as WitnessKind;
-        break;
-      case 'pref':
-        o.primPreference = v;
-        break;
-      case 'peerwait':
-        o.peerWaitMs = Number(v);
-        break;
-      case 'ttl':
-        o.ttlMs = Number(v);
-        break;
-      case 'margin':
-        o.marginMs = Number(v);
-        break;
-      case 'poll':
-        o.pollMs = Number(v);
-        break;
-      case 'scripts':
-        o.autoScripts = v === 'auto';
-        break;
-      case 'reint':
-        o.autoReintegration = v === 'auto';
-        break;
-      case 'checker': {
-        const [name, kind, onFailure] = v.split(':') as [string, MirrorCheckerConfig['kind'], MirrorCheckerConfig['onFailure']];
-        checkers.push({ name, kind, onFailure, rise: 1, fall: 1 });
-        break;
-      }
-      default:
-        throw new Error(`unknown pair option ${w}`);
-    }
-  }
-  o.checkers = checkers;
-  return o;
-}
+import { goldenTests, parseChecker, type Domain } from './scenario.js';
 
 function run(p: MirrorPair, words: string[], line: string): void {
   const [cmd, a, b, c] = words;
@@ -128,49 +80,40 @@ function run(p: MirrorPair, words: string[], line: string): void {
         p.advance(Number(cmd.slice(1)), true);
         return;
       }
-      throw new Error(`unknown scenario line: ${line}`);
+      throw new Error(`unknown step "${line}"`);
   }
   p.drain();
 }
 
-/** Replays the input lines of a scenario; returns the file as it should read. */
-export function replay(text: string): string {
-  const out: string[] = [];
-  let p: MirrorPair | null = null;
-  for (const raw of text.split('\n')) {
-    if (raw.startsWith('  ')) continue; // expected output: regenerated below
-    const line = raw.trimEnd();
-    out.push(line);
-    if (line === '' || line.startsWith('#')) continue;
-    const words = line.split(/\s+/);
-    if (p === null) {
-      assert.equal(words[0], 'pair', 'the first line is `pair ...`');
-      p = new MirrorPair(parseHeader(words));
-      p.lines.length = 0;
-      out.push(`  ${p.status()}`);
-      continue;
-    }
-    const from = p.lines.length;
-    run(p, words, line);
-    for (const l of p.lines.slice(from)) out.push(`  ${l}`);
-    out.push(`  ${p.status()}`);
-  }
-  while (out.length > 0 && out[out.length - 1] === '') out.pop();
-  return `${out.join('\n')}\n`;
-}
+export const mirrorDomain: Domain = {
+  name: 'mirror',
+  start(o) {
+    const opts: Partial<PairOptions> = {};
+    if (o.has('witness')) opts.witness = o.str('witness') as WitnessKind;
+    if (o.has('pref')) opts.primPreference = o.str('pref');
+    if (o.has('peerwait')) opts.peerWaitMs = o.num('peerwait');
+    if (o.has('ttl')) opts.ttlMs = o.num('ttl');
+    if (o.has('margin')) opts.marginMs = o.num('margin');
+    if (o.has('poll')) opts.pollMs = o.num('poll');
+    if (o.has('scripts')) opts.autoScripts = o.str('scripts') === 'auto';
+    if (o.has('reint')) opts.autoReintegration = o.str('reint') === 'auto';
+    opts.checkers = o.all('checker').map((spec) => {
+      const c = parseChecker(spec);
+      return { ...c, kind: c.kind as MirrorCheckerConfig['kind'], onFailure: c.onFailure as MirrorCheckerConfig['onFailure'] };
+    });
+    const p = new MirrorPair(opts);
+    p.lines.length = 0;
+    return {
+      output: [p.status()],
+      driver: {
+        step(line) {
+          const from = p.lines.length;
+          run(p, line.split(/\s+/), line);
+          return [...p.lines.slice(from), p.status()];
+        },
+      },
+    };
+  },
+};
 
-const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.txt')).sort() : [];
-
-test('there are at least 6 mirror scenarios', () => {
-  assert.ok(files.length >= 6, `found ${files.length}`);
-});
-
-for (const f of files) {
-  test(`mirror scenario ${f}`, () => {
-    const p = path.join(dir, f);
-    const text = fs.readFileSync(p, 'utf8');
-    const got = replay(text);
-    if (process.env.CROFT_UPDATE_GOLDEN === '1') fs.writeFileSync(p, got);
-    else assert.equal(got, text, `${f}: trace differs (CROFT_UPDATE_GOLDEN=1 rewrites it; review the diff)`);
-  });
-}
+goldenTests(mirrorDomain, 6);
