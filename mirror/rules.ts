@@ -1,7 +1,10 @@
 // The mirror's rules that the driver used to decide by itself, as pure functions of facts and
-// `nowMs`: mirror/runtime.ts feeds them what its data plane and the peer's announcement say, and
-// the simulator (test/sim/mirror.pair.ts) feeds them its model of the same facts, so a bug here is
-// a bug the seeded simulation can find. No I/O, no clock of their own.
+// `nowMs`: mirror/runtime.ts feeds them what its data plane and the peer's announcement say. The
+// seeded simulation (test/sim/mirror.sim.test.ts) drives that very runtime over fake effects, so a
+// bug here or in the runtime's use of them is a bug it can find (planted by hand: accepting an
+// ALONE announcement as the end of a reintegration fails seed 1 — the pair never settles; dropping
+// linkRule's grace fails seed 1 — the SECOND records itself stale at its PRIM's crash and never
+// takes over). No I/O, no clock of their own.
 import type { MirrorMachine } from './machine.js';
 import type { PeerView } from './types.js';
 

@@ -15,17 +15,14 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
 import { CroftError } from '../src/errors.js';
-import { CheckerRunner, runnerCheckers, type ModuleStateGetter } from '../src/module/checkers/index.js';
-import { runScript } from '../src/module/scripts.js';
+import type { ModuleStateGetter } from '../src/module/checkers/index.js';
 import type { ModuleLogger } from '../src/module/types.js';
-import { interfaceOf } from '../src/net/interfaces.js';
-import { readDataRecord, writeDataRecord } from './data-record.js';
-import { MirrorDataPlane, type DirtyLogHealth, type ReintegrationStatus, type VerifyResult } from './driver-dataplane.js';
-import { addMirrorVip, hasAddress, removeMirrorVip } from './driver-vip.js';
+import type { DirtyLogHealth, VerifyResult } from './driver-dataplane.js';
+import { realMirrorEffects, type Clock, type MirrorDataPlanePort, type MirrorEffects, type MirrorHooks } from './effects.js';
 import { announce, checkerHealth, createMirrorMachine, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from './machine.js';
 import { chooseReintegration, initialLinkMemory, linkHoldDown, linkRule, reintegrationDoneByPeer, type LinkMemory } from './rules.js';
+import { mirrorDetail, type LastReintegration, type MirrorDetail, type MirrorModuleStatus, type MirrorTransitionEvent } from './status.js';
 import type {
-  DataStatus,
   MirrorAction,
   MirrorCommand,
   MirrorEvent,
@@ -35,7 +32,8 @@ import type {
   PeerView,
   Witness,
 } from './types.js';
-import { PingWitness, RedisWitness } from './witness.js';
+
+export type { LastReintegration, MirrorDetail, MirrorModuleStatus, MirrorTransitionEvent } from './status.js';
 
 export interface MirrorRuntimeOptions {
   module: ModuleConfig;
@@ -45,79 +43,10 @@ export interface MirrorRuntimeOptions {
   logger?: ModuleLogger;
   /** Where croft keeps this module's state (default <cluster.stateDir>/mirror/<module>). */
   stateDir?: string;
-  /** The clock (ms since the epoch); every time the runtime reads or gives the machine comes from it. */
-  nowMs?: () => number;
-}
-
-/** Outward status, the same shape as ModuleRuntime's (src/module/types.ts ModuleStatus). */
-export interface MirrorModuleStatus {
-  module: string;
-  state: MirrorState;
-  sinceMs: number;
-  scriptRunning: MirrorScript | null;
-  restarts: number;
-  checkers: { name: string; type: string; health: 'unknown' | 'healthy' | 'failed'; lastDetail: string; lastProbeMs: number | null }[];
-}
-
-export interface LastReintegration {
-  full: boolean;
-  /** Dirty bytes and entries in the log when it started (0 for a full sync: no log used). */
-  dirtyBytesAtStart: number;
-  dirtyEntriesAtStart: number;
-  bytesCopied: number;
-  bytesSent: number;
-  durationMs: number;
-  finishedAtMs: number;
-}
-
-export interface MirrorDetail {
-  module: string;
-  node: string;
-  peer: string;
-  state: MirrorState;
-  sinceMs: number;
-  cause: string;
-  role: 'primary' | 'secondary' | 'none';
-  target: 'run' | 'stop';
-  data: DataStatus;
-  generation: number;
-  peerGeneration: number;
-  /** What the peer last announced (null: lost or not heard). */
-  peerView: PeerView | null;
-  link: boolean;
-  ack: 'received' | 'durable';
-  dirs: string[];
-  mounted: boolean;
-  fenced: boolean;
-  vip: string | null;
-  vipHeld: boolean;
-  /** The application here: its script running, or how the last one left it ('failed': start_prim failed, or a stop_prim did). */
-  application: 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
-  witness: { type: string; contending: boolean; allowed: boolean; validUntilMs: number; detail: string };
-  /** ALONE only: bytes of the dirty zones its peer lacks (null in other states). */
-  dirtyBytes: number | null;
-  dirtyTrusted: boolean | null;
-  /** The dirty logs' health while mounted (null otherwise): failing means changes fail with EIO. */
-  dirtyLog: DirtyLogHealth | null;
-  reintegrating: 'none' | 'source' | 'target';
-  reintegration: (ReintegrationStatus & { etaMs: number | null }) | null;
-  lastReintegration: LastReintegration | null;
-  /**
-   * This node's replicas (SECOND), one per dir. refused: handshakes that failed (wrong key, not a
-   * croft peer, too slow); tampered: sessions ended on a record that failed authentication;
-   * rejected: connections closed at once (not the peer's address, or the session cap).
-   */
-  replicas: ({ sessions: number; connected: boolean; appliedOps: number; lastError: string | null; refused: number; tampered: number; rejected: number } | null)[];
-  /** This node's streams to the peer's replicas (PRIM, ALONE), one per mounted dir. */
-  links: { connected: boolean; lostReason: string | null; tampered: number }[];
-}
-
-/** Payload of the 'transition' event (as ModuleRuntime's). */
-export interface MirrorTransitionEvent {
-  module: string;
-  from: MirrorState;
-  to: MirrorState;
-  cause: string;
+  /** Its effects on the world (default: the real ones, realMirrorEffects); the simulator gives fakes. */
+  effects?: (hooks: MirrorHooks) => MirrorEffects;
+  /** Sees every step of the machine, synchronously (the simulator's checks, traces). */
+  onStep?: (ev: MirrorEvent, before: MirrorMachine, after: MirrorMachine, actions: readonly MirrorAction[]) => void;
 }
 
 const silentLogger: ModuleLogger = { info() {}, warn() {}, error() {} };
@@ -135,11 +64,11 @@ export class MirrorRuntime extends EventEmitter {
   readonly #peer: string;
   readonly #cluster: ClusterConfig;
   readonly #log: ModuleLogger;
-  readonly #runner: CheckerRunner;
-  readonly #dp: MirrorDataPlane;
-  readonly #recordFile: string;
+  readonly #fx: MirrorEffects;
+  readonly #dp: MirrorDataPlanePort;
+  readonly #clock: Clock;
+  readonly #onStep: MirrorRuntimeOptions['onStep'];
   readonly #stateDir: string;
-  readonly #now: () => number;
   #m: MirrorMachine;
   #closed = false;
   #ready = false;
@@ -166,10 +95,10 @@ export class MirrorRuntime extends EventEmitter {
   #witnessEpoch = -1;
   #mountFailed = false;
   #script: Promise<void> | null = null;
-  #tickTimer: NodeJS.Timeout | null = null;
+  #tickTimer: unknown = null;
   #dirtyLogFailing = false;
-  #linkTimer: NodeJS.Timeout | null = null;
-  #wakeTimer: NodeJS.Timeout | null = null;
+  #linkTimer: unknown = null;
+  #wakeTimer: unknown = null;
   readonly #last = new Map<string, { detail: string; atMs: number }>();
   readonly #counters = { scriptRuns: {} as Record<string, number>, probes: {} as Record<string, number> };
 
@@ -182,33 +111,26 @@ export class MirrorRuntime extends EventEmitter {
     this.#node = opts.node;
     this.#cluster = opts.cluster;
     this.#log = opts.logger ?? silentLogger;
-    this.#now = opts.nowMs ?? Date.now;
-    this.#announcedAtMs = this.#now();
     const peer = opts.module.nodes.find((n) => n !== opts.node);
     if (!peer || opts.module.nodes.length !== 2) throw new CroftError('CROFT_ERR_CONFIG', `mirror ${opts.module.name} needs exactly two nodes`);
     this.#peer = peer;
     this.#stateDir = opts.stateDir ?? path.join(opts.cluster.stateDir, 'mirror', opts.module.name);
-    this.#recordFile = path.join(this.#stateDir, 'data.json');
-    const addressOf = (n: string) => {
-      const a = opts.cluster.nodes.find((x) => x.name === n)?.addresses[mirror.lan];
-      if (!a) throw new CroftError('CROFT_ERR_CONFIG', `node ${n} has no address on LAN ${opts.cluster.lans[mirror.lan] ?? mirror.lan}`);
-      return a;
+    const hooks: MirrorHooks = {
+      peerLost: (reason) => this.#dataPlaneLost(reason),
+      probe: (checker, result) => {
+        const key = `${checker}:${result.ok ? 'ok' : 'fail'}`;
+        this.#counters.probes[key] = (this.#counters.probes[key] ?? 0) + 1;
+        this.#last.set(checker, { detail: result.detail, atMs: this.#now() });
+        this.#feed({ type: 'probe', checker, ok: result.ok, detail: result.detail });
+      },
     };
-    this.#dp = new MirrorDataPlane({
-      module: opts.module.name,
-      dirs: mirror.dirs,
-      stateDir: this.#stateDir,
-      host: addressOf(opts.node),
-      peerHost: addressOf(peer),
-      peerAddresses: opts.cluster.nodes.find((x) => x.name === peer)?.addresses ?? [],
-      port: mirror.port,
-      key: opts.cluster.key,
-      ack: mirror.ack,
-      ackTimeoutMs: mirror.ackTimeoutMs,
-      zoneBytes: mirror.zoneBytes,
-      onPeerLost: (reason) => this.#dataPlaneLost(reason),
-      log: this.#log,
-    });
+    this.#fx = opts.effects
+      ? opts.effects(hooks)
+      : realMirrorEffects({ module: opts.module, node: opts.node, cluster: opts.cluster, getModuleState: opts.getModuleState, logger: this.#log, stateDir: this.#stateDir }, hooks);
+    this.#dp = this.#fx.dataPlane;
+    this.#clock = this.#fx.clock;
+    this.#onStep = opts.onStep;
+    this.#announcedAtMs = this.#now();
     const mcfg: MirrorMachineConfig = {
       module: opts.module.name,
       node: opts.node,
@@ -227,20 +149,10 @@ export class MirrorRuntime extends EventEmitter {
     };
     this.#m = createMirrorMachine(mcfg, this.#now());
     this.#announced = announce(this.#m);
-    const env = { CROFT_NODE: opts.node, CROFT_MODULE: opts.module.name, CROFT_CLUSTER: opts.cluster.name };
-    this.#runner = new CheckerRunner(
-      runnerCheckers(opts.module.checkers, {
-        getModuleState: opts.getModuleState,
-        env,
-        onScriptOutput: (checker, stream, line) => this.#log.info({ module: this.#cfg.name, checker, stream }, line),
-      }),
-      (checker, result) => {
-        const key = `${checker}:${result.ok ? 'ok' : 'fail'}`;
-        this.#counters.probes[key] = (this.#counters.probes[key] ?? 0) + 1;
-        this.#last.set(checker, { detail: result.detail, atMs: this.#now() });
-        this.#feed({ type: 'probe', checker, ok: result.ok, detail: result.detail });
-      },
-    );
+  }
+
+  #now(): number {
+    return this.#clock.now();
   }
 
   get peer(): string {
@@ -257,24 +169,23 @@ export class MirrorRuntime extends EventEmitter {
     // is not primary now, so the address goes, or both nodes would answer ARP for it.
     if (this.#mirror.vip !== null) {
       try {
-        const ifname = this.#ifname();
-        if (await hasAddress(ifname, this.#mirror.vip)) {
-          await removeMirrorVip(ifname, this.#mirror.vip);
+        if (await this.#fx.vip.held()) {
+          await this.#fx.vip.remove();
           this.#log.warn({ event: 'mirror_vip', module: this.#cfg.name, vip: this.#mirror.vip, held: false },
-            `VIP ${this.#mirror.vip} was left on ${ifname} by an earlier run: removed`);
+            `VIP ${this.#mirror.vip} was left by an earlier run: removed`);
         }
       } catch (e) {
         this.#log.error({ event: 'mirror_vip_error', module: this.#cfg.name, err: (e as Error).message }, `cannot check the VIP left by an earlier run: ${(e as Error).message}`);
       }
     }
-    const { record, problem } = readDataRecord(this.#recordFile);
+    const { record, problem } = this.#fx.readRecord();
     if (problem) this.#log.error({ event: 'mirror_record_unreadable', module: this.#cfg.name, problem }, problem);
     this.#log.info({ event: 'mirror_record', module: this.#cfg.name, ...record }, `mirror ${this.#cfg.name}: data ${record.status}, generation ${record.generation}`);
     this.#ready = true;
     this.#feed({ type: 'data', status: record.status, generation: record.generation, peerGeneration: record.peerGeneration });
     for (const ev of this.#early.splice(0)) this.#feed(ev);
-    this.#tickTimer = setInterval(() => this.#feed({ type: 'tick' }), TICK_MS);
-    this.#linkTimer = setInterval(() => this.#updateLink(), LINK_POLL_MS);
+    this.#tickTimer = this.#clock.setInterval(() => this.#feed({ type: 'tick' }), TICK_MS);
+    this.#linkTimer = this.#clock.setInterval(() => this.#updateLink(), LINK_POLL_MS);
   }
 
   start(cause = 'command'): void {
@@ -387,12 +298,11 @@ export class MirrorRuntime extends EventEmitter {
   }
 
   mirrorStatus(): MirrorDetail {
-    const m = this.#m;
     let dirtyBytes: number | null = null;
     let dirtyTrusted: boolean | null = null;
     // Only ALONE has changes its peer lacks: a PRIM's log is its activity log (zones of changes in
     // flight, cleared every few seconds once acknowledged), not something to copy.
-    if (this.#dp.mounted && !this.#dp.fenced && m.state === 'ALONE') {
+    if (this.#dp.mounted && !this.#dp.fenced && this.#m.state === 'ALONE') {
       try {
         dirtyBytes = this.#dirtyBytesCached();
         dirtyTrusted = this.#dp.dirtyTrusted();
@@ -400,41 +310,10 @@ export class MirrorRuntime extends EventEmitter {
         // the log is being closed by an unmount in progress
       }
     }
-    const r = this.#dp.reintegrationStatus();
-    const reintegration = r ? { ...r, etaMs: r.running && r.rateBytesPerSec > 0 ? Math.round((r.bytesToGo / r.rateBytesPerSec) * 1000) : null } : null;
-    return {
-      module: this.#cfg.name,
-      node: this.#node,
-      peer: this.#peer,
-      state: m.state,
-      sinceMs: m.sinceMs,
-      cause: m.cause,
-      role: m.state === 'PRIM' || m.state === 'ALONE' ? 'primary' : m.state === 'SECOND' ? 'secondary' : 'none',
-      target: m.target,
-      data: m.data,
-      generation: m.generation,
-      peerGeneration: m.peerGeneration,
-      peerView: m.peer,
-      link: m.link,
-      ack: this.#mirror.ack,
-      dirs: this.#mirror.dirs,
-      mounted: this.#dp.mounted,
-      fenced: this.#dp.fenced,
-      vip: this.#mirror.vip,
-      vipHeld: this.#vipHeld,
-      application: m.running === 'start_prim' ? 'starting' : m.running === 'stop_prim' ? 'stopping'
-        : m.app === 'started' ? 'running' : m.app === 'dirty' ? 'failed' : 'stopped',
-      witness: { type: this.#mirror.witness.type, contending: m.contending, allowed: m.verdict.allowed, validUntilMs: m.verdict.validUntilMs, detail: m.verdict.detail },
-      dirtyBytes,
-      dirtyTrusted,
-      dirtyLog: this.#dirtyLogHealth(),
-      reintegrating: m.reintegrating,
-      reintegration,
-      lastReintegration: this.#lastReintegration,
-      replicas: this.#dp.replicaStatus().map((s) =>
-        s ? { sessions: s.sessions, connected: s.connected, appliedOps: s.appliedOps, lastError: s.lastError, refused: s.refused, tampered: s.tampered, rejected: s.rejectedPeers + s.rejectedBusy } : null),
-      links: this.#dp.linkStatus().map((l) => ({ connected: l.connected, lostReason: l.lostReason, tampered: l.tampered })),
-    };
+    return mirrorDetail({
+      module: this.#cfg, node: this.#node, peer: this.#peer, m: this.#m, dp: this.#dp, vipHeld: this.#vipHeld,
+      dirtyBytes, dirtyTrusted, dirtyLog: this.#dirtyLogHealth(), lastReintegration: this.#lastReintegration,
+    });
   }
 
   /** Compares both sides by checksum (on the primary, while running). */
@@ -466,9 +345,9 @@ export class MirrorRuntime extends EventEmitter {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const t of [this.#tickTimer, this.#linkTimer]) if (t) clearInterval(t);
-    if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
-    await this.#runner.close();
+    for (const t of [this.#tickTimer, this.#linkTimer]) if (t) this.#clock.clearInterval(t);
+    if (this.#wakeTimer) this.#clock.clearTimeout(this.#wakeTimer);
+    await this.#fx.checkers.close();
     await this.#script;
     await this.idle();
     await this.#stopWitness();
@@ -480,8 +359,10 @@ export class MirrorRuntime extends EventEmitter {
 
   #feed(ev: MirrorEvent): MirrorAction[] {
     if (this.#closed) return [];
-    const { state, actions } = mirrorStep(this.#m, ev, this.#now());
+    const before = this.#m;
+    const { state, actions } = mirrorStep(before, ev, this.#now());
     this.#m = state;
+    this.#onStep?.(ev, before, state, actions);
     for (const a of actions) this.#enqueue(a);
     const view = announce(state);
     if (JSON.stringify(view) !== JSON.stringify(this.#announced)) {
@@ -496,11 +377,11 @@ export class MirrorRuntime extends EventEmitter {
   }
 
   #scheduleWake(): void {
-    if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
+    if (this.#wakeTimer) this.#clock.clearTimeout(this.#wakeTimer);
     this.#wakeTimer = null;
     const at = nextWakeMs(this.#m, this.#now());
     if (at === null || this.#closed) return;
-    this.#wakeTimer = setTimeout(() => {
+    this.#wakeTimer = this.#clock.setTimeout(() => {
       this.#wakeTimer = null;
       this.#feed({ type: 'tick' });
     }, Math.max(0, at - this.#now()) + 1);
@@ -563,7 +444,7 @@ export class MirrorRuntime extends EventEmitter {
         return;
       case 'run_checkers': {
         const names = this.#m.cfg.checkers.filter((c) => a.which === 'all' || (a.which === 'dependencies' && c.kind === 'dependency')).map((c) => c.name);
-        this.#runner.setActive(a.which === 'none' ? [] : names);
+        this.#fx.checkers.setActive(a.which === 'none' ? [] : names);
         return;
       }
       case 'refused':
@@ -571,7 +452,7 @@ export class MirrorRuntime extends EventEmitter {
         return;
       case 'record_data':
         return this.#push('record_data', () => {
-          writeDataRecord(this.#recordFile, { status: a.status, generation: a.generation, peerGeneration: a.peerGeneration });
+          this.#fx.writeRecord({ status: a.status, generation: a.generation, peerGeneration: a.peerGeneration });
           this.#log.info({ event: 'mirror_record', module, status: a.status, generation: a.generation, peerGeneration: a.peerGeneration }, `data ${a.status}, generation ${a.generation}`);
         });
       case 'dirty_log':
@@ -606,7 +487,7 @@ export class MirrorRuntime extends EventEmitter {
       case 'vip_add':
         return this.#push('vip_add', async () => {
           if (this.#mirror.vip === null || this.#mountFailed) return;
-          const { repeats } = await addMirrorVip(this.#ifname(), this.#mirror.vip, () => this.#vipHeld);
+          const { repeats } = await this.#fx.vip.add(() => this.#vipHeld);
           repeats.catch((e: unknown) => this.#log.warn({ event: 'mirror_garp', module, err: (e as Error).message },
             `repeating the gratuitous ARP for ${this.#mirror.vip ?? ''}: ${(e as Error).message}`));
           this.#vipHeld = true;
@@ -615,7 +496,7 @@ export class MirrorRuntime extends EventEmitter {
       case 'vip_remove':
         return this.#push('vip_remove', async () => {
           if (this.#mirror.vip === null) return;
-          await removeMirrorVip(this.#ifname(), this.#mirror.vip);
+          await this.#fx.vip.remove();
           this.#vipHeld = false;
           this.#log.info({ event: 'mirror_vip', module, vip: this.#mirror.vip, held: false }, `VIP ${this.#mirror.vip} removed`);
         });
@@ -654,14 +535,6 @@ export class MirrorRuntime extends EventEmitter {
           else await this.#stopWitness();
         });
     }
-  }
-
-  #ifname(): string {
-    if (this.#mirror.interface) return this.#mirror.interface;
-    const self = this.#cluster.nodes.find((n) => n.name === this.#node)!;
-    const ifname = interfaceOf(self.addresses[0]!);
-    if (!ifname) throw new CroftError('CROFT_ERR_VIP', `no interface holds ${self.addresses[0]} (LAN 0 of ${this.#node}); set interface in ${this.#cfg.file}`);
-    return ifname;
   }
 
   async #startReintegration(): Promise<void> {
@@ -779,11 +652,7 @@ export class MirrorRuntime extends EventEmitter {
     const w = this.#mirror.witness;
     if (w.type === 'none') return;
     this.#witnessEpoch = epoch;
-    if (!this.#witness) {
-      this.#witness = w.type === 'ping'
-        ? new PingWitness({ addresses: w.addresses, validityMs: w.validityMs })
-        : new RedisWitness({ host: w.host, port: w.port, key: w.key, ttlMs: w.ttlMs, node: this.#node });
-    }
+    if (!this.#witness) this.#witness = this.#fx.witness();
     const witness = this.#witness;
     const periodMs = Math.max(100, Math.floor((w.type === 'ping' ? w.validityMs : w.ttlMs) / 3));
     const loop = async () => {
@@ -792,7 +661,7 @@ export class MirrorRuntime extends EventEmitter {
         if (this.#closed || this.#witness !== witness || this.#witnessEpoch !== epoch) return;
         this.#feed({ type: 'witness', allowed: v.allowed, validUntilMs: v.validUntilMs, detail: v.detail, epoch,
           ...(v.peerGeneration !== undefined ? { peerGeneration: v.peerGeneration } : {}) });
-        await new Promise((r) => setTimeout(r, periodMs));
+        await new Promise((r) => this.#clock.setTimeout(() => r(undefined), periodMs));
       }
     };
     void loop().catch((e: unknown) => this.#log.error({ event: 'mirror_witness_error', module: this.#cfg.name, err: (e as Error).message }, `witness: ${(e as Error).message}`));
@@ -818,7 +687,7 @@ export class MirrorRuntime extends EventEmitter {
       result = { ok: true, exitCode: 0, timedOut: false };
     } else {
       this.#log.info({ module, script, path: file }, 'script start');
-      const r = await runScript({
+      const r = await this.#fx.runScript({
         path: file,
         args: [],
         env: {

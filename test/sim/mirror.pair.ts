@@ -1,8 +1,8 @@
-// Two mirror machines (n1, n2) wired as the daemon wires them: heartbeats carry each node's
-// announcement to the other (latest wins: an announcement not yet delivered is replaced, as a
-// heartbeat carries only the current state), the replication stream, a witness model, scripts, and
-// a clock that moves only when told. Used by the golden scenarios (everything delivered in order
-// at once) and by the seeded simulation (messages delivered in random order, faults in between).
+// Two pure mirror machines (n1, n2) for the golden scenarios (test/scenarios/mirror): each event
+// and action of both machines is written down and compared. Heartbeats carry each node's
+// announcement to the other (latest wins), a witness model, scripts, and a clock that moves only
+// when told; the scenario says when the replication link comes up or breaks. The seeded
+// simulation does not use this: it drives the real runtimes (test/sim/mirror.world.ts).
 //
 // Witness models: `redis` is a lease (one holder; taken when free or expired; released when its
 // holder stops contending; a crashed holder's lease expires after ttl; the verdict holds until the
@@ -12,7 +12,7 @@
 // node as the scenario says (both can be allowed) and stores nothing.
 import assert from 'node:assert/strict';
 import { announce, createMirrorMachine, isPrimary, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from '../../mirror/machine.js';
-import { initialLinkMemory, linkHoldDown, linkRule, reintegrationDoneByPeer, type LinkMemory } from '../../mirror/rules.js';
+import { reintegrationDoneByPeer } from '../../mirror/rules.js';
 import type { DataStatus, MirrorAction, MirrorState, MirrorCheckerConfig, MirrorEvent, MirrorScript, WitnessKind } from '../../mirror/types.js';
 
 export type Outcome = 'ok' | 'fail' | 'timeout';
@@ -31,15 +31,6 @@ export interface PairOptions {
   autoScripts: boolean;
   /** A reintegration finishes as soon as both sides took their roles. */
   autoReintegration: boolean;
-  /**
-   * The machines' link comes from mirror/rules.ts linkRule, as in mirror/runtime.ts, fed the
-   * model's facts (the network path `link`, the live `stream`, the clock); break-link and link-up
-   * then only cut and mend the path. Off: the golden scenarios tell the machines link_up and
-   * link_broken themselves.
-   */
-  linkByRule: boolean;
-  /** Two heartbeat timeouts (linkRule's grace for a SECOND whose PRIM's stream closed). */
-  linkGraceMs: number;
 }
 
 export const defaultPairOptions: PairOptions = {
@@ -54,8 +45,6 @@ export const defaultPairOptions: PairOptions = {
   maxloop: 2,
   autoScripts: true,
   autoReintegration: true,
-  linkByRule: false,
-  linkGraceMs: 2000,
 };
 
 interface Node {
@@ -71,8 +60,6 @@ interface Node {
   /** The redis witness's own idea of its lease (validUntil of its last grant). */
   leaseUntilMs: number;
   nextOutcome: Partial<Record<MirrorScript, Outcome>>;
-  /** What linkRule remembers for this node's driver (linkByRule). */
-  linkMem: LinkMemory;
 }
 
 export interface Msg {
@@ -91,10 +78,6 @@ export class MirrorPair {
   link = true;
   redis = { up: true, holder: null as string | null, expiresMs: 0, generations: {} as Record<string, number> };
   dp = { source: null as string | null, target: null as string | null };
-  /** When membership declares a crashed peer lost to n (linkByRule: one heartbeat timeout, linkGraceMs / 2, after the crash). */
-  lossAtMs: Record<string, number | null> = { n1: null, n2: null };
-  /** The live stream from a mounted node to its peer's replica (linkByRule): a finished reintegration opens it. */
-  stream: { from: string; to: string } | null = null;
   queue: Msg[] = [];
   /** Running scripts waiting for their outcome (when not autoScripts). */
   scripts: { node: string; script: MirrorScript }[] = [];
@@ -132,10 +115,10 @@ export class MirrorPair {
     this.o = { ...defaultPairOptions, ...opts };
     this.assertGenerations = this.o.witness === 'redis';
     for (const name of this.names) {
-      this.nodes[name] = { name, m: null, record: { status: 'unknown', generation: 0, peerGeneration: 0 }, contending: false, epoch: 0, nextPollMs: 0, pingReach: true, leaseUntilMs: 0, nextOutcome: {}, linkMem: initialLinkMemory };
+      this.nodes[name] = { name, m: null, record: { status: 'unknown', generation: 0, peerGeneration: 0 }, contending: false, epoch: 0, nextPollMs: 0, pingReach: true, leaseUntilMs: 0, nextOutcome: {} };
     }
     for (const name of this.names) this.boot(name);
-    if (!this.o.linkByRule) for (const name of this.names) this.queue.push({ to: name, kind: 'event', ev: { type: 'replication', what: 'link_up' } });
+    for (const name of this.names) this.queue.push({ to: name, kind: 'event', ev: { type: 'replication', what: 'link_up' } });
     this.drain();
   }
 
@@ -166,8 +149,6 @@ export class MirrorPair {
       this.nowMs,
     );
     x.contending = false;
-    x.linkMem = initialLinkMemory;
-    this.lossAtMs[n] = null;
     this.step(n, { type: 'data', ...x.record });
   }
 
@@ -209,13 +190,6 @@ export class MirrorPair {
 
   breakLink(tell = true): void {
     this.link = false;
-    if (this.o.linkByRule) {
-      this.streamLost();
-      this.reintegrationFailed();
-      this.dp = { source: null, target: null };
-      this.updateLinks();
-      return;
-    }
     this.dp = { source: null, target: null };
     if (tell) for (const n of this.names) if (this.alive(n)) this.queue.push({ to: n, kind: 'event', ev: { type: 'replication', what: 'link_broken' } });
   }
@@ -223,7 +197,6 @@ export class MirrorPair {
   linkUp(): void {
     if (!this.connected || !this.alive('n1') || !this.alive('n2') || this.link) return;
     this.link = true;
-    if (this.o.linkByRule) return this.updateLinks();
     for (const n of this.names) this.queue.push({ to: n, kind: 'event', ev: { type: 'replication', what: 'link_up' } });
   }
 
@@ -235,23 +208,14 @@ export class MirrorPair {
     this.queue = this.queue.filter((q) => q.to !== n && !(q.kind === 'peer' && q.to === this.peerOf(n)));
     this.scripts = this.scripts.filter((s) => s.node !== n);
     this.link = false;
-    if (this.o.linkByRule) {
-      this.streamLost();
-      this.reintegrationFailed();
-    }
     this.dp = { source: null, target: null };
     if (!this.alive(this.peerOf(n))) return;
-    if (this.o.linkByRule) {
-      // The stream closed at once; membership declares the peer lost only after the heartbeat timeout.
-      this.lossAtMs[this.peerOf(n)] = this.nowMs + this.o.linkGraceMs / 2;
-      this.updateLinks();
-    } else this.queue.push({ to: this.peerOf(n), kind: 'event', ev: { type: 'peer_lost' } });
+    this.queue.push({ to: this.peerOf(n), kind: 'event', ev: { type: 'peer_lost' } });
   }
 
   /** The daemon comes back (autostart: it reads its record, then starts the module). */
   restart(n: string): void {
     if (this.alive(n)) this.crash(n);
-    this.lossAtMs[this.peerOf(n)] = null; // its heartbeats are back
     this.boot(n);
     this.command(n, 'start');
     if (this.connected && this.alive(this.peerOf(n))) {
@@ -293,8 +257,6 @@ export class MirrorPair {
     this.dp = { source: null, target: null };
     this.seen.reintegrations++;
     this.held[target] = this.held[source]!;
-    // The stream goes live once the target acknowledged everything.
-    if (this.o.linkByRule) this.stream = { from: source, to: target };
     // Only the source hears it from the data plane. The target learns it as mirror/runtime.ts
     // tells it: from the source's announcement of PRIM (see step). An event queued to the target
     // here (as this model once did) could arrive after the source gave up and began another
@@ -314,32 +276,22 @@ export class MirrorPair {
     for (let guard = 0; ; guard++) {
       assert.ok(guard < 100_000, 'advance does not end');
       let at = Infinity;
-      let what: { n: string; kind: 'tick' | 'poll' | 'link' | 'loss' } | null = null;
+      let what: { n: string; kind: 'tick' | 'poll' } | null = null;
       for (const n of this.names) {
         const x = this.node(n);
         if (!x.m) continue;
         const w = nextWakeMs(x.m, this.nowMs);
         if (w !== null && w <= endMs && w < at) [at, what] = [w, { n, kind: 'tick' }];
         if (x.contending && x.nextPollMs <= endMs && x.nextPollMs < at) [at, what] = [Math.max(x.nextPollMs, this.nowMs), { n, kind: 'poll' }];
-        const lost = this.lossAtMs[n];
-        if (lost != null && lost <= endMs && lost < at) [at, what] = [Math.max(lost, this.nowMs), { n, kind: 'loss' }];
-        const l = this.linkDeadline(n);
-        if (l !== null && l <= endMs && l < at) [at, what] = [l, { n, kind: 'link' }];
       }
       if (what === null) break;
       this.nowMs = Math.max(this.nowMs, at);
       if (what.kind === 'tick') this.step(what.n, { type: 'tick' });
-      else if (what.kind === 'link') this.updateLinks();
-      else if (what.kind === 'loss') {
-        this.lossAtMs[what.n] = null;
-        this.queue.push({ to: what.n, kind: 'event', ev: { type: 'peer_lost' } });
-      }
       else this.poll(what.n);
       if (drain) this.drain();
     }
     this.nowMs = endMs;
     for (const n of this.names) if (this.alive(n)) this.step(n, { type: 'tick' });
-    this.updateLinks();
     if (drain) this.drain();
   }
 
@@ -423,7 +375,6 @@ export class MirrorPair {
     }
     this.checkPair();
     this.sendAnnounce(n, false);
-    this.updateLinks();
     // The rule mirror/runtime.ts peerView applies (mirror/rules.ts): a target learns that its
     // reintegration finished when the source announces PRIM.
     if (ev.type === 'peer' && x.m !== null && reintegrationDoneByPeer(x.m, ev.peer)) {
@@ -454,12 +405,6 @@ export class MirrorPair {
         x.record = { status: a.status, generation: a.generation, peerGeneration: a.peerGeneration };
         return;
       case 'reintegrate':
-        if (this.o.linkByRule && a.role === 'source' && !(this.link && this.connected)) {
-          // As the data plane: no path to the peer's replica, the reintegration fails at once.
-          x.linkMem = linkHoldDown(x.linkMem, this.nowMs);
-          this.queue.push({ to: n, kind: 'event', ev: { type: 'replication', what: 'link_broken' } });
-          return;
-        }
         this.dp[a.role] = n;
         if (this.o.autoReintegration) this.finishReintegration();
         return;
@@ -472,13 +417,6 @@ export class MirrorPair {
         return;
       case 'fence':
         this.seen.giveUps++;
-        if (this.stream?.from === n) this.stream = null; // a fenced mount sends nothing more
-        return;
-      case 'unmount':
-        if (this.stream?.from === n) this.stream = null;
-        return;
-      case 'mount':
-        if (this.stream?.to === n) this.stream = null; // its replicas stop when it mounts
         return;
       case 'refused':
         this.seen.refused++;
@@ -512,67 +450,6 @@ export class MirrorPair {
     for (const n of prim) assert.equal(this.node(n).record.status, 'up-to-date', `${n} is ${this.state(n)} with data ${this.node(n).record}`);
   }
 
-  // ------------------------------------------------------------------ the link (linkByRule)
-
-  /** The stream closed: its mounted end's data plane reports the peer lost (runtime #dataPlaneLost). */
-  private streamLost(): void {
-    const st = this.stream;
-    this.stream = null;
-    if (st === null || !this.alive(st.from)) return;
-    const x = this.node(st.from);
-    if (x.m?.fenced) return;
-    x.linkMem = linkHoldDown(x.linkMem, this.nowMs);
-    if (x.m?.link) this.queue.push({ to: st.from, kind: 'event', ev: { type: 'replication', what: 'link_broken' } });
-  }
-
-  /** A running reintegration fails (the path broke): its source is told, as runtime.ts does. */
-  private reintegrationFailed(): void {
-    const s = this.dp.source;
-    if (s === null || !this.alive(s)) return;
-    const x = this.node(s);
-    x.linkMem = linkHoldDown(x.linkMem, this.nowMs);
-    this.queue.push({ to: s, kind: 'event', ev: { type: 'replication', what: 'link_broken' } });
-  }
-
-  /** Each driver polls the link rule (runtime.ts #updateLink) and feeds a change. */
-  updateLinks(): void {
-    if (!this.o.linkByRule) return;
-    for (const n of this.names) {
-      const x = this.node(n);
-      if (!x.m) continue;
-      const path = this.link && this.connected;
-      const { up, mem } = linkRule(x.m, {
-        mounted: x.m.mounted,
-        fenced: x.m.fenced,
-        streamConnected: path && this.stream?.from === n,
-        replicasConnected: path && this.stream?.to === n,
-        graceMs: this.o.linkGraceMs,
-      }, x.linkMem, this.nowMs);
-      x.linkMem = mem;
-      const what = up ? 'link_up' : 'link_broken';
-      // A change not yet delivered is replaced by the latest (the runtime feeds what it computes
-      // now); a data plane's failure report (streamLost, reintegrationFailed) is never replaced.
-      const queued = this.queue.find((q) => q.to === n && polled.has(q));
-      if (queued) queued.ev = { type: 'replication', what };
-      else if (up !== x.m.link) {
-        const msg: Msg = { to: n, kind: 'event', ev: { type: 'replication', what } };
-        polled.add(msg);
-        this.queue.push(msg);
-      }
-    }
-  }
-
-  /** When a node's link rule may change with time alone (hold-down end, grace end). */
-  private linkDeadline(n: string): number | null {
-    if (!this.o.linkByRule) return null;
-    const x = this.node(n);
-    if (!x.m) return null;
-    const t: number[] = [];
-    if (x.linkMem.holdUntilMs > this.nowMs) t.push(x.linkMem.holdUntilMs);
-    if (x.linkMem.replicaLostSinceMs !== null && x.linkMem.replicaLostSinceMs + this.o.linkGraceMs > this.nowMs) t.push(x.linkMem.replicaLostSinceMs + this.o.linkGraceMs);
-    return t.length ? Math.min(...t) : null;
-  }
-
   status(): string {
     const lease = this.o.witness === 'redis' ? ` lease=${this.redis.holder !== null && this.redis.expiresMs > this.nowMs ? this.redis.holder : '-'}` : '';
     const nodes = this.names.map((n) => `${n}=${this.state(n)}/${this.node(n).record.status}/g${this.node(n).record.generation}`).join(' ');
@@ -581,8 +458,6 @@ export class MirrorPair {
 }
 
 const lastAnnounced = new WeakMap<MirrorPair, Record<string, string>>();
-/** Link changes queued by a driver's poll of the link rule (MirrorPair.updateLinks). */
-const polled = new WeakSet<Msg>();
 
 export function renderEvent(ev: MirrorEvent): string {
   switch (ev.type) {

@@ -1,33 +1,37 @@
-// Seeded simulation of two mirror nodes (TigerBeetle's VOPR, in small): heartbeats and data-plane
+// Seeded simulation of two mirror nodes (TigerBeetle's VOPR, in small), running the daemon's own
+// driver: two real MirrorRuntimes (mirror/runtime.ts) over faulty fakes (test/sim/mirror.world.ts): heartbeats and data-plane
 // events delivered in random order (announcements coalesced, as heartbeats carry only the latest
 // state), cuts and heals, replication link breaks, crashes and restarts, witness outages and verdicts
 // (redis: a lease, at most one holder; ping: per-node reachability), script outcomes
 // (ok/fail/timeout), reintegrations finishing at random times, checker probes and commands.
-// Checked after every step (test/sim/mirror.pair.ts and the machine's own assertions):
+// Checked after every step of either runtime's machine (test/sim/mirror.world.ts and the machine's
+// own assertions):
 //   - with a redis witness, never two nodes PRIM/ALONE at once;
 //   - a node is PRIM/ALONE only with its data recorded up to date;
 //   - SECOND only in the step that delivered `reintegration_done`;
 //   - the machine's generation rules (mirror/machine.ts checkInvariants: a new generation recorded
 //     before the dirty log; PRIM/ALONE only with a generation >= any the peer announced);
 //   - with redis, a node becomes ALONE, and starts writing alone, only with data of a generation
-//     >= every generation that had acknowledged writes (the simulation's own truth, mirror.pair.ts
+//     >= every generation that had acknowledged writes (the simulation's own truth, mirror.world.ts
 //     `held`/`acked`). History over 1000 seeds (redis): flag-only code 179 seeds violated it;
 //     announced generations 92; the witness carrying the generations (mirror/machine.ts "the
 //     witness rule"): 0, asserted. With ping or none it cannot hold (no mutual exclusion, nothing
 //     stored): measured and printed (`# ...`), not asserted.
-//   - the action order rules (mount -> VIP -> start_prim; stop_prim -> VIP off -> unmount; fence first).
+//   - the action order rules (mount -> VIP -> start_prim; stop_prim -> VIP off -> unmount; fence first),
+//     in the machine and again at the fakes (a VIP added only while mounted, start_prim only with
+//     the mount and the VIP).
 // After the faults, each seed heals everything and checks that the pair settles as PRIM + SECOND.
 // CROFT_SEED=<n> replays one seed and prints its trace; CROFT_SIM_SEEDS=<n> changes how many.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mulberry32, pick, chance, randInt, type Rng } from './prng.js';
-import { MirrorPair, type Outcome, type PairOptions } from './mirror.pair.js';
-import { isPrimary } from '../../mirror/machine.js';
+import type { Outcome } from './mirror.pair.js';
+import { MirrorWorld, type WorldOptions } from './mirror.world.js';
 import type { MirrorCheckerConfig, MirrorCommand, WitnessKind } from '../../mirror/types.js';
 
 const stepsPerSeed = 250;
 
-function randomOptions(r: Rng): Partial<PairOptions> {
+function randomOptions(r: Rng): Partial<WorldOptions> {
   const witness: WitnessKind = pick(r, ['redis', 'redis', 'redis', 'ping', 'none'] as const);
   const checkers: MirrorCheckerConfig[] = [];
   if (chance(r, 0.3)) checkers.push({ name: 'dep', kind: 'dependency', onFailure: 'wait', rise: 1, fall: randInt(r, 1, 2) });
@@ -39,29 +43,26 @@ function randomOptions(r: Rng): Partial<PairOptions> {
     peerWaitMs: randInt(r, 0, 2000),
     ttlMs,
     marginMs: Math.floor(ttlMs / 5),
-    pollMs: Math.floor(ttlMs / 3),
-    // The driver checks more often than a verdict lasts (else a healthy primary gives up between checks).
-    pingValidityMs: Math.floor(ttlMs / 3) * 2 + randInt(r, 0, 2000),
+    // The runtime checks every validity/3, more often than a verdict lasts.
+    pingValidityMs: randInt(r, 1000, 5000),
     checkers,
     maxloop: randInt(r, 0, 3),
-    autoScripts: false,
-    autoReintegration: false,
-    // The machines' link from the real rule (mirror/rules.ts), fed the model's facts and clock.
-    linkByRule: process.env.CROFT_SIM_SCRIPTED_LINK === undefined,
+    heartbeatTimeoutMs: pick(r, [500, 1000, 2000]),
+    vip: chance(r, 0.8),
   };
 }
 
-/** Delivers one queued message, chosen among the heads of the per-(destination, kind) channels. */
-function deliverRandom(p: MirrorPair, r: Rng): void {
+/** Delivers one message in flight, chosen among the heads of the per-(destination, kind) channels. */
+async function deliverRandom(p: MirrorWorld, r: Rng): Promise<void> {
   const heads = new Map<string, number>();
   p.queue.forEach((q, i) => {
     const k = `${q.to}:${q.kind}`;
     if (!heads.has(k)) heads.set(k, i);
   });
-  p.deliver(pick(r, [...heads.values()]));
+  await p.deliver(pick(r, [...heads.values()]));
 }
 
-function randomStep(p: MirrorPair, r: Rng, log: (s: string) => void): void {
+async function randomStep(p: MirrorWorld, r: Rng, log: (s: string) => void): Promise<void> {
   const roll = r();
   const n = pick(r, p.names);
   if (roll < 0.4 && p.queue.length > 0) return deliverRandom(p, r);
@@ -72,7 +73,7 @@ function randomStep(p: MirrorPair, r: Rng, log: (s: string) => void): void {
     return p.finishScript(s.node, outcome);
   }
   if (roll < 0.62) {
-    if (p.finishReintegration()) log('reintegration done');
+    if (await p.finishReintegration()) log('reintegration done');
     return;
   }
   if (roll < 0.75) {
@@ -84,14 +85,13 @@ function randomStep(p: MirrorPair, r: Rng, log: (s: string) => void): void {
     if (!p.alive(n)) return;
     const c: MirrorCommand = pick(r, ['start', 'start', 'stop', 'prim', 'second', 'swap'] as const);
     log(`command ${n} ${c}`);
-    return p.command(n, c);
+    p.command(n, c);
+    return p.flush();
   }
   if (roll < 0.86) {
     const checker = p.o.checkers.length > 0 ? pick(r, p.o.checkers).name : null;
     if (checker === null || !p.alive(n)) return;
-    const ok = chance(r, 0.7);
-    p.step(n, { type: 'probe', checker, ok, detail: ok ? 'fine' : 'broken' });
-    return;
+    return p.probe(n, checker, chance(r, 0.7));
   }
   // Faults.
   const fault = pick(r, ['cut', 'heal', 'heal', 'break-link', 'link-up', 'crash', 'restart', 'restart', 'redis', 'ping'] as const);
@@ -99,19 +99,21 @@ function randomStep(p: MirrorPair, r: Rng, log: (s: string) => void): void {
   switch (fault) {
     case 'cut':
       if (p.connected) p.cut();
-      return;
+      return p.flush();
     case 'heal':
       if (!p.connected) p.heal();
-      return;
+      return p.flush();
     case 'break-link':
       if (p.link) p.breakLink();
-      return;
+      return p.flush();
     case 'link-up':
-      return p.linkUp();
+      p.linkUp();
+      return p.flush();
     case 'crash':
-      return p.crash(n);
+      p.crash(n);
+      return p.flush();
     case 'restart':
-      if (!p.alive(n)) p.restart(n);
+      if (!p.alive(n)) await p.restart(n);
       return;
     case 'redis':
       p.redis.up = !p.redis.up;
@@ -123,25 +125,25 @@ function randomStep(p: MirrorPair, r: Rng, log: (s: string) => void): void {
 }
 
 /** Heals everything, then lets the pair run with every script ok: it must end PRIM + SECOND. */
-function settle(p: MirrorPair, log: (s: string) => void): void {
+async function settle(p: MirrorWorld, log: (s: string) => void): Promise<void> {
   log('settle');
-  for (const n of p.names) if (!p.alive(n)) p.restart(n);
+  for (const n of p.names) if (!p.alive(n)) await p.restart(n);
   if (!p.connected) p.heal();
   p.linkUp();
   p.redis.up = true;
   for (const n of p.names) p.node(n).pingReach = true;
-  const quiesce = () => {
+  const quiesce = async () => {
     // Scripts end ok, reintegrations finish, time moves (witness checks, wake-ups) until quiet.
     for (let i = 0; i < 80; i++) {
-      p.drain();
-      if (p.scripts.length > 0) p.finishScript(p.scripts[0]!.node, 'ok');
-      else if (!p.finishReintegration()) p.advance(Math.ceil(p.o.pollMs / 2), true);
+      await p.drain();
+      if (p.scripts.length > 0) await p.finishScript(p.scripts[0]!.node, 'ok');
+      else if (!(await p.finishReintegration())) await p.advance(500, true);
     }
-    p.drain();
+    await p.drain();
   };
   // A clean stop of both, then a start of both: at least one record is up to date after it.
   for (const n of p.names) p.command(n, 'stop');
-  quiesce();
+  await quiesce();
   // Both records stale happens (rarely): a target records stale from a late view of a peer that
   // gave up meanwhile. croft then elects nobody, by design; the person runs `croft prim`.
   const manual = !p.names.some((n) => p.node(n).record.status === 'up-to-date');
@@ -150,41 +152,68 @@ function settle(p: MirrorPair, log: (s: string) => void): void {
     p.command('n1', 'prim');
   }
   for (const n of p.names) p.command(n, 'start');
-  for (const c of p.o.checkers) if (c.kind === 'dependency') for (const n of p.names) p.step(n, { type: 'probe', checker: c.name, ok: true, detail: 'fine' });
-  quiesce();
-  p.advance(Math.max(p.o.peerWaitMs, p.o.ttlMs) + 100, true);
-  quiesce();
+  await p.flush();
+  for (const c of p.o.checkers) if (c.kind === 'dependency') for (const n of p.names) await p.probe(n, c.name, true);
+  await quiesce();
+  await p.advance(Math.max(p.o.peerWaitMs, p.o.ttlMs) + 100, true);
+  await quiesce();
   const states = p.names.map((n) => p.state(n)).sort().join('+');
   assert.equal(states, 'PRIM+SECOND', `the pair settles as PRIM + SECOND (got ${p.status()})`);
+  await failover(p, log);
 }
 
-export function runSeed(seed: number, trace?: string[], assertGenerations = true): MirrorPair {
+/**
+ * Liveness after the history: the settled PRIM crashes (the stream closes at once, membership
+ * declares it lost a heartbeat timeout later), and its SECOND must run the application alone
+ * within a bound (heartbeat timeout, the redis lease of the dead holder running out, the first
+ * witness check): a SECOND that took the closed stream for a PRIM going on without it would record
+ * itself stale and never fail over (mirror/rules.ts linkRule's grace).
+ */
+async function failover(p: MirrorWorld, log: (s: string) => void): Promise<void> {
+  const prim = p.names.find((n) => p.state(n) === 'PRIM')!;
+  const second = p.peerOf(prim);
+  log(`failover: crash ${prim}`);
+  p.crash(prim);
+  const boundMs = 2 * p.o.heartbeatTimeoutMs + p.o.ttlMs + p.o.peerWaitMs + 2000;
+  const t0 = p.nowMs;
+  while (p.nowMs - t0 < boundMs && p.node(second).rt?.mirrorStatus().application !== 'running') {
+    await p.advance(100, true);
+    if (p.scripts.length > 0) await p.finishScript(p.scripts[0]!.node, 'ok');
+  }
+  assert.equal(p.state(second), 'ALONE', `${second} takes over within ${boundMs} ms of ${prim}'s crash (${p.status()})`);
+  assert.equal(p.node(second).rt?.mirrorStatus().application, 'running', `${second} runs the application (${p.status()})`);
+  p.failoverMs.push(p.nowMs - t0);
+}
+
+export async function runSeed(seed: number, trace?: string[], assertGenerations = true): Promise<MirrorWorld> {
   const r = mulberry32(seed);
   const opts = randomOptions(r);
-  const p = new MirrorPair(opts);
+  const p = new MirrorWorld(opts);
   p.assertGenerations &&= assertGenerations;
   const log = (s: string) => trace?.push(s);
   log(`options ${JSON.stringify(opts)}`);
   // Start from the usual place: both records up to date, both started.
   for (const n of p.names) {
     p.node(n).record = { status: 'up-to-date', generation: 1, peerGeneration: 1 };
-    p.step(n, { type: 'data', ...p.node(n).record });
-    p.command(n, 'start');
+    await p.boot(n);
   }
+  for (const n of p.names) p.command(n, 'start');
+  await p.flush();
   const from = { lines: 0 };
   try {
     for (let step = 0; step < stepsPerSeed; step++) {
-      randomStep(p, r, log);
+      await randomStep(p, r, log);
       if (trace) {
         for (const l of p.lines.slice(from.lines)) trace.push(`  ${l}`);
         from.lines = p.lines.length;
         trace.push(`  ${p.status()}`);
       }
     }
-    settle(p, log);
+    await settle(p, log);
   } finally {
     // The lines of the step that failed too (an assertion stops it midway).
     if (trace) for (const l of p.lines.slice(from.lines)) trace.push(`  ${l}`);
+    for (const n of p.names) p.crash(n); // timers and pending work of this seed go with it
   }
   return p;
 }
@@ -193,9 +222,9 @@ if (process.env.CROFT_GEN_COUNT !== undefined) {
   const n = Number(process.env.CROFT_GEN_COUNT);
   const bad: string[] = [];
   for (let seed = 1; seed <= n; seed++) {
-    let p: MirrorPair | null = null;
+    let p: MirrorWorld | null = null;
     try {
-      p = runSeed(seed, undefined, false);
+      p = await runSeed(seed, undefined, false);
     } catch (e) {
       bad.push(`seed ${seed} threw: ${(e as Error).message}`);
     }
@@ -204,27 +233,30 @@ if (process.env.CROFT_GEN_COUNT !== undefined) {
   console.log(`${bad.length} seeds of ${n} lose writes (measured, not asserted)\n${bad.slice(0, Number(process.env.CROFT_GEN_SHOW ?? 8)).join('\n')}`);
 }
 
-test('mirror simulation: invariants hold over every seed, and each pair settles as PRIM + SECOND (croft prim where both records are stale, rare)', () => {
+test('mirror simulation (the real MirrorRuntime): invariants hold over every seed, and each pair settles as PRIM + SECOND (croft prim where both records are stale, rare)', async () => {
   const one = process.env.CROFT_SEED;
   if (one !== undefined) {
     const trace: string[] = [];
     try {
-      runSeed(Number(one), trace);
+      await runSeed(Number(one), trace);
     } finally {
       console.log(trace.join('\n'));
     }
     return;
   }
+  const first = Number(process.env.CROFT_SIM_FIRST_SEED ?? 1);
   const seeds = Number(process.env.CROFT_SIM_SEEDS ?? 1000);
   let manualPrims = 0;
   const lostWriteSeeds: Record<string, number> = { redis: 0, ping: 0, none: 0 };
   const seedsOf: Record<string, number> = { redis: 0, ping: 0, none: 0 };
   const total = { failovers: 0, giveUps: 0, quarantines: 0, reintegrations: 0, refused: 0, aloneToPrim: 0, twoPrimariesWithPing: 0 };
   const witnesses = new Set<string>();
-  for (let seed = 1; seed <= seeds; seed++) {
-    let p: MirrorPair;
+  const failoverMs: number[] = [];
+  const t0 = Date.now();
+  for (let seed = first; seed < first + seeds; seed++) {
+    let p: MirrorWorld;
     try {
-      p = runSeed(seed);
+      p = await runSeed(seed);
     } catch (e) {
       throw new Error(`seed ${seed} failed (replay: CROFT_SEED=${seed} node --test dist/test/sim/mirror.sim.test.js): ${(e as Error).message}`, { cause: e });
     }
@@ -239,8 +271,13 @@ test('mirror simulation: invariants hold over every seed, and each pair settles 
     total.refused += p.seen.refused;
     total.aloneToPrim += p.seen.transitions.get('ALONE->PRIM') ?? 0;
     total.twoPrimariesWithPing += p.seen.twoPrimaries;
+    failoverMs.push(...p.failoverMs);
   }
-  console.log(`# mirror sim: ${seeds} seeds ${JSON.stringify(total)}; seeds needing croft prim to restart: ${manualPrims}`);
+  console.log(`# mirror sim (real MirrorRuntime): ${seeds} seeds in ${Date.now() - t0} ms ${JSON.stringify(total)}; seeds needing croft prim to restart: ${manualPrims}`);
+  failoverMs.sort((a, b) => a - b);
+  const q = (f: number) => failoverMs[Math.min(failoverMs.length - 1, Math.floor(f * failoverMs.length))];
+  console.log(`# simulated failover after each seed's history (PRIM crashed -> SECOND runs the application): min/median/max ${q(0)}/${q(0.5)}/${failoverMs[failoverMs.length - 1]} ms (simulated time; heartbeat timeout 500-2000 ms, redis ttl 1-5 s)`);
+  assert.equal(failoverMs.length, seeds, 'every seed ends with a failover');
   const per = (['redis', 'ping', 'none'] as const).map((w) => `${w} ${lostWriteSeeds[w]}/${seedsOf[w]}`).join(', ');
   console.log(`# seeds where a node became ALONE behind acknowledged writes: ${per} (redis asserted, ping and none measured)`);
   assert.equal(lostWriteSeeds.redis, 0, 'with redis the generation invariant is asserted at every step');
@@ -252,47 +289,54 @@ test('mirror simulation: invariants hold over every seed, and each pair settles 
   }
 });
 
-test('mirror simulation replays: the same seed gives the same trace', () => {
+test('mirror simulation replays: the same seed gives the same trace', async () => {
   const a: string[] = [];
   const b: string[] = [];
-  runSeed(42, a);
-  runSeed(42, b);
+  await runSeed(42, a);
+  await runSeed(42, b);
   assert.ok(a.length > stepsPerSeed);
   assert.deepEqual(a, b);
 });
 
 // Keep the invariant about two primaries honest: with ping (no mutual exclusion) the simulation does
-// reach two primaries, so the check in mirror.pair.ts would catch it for redis.
-test('the two-primaries check is not vacuous: ping reaches it, redis never', () => {
+// reach two primaries, so the check in mirror.world.ts would catch it for redis.
+test('the two-primaries check is not vacuous: ping reaches it, redis never', async () => {
   let ping = 0;
   for (let seed = 1; seed <= 300; seed++) {
-    const p = runSeed(seed);
+    const p = await runSeed(seed);
     if (p.o.witness === 'ping' || p.o.witness === 'none') ping += p.seen.twoPrimaries;
     else assert.equal(p.seen.twoPrimaries, 0, `seed ${seed}`);
   }
   assert.ok(ping > 0, 'without mutual exclusion, some seed had two primaries');
-  void isPrimary;
 });
 
-test('a PRIM killed: its SECOND keeps the link through the grace (mirror/rules.ts linkRule) and fails over once the peer is declared lost', () => {
+test('a PRIM killed: its SECOND keeps the link through the grace (mirror/rules.ts linkRule, run by MirrorRuntime) and fails over once the peer is declared lost', async () => {
   for (const witness of ['none', 'redis'] as const) {
-    const p = new MirrorPair({ witness, linkByRule: true, linkGraceMs: 2000 });
+    const p = new MirrorWorld({ witness, heartbeatTimeoutMs: 1000 });
     for (const n of p.names) {
       p.node(n).record = { status: 'up-to-date', generation: 1, peerGeneration: 1 };
-      p.step(n, { type: 'data', ...p.node(n).record });
-      p.command(n, 'start');
+      await p.boot(n);
     }
-    p.drain();
-    p.advance(5000, true);
+    for (const n of p.names) p.command(n, 'start');
+    for (let i = 0; i < 20; i++) {
+      await p.drain();
+      if (p.scripts.length > 0) await p.finishScript(p.scripts[0]!.node, 'ok');
+      else if (!(await p.finishReintegration())) await p.advance(500, true);
+    }
     assert.equal(p.names.map((n) => p.state(n)).sort().join('+'), 'PRIM+SECOND', `${witness}: the pair runs (${p.status()})`);
     const prim = p.names.find((n) => p.state(n) === 'PRIM')!;
     const second = p.peerOf(prim);
     p.crash(prim);
-    p.drain();
+    await p.drain();
+    await p.advance(500, true);
     // The stream is gone, the peer not declared lost yet: still an in-sync SECOND.
     assert.equal(p.state(second), 'SECOND', `${witness}: within the heartbeat timeout (${p.status()})`);
-    p.advance(10_000, true);
+    for (let i = 0; i < 20; i++) {
+      await p.advance(500, true);
+      if (p.scripts.length > 0) await p.finishScript(p.scripts[0]!.node, 'ok');
+    }
     assert.ok(['ALONE', 'PRIM'].includes(p.state(second)), `${witness}: ${second} fails over (${p.status()})`);
     assert.equal(p.node(second).record.status, 'up-to-date', `${witness}: with its data up to date`);
+    for (const n of p.names) p.crash(n);
   }
 });
