@@ -18,7 +18,7 @@
 // Keep a reference to every MirrorMount and MirrorReplica in use: one collected by the GC is
 // unmounted, or stopped (their native Drop), which is the safe end for a forgotten one.
 import assert from 'node:assert/strict';
-import { CroftError, codes, type ErrorCode } from '../errors.js';
+import { CroftError, isErrorCode, type ErrorCode } from '../errors.js';
 import { loadNative, nativeError } from './load.js';
 
 export type AckLevel = 'received' | 'durable';
@@ -240,7 +240,7 @@ export interface MirrorDirtyLogStatus {
   lastError: string | null;
 }
 
-// The raw exports of crates/croft-napi/src/mirror.rs.
+// The raw exports of crates/croft-napi/src/mirror/.
 interface NativeDirtyReader {
   dirtyPaths(): string[];
   dirtyEntries(): { path: string; zones: number[][]; entryChanged: boolean }[];
@@ -301,7 +301,7 @@ function binding(): NativeMirrorBinding {
 }
 
 function isMirrorCode(code: unknown): code is ErrorCode {
-  return typeof code === 'string' && code.startsWith('CROFT_ERR_MIRROR_') && code in codes;
+  return isErrorCode(code) && code.startsWith('CROFT_ERR_MIRROR_');
 }
 
 /** The addon's error as a CroftError: its CROFT_ERR_MIRROR_* code and message as they are, else CROFT_ERR_NATIVE. */

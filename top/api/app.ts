@@ -30,7 +30,7 @@ import type { ApiConfig } from '../../src/config/types.js';
 import type { Daemon, MirrorCommandName, ModuleCommand } from '../daemon/daemon.js';
 import { MirrorRuntime } from '../../mirror/runtime.js';
 import { servingStates } from '../daemon/states.js';
-import { CroftError } from '../../src/errors.js';
+import { codes, CroftError, type ErrorCode } from '../../src/errors.js';
 import type { Logger } from '../../src/log/logger.js';
 import { authenticate, credentialsConfigured, FailedLogins, howToConfigure, isLoopback } from './auth.js';
 import { consoleCss, consoleHtml, consoleJs } from './console.js';
@@ -183,7 +183,8 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
   const failed = opts.failedLogins ?? new FailedLogins();
   const hosts = allowedHostNames(daemon, Boolean(opts.local));
 
-  const refuse = (reply: FastifyReply, status: number, error: string, message: string) =>
+  /** A refusal with its code's status (src/errors.ts), or `status` where the code is a generic one. */
+  const refuse = (reply: FastifyReply, error: ErrorCode, message: string, status = codes[error].statusCode) =>
     reply.code(status).send({ error, message });
 
   // Host and Origin, before anything else (routing included: an unknown path answers 421 too).
@@ -192,19 +193,19 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     const host = hostOf(req.headers.host);
     if (host === null || !hosts.has(host)) {
       // The accepted names are not listed: they would tell anyone this node's addresses and names.
-      return refuse(reply, 421, 'CROFT_ERR_API_HOST', `Host "${(req.headers.host ?? '').slice(0, 100)}" is not a name this API serves `
+      return refuse(reply, 'CROFT_ERR_API_HOST', `Host "${(req.headers.host ?? '').slice(0, 100)}" is not a name this API serves `
         + '(its listen address, loopback, this node\'s addresses and hostname); if clients reach it by that name, add it to api.allowed_hosts in cluster.yaml');
     }
     if (SAFE_METHODS.has(req.method)) return;
     const fetchSite = req.headers['sec-fetch-site'];
     if (fetchSite !== undefined && fetchSite !== 'same-origin' && fetchSite !== 'none') {
-      return refuse(reply, 403, 'CROFT_ERR_API_ORIGIN', `cross-site request refused (Sec-Fetch-Site: ${fetchSite})`);
+      return refuse(reply, 'CROFT_ERR_API_ORIGIN', `cross-site request refused (Sec-Fetch-Site: ${fetchSite})`);
     }
     const origin = req.headers.origin !== undefined ? originOf(req.headers.origin) : originOf(req.headers.referer);
     if (origin === undefined) return; // not a browser's cross-site request: curl, the CLI
     const self = originOf(`${scheme}://${req.headers.host}`);
     if (origin === null || origin !== self) {
-      return refuse(reply, 403, 'CROFT_ERR_API_ORIGIN', `cross-origin request refused: ${req.headers.origin !== undefined ? 'Origin' : 'Referer'} `
+      return refuse(reply, 'CROFT_ERR_API_ORIGIN', `cross-origin request refused: ${req.headers.origin !== undefined ? 'Origin' : 'Referer'} `
         + `${String(req.headers.origin ?? req.headers.referer)} is not this API (${self})`);
     }
   });
@@ -221,11 +222,11 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     const blockedMs = failed.blockedForMs(address);
     if (blockedMs > 0) {
       reply.header('retry-after', String(Math.ceil(blockedMs / 1000)));
-      return refuse(reply, 429, 'CROFT_ERR_API_RATE', `too many failed logins from ${FailedLogins.source(address)}: `
+      return refuse(reply, 'CROFT_ERR_API_RATE', `too many failed logins from ${FailedLogins.source(address)}: `
         + `try again in ${Math.ceil(blockedMs / 1000)} s`);
     }
     if (command && !credentialsConfigured(api)) {
-      return refuse(reply, 403, 'CROFT_ERR_API_FORBIDDEN', `commands over TCP need a credential and none is configured: ${howToConfigure(api)}`);
+      return refuse(reply, 'CROFT_ERR_API_FORBIDDEN', `commands over TCP need a credential and none is configured: ${howToConfigure(api)}`);
     }
     const r = authenticate(api, req.headers.authorization, address);
     if (!r.ok) {
@@ -237,17 +238,16 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
         }
       }
       reply.header('www-authenticate', 'Basic realm="croft", Bearer');
-      return refuse(reply, 401, 'CROFT_ERR_API', `unauthorized: ${r.reason}`);
+      return refuse(reply, 'CROFT_ERR_API', `unauthorized: ${r.reason}`, 401);
     }
   };
 
   app.setErrorHandler((err: unknown, _req, reply) => {
-    if (err instanceof CroftError) {
-      const status = err.code === 'CROFT_ERR_UNKNOWN_MODULE' ? 404 : err.code === 'CROFT_ERR_MIRROR_REFUSED' ? 409 : 400;
-      return reply.code(status).send({ error: err.code, message: err.message });
-    }
+    // Each code carries its status (src/errors.ts): 404 unknown module, 409 a mirror's refusal, ...
+    if (err instanceof CroftError) return refuse(reply, err.code, err.message);
+    // fastify's own errors (a bad body, a route's 404) carry their 4xx; anything else is ours: 500.
     const e = err as { statusCode?: number; message?: string };
-    return reply.code(e.statusCode ?? 500).send({ error: 'CROFT_ERR_API', message: e.message ?? String(err) });
+    return refuse(reply, 'CROFT_ERR_API', e.message ?? String(err), e.statusCode);
   });
 
   app.register(async (v1) => {

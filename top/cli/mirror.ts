@@ -4,9 +4,9 @@
 // dirty bytes, reintegration progress (bytes to go, rate, ETA).
 // croft mirror verify <module> [--json]: compares both sides by checksum (run it on the PRIM);
 // exit 1 when they differ.
-import type { MirrorDetail } from '../../mirror/runtime.js';
+import type { MirrorDetail, MirrorRuntime } from '../../mirror/runtime.js';
 import type { ClusterStatus } from '../daemon/daemon.js';
-import { CroftError } from '../../src/errors.js';
+import { codes, CroftError } from '../../src/errors.js';
 import { flagString, parseArgs, rejectUnknown, type Output } from './args.js';
 import { apiRequest, defaultConfigDir, targetFromConfig, type ApiTarget } from './client.js';
 import { table } from './table.js';
@@ -17,15 +17,8 @@ const usage = `usage: croft prim|second|swap <module>
 
 export type MirrorStatusView = MirrorDetail & { cluster?: ClusterStatus['modules'][string] };
 
-export interface VerifyView {
-  node: string;
-  module: string;
-  durationMs: number;
-  identical: boolean;
-  entriesCompared: number;
-  bytesCompared: number;
-  differences: { path: string; what: string }[];
-}
+/** What POST .../mirror/verify answers: the runtime's verify result, with where and how long. */
+export type VerifyView = { node: string; module: string; durationMs: number } & Awaited<ReturnType<MirrorRuntime['verify']>>;
 
 function target(argv: string[], extraFlags: string[] = []): { module: string; json: boolean; target: ApiTarget } {
   const args = parseArgs(argv, ['config', 'api', 'token']);
@@ -42,7 +35,7 @@ function target(argv: string[], extraFlags: string[] = []): { module: string; js
 /** The daemon's refusal message without the HTTP wrapping, for people. */
 function refusal(err: unknown): never {
   if (err instanceof CroftError && err.code === 'CROFT_ERR_API') {
-    const m = /HTTP 409: (.*)$/s.exec(err.message);
+    const m = new RegExp(`HTTP ${codes.CROFT_ERR_MIRROR_REFUSED.statusCode}: (.*)$`, 's').exec(err.message);
     if (m) throw new CroftError('CROFT_ERR_MIRROR_REFUSED', m[1]!);
   }
   throw err;
