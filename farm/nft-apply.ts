@@ -4,16 +4,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { CroftError } from '../src/errors.js';
+import type { Ran } from '../src/net/command.js';
 import {
-  allTablesNamed, familyOfVip, OWNED_SET, renderBucketUpdate, renderDelete, renderTables, shapesOf, tablesOf,
+  allTablesNamed, OWNED_SET, renderBucketUpdate, renderDelete, renderTables, shapesOf, tablesOf,
   type NftFarmSpec, type NftTableRef,
 } from './nft-render.js';
+import { familyOf } from './hash-input.js';
 
-export interface NftRunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+/** An nft run's exit code and output: the shape of the shared runner's (src/net/command.ts). */
+export type NftRunResult = Ran;
 
 /** How nft is run: argv after the binary, and its stdin. Replaceable for tests of the driver alone. */
 export type NftRunner = (args: string[], input?: string) => Promise<NftRunResult>;
@@ -224,7 +223,7 @@ export class NftFarm {
   }
 
   async #listOwned(spec: NftFarmSpec): Promise<number[]> {
-    const family = familyOfVip(spec.vip);
+    const family = familyOf(spec.vip);
     const r = await this.#run(['-j', 'list', 'set', family, spec.table, OWNED_SET]);
     if (r.code !== 0) throw new CroftError('CROFT_ERR_NFT_APPLY', `cannot list set ${family} ${spec.table} ${OWNED_SET}: ${r.stderr.trim()}`);
     const set = this.#parse(r.stdout, `set ${OWNED_SET}`).find((o) => o.set)?.set;

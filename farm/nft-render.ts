@@ -16,10 +16,9 @@
 //           neighbour advertisements for the VIP instead.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { isIP } from 'node:net';
 import type { FarmBalance, FarmConfig } from '../src/config/types.js';
+import { familyOf, type NftFamily } from './hash-input.js';
 
-export type NftFamily = 'ip' | 'ip6';
 export type NftTableFamily = 'netdev' | 'ip' | 'ip6' | 'arp';
 export type MacMode = FarmConfig['macMode'];
 
@@ -71,15 +70,9 @@ const TABLE_NAME = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
 const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 
-export function familyOfVip(vip: string): NftFamily {
-  const v = isIP(vip);
-  assert.ok(v !== 0, `VIP is not an IP address: ${vip}`);
-  return v === 4 ? 'ip' : 'ip6';
-}
-
 /** The tables a spec renders, in creation order. */
 export function tablesOf(spec: Pick<NftFarmSpec, 'table' | 'vip'>): NftTableRef[] {
-  const family = familyOfVip(spec.vip);
+  const family = familyOf(spec.vip);
   const refs: NftTableRef[] = [{ family: 'netdev', name: spec.table }, { family, name: spec.table }];
   if (family === 'ip') refs.push({ family: 'arp', name: spec.table });
   return refs;
@@ -100,7 +93,7 @@ function checkSpec(spec: NftFarmSpec): NftFamily {
   assert.match(spec.table, TABLE_NAME, `nft table name ${spec.table}`);
   assert.match(spec.ifname, IFNAME, `interface name ${spec.ifname}`);
   assert.match(spec.virtualMac, MAC, `virtual MAC ${spec.virtualMac} (lower-case aa:bb:cc:dd:ee:ff)`);
-  const family = familyOfVip(spec.vip);
+  const family = familyOf(spec.vip);
   assert.ok(Number.isInteger(spec.buckets) && spec.buckets >= 1 && spec.buckets <= 65536, `buckets ${spec.buckets}`);
   for (const p of spec.ports) assert.ok(Number.isInteger(p) && p >= 1 && p <= 65535, `port ${p}`);
   checkBuckets(spec.buckets, spec.ownedBuckets);
@@ -205,7 +198,7 @@ function bodies(spec: NftFarmSpec): TableBody[] {
         name: 'output',
         hook: 'type filter hook output priority 0; policy accept;',
         // Replies and requests alike: a request with the VIP as sender also teaches neighbours the
-        // node's own MAC for the VIP (vip.ts sets arp_announce=2 so the kernel never sends those).
+        // node's own MAC for the VIP (farm/vip.ts sets arp_announce=2 so the kernel never sends those).
         rules: [`arp saddr ip ${vip} drop`],
       }],
     });
@@ -266,7 +259,7 @@ export function renderTables(spec: NftFarmSpec): string {
 /** The new set of this node's buckets, as one atomic transaction (flush set + add element). */
 export function renderBucketUpdate(spec: Pick<NftFarmSpec, 'table' | 'vip' | 'buckets'>, owned: readonly number[]): string {
   assert.match(spec.table, TABLE_NAME, `nft table name ${spec.table}`);
-  const ref: NftTableRef = { family: familyOfVip(spec.vip), name: spec.table };
+  const ref: NftTableRef = { family: familyOf(spec.vip), name: spec.table };
   return `${elementLines(ref, checkBuckets(spec.buckets, owned)).join('\n')}\n`;
 }
 

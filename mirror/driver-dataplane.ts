@@ -14,25 +14,12 @@ import {
   type MirrorPeerOptions,
   type MirrorReplicaOptions,
   type MirrorLinkStatus,
+  type MirrorReintegrationStatus,
   type MirrorReplicaStatus,
 } from '../src/native/index.js';
 
-/** What the mount reports of a reintegration (src/native/mirror.ts MirrorReintegrationStatus). */
-export interface ReintegrationStatus {
-  running: boolean;
-  phase: string;
-  full: boolean;
-  bytesToGo: number;
-  bytesCopied: number;
-  bytesSent: number;
-  entriesToGo: number;
-  entriesDone: number;
-  passes: number;
-  rateBytesPerSec: number;
-  startedAtMs: number | null;
-  finishedAtMs: number | null;
-  error: string | null;
-}
+/** A reintegration as the mounts report it (src/native), summed over the dirs: phase lists each one's. */
+export type ReintegrationStatus = Omit<MirrorReintegrationStatus, 'phase' | 'bytesSkipped'> & { phase: string };
 
 export interface VerifyResult {
   identical: boolean;

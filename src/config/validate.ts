@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { Ajv } from 'ajv';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { ConfigProblem } from './problems.js';
-import type { JsonSchema } from './schema.js';
+import type { JsonSchema } from './schema-parts.js';
 import { clusterSchema, moduleKindProperties, moduleKinds, moduleSchema } from './schema.js';
 import type { DataPath, Source } from './source.js';
 import { didYouMean } from './suggest.js';
@@ -47,7 +47,7 @@ function makeAjv(): Ajv {
 
 let compiled: { cluster: ValidateFunction; module: ValidateFunction } | undefined;
 
-/** Compiled lazily and once: after the farm/mirror layers have added their module keys. */
+/** Compiled once, on first use (not at import: importers that never validate pay nothing). */
 function validators(): { cluster: ValidateFunction; module: ValidateFunction } {
   if (!compiled) {
     const ajv = makeAjv();

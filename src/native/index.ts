@@ -17,7 +17,11 @@ export {
   type MirrorLinkStatus,
   type MirrorMountOptions,
   type MirrorPeerOptions,
+  type MirrorReintegrateOptions,
+  type MirrorReintegrationPhase,
+  type MirrorReintegrationStatus,
   type MirrorReplicaOptions,
   type MirrorReplicaStatus,
   type MirrorStatus,
+  type MirrorVerifyReport,
 } from './mirror.js';
