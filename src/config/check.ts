@@ -8,6 +8,7 @@ import { sortProblems } from './problems.js';
 import { checkCluster, checkModules } from './semantics.js';
 import path from 'node:path';
 import { folderProblems, secretFileProblems, trustedFileProblems } from './perms.js';
+import { obj as raw, type Obj } from './raw.js';
 import { parseSource } from './source.js';
 import type { Config } from './types.js';
 import { validateCluster, validateModule } from './validate.js';
@@ -30,7 +31,7 @@ export interface CheckResult {
  */
 /** The scripts a module file names (module scripts and script checkers), resolved against its folder. */
 function scriptPaths(source: { file: string; data: unknown }): string[] {
-  const obj = (v: unknown): Record<string, unknown> => (v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : {});
+  const obj = (v: unknown): Obj => raw(v) ?? {};
   const data = obj(source.data);
   const dir = path.dirname(source.file);
   const out: string[] = [];

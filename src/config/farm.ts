@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { defaults } from './defaults.js';
 import type { ConfigProblem } from './problems.js';
-import type { JsonSchema } from './schema.js';
+import { interfaceName, type JsonSchema } from './schema-parts.js';
+import { obj } from './raw.js';
 import type { DataPath, Source } from './source.js';
 import type { FarmBalance, FarmConfig } from './types.js';
 
@@ -17,11 +18,7 @@ const macPattern = '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$';
 /** Schema of the farm keys (snake_case), merged into the module schema of kind farm. */
 export const farmProperties: Record<string, JsonSchema> = {
   vip: { type: 'string', check: 'ip-or-none', expect: "an IPv4 or IPv6 address, or 'none' (cloud mode: no VIP)" },
-  interface: {
-    type: 'string',
-    pattern: '^[^/\\s:]{1,15}$',
-    expect: "a network interface name (1 to 15 characters, no '/', ':' or space)",
-  },
+  interface: interfaceName,
   mac_mode: { type: 'string', enum: [...farmMacModes] },
   virtual_mac: { type: 'string', pattern: macPattern, expect: 'a MAC address like 02:00:5e:10:00:01' },
   buckets: { type: 'integer', minimum: 1, maximum: defaults.farm.bucketsMax },
@@ -78,10 +75,6 @@ export function deriveVirtualMac(cluster: string, module: string, macMode: FarmC
 
 const macByte0 = (mac: string): number => parseInt(mac.slice(0, 2), 16);
 const isMulticastMac = (mac: string): boolean => (macByte0(mac) & 0x01) !== 0;
-
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj | undefined =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;
 
 export interface FarmFacts {
   /** Nodes of the module (its `nodes`, else every node of cluster.yaml); undefined when unknown. */

@@ -6,26 +6,17 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { defaults } from './defaults.js';
 import type { ConfigProblem } from './problems.js';
-import type { JsonSchema } from './schema.js';
+import { interfaceName, ms, nameSchema, port, type JsonSchema } from './schema-parts.js';
+import { list, obj, type Obj } from './raw.js';
 import type { DataPath, Source } from './source.js';
 import type { MirrorConfig, MirrorWitnessConfig } from './types.js';
 
-const ms = (minimum: number, maximum = 86_400_000): JsonSchema => ({ type: 'integer', minimum, maximum, unit: 'milliseconds' });
-const nodeName: JsonSchema = {
-  type: 'string',
-  pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$',
-  maxLength: 63,
-  expect: "a node name of lowercase letters, digits and '-' (at most 63)",
-};
+const nodeName = nameSchema('node name');
 
 /** Schema of the mirror keys (snake_case), merged into the module schema of kind mirror. */
 export const mirrorProperties: Record<string, JsonSchema> = {
   vip: { type: 'string', check: 'ip-or-none', expect: "an IPv4 address, or 'none' (no VIP)" },
-  interface: {
-    type: 'string',
-    pattern: '^[^/\\s:]{1,15}$',
-    expect: "a network interface name (1 to 15 characters, no '/', ':' or space)",
-  },
+  interface: interfaceName,
   dirs: {
     type: 'array',
     minItems: 1,
@@ -36,7 +27,7 @@ export const mirrorProperties: Record<string, JsonSchema> = {
   },
   ack: { type: 'string', enum: ['received', 'durable'] },
   ack_timeout_ms: ms(10, 600_000),
-  port: { type: 'integer', minimum: 1, maximum: 65535, expect: 'a port number from 1 to 65535' },
+  port,
   lan: {
     type: 'string',
     pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$',
@@ -72,11 +63,6 @@ export const mirrorProperties: Record<string, JsonSchema> = {
 
 /** Keys a mirror module must have. */
 export const mirrorRequired: readonly string[] = ['vip', 'dirs'];
-
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj | undefined =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;
-const list = (v: unknown): unknown[] | undefined => (Array.isArray(v) ? v : undefined);
 
 export interface MirrorFacts {
   /** Nodes of the module (its `nodes`, else every node of cluster.yaml); undefined when unknown. */

@@ -3,38 +3,19 @@
 // a number; `check` runs a named check that JSON Schema cannot express (see validate.ts).
 //
 // Extending: the module schema is built per kind (light, farm, mirror) from the common keys plus
-// `moduleKindProperties[kind]`, so the farm and mirror layers add their keys (vip, buckets,
-// replicated dirs...) there without touching the rest.
+// `moduleKindProperties[kind]`: the farm and mirror keys (vip, buckets, replicated dirs...) are
+// defined in farm.ts and mirror.ts of this folder, beside their checks, without touching the rest.
 import { farmProperties, farmRequired } from './farm.js';
 import { mirrorProperties, mirrorRequired } from './mirror.js';
+import { intSchema, interfaceName, ms, nameSchema, port, type JsonSchema } from './schema-parts.js';
 import type { ModuleKind } from './types.js';
 
-export type JsonSchema = Record<string, unknown>;
 
 export const moduleKinds: readonly ModuleKind[] = ['light', 'farm', 'mirror'];
 export const checkerTypes = ['tcp', 'http', 'ping', 'interface', 'script', 'module', 'redis'] as const;
 export const failureActions = ['restart', 'stop', 'wait'] as const;
 export const moduleStates = ['STOP', 'WAIT', 'UP', 'ALONE', 'PRIM', 'SECOND'] as const;
 
-/** A DNS label: safe in file names, log fields, nft set names and URLs. */
-const namePattern = '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$';
-export function nameSchema(what: string): JsonSchema {
-  return {
-    type: 'string',
-    pattern: namePattern,
-    maxLength: 63,
-    expect: `a ${what} of lowercase letters, digits and '-' (at most 63)`,
-  };
-}
-
-function intSchema(minimum: number, maximum?: number, unit?: string): JsonSchema {
-  const s: JsonSchema = { type: 'integer', minimum };
-  if (maximum !== undefined) s.maximum = maximum;
-  if (unit !== undefined) s.unit = unit;
-  return s;
-}
-const ms = (minimum: number, maximum = 86_400_000): JsonSchema => intSchema(minimum, maximum, 'milliseconds');
-const port: JsonSchema = { type: 'integer', minimum: 1, maximum: 65535, expect: 'a port number from 1 to 65535' };
 const relativePath = (what: string): JsonSchema => ({ type: 'string', minLength: 1, expect: what });
 
 function object(properties: Record<string, JsonSchema>, required: string[] = []): JsonSchema {
@@ -151,11 +132,7 @@ const checkerSpecific: Record<(typeof checkerTypes)[number], [Record<string, Jso
   ping: [{ host }, ['host']],
   interface: [
     {
-      interface: {
-        type: 'string',
-        pattern: '^[^/\\s:]{1,15}$',
-        expect: "a network interface name (1 to 15 characters, no '/', ':' or space)",
-      },
+      interface: interfaceName,
     },
     ['interface'],
   ],

@@ -10,18 +10,12 @@ import { checkMirror } from './mirror.js';
 import type { FileAccess } from './files.js';
 import { ownerProblem, secretFileProblems, trustedFileProblems } from './perms.js';
 import type { ConfigProblem } from './problems.js';
-import { nameSchema } from './schema.js';
+import { nameSchema } from './schema-parts.js';
+import { int, list, obj, str } from './raw.js';
 import type { DataPath, Source } from './source.js';
 import { keyString } from './source.js';
 import { didYouMean } from './suggest.js';
 import type { ModuleKind } from './types.js';
-
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj | undefined =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const int = (v: unknown): number | undefined => (Number.isInteger(v) ? (v as number) : undefined);
-const list = (v: unknown): unknown[] | undefined => (Array.isArray(v) ? v : undefined);
 
 const namePattern = new RegExp(nameSchema('x').pattern as string);
 /** Words a module checker's `node:` gives a meaning to, so no node may be called that. */

@@ -11,6 +11,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { codes, CroftError, isErrorCode, type ErrorCode } from '../../src/errors.js';
 import { Daemon } from '../../top/daemon/daemon.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { closeApi, writeApiConfig } from './api-fixture.js';
 
 describe('API error answers', () => {
   let dir: string;
@@ -18,15 +19,7 @@ describe('API error answers', () => {
   let app: FastifyInstance;
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-apierr-'));
-    fs.mkdirSync(path.join(dir, 'modules'));
-    fs.writeFileSync(path.join(dir, 'cluster.yaml'), [
-      'name: apierr',
-      `key: "${'k'.repeat(40)}"`,
-      'nodes:',
-      '  n1: { addresses: [127.0.0.1] }',
-      '  n2: { addresses: [127.0.0.2] }',
-    ].join('\n'), { mode: 0o600 });
-    fs.writeFileSync(path.join(dir, 'modules', 'web.yaml'), 'kind: light\nnodes: [n1]\nautostart: false\n');
+    writeApiConfig(dir, 'apierr', []);
     daemon = new Daemon(loadConfig(dir), 'n1', silentLogger());
     // The local socket's API (no credential): the answers to errors are the same over TCP.
     app = buildApi(daemon, { local: true });
@@ -36,11 +29,7 @@ describe('API error answers', () => {
       throw new Error('planted plain error');
     });
   });
-  after(async () => {
-    await app.close();
-    await Promise.all([...daemon.runtimes.values()].map((rt) => rt.close()));
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => closeApi([app], daemon, dir));
 
   test('a CroftError of each code is answered with that code\'s status, its code and its message', async () => {
     for (const code of Object.keys(codes) as ErrorCode[]) {

@@ -18,6 +18,7 @@ import { Daemon } from '../../top/daemon/daemon.js';
 import { CroftError } from '../../src/errors.js';
 import { forwardToSocket } from '../../top/lab/node-api.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { closeApi, writeApiConfig } from './api-fixture.js';
 
 const TOKEN = 'sesame-token-0123456789';
 const BASIC = `Basic ${Buffer.from('admin:pass:word-42').toString('base64')}`;
@@ -39,18 +40,7 @@ function request(to: { port?: number; socketPath?: string; localAddress?: string
 }
 
 function writeConfig(dir: string, apiLines: string[]): void {
-  fs.mkdirSync(path.join(dir, 'modules'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'cluster.yaml'), [
-    'name: sectest',
-    `key: "${'k'.repeat(40)}"`,
-    'nodes:',
-    '  n1: { addresses: [127.0.0.1] }',
-    '  n2: { addresses: [127.0.0.2] }',
-    'api:',
-    `  socket: ${dir}/run/api.sock`,
-    ...apiLines,
-  ].join('\n'), { mode: 0o600 });
-  fs.writeFileSync(path.join(dir, 'modules', 'web.yaml'), 'kind: light\nnodes: [n1]\nautostart: false\n');
+  writeApiConfig(dir, 'sectest', [`  socket: ${dir}/run/api.sock`, ...apiLines]);
 }
 
 async function listen(app: FastifyInstance): Promise<number> {
@@ -74,12 +64,7 @@ describe('API over TCP with no credential configured', () => {
     port = await listen(app);
     local = buildApi(daemon, { local: true });
   });
-  after(async () => {
-    await app.close();
-    await local.close();
-    await Promise.all([...daemon.runtimes.values()].map((rt) => rt.close()));
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => closeApi([app, local], daemon, dir));
 
   test('finding 8: a command over TCP on loopback is refused (403, says how to configure a token); status, health and metrics stay readable', async () => {
     for (const command of commands) {
@@ -191,11 +176,7 @@ describe('API over TCP with credentials', () => {
     app = buildApi(daemon, { failedLogins: new FailedLogins(10, 60_000, 4) });
     port = await listen(app);
   });
-  after(async () => {
-    await app.close();
-    await Promise.all([...daemon.runtimes.values()].map((rt) => rt.close()));
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => closeApi([app], daemon, dir));
 
   test('finding 8: a command over TCP without a credential is refused (401), with one it is accepted', async () => {
     const r = await request({ port }, 'POST', '/api/v1/modules/web/start');
@@ -354,11 +335,7 @@ describe('API bounds', () => {
     app = buildApi(daemon, { limits: { maxConnections: cap, maxConnectionsPerSource: perSource, headersTimeoutMs: 1000, requestTimeoutMs: 1500 } });
     port = await listen(app);
   });
-  after(async () => {
-    await app.close();
-    await Promise.all([...daemon.runtimes.values()].map((rt) => rt.close()));
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => closeApi([app], daemon, dir));
 
   /** Resolves with the ms until the server closes `s` (or rejects after `withinMs`). */
   const closedWithin = (s: net.Socket, withinMs: number) => new Promise<number>((resolve, reject) => {

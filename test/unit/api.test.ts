@@ -9,6 +9,7 @@ import { buildApi } from '../../top/api/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Daemon } from '../../top/daemon/daemon.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { closeApi, writeApiConfig } from './api-fixture.js';
 
 describe('API', () => {
   let dir: string;
@@ -17,29 +18,13 @@ describe('API', () => {
   let local: FastifyInstance;
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-api-'));
-    fs.mkdirSync(path.join(dir, 'modules'));
-    fs.writeFileSync(path.join(dir, 'cluster.yaml'), [
-      'name: apitest',
-      `key: "${'k'.repeat(40)}"`,
-      'nodes:',
-      '  n1: { addresses: [127.0.0.1] }',
-      '  n2: { addresses: [127.0.0.2] }',
-      'api:',
-      '  tokens: [sesame-token-0123456789]',
-      '  users: [{ name: admin, password: "pass:word-42" }]',
-    ].join('\n'), { mode: 0o600 });
-    fs.writeFileSync(path.join(dir, 'modules', 'web.yaml'), 'kind: light\nnodes: [n1]\nautostart: false\n');
-    fs.writeFileSync(path.join(dir, 'modules', 'other.yaml'), 'kind: light\nnodes: [n2]\n');
+    writeApiConfig(dir, 'apitest', ['  tokens: [sesame-token-0123456789]', '  users: [{ name: admin, password: "pass:word-42" }]'],
+      { web: 'kind: light\nnodes: [n1]\nautostart: false\n', other: 'kind: light\nnodes: [n2]\n' });
     daemon = new Daemon(loadConfig(dir), 'n1', silentLogger());
     app = buildApi(daemon);
     local = buildApi(daemon, { local: true });
   });
-  after(async () => {
-    await app.close();
-    await local.close();
-    await Promise.all([...daemon.runtimes.values()].map((rt) => rt.close()));
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => closeApi([app, local], daemon, dir));
 
   test('/api/v1 refuses requests without valid credentials', async () => {
     for (const authorization of [undefined, 'Bearer wrong', 'Basic ' + Buffer.from('admin:nope').toString('base64'), 'Digest x']) {
