@@ -9,19 +9,27 @@
 // sees WAIT from a node that has not fenced yet).
 //
 // The rules it applies to what its data plane and the peer say (the link, the end of a reintegration
-// seen from the target, full or dirty-log reintegration) are pure functions in rules.ts, the same
-// ones the simulator (test/sim/mirror.pair.ts) drives. Time comes from the `nowMs` option.
+// seen from the target, full or dirty-log reintegration) are pure functions in rules.ts. Its effects
+// and its clock are parameters (effects.ts): the daemon gives the real ones, the seeded simulation
+// (test/sim/mirror.world.ts) faulty fakes, so the simulation runs this very code. Beside it:
+// status.ts (what it shows), dirty-watch.ts, witness-loop.ts, script-run.ts, reintegration-run.ts.
+// Longer than 500 lines for one concept: the queue and, in #enqueue, the one table of what each
+// action does, kept whole so the order duties read in one place.
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
 import { CroftError } from '../src/errors.js';
 import type { ModuleStateGetter } from '../src/module/checkers/index.js';
 import type { ModuleLogger } from '../src/module/types.js';
-import type { DirtyLogHealth, VerifyResult } from './driver-dataplane.js';
+import type { VerifyResult } from './driver-dataplane.js';
 import { realMirrorEffects, type Clock, type MirrorDataPlanePort, type MirrorEffects, type MirrorHooks } from './effects.js';
 import { announce, checkerHealth, createMirrorMachine, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from './machine.js';
-import { chooseReintegration, initialLinkMemory, linkHoldDown, linkRule, reintegrationDoneByPeer, type LinkMemory } from './rules.js';
-import { mirrorDetail, type LastReintegration, type MirrorDetail, type MirrorModuleStatus, type MirrorTransitionEvent } from './status.js';
+import { initialLinkMemory, linkHoldDown, linkRule, reintegrationDoneByPeer, type LinkMemory } from './rules.js';
+import { DirtyWatch } from './dirty-watch.js';
+import { ReintegrationRun } from './reintegration-run.js';
+import { runMirrorScript } from './script-run.js';
+import { WitnessLoop } from './witness-loop.js';
+import { mirrorDetail, type MirrorDetail, type MirrorModuleStatus, type MirrorTransitionEvent } from './status.js';
 import type {
   MirrorAction,
   MirrorCommand,
@@ -30,7 +38,6 @@ import type {
   MirrorScript,
   MirrorState,
   PeerView,
-  Witness,
 } from './types.js';
 
 export type { LastReintegration, MirrorDetail, MirrorModuleStatus, MirrorTransitionEvent } from './status.js';
@@ -52,8 +59,6 @@ export interface MirrorRuntimeOptions {
 const silentLogger: ModuleLogger = { info() {}, warn() {}, error() {} };
 const TICK_MS = 1000;
 const LINK_POLL_MS = 200;
-/** Status recomputes the dirty bytes (one lstat per dirty path, off the JS thread) at most this often. */
-const DIRTY_BYTES_EVERY_MS = 500;
 
 type Job = { what: string; run: () => Promise<void> | void };
 
@@ -68,6 +73,9 @@ export class MirrorRuntime extends EventEmitter {
   readonly #dp: MirrorDataPlanePort;
   readonly #clock: Clock;
   readonly #onStep: MirrorRuntimeOptions['onStep'];
+  readonly #dirty: DirtyWatch;
+  readonly #witness: WitnessLoop;
+  readonly #reint: ReintegrationRun;
   readonly #stateDir: string;
   #m: MirrorMachine;
   #closed = false;
@@ -83,20 +91,10 @@ export class MirrorRuntime extends EventEmitter {
   #linkFed = false;
   /** What the link rule (rules.ts linkRule) remembers: its hold-down and the replicas' grace. */
   #linkMem: LinkMemory = initialLinkMemory;
-  #reintegrationToken = 0;
-  #dirtyBytesCache: { atMs: number; bytes: number } | null = null;
-  #dirtyBytesPending = false;
-  #reintegrationStart: { full: boolean; dirtyBytes: number; dirtyEntries: number; atMs: number } | null = null;
-  #lastReintegration: LastReintegration | null = null;
-  /** Why the next reintegration must compare whole trees (verify found the peer diverged), or null. */
-  #fullNext: string | null = null;
   #vipHeld = false;
-  #witness: Witness | null = null;
-  #witnessEpoch = -1;
   #mountFailed = false;
   #script: Promise<void> | null = null;
   #tickTimer: unknown = null;
-  #dirtyLogFailing = false;
   #linkTimer: unknown = null;
   #wakeTimer: unknown = null;
   readonly #last = new Map<string, { detail: string; atMs: number }>();
@@ -130,6 +128,10 @@ export class MirrorRuntime extends EventEmitter {
     this.#dp = this.#fx.dataPlane;
     this.#clock = this.#fx.clock;
     this.#onStep = opts.onStep;
+    this.#reint = new ReintegrationRun(opts.module.name, opts.node, peer, this.#dp, this.#clock, this.#log);
+    this.#dirty = new DirtyWatch(opts.module.name, this.#dp, this.#clock, this.#log);
+    const w = mirror.witness;
+    this.#witness = new WitnessLoop(opts.module.name, this.#fx.witness, this.#clock, w.type === 'none' ? 0 : Math.max(100, Math.floor((w.type === 'ping' ? w.validityMs : w.ttlMs) / 3)), this.#log);
     this.#announcedAtMs = this.#now();
     const mcfg: MirrorMachineConfig = {
       module: opts.module.name,
@@ -279,24 +281,6 @@ export class MirrorRuntime extends EventEmitter {
     return { scriptRuns: { ...this.#counters.scriptRuns }, probes: { ...this.#counters.probes } };
   }
 
-  /**
-   * The dirty bytes for status: one lstat per dirty path, so computed off the JS thread (which
-   * also sends the heartbeats) and at most once per DIRTY_BYTES_EVERY_MS; status shows the last
-   * value computed (null until the first one is in).
-   */
-  #dirtyBytesCached(): number | null {
-    const now = this.#now();
-    const c = this.#dirtyBytesCache;
-    if (!this.#dirtyBytesPending && (c === null || now - c.atMs >= DIRTY_BYTES_EVERY_MS)) {
-      this.#dirtyBytesPending = true;
-      this.#dp.dirtyBytesAsync().then(
-        (bytes) => { this.#dirtyBytesCache = { atMs: this.#now(), bytes }; },
-        () => { /* the log is being closed by an unmount in progress */ },
-      ).finally(() => { this.#dirtyBytesPending = false; });
-    }
-    return c?.bytes ?? null;
-  }
-
   mirrorStatus(): MirrorDetail {
     let dirtyBytes: number | null = null;
     let dirtyTrusted: boolean | null = null;
@@ -304,7 +288,7 @@ export class MirrorRuntime extends EventEmitter {
     // flight, cleared every few seconds once acknowledged), not something to copy.
     if (this.#dp.mounted && !this.#dp.fenced && this.#m.state === 'ALONE') {
       try {
-        dirtyBytes = this.#dirtyBytesCached();
+        dirtyBytes = this.#dirty.bytes();
         dirtyTrusted = this.#dp.dirtyTrusted();
       } catch {
         // the log is being closed by an unmount in progress
@@ -312,7 +296,7 @@ export class MirrorRuntime extends EventEmitter {
     }
     return mirrorDetail({
       module: this.#cfg, node: this.#node, peer: this.#peer, m: this.#m, dp: this.#dp, vipHeld: this.#vipHeld,
-      dirtyBytes, dirtyTrusted, dirtyLog: this.#dirtyLogHealth(), lastReintegration: this.#lastReintegration,
+      dirtyBytes, dirtyTrusted, dirtyLog: this.#dirty.health(), lastReintegration: this.#reint.last,
     });
   }
 
@@ -326,9 +310,9 @@ export class MirrorRuntime extends EventEmitter {
       // (the peer's files written directly) is repaired only by comparing whole trees, so the next
       // reintegration of the peer (after `croft stop` / `croft start` of it) is a full one.
       if (!r.identical) {
-        this.#fullNext = `verify found ${r.differences.length} difference(s) on ${this.#peer}`;
+        this.#reint.fullNext = `verify found ${r.differences.length} difference(s) on ${this.#peer}`;
         this.#log.warn({ event: 'mirror_verify_diverged', module: this.#cfg.name, differences: r.differences.length },
-          `${this.#fullNext}: the next reintegration of ${this.#peer} is a full one`);
+          `${this.#reint.fullNext}: the next reintegration of ${this.#peer} is a full one`);
       }
       return r;
     });
@@ -350,7 +334,7 @@ export class MirrorRuntime extends EventEmitter {
     await this.#fx.checkers.close();
     await this.#script;
     await this.idle();
-    await this.#stopWitness();
+    await this.#witness.close();
     if (this.#dp.mounted) await this.#dp.unmount();
     await this.#dp.close();
   }
@@ -434,7 +418,7 @@ export class MirrorRuntime extends EventEmitter {
           // recorded alone only after the machine says so (`dirty_log start`: with a redis
           // witness, once the witness holds the new generation).
           if (a.to !== 'ALONE') this.#dp.setWritingAlone(false);
-          this.#dirtyBytesCache = null; // a value of another state (or of an earlier ALONE)
+          this.#dirty.reset(); // a value of another state (or of an earlier ALONE)
           this.#log.info({ event: 'module_state', module, from: a.from, to: a.to, cause: a.cause }, 'module state change');
           this.emit('transition', { module, from: a.from, to: a.to, cause: a.cause } satisfies MirrorTransitionEvent);
         });
@@ -516,8 +500,7 @@ export class MirrorRuntime extends EventEmitter {
         return this.#push('reintegrate source', () => this.#startReintegration());
       case 'reintegrate_abort':
         return this.#push('reintegrate_abort', () => {
-          this.#reintegrationToken++;
-          this.#reintegrationStart = null;
+          this.#reint.abort();
           if (this.#dp.mounted) this.#dp.abortReintegration('aborted by the mirror machine');
         });
       case 'quarantine':
@@ -531,65 +514,31 @@ export class MirrorRuntime extends EventEmitter {
         });
       case 'witness':
         return this.#push(`witness ${a.contend ? 'contend' : 'release'}`, async () => {
-          if (a.contend) this.#contend(a.epoch);
-          else await this.#stopWitness();
+          if (a.contend && this.#mirror.witness.type !== 'none') {
+            this.#witness.contend(a.epoch, () => witnessContext(this.#m), (v, epoch) => this.#feed({
+              type: 'witness', allowed: v.allowed, validUntilMs: v.validUntilMs, detail: v.detail, epoch,
+              ...(v.peerGeneration !== undefined ? { peerGeneration: v.peerGeneration } : {}),
+            }));
+          } else if (!a.contend) await this.#witness.stop();
         });
     }
   }
 
   async #startReintegration(): Promise<void> {
-    const module = this.#cfg.name;
-    const token = ++this.#reintegrationToken;
     if (this.#dp.linkConnected()) {
       // An earlier reintegration went live after the machine had given it up (aborted while it
       // finished): the stream is connected only once the target acked everything, so it is in sync.
-      this.#log.info({ event: 'mirror_reintegration_done', module, already: true }, 'reintegration: the peer is already in sync (connected)');
+      this.#log.info({ event: 'mirror_reintegration_done', module: this.#cfg.name, already: true }, 'reintegration: the peer is already in sync (connected)');
       queueMicrotask(() => this.#feed({ type: 'replication', what: 'reintegration_done' }));
       return;
     }
-    const peer = this.#m.peer;
-    let trusted = false;
-    let dirtyBytes = 0;
-    let dirtyEntries = 0;
-    try {
-      trusted = this.#dp.dirtyTrusted();
-      dirtyBytes = await this.#dp.dirtyBytesAsync();
-      dirtyEntries = this.#dp.dirtyEntries();
-    } catch {
-      trusted = false;
-    }
-    const { full, why } = chooseReintegration({ trusted, generation: this.#m.generation, peerGeneration: peer?.generation ?? null, fullNext: this.#fullNext });
-    this.#reintegrationStart = { full, dirtyBytes, dirtyEntries, atMs: this.#now() };
-    this.#log.info({ event: 'mirror_reintegration', module, role: 'source', full, dirtyBytes, dirtyEntries, why },
-      `reintegration of ${this.#peer} from ${this.#node}: ${full ? `full (${why})` : `dirty zones: ${dirtyBytes} bytes in ${dirtyEntries} entries`}`);
-    this.#dp.reintegrate(full).then(
-      (results) => {
-        if (token !== this.#reintegrationToken || this.#closed) return;
-        const start = this.#reintegrationStart;
-        const last: LastReintegration = {
-          full,
-          dirtyBytesAtStart: start?.dirtyBytes ?? 0,
-          dirtyEntriesAtStart: start?.dirtyEntries ?? 0,
-          bytesCopied: results.reduce((s, r) => s + r.bytesCopied, 0),
-          bytesSent: results.reduce((s, r) => s + r.bytesSent, 0),
-          durationMs: this.#now() - (start?.atMs ?? this.#now()),
-          finishedAtMs: this.#now(),
-        };
-        this.#lastReintegration = last;
-        this.#reintegrationStart = null;
-        if (full) this.#fullNext = null;
-        this.#log.info({ event: 'mirror_reintegration_done', module, ...last }, `reintegration done: ${last.bytesCopied} bytes copied (${full ? 'full' : `dirty log: ${last.dirtyBytesAtStart} bytes`}) in ${last.durationMs} ms`);
-        this.#feed({ type: 'replication', what: 'reintegration_done' });
-      },
-      (e: unknown) => {
-        if (token !== this.#reintegrationToken || this.#closed) return;
-        this.#reintegrationStart = null;
-        this.#log.warn({ event: 'mirror_reintegration_failed', module, err: (e as Error).message, code: (e as { code?: string }).code }, `reintegration failed: ${(e as Error).message}`);
-        this.#linkMem = linkHoldDown(this.#linkMem, this.#now());
-        this.#linkFed = false;
-        this.#feed({ type: 'replication', what: 'link_broken' });
-      },
-    );
+    void this.#reint.run(this.#m.generation, this.#m.peer?.generation ?? null).then((outcome) => {
+      if (this.#closed || outcome === 'superseded') return;
+      if (outcome === 'done') return void this.#feed({ type: 'replication', what: 'reintegration_done' });
+      this.#linkMem = linkHoldDown(this.#linkMem, this.#now());
+      this.#linkFed = false;
+      this.#feed({ type: 'replication', what: 'link_broken' });
+    });
   }
 
   /** The data plane lost the peer (ack timeout, stream closed): the link is broken. */
@@ -614,33 +563,9 @@ export class MirrorRuntime extends EventEmitter {
     return up;
   }
 
-  /** The dirty logs' health; logged when they start and stop failing (polled with the link). */
-  #dirtyLogHealth(): DirtyLogHealth | null {
-    if (!this.#dp.mounted) return null;
-    let h: DirtyLogHealth | null = null;
-    try {
-      h = this.#dp.dirtyLogStatus();
-    } catch {
-      return null; // the log is being closed by an unmount in progress
-    }
-    const failing = h?.failing ?? false;
-    if (h !== null && failing !== this.#dirtyLogFailing) {
-      this.#dirtyLogFailing = failing;
-      const module = this.#cfg.name;
-      if (failing) {
-        this.#log.error({ event: 'mirror_dirty_log_failing', module, error: h.lastError, writeFailures: h.writeFailures },
-          `dirty log cannot write (${h.lastError ?? 'unknown error'}): changes it cannot record fail with EIO until it can write again`);
-      } else {
-        this.#log.info({ event: 'mirror_dirty_log_recovered', module, writeFailures: h.writeFailures, marksRefused: h.marksRefused },
-          `dirty log writes again (${h.writeFailures} failures, ${h.marksRefused} changes refused)`);
-      }
-    }
-    return h;
-  }
-
   #updateLink(): void {
     if (this.#closed || !this.#ready) return;
-    this.#dirtyLogHealth();
+    this.#dirty.health(); // logs a change of the dirty logs' health
     const want = this.#linkNow();
     if (want === this.#m.link && this.#linkFed) return;
     this.#linkFed = true;
@@ -648,69 +573,9 @@ export class MirrorRuntime extends EventEmitter {
     this.#feed({ type: 'replication', what: want ? 'link_up' : 'link_broken' });
   }
 
-  #contend(epoch: number): void {
-    const w = this.#mirror.witness;
-    if (w.type === 'none') return;
-    this.#witnessEpoch = epoch;
-    if (!this.#witness) this.#witness = this.#fx.witness();
-    const witness = this.#witness;
-    const periodMs = Math.max(100, Math.floor((w.type === 'ping' ? w.validityMs : w.ttlMs) / 3));
-    const loop = async () => {
-      while (!this.#closed && this.#witness === witness && this.#witnessEpoch === epoch) {
-        const v = await witness.check(witnessContext(this.#m));
-        if (this.#closed || this.#witness !== witness || this.#witnessEpoch !== epoch) return;
-        this.#feed({ type: 'witness', allowed: v.allowed, validUntilMs: v.validUntilMs, detail: v.detail, epoch,
-          ...(v.peerGeneration !== undefined ? { peerGeneration: v.peerGeneration } : {}) });
-        await new Promise((r) => this.#clock.setTimeout(() => r(undefined), periodMs));
-      }
-    };
-    void loop().catch((e: unknown) => this.#log.error({ event: 'mirror_witness_error', module: this.#cfg.name, err: (e as Error).message }, `witness: ${(e as Error).message}`));
-  }
-
-  async #stopWitness(): Promise<void> {
-    const w = this.#witness;
-    this.#witness = null;
-    this.#witnessEpoch = -1;
-    if (w) await w.close();
-  }
-
   async #runScript(script: MirrorScript, entering: MirrorState): Promise<void> {
-    const module = this.#cfg.name;
-    const file = script === 'start_prim' ? this.#cfg.scripts.startPrim : this.#cfg.scripts.stopPrim;
-    let result: { ok: boolean; exitCode: number | null; timedOut: boolean };
-    if (script === 'start_prim' && this.#mountFailed) {
-      // The directories are not mounted: starting the application would write outside the mirror.
-      await Promise.resolve();
-      result = { ok: false, exitCode: null, timedOut: false };
-    } else if (file === undefined) {
-      await Promise.resolve(); // answered after the step that launched it, as a real script
-      result = { ok: true, exitCode: 0, timedOut: false };
-    } else {
-      this.#log.info({ module, script, path: file }, 'script start');
-      const r = await this.#fx.runScript({
-        path: file,
-        args: [],
-        env: {
-          CROFT_NODE: this.#node,
-          CROFT_MODULE: module,
-          CROFT_STATE: entering,
-          CROFT_SCRIPT: script,
-          CROFT_CLUSTER: this.#cluster.name,
-          CROFT_PEER: this.#peer,
-          CROFT_MIRROR_DIRS: this.#mirror.dirs.join(':'),
-          ...Object.fromEntries(this.#mirror.dirs.map((d, i) => [`CROFT_MIRROR_DIR_${i}`, d])),
-          ...(this.#mirror.vip ? { CROFT_VIP: this.#mirror.vip } : {}),
-        },
-        timeoutMs: this.#cfg.scripts.timeoutMs,
-        killGraceMs: this.#cfg.scripts.killGraceMs,
-        onOutput: (stream, line) => this.#log.info({ module, script, stream }, line),
-      });
-      result = r;
-      const how = { module, script, exitCode: r.exitCode, signal: r.signal, durationMs: Math.round(r.durationMs) };
-      if (r.ok) this.#log.info(how, 'script ok');
-      else if (r.timedOut) this.#log.error({ ...how, code: 'CROFT_ERR_SCRIPT_TIMEOUT' }, `${script} ran past ${this.#cfg.scripts.timeoutMs} ms and was killed`);
-      else this.#log.error({ ...how, code: 'CROFT_ERR_SCRIPT_FAILED', error: r.error }, `${script} failed`);
-    }
+    const result = await runMirrorScript({ module: this.#cfg, cluster: this.#cluster, node: this.#node, peer: this.#peer, log: this.#log, runScript: this.#fx.runScript },
+      script, entering, this.#mountFailed);
     const outcome = result.ok ? 'ok' : result.timedOut ? 'timeout' : 'fail';
     const key = `${script}:${outcome}`;
     this.#counters.scriptRuns[key] = (this.#counters.scriptRuns[key] ?? 0) + 1;
