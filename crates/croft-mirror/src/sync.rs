@@ -390,3 +390,28 @@ pub fn quarantine_entry(dir: &HeldDir, rel: &Path, dest_root: &Path) -> io::Resu
     to.sync_all()?;
     Ok(true)
 }
+
+/// What [`quarantine_paths`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct QuarantineReport {
+    /// Files and symlinks copied.
+    pub copied: u32,
+    /// Each path that could not be copied, with the error (the others were copied).
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// The quarantine of a losing side: each of `paths` (relative to the unmounted directory `dir`)
+/// copied with [`quarantine_entry`] into `dest_root`; one failure does not stop the others.
+/// `Err` only when `dir` cannot be opened.
+pub fn quarantine_paths(dir: &Path, paths: &[PathBuf], dest_root: &Path) -> io::Result<QuarantineReport> {
+    let held = HeldDir::open(dir)?;
+    let mut out = QuarantineReport::default();
+    for p in paths {
+        match quarantine_entry(&held, p, dest_root) {
+            Ok(true) => out.copied += 1,
+            Ok(false) => {}
+            Err(e) => out.failed.push((p.clone(), e.to_string())),
+        }
+    }
+    Ok(out)
+}

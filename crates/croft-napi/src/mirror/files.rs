@@ -2,9 +2,10 @@
 
 use super::{panicked};
 use croft_mirror::lazy_unmount;
+use croft_mirror::sync::quarantine_paths;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub struct LazyUnmountTask {
     pub(super) dir: PathBuf,
@@ -51,17 +52,11 @@ impl Task for QuarantineTask {
 
     fn compute(&mut self) -> Result<MirrorQuarantineResultJs> {
         let run = || -> std::result::Result<MirrorQuarantineResultJs, String> {
-            let held = croft_mirror::HeldDir::open(&self.dir)
+            let paths: Vec<PathBuf> = self.paths.iter().map(PathBuf::from).collect();
+            let r = quarantine_paths(&self.dir, &paths, &self.dest)
                 .map_err(|e| format!("cannot open {} for the quarantine: {e}", self.dir.display()))?;
-            let mut out = MirrorQuarantineResultJs { copied: 0, failed: Vec::new() };
-            for p in &self.paths {
-                match croft_mirror::sync::quarantine_entry(&held, Path::new(p), &self.dest) {
-                    Ok(true) => out.copied += 1,
-                    Ok(false) => {}
-                    Err(e) => out.failed.push(format!("{p}: {e}")),
-                }
-            }
-            Ok(out)
+            let failed = r.failed.iter().map(|(p, e)| format!("{}: {e}", p.display())).collect();
+            Ok(MirrorQuarantineResultJs { copied: r.copied, failed })
         };
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
             Ok(Ok(r)) => Ok(r),

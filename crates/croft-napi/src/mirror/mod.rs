@@ -5,7 +5,8 @@
 //! MirrorDirtyLog), [`events`] (event hub to JS), [`reint`]
 //! (reintegration and verify tasks), [`files`] (lazy unmount, quarantine copy); this file holds
 //! the shared conversions and the peer options. Conversions only: the policies (the dirty log's
-//! lock, dirty bytes, detaching live mounts at exit) live in croft-mirror.
+//! lock, dirty bytes, detaching live mounts at exit, the quarantine walk over many paths) live in
+//! croft-mirror.
 //!
 //! Threads: mounting, unmounting and name resolution run on the libuv pool (AsyncTask). The FUSE
 //! handlers are Rust threads that never call into JS: the only JS they reach is the event
