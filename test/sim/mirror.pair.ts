@@ -82,38 +82,8 @@ export class MirrorPair {
   /** Running scripts waiting for their outcome (when not autoScripts). */
   scripts: { node: string; script: MirrorScript }[] = [];
   readonly lines: string[] = [];
-  /**
-   * The truth about the data, kept by the simulation (the machines do not see it): `held[n]` is the
-   * generation of the data on n's disk (each start of writes alone, `dirty_log start`, begins a new
-   * one, numbered from a global counter; a finished reintegration gives the target the source's),
-   * and `acked` the generations in which some node acknowledged writes (PRIM, or ALONE with its
-   * dirty log started, with a writable mount: an ALONE awaiting the witness holds writes, the data
-   * plane's failMode 'block'), minus those quarantined (set aside for a person, by design).
-   * Checked: a node becomes ALONE (the only way to PRIM), and starts writing alone, only with
-   * held >= every generation in acked.
-   */
-  readonly held: Record<string, number> = { n1: 0, n2: 0 };
-  acked = new Set<number>();
-  /** Branches given up by a `croft prim` on the other node: their writes are not counted. */
-  readonly discarded = new Set<number>();
-  private nextGen = 1;
-  /** The generation invariant's violations (when not asserted: the old-code check, see sim test). */
-  readonly lostWrites: string[] = [];
-  /**
-   * Assert the generation invariant (else only record violations in lostWrites). Only with redis
-   * (always: the witness carries the generations): without mutual exclusion (ping, none) two
-   * primaries write two branches by design, and the loser's branch is quarantined when they meet;
-   * nor can a survivor learn of writes it never heard of.
-   */
-  assertGenerations: boolean;
-  /** Times the simulation had to run `croft prim` because no record was up to date. */
-  manualPrims = 0;
-  /** Counts for the simulation's coverage. */
-  readonly seen = { transitions: new Map<string, number>(), giveUps: 0, twoPrimaries: 0, quarantines: 0, swaps: 0, failovers: 0, reintegrations: 0, refused: 0 };
-
   constructor(opts: Partial<PairOptions> = {}) {
     this.o = { ...defaultPairOptions, ...opts };
-    this.assertGenerations = this.o.witness === 'redis';
     for (const name of this.names) {
       this.nodes[name] = { name, m: null, record: { status: 'unknown', generation: 0, peerGeneration: 0 }, contending: false, epoch: 0, nextPollMs: 0, pingReach: true, leaseUntilMs: 0, nextOutcome: {} };
     }
@@ -163,15 +133,7 @@ export class MirrorPair {
   // ------------------------------------------------------------------ faults and commands
 
   command(n: string, command: Extract<MirrorEvent, { type: 'command' }>['command']): void {
-    const actions = this.step(n, { type: 'command', command, cause: 'test' });
-    // `croft prim`: a person declares n's data the reference, so writes n does not hold are given
-    // up knowingly (they stay in the other node's quarantine): no longer a loss to count.
-    if (command === 'prim' && !actions.some((a) => a.type === 'refused')) {
-      for (const g of [...this.acked]) if (g > this.held[n]!) this.acked.delete(g);
-      // So are later writes of the branch the peer runs now (it may still write, unseen).
-      const other = this.held[this.peerOf(n)]!;
-      if (other !== this.held[n]) this.discarded.add(other);
-    }
+    this.step(n, { type: 'command', command, cause: 'test' });
   }
 
   cut(): void {
@@ -255,8 +217,6 @@ export class MirrorPair {
     const { source, target } = this.dp;
     if (source === null || target === null || !this.link) return false;
     this.dp = { source: null, target: null };
-    this.seen.reintegrations++;
-    this.held[target] = this.held[source]!;
     // Only the source hears it from the data plane. The target learns it as mirror/runtime.ts
     // tells it: from the source's announcement of PRIM (see step). An event queued to the target
     // here (as this model once did) could arrive after the source gave up and began another
@@ -351,27 +311,8 @@ export class MirrorPair {
       this.apply(n, a);
     }
     for (const a of actions) {
-      if (a.type === 'quarantine') this.acked.delete(this.held[n]!);
-      const up = a.type === 'transition' && a.to === 'ALONE' && a.from !== 'PRIM';
-      const alone = a.type === 'dirty_log' && a.op === 'start';
-      if (!up && !alone) continue;
-      const newest = Math.max(0, ...this.acked);
-      if (this.held[n]! < newest) {
-        const how = a.type === 'transition' ? `became ALONE (${a.from}, ${a.cause})` : 'started writing alone';
-        const what = `${n} ${how} with data of generation ${this.held[n]} while writes of generation ${newest} were acknowledged`;
-        this.lostWrites.push(what);
-        assert.ok(!this.assertGenerations, what);
-      }
-      if (alone) this.held[n] = this.nextGen++;
-    }
-    if (x.m && isPrimary(x.m.state) && x.m.mounted && !x.m.fenced && !x.m.awaitingWitness && !this.discarded.has(this.held[n]!)) this.acked.add(this.held[n]!);
-    for (const a of actions) {
-      if (a.type !== 'transition') continue;
-      const k = `${a.from}->${a.to}`;
-      this.seen.transitions.set(k, (this.seen.transitions.get(k) ?? 0) + 1);
       // SECOND only after the reintegration finished, in the step that delivered it.
-      if (a.to === 'SECOND') assert.ok(ev.type === 'replication' && ev.what === 'reintegration_done', `${n} SECOND without reintegration_done (${renderEvent(ev)})`);
-      if (a.from === 'SECOND' && a.to === 'ALONE') this.seen.failovers++;
+      if (a.type === 'transition' && a.to === 'SECOND') assert.ok(ev.type === 'replication' && ev.what === 'reintegration_done', `${n} SECOND without reintegration_done (${renderEvent(ev)})`);
     }
     this.checkPair();
     this.sendAnnounce(n, false);
@@ -412,15 +353,6 @@ export class MirrorPair {
         if (this.dp.source === n) this.dp.source = null;
         if (this.dp.target === n) this.dp.target = null;
         return;
-      case 'quarantine':
-        this.seen.quarantines++;
-        return;
-      case 'fence':
-        this.seen.giveUps++;
-        return;
-      case 'refused':
-        this.seen.refused++;
-        return;
       default:
         return;
     }
@@ -445,7 +377,6 @@ export class MirrorPair {
   /** Cross-node invariants, after every step. */
   checkPair(): void {
     const prim = this.names.filter((n) => isPrimary(this.node(n).m?.state ?? 'STOP'));
-    if (prim.length === 2) this.seen.twoPrimaries++;
     if (this.o.witness === 'redis') assert.ok(prim.length <= 1, `two primaries with a redis witness: ${prim.map((n) => `${n}=${this.state(n)}`).join(' ')}`);
     for (const n of prim) assert.equal(this.node(n).record.status, 'up-to-date', `${n} is ${this.state(n)} with data ${this.node(n).record}`);
   }
