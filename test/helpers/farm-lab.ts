@@ -1,5 +1,5 @@
 // Helpers of the farm lab tests: a node's view of a farm module through its API.
-import type { FarmStatus } from '../../farm/driver.js';
+import type { FarmStatus } from '../../farm/runtime.js';
 import type { Lab } from '../../top/lab/index.js';
 import { nodeApi } from './cluster.js';
 

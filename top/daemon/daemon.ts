@@ -1,5 +1,6 @@
-// The daemon of one node: membership over UDP, one runtime per module of this node, the HTTP API.
-// It holds no decision of its own: membership and module state machines decide, this wires them.
+// The daemon of one node: membership over UDP, one runtime per module of this node (plus, for a farm
+// with a VIP, its farm runtime: farm/runtime.ts), the HTTP API. It holds no decision of its own:
+// membership, module and farm runtimes decide and order their effects; this wires them.
 import { EventEmitter } from 'node:events';
 import type { Config, ModuleConfig } from '../../src/config/types.js';
 import { CroftError } from '../../src/errors.js';
@@ -7,14 +8,11 @@ import type { Logger } from '../../src/log/logger.js';
 import { UdpMembership } from '../../src/membership/udp.js';
 import type { ModuleStatus, PeerInfo, View } from '../../src/membership/types.js';
 import { ModuleRuntime } from '../../src/module/runtime.js';
-import { liveConnectionsTo } from '../../farm/connections.js';
-import { FarmDriver } from '../../farm/driver.js';
+import { KernelFarmEffects } from '../../farm/driver.js';
+import { FarmRuntime, realClock } from '../../farm/runtime.js';
 import { MirrorRuntime } from '../../mirror/runtime.js';
 import type { NodeModuleView } from '../../farm/members.js';
 import { bestState } from './states.js';
-
-/** How often a draining farm node counts its connections to the VIP. */
-const DRAIN_POLL_MS = 100;
 
 export interface NodeStatus {
   name: string;
@@ -54,8 +52,7 @@ export class Daemon extends EventEmitter {
   readonly mirrors = new Map<string, MirrorRuntime>();
   private mirrorTimer: NodeJS.Timeout | null = null;
   /** Farm modules with a VIP on this node (cloud-mode farms have none: /health guides the provider's LB). */
-  readonly farms = new Map<string, FarmDriver>();
-  private farmTimer: NodeJS.Timeout | null = null;
+  readonly farms = new Map<string, FarmRuntime>();
   private readonly log: Logger;
   private readonly localSinceMs = new Map<string, number>();
 
@@ -90,10 +87,14 @@ export class Daemon extends EventEmitter {
         this.runtimes.set(module.name, this.createMirrorRuntime(module));
         continue;
       }
-      this.runtimes.set(module.name, this.createRuntime(module));
       if (module.kind === 'farm' && module.farm?.vip) {
-        this.farms.set(module.name, new FarmDriver(module, self, config.cluster, log));
+        const effects = new KernelFarmEffects(module, self, config.cluster);
+        this.farms.set(module.name, new FarmRuntime({
+          module, self, cluster: config.cluster, effects, clock: realClock, log,
+          views: () => this.nodeViews(module.name), ifname: () => effects.ifname(),
+        }));
       }
+      this.runtimes.set(module.name, this.createRuntime(module));
     }
   }
 
@@ -111,10 +112,6 @@ export class Daemon extends EventEmitter {
       : { name: n.name, up: peers.get(n.name)?.up ?? false, state: states[n.name]?.[module]?.state });
   }
 
-  private updateFarms(cause: string): void {
-    for (const [name, farm] of this.farms) void farm.update(this.nodeViews(name), cause);
-  }
-
   private createRuntime(module: ModuleConfig): ModuleRuntime {
     const runtime = new ModuleRuntime({
       module,
@@ -127,43 +124,16 @@ export class Daemon extends EventEmitter {
     runtime.on('transition', (t: { module: string; from: string; to: string; cause: string }) => {
       this.localSinceMs.set(module.name, Date.now());
       this.publishModules();
-      const farm = this.farms.get(module.name);
-      if (farm) {
-        // The filter and VIP exist whenever the module is not STOP; buckets follow the UP members.
-        if (t.from === 'STOP') void farm.start();
-        if (t.to === 'STOP') void farm.stop();
-        else void farm.update(this.nodeViews(module.name), `${module.name} ${t.from} -> ${t.to} here`);
-      }
+      this.farms.get(module.name)?.transition(t.from, t.to);
       this.emit('transition', t);
     });
-    runtime.on('drain', () => {
-      const vip = module.farm?.vip;
-      if (vip) void this.watchDrain(runtime, vip);
+    // A farm with a VIP counts its clients while draining (farm/runtime.ts). Without a VIP, in cloud
+    // mode, the provider's balancer needs the whole drain_ms to notice /health's 503.
+    runtime.on('drain', (d: { untilMs: number }) => {
+      this.farms.get(module.name)?.drain(Math.max(0, d.untilMs - Date.now()),
+        { draining: () => runtime.drainingUntil() !== null, drained: () => runtime.drained() });
     });
     return runtime;
-  }
-
-  /**
-   * A farm node draining before a planned stop: its buckets went to the other nodes, so every live
-   * connection to the VIP here is one the application still serves. None left: stop_both now
-   * rather than at the drain's deadline. (Without a VIP, in cloud mode, the provider's balancer
-   * needs the whole drain_ms to notice /health's 503.)
-   */
-  private async watchDrain(runtime: ModuleRuntime, vip: string): Promise<void> {
-    while (runtime.drainingUntil() !== null) {
-      let live: number;
-      try {
-        live = liveConnectionsTo(vip);
-      } catch (err) {
-        this.log.warn({ event: 'farm_drain_error', err: (err as Error).message }, `cannot count connections to ${vip}: draining for the whole drain_ms`);
-        return;
-      }
-      if (live === 0) {
-        runtime.drained();
-        return;
-      }
-      await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
-    }
   }
 
   private createMirrorRuntime(module: ModuleConfig): MirrorRuntime {
@@ -236,10 +206,9 @@ export class Daemon extends EventEmitter {
     for (const rt of this.mirrors.values()) await rt.init();
     this.publishModules();
     await this.membership.start();
-    // Peers' module states arrive with their heartbeats; the farm map follows them. A key compare
-    // makes this cheap when nothing changed. Half a heartbeat interval: within the failover budget.
+    // Peers' module states arrive with their heartbeats; each farm runtime follows them.
+    for (const farm of this.farms.values()) farm.open();
     const everyMs = Math.max(10, Math.min(100, this.config.cluster.heartbeat.intervalMs / 2));
-    this.farmTimer = this.farms.size ? setInterval(() => this.updateFarms('view'), everyMs) : null;
     this.mirrorTimer = this.mirrors.size ? setInterval(() => this.updateMirrors(), everyMs) : null;
     this.log.info({ event: 'daemon_start', incarnation: this.incarnation, modules: [...this.runtimes.keys()] },
       `croft daemon started on ${this.self}`);
@@ -253,9 +222,8 @@ export class Daemon extends EventEmitter {
   async stop(cause = 'daemon stop'): Promise<void> {
     await Promise.all([...this.runtimes.values()].map((rt) => stopAndWait(rt, cause)));
     await Promise.all([...this.runtimes.values()].map((rt) => rt.close()));
-    if (this.farmTimer) clearInterval(this.farmTimer);
     if (this.mirrorTimer) clearInterval(this.mirrorTimer);
-    await Promise.all([...this.farms.values()].map((f) => f.stop()));
+    await Promise.all([...this.farms.values()].map((f) => f.close()));
     await this.membership.stop();
     this.log.info({ event: 'daemon_stop', cause }, 'croft daemon stopped');
   }
