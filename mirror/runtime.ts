@@ -20,7 +20,7 @@ import path from 'node:path';
 import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
 import { CroftError } from '../src/errors.js';
 import type { ModuleStateGetter } from '../src/module/checkers/index.js';
-import type { ModuleLogger } from '../src/module/types.js';
+import { checkerStatuses, type ModuleLogger } from '../src/module/types.js';
 import type { VerifyResult } from './driver-dataplane.js';
 import { realMirrorEffects, type Clock, type MirrorDataPlanePort, type MirrorEffects, type MirrorHooks } from './effects.js';
 import { announce, checkerHealth, createMirrorMachine, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from './machine.js';
@@ -267,13 +267,7 @@ export class MirrorRuntime extends EventEmitter {
       sinceMs: this.#m.sinceMs,
       scriptRunning: this.#m.running,
       restarts: this.#m.restartTimesMs.length,
-      checkers: this.#cfg.checkers.map((c) => ({
-        name: c.name,
-        type: c.type,
-        health: health[c.name] ?? 'unknown',
-        lastDetail: this.#last.get(c.name)?.detail ?? '',
-        lastProbeMs: this.#last.get(c.name)?.atMs ?? null,
-      })),
+      checkers: checkerStatuses(this.#cfg.checkers, health, this.#last),
     };
   }
 

@@ -95,7 +95,7 @@ function parseModules(v: unknown): Record<string, ModuleStatus> | null {
 
 const MIRROR_STATES: readonly string[] = ['STOP', 'WAIT', 'ALONE', 'PRIM', 'SECOND'];
 
-/** A mirror module's announcement (mirror/types.ts PeerView), checked field by field. */
+/** A mirror module's announcement (src/membership/mirror-view.ts PeerView), checked field by field. */
 function parsePeerView(v: unknown): PeerView | null {
   if (!isPlainObject(v) || !hasExactKeys(v, ['state', 'dataUpToDate', 'generation', 'eligible', 'forced'])) return null;
   const { state, dataUpToDate, generation, eligible, forced } = v;

@@ -13,7 +13,7 @@ import {
   type ModuleMachine,
 } from './machine.js';
 import { runScript, scriptEnv } from './scripts.js';
-import type { ModuleAction, ModuleEvent, ModuleLogger, ModuleState, ModuleStatus, ScriptName } from './types.js';
+import { checkerStatuses, type ModuleAction, type ModuleEvent, type ModuleLogger, type ModuleState, type ModuleStatus, type ScriptName } from './types.js';
 
 export interface ModuleRuntimeOptions {
   module: ModuleConfig;
@@ -138,13 +138,7 @@ export class ModuleRuntime extends EventEmitter {
       scriptRunning: this.#m.running,
       drainUntilMs: this.#m.drainUntilMs,
       restarts: restartsInWindow(this.#m, this.#now()),
-      checkers: this.#cfg.checkers.map((c) => ({
-        name: c.name,
-        type: c.type,
-        health: health[c.name] ?? 'unknown',
-        lastDetail: this.#last.get(c.name)?.detail ?? '',
-        lastProbeMs: this.#last.get(c.name)?.atMs ?? null,
-      })),
+      checkers: checkerStatuses(this.#cfg.checkers, health, this.#last),
     };
   }
 

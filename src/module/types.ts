@@ -75,3 +75,15 @@ export interface ModuleStatus {
   restarts: number;
   checkers: CheckerStatus[];
 }
+
+/** The status of each configured checker, from the machine's health and the last probe of each. */
+export function checkerStatuses(checkers: readonly { name: string; type: string }[], health: Readonly<Record<string, 'unknown' | 'healthy' | 'failed' | undefined>>,
+  last: ReadonlyMap<string, { detail: string; atMs: number }>): CheckerStatus[] {
+  return checkers.map((c) => ({
+    name: c.name,
+    type: c.type,
+    health: health[c.name] ?? 'unknown',
+    lastDetail: last.get(c.name)?.detail ?? '',
+    lastProbeMs: last.get(c.name)?.atMs ?? null,
+  }));
+}
