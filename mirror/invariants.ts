@@ -1,31 +1,11 @@
-// The mirror machine's transitions (the whitelist) and the invariants checked after every step
-// (programmer errors: they stop the process). Replays each step's actions on the resources to check
-// the order rules written on MirrorAction (types.ts).
+// The mirror machine's invariants, checked after every step (programmer errors: they stop the
+// process). Replays each step's actions on the resources to check the order rules written on
+// MirrorAction (types.ts), and each transition action against the table (transitions.ts).
 import assert from 'node:assert/strict';
 import { isPrimary, verdictValid } from './election.js';
 import type { MirrorMachine } from './machine.js';
-import type { MirrorAction, MirrorEvent, MirrorState } from './types.js';
-
-/** Every state change the machine can make, with why. */
-export const TRANSITIONS: readonly (readonly [MirrorState, MirrorState, string])[] = [
-  ['STOP', 'WAIT', 'start, prim or second command'],
-  ['WAIT', 'STOP', 'stopped: nothing runs, nothing mounted'],
-  ['WAIT', 'ALONE', 'chosen as primary with a valid witness verdict: mount, VIP, start_prim'],
-  ['WAIT', 'SECOND', 'reintegration as target finished'],
-  ['ALONE', 'PRIM', 'reintegration as source finished: the peer is an in-sync SECOND'],
-  ['ALONE', 'WAIT', 'stepped down (unmounted) or gave up (fenced) without stopping the module'],
-  ['ALONE', 'STOP', 'stopped: stop_prim done, VIP removed, unmounted'],
-  ['PRIM', 'ALONE', 'peer lost or replication link broken: keep running, dirty log on'],
-  ['PRIM', 'WAIT', 'stepped down (swap, prim_preference, dependency) or gave up (witness)'],
-  ['PRIM', 'STOP', 'stopped: stop_prim done, VIP removed, unmounted'],
-  ['SECOND', 'ALONE', 'failover: the PRIM is gone, data up to date, witness allows'],
-  ['SECOND', 'WAIT', 'no longer an in-sync replica of a running PRIM'],
-  ['SECOND', 'STOP', 'stopped (the replica is stale from now on if the PRIM runs on)'],
-];
-
-export function isTransition(from: MirrorState, to: MirrorState): boolean {
-  return TRANSITIONS.some(([f, t]) => f === from && t === to);
-}
+import { isTransition } from './transitions.js';
+import type { MirrorAction, MirrorEvent } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Invariants, after every step (programmer errors: they stop the process)

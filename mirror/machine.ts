@@ -1,7 +1,9 @@
 // The mirror module's state machine (STOP, WAIT, ALONE, PRIM, SECOND), pure: events in, actions out,
-// time passed in. The shape follows src/module/machine.ts: a table of handlers that only update the
-// facts (peer, witness, link, data, scripts, health) and the goal, then `settle`, which alone makes
-// state changes and launches scripts, in the order rules written on MirrorAction (mirror/types.ts).
+// time passed in. The shape follows src/module/machine.ts: a table of handlers (HANDLERS) that only
+// update the facts (peer, witness, link, data, scripts, health) and the goal, then `settle`
+// (settle.ts), which alone decides state changes and launches scripts. Which state goes to which, on
+// what, and what each change does, in the order rules written on MirrorAction (mirror/types.ts), is
+// the transition table of mirror/transitions.ts: start there.
 //
 // Who is primary. Both nodes compute the same choice from the same facts (`chosen`):
 //   - a node running the application (PRIM/ALONE) stays primary while it is eligible, unless its
@@ -62,6 +64,7 @@ import { aloneGeneration, behind, chosen, eligible, isPrimary } from './election
 import { checkInvariants } from './invariants.js';
 import { abortReintegration, setData, type Draft, type EventOf } from './draft.js';
 import { settle } from './settle.js';
+import type { Move } from './transitions.js';
 import type {
   DataStatus,
   MirrorAction,
@@ -72,9 +75,9 @@ import type {
   PeerView,
 } from './types.js';
 
-// The queries (election.ts) and the transition whitelist (invariants.ts), for the runtime and tests.
+// The queries (election.ts) and the transition table (transitions.ts), for the runtime and tests.
 export { announce, aloneGeneration, behind, checkerHealth, chosen, dependenciesHealthy, eligible, isPrimary, nextWakeMs, verdictValid, winsTie, witnessContext, witnessHoldsNext } from './election.js';
-export { TRANSITIONS, isTransition } from './invariants.js';
+export { TABLE, TRANSITIONS, isTransition, isValidTransition, type Cause, type Move } from './transitions.js';
 
 export type AppPhase = 'stopped' | 'started' | 'dirty';
 
@@ -207,11 +210,12 @@ const setRecord = (d: Draft, ev: EventOf<'data'>) => {
 };
 
 /**
- * The transition table: what each event does in each state. Handlers only update facts and the
- * goal; `settle` then moves the state, so "one script at a time", the action order and "primary
- * only with a valid verdict" live in one place. `ignore` cells drop an event that is stale there.
+ * The handler table: what each event does in each state. Handlers only update facts and the goal;
+ * `settle` then moves the state (through the transition table, transitions.ts), so "one script at
+ * a time", the action order and "primary only with a valid verdict" live in one place. `ignore`
+ * cells drop an event that is stale there.
  */
-const TABLE: HandlerTable = {
+const HANDLERS: HandlerTable = {
   STOP: {
     command: (d, ev, _n, out) => command(d, ev, out),
     peer: (d, ev, _n, out) => peerHeard(d, ev, out),
@@ -324,19 +328,23 @@ const TABLE: HandlerTable = {
 
 /** The handler the table gives for an event in a state (the unit tests walk every cell). */
 export function handlerName(s: MirrorState, t: MirrorEvent['type']): string {
-  return TABLE[s][t] === ignore ? 'ignore' : 'handle';
+  return HANDLERS[s][t] === ignore ? 'ignore' : 'handle';
 }
 
-export function mirrorStep(m: MirrorMachine, event: MirrorEvent, nowMs: number): { state: MirrorMachine; actions: MirrorAction[] } {
-  const d: Draft = { ...m, health: { ...m.health }, restartTimesMs: [...m.restartTimesMs], finished: 'none' };
+/**
+ * One step: the event's handler, then settle. `changes`: the cells of the transition table
+ * (transitions.ts) this step took, with their causes, in the order of its transition actions.
+ */
+export function mirrorStep(m: MirrorMachine, event: MirrorEvent, nowMs: number): { state: MirrorMachine; actions: MirrorAction[]; changes: readonly Move[] } {
+  const d: Draft = { ...m, health: { ...m.health }, restartTimesMs: [...m.restartTimesMs], finished: 'none', changes: [] };
   const out: MirrorAction[] = [];
   pruneRestartWindow(d, nowMs);
-  const handler = TABLE[m.state][event.type] as Handler<typeof event.type>;
+  const handler = HANDLERS[m.state][event.type] as Handler<typeof event.type>;
   handler(d, event as never, nowMs, out);
   settle(d, nowMs, out);
-  const { finished: _finished, ...next } = d;
+  const { finished: _finished, changes, ...next } = d;
   checkInvariants(m, next, event, out, nowMs);
-  return { state: next, actions: out };
+  return { state: next, actions: out, changes };
 }
 
 function peerHeard(d: Draft, ev: EventOf<'peer'>, out: MirrorAction[]): void {

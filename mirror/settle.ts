@@ -1,12 +1,12 @@
 // settle: after every event, the mirror machine's next steps towards its goal (machine.ts runs it
 // at the end of mirrorStep). Every state change is decided here, from the draft the event handler
-// left and the queries of election.ts.
-import assert from 'node:assert/strict';
-import { resetHealth } from '../src/module/health.js';
-import { abortReintegration, abortStaleTarget, newGeneration, setData, type Draft } from './draft.js';
-import { aloneGeneration, behind, chosen, eligible, isPrimary, verdictValid, winsTie, witnessHoldsNext } from './election.js';
-import { isTransition } from './invariants.js';
-import type { MirrorAction, MirrorScript, MirrorState } from './types.js';
+// left and the queries of election.ts: which state is wanted next and why (a Cause). The moves
+// themselves, what each cause does around them and in which order, are the table of
+// transitions.ts: `change` checks each move against it and applies it.
+import { abortReintegration, abortStaleTarget, releaseResources, runScript, setData, startWritingAlone, type Draft } from './draft.js';
+import { aloneGeneration, behind, chosen, isPrimary, verdictValid, winsTie, witnessHoldsNext } from './election.js';
+import { change } from './transitions.js';
+import type { MirrorAction, MirrorState } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
 // settle: the next steps towards the goal
@@ -23,7 +23,7 @@ export function settle(d: Draft, nowMs: number, out: MirrorAction[]): void {
     d.cause = `witness holds generation ${aloneGeneration(d)}: writing alone`;
     startWritingAlone(d, out);
   }
-  if (d.finished === 'source' && d.state === 'ALONE') enter(d, nowMs, out, 'PRIM');
+  if (d.finished === 'source' && d.state === 'ALONE') change(d, nowMs, out, 'PRIM', 'peer_in_sync');
   // prim_preference brings the application back to the preferred node after a reintegration, once
   // it is an in-sync SECOND that may take over (as swap): handing over earlier, before the target
   // saw us PRIM (its reintegration_done comes from that announcement, mirror/runtime.ts), would
@@ -38,9 +38,9 @@ export function settle(d: Draft, nowMs: number, out: MirrorAction[]): void {
 }
 
 /**
- * A primary without a valid verdict, or that lost the tie-break against a peer that runs the
- * application too (a healed split brain), gives up now, even while a script runs: the peer may
- * already be writing. Fence first, then the VIP, then the state; stop_prim and unmount follow.
+ * give_up: a primary without a valid verdict, or that lost the tie-break against a peer that runs
+ * the application too (a healed split brain), gives up now, even while a script runs: the peer may
+ * already be writing.
  */
 function giveUpIfNeeded(d: Draft, nowMs: number, out: MirrorAction[]): void {
   if (!isPrimary(d.state)) return;
@@ -48,36 +48,14 @@ function giveUpIfNeeded(d: Draft, nowMs: number, out: MirrorAction[]): void {
   const lost = d.peer !== null && isPrimary(d.peer.state) && !winsTie(d, d.peer);
   if (!lapsed && !lost) return;
   d.cause = lapsed ? `witness verdict lapsed (${d.verdict.detail}): giving up` : `peer is ${d.peer!.state} too and wins the tie-break: giving up`;
-  if (d.mounted && !d.fenced) {
-    d.fenced = true;
-    out.push({ type: 'fence' });
-  }
-  if (d.vip) {
-    d.vip = false;
-    out.push({ type: 'vip_remove' });
-  }
-  abortReintegration(d, out);
-  if (d.diverged) d.quarantinePending = true;
-  enter(d, nowMs, out, 'WAIT');
+  change(d, nowMs, out, 'WAIT', 'give_up');
 }
 
-/** PRIM whose SECOND is gone (peer lost, link broken, peer stopped): ALONE, dirty log on. */
+/** replica_lost: a PRIM whose SECOND is gone (peer lost, link broken, peer stopped). */
 function primaryWithoutReplica(d: Draft, nowMs: number, out: MirrorAction[]): void {
   if (d.peer !== null && d.link && d.peer.state !== 'STOP') return;
   d.cause = d.peer === null ? 'peer lost' : !d.link ? 'replication link broken' : 'peer stopped';
-  enter(d, nowMs, out, 'ALONE');
-  // The witness rule: with redis, writes wait (no dirty log) until the witness holds the next
-  // generation; updateWitness contends again with it at the end of this step.
-  if (!witnessHoldsNext(d)) d.awaitingWitness = true;
-  else startWritingAlone(d, out);
-}
-
-/** ALONE: a new generation, recorded, then the dirty log (writes alone from here). */
-function startWritingAlone(d: Draft, out: MirrorAction[]): void {
-  d.awaitingWitness = false;
-  d.diverged = true;
-  newGeneration(d, out);
-  out.push({ type: 'dirty_log', op: 'start' });
+  change(d, nowMs, out, 'ALONE', 'replica_lost');
 }
 
 /** No script runs: take the next step. */
@@ -92,45 +70,32 @@ function settleIdle(d: Draft, nowMs: number, out: MirrorAction[]): void {
       if (d.app === 'stopped') runScript(d, out, 'start_prim', d.state);
       return;
     }
-    // Step down gracefully: stop_prim, then the VIP, then the unmount, then leave the state.
+    // stop or step_down, gracefully: stop_prim first (its script_done brings us back here), then
+    // the change gives back the VIP and the mount before it leaves the state.
     const leadsTo: MirrorState = d.target === 'stop' ? 'STOP' : 'WAIT';
     if (d.app !== 'stopped') return runScript(d, out, 'stop_prim', leadsTo);
-    releaseResources(d, out);
-    abortReintegration(d, out);
-    enter(d, nowMs, out, leadsTo);
-    if (leadsTo === 'STOP') return;
+    if (d.target === 'stop') return change(d, nowMs, out, 'STOP', 'stop');
+    change(d, nowMs, out, 'WAIT', 'step_down');
   }
   // Not primary. After a give-up the application may still run (fenced): stop it, release.
   if (d.app !== 'stopped') return runScript(d, out, 'stop_prim', d.state);
   releaseResources(d, out);
   if (d.target === 'stop') {
-    abortReintegration(d, out);
-    // A SECOND that stops while its PRIM runs on will miss what follows.
-    if (d.state === 'SECOND' && d.peer !== null && isPrimary(d.peer.state)) setData(d, 'stale', out);
-    if (d.state !== 'STOP') enter(d, nowMs, out, 'STOP');
+    if (d.state !== 'STOP') change(d, nowMs, out, 'STOP', 'stop');
     return;
   }
-  if (d.state === 'STOP') {
-    d.peerSeen = d.peer !== null;
-    d.waitPeerUntilMs = nowMs + d.cfg.peerWaitMs;
-    enter(d, nowMs, out, 'WAIT');
-  }
-  if (d.state === 'WAIT' && d.finished === 'target') {
-    d.role = 'auto';
-    // The source's PRIM is usually what told us (runtime.ts): a later ALONE of it is then writes
-    // without us, even though the runtime does not feed that PRIM announcement again.
-    d.peerWasPrim = d.peer?.state === 'PRIM';
-    return enter(d, nowMs, out, 'SECOND');
-  }
+  if (d.state === 'STOP') change(d, nowMs, out, 'WAIT', 'start');
+  if (d.state === 'WAIT' && d.finished === 'target') return change(d, nowMs, out, 'SECOND', 'in_sync');
+  // elected: the way up (from SECOND, a failover).
   const choose = chosen(d, nowMs) && verdictValid(d, nowMs) && witnessHoldsNext(d);
   if (d.state === 'SECOND') {
     const p = d.peer;
     const inSync = d.data === 'up-to-date' && d.link && p !== null && (p.state === 'PRIM' || (p.state === 'ALONE' && !d.peerWasPrim));
     if (inSync) return;
-    if (choose) return goAlone(d, nowMs, out); // failover
-    enter(d, nowMs, out, 'WAIT');
+    if (choose) return change(d, nowMs, out, 'ALONE', 'elected');
+    change(d, nowMs, out, 'WAIT', 'out_of_sync');
   }
-  if (choose) return goAlone(d, nowMs, out);
+  if (choose) return change(d, nowMs, out, 'ALONE', 'elected');
   // Become the target of the primary's reintegration. Not with up-to-date data of a newer
   // generation than the primary's (unless told `second`): the primary is behind and steps down
   // (`behind`), and this node's data is the one to keep (a healed split brain: the newer wins).
@@ -177,36 +142,6 @@ function waitCause(d: Draft, nowMs: number): string | null {
   return null;
 }
 
-/** The way up: dirty log, mount, VIP, start_prim. */
-function goAlone(d: Draft, nowMs: number, out: MirrorAction[]): void {
-  enter(d, nowMs, out, 'ALONE');
-  d.forced = false;
-  startWritingAlone(d, out);
-  d.mounted = true;
-  out.push({ type: 'mount' });
-  d.vip = true;
-  out.push({ type: 'vip_add' });
-  runScript(d, out, 'start_prim', 'ALONE');
-}
-
-/** The way down, after stop_prim: VIP, unmount, then the quarantine of a give-up. */
-function releaseResources(d: Draft, out: MirrorAction[]): void {
-  if (d.vip) {
-    d.vip = false;
-    out.push({ type: 'vip_remove' });
-  }
-  if (d.mounted) {
-    d.mounted = false;
-    d.fenced = false;
-    out.push({ type: 'unmount' });
-  }
-  if (d.quarantinePending) {
-    d.quarantinePending = false;
-    d.diverged = false;
-    out.push({ type: 'quarantine', reason: 'gave up the primary role: what this node wrote alone is kept aside' });
-  }
-}
-
 function reintegrationSource(d: Draft, out: MirrorAction[]): void {
   const p = d.peer;
   if (d.reintegrating === 'source' && (d.state !== 'ALONE' || !d.link || p === null || p.state === 'STOP' || isPrimary(p.state))) {
@@ -240,33 +175,3 @@ function updateWitness(d: Draft, nowMs: number, out: MirrorAction[]): void {
   }
   out.push({ type: 'witness', contend: want, epoch: d.witnessEpoch });
 }
-
-function runScript(d: Draft, out: MirrorAction[], script: MirrorScript, entering: MirrorState): void {
-  assert.equal(d.running, null, 'one script at a time');
-  d.running = script;
-  if (script === 'start_prim') {
-    d.app = 'dirty'; // half started until its script_done says ok
-    // A (re)started application is judged afresh: an old failure must not count against it.
-    for (const c of d.cfg.checkers) if (c.kind === 'app') d.health[c.name] = resetHealth(d.health[c.name]!);
-  }
-  out.push({ type: 'run_script', script, entering });
-}
-
-function enter(d: Draft, nowMs: number, out: MirrorAction[], to: MirrorState): void {
-  const from = d.state;
-  assert.ok(isTransition(from, to), `no transition ${from} -> ${to}`);
-  d.state = to;
-  if (to !== 'ALONE') d.awaitingWitness = false;
-  d.sinceMs = nowMs;
-  out.push({ type: 'transition', from, to, cause: d.cause });
-  const which = to === 'STOP' ? 'none' : isPrimary(to) ? 'all' : 'dependencies';
-  if (which === d.checkersRunning) return;
-  // Checkers that stop running forget what they saw, so that a stale failure never acts later.
-  for (const c of d.cfg.checkers) {
-    const keeps = which === 'all' || (which === 'dependencies' && c.kind === 'dependency');
-    if (!keeps || (which === 'all' && c.kind === 'app')) d.health[c.name] = resetHealth(d.health[c.name]!);
-  }
-  d.checkersRunning = which;
-  out.push({ type: 'run_checkers', which });
-}
-
