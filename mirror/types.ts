@@ -99,7 +99,9 @@ export type MirrorEvent =
 
 /**
  * What the driver must do, strictly in the order given, each done before the next starts (a failed
- * data-plane action is reported back as an event, e.g. `link_broken`). The order rules:
+ * data-plane action is reported back as an event, e.g. `link_broken`). The actions around a state
+ * change come from its cause in the transition table (mirror/transitions.ts, EFFECTS); checkInvariants
+ * (mirror/invariants.ts) replays every step's actions against these rules. The order rules:
  *
  * - On the way up (entering ALONE): `dirty_log start` → `mount` → `vip_add` → `run_script
  *   start_prim`. The mount must be there before the application opens its files; the VIP comes
