@@ -2,9 +2,8 @@
 // daemon runs inside its node's namespaces) with text rendered by farm/nft-render.ts.
 // Every change is one `nft -f -` transaction: the kernel applies all of it or none of it.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { CroftError } from '../src/errors.js';
-import type { Ran } from '../src/net/command.js';
+import { run, type Ran } from '../src/net/command.js';
 import {
   allTablesNamed, OWNED_SET, renderBucketUpdate, renderDelete, renderTables, shapesOf, tablesOf,
   type NftFarmSpec, type NftTableRef,
@@ -33,24 +32,7 @@ export interface ReconcileResult {
 }
 
 function spawnRunner(nftPath: string, timeoutMs: number): NftRunner {
-  return (args, input) => new Promise((resolve, reject) => {
-    const child = spawn(nftPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(new CroftError('CROFT_ERR_NFT_APPLY', `cannot run ${nftPath}: ${e.message}`, { cause: e }));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 137 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-    });
-    child.stdin.on('error', () => { /* nft may exit before reading all of its input */ });
-    child.stdin.end(input ?? '');
-  });
+  return (args, input) => run([nftPath, ...args], 'CROFT_ERR_NFT_APPLY', { input: input ?? '', timeoutMs });
 }
 
 type NftJsonObject = {
