@@ -15,38 +15,15 @@ import {
   type MirrorReplicaOptions,
   type MirrorLinkStatus,
   type MirrorReintegrationStatus,
+  type MirrorVerifyReport,
   type MirrorReplicaStatus,
 } from '../src/native/index.js';
 
 /** A reintegration as the mounts report it (src/native), summed over the dirs: phase lists each one's. */
 export type ReintegrationStatus = Omit<MirrorReintegrationStatus, 'phase' | 'bytesSkipped'> & { phase: string };
 
-export interface VerifyResult {
-  identical: boolean;
-  entriesCompared: number;
-  bytesCompared: number;
-  differences: { path: string; what: string }[];
-}
-
-/**
- * The reintegration and verify API of MirrorMount (added by the data-plane work of the same
- * session). Reached through this interface so that this driver builds against either version of
- * the wrapper, and says so clearly at run time when the addon lacks it.
- */
-interface MountReintegration {
-  reintegrate(o: { peer: MirrorPeerOptions; full: boolean; freezeBelowBytes?: number }): Promise<ReintegrationStatus>;
-  reintegrationStatus(): ReintegrationStatus;
-  abortReintegration(reason: string): void;
-  verify(peer: MirrorPeerOptions): Promise<VerifyResult>;
-}
-
-function reintegration(m: MirrorMount): MountReintegration {
-  const r = m as unknown as Partial<MountReintegration>;
-  if (typeof r.reintegrate !== 'function' || typeof r.reintegrationStatus !== 'function' || typeof r.verify !== 'function') {
-    throw new CroftError('CROFT_ERR_NATIVE', 'this build of the native addon has no mirror reintegration (MirrorMount.reintegrate): rebuild it (npm run build:native)');
-  }
-  return r as MountReintegration;
-}
+/** What verify reports (src/native MirrorVerifyReport), summed over the dirs. */
+export type VerifyResult = Omit<MirrorVerifyReport, 'differencesTotal'>;
 
 export interface DataPlaneOptions {
   module: string;
@@ -282,13 +259,13 @@ export class MirrorDataPlane {
 
   /** Copies the dirty zones (or, full, everything that differs) to the peer while writes go on. */
   async reintegrate(full: boolean): Promise<ReintegrationStatus[]> {
-    return Promise.all(this.#mounts.map((m, i) => reintegration(m).reintegrate({ peer: this.peerOptions(i), full })));
+    return Promise.all(this.#mounts.map((m, i) => m.reintegrate({ peer: this.peerOptions(i), full })));
   }
 
   abortReintegration(reason: string): void {
     for (const m of this.#mounts) {
       try {
-        reintegration(m).abortReintegration(reason);
+        m.abortReintegration(reason);
       } catch {
         // nothing runs, or no such API: nothing to abort
       }
@@ -299,7 +276,7 @@ export class MirrorDataPlane {
     const all: ReintegrationStatus[] = [];
     for (const m of this.#mounts) {
       try {
-        all.push(reintegration(m).reintegrationStatus());
+        all.push(m.reintegrationStatus());
       } catch {
         return null;
       }
@@ -325,7 +302,7 @@ export class MirrorDataPlane {
 
   async verify(): Promise<VerifyResult> {
     if (!this.mounted) throw new CroftError('CROFT_ERR_USAGE', `${this.o.module} is not mounted on this node: run verify on the primary`);
-    const results = await Promise.all(this.#mounts.map((m, i) => reintegration(m).verify(this.peerOptions(i))));
+    const results = await Promise.all(this.#mounts.map((m, i) => m.verify(this.peerOptions(i))));
     return {
       identical: results.every((r) => r.identical),
       entriesCompared: results.reduce((s, r) => s + r.entriesCompared, 0),
