@@ -124,8 +124,9 @@ export class HeaderOptions {
 /** A checker in a header: checker=<name>:<kind>:<on_failure>[:<rise>:<fall>] (rise and fall 1 if left out). */
 export function parseChecker(spec: string): { name: string; kind: string; onFailure: string; rise: number; fall: number } {
   const [name, kind, onFailure, rise = '1', fall = '1', ...extra] = spec.split(':');
-  assert.ok(name && kind && onFailure && extra.length === 0, `checker=${spec}: want name:kind:on_failure[:rise:fall]`);
-  return { name, kind, onFailure, rise: Number(rise), fall: Number(fall) };
+  const [r, f] = [Number(rise), Number(fall)];
+  assert.ok(name && kind && onFailure && extra.length === 0 && r >= 1 && f >= 1, `checker=${spec}: want name:kind:on_failure[:rise:fall]`);
+  return { name, kind, onFailure, rise: r, fall: f };
 }
 
 export interface Driver {
