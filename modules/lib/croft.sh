@@ -20,15 +20,6 @@ alive() {
   [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
-SELF_MNT=$(readlink /proc/self/ns/mnt)
-SELF_NET=$(readlink /proc/self/ns/net)
-
-# In the lab all nodes share one pid space, and the other node has the same paths: a process is
-# ours only if it is in our mount and network namespaces.
-same_ns() {
-  [ "$(readlink "/proc/$1/ns/mnt" 2>/dev/null)" = "$SELF_MNT" ] && [ "$(readlink "/proc/$1/ns/net" 2>/dev/null)" = "$SELF_NET" ]
-}
-
 # The number in a pid file, if the file holds one.
 pid_file() {
   [ -f "$1" ] || return 1
@@ -83,14 +74,14 @@ is_main() {
 # The process named by PID_FILE, if it is alive and still the module's.
 main_pid() {
   mp_pid=$(pid_file "$PID_FILE") || return 1
-  alive "$mp_pid" && same_ns "$mp_pid" && is_main "$mp_pid" && echo "$mp_pid"
+  alive "$mp_pid" && is_main "$mp_pid" && echo "$mp_pid"
 }
 
 # Every live process of the module, this script excepted (one pid per line).
 our_pids() {
   candidates | sort -un | while read -r op_pid; do
     [ "$op_pid" = "$$" ] && continue
-    if alive "$op_pid" && same_ns "$op_pid" && ours "$op_pid"; then echo "$op_pid"; fi
+    if alive "$op_pid" && ours "$op_pid"; then echo "$op_pid"; fi
   done
 }
 

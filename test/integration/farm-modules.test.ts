@@ -100,7 +100,10 @@ for (const spec of specs) {
       const masterPid = async (node: string): Promise<number> => {
         const r = await lab.exec(node, ['cat', spec.pidFile]);
         assert.equal(r.code, 0, `pid file ${spec.pidFile} on ${node}: ${r.stderr}`);
-        return Number(r.stdout.trim());
+        // The node has its own PID namespace: the file holds the node's pid, the test acts on the host's.
+        const hostPid = lab.hostPid(node, Number(r.stdout.trim()));
+        assert.ok(hostPid !== undefined, `pid ${r.stdout.trim()} of ${node} runs`);
+        return hostPid;
       };
       const privateDir = (node: string, target: string) => lab.snapshot.nodes.find((n) => n.name === node)!.dirs[target]!;
       try {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Lab } from '../../top/lab/index.js';
+import { nsInode, pidsIn } from '../../top/lab/procs.js';
 import { labCommand } from '../../top/cli/lab.js';
 
 const STANDIN = () => ['sleep', '1000'];
@@ -68,6 +69,17 @@ test('3 nodes and 200 client addresses: reachability, private paths, cut/heal, k
     const sys = await lab.exec('n3', ['sh', '-c', 'ls /sys/class/net | sort | tr "\\n" " "; command -v croft']);
     assert.match(sys.stdout, /^eth0 lo \/\S*\/croft\n$/);
 
+    // Each node has its own PID namespace: pid 1 is the node's init, pgrep sees that node's
+    // daemon stand-in (every node runs one `sleep 1000`) and nothing of the other nodes.
+    for (const n of nodes) {
+      const ps = await lab.exec(n, ['sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "; echo; pgrep -xc sleep; echo $$']);
+      assert.equal(ps.code, 0, ps.stderr);
+      const [init, sleeps, self] = ps.stdout.split('\n');
+      assert.match(init!, /^perl -e /, `pid 1 of ${n}`);
+      assert.equal(sleeps, '1', `one sleep on ${n}: its own daemon stand-in`);
+      assert.ok(Number(self) < 100, `a small pid space on ${n}: ${self}`);
+    }
+
     // cut / heal.
     await lab.cut('n2');
     assert.equal(await ping(lab, 'n1', lab.nodeAddress('n2')), false, 'n2 is cut');
@@ -84,9 +96,14 @@ test('3 nodes and 200 client addresses: reachability, private paths, cut/heal, k
     await new Promise((r) => setTimeout(r, 200));
     assert.ok(!pidGone(app.pid!));
     pids.push(app.pid!);
+    const pidNs = nsInode(lab.snapshot.nodes[0]!.pidNs)!;
+    const inNs = pidsIn([], [], [pidNs]);
+    assert.ok(inNs.includes(daemonPid) && inNs.length >= 3, `init, daemon and app in n1's PID namespace: ${inNs}`);
     const killed = await lab.kill('n1');
     assert.ok(killed.includes(daemonPid) && killed.includes(app.pid!), `killed ${killed}`);
     assert.ok(pidGone(daemonPid) && pidGone(app.pid!));
+    assert.deepEqual(pidsIn([], [], [pidNs]), [], 'the PID namespace died with its init');
+    assert.notEqual(nsInode(lab.snapshot.nodes[0]!.pidNs), pidNs, 'n1 has a fresh PID namespace');
     assert.equal((await lab.status()).nodes[0]!.daemon, 'dead');
     assert.equal((await lab.status()).nodes[1]!.daemon, 'alive', 'other nodes untouched');
     const again = await lab.start('n1');

@@ -1,8 +1,8 @@
 // The mirror application modules (modules/postgresql-mirror, mariadb-mirror, redis-mirror,
 // generic-mirror), their start_prim/stop_prim/check run by hand as croft runs them on a primary,
-// without the mirror: each test "node" is a network namespace and a private mount namespace made
-// here (its own /run/croft and /var/log/croft bound over the host's paths, the module's VIP on its
-// loopback), and the replicated directory is a temporary folder given through CROFT_MIRROR_DIR_0.
+// without the mirror: each test "node" is a network namespace, a private mount namespace and a PID
+// namespace made here (its own /run/croft and /var/log/croft bound over the host's paths, its own
+// /proc, the module's VIP on its loopback: as a lab node), and the replicated directory is a temporary folder given through CROFT_MIRROR_DIR_0.
 // Shown, for each server: first start initialises the data directory, a client commits a row
 // through the VIP, stop_prim stops the server cleanly (the server's log says so) and leaves no
 // process of it, start_prim again finds the row; after a SIGKILL of every server process, start_prim
@@ -57,6 +57,15 @@ function alive(pid: number): boolean {
   }
 }
 
+/** SIGKILL; a process already gone is fine (a child that exits on its parent's death, reaped at once by the node's init). */
+function sigkill(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+  }
+}
+
 function exeOf(pid: number): string {
   try {
     return fs.readlinkSync(`/proc/${pid}/exe`);
@@ -76,7 +85,7 @@ function ppidOf(pid: number): number {
 
 let nsCounter = 0;
 
-/** A test node: a network namespace with the VIP on lo, and a mount namespace held by a sleep. */
+/** A test node: a network namespace with the VIP on lo, and mount and PID namespaces held by an init. */
 class TestNode {
   readonly root: string;
   readonly data: string;
@@ -106,9 +115,12 @@ class TestNode {
       `mount --bind '${this.root}/run' /run/croft`,
       `mount --bind '${this.root}/log' /var/log/croft`,
       'echo ready',
-      'exec sleep 1000000',
+      // pid 1 of the node: reaps the orphans re-parented to it, as the lab's node init does.
+      `exec perl -e '$SIG{CHLD} = sub {}; while (1) { while (wait() > 0) {} sleep 1 }'`,
     ].join('\n');
-    const holder = spawn('ip', ['netns', 'exec', this.ns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // unshare (the holder) stays in the host's PID namespace; its child, the init, is pid 1 of the
+    // new one, with the node's own /proc (--mount-proc).
+    const holder = spawn('ip', ['netns', 'exec', this.ns, 'unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--mount-proc', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     this.#holder = holder;
     const lines = readline.createInterface({ input: holder.stdout! })[Symbol.asyncIterator]();
     const first = await lines.next();
@@ -119,13 +131,37 @@ class TestNode {
   exec(argv: string[], env: Record<string, string> = {}, timeoutMs = 200_000): Promise<Run> {
     assert.ok(this.#holder?.pid !== undefined);
     const pairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-    return run(['nsenter', '-t', String(this.#holder.pid), '-m', '-n', '--', 'env', ...pairs, ...argv], {}, timeoutMs);
+    const h = this.#holder.pid;
+    return run(['nsenter', '-t', String(h), '-m', '-n', `--pid=/proc/${h}/ns/pid_for_children`, '--', 'env', ...pairs, ...argv], {}, timeoutMs);
   }
 
-  /** Live processes in the node's network namespace, the holder excepted. */
+  /** The holder and the node's init (its child). */
+  #own(): number[] {
+    const h = this.#holder?.pid;
+    if (h === undefined) return [];
+    let children: number[] = [];
+    try {
+      children = fs.readFileSync(`/proc/${h}/task/${h}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch { /* gone */ }
+    return [h, ...children];
+  }
+
+  /** Live processes in the node's network namespace, the holder and the init excepted. */
   pids(): number[] {
     if (this.#netIno === undefined) return [];
-    return pidsIn([this.#netIno], []).filter((p) => p !== this.#holder?.pid && alive(p));
+    const own = this.#own();
+    return pidsIn([this.#netIno], []).filter((p) => !own.includes(p) && alive(p));
+  }
+
+  /** The host's pid of the node's process nodePid (a pid file's). */
+  hostPid(nodePid: number): number | undefined {
+    return this.pids().find((p) => {
+      try {
+        return /^NSpid:\s+(.*)$/m.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1]!.trim().split(/\s+/).at(-1) === String(nodePid);
+      } catch {
+        return false;
+      }
+    });
   }
 
   file(rel: string): string {
@@ -134,7 +170,8 @@ class TestNode {
 
   /** Kills what runs in the namespace (only processes this test started there), then removes it. */
   async down(): Promise<void> {
-    for (const p of this.pids()) {
+    // The init first: its death kills every process of the node's PID namespace.
+    for (const p of [...this.#own().slice(1), ...this.pids()]) {
       try {
         process.kill(p, 'SIGKILL');
       } catch {
@@ -322,7 +359,7 @@ for (const spec of specs) {
       // data directory as the crash left it (PostgreSQL: postmaster.pid too).
       await spec.write(node, 'row2');
       const killed = serverPids();
-      for (const p of killed) process.kill(p, 'SIGKILL');
+      for (const p of killed) sigkill(p);
       const deadline = Date.now() + 5000;
       while (killed.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       assert.deepEqual(killed.filter(alive), [], 'killed');
@@ -338,14 +375,16 @@ for (const spec of specs) {
       const s0 = await script('start_prim');
       assert.equal(s0.code, 0, `${s0.stdout}${s0.stderr}`);
       const pidFile = node.file(`run/${MODULE}/server.pid`);
-      const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+      // The pid file holds the node's pid; the host sees it under another.
+      const hostPid = () => node.hostPid(Number(fs.readFileSync(pidFile, 'utf8'))) ?? -1;
+      const pid = hostPid();
       assert.ok(alive(pid), 'the recorded pid runs');
       assert.deepEqual(mainServers(), [pid], 'one server, the recorded one');
 
       const again = await script('start_prim');
       assert.equal(again.code, 0, `start_prim again: ${again.stdout}${again.stderr}`);
       assert.match(again.stdout, /already running/);
-      assert.equal(Number(fs.readFileSync(pidFile, 'utf8')), pid, 'the same server');
+      assert.equal(hostPid(), pid, 'the same server');
       assert.ok(alive(pid));
       // No second server beside it: one top-level server process, the recorded one.
       assert.deepEqual(mainServers(), [pid]);
@@ -479,7 +518,7 @@ for (const spec of specs) {
       // The primary crashes: every server process is SIGKILLed (no shutdown, no final flush).
       const killed = prim.pids();
       assert.ok(killed.length > 0);
-      for (const p of killed) process.kill(p, 'SIGKILL');
+      for (const p of killed) sigkill(p);
       await prim.down();
       nodes.splice(nodes.indexOf(prim), 1);
       await mount.unmount();

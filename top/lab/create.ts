@@ -10,6 +10,7 @@ import { preflight } from './preflight.js';
 import { addNetns, buildTopology } from './topology.js';
 import { createNodeMountNs, mountNsFile, nodeDir, preparePrivateMntDir } from './mounts.js';
 import { writeLabConfig } from './labconfig.js';
+import { pidNsFile, startNodeInit } from './pidns.js';
 import { daemonCommand, startDaemon } from './daemons.js';
 import { ensureCroftShim } from './enter.js';
 import { labNamespaces, teardown } from './teardown.js';
@@ -34,6 +35,11 @@ export interface LabUpOptions {
   daemons?: boolean;
   /** Command run as each node's daemon (argv, inside the node); default: `croft daemon` (or CROFT_LAB_DAEMON_CMD). */
   daemonCommand?: (node: string) => string[];
+}
+
+/** Output of the node's init (pidns.ts): only an error, if it fails to start. */
+export function initLog(stateDir: string, node: string): string {
+  return path.join(nodeDir(stateDir, node), 'init.log');
 }
 
 function intOpt(v: number | undefined, dflt: number, min: number, max: number, what: string): number {
@@ -72,6 +78,7 @@ export async function createLab(opts: LabUpOptions): Promise<LabState> {
         namespace: nodeNs(name, node),
         addresses: Array.from({ length: lans }, (_, k) => nodeAddress(i + 1, k)),
         mountNs: mountNsFile(stateDir, node),
+        pidNs: pidNsFile(stateDir, node),
         dirs: {},
         daemonLog: path.join(nodeDir(stateDir, node), 'daemon.log'),
         netem: {},
@@ -104,6 +111,7 @@ export async function createLab(opts: LabUpOptions): Promise<LabState> {
     for (const n of state.nodes) {
       fs.mkdirSync(nodeDir(stateDir, n.name), { recursive: true });
       n.dirs = await createNodeMountNs(stateDir, n.name, n.namespace, configDir);
+      n.initPid = await startNodeInit(stateDir, n.name, n.namespace, n.mountNs, initLog(stateDir, n.name));
     }
     writeState(state);
 
@@ -112,7 +120,7 @@ export async function createLab(opts: LabUpOptions): Promise<LabState> {
         const command = opts.daemonCommand?.(n.name) ?? daemonCommand(n.name);
         n.daemonCommand = command;
         n.daemonPid = await startDaemon({
-          labName: name, stateDir, node: n.name, netns: n.namespace, mountNs: n.mountNs, command, logFile: n.daemonLog,
+          labName: name, stateDir, node: n.name, netns: n.namespace, mountNs: n.mountNs, pidNs: n.pidNs, command, logFile: n.daemonLog,
         });
         writeState(state);
       }

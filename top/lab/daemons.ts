@@ -8,12 +8,18 @@ import { NODE_CONFIG_PATH } from './mounts.js';
 import { netnsPath } from './names.js';
 import { alive, nsInode } from './procs.js';
 
-async function waitInNetns(pid: number, netInode: number | undefined): Promise<number> {
-  for (let i = 0; i < 200 && !alive(pid, netInode); i++) {
-    if (!alive(pid)) return pid; // exited at once: status shows it dead, its log says why
+/** The child nsenter forked into the node's PID namespace: the daemon (its pid on the host). */
+async function daemonOf(nsenterPid: number, netInode: number | undefined): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    let child: number | undefined;
+    try {
+      child = Number(fs.readFileSync(`/proc/${nsenterPid}/task/${nsenterPid}/children`, 'utf8').trim().split(' ')[0]) || undefined;
+    } catch { /* nsenter gone */ }
+    if (child !== undefined && alive(child, netInode)) return child;
+    if (!alive(nsenterPid)) return nsenterPid; // exited at once: status shows it dead, its log says why
     await new Promise((r) => setTimeout(r, 10));
   }
-  return pid;
+  return nsenterPid;
 }
 
 /** The daemon command for a node. CROFT_LAB_DAEMON_CMD (a shell command) replaces it, for tests. */
@@ -29,16 +35,17 @@ export interface DaemonStart {
   node: string;
   netns: string;
   mountNs: string;
+  pidNs: string;
   command: string[];
   logFile: string;
 }
 
-/** Starts the daemon and returns its pid (nsenter execs it: same pid). */
+/** Starts the daemon in the node's namespaces and returns its pid (on the host). */
 export function startDaemon(d: DaemonStart): Promise<number> {
   const log = fs.openSync(d.logFile, 'a');
   try {
     fs.writeSync(log, `--- croft lab: starting ${d.command.join(' ')} at ${new Date().toISOString()}\n`);
-    const [cmd, ...args] = enterArgv({ netns: d.netns, mountNs: d.mountNs }, d.command, '/');
+    const [cmd, ...args] = enterArgv({ netns: d.netns, mountNs: d.mountNs, pidNs: d.pidNs }, d.command, '/');
     const child = spawn(cmd!, args, {
       detached: true, // setsid: lab down/kill, not the terminal, decide when it ends
       stdio: ['ignore', log, log],
@@ -48,9 +55,9 @@ export function startDaemon(d: DaemonStart): Promise<number> {
       child.once('error', (e) => reject(new CroftError('CROFT_ERR_LAB', `cannot start the daemon of ${d.node}: ${e.message}`, { cause: e })));
       child.once('spawn', () => {
         child.unref();
-        // nsenter needs a moment to enter the namespaces: return once the pid is the daemon's,
-        // so a status right after start does not see a process still in the host namespace.
-        waitInNetns(child.pid!, nsInode(netnsPath(d.netns))).then(resolve, reject);
+        // nsenter enters the namespaces, then forks the daemon into the PID namespace: return the
+        // daemon's pid once it is there, so a status right after start sees the daemon.
+        daemonOf(child.pid!, nsInode(netnsPath(d.netns))).then(resolve, reject);
       });
     });
   } finally {

@@ -1,5 +1,5 @@
-// How anything runs "on" a node: nsenter into its network and its persistent mount namespace;
-// on the client, the network namespace only. PATH gets croft (so `croft status` works inside).
+// How anything runs "on" a node: nsenter into its network, its persistent mount namespace and its
+// PID namespace (pidns.ts); on the client, the network namespace only. PATH gets croft (so `croft status` works inside).
 import fs from 'node:fs';
 import path from 'node:path';
 import { CROFT_LIB_PATH } from '../../src/module/scripts.js';
@@ -10,13 +10,18 @@ export interface EnterTarget {
   netns: string;
   /** Persistent mount namespace file (nodes only). */
   mountNs?: string;
+  /** PID namespace file (nodes only). */
+  pidNs?: string;
 }
 
 export function enterArgv(target: EnterTarget, argv: string[], cwd?: string): string[] {
   const args = ['nsenter', `--net=${netnsPath(target.netns)}`];
   // Entering a mount namespace moves the cwd to its root; keep the caller's, which exists in both.
   if (target.mountNs !== undefined) args.push(`--mount=${target.mountNs}`, `--wd=${cwd ?? '/'}`);
-  return [...args, '--', ...argv];
+  if (target.pidNs === undefined) return [...args, '--', ...argv];
+  // Entering a PID namespace, nsenter forks and waits for the command: a SIGKILL of nsenter (a
+  // timeout, lab kill) would leave the command running, so it dies with nsenter (pdeathsig).
+  return [...args, `--pid=${target.pidNs}`, '--', 'setpriv', '--pdeathsig', 'KILL', '--', ...argv];
 }
 
 /** A `croft` command for PATH (bin/ only holds croft.js). */

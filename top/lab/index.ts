@@ -1,15 +1,16 @@
 // The lab as the tests and the CLI use it: `Lab.up(...)`, then faults, exec, and `down()`.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { CroftError } from '../../src/errors.js';
-import { createLab, type LabUpOptions } from './create.js';
+import { createLab, initLog, type LabUpOptions } from './create.js';
 import { teardown, allLabNames, type DownResult } from './teardown.js';
 import { readState, writeState, type LabNodeState, type LabState, type NetemSettings } from './state.js';
 import { renderHeal, renderPartition } from './partition.js';
 import { checkLabName, netnsPath, stateDirOf, switchIfOfNode } from './names.js';
 import { enterArgv, labEnv } from './enter.js';
 import { run, runOk, type RunResult } from './run.js';
-import { killAllIn, nsInode } from './procs.js';
+import { killAllIn, nsInode, pidsIn } from './procs.js';
 import { daemonCommand, startDaemon } from './daemons.js';
+import { hostPidOf, initPidOf, killNodeInit, startNodeInit } from './pidns.js';
 import { applyNetem, parseNetemSpec, type NetemSpec } from './netem.js';
 import { labStatus, type LabStatus } from './status.js';
 
@@ -85,7 +86,7 @@ export class Lab {
   enterArgv(target: LabTarget, argv: string[], cwd?: string): string[] {
     if (target === 'client') return enterArgv({ netns: this.state.client.namespace }, argv);
     const n = this.node(target);
-    return enterArgv({ netns: n.namespace, mountNs: n.mountNs }, argv, cwd ?? process.cwd());
+    return enterArgv({ netns: n.namespace, mountNs: n.mountNs, pidNs: n.pidNs }, argv, cwd ?? process.cwd());
   }
 
   env(target: LabTarget, extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
@@ -104,15 +105,33 @@ export class Lab {
     return spawn(cmd!, args, { ...opts, cwd: undefined, env: this.env(target, opts.env) });
   }
 
-  /** SIGKILL of the node's daemon and of every process in its namespaces (applications too). */
+  /**
+   * SIGKILL of the node's daemon and of every process in its namespaces (applications too): the
+   * init of its PID namespace is killed, which kills every process in it; then whatever ran on the
+   * node from outside that namespace (the nsenter of a lab exec). The node gets a fresh PID
+   * namespace, empty, as a machine after a crash: `lab start` starts the daemon there.
+   */
   async kill(node: string): Promise<number[]> {
+    this.reload();
     const n = this.node(node);
     const inodes = [nsInode(netnsPath(n.namespace)), nsInode(n.mountNs)];
     const [net, mnt] = inodes;
     if (net === undefined || mnt === undefined) throw new CroftError('CROFT_ERR_LAB', `namespaces of ${node} are gone; run lab down`);
-    const killed = await killAllIn([net], [mnt]);
-    this.reload();
-    return killed;
+    // Everything on the node now: a wrapper (nsenter) outside the PID namespace may exit by itself
+    // once its command is killed, before the sweep below sees it.
+    const pidIno = nsInode(n.pidNs);
+    const before = pidsIn([net], [mnt], pidIno === undefined ? [] : [pidIno]);
+    const inNs = await killNodeInit(this.stateDir, node);
+    const rest = await killAllIn([net], [mnt]);
+    n.initPid = await startNodeInit(this.stateDir, node, n.namespace, n.mountNs, initLog(this.stateDir, node));
+    writeState(this.state);
+    return [...new Set([...before, ...inNs, ...rest])];
+  }
+
+  /** The host's pid of a process of the node, from its pid on the node (a pid file's, `$$`...). */
+  hostPid(node: string, nodePid: number): number | undefined {
+    this.node(node);
+    return hostPidOf(this.stateDir, node, nodePid);
   }
 
   /** Starts the node's daemon again (after kill); an error if it is still running. */
@@ -123,10 +142,13 @@ export class Lab {
       throw new CroftError('CROFT_ERR_LAB', `the daemon of ${node} is running (pid ${before.daemonPid}); lab kill ${node} first`);
     }
     const n = this.node(node);
+    if (initPidOf(n.pidNs) === undefined) {
+      n.initPid = await startNodeInit(this.stateDir, node, n.namespace, n.mountNs, initLog(this.stateDir, node));
+    }
     const command = n.daemonCommand ?? daemonCommand(node);
     n.daemonCommand = command;
     n.daemonPid = await startDaemon({
-      labName: this.name, stateDir: this.stateDir, node, netns: n.namespace, mountNs: n.mountNs, command, logFile: n.daemonLog,
+      labName: this.name, stateDir: this.stateDir, node, netns: n.namespace, mountNs: n.mountNs, pidNs: n.pidNs, command, logFile: n.daemonLog,
     });
     writeState(this.state);
     return n.daemonPid;

@@ -1,5 +1,5 @@
 // Processes inside the lab's namespaces, found as `ip netns pids` does: by comparing the inode of
-// /proc/<pid>/ns/{net,mnt} with the inode of the namespace file (nsfs bind mount).
+// /proc/<pid>/ns/{net,mnt,pid} with the inode of the namespace file (nsfs bind mount).
 import fs from 'node:fs';
 import { CroftError } from '../../src/errors.js';
 
@@ -14,7 +14,7 @@ export function nsInode(file: string): number | undefined {
   }
 }
 
-function nsOf(pid: number, kind: 'net' | 'mnt'): number | undefined {
+function nsOf(pid: number, kind: 'net' | 'mnt' | 'pid'): number | undefined {
   try {
     const m = /\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${pid}/ns/${kind}`));
     return m ? Number(m[1]) : undefined;
@@ -32,22 +32,15 @@ function isZombie(pid: number): boolean {
   }
 }
 
-/** Pids (other than ours) whose network namespace or mount namespace is one of the given inodes. */
-export function pidsIn(netInodes: number[], mntInodes: number[]): number[] {
-  const net = new Set(netInodes);
-  const mnt = new Set(mntInodes);
+/** Pids (other than ours) whose network, mount or PID namespace is one of the given inodes. */
+export function pidsIn(netInodes: number[], mntInodes: number[], pidInodes: number[] = []): number[] {
+  const kinds = [['net', new Set(netInodes)], ['mnt', new Set(mntInodes)], ['pid', new Set(pidInodes)]] as const;
   const found: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     if (pid === process.pid) continue;
-    const n = nsOf(pid, 'net');
-    if (n !== undefined && net.has(n)) {
-      found.push(pid);
-    } else if (mnt.size > 0) {
-      const m = nsOf(pid, 'mnt');
-      if (m !== undefined && mnt.has(m)) found.push(pid);
-    }
+    if (kinds.some(([kind, set]) => set.size > 0 && set.has(nsOf(pid, kind) ?? -1))) found.push(pid);
   }
   return found;
 }
@@ -65,11 +58,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * SIGKILLs every process in those namespaces and waits until none is left. Rescans, because a
  * process may fork between the scan and the kill; bounded so a stuck process (D state) is reported.
  */
-export async function killAllIn(netInodes: number[], mntInodes: number[], waitMs = 5000): Promise<number[]> {
+export async function killAllIn(netInodes: number[], mntInodes: number[], pidInodes: number[] = [], waitMs = 5000): Promise<number[]> {
   const killed = new Set<number>();
   const deadline = Date.now() + waitMs;
   for (;;) {
-    const pids = pidsIn(netInodes, mntInodes);
+    const pids = pidsIn(netInodes, mntInodes, pidInodes);
     if (pids.length === 0) return [...killed];
     for (const pid of pids) {
       try {

@@ -24,6 +24,9 @@ export interface LabNodeState {
   addresses: string[];
   /** Persistent mount namespace file. */
   mountNs: string;
+  /** PID namespace file (pidns.ts); its init's host pid. */
+  pidNs: string;
+  initPid?: number;
   /** Private folders bound over the standard paths, by standard path. */
   dirs: Record<string, string>;
   daemonPid?: number;

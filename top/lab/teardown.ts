@@ -31,7 +31,7 @@ export function allLabNames(): string[] {
   return [...names].sort();
 }
 
-/** Persistent mount-ns files of this lab (still bound). */
+/** Persistent mount-ns and PID-ns files of this lab (still bound). */
 function mountNsFiles(stateDir: string): string[] {
   const dir = mntDir(stateDir);
   return mountsUnder(dir).filter((p) => p !== dir);
@@ -50,10 +50,13 @@ export async function teardown(name: string): Promise<DownResult> {
   const hasDir = fs.existsSync(stateDir);
   if (namespaces.length === 0 && !hasDir) return { found: false, killed: 0, namespaces: [] };
 
-  // 1. Processes: everything in the lab's network namespaces or node mount namespaces.
+  // 1. Processes: everything in the lab's network namespaces or node mount or PID namespaces.
   const netInodes = namespaces.map((ns) => nsInode(netnsPath(ns))).filter((i): i is number => i !== undefined);
-  const mntInodes = mountNsFiles(stateDir).map((f) => nsInode(f)).filter((i): i is number => i !== undefined);
-  const killed = await killAllIn(netInodes, mntInodes);
+  const files = mountNsFiles(stateDir);
+  const inodesOf = (list: string[]) => list.map((f) => nsInode(f)).filter((i): i is number => i !== undefined);
+  const mntInodes = inodesOf(files.filter((f) => !f.endsWith('.pid')));
+  const pidInodes = inodesOf(files.filter((f) => f.endsWith('.pid'))); // the nodes' PID namespaces (pidns.ts)
+  const killed = await killAllIn(netInodes, mntInodes, pidInodes);
 
   // 2. Mounts: the mount-ns files, then the private bind of mnt/.
   await unmountUnder(stateDir);
