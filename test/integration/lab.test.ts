@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Lab } from '../../top/lab/index.js';
 import { nsInode, pidsIn } from '../../top/lab/procs.js';
@@ -219,4 +220,40 @@ test('an up that fails halfway removes what it made', async () => {
   } finally {
     await Lab.down(name);
   }
+});
+
+test('every directory a module config names is private per node, outside the fixed list too', async () => {
+  const name = uniq('f');
+  // A mirror module's dirs, a directory nothing else in the lab makes private (not /srv/croft,
+  // not /var/lib/croft-apps): without a copy per node both nodes would write one host folder.
+  const appDir = `/srv/croftlab-${process.pid}/data`;
+  const hostTop = path.dirname(appDir);
+  const existed = fs.existsSync(hostTop);
+  const config = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-labpriv-'));
+  fs.mkdirSync(path.join(config, 'modules'));
+  fs.writeFileSync(path.join(config, 'modules', 'app.yaml'), `kind: mirror\nnodes: [n1, n2]\nvip: 10.77.0.60\ndirs: [${appDir}]\n`);
+  const lab = await Lab.up({ name, nodes: 2, daemons: false, config });
+  try {
+    for (const n of ['n1', 'n2']) {
+      const own = lab.snapshot.nodes.find((x) => x.name === n)!.dirs[appDir];
+      assert.ok(own?.startsWith(lab.stateDir), `${n} has its own ${appDir}: ${own}`);
+      // The lab says so where the node's daemon logs.
+      const log = fs.readFileSync(lab.snapshot.nodes.find((x) => x.name === n)!.daemonLog, 'utf8');
+      assert.match(log, new RegExp(`${n} has its own copy of .*${appDir}`));
+    }
+    const w = await lab.exec('n1', ['sh', '-c', `echo from-n1 > ${appDir}/marker && cat ${appDir}/marker`]);
+    assert.equal(w.code, 0, w.stderr);
+    assert.equal(w.stdout.trim(), 'from-n1');
+    const r = await lab.exec('n2', ['sh', '-c', `test -d ${appDir} && ls -A ${appDir}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), '', 'n2 does not see n1\'s file: no replication runs here');
+    assert.equal(fs.existsSync(`${appDir}/marker`), false, 'nor does the host');
+  } finally {
+    await lab.down();
+    fs.rmSync(config, { recursive: true, force: true });
+    // The lab made the empty mount point in the host's tree (a bind needs one): remove it.
+    // (rmdir: only if empty, never through a mount.)
+    if (!existed) for (const d of [appDir, hostTop]) fs.rmdirSync(d);
+  }
+  assert.deepEqual(leftovers(name), []);
 });

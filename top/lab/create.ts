@@ -8,7 +8,8 @@ import {
 } from './names.js';
 import { preflight } from './preflight.js';
 import { addNetns, buildTopology } from './topology.js';
-import { createNodeMountNs, mountNsFile, nodeDir, preparePrivateMntDir } from './mounts.js';
+import { createNodeMountNs, mountNsFile, NODE_BIND_PATHS, NODE_CONFIG_PATH, nodeDir, preparePrivateMntDir } from './mounts.js';
+import { configPrivatePaths } from './private-paths.js';
 import { writeLabConfig } from './labconfig.js';
 import { pidNsFile, startNodeInit } from './pidns.js';
 import { daemonCommand, startDaemon } from './daemons.js';
@@ -108,9 +109,14 @@ export async function createLab(opts: LabUpOptions): Promise<LabState> {
     writeLabConfig({ labName: name, configDir, sourceDir: opts.config, lans, nodes: state.nodes, intervalMs, timeoutMs });
     ensureCroftShim(stateDir);
     await preparePrivateMntDir(stateDir);
+    // Every directory the config names (mirror dirs, state_dir...) is private per node too.
+    const { paths: configPaths, skipped } = configPrivatePaths(configDir, [...NODE_BIND_PATHS.map((b) => b.target), NODE_CONFIG_PATH]);
     for (const n of state.nodes) {
       fs.mkdirSync(nodeDir(stateDir, n.name), { recursive: true });
-      n.dirs = await createNodeMountNs(stateDir, n.name, n.namespace, configDir);
+      n.dirs = await createNodeMountNs(stateDir, n.name, n.namespace, configDir, configPaths);
+      // Said in the node's log, where its daemon's lines follow.
+      fs.appendFileSync(n.daemonLog, `--- croft lab: ${n.name} has its own copy of ${Object.keys(n.dirs).filter((d) => d !== NODE_CONFIG_PATH).join(', ')}`
+        + ` (folders under ${nodeDir(stateDir, n.name)}); /etc/croft is the lab's config${skipped.length ? `; shared, being system folders: ${skipped.join(', ')}` : ''}\n`);
       n.initPid = await startNodeInit(stateDir, n.name, n.namespace, n.mountNs, initLog(stateDir, n.name));
     }
     writeState(state);

@@ -8,8 +8,8 @@ import { netnsPath } from './names.js';
 
 /**
  * Standard paths every node has, each bound to a private folder of the node. The config folder is
- * shared (the lab's config dir). farm/mirror add their application paths here
- * (/var/lib/postgresql...).
+ * shared (the lab's config dir). Beside these, every directory the lab's config names (a mirror's
+ * dirs, state_dir...) gets a private folder too: private-paths.ts.
  */
 export const NODE_BIND_PATHS: readonly { target: string; dir: string }[] = [
   { target: '/var/lib/croft', dir: 'var-lib-croft' },
@@ -52,11 +52,17 @@ export async function preparePrivateMntDir(stateDir: string): Promise<void> {
 
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
+/** The node's private folder for a path the config names (private-paths.ts): the same tree under paths/. */
+export function configPathDir(stateDir: string, node: string, target: string): string {
+  return path.join(nodeDir(stateDir, node), 'paths', target.slice(1));
+}
+
 /**
  * Creates the node's mount namespace (entering its netns first, so the fresh sysfs shows the
- * node's interfaces) and binds its private folders over the standard paths. Returns the folders.
+ * node's interfaces) and binds its private folders over the standard paths and over `configPaths`
+ * (the directories the config names). Returns the folders, by path.
  */
-export async function createNodeMountNs(stateDir: string, node: string, ns: string, configDir: string): Promise<Record<string, string>> {
+export async function createNodeMountNs(stateDir: string, node: string, ns: string, configDir: string, configPaths: readonly string[] = []): Promise<Record<string, string>> {
   const file = mountNsFile(stateDir, node);
   fs.writeFileSync(file, '');
   const dirs: Record<string, string> = {};
@@ -64,8 +70,12 @@ export async function createNodeMountNs(stateDir: string, node: string, ns: stri
   // the daemon runs its scripts in cgroups as on a real node (module/contain.ts); without it (no
   // cgroup2 here) the daemon uses its fallback.
   const script = ['set -e', 'mount -t sysfs sysfs /sys', 'mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null || true'];
-  for (const b of NODE_BIND_PATHS) {
-    const src = path.join(nodeDir(stateDir, node), b.dir);
+  const binds = [
+    ...NODE_BIND_PATHS.map((b) => ({ target: b.target, src: path.join(nodeDir(stateDir, node), b.dir) })),
+    ...configPaths.map((target) => ({ target, src: configPathDir(stateDir, node, target) })),
+  ];
+  for (const b of binds) {
+    const src = b.src;
     fs.mkdirSync(src, { recursive: true });
     dirs[b.target] = src;
     // The target is created in the host's tree (an empty folder) because a bind needs one.
