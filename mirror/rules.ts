@@ -6,7 +6,7 @@
 // linkRule's grace fails seed 1 — the SECOND records itself stale at its PRIM's crash and never
 // takes over). No I/O, no clock of their own.
 import type { MirrorMachine } from './machine.js';
-import type { PeerView } from './types.js';
+import type { MirrorEvent, PeerView } from './types.js';
 
 /** After a reintegration could not start (or the stream was lost), the link is held down this long before trying again. */
 export const LINK_RETRY_MS = 500;
@@ -22,6 +22,15 @@ export const LINK_RETRY_MS = 500;
  */
 export function reintegrationDoneByPeer(m: Pick<MirrorMachine, 'reintegrating' | 'targetOf'>, view: PeerView): boolean {
   return m.reintegrating === 'target' && view.state === 'PRIM' && view.generation === m.targetOf;
+}
+
+/**
+ * What a driver feeds the machine after the peer's announcement `view` (itself fed as a `peer`
+ * event first): the end of a reintegration into this node, by reintegrationDoneByPeer, or nothing.
+ * mirror/runtime.ts and the golden scenarios' pair (test/sim/mirror.pair.ts) both call this one.
+ */
+export function afterPeerView(m: Pick<MirrorMachine, 'reintegrating' | 'targetOf'>, view: PeerView): MirrorEvent | null {
+  return reintegrationDoneByPeer(m, view) ? { type: 'replication', what: 'reintegration_done' } : null;
 }
 
 /** What the driver knows of the replication stream when it asks for the link. */

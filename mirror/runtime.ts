@@ -24,7 +24,7 @@ import { checkerStatuses, type ModuleLogger } from '../src/module/types.js';
 import type { VerifyResult } from './driver-dataplane.js';
 import { realMirrorEffects, type Clock, type MirrorDataPlanePort, type MirrorEffects, type MirrorHooks } from './effects.js';
 import { announce, checkerHealth, createMirrorMachine, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from './machine.js';
-import { initialLinkMemory, linkHoldDown, linkRule, reintegrationDoneByPeer, type LinkMemory } from './rules.js';
+import { afterPeerView, initialLinkMemory, linkHoldDown, linkRule, type LinkMemory } from './rules.js';
 import { DirtyWatch } from './dirty-watch.js';
 import { ReintegrationRun } from './reintegration-run.js';
 import { runMirrorScript } from './script-run.js';
@@ -238,9 +238,8 @@ export class MirrorRuntime extends EventEmitter {
     const before = this.#m.peer;
     if (before !== null && JSON.stringify(before) === JSON.stringify(view)) return;
     this.#feed({ type: 'peer', peer: view });
-    if (reintegrationDoneByPeer(this.#m, view)) {
-      this.#feed({ type: 'replication', what: 'reintegration_done' });
-    }
+    const next = afterPeerView(this.#m, view);
+    if (next) this.#feed(next);
     this.#updateLink();
   }
 

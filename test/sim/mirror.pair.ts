@@ -12,7 +12,7 @@
 // node as the scenario says (both can be allowed) and stores nothing.
 import assert from 'node:assert/strict';
 import { announce, createMirrorMachine, isPrimary, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from '../../mirror/machine.js';
-import { reintegrationDoneByPeer } from '../../mirror/rules.js';
+import { afterPeerView } from '../../mirror/rules.js';
 import type { DataStatus, MirrorAction, MirrorState, MirrorCheckerConfig, MirrorEvent, MirrorScript, WitnessKind } from '../../mirror/types.js';
 
 export type Outcome = 'ok' | 'fail' | 'timeout';
@@ -316,11 +316,9 @@ export class MirrorPair {
     }
     this.checkPair();
     this.sendAnnounce(n, false);
-    // The rule mirror/runtime.ts peerView applies (mirror/rules.ts): a target learns that its
-    // reintegration finished when the source announces PRIM.
-    if (ev.type === 'peer' && x.m !== null && reintegrationDoneByPeer(x.m, ev.peer)) {
-      return [...actions, ...this.step(n, { type: 'replication', what: 'reintegration_done' })];
-    }
+    // What a driver feeds after an announcement (mirror/rules.ts afterPeerView, as the runtime).
+    const next = ev.type === 'peer' && x.m !== null ? afterPeerView(x.m, ev.peer) : null;
+    if (next) return [...actions, ...this.step(n, next)];
     return actions;
   }
 
