@@ -1,6 +1,6 @@
-// The farm driver: its real effects on this node's kernel (the world farm/runtime.ts is generic over): the
-// nftables filter (farm/nft-apply.ts), the VIP (farm/vip.ts), the ARP responder and gratuitous ARP
-// (the Rust addon), and the connections to the VIP (/proc). No decision and no order here: the
+// The farm driver: the real effects on this node's kernel that farm/runtime.ts is generic over:
+// the nftables filter (farm/nft-apply.ts), the VIP (farm/vip.ts), the ARP responder and gratuitous
+// ARP (the Rust addon), and the connections to the VIP (/proc). No decision and no order here: the
 // runtime calls these in the order farm/plan.ts gives.
 import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
 import { CroftError } from '../src/errors.js';
