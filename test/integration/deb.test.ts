@@ -83,6 +83,7 @@ test('deb: make deb builds a package that installs, configures with croft init, 
       '/usr/lib/croft/dist/farm/driver.js', '/usr/lib/croft/dist/mirror/runtime.js', '/usr/lib/croft/native/croft.linux-x64-gnu.node',
       '/usr/lib/croft/node_modules/fastify/package.json', '/usr/lib/croft/node_modules/yaml/package.json', '/lib/systemd/system/croft.service',
       '/usr/share/croft/modules/nginx-farm/module.yaml', '/usr/share/croft/modules/postgresql-mirror/start_prim', '/etc/croft',
+      '/usr/share/croft/modules/lib/croft.sh',
       '/usr/share/doc/croft/examples/cluster.yaml.example', '/usr/share/doc/croft/copyright', '/etc/logrotate.d/croft',
     ];
     for (const p of want) assert.ok(entries.has(p), `${p} is not in the package`);

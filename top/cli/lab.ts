@@ -130,6 +130,9 @@ async function dispatch(args: string[], out: LabOutput): Promise<number> {
         daemons: !p.flags.has('no-daemons'),
       });
       out.log(formatStatus(await lab.status()));
+      // Every directory the configuration names is one folder per node, as on real servers.
+      const own = Object.keys(lab.snapshot.nodes[0]?.dirs ?? {}).sort();
+      if (own.length > 0) out.log(`\neach node has its own copy of: ${own.join(', ')}`);
       out.log(`\nrun on a node: croft lab exec${name === 'lab' ? '' : ` --name ${name}`} n1 -- croft status`);
       return 0;
     }
