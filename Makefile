@@ -7,19 +7,26 @@ setup:
 
 build: setup
 
-# Node 20's test runner takes no globs: find lists the files. One file at a time, since
-# integration tests build labs with real daemons on a 2-core machine.
+# vitest (vitest.config.ts) runs the tests from their TypeScript sources, in three projects run one
+# after the other: unit, sim, then integration, whose files run one at a time (they build labs with
+# real daemons on a 2-core machine). What the tests start as separate programs (bin/croft.js, the
+# daemons, fixtures importing dist/...) runs compiled: setup builds it first.
 
 # umask 022 (root's usual): croft refuses config files, scripts and folders writable by group or
 # others (src/config/perms.ts), and the tests create theirs with the default modes.
+VITEST = umask 022 && npx --no-install vitest run --reporter=verbose
+
 test: setup test-rust
-	umask 022 && node --test --test-concurrency=1 --test-reporter=spec $$(find dist/test -name '*.test.js' | sort)
+	$(VITEST) --project unit
+	$(VITEST) --project sim
+	$(VITEST) --project integration
 
 test-rust:
 	cargo test --quiet --workspace --exclude croft-napi
 
 test-unit: setup
-	umask 022 && node --test --test-reporter=spec $$(find dist/test/unit dist/test/sim -name '*.test.js' | sort)
+	$(VITEST) --project unit
+	$(VITEST) --project sim
 
 # The Debian package croft_<version>_amd64.deb (scripts/build-deb.sh): from what setup built.
 deb: setup

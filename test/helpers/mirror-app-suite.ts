@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { Lab } from '../../top/lab/index.js';
 import { firstEventAfter, sleep, stats, waitFor, type LogLine } from './cluster.js';
 import { assertContainsAll, Committer, type CommitterClient } from './committer.js';
@@ -45,12 +45,12 @@ export function mirrorAppSuite(app: MirrorApp): void {
     let lab: Lab;
     let config: string;
     let client: Committer | null = null;
-    before(async () => {
+    beforeAll(async () => {
       config = fs.mkdtempSync(path.join(os.tmpdir(), `croft-${app.tag}-`));
       fs.cpSync(path.join(repoRoot, 'modules', module), path.join(config, 'modules', module), { recursive: true });
       lab = await Lab.up({ name: `${app.tag}${process.pid % 100000}`, nodes: 2, clients: 1, config });
     });
-    after(async () => {
+    afterAll(async () => {
       await client?.stop().catch(() => undefined);
       client?.kill();
       if (lab) {

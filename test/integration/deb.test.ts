@@ -3,13 +3,13 @@
 // installed with dpkg -i, used (/usr/bin/croft init, module add, check), reinstalled over itself (the
 // upgrade path keeps the configuration), its unit checked with systemd-analyze verify, then purged:
 // nothing of it is left. The purge runs in a finally, so the machine is left as it was found.
-// Run alone, under the lock: flock /tmp/croft.lock node --test dist/test/integration/deb.test.js
+// Run alone, under the lock: flock /tmp/croft.lock npx vitest run test/integration/deb.test.ts
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { repoRoot } from '../helpers/paths.js';
 
 function run(cmd: string, args: string[], opts: { cwd?: string } = {}) {

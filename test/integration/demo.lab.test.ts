@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import { after, describe, test } from 'node:test';
+import { afterAll, describe, test } from 'vitest';
 import { promisify } from 'node:util';
 import { Lab } from '../../top/lab/index.js';
 import { croftBin } from '../helpers/paths.js';
@@ -25,7 +25,7 @@ async function croft(args: string[], timeoutMs: number): Promise<{ code: number;
 
 describe('croft demo', { timeout: 240_000 }, () => {
   let up = false;
-  after(async () => {
+  afterAll(async () => {
     if (up) await Lab.down(NAME).catch(() => undefined);
   });
 

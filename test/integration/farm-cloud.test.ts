@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { Lab } from '../../top/lab/index.js';
 import { daemonLog, sleep, waitFor, type LogLine } from '../helpers/cluster.js';
@@ -114,11 +114,11 @@ describe('farm cloud mode (vip: none): /health/web guides the provider\'s load b
   let config: string;
   let poller: Poller | undefined;
 
-  before(async () => {
+  beforeAll(async () => {
     config = cloudConfig();
     lab = await Lab.up({ name: `fc${process.pid % 100000}`, nodes: 3, clients: 1, config, intervalMs: 100, timeoutMs: 500 });
   });
-  after(async () => {
+  afterAll(async () => {
     poller?.stop();
     await lab?.down();
     fs.rmSync(config, { recursive: true, force: true });

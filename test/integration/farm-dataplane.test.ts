@@ -3,7 +3,7 @@
 // (test/fixtures/farm/op.mjs); the client reaches the VIP through a static neighbour entry to the
 // virtual MAC (the ARP responder is tested in native-arp.test.ts), which the lab's bridge floods
 // to every node since no node ever sends from it.
-import { describe, it, before, after } from 'node:test';
+import { describe, it, beforeAll, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -99,7 +99,7 @@ describe('farm data plane in a 3-node lab', { timeout: 120_000 }, () => {
     }
   }
 
-  before(async () => {
+  beforeAll(async () => {
     lab = await Lab.up({ name: `fdp${process.pid}`, nodes: 3, clients: CLIENTS, daemons: false });
     clients = lab.clientAddresses();
     await Promise.all(NODES.map(async (n) => {
@@ -115,7 +115,7 @@ describe('farm data plane in a 3-node lab', { timeout: 120_000 }, () => {
     await sh('client', ['ip', 'neigh', 'replace', VIP, 'lladdr', VMAC, 'dev', 'eth0', 'nud', 'permanent']);
   });
 
-  after(async () => {
+  afterAll(async () => {
     holder?.stdin.end();
     holder?.kill('SIGKILL');
     for (const s of servers) s.kill('SIGKILL');

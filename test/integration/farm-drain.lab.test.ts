@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { bucketOf } from '../../farm/hash-input.js';
 import type { FarmMapView } from '../../top/cli/farm.js';
 import { Lab } from '../../top/lab/index.js';
@@ -67,7 +67,7 @@ function plannedStop(drainMs: number, tag: string, check: (o: Outcome) => void):
   describe(`farm: croft stop of a node with drain_ms ${drainMs} during ${DOWNLOADS} downloads`, { timeout: 180_000 }, () => {
     let lab: Lab;
     let config: string;
-    before(async () => {
+    beforeAll(async () => {
       config = farmConfig(drainMs);
       lab = await Lab.up({ name: `${tag}${process.pid % 100000}`, nodes: 3, clients: 100, config, intervalMs: 100, timeoutMs: 500 });
       for (const n of ['n1', 'n2', 'n3']) {
@@ -75,7 +75,7 @@ function plannedStop(drainMs: number, tag: string, check: (o: Outcome) => void):
         assert.equal(r.code, 0, r.stderr);
       }
     });
-    after(async () => {
+    afterAll(async () => {
       await lab?.down();
       fs.rmSync(config, { recursive: true, force: true });
     });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { Lab } from '../../top/lab/index.js';
 import { nsInode, pidsIn } from '../../top/lab/procs.js';

@@ -2,7 +2,7 @@
 // that bucketOf() computes what the kernel computes with them, for the three balance modes,
 // in particular `network` (`jhash ip saddr & 255.255.255.0 ...`, the masked address): a server
 // namespace records, per packet, the source (and port) and the kernel's bucket in dynamic sets.
-import { describe, it, before, after } from 'node:test';
+import { describe, it, beforeAll, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -76,7 +76,7 @@ function check(kernel: Element[], sources: string[], balance: FarmBalance): void
 }
 
 describe('farm hash expressions: nft accepts them and bucketOf agrees with the kernel', { timeout: 60_000 }, () => {
-  before(async () => {
+  beforeAll(async () => {
     sh(['ip', 'netns', 'add', clientNs]);
     sh(['ip', 'netns', 'add', serverNs]);
     // Created directly inside the namespaces: the host never sees these links.
@@ -109,7 +109,7 @@ describe('farm hash expressions: nft accepts them and bucketOf agrees with the k
     await run('ip', ['netns', 'exec', clientNs, process.execPath, '--input-type=module', '-e', clientScript, JSON.stringify(targets)]);
   });
 
-  after(() => {
+  afterAll(() => {
     for (const ns of [clientNs, serverNs]) {
       try {
         sh(['ip', 'netns', 'del', ns]);

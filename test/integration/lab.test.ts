@@ -1,7 +1,7 @@
 // The lab on the real kernel: namespaces, bridges, mount namespaces, faults and teardown.
 // Each test builds its own lab with a unique name and removes it in `finally`.
 // Daemons are a stand-in (sleep) here: the lab's job is to start, kill and restart them.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';

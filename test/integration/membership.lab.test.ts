@@ -2,7 +2,7 @@
 // Figures measured here (detection times) are printed; README reports them.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { Lab } from '../../top/lab/index.js';
 import { loadConfig } from '../../src/config/load.js';
 import { firstEventAfter, nodeApi, nodeStatus, seesMembers, sleep, stats, waitFor } from '../helpers/cluster.js';
@@ -24,10 +24,10 @@ function detectionMs(lab: Lab, observers: string[], peer: string, t0: number): n
 
 describe('membership in a 3-node lab (interval 100 ms, timeout 500 ms)', { timeout: 240_000 }, () => {
   let lab: Lab;
-  before(async () => {
+  beforeAll(async () => {
     lab = await Lab.up({ name: `mb${process.pid % 100000}`, nodes: 3, intervalMs: 100, timeoutMs: 500 });
   });
-  after(async () => { await lab?.down(); });
+  afterAll(async () => { await lab?.down(); });
 
   test('all nodes see each other', async () => {
     await allSee(lab, all, all, 10_000);
@@ -141,10 +141,10 @@ describe('membership in a 3-node lab (interval 100 ms, timeout 500 ms)', { timeo
 
 describe('membership with two LANs', { timeout: 120_000 }, () => {
   let lab: Lab;
-  before(async () => {
+  beforeAll(async () => {
     lab = await Lab.up({ name: `mb2${process.pid % 100000}`, nodes: 3, lans: 2, intervalMs: 100, timeoutMs: 500 });
   });
-  after(async () => { await lab?.down(); });
+  afterAll(async () => { await lab?.down(); });
 
   test('cutting one LAN does not mark a peer down; cutting both does', async () => {
     await allSee(lab, all, all, 10_000);

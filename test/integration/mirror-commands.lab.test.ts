@@ -4,7 +4,7 @@
 // runs (1 GiB written while the peer was stopped, so that the copy lasts long enough to be seen).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { MirrorStatusView } from '../../top/cli/mirror.js';
 import { Lab } from '../../top/lab/index.js';
 import { nodeApi, sleep, waitFor } from '../helpers/cluster.js';
@@ -28,12 +28,12 @@ describe('mirror commands: second, swap refused, reintegration progress', { time
   let lab: Lab | undefined;
   let collector: Collector | undefined;
   let config: string;
-  before(async () => {
+  beforeAll(async () => {
     config = ackConfig('zone_bytes: 1048576\n');
     lab = await Lab.up({ name: `mc${process.pid % 100000}`, nodes: 2, clients: 1, config, intervalMs: 100, timeoutMs: 500 });
     collector = await Collector.start(lab);
   });
-  after(async () => {
+  afterAll(async () => {
     await collector?.stop();
     await lab?.down();
     fs.rmSync(config, { recursive: true, force: true });

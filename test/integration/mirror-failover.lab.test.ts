@@ -5,7 +5,7 @@
 // no hole), the killed node returns as SECOND, next run kills the other one. Figures on '# ' lines.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { Lab } from '../../top/lab/index.js';
 import { sleep, stats, waitFor } from '../helpers/cluster.js';
 import {
@@ -18,12 +18,12 @@ describe('mirror failover: lab kill of the PRIM under a writer with acknowledgem
   let lab: Lab | undefined;
   let collector: Collector | undefined;
   let config: string;
-  before(async () => {
+  beforeAll(async () => {
     config = ackConfig();
     lab = await Lab.up({ name: `mf${process.pid % 100000}`, nodes: 2, clients: 1, config, intervalMs: 100, timeoutMs: 500 });
     collector = await Collector.start(lab);
   });
-  after(async () => {
+  afterAll(async () => {
     await collector?.stop();
     await lab?.down();
     fs.rmSync(config, { recursive: true, force: true });

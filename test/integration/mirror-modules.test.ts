@@ -21,11 +21,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { nsInode, pidsIn } from '../../top/lab/procs.js';
 import { MirrorMount, MirrorReplica, lazyUnmount } from '../../src/native/index.js';
-import { repoRoot } from '../helpers/paths.js';
+import { compiledUrl, repoRoot } from '../helpers/paths.js';
 
 interface Run {
   code: number | null;
@@ -310,11 +310,11 @@ for (const spec of specs) {
     };
     const log = () => fs.readFileSync(node.file(`log/${MODULE}.log`), 'utf8');
 
-    before(async () => {
+    beforeAll(async () => {
       node = new TestNode(spec.vip);
       await node.up();
     });
-    after(async () => {
+    afterAll(async () => {
       // Best effort: the module's own stop, then whatever is left in the namespace.
       await script('stop_prim').catch(() => undefined);
       await node.down();
@@ -408,7 +408,7 @@ function moduleCheckers(dir: string): Record<string, unknown>[] {
 
 /** A node program that runs the compiled redis probe once, as the runner does (aborted at timeout_ms): exit 0 when healthy. */
 function redisProbeCommand(c: Record<string, unknown>): string[] {
-  const redisJs = new URL('../../src/module/checkers/redis.js', import.meta.url).href;
+  const redisJs = compiledUrl('src/module/checkers/redis.js');
   const cfg = {
     host: c.host ?? '127.0.0.1',
     port: c.port ?? 6379,
@@ -479,11 +479,11 @@ for (const spec of specs) {
     });
     const script = (node: TestNode, name: 'start_prim' | 'stop_prim') => node.exec([path.join(dir, name)], env(node, name === 'stop_prim' ? 'STOP' : 'PRIM'));
 
-    before(() => {
+    beforeAll(() => {
       root = fs.mkdtempSync(path.join(os.tmpdir(), 'crofttest-mirrormod-fuse-'));
       fs.chmodSync(root, 0o755);
     });
-    after(async () => {
+    afterAll(async () => {
       for (const n of nodes) {
         await script(n, 'stop_prim').catch(() => undefined);
         await n.down().catch(() => undefined);
@@ -545,7 +545,7 @@ describe('modules/generic-mirror runs the program named in an env file', { timeo
   const env = (): Record<string, string> => ({
     CROFT_NODE: 'n1', CROFT_MODULE: 'gen2', CROFT_CLUSTER: 'test', CROFT_STATE: 'PRIM', CROFT_MIRROR_DIR_0: node.data, GENERIC_MIRROR_ENV: envFile,
   });
-  before(async () => {
+  beforeAll(async () => {
     node = new TestNode('10.77.0.63');
     await node.up();
     envFile = node.file('app.env');
@@ -560,7 +560,7 @@ describe('modules/generic-mirror runs the program named in an env file', { timeo
       '',
     ].join('\n'));
   });
-  after(async () => {
+  afterAll(async () => {
     await node.exec([path.join(dir, 'stop_prim')], env()).catch(() => undefined);
     await node.down();
   });

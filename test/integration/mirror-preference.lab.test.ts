@@ -3,7 +3,7 @@
 // writer acknowledged (reported outside the nodes after its fsync) is lost on the way.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { Lab } from '../../top/lab/index.js';
 import { sleep, waitFor } from '../helpers/cluster.js';
 import { ACK_FILE, ackConfig, assertSequence, cat, Collector, hasVip, lines, primOnN1, waitStates, writerPid } from '../helpers/mirror-lab.js';
@@ -12,12 +12,12 @@ describe('mirror prim_preference: the application returns to the preferred node'
   let lab: Lab | undefined;
   let collector: Collector | undefined;
   let config: string;
-  before(async () => {
+  beforeAll(async () => {
     config = ackConfig('prim_preference: n1\n');
     lab = await Lab.up({ name: `mp${process.pid % 100000}`, nodes: 2, clients: 1, config, intervalMs: 100, timeoutMs: 500 });
     collector = await Collector.start(lab);
   });
-  after(async () => {
+  afterAll(async () => {
     await collector?.stop();
     await lab?.down();
     fs.rmSync(config, { recursive: true, force: true });

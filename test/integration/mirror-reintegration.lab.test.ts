@@ -6,7 +6,7 @@
 // (croft mirror verify, and checksums of the files on both nodes). Figures on '# ' lines.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { LastReintegration } from '../../mirror/runtime.js';
 import { Lab } from '../../top/lab/index.js';
 import { sleep, waitFor } from '../helpers/cluster.js';
@@ -53,12 +53,12 @@ describe('mirror reintegration from the dirty logs: after a stop, a kill of the 
   let lab: Lab | undefined;
   let collector: Collector | undefined;
   let config: string;
-  before(async () => {
+  beforeAll(async () => {
     config = ackConfig(`zone_bytes: ${ZONE_BYTES}\n`);
     lab = await Lab.up({ name: `mr${process.pid % 100000}`, nodes: 2, clients: 1, config, intervalMs: 100, timeoutMs: 500 });
     collector = await Collector.start(lab);
   });
-  after(async () => {
+  afterAll(async () => {
     await collector?.stop();
     await lab?.down();
     fs.rmSync(config, { recursive: true, force: true });

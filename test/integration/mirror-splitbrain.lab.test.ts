@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { Lab } from '../../top/lab/index.js';
 import { sleep, waitFor } from '../helpers/cluster.js';
 import {
@@ -69,7 +69,7 @@ describe('mirror split brain, redis witness: one side runs the application durin
   let collector: Collector | undefined;
   let redis: ChildProcess | undefined;
   let redisDir: string | undefined;
-  before(async () => {
+  beforeAll(async () => {
     ({ lab, config } = await labWith(`ms${process.pid % 100000}`, (c) => `witness:\n  type: redis\n  url: redis://${c}:6379\n`));
     redisDir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-redis-'));
     const client = lab.clientAddresses()[0]!;
@@ -79,7 +79,7 @@ describe('mirror split brain, redis witness: one side runs the application durin
     collector = await Collector.start(lab);
     await startDaemons(lab);
   });
-  after(async () => {
+  afterAll(async () => {
     await collector?.stop();
     // Our redis, by its pid, before the lab goes (lab down would kill the client's processes too).
     if (redis?.pid && redis.exitCode === null) { try { process.kill(redis.pid, 'SIGKILL'); } catch { /* already gone */ } }
@@ -139,12 +139,12 @@ describe('mirror split brain, ping witness: both sides run alone during a cut, t
   let lab: Lab | undefined;
   let config: string | undefined;
   let collector: Collector | undefined;
-  before(async () => {
+  beforeAll(async () => {
     ({ lab, config } = await labWith(`mp${process.pid % 100000}`, (c) => `witness:\n  type: ping\n  addresses: [${c}]\n`));
     collector = await Collector.start(lab);
     await startDaemons(lab);
   });
-  after(async () => {
+  afterAll(async () => {
     await collector?.stop();
     // Keep the daemons' logs of the last run for a person looking into a failure.
     if (lab) for (const n of ['n1', 'n2']) fs.cpSync(path.join(lab.stateDir, 'nodes', n, 'daemon.log'), path.join(os.tmpdir(), `croft-splitbrain-ping-${n}.log`));

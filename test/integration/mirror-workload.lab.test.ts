@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { MirrorStatusView } from '../../top/cli/mirror.js';
 import { Lab } from '../../top/lab/index.js';
 import { nodeApi, waitFor } from '../helpers/cluster.js';
@@ -33,7 +33,7 @@ describe('mirror: 10,000 random changes on a PRIM, then both trees compared', { 
   let lab: Lab;
   let config: string;
   let workload: string;
-  before(async () => {
+  beforeAll(async () => {
     // The example shares the crate's test helpers; cargo builds it in a few seconds once
     // `cargo test` (make test's first step) has built the crate.
     execFileSync('cargo', ['build', '-q', '-p', 'croft-mirror', '--example', 'workload'], { cwd: repoRoot, stdio: 'inherit' });
@@ -43,7 +43,7 @@ describe('mirror: 10,000 random changes on a PRIM, then both trees compared', { 
     fs.cpSync(path.join(fixtures, 'mirror-workload'), path.join(config, 'modules', MODULE), { recursive: true });
     lab = await Lab.up({ name: `mw${process.pid % 100000}`, nodes: 2, clients: 1, config, intervalMs: 100, timeoutMs: 500 });
   });
-  after(async () => {
+  afterAll(async () => {
     await lab?.down();
     if (config) fs.rmSync(config, { recursive: true, force: true });
   });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { Lab } from '../../top/lab/index.js';
 import { daemonLog, sleep, waitFor } from '../helpers/cluster.js';
 import { assertSequence, cat, hasVip as vipOn, lines, mirrorStatus as statusOf, waitStates as waitStatesOf, writerPid as writerPidOf } from '../helpers/mirror-lab.js';
@@ -31,12 +31,12 @@ async function mountsOf(lab: Lab, node: string): Promise<string[]> {
 describe('mirror: two nodes, a writer on the replicated directory', { timeout: 300_000 }, () => {
   let lab: Lab;
   let config: string;
-  before(async () => {
+  beforeAll(async () => {
     config = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-mirrortest-'));
     fs.cpSync(path.join(fixtures, 'mirror-app'), path.join(config, 'modules', MODULE), { recursive: true });
     lab = await Lab.up({ name: `mi${process.pid % 100000}`, nodes: 2, clients: 1, config, intervalMs: 100, timeoutMs: 500 });
   });
-  after(async () => {
+  afterAll(async () => {
     // Keep the daemons' logs of the last run for a person looking into a failure.
     if (lab) for (const n of ['n1', 'n2']) fs.cpSync(path.join(lab.stateDir, 'nodes', n, 'daemon.log'), path.join(os.tmpdir(), `croft-mirror-lab-${n}.log`));
     await lab?.down();

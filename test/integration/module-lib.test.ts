@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import { baseScriptEnv, CROFT_LIB_PATH } from '../../src/module/scripts.js';
 import { repoRoot } from '../helpers/paths.js';
 
@@ -51,7 +51,7 @@ describe('modules/lib/croft.sh: one library for every module', () => {
     }
   });
 
-  test('a module folder copied alone, with no CROFT_LIB, fails and names the library', { skip: installed && 'croft is installed here: the copy finds /usr/share/croft/modules/lib' }, () => {
+  test('a module folder copied alone, with no CROFT_LIB, fails and names the library', { skip: Boolean(installed && 'croft is installed here: the copy finds /usr/share/croft/modules/lib')}, () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-modlib-'));
     try {
       execFileSync('cp', ['-rL', path.join(modulesDir, 'generic-farm'), path.join(tmp, 'web')]);

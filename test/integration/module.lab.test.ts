@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { ClusterStatus } from '../../top/daemon/daemon.js';
 import { Lab } from '../../top/lab/index.js';
 import { daemonLog, nodeApi, nodeStatus, waitFor } from '../helpers/cluster.js';
@@ -30,7 +30,7 @@ async function webAnswers(lab: Lab, node: string): Promise<string | null> {
 describe('light modules in a 3-node lab', { timeout: 180_000 }, () => {
   let lab: Lab;
   let config: string;
-  before(async () => {
+  beforeAll(async () => {
     config = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-modtest-'));
     const web = path.join(config, 'modules', 'web');
     fs.cpSync(path.join(repoRoot, 'modules', 'demo-web'), web, { recursive: true });
@@ -42,7 +42,7 @@ describe('light modules in a 3-node lab', { timeout: 180_000 }, () => {
     fs.cpSync(path.join(fixtures, 'lab-modules'), path.join(config, 'modules'), { recursive: true });
     lab = await Lab.up({ name: `md${process.pid % 100000}`, nodes: 3, clients: 1, config, intervalMs: 100, timeoutMs: 500 });
   });
-  after(async () => {
+  afterAll(async () => {
     await lab?.down();
     fs.rmSync(config, { recursive: true, force: true });
   });

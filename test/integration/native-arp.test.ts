@@ -2,7 +2,7 @@
 // ArpResponder (in a child process, since a packet socket belongs to its process's namespace) for
 // a VIP; namespace B asks for it with ping and checks its neighbour table, and a netdev ingress
 // chain in B counts which Ethernet source the replies had.
-import { describe, it, before, after } from 'node:test';
+import { describe, it, beforeAll, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import readline from 'node:readline';
@@ -90,7 +90,7 @@ describe('native ARP responder and gratuitous ARP', { timeout: 90_000 }, () => {
   let child2: Child | undefined;
   let realMacA = '';
 
-  before(() => {
+  beforeAll(() => {
     sh(['ip', 'netns', 'add', nsA]);
     sh(['ip', 'netns', 'add', nsB]);
     sh(['ip', 'link', 'add', 'arpa0', 'netns', nsA, 'type', 'veth', 'peer', 'name', 'arpb0', 'netns', nsB]);
@@ -111,7 +111,7 @@ describe('native ARP responder and gratuitous ARP', { timeout: 90_000 }, () => {
       }`);
   });
 
-  after(() => {
+  afterAll(() => {
     for (const c of [child, child2]) {
       if (c && c.proc.exitCode === null && c.proc.signalCode === null && c.proc.pid !== undefined) {
         try {

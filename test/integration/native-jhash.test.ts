@@ -1,7 +1,7 @@
 // Proves that nftBucket() (crates/croft-net) computes the bucket the running kernel computes for
 // `jhash ip saddr [. tcp sport] mod M seed S`: a server namespace records, per packet, the source
 // and the kernel's jhash in dynamic sets; the test compares every recorded bucket with nftBucket().
-import { describe, it, before, after } from 'node:test';
+import { describe, it, beforeAll, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -100,7 +100,7 @@ function checkAgreement(kernel: Element[], expectedCount: number, withPort: bool
 }
 
 describe('native jhash agrees with the kernel nft jhash expression', { timeout: 60_000 }, () => {
-  before(async () => {
+  beforeAll(async () => {
     sh(['ip', 'netns', 'add', clientNs]);
     sh(['ip', 'netns', 'add', serverNs]);
     // Created directly inside the namespaces: the host never sees these links.
@@ -127,7 +127,7 @@ describe('native jhash agrees with the kernel nft jhash expression', { timeout: 
     ]);
   });
 
-  after(() => {
+  afterAll(() => {
     for (const ns of [clientNs, serverNs]) {
       try {
         sh(['ip', 'netns', 'del', ns]);

@@ -3,7 +3,7 @@
 // MirrorReplica over dir B (which holds the old tree) on 127.0.0.1. Afterwards both trees are
 // equal, a change is in B when its call returns (mirrored synchronously again), verify says
 // identical, and a byte changed behind the mirror's back in B is reported.
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';

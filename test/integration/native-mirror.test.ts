@@ -3,7 +3,7 @@
 // through the mount must be in B when the call returns. Then: a wrong key, the peer lost (stopped,
 // and frozen with SIGSTOP so that only the ack timeout can notice), unmount, and what is left of a
 // mount after its process exits, is collected, or is killed.
-import { describe, it, before, after } from 'node:test';
+import { describe, it, beforeAll, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -92,11 +92,11 @@ describe('native mirror (FUSE mount in this process, replica on loopback)', () =
     return m;
   }
 
-  before(() => {
+  beforeAll(() => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'crofttest-mirror-'));
   });
 
-  after(async () => {
+  afterAll(async () => {
     for (const p of children) {
       if (p.exitCode === null && p.signalCode === null && p.pid !== undefined) {
         process.kill(p.pid, 'SIGKILL');

@@ -1,7 +1,7 @@
 // The seeded simulator of the farm: the real farm runtime (farm/runtime.ts) on several nodes over
 // faulty fakes (test/sim/farm.world.ts). `CROFT_SEED=<n>` replays one seed (and starts the
 // many-seed run there); without it the base seed is random and printed. CROFT_SIM_SEEDS sets the count.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { runSeed, runSeedOrExplain } from './farm.world.js';

@@ -1,6 +1,6 @@
 // The golden-scenario format and runner (scenario.ts) on a toy domain: what a scenario file may look
 // like, and that each kind of mistake in one is caught rather than silently passing.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { formatScenario, parseChecker, parseScenario, replay, type Domain } from './scenario.js';
 

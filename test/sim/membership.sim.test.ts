@@ -1,6 +1,6 @@
 // The seeded simulator of the membership core. `CROFT_SEED=<n>` replays one seed (and starts the
 // many-seed run there); without it the base seed is random and printed, so every run explores more.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { runSeed, runSeedOrExplain } from './membership.sim.js';

@@ -22,7 +22,7 @@
 //     the mount and the VIP).
 // After the faults, each seed heals everything and checks that the pair settles as PRIM + SECOND.
 // CROFT_SEED=<n> replays one seed and prints its trace; CROFT_SIM_SEEDS=<n> changes how many.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { mulberry32, pick, chance, randInt, type Rng } from './prng.js';
 import type { Outcome } from './mirror.pair.js';
@@ -258,7 +258,7 @@ test('mirror simulation (the real MirrorRuntime): invariants hold over every see
     try {
       p = await runSeed(seed);
     } catch (e) {
-      throw new Error(`seed ${seed} failed (replay: CROFT_SEED=${seed} node --test dist/test/sim/mirror.sim.test.js): ${(e as Error).message}`, { cause: e });
+      throw new Error(`seed ${seed} failed (replay: CROFT_SEED=${seed} npx vitest run test/sim/mirror.sim.test.ts): ${(e as Error).message}`, { cause: e });
     }
     witnesses.add(p.o.witness);
     seedsOf[p.o.witness]!++;

@@ -3,7 +3,7 @@
 // and time, with invariants checked after every step by an outside model of what the driver sees.
 // CROFT_SEED=<n> replays one seed (and prints its trace); CROFT_SIM_SEEDS=<n> changes how many. Random
 // choices come from the shared PRNG (prng.ts), like the other simulations.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import {
   createModuleMachine,

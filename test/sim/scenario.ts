@@ -15,7 +15,7 @@
 // the driver does not read is an error, so that a typo does not silently give the default. Every
 // line indented by two spaces is output: the runner regenerates all of them and the file passes
 // when the result is the same text. CROFT_UPDATE_GOLDEN=1 rewrites the files (then read the diff!).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

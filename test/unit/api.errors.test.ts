@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../top/api/app.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -17,7 +17,7 @@ describe('API error answers', () => {
   let dir: string;
   let daemon: Daemon;
   let app: FastifyInstance;
-  before(() => {
+  beforeAll(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-apierr-'));
     writeApiConfig(dir, 'apierr', []);
     daemon = new Daemon(loadConfig(dir), 'n1', silentLogger());
@@ -29,7 +29,7 @@ describe('API error answers', () => {
       throw new Error('planted plain error');
     });
   });
-  after(() => closeApi([app], daemon, dir));
+  afterAll(() => closeApi([app], daemon, dir));
 
   test('a CroftError of each code is answered with that code\'s status, its code and its message', async () => {
     for (const code of Object.keys(codes) as ErrorCode[]) {

@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { apiLimits, buildApi, listenWarnings } from '../../top/api/app.js';
 import { FailedLogins } from '../../top/api/auth.js';
@@ -56,7 +56,7 @@ describe('API over TCP with no credential configured', () => {
   let app: FastifyInstance;
   let local: FastifyInstance;
   let port: number;
-  before(async () => {
+  beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-apisec-'));
     writeConfig(dir, ['  host: 127.0.0.1']);
     daemon = new Daemon(loadConfig(dir), 'n1', silentLogger());
@@ -64,7 +64,7 @@ describe('API over TCP with no credential configured', () => {
     port = await listen(app);
     local = buildApi(daemon, { local: true });
   });
-  after(() => closeApi([app, local], daemon, dir));
+  afterAll(() => closeApi([app, local], daemon, dir));
 
   test('finding 8: a command over TCP on loopback is refused (403, says how to configure a token); status, health and metrics stay readable', async () => {
     for (const command of commands) {
@@ -164,7 +164,7 @@ describe('API over TCP with credentials', () => {
   let app: FastifyInstance;
   let port: number;
   const state = () => daemon.runtimes.get('web')?.state();
-  before(async () => {
+  beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-apisec-'));
     writeConfig(dir, [
       '  host: 127.0.0.1',
@@ -176,7 +176,7 @@ describe('API over TCP with credentials', () => {
     app = buildApi(daemon, { failedLogins: new FailedLogins(10, 60_000, 4) });
     port = await listen(app);
   });
-  after(() => closeApi([app], daemon, dir));
+  afterAll(() => closeApi([app], daemon, dir));
 
   test('finding 8: a command over TCP without a credential is refused (401), with one it is accepted', async () => {
     const r = await request({ port }, 'POST', '/api/v1/modules/web/start');
@@ -328,14 +328,14 @@ describe('API bounds', () => {
   let port: number;
   const cap = 8;
   const perSource = 3;
-  before(async () => {
+  beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-apisec-'));
     writeConfig(dir, ['  host: 127.0.0.1', `  tokens: [${TOKEN}]`]);
     daemon = new Daemon(loadConfig(dir), 'n1', silentLogger());
     app = buildApi(daemon, { limits: { maxConnections: cap, maxConnectionsPerSource: perSource, headersTimeoutMs: 1000, requestTimeoutMs: 1500 } });
     port = await listen(app);
   });
-  after(() => closeApi([app], daemon, dir));
+  afterAll(() => closeApi([app], daemon, dir));
 
   /** Resolves with the ms until the server closes `s` (or rejects after `withinMs`). */
   const closedWithin = (s: net.Socket, withinMs: number) => new Promise<number>((resolve, reject) => {

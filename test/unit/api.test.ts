@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../top/api/app.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -16,7 +16,7 @@ describe('API', () => {
   let daemon: Daemon;
   let app: FastifyInstance;
   let local: FastifyInstance;
-  before(() => {
+  beforeAll(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-api-'));
     writeApiConfig(dir, 'apitest', ['  tokens: [sesame-token-0123456789]', '  users: [{ name: admin, password: "pass:word-42" }]'],
       { web: 'kind: light\nnodes: [n1]\nautostart: false\n', other: 'kind: light\nnodes: [n2]\n' });
@@ -24,7 +24,7 @@ describe('API', () => {
     app = buildApi(daemon);
     local = buildApi(daemon, { local: true });
   });
-  after(() => closeApi([app, local], daemon, dir));
+  afterAll(() => closeApi([app, local], daemon, dir));
 
   test('/api/v1 refuses requests without valid credentials', async () => {
     for (const authorization of [undefined, 'Bearer wrong', 'Basic ' + Buffer.from('admin:nope').toString('base64'), 'Digest x']) {

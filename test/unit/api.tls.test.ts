@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { buildApi } from '../../top/api/app.js';
 import { apiRequest, targetFromConfig } from '../../top/cli/client.js';
 import { loadConfig } from '../../src/config/load.js';

@@ -1,7 +1,7 @@
 // The redis checker (src/module/checkers/redis.ts) against a real redis-server this test starts on
 // a free loopback port (killed by pid after), against servers made here that answer an error or
 // never answer, and its configuration (`type: redis`, host/port defaults, password, db).
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -11,6 +11,7 @@ import { probeFor } from '../../src/module/checkers/index.js';
 import { redisProbe, type RedisProbeConfig } from '../../src/module/checkers/redis.js';
 import type { ProbeResult } from '../../src/module/checkers/probe.js';
 import { freePort } from '../helpers/net.js';
+import { compiledUrl } from '../helpers/paths.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -96,7 +97,7 @@ describe('redis checker against a real redis-server', () => {
   const plain = new RedisServer();
   const secured = new RedisServer(['--requirepass', 'croft-secret-pw'], 'croft-secret-pw');
 
-  before(async () => {
+  beforeAll(async () => {
     try {
       execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
     } catch {
@@ -105,7 +106,7 @@ describe('redis checker against a real redis-server', () => {
     await plain.start();
     await secured.start();
   });
-  after(async () => {
+  afterAll(async () => {
     await plain.stop();
     await secured.stop();
   });
@@ -175,7 +176,7 @@ describe('redis checker against servers that misbehave', () => {
   test('a probe whose signal aborts leaves nothing running: a process that probed a silent server exits at once', async () => {
     const fake = await fakeServer(null);
     try {
-      const redisJs = new URL('../../src/module/checkers/redis.js', import.meta.url).href;
+      const redisJs = compiledUrl('src/module/checkers/redis.js');
       const code = `
         import { redisProbe } from ${JSON.stringify(redisJs)};
         const ac = new AbortController();

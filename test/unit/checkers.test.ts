@@ -1,5 +1,5 @@
 // Checker probes against real local things, and the runner's scheduling.
-import { test, after } from 'node:test';
+import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -16,7 +16,7 @@ import { CheckerRunner, type Probe, type ProbeResult } from '../../src/module/ch
 import { freePort } from '../helpers/net.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-checkers-'));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const signal = () => AbortSignal.timeout(2000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

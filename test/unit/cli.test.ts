@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { buildApi } from '../../top/api/app.js';
 import { listenLocal } from '../../top/cli/daemon.js';
 import { loadConfig } from '../../src/config/load.js';

@@ -1,5 +1,5 @@
 // `croft check <dir> [--json]`: exit codes 0/1/2, the summary, the problems, and the JSON shape.
-import { after, test } from 'node:test';
+import { afterAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,7 +16,7 @@ function capture(): { out: { log(s: string): void; error(s: string): void }; std
 
 // A copy with the modes croft requires (git stores 0644; the examples' cluster.yaml holds the key inline).
 const examples = privateConfigCopy(path.join(repoRoot, 'examples'));
-after(() => fs.rmSync(examples, { recursive: true, force: true }));
+afterAll(() => fs.rmSync(examples, { recursive: true, force: true }));
 
 test('a valid dir: exit 0 with cluster name, nodes and modules', async () => {
   const c = capture();

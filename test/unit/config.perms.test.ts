@@ -1,7 +1,7 @@
 // Issue 8, finding 13 and the config-parsing low findings: who may read the key and change what croft
 // runs as root (config/perms.ts), the key_file length, YAML alias bombs, and the size cap. Real files
 // with real modes and owners (the tests run as root, like croft).
-import { after, test } from 'node:test';
+import { afterAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,7 +11,7 @@ import { checkConfigDir, loadConfig } from '../../src/config/load.js';
 import { ConfigError, formatProblems } from '../../src/config/problems.js';
 
 const tmpDirs: string[] = [];
-after(() => {
+afterAll(() => {
   for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
 });
 

@@ -1,6 +1,6 @@
 // The config loader: the documented examples load, and each kind of mistake is reported at the
 // right file, line and key, with a message that says what was expected.
-import { test } from 'node:test';
+import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -56,7 +56,7 @@ interface Files {
 }
 
 const tmpDirs: string[] = [];
-test.after(() => {
+afterAll(() => {
   for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
 });
 

@@ -7,7 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { Daemon } from '../../top/daemon/daemon.js';
 import { CroftError } from '../../src/errors.js';

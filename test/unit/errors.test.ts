@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { codes, CroftError, isErrorCode, type ErrorCode } from '../../src/errors.js';
 import { repoRoot } from '../helpers/paths.js';
 

@@ -1,6 +1,6 @@
 // Bucket assignment (farm/assign.ts): every node computes the same map from the same member set,
 // shares follow the weights, and a membership change moves only the buckets that must move.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { assignBuckets, bucketsOf, loadOf, movedBuckets, unitHash } from '../../farm/assign.js';
 import type { WeightedNode } from '../../farm/assign.js';

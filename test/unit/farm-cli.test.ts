@@ -1,6 +1,6 @@
 // croft farm map|who: the pure computation (farmMap, farmWho), the table and JSON formats, the
 // member set taken from the daemon's status (a fake API on a unix socket), and the exit codes.
-import { test } from 'node:test';
+import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -16,7 +16,7 @@ import { main } from '../../top/cli/main.js';
 import type { ClusterStatus } from '../../top/daemon/daemon.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-farm-cli-'));
-test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const socketPath = path.join(tmp, 'api.sock');
 
 const clusterText = [

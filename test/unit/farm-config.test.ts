@@ -1,6 +1,6 @@
 // Farm module keys (kind: farm): they convert into FarmConfig with their defaults (seed and virtual
 // MAC derived from the names), and each mistake is reported at its file, line and key.
-import { test } from 'node:test';
+import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -50,7 +50,7 @@ const full = [
 const light = ['kind: light', 'nodes: [n1]', ''].join('\n');
 
 const tmpDirs: string[] = [];
-test.after(() => {
+afterAll(() => {
   for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
 });
 

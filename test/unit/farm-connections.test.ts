@@ -1,7 +1,7 @@
 // farm/connections.ts: the kernel's socket table read for one address (the drain before a planned stop).
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { countLiveConnections, liveConnectionsTo, procHexAddress } from '../../farm/connections.js';
 
 test('addresses as /proc/net/tcp{,6} writes them', () => {

@@ -1,7 +1,7 @@
 // The hash input of a farm (farm/hash-input.ts): the nft expression text of each balance mode and
 // the bucket computed for a client. Agreement with the kernel is proven in
 // test/integration/farm-network-hash.test.ts; here, the text and the masking.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { addressBytes, bucketOf, maskedAddress, nftHashExpr, seedText } from '../../farm/hash-input.js';
 import { jhash, nftBucket } from '../../src/native/index.js';

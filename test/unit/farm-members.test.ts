@@ -1,6 +1,6 @@
 // Who is in the farm as one node sees it, and the quorum rule for partitions.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { farmMembers, hasQuorum, type NodeModuleView } from '../../farm/members.js';
 import type { FarmConfig, ModuleConfig, NodeConfig } from '../../src/config/types.js';
 

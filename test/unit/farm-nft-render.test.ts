@@ -1,6 +1,6 @@
 // The farm's nft rule set text (farm/nft-render.ts). The kernel's acceptance of this text and its
 // behaviour are tested in test/integration/farm-dataplane.test.ts.
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import {
   allTablesNamed, renderBucketUpdate, renderDelete, renderTables, shapesOf, tablesOf, type NftFarmSpec,

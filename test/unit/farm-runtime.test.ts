@@ -1,7 +1,7 @@
 // The farm's pure plan (farm/plan.ts) and its runtime (farm/runtime.ts) with recording fakes and a
 // clock that moves only when told: the effect order on start, members change, stop, a failed
 // effect, the drain loop.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import type { ClusterConfig, ModuleConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log/logger.js';

@@ -2,7 +2,7 @@
 // (top/: daemon, API, CLI, console, lab) → wings (farm/, mirror/) → core (src/); the wings do not
 // import each other (a type both need lives in the core). And the Rust crates' modules form no
 // import cycle (a module that uses another never is used back, directly or through others).
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { pathToFileURL } from 'node:url';
 import { createLogger, defaultLogLimits, logDropped, sinkOf } from '../../src/log/logger.js';
 import { repoRoot } from '../helpers/paths.js';

@@ -1,6 +1,6 @@
 // The UDP driver on loopback (127.0.0.1/2/3, the whole 127/8 is local on Linux): real sockets, real
 // timers, interval 50 ms, timeout 250 ms.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import fs from 'node:fs';

@@ -1,6 +1,6 @@
 // Mirror module keys (kind: mirror): they convert into MirrorConfig with their defaults, and each
 // mistake is reported at its file, line and key.
-import { test } from 'node:test';
+import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -60,7 +60,7 @@ const full = [
 ].join('\n');
 
 const tmpDirs: string[] = [];
-test.after(() => {
+afterAll(() => {
   for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
 });
 

@@ -1,6 +1,6 @@
 // The mirror machine's rules across cells: the order rules of the actions, the witness epochs and
 // the witness rule, the generations, the wake-up time and the tie-break (who is primary).
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { announce, createMirrorMachine, witnessContext, winsTie } from '../../mirror/machine.js';
 import { M, alone, cfg, prim, second, stopped, view, waiting } from '../helpers/mirror-machine.js';

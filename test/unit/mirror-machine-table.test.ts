@@ -1,7 +1,7 @@
 // The mirror machine's transition table (mirror/transitions.ts): the lookups agree with it, a move
 // not in it throws (and the compiler refuses it where it can), and every cell, with each of its
 // causes, is taken by a short script: the table holds no move the machine never makes.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { TABLE, TRANSITIONS, createMirrorMachine, isTransition, isValidTransition, type Cause, type Move } from '../../mirror/machine.js';
 import type { Draft } from '../../mirror/draft.js';

@@ -1,7 +1,7 @@
 // The mirror machine, cell by cell: every (state, event type) of the handler table (mirror/machine.ts).
 // The rules that span cells (witness epochs, generations, tie-break) are in
 // mirror-machine-election.test.ts, the transition table (mirror/transitions.ts) in mirror-machine-table.test.ts.
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { TRANSITIONS, announce, handlerName, nextWakeMs } from '../../mirror/machine.js';
 import type { MirrorCheckerConfig, MirrorEvent, MirrorState } from '../../mirror/types.js';

@@ -4,7 +4,7 @@
 // and a symlink planted in the unmounted directory by its owner never makes root copy a file
 // from elsewhere into the quarantine. Also the dirty log's health in the data plane's status
 // (finding 11).
-import { test } from 'node:test';
+import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,7 +15,7 @@ import { lazyUnmount } from '../../src/native/index.js';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-quarantine-test-'));
 const dir = path.join(tmp, 'data');
 const outside = path.join(tmp, 'outside');
-test.after(async () => {
+afterAll(async () => {
   await lazyUnmount(dir).catch(() => {});
   fs.rmSync(tmp, { recursive: true, force: true });
 });

@@ -1,6 +1,6 @@
 // mirror/rules.ts: the rules MirrorRuntime applies and the simulator drives (link, end of a
 // reintegration seen from the target, full or dirty-log reintegration), as pure functions.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { createMirrorMachine, type MirrorMachine } from '../../mirror/machine.js';
 import { chooseReintegration, initialLinkMemory, LINK_RETRY_MS, linkHoldDown, linkRule, reintegrationDoneByPeer, type LinkFacts } from '../../mirror/rules.js';

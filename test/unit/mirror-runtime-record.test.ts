@@ -1,6 +1,6 @@
 // The mirror's persistent data record (mirror/data-record.ts) and the mirror view that heartbeats
 // carry (src/membership/codec.ts): what the runtime reads at start and what the peer hears.
-import { test } from 'node:test';
+import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,7 +10,7 @@ import { decodeHeartbeat, encodeHeartbeat, parseHeartbeat } from '../../src/memb
 import type { Heartbeat } from '../../src/membership/types.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-mirror-record-test-'));
-test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 test('a written record reads back the same, and the temporary file is gone', () => {
   const file = path.join(tmp, 'a', 'mirror', 'db', 'data.json');

@@ -1,6 +1,6 @@
 // The split-brain witnesses against real components: a private redis-server (127.0.0.1, random
 // port, no persistence) and ping inside a network namespace this test creates.
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { PingWitness, RedisWitness } from '../../mirror/witness.js';
 import type { WitnessVerdict } from '../../mirror/types.js';
 import { freePort } from '../helpers/net.js';
+import { compiledUrl } from '../helpers/paths.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -62,7 +63,7 @@ describe('RedisWitness against a real redis-server', () => {
   };
   const key = () => `croft:test:${randomBytes(4).toString('hex')}`;
 
-  before(async () => {
+  beforeAll(async () => {
     try {
       execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
     } catch {
@@ -74,7 +75,7 @@ describe('RedisWitness against a real redis-server', () => {
     assert.ok(await redisAnswers(port), 'redis-server did not start');
   });
 
-  after(async () => {
+  afterAll(async () => {
     for (const w of witnesses) await w.close().catch(() => {});
     if (redis?.pid !== undefined && redis.exitCode === null) {
       const exited = new Promise((r) => redis!.once('exit', r));
@@ -265,7 +266,7 @@ describe('RedisWitness against a real redis-server', () => {
 
   test('close() leaves no handle: a process that checked (redis up, redis down) and closed exits by itself', async () => {
     const closedPort = await freePort();
-    const witnessJs = new URL('../../mirror/witness.js', import.meta.url).href;
+    const witnessJs = compiledUrl('mirror/witness.js');
     const code = `
       import { RedisWitness } from ${JSON.stringify(witnessJs)};
       const up = new RedisWitness({ host: '127.0.0.1', port: ${port}, key: ${JSON.stringify(key())}, ttlMs: 5000, node: 'n1' });
@@ -300,11 +301,11 @@ describe('RedisWitness against a real redis-server', () => {
 
 describe('PingWitness in a private network namespace', () => {
   const ns = `croft-mw-${process.pid}-${randomBytes(2).toString('hex')}`;
-  before(() => {
+  beforeAll(() => {
     execFileSync('ip', ['netns', 'add', ns]);
     execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   });
-  after(() => {
+  afterAll(() => {
     execFileSync('ip', ['netns', 'del', ns]);
   });
   const prefix = ['ip', 'netns', 'exec', ns];

@@ -1,5 +1,5 @@
 // Every cell of the machine's table (state × event kind), and the command merging rules.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import {
   checkerHealth,

@@ -1,5 +1,5 @@
 // End to end: ModuleRuntime with real scripts starting a real HTTP service and a real http checker.
-import { test, after } from 'node:test';
+import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -13,7 +13,7 @@ import { freePort } from '../helpers/net.js';
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-runtime-'));
 const runtimes: ModuleRuntime[] = [];
 const pidFiles: string[] = [];
-after(async () => {
+afterAll(async () => {
   for (const r of runtimes) await r.close();
   for (const f of pidFiles) {
     try {

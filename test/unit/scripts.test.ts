@@ -1,6 +1,6 @@
 // The script driver against real processes: exit codes, environment, output, and a hung script with
 // a child killed as a whole group on timeout.
-import { test, after } from 'node:test';
+import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,7 +11,7 @@ import { scriptProbe } from '../../src/module/checkers/script.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-scripts-'));
 const started: number[] = [];
-after(() => {
+afterAll(() => {
   for (const pid of started) {
     try {
       process.kill(pid, 'SIGKILL');
