@@ -15,6 +15,8 @@
 // process is SIGKILLed (the primary's crash), and a second node started on the replica finds every
 // committed row. And each module.yaml agrees with its lib.sh (dirs, VIP, scripts, checker).
 // Standard ports are used: inside these namespaces they clash with nothing on the machine.
+// Longer than 500 lines for one concept: the same steps for each of the four modules share one
+// harness (the namespaced test node, the server's client), kept beside the steps it serves.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';

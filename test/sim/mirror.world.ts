@@ -18,12 +18,13 @@
 //   - the truth about the data (`held`/`acked`, see below), which the runtimes never see.
 import assert from 'node:assert/strict';
 import type { CheckerConfig, ClusterConfig, ModuleConfig } from '../../src/config/types.js';
-import type { RunScriptOptions, ScriptResult } from '../../src/module/scripts.js';
+import type { ScriptResult } from '../../src/module/scripts.js';
 import type { DataRecord } from '../../mirror/data-record.js';
-import type { Clock, MirrorDataPlanePort, MirrorEffects, MirrorHooks } from '../../mirror/effects.js';
+import type { Clock, MirrorHooks } from '../../mirror/effects.js';
+import { fakeEffects } from './mirror.fakes.js';
 import { isPrimary, type MirrorMachine } from '../../mirror/machine.js';
 import { MirrorRuntime } from '../../mirror/runtime.js';
-import type { MirrorAction, MirrorCheckerConfig, MirrorEvent, MirrorScript, MirrorState, PeerView, WitnessContext, WitnessKind, WitnessVerdict } from '../../mirror/types.js';
+import type { MirrorAction, MirrorCheckerConfig, MirrorEvent, MirrorScript, MirrorState, PeerView, WitnessKind } from '../../mirror/types.js';
 import { renderAction, renderEvent, type Outcome } from './mirror.pair.js';
 
 export interface WorldOptions {
@@ -224,7 +225,7 @@ export class MirrorWorld {
       module: this.moduleConfig(), node: n, cluster: this.clusterConfig(), getModuleState: () => undefined,
       effects: (hooks) => {
         x.hooks = hooks;
-        return this.effects(n, live);
+        return fakeEffects(this, n, live);
       },
       onStep: (ev, before, after, actions) => {
         if (!live()) return;
@@ -243,151 +244,6 @@ export class MirrorWorld {
     });
     await rt.init();
     await this.flush();
-  }
-
-  private effects(n: string, live: () => boolean): MirrorEffects {
-    const x = this.node(n);
-    const never = new Promise<never>(() => {});
-    const world = this;
-    const dp: MirrorDataPlanePort = {
-      get mounted() { return x.dp.mounted; },
-      get fenced() { return x.dp.fenced; },
-      prepare: async () => {},
-      mount: async () => {
-        if (!live()) return never;
-        x.dp.mounted = true;
-        x.dp.replicas = false;
-        if (world.stream?.to === n) world.dropStream('the replica stopped: its node mounts');
-      },
-      unmount: async () => {
-        if (!live()) return never;
-        x.dp.mounted = false;
-        x.dp.fenced = false;
-        if (world.stream?.from === n) world.stream = null;
-      },
-      fence: () => {
-        if (!live()) return;
-        x.dp.fenced = true;
-        world.seen.giveUps++;
-        if (world.stream?.from === n) world.stream = null; // a fenced mount sends nothing more
-      },
-      setWritingAlone: () => {},
-      clearDirty: async () => {},
-      dirtyTrusted: () => true,
-      dirtyBytesAsync: async () => 0,
-      dirtyEntries: () => 0,
-      dirtyLogStatus: () => null,
-      reintegrate: (_full: boolean) => {
-        if (!live()) return never;
-        const path = world.link && world.connected && world.alive(world.peerOf(n)) && world.node(world.peerOf(n)).dp.replicas;
-        if (!path) return Promise.reject(new Error('the peer replica is unreachable'));
-        if (world.reint) world.reint.reject(new Error('superseded'));
-        return new Promise((resolve, reject) => {
-          world.reint = { source: n, resolve: () => resolve([]), reject };
-        });
-      },
-      abortReintegration: () => {
-        if (world.reint?.source === n) {
-          world.reint.reject(new Error('aborted'));
-          world.reint = null;
-        }
-      },
-      reintegrationStatus: () => null,
-      linkConnected: () => world.link && world.connected && world.stream?.from === n,
-      linkStatus: () => [],
-      replicasConnected: () => world.link && world.connected && world.stream?.to === n,
-      replicasRunning: () => x.dp.replicas,
-      ensureReplicas: () => {
-        if (live()) x.dp.replicas = true;
-      },
-      stopReplicas: () => {
-        if (!live()) return;
-        x.dp.replicas = false;
-        if (world.stream?.to === n) world.dropStream('the replica stopped');
-      },
-      replicaStatus: () => [],
-      quarantine: async () => {
-        world.seen.quarantines++;
-        return { folder: '/sim/quarantine', copied: 0, failed: [] };
-      },
-      verify: async () => ({ identical: true, differences: [] }) as never,
-      close: async () => {},
-    };
-    return {
-      dataPlane: dp,
-      vip: {
-        held: async () => x.vipHeld,
-        add: async () => {
-          if (!live()) return never;
-          assert.ok(x.dp.mounted, `${n} adds the VIP while not mounted`);
-          x.vipHeld = true;
-          return { repeats: Promise.resolve() };
-        },
-        remove: async () => {
-          if (!live()) return never;
-          x.vipHeld = false;
-        },
-      },
-      checkers: {
-        setActive: (names) => {
-          if (live()) x.activeCheckers = new Set(names);
-        },
-        close: async () => {},
-      },
-      runScript: (o: RunScriptOptions) => {
-        if (!live()) return never;
-        const script = o.env.CROFT_SCRIPT as MirrorScript;
-        if (script === 'start_prim') {
-          assert.ok(x.dp.mounted && !x.dp.fenced, `${n} starts the application while not mounted`);
-          if (this.o.vip) assert.ok(x.vipHeld, `${n} starts the application before its VIP`);
-        }
-        return new Promise((resolve) => world.scripts.push({ node: n, script, resolve }));
-      },
-      witness: () => this.witnessClient(n, live),
-      readRecord: () => ({ record: { ...x.record }, problem: null }),
-      writeRecord: (r) => {
-        if (live()) x.record = { ...r };
-      },
-      clock: x.clock,
-    };
-  }
-
-  /** n's witness client: its answers fly back as messages, computed when asked. */
-  private witnessClient(n: string, live: () => boolean) {
-    const x = this.node(n);
-    return {
-      check: (ctx?: WitnessContext): Promise<WitnessVerdict> => new Promise((resolve) => {
-        const v = this.verdict(n, ctx?.generation ?? 0);
-        this.queue.push({ to: n, kind: 'witness', deliver: () => resolve(v), text: `witness ${v.allowed ? 'yes' : 'no'} (${v.detail})` });
-      }),
-      close: async () => {
-        if (live() && this.redis.holder === n) this.redis.holder = null; // close() releases
-        x.leaseUntilMs = 0;
-      },
-    };
-  }
-
-  private verdict(n: string, generation: number): WitnessVerdict {
-    const x = this.node(n);
-    if (this.o.witness === 'ping') {
-      return x.pingReach ? { allowed: true, validUntilMs: this.nowMs + this.o.pingValidityMs, detail: 'router answered' } : { allowed: false, validUntilMs: 0, detail: 'no answer' };
-    }
-    const r = this.redis;
-    if (!r.up) {
-      // As RedisWitness: an error neither extends nor cuts short the lease held, and allows only a
-      // generation registered before.
-      const allowed = r.holder === n && this.nowMs < x.leaseUntilMs && (r.generations[n] ?? 0) >= generation;
-      return { allowed, validUntilMs: allowed ? x.leaseUntilMs : 0, detail: 'redis unreachable' };
-    }
-    if (r.holder !== null && r.expiresMs <= this.nowMs) r.holder = null;
-    const peerGeneration = r.generations[this.peerOf(n)];
-    const extra = peerGeneration !== undefined ? { peerGeneration } : {};
-    if (r.holder !== null && r.holder !== n) return { allowed: false, validUntilMs: 0, detail: `lease ${r.holder}`, ...extra };
-    r.holder = n;
-    r.expiresMs = this.nowMs + this.o.ttlMs;
-    r.generations[n] = Math.max(r.generations[n] ?? 0, generation);
-    x.leaseUntilMs = this.nowMs + this.o.ttlMs - this.o.marginMs;
-    return { allowed: true, validUntilMs: x.leaseUntilMs, detail: `lease ${n} g${generation}`, ...extra };
   }
 
   // ------------------------------------------------------------------ the truth, after every step
