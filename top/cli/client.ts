@@ -6,6 +6,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { loadConfig } from '../../src/config/load.js';
 import { CroftError } from '../../src/errors.js';
+import { readBody } from '../http-body.js';
 
 export const defaultConfigDir = process.env.CROFT_CONFIG ?? '/etc/croft';
 
@@ -89,12 +90,7 @@ export async function apiRequest<T>(target: ApiTarget, method: 'GET' | 'POST', p
       socketPath: target.socketPath,
       timeout: timeoutMs,
     }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown = text;
-        try { body = JSON.parse(text); } catch { /* plain text */ }
+      readBody(res, (body, text) => {
         if ((res.statusCode ?? 500) >= 400) {
           const msg = (body as { message?: string })?.message ?? text;
           reject(new CroftError('CROFT_ERR_API', `${method} ${url.pathname}: HTTP ${res.statusCode}: ${msg}`));

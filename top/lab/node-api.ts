@@ -7,6 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { CroftError } from '../../src/errors.js';
+import { readBody } from '../http-body.js';
 
 export function nodeApiSocket(stateDir: string, node: string): string {
   return path.join(stateDir, 'nodes', node, 'run-croft', 'api.sock');
@@ -16,14 +17,7 @@ export function nodeApiSocket(stateDir: string, node: string): string {
 export function nodeApiRequest<T>(stateDir: string, node: string, method: 'GET' | 'POST', urlPath: string, timeoutMs = 2000): Promise<{ status: number; body: T }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath: nodeApiSocket(stateDir, node), path: urlPath, method, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown = text;
-        try { body = JSON.parse(text); } catch { /* plain text */ }
-        resolve({ status: res.statusCode ?? 0, body: body as T });
-      });
+      readBody(res, (body) => resolve({ status: res.statusCode ?? 0, body: body as T }));
     });
     req.on('timeout', () => req.destroy(new Error(`${node} ${urlPath}: no answer within ${timeoutMs} ms`)));
     req.on('error', reject);
