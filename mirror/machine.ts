@@ -60,7 +60,7 @@ import { createHealth, healthStep, type Health } from '../src/module/health.js';
 // maxloop at the mirror: stopping here means the peer takes over.
 import { countFailure, pruneRestartWindow, scriptEnded } from '../src/module/restart-window.js';
 import { reintegrationDoneByPeer } from './rules.js';
-import { aloneGeneration, behind, chosen, eligible, isPrimary } from './election.js';
+import { isPrimary } from './election.js';
 import { checkInvariants } from './invariants.js';
 import { abortReintegration, setData, type Draft, type EventOf } from './draft.js';
 import { settle } from './settle.js';

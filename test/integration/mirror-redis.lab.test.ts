@@ -5,7 +5,6 @@
 // the dirty log, `croft mirror verify` identical.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import type { Lab } from '../../top/lab/index.js';
 import { mirrorAppSuite } from '../helpers/mirror-app-suite.js';
 import { fixtures } from '../helpers/paths.js';
 

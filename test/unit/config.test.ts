@@ -51,10 +51,6 @@ const db = [
   '',
 ].join('\n');
 
-interface Files {
-  [relativePath: string]: string;
-}
-
 const tmpDirs: string[] = [];
 afterAll(() => {
   for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });

@@ -2,7 +2,6 @@
 import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { CheckerConfig, ModuleConfig } from '../../src/config/types.js';

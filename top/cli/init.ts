@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import { checkConfigDir } from '../../src/config/load.js';
 import { formatProblems } from '../../src/config/problems.js';
 import { CroftError } from '../../src/errors.js';
-import { flagString, parseArgs, rejectUnknown, type Output } from './args.js';
+import { flagString, parseArgs, type Output } from './args.js';
 
 export const initUsage = `usage: croft init --name <cluster> --node <name>=<addr>[,<addr>...] --node ... [options]
 
