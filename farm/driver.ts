@@ -69,8 +69,8 @@ export class KernelFarmEffects implements FarmEffects {
     await this.#nft.apply({ ...spec, ownedBuckets: [] });
   }
 
-  async applyBuckets(owned: readonly number[]): Promise<void> {
-    await this.#nft.setOwned(owned);
+  async applyBuckets(owned: readonly number[], takeover: readonly number[]): Promise<void> {
+    await this.#nft.setOwned(owned, takeover);
   }
 
   reconcileFilter(): Promise<{ fixed: string; reasons: string[] }> {

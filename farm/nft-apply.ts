@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { CroftError } from '../src/errors.js';
 import { run, type Ran } from '../src/net/command.js';
 import {
-  allTablesNamed, OWNED_SET, renderBucketUpdate, renderDelete, renderTables, shapesOf, tablesOf,
+  allTablesNamed, OWNED_SET, TAKEOVER_SET, renderBucketUpdate, renderDelete, renderTables, shapesOf, tablesOf,
   type NftFarmSpec, type NftTableRef,
 } from './nft-render.js';
 import { familyOf } from './hash-input.js';
@@ -95,12 +95,16 @@ export class NftFarm {
     this.#spec = structuredClone(spec);
   }
 
-  /** This node's buckets become exactly `buckets`, in one atomic set update. */
-  setOwned(buckets: readonly number[]): Promise<void> {
+  /**
+   * This node's buckets become exactly `buckets`, and those taken over from a dead node
+   * `takeover`, in one atomic update of both sets.
+   */
+  setOwned(buckets: readonly number[], takeover: readonly number[] = []): Promise<void> {
     return this.#serial(async () => {
       const spec = this.#required('setOwned');
-      await this.#nftFile(renderBucketUpdate(spec, buckets), `set the buckets of ${spec.table}`);
+      await this.#nftFile(renderBucketUpdate(spec, buckets, takeover), `set the buckets of ${spec.table}`);
       spec.ownedBuckets = [...new Set(buckets)].sort((a, b) => a - b);
+      spec.takeoverBuckets = [...new Set(takeover)].filter((b) => spec.ownedBuckets.includes(b)).sort((a, b) => a - b);
     });
   }
 
@@ -137,7 +141,7 @@ export class NftFarm {
           reasons.push(`${where} was not rendered from this configuration (${marked.join(', ') || 'no croft rule'})`);
         }
         const sets = objs.flatMap((o) => (o.set ? [o.set.name] : []));
-        const wantSets = shape.family === 'ip' || shape.family === 'ip6' ? [OWNED_SET] : [];
+        const wantSets = shape.family === 'ip' || shape.family === 'ip6' ? [OWNED_SET, TAKEOVER_SET].sort() : [];
         if (JSON.stringify(sets.sort()) !== JSON.stringify(wantSets)) reasons.push(`${where} has sets [${sets.join(', ')}]`);
       }
       const wanted = tablesOf(spec);
@@ -149,7 +153,7 @@ export class NftFarm {
       }
       const owned = await this.#listOwned(spec);
       if (!sameNumbers(owned, spec.ownedBuckets)) {
-        await this.#nftFile(renderBucketUpdate(spec, spec.ownedBuckets), `set the buckets of ${spec.table}`);
+        await this.#nftFile(renderBucketUpdate(spec, spec.ownedBuckets, spec.takeoverBuckets), `set the buckets of ${spec.table}`);
         return { fixed: 'buckets', reasons: [`owned set had ${owned.length} buckets that differ from the ${spec.ownedBuckets.length} wanted`] };
       }
       return { fixed: 'nothing', reasons: [] };

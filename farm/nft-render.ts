@@ -9,7 +9,9 @@
 //           input drops them as PACKET_OTHERHOST (ip_rcv_core / ipv6_rcv).
 //   ip|ip6  prerouting at priority -150, after conntrack (-200): packets of connections this node
 //           tracks pass; a new connection passes when its bucket is in @owned; the rest is dropped,
-//           never rejected, since another node answers it.
+//           never rejected, since another node answers it. One exception: the buckets this node
+//           took over from a node that died (@takeover, farm/plan.ts) answer a TCP packet of a
+//           connection nobody tracks any more with a RST, so its client reconnects at once.
 //   arp     (IPv4) output: the kernel's own ARP packets with the VIP as sender are dropped; the ARP
 //           responder of the native addon answers with the virtual MAC through a packet socket,
 //           which no arp hook sees. For IPv6 the ip6 table's output chain drops the kernel's
@@ -39,6 +41,12 @@ export interface NftFarmSpec {
   ports: number[];
   /** This node's buckets, each in [0, buckets). */
   ownedBuckets: number[];
+  /**
+   * Those of ownedBuckets taken over from a node that died (not moved by a planned leave): a TCP
+   * packet that is not an opening SYN and that no connection here tracks is answered with a RST
+   * instead of dropped. Empty when absent.
+   */
+  takeoverBuckets?: number[];
   /** The nft expression giving a packet's bucket (farm/hash-input.ts nftHashExpr), e.g. `jhash ip saddr mod 256 seed 0x1234abcd`. */
   hashExpr: string;
   /**
@@ -50,6 +58,12 @@ export interface NftFarmSpec {
   ownedTimeoutMs?: number;
 }
 
+/** The buckets of a spec's takeover set: those of takeoverBuckets this node owns (sorted). */
+function takeoverOf(spec: Pick<NftFarmSpec, 'buckets' | 'ownedBuckets' | 'takeoverBuckets'>): number[] {
+  const owned = new Set(spec.ownedBuckets);
+  return checkBuckets(spec.buckets, spec.takeoverBuckets ?? []).filter((b) => owned.has(b));
+}
+
 export interface NftTableRef {
   family: NftTableFamily;
   name: string;
@@ -57,6 +71,8 @@ export interface NftTableRef {
 
 /** The set of this node's buckets, in the ip/ip6 table. */
 export const OWNED_SET = 'owned';
+/** The set of the buckets this node took over from a dead node, in the ip/ip6 table. */
+export const TAKEOVER_SET = 'takeover';
 
 /** What a table must hold, so a driver can tell whether the kernel's copy is the one rendered. */
 export interface NftTableShape extends NftTableRef {
@@ -158,6 +174,9 @@ function bodies(spec: NftFarmSpec): TableBody[] {
     const ports = [...new Set(spec.ports)].sort((a, b) => a - b).join(', ');
     vipRules.push(`meta l4proto { tcp, udp } th dport != { ${ports} } drop`);
   }
+  // A bucket taken over from a dead node: its connections died with it, and their clients would
+  // wait for TCP's own timeout (minutes); a RST tells them now. The kernel never answers a RST.
+  vipRules.push(`meta l4proto tcp tcp flags & (fin | syn | rst | ack) != syn ${spec.hashExpr.trim()} @${TAKEOVER_SET} reject with tcp reset`);
   // A TCP packet this node does not track and that is not an opening SYN belongs to a connection
   // another node holds (typically after a bucket moved here): accepting it would make our stack
   // answer with a RST and kill that connection.
@@ -186,7 +205,9 @@ function bodies(spec: NftFarmSpec): TableBody[] {
     ref: { family, name: table },
     // numgen's type is the 32-bit integer jhash yields; `typeof jhash ...` would do the same, but
     // nft 1.0.6 crashes when it lists such a set.
-    sets: [`set ${OWNED_SET} {\n\t\ttypeof numgen inc mod ${spec.buckets}${spec.ownedTimeoutMs ? `\n\t\tflags timeout\n\t\ttimeout ${Math.round(spec.ownedTimeoutMs)}ms` : ''}\n\t}`],
+    // Both sets expire unless renewed: a node whose daemon died must not reset the connections of
+    // the nodes that took its buckets over.
+    sets: [OWNED_SET, TAKEOVER_SET].map((name) => `set ${name} {\n\t\ttypeof numgen inc mod ${spec.buckets}${spec.ownedTimeoutMs ? `\n\t\tflags timeout\n\t\ttimeout ${Math.round(spec.ownedTimeoutMs)}ms` : ''}\n\t}`),
     chains: ipChains,
   });
 
@@ -235,9 +256,12 @@ function deleteLines(ref: NftTableRef): string[] {
   return [`table ${ref.family} ${ref.name} {}`, `delete table ${ref.family} ${ref.name}`];
 }
 
-function elementLines(ref: NftTableRef, owned: number[]): string[] {
-  const lines = [`flush set ${ref.family} ${ref.name} ${OWNED_SET}`];
-  if (owned.length > 0) lines.push(`add element ${ref.family} ${ref.name} ${OWNED_SET} { ${owned.join(', ')} }`);
+function elementLines(ref: NftTableRef, owned: number[], takeover: number[]): string[] {
+  const lines: string[] = [];
+  for (const [set, elements] of [[OWNED_SET, owned], [TAKEOVER_SET, takeover]] as const) {
+    lines.push(`flush set ${ref.family} ${ref.name} ${set}`);
+    if (elements.length > 0) lines.push(`add element ${ref.family} ${ref.name} ${set} { ${elements.join(', ')} }`);
+  }
   return lines;
 }
 
@@ -248,19 +272,25 @@ function elementLines(ref: NftTableRef, owned: number[]): string[] {
  */
 export function renderTables(spec: NftFarmSpec): string {
   const owned = checkBuckets(spec.buckets, spec.ownedBuckets);
+  const takeover = takeoverOf(spec);
   const out: string[] = [];
   for (const body of bodies(spec)) {
     out.push(...deleteLines(body.ref), tableText(body));
-    if (body.sets.length > 0) out.push(...elementLines(body.ref, owned));
+    if (body.sets.length > 0) out.push(...elementLines(body.ref, owned, takeover));
   }
   return `${out.join('\n')}\n`;
 }
 
-/** The new set of this node's buckets, as one atomic transaction (flush set + add element). */
-export function renderBucketUpdate(spec: Pick<NftFarmSpec, 'table' | 'vip' | 'buckets'>, owned: readonly number[]): string {
+/**
+ * The new sets of this node's buckets and of those it took over (a subset of them), as one atomic
+ * transaction (flush set + add element, for each).
+ */
+export function renderBucketUpdate(spec: Pick<NftFarmSpec, 'table' | 'vip' | 'buckets'>, owned: readonly number[],
+  takeover: readonly number[] = []): string {
   assert.match(spec.table, TABLE_NAME, `nft table name ${spec.table}`);
   const ref: NftTableRef = { family: familyOf(spec.vip), name: spec.table };
-  return `${elementLines(ref, checkBuckets(spec.buckets, owned)).join('\n')}\n`;
+  const mine = checkBuckets(spec.buckets, owned);
+  return `${elementLines(ref, mine, takeoverOf({ buckets: spec.buckets, ownedBuckets: mine, takeoverBuckets: [...takeover] })).join('\n')}\n`;
 }
 
 /** Removes the tables (absent ones included) in one transaction. */

@@ -21,9 +21,11 @@ export interface FarmPlane {
   announce: Part;
   /** The owned set in the filter; null when unknown (a set update failed, or no filter). */
   owned: readonly number[] | null;
+  /** The takeover set (owned buckets of a dead node: RST for what nobody tracks); null when unknown. */
+  takeover: readonly number[] | null;
 }
 
-export const EMPTY_PLANE: FarmPlane = { filter: 'absent', vip: 'absent', announce: 'absent', owned: [] };
+export const EMPTY_PLANE: FarmPlane = { filter: 'absent', vip: 'absent', announce: 'absent', owned: [], takeover: [] };
 
 /** What the runtime wants the kernel to hold. */
 export interface FarmWant {
@@ -31,6 +33,8 @@ export interface FarmWant {
   active: boolean;
   /** This node's buckets (sorted); [] while it is not an UP member. */
   owned: readonly number[];
+  /** Those of `owned` taken over from a node that died (FarmShare.takeover), sorted. */
+  takeover: readonly number[];
   /** The VIP is IPv4: an ARP responder answers for it. (IPv6: no announce.) */
   arp: boolean;
 }
@@ -58,9 +62,9 @@ export type FarmAction =
    * present (the set lives in its table), and on the way up after the VIP and ARP (the start's
    * order), so a node is never given clients by its buckets before it can answer them.
    */
-  | { type: 'apply-buckets'; owned: readonly number[] }
-  /** The same owned set again: owned buckets expire in the kernel unless renewed. Filter present. */
-  | { type: 'renew-buckets'; owned: readonly number[] }
+  | { type: 'apply-buckets'; owned: readonly number[]; takeover: readonly number[] }
+  /** The same sets again: their buckets expire in the kernel unless renewed. Filter present. */
+  | { type: 'renew-buckets'; owned: readonly number[]; takeover: readonly number[] }
   /** The kernel's tables made equal to croft's again (edited behind its back). Filter present. */
   | { type: 'reconcile' }
   /** The ARP responder stops. First on the way down: clients stop being sent here. */
@@ -93,8 +97,10 @@ export function nextAction(plane: FarmPlane, want: FarmWant, due: FarmDue = { re
     if (want.arp && plane.announce !== 'present') return { type: 'announce' };
     // Before a bucket update: a table deleted behind croft's back fails every update until put back.
     if (due.reconcile) return { type: 'reconcile' };
-    if (!sameSet(plane.owned, want.owned)) return { type: 'apply-buckets', owned: want.owned };
-    if (due.renew && want.owned.length > 0) return { type: 'renew-buckets', owned: want.owned };
+    if (!sameSet(plane.owned, want.owned) || !sameSet(plane.takeover, want.takeover)) {
+      return { type: 'apply-buckets', owned: want.owned, takeover: want.takeover };
+    }
+    if (due.renew && want.owned.length > 0) return { type: 'renew-buckets', owned: want.owned, takeover: want.takeover };
     return null;
   }
   if (plane.announce !== 'absent') return { type: 'silence' };
@@ -126,15 +132,15 @@ export function checkDuty(action: FarmAction, held: FarmPlane): string | null {
 /** The plane after `action` succeeded. */
 export function afterSuccess(plane: FarmPlane, action: FarmAction): FarmPlane {
   switch (action.type) {
-    case 'filter-empty': return { ...plane, filter: 'present', owned: [] };
+    case 'filter-empty': return { ...plane, filter: 'present', owned: [], takeover: [] };
     case 'add-vip': return { ...plane, vip: 'present' };
     case 'announce': return { ...plane, announce: 'present' };
     case 'apply-buckets':
-    case 'renew-buckets': return { ...plane, owned: [...action.owned] };
+    case 'renew-buckets': return { ...plane, owned: [...action.owned], takeover: [...action.takeover] };
     case 'reconcile': return plane;
     case 'silence': return { ...plane, announce: 'absent' };
     case 'remove-vip': return { ...plane, vip: 'absent' };
-    case 'remove-filter': return { ...plane, filter: 'absent', owned: [] };
+    case 'remove-filter': return { ...plane, filter: 'absent', owned: [], takeover: [] };
   }
 }
 
@@ -142,14 +148,14 @@ export function afterSuccess(plane: FarmPlane, action: FarmAction): FarmPlane {
 export function afterFailure(plane: FarmPlane, action: FarmAction): FarmPlane {
   switch (action.type) {
     case 'filter-empty':
-    case 'remove-filter': return { ...plane, filter: 'unknown', owned: null };
+    case 'remove-filter': return { ...plane, filter: 'unknown', owned: null, takeover: null };
     case 'add-vip':
     case 'remove-vip': return { ...plane, vip: 'unknown' };
     case 'announce':
     case 'silence': return { ...plane, announce: 'unknown' };
     case 'apply-buckets':
     case 'renew-buckets':
-    case 'reconcile': return { ...plane, owned: null };
+    case 'reconcile': return { ...plane, owned: null, takeover: null };
   }
 }
 
@@ -159,17 +165,56 @@ export interface FarmShare {
   members: string[];
   map: string[];
   owned: number[];
+  /**
+   * The owned buckets this node took over from a member that died, with that node, sorted by
+   * bucket. Died: it left the members because the membership declared it down (no heartbeat),
+   * while it was UP there; a planned leave (drain, stop, a failed checker) first leaves UP with the
+   * node still up, so its buckets move silently and the old owner keeps serving what it has. Its
+   * connections are gone with it: the new owner answers their packets with a RST (nft-render.ts)
+   * until the dead node is up again or the bucket moves again.
+   */
+  takeover: Array<[bucket: number, from: string]>;
+}
+
+/** The buckets of share.takeover, sorted (what the kernel's takeover set holds). */
+export function takeoverBuckets(share: FarmShare | null): number[] {
+  return share ? share.takeover.map(([b]) => b) : [];
 }
 
 /**
  * The members and buckets from the view; `previous` is returned as is when the members did not
- * change (the map costs B rendezvous hashes, and the view is polled often).
+ * change and no dead node came back (the map costs B rendezvous hashes, and the view is polled
+ * often).
  */
 export function shareOf(module: ModuleConfig, nodes: readonly NodeConfig[], self: string,
   views: readonly NodeModuleView[], previous: FarmShare | null): FarmShare {
   const members = farmMembers(module, nodes, views);
   const key = membersKey(members);
-  if (previous && previous.key === key) return previous;
+  const up = new Set(views.filter((v) => v.up).map((v) => v.name));
+  if (previous && previous.key === key) {
+    const kept = previous.takeover.filter(([, from]) => !up.has(from));
+    return kept.length === previous.takeover.length ? previous : { ...previous, takeover: kept };
+  }
   const map = assignBuckets(module.farm!.buckets, members);
-  return { key, members: members.map((m) => m.name), map, owned: bucketsOf(map, self) };
+  const owned = bucketsOf(map, self);
+  return { key, members: members.map((m) => m.name), map, owned, takeover: takeoverOf(previous, owned, self, up) };
+}
+
+/**
+ * The buckets of `owned` taken over from a dead node: those still taken over (the dead node still
+ * down), and those that came here from a member of `previous` that is down now.
+ */
+export function takeoverOf(previous: FarmShare | null, owned: readonly number[], self: string,
+  up: ReadonlySet<string>): Array<[number, string]> {
+  if (previous === null) return [];
+  const before = new Map(previous.takeover);
+  const out: Array<[number, string]> = [];
+  for (const b of owned) {
+    const kept = before.get(b);
+    const from = kept ?? previous.map[b];
+    if (from === undefined || from === '' || from === self || up.has(from)) continue;
+    if (kept === undefined && !previous.members.includes(from)) continue;
+    out.push([b, from]);
+  }
+  return out;
 }

@@ -12,7 +12,7 @@ import type { Logger } from '../src/log/logger.js';
 import { loadOf } from './assign.js';
 import type { NodeModuleView } from './members.js';
 import {
-  afterFailure, afterSuccess, EMPTY_PLANE, nextAction, shareOf,
+  afterFailure, afterSuccess, EMPTY_PLANE, nextAction, shareOf, takeoverBuckets,
   type FarmAction, type FarmDue, type FarmPlane, type FarmShare, type FarmWant,
 } from './plan.js';
 
@@ -20,8 +20,11 @@ import {
 export interface FarmEffects {
   /** filter-empty: the filter's tables, with no owned bucket (replaces what the kernel has). */
   installFilter(): Promise<void>;
-  /** apply-buckets / renew-buckets: the owned set becomes exactly `owned`, in one transaction. */
-  applyBuckets(owned: readonly number[]): Promise<void>;
+  /**
+   * apply-buckets / renew-buckets: the owned set becomes exactly `owned`, and the takeover set
+   * (those of them taken over from a dead node) `takeover`, in one transaction.
+   */
+  applyBuckets(owned: readonly number[], takeover: readonly number[]): Promise<void>;
   /** reconcile: the kernel's tables made equal to croft's; what was fixed ('nothing' when equal). */
   reconcileFilter(): Promise<{ fixed: string; reasons: string[] }>;
   removeFilter(): Promise<void>;
@@ -56,6 +59,8 @@ export interface FarmStatus {
   ifname: string | null;
   members: string[];
   ownedBuckets: number;
+  /** Of ownedBuckets, those taken over from a dead node (plan.ts FarmShare.takeover). */
+  takeoverBuckets: number;
   buckets: number;
   load: Record<string, number>;
 }
@@ -104,7 +109,7 @@ export class FarmRuntime {
     this.#o = opts;
     const vip = opts.module.farm?.vip;
     if (!vip) throw new Error(`farm runtime of ${opts.module.name}: no VIP`);
-    this.#want = { active: false, owned: [], arp: !vip.includes(':') };
+    this.#want = { active: false, owned: [], takeover: [], arp: !vip.includes(':') };
   }
 
   /** Begins following the view (the daemon starts): peers' states arrive with their heartbeats. */
@@ -133,7 +138,7 @@ export class FarmRuntime {
     if (share === this.#share) return;
     this.#share = share;
     this.#cause = cause;
-    this.#want = { ...this.#want, owned: share.owned };
+    this.#want = { ...this.#want, owned: share.owned, takeover: takeoverBuckets(share) };
     this.#showBuckets(); // the members changed, this node's set maybe not: then no nft call
     this.#pump();
   }
@@ -144,16 +149,20 @@ export class FarmRuntime {
     const owned = this.#plane.owned;
     if (share === null || share === this.#shown || this.#plane.filter !== 'present' || owned === null) return;
     if (owned.length !== share.owned.length || !owned.every((b, i) => b === share.owned[i])) return;
+    if (this.#plane.takeover?.length !== share.takeover.length) return;
     this.#shown = share;
     const cause = this.#cause;
     const name = this.module.name;
-    this.#o.log.info({ event: 'farm_buckets', module: name, members: share.members, owned: share.owned.length, cause },
-      `farm ${name}: members [${share.members.join(' ')}], ${share.owned.length}/${share.map.length} buckets here (${cause})`);
+    const from = [...new Set(share.takeover.map(([, n]) => n))];
+    this.#o.log.info({ event: 'farm_buckets', module: name, members: share.members, owned: share.owned.length,
+      takeover: share.takeover.length, cause },
+    `farm ${name}: members [${share.members.join(' ')}], ${share.owned.length}/${share.map.length} buckets here (${cause})${
+      from.length ? `; ${share.takeover.length} taken over from dead ${from.join(', ')}: untracked TCP packets there get a RST` : ''}`);
   }
 
   #activate(active: boolean): void {
     if (this.#want.active === active) return;
-    this.#want = { ...this.#want, active, owned: [] };
+    this.#want = { ...this.#want, active, owned: [], takeover: [] };
     this.#share = null;
     this.#starting = active;
     if (this.#tickTimer) this.#o.clock.clearTimeout(this.#tickTimer);
@@ -225,7 +234,7 @@ export class FarmRuntime {
       case 'add-vip': await e.addVip(); return null;
       case 'announce': await e.announce(); return null;
       case 'apply-buckets':
-      case 'renew-buckets': await e.applyBuckets(action.owned); return null;
+      case 'renew-buckets': await e.applyBuckets(action.owned, action.takeover); return null;
       case 'reconcile': return e.reconcileFilter();
       case 'silence': await e.silence(); return null;
       case 'remove-vip': await e.removeVip(); return null;
@@ -312,6 +321,7 @@ export class FarmRuntime {
       ifname: this.#plane.filter === 'present' ? this.#o.ifname?.() ?? null : null,
       members: this.#shown?.members ?? [],
       ownedBuckets: map.filter((n) => n === this.#o.self).length,
+      takeoverBuckets: this.#shown?.takeover.length ?? 0,
       buckets: this.module.farm?.buckets ?? 0,
       load: loadOf(map),
     };

@@ -14,7 +14,7 @@ test(`farm: ${SEEDS} seeds keep the effect order, end drains in time and give ev
   const base = envSeed ?? randomInt(0, 2 ** 31);
   console.log(`farm sim: seeds ${base}..${base + SEEDS - 1} (CROFT_SEED=<n> to replay one)`);
   const t0 = performance.now();
-  const sum = { failed: 0, lost: 0, crashes: 0, drains: 0, early: 0, stable: 0, steps: 0 };
+  const sum = { failed: 0, lost: 0, crashes: 0, drains: 0, early: 0, stable: 0, steps: 0, takeovers: 0 };
   const sizes = new Set<number>();
   for (let i = 0; i < SEEDS; i++) {
     const r = await runSeedOrExplain((base + i) >>> 0);
@@ -25,6 +25,7 @@ test(`farm: ${SEEDS} seeds keep the effect order, end drains in time and give ev
     sum.early += r.drainedEarly;
     sum.stable += r.stableChecks;
     sum.steps += r.steps;
+    sum.takeovers += r.takeovers;
     sizes.add(r.nodes);
   }
   console.log(`farm sim: ${SEEDS} seeds in ${Math.round(performance.now() - t0)} ms, ${JSON.stringify(sum)}`);
@@ -34,6 +35,8 @@ test(`farm: ${SEEDS} seeds keep the effect order, end drains in time and give ev
   assert.ok(sum.crashes > SEEDS / 4, `only ${sum.crashes} crashes`);
   assert.ok(sum.drains > SEEDS / 4 && sum.early > 0 && sum.early < sum.drains, `drains ${sum.drains}, ended early ${sum.early}`);
   assert.ok(sum.stable >= SEEDS);
+  // Crashes made the survivors take buckets over with RSTs (checked against the kernel in farm.world.ts).
+  assert.ok(sum.takeovers > 0, 'no takeover set was ever applied');
   if (SEEDS >= 100) assert.deepEqual([...sizes].sort(), [2, 3, 4, 5]);
 });
 

@@ -55,7 +55,7 @@ class Scheduler {
 }
 
 /** What one node's kernel really holds (the fakes' truth, not the runtime's belief). */
-interface Kernel { filter: boolean; vip: boolean; arp: boolean; owned: number[] }
+interface Kernel { filter: boolean; vip: boolean; arp: boolean; owned: number[]; takeover: number[] }
 
 interface Heard { atMs: number; sentMs: number; state: ModState }
 
@@ -95,6 +95,8 @@ export interface FarmSimResult {
   drains: number;
   drainedEarly: number;
   stableChecks: number;
+  /** apply-buckets with a non-empty takeover set (after a node was declared down). */
+  takeovers: number;
   digest: string;
 }
 
@@ -110,7 +112,7 @@ export class FarmSim {
   readonly timeoutMs: number;
   readonly drainMs: number;
   faults: FarmFaults;
-  readonly stats = { effectsFailed: 0, heartbeatsLost: 0, crashes: 0, drains: 0, drainedEarly: 0, stableChecks: 0 };
+  readonly stats = { effectsFailed: 0, heartbeatsLost: 0, crashes: 0, drains: 0, drainedEarly: 0, stableChecks: 0, takeovers: 0 };
   readonly #log = silentLogger();
   readonly #trace = createHash('sha256');
 
@@ -137,7 +139,7 @@ export class FarmSim {
     };
     this.faults = { nftFail: 0, vipFail: 0, slow: 0, loss: 0, countFail: 0 };
     this.nodes = names.map((name) => ({
-      name, alive: false, gen: 0, state: 'STOP', kernel: { filter: false, vip: false, arp: false, owned: [] },
+      name, alive: false, gen: 0, state: 'STOP', kernel: { filter: false, vip: false, arp: false, owned: [], takeover: [] },
       rt: null, heard: new Map(), busy: null, connEnds: [], drain: null, pending: null,
     }));
   }
@@ -167,6 +169,7 @@ export class FarmSim {
     if (k.vip && !k.filter) this.fail(node, 'the VIP is present without the filter (VIP before filter, or filter removed before the VIP)');
     if (k.arp && !k.vip) this.fail(node, 'the ARP responder answers for a VIP that is not present');
     if (k.owned.length && !k.filter) this.fail(node, 'buckets held without the filter');
+    if (k.takeover.some((b) => !k.owned.includes(b))) this.fail(node, `takeover [${k.takeover.join(',')}] not all owned`);
   }
 
   #effects(node: SimNode): FarmEffects {
@@ -202,16 +205,22 @@ export class FarmSim {
       });
     };
     return {
-      installFilter: () => effect('filter-empty', this.faults.nftFail, () => { k().filter = true; k().owned = []; }),
-      applyBuckets: (owned) => effect('apply-buckets', this.faults.nftFail, () => {
+      installFilter: () => effect('filter-empty', this.faults.nftFail, () => { k().filter = true; k().owned = []; k().takeover = []; }),
+      applyBuckets: (owned, takeover) => effect('apply-buckets', this.faults.nftFail, () => {
         if (!k().filter) this.fail(node, 'buckets applied with no filter (nft would fail: no such table)');
         k().owned = [...owned];
+        k().takeover = [...takeover];
+        if (takeover.length > 0) {
+          this.stats.takeovers++;
+          // Only a node declared down (a crash, or heartbeats lost) gives its buckets over with RSTs.
+          if (this.stats.crashes + this.stats.heartbeatsLost === 0) this.fail(node, `takeover [${takeover.join(',')}] with no node ever down`);
+        }
       }),
       reconcileFilter: () => effect('reconcile', this.faults.nftFail, () => {
         if (!k().filter) this.fail(node, 'reconcile with no filter');
         return { fixed: 'nothing', reasons: [] };
       }),
-      removeFilter: () => effect('remove-filter', this.faults.nftFail, () => { k().filter = false; k().owned = []; }),
+      removeFilter: () => effect('remove-filter', this.faults.nftFail, () => { k().filter = false; k().owned = []; k().takeover = []; }),
       addVip: () => effect('add-vip', this.faults.vipFail, () => { k().vip = true; }),
       removeVip: () => effect('remove-vip', this.faults.vipFail, () => { k().vip = false; }),
       announce: () => effect('announce', this.faults.vipFail, () => {
@@ -275,7 +284,7 @@ export class FarmSim {
     node.rt = null;
     node.busy = null;
     node.state = 'STOP';
-    node.kernel = { filter: false, vip: false, arp: false, owned: [] };
+    node.kernel = { filter: false, vip: false, arp: false, owned: [], takeover: [] };
     node.drain = null;
     node.pending = null;
     node.connEnds = [];
@@ -367,6 +376,10 @@ export class FarmSim {
       }
       if (owners.length !== 1) this.fail(null, `stable view: bucket ${b} has ${owners.length} owners (${owners.map((n) => n.name).join(',')}); UP: ${up.map((n) => n.name)}`);
       if (!up.includes(owners[0]!)) this.fail(owners[0]!, `stable view: owns bucket ${b} but is ${owners[0]!.state} (weight ${weightOf(owners[0]!.name)})`);
+    }
+    // Every node alive and in the view again: no dead node left whose clients need a RST.
+    if (alive.length === this.nodes.length) {
+      for (const n of alive) if (n.kernel.takeover.length) this.fail(n, `stable view with every node alive, yet takeover [${n.kernel.takeover.join(',')}]`);
     }
     const arp = !farm.vip!.includes(':');
     for (const n of alive) {

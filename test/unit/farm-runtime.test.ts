@@ -24,30 +24,30 @@ function plan(plane: FarmPlane, want: FarmWant): string[] {
 }
 
 test('plan: start is filter, VIP, ARP, then buckets; stop is ARP, VIP, filter', () => {
-  const up: FarmWant = { active: true, owned: [1, 3], arp: true };
+  const up: FarmWant = { active: true, owned: [1, 3], takeover: [], arp: true };
   assert.deepEqual(plan(EMPTY_PLANE, up), ['filter-empty', 'add-vip', 'announce', 'apply-buckets']);
   assert.deepEqual(plan(EMPTY_PLANE, { ...up, arp: false }), ['filter-empty', 'add-vip', 'apply-buckets']);
-  const full: FarmPlane = { filter: 'present', vip: 'present', announce: 'present', owned: [1, 3] };
+  const full: FarmPlane = { filter: 'present', vip: 'present', announce: 'present', owned: [1, 3], takeover: [] };
   assert.deepEqual(plan(full, { ...up, active: false }), ['silence', 'remove-vip', 'remove-filter']);
   assert.deepEqual(plan(full, { ...up, owned: [2] }), ['apply-buckets']);
   assert.deepEqual(plan(full, up), []);
 });
 
 test('plan: a failed effect leaves its part unknown: done again on the way up, undone on the way down', () => {
-  const p = afterFailure({ filter: 'present', vip: 'absent', announce: 'absent', owned: [] }, { type: 'add-vip' });
+  const p = afterFailure({ filter: 'present', vip: 'absent', announce: 'absent', owned: [], takeover: [] }, { type: 'add-vip' });
   assert.equal(p.vip, 'unknown');
-  assert.deepEqual(plan(p, { active: true, owned: [], arp: false }), ['add-vip']);
-  assert.deepEqual(plan(p, { active: false, owned: [], arp: false }), ['remove-vip', 'remove-filter']);
-  const q = afterFailure({ filter: 'present', vip: 'present', announce: 'present', owned: [1] }, { type: 'apply-buckets', owned: [2] });
+  assert.deepEqual(plan(p, { active: true, owned: [], takeover: [], arp: false }), ['add-vip']);
+  assert.deepEqual(plan(p, { active: false, owned: [], takeover: [], arp: false }), ['remove-vip', 'remove-filter']);
+  const q = afterFailure({ filter: 'present', vip: 'present', announce: 'present', owned: [1], takeover: [] }, { type: 'apply-buckets', owned: [2], takeover: [] });
   assert.equal(q.owned, null);
-  assert.deepEqual(plan(q, { active: true, owned: [2], arp: true }), ['apply-buckets']);
+  assert.deepEqual(plan(q, { active: true, owned: [2], takeover: [], arp: true }), ['apply-buckets']);
   assert.match(checkDuty({ type: 'add-vip' }, EMPTY_PLANE) ?? '', /filter absent/);
   assert.match(checkDuty({ type: 'remove-filter' }, { ...EMPTY_PLANE, filter: 'present', vip: 'unknown' }) ?? '', /VIP unknown/);
 });
 
 test('plan: renew and reconcile only when due and the plane agrees', () => {
-  const full: FarmPlane = { filter: 'present', vip: 'present', announce: 'present', owned: [1] };
-  const want: FarmWant = { active: true, owned: [1], arp: true };
+  const full: FarmPlane = { filter: 'present', vip: 'present', announce: 'present', owned: [1], takeover: [] };
+  const want: FarmWant = { active: true, owned: [1], takeover: [], arp: true };
   assert.equal(nextAction(full, want, { renew: true, reconcile: false })?.type, 'renew-buckets');
   assert.equal(nextAction(full, want, { renew: true, reconcile: true })?.type, 'reconcile');
   assert.equal(nextAction({ ...full, owned: [] }, { ...want, owned: [] }, { renew: true, reconcile: false }), null, 'nothing to renew');

@@ -16,7 +16,8 @@ const USAGE = `usage: croft lab <command> [--name NAME] ...
   status [--json]
   exec <node|client> -- CMD...
   kill <node>            SIGKILL of the node's daemon and everything in its namespaces
-  start <node>           start the node's daemon again
+  crash <node>           links down at the switch, then as kill: nothing leaves the node (no FIN, no RST)
+  start <node>           start the node's daemon again (after a crash: links up first)
   cut <node> [--lan K]   links down at the switch (all LANs, or LAN K)
   heal <node> [--lan K]
   netem <node> loss 10% | delay 50ms [jitter] | clear  [--lan K]
@@ -174,6 +175,13 @@ async function dispatch(args: string[], out: LabOutput): Promise<number> {
       const node = oneNode(p, 'kill');
       const killed = await Lab.open(name).kill(node);
       out.log(`${node}: killed ${killed.length} process(es)`);
+      return 0;
+    }
+    case 'crash': {
+      onlyFlags(p, ['name']);
+      const node = oneNode(p, 'crash');
+      const killed = await Lab.open(name).crash(node);
+      out.log(`${node}: links down, killed ${killed.length} process(es)`);
       return 0;
     }
     case 'start': {

@@ -128,6 +128,22 @@ export class Lab {
     return [...new Set([...before, ...inNs, ...rest])];
   }
 
+  /**
+   * A crash as the network sees it (power lost, kernel panic, cable pulled): every link of the node
+   * goes down at the switch first, so nothing its kernel sends afterwards reaches anyone (no FIN, no
+   * RST of the sockets the kill closes), then everything on it is killed as `kill` does. `start`
+   * brings the links back, as the machine boots again.
+   */
+  async crash(node: string): Promise<number[]> {
+    this.reload();
+    this.node(node);
+    await this.setLinks(node, undefined, 'down');
+    const killed = await this.kill(node); // reloads and saves the state
+    this.node(node).crashed = true;
+    writeState(this.state);
+    return killed;
+  }
+
   /** The host's pid of a process of the node, from its pid on the node (a pid file's, `$$`...). */
   hostPid(node: string, nodePid: number): number | undefined {
     this.node(node);
@@ -142,6 +158,7 @@ export class Lab {
       throw new CroftError('CROFT_ERR_LAB', `the daemon of ${node} is running (pid ${before.daemonPid}); lab kill ${node} first`);
     }
     const n = this.node(node);
+    if (n.crashed) await this.boot(n);
     if (initPidOf(n.pidNs) === undefined) {
       n.initPid = await startNodeInit(this.stateDir, node, n.namespace, n.mountNs, initLog(this.stateDir, node));
     }
@@ -201,6 +218,19 @@ export class Lab {
   async status(): Promise<LabStatus> {
     this.reload();
     return labStatus(this.state);
+  }
+
+  /**
+   * A crashed node comes back as a machine that booted: no socket (the killed processes' closing
+   * ones would send their FINs once the links are up) and no conntrack entry of its clients, then
+   * its links up.
+   */
+  private async boot(n: LabNodeState): Promise<void> {
+    await run(['ip', 'netns', 'exec', n.namespace, 'ss', '-K', '-a', '-t', '-u'], {});
+    await run(['ip', 'netns', 'exec', n.namespace, 'conntrack', '-F'], {});
+    await this.setLinks(n.name, undefined, 'up');
+    n.crashed = false;
+    writeState(this.state);
   }
 
   private async setLinks(node: string, lan: number | undefined, updown: 'up' | 'down'): Promise<void> {

@@ -35,6 +35,8 @@ export interface LabNodeState {
   daemonLog: string;
   /** Per LAN index (as string keys in JSON). */
   netem: Record<string, LinkNetem>;
+  /** `lab crash` took its links down: `lab start` brings them back (index.ts). */
+  crashed?: boolean;
 }
 
 export interface LabState {
