@@ -7,6 +7,7 @@
 //     gratuitous ARP; members change: the owned set replaced in one nft transaction;
 //   stop (the module reaches STOP): ARP responder, then the VIP, then the filter.
 // A failed effect leaves its part unknown and is tried again after one heartbeat interval.
+import type { Clock } from '../src/clock.js';
 import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
 import type { Logger } from '../src/log/logger.js';
 import { loadOf } from './assign.js';
@@ -38,20 +39,8 @@ export interface FarmEffects {
   countConnections(): number;
 }
 
-export type FarmTimer = { readonly __farmTimer?: never } | object;
-
-/** Time and timers: the wall clock in the daemon, a simulated one in the simulator. */
-export interface FarmClock {
-  nowMs(): number;
-  setTimeout(fn: () => void, ms: number): FarmTimer;
-  clearTimeout(timer: FarmTimer): void;
-}
-
-export const realClock: FarmClock = {
-  nowMs: () => performance.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
-};
+/** Time and timers (src/clock.ts): monotonicClock in the daemon, a simulated one in the simulator. */
+export type FarmClock = Pick<Clock, 'now' | 'setTimeout' | 'clearTimeout'>;
 
 export interface FarmStatus {
   active: boolean;
@@ -96,10 +85,10 @@ export class FarmRuntime {
   #running = false;
   #closed = false;
   #idle: Array<() => void> = [];
-  #viewTimer: FarmTimer | null = null;
-  #tickTimer: FarmTimer | null = null;
-  #retryTimer: FarmTimer | null = null;
-  #drainTimer: FarmTimer | null = null;
+  #viewTimer: unknown = null;
+  #tickTimer: unknown = null;
+  #retryTimer: unknown = null;
+  #drainTimer: unknown = null;
   #ticks = 0;
   /** True between a start's first action and its last, to log farm_start once the start is done. */
   #starting = false;
@@ -273,12 +262,12 @@ export class FarmRuntime {
     if (this.#drainTimer) this.#o.clock.clearTimeout(this.#drainTimer);
     this.#drainTimer = null;
     const clock = this.#o.clock;
-    const untilMs = clock.nowMs() + drainMs;
+    const untilMs = clock.now() + drainMs;
     let counting = true;
     const poll = () => {
       this.#drainTimer = null;
       if (this.#closed || !hooks.draining()) return;
-      const now = clock.nowMs();
+      const now = clock.now();
       if (counting) {
         try {
           if (this.#o.effects.countConnections() === 0) return hooks.drained();

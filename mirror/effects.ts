@@ -4,6 +4,7 @@
 // (test/sim/mirror.world.ts) gives it faulty fakes and a clock that moves only when told, and so
 // drives the very runtime the daemon runs.
 import path from 'node:path';
+import { systemClock, type Clock } from '../src/clock.js';
 import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
 import { CroftError } from '../src/errors.js';
 import { CheckerRunner, runnerCheckers, type ModuleStateGetter } from '../src/module/checkers/index.js';
@@ -24,22 +25,7 @@ export type MirrorDataPlanePort = Pick<MirrorDataPlane,
   | 'linkConnected' | 'linkStatus' | 'replicasConnected' | 'replicasRunning' | 'ensureReplicas' | 'stopReplicas' | 'replicaStatus'
   | 'quarantine' | 'verify' | 'close'>;
 
-/** Timers and time: every time the runtime reads, and every wait, goes through it. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(t: unknown): void;
-  setInterval(fn: () => void, ms: number): unknown;
-  clearInterval(t: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
-  setInterval: (fn, ms) => setInterval(fn, ms),
-  clearInterval: (t) => clearInterval(t as NodeJS.Timeout),
-};
+export type { Clock } from '../src/clock.js';
 
 /** The mirror's VIP on this node's interface (only called when the module has a VIP). */
 export interface MirrorVipPort {

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { silentLogger } from '../../src/log/logger.js';
 import type { ClusterConfig, ModuleConfig } from '../../src/config/types.js';
 import type { NodeModuleView } from '../../farm/members.js';
-import { FarmRuntime, type FarmClock, type FarmEffects, type FarmTimer } from '../../farm/runtime.js';
+import { FarmRuntime, type FarmClock, type FarmEffects } from '../../farm/runtime.js';
 import { chance, mulberry32, pick, randInt, type Rng } from './prng.js';
 
 type ModState = 'STOP' | 'WAIT' | 'UP';
@@ -157,9 +157,9 @@ export class FarmSim {
   #clock(node: SimNode): FarmClock {
     const gen = node.gen;
     return {
-      nowMs: () => this.sched.nowMs,
+      now: () => this.sched.nowMs,
       setTimeout: (fn, ms) => this.sched.at(this.sched.nowMs + ms, () => { if (node.gen === gen) fn(); }),
-      clearTimeout: (t: FarmTimer) => { (t as Timer).cancelled = true; },
+      clearTimeout: (t: unknown) => { (t as Timer).cancelled = true; },
     };
   }
 

@@ -74,7 +74,7 @@ function fakes() {
   let now = 0;
   const timers: Array<{ at: number; fn: () => void; off: boolean }> = [];
   const clock: FarmClock = {
-    nowMs: () => now,
+    now: () => now,
     setTimeout: (fn, ms) => { const t = { at: now + ms, fn, off: false }; timers.push(t); return t; },
     clearTimeout: (t) => { (t as { off: boolean }).off = true; },
   };
@@ -147,7 +147,7 @@ test('runtime: the drain says drained when no connection is left, or at drain_ms
   const rt = new FarmRuntime({ module, self: 'n1', cluster, effects: f.effects, clock: f.clock, views: () => [], log: silentLogger() });
   let saidAt: number | null = null;
   const draining = { on: true };
-  rt.drain(500, { draining: () => draining.on, drained: () => { saidAt = f.clock.nowMs(); } });
+  rt.drain(500, { draining: () => draining.on, drained: () => { saidAt = f.clock.now(); } });
   await f.advance(250);
   assert.equal(saidAt, null);
   f.setConns(0);
@@ -155,11 +155,11 @@ test('runtime: the drain says drained when no connection is left, or at drain_ms
   assert.equal(saidAt, 300, 'the poll after the last connection closed');
   saidAt = null;
   f.setConns(3);
-  rt.drain(500, { draining: () => draining.on, drained: () => { saidAt = f.clock.nowMs(); } });
+  rt.drain(500, { draining: () => draining.on, drained: () => { saidAt = f.clock.now(); } });
   await f.advance(1000);
   assert.equal(saidAt, 850, 'at drain_ms with connections left');
   saidAt = null;
-  rt.drain(500, { draining: () => draining.on, drained: () => { saidAt = f.clock.nowMs(); } });
+  rt.drain(500, { draining: () => draining.on, drained: () => { saidAt = f.clock.now(); } });
   draining.on = false; // a start cancelled the drain
   await f.advance(1000);
   assert.equal(saidAt, null);

@@ -9,7 +9,8 @@ import { UdpMembership } from '../../src/membership/udp.js';
 import type { ModuleStatus, PeerInfo, View } from '../../src/membership/types.js';
 import { ModuleRuntime } from '../../src/module/runtime.js';
 import { KernelFarmEffects } from '../../farm/driver.js';
-import { FarmRuntime, realClock } from '../../farm/runtime.js';
+import { FarmRuntime } from '../../farm/runtime.js';
+import { monotonicClock } from '../../src/clock.js';
 import { MirrorRuntime } from '../../mirror/runtime.js';
 import type { NodeModuleView } from '../../farm/members.js';
 import { bestState } from './states.js';
@@ -90,7 +91,7 @@ export class Daemon extends EventEmitter {
       if (module.kind === 'farm' && module.farm?.vip) {
         const effects = new KernelFarmEffects(module, self, config.cluster);
         this.farms.set(module.name, new FarmRuntime({
-          module, self, cluster: config.cluster, effects, clock: realClock, log,
+          module, self, cluster: config.cluster, effects, clock: monotonicClock, log,
           views: () => this.nodeViews(module.name), ifname: () => effects.ifname(),
         }));
       }
