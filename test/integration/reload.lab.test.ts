@@ -1,7 +1,8 @@
 // `croft reload` in a 2-node lab (issue 12 part 4): one module's file changes in the lab's config
 // folder (shared by the nodes as /etc/croft); a reload on each node restarts that module alone, the
 // other keeps its application process and has no transition; an invalid change is refused with
-// file:line and nothing changes.
+// file:line and nothing changes. A farm module (nginx-farm) added by a reload serves on its VIP, and
+// removed by a reload leaves no filter nor VIP.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,7 +10,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import { Lab } from '../../top/lab/index.js';
 import { daemonLog, nodeStatus, waitFor } from '../helpers/cluster.js';
-import { croftBin } from '../helpers/paths.js';
+import { croftBin, repoRoot } from '../helpers/paths.js';
+
+const VIP = '10.77.0.100'; // modules/nginx-farm/module.yaml
+const SITE = '/run/croft/reload-site'; // private to each lab node
 
 const nodes = ['n1', 'n2'];
 
@@ -97,5 +101,52 @@ describe('croft reload in a 2-node lab', { timeout: 180_000 }, () => {
     assert.deepEqual(after('reload')[0]!.restarted, ['change']);
     await waitFor('change UP again on both nodes', () => upEverywhere('change'), 20_000);
     assert.equal(await pid('n2', 'keep'), keepN2, 'keep untouched by the SIGHUP reload');
+    // n1 refused the invalid file: it still runs the previous `change`, until it reloads too.
+    const n1 = await reload('n1');
+    assert.equal(n1.code, 0, n1.stderr);
+    assert.match(n1.stdout, /reload on n1: restarted change; 1 untouched/);
+  });
+
+  test('a farm module added by a reload serves on its VIP; removed by a reload, its VIP is gone', async () => {
+    for (const n of nodes) {
+      const r = await lab.exec(n, ['sh', '-c', `mkdir -p ${SITE} && echo ${n} > ${SITE}/who && chmod -R a+rX ${SITE}`]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const web = path.join(lab.configDir, 'modules', 'web');
+    fs.cpSync(path.join(repoRoot, 'modules', 'nginx-farm'), web, { recursive: true });
+    fs.writeFileSync(path.join(web, 'site.conf'), `server {
+    listen 0.0.0.0:80 default_server;
+    server_name _;
+    root ${SITE};
+    location = / { default_type text/plain; try_files /who =404; }
+}
+`);
+    const keep = { n1: await pid('n1', 'keep'), n2: await pid('n2', 'keep') };
+    for (const n of nodes) {
+      const r = await reload(n);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /started web; 2 untouched/);
+    }
+    await waitFor('web UP on both nodes', () => upEverywhere('web'), 30_000);
+    const who = async () => {
+      const r = await lab.exec('client', ['curl', '-s', '--max-time', '2', `http://${VIP}/`], { timeoutMs: 10_000 });
+      return r.code === 0 ? r.stdout.trim() : null;
+    };
+    await waitFor('the VIP answers', async () => nodes.includes((await who()) ?? ''), 15_000);
+    const vipSeen = async (n: string) => (await lab.exec(n, ['nft', 'list', 'ruleset'])).stdout.includes(VIP)
+      || (await lab.exec(n, ['ip', '-o', 'addr'])).stdout.includes(VIP);
+    for (const n of nodes) assert.ok(await vipSeen(n), `the farm's filter or VIP is on ${n} while it serves`);
+
+    fs.rmSync(path.join(web, 'module.yaml')); // its scripts stay until the reload has stopped it
+    for (const n of nodes) {
+      const r = await reload(n);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /stopped web; 2 untouched/);
+    }
+    const st = await nodeStatus(lab, 'n1');
+    assert.equal(st?.modules.web, undefined, 'web is no module any more');
+    assert.equal(await who(), null, 'the VIP no longer answers');
+    for (const n of nodes) assert.ok(!(await vipSeen(n)), `no farm filter nor VIP left on ${n}`);
+    assert.deepEqual({ n1: await pid('n1', 'keep'), n2: await pid('n2', 'keep') }, keep, 'keep untouched throughout');
   });
 });
