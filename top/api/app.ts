@@ -1,5 +1,5 @@
 // The HTTP API, built by a factory apart from listen (tests call inject()).
-//   /api/v1/...                   status (read) and commands (POST): credentials as below
+//   /api/v1/...                   status (read) and commands (POST, /api/v1/reload included): credentials as below
 //   /health/<module>              200 when this node serves the module, else 503 (for load balancers)
 //   /var/modules/<module>/ready.txt  the same, in SafeKit's words, for people migrating
 //   /metrics                      Prometheus (a credential only with api.metrics_auth)
@@ -280,6 +280,9 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
       const result = await rt.verify();
       return { node: daemon.self, module: req.params.module, durationMs: Date.now() - t0, ...result };
     });
+    // Re-read the daemon's config folder and apply it (Daemon.reload): 200 with what it did, or the
+    // loader's file:line problems (CROFT_ERR_CONFIG), or CROFT_ERR_RELOAD_RESTART; nothing changed then.
+    v1.post('/reload', async () => daemon.reloadFromDisk('reload requested through the API'));
     for (const command of ['start', 'stop', 'restart'] as const satisfies readonly ModuleCommand[]) {
       v1.post<{ Params: { module: string } }>(`/modules/:module/${command}`, async (req, reply) => {
         daemon.command(req.params.module, command, `${command} requested through the API`);

@@ -72,6 +72,15 @@ export async function daemonCommand(argv: string[], _out: Output): Promise<numbe
         resolve(0);
       })();
     };
+    // SIGHUP: reload the config folder (as `croft reload`); a refusal is logged, nothing changes.
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      log.info({ event: 'signal', signal: 'SIGHUP' }, 'SIGHUP: reloading the configuration');
+      daemon.reloadFromDisk('daemon received SIGHUP').catch((err: unknown) => {
+        const code = err instanceof CroftError ? err.code : 'CROFT_ERR_API';
+        log.error({ event: 'reload_refused', code, error: (err as Error).message }, `reload refused, nothing changed: ${(err as Error).message}`);
+      });
+    });
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
   });

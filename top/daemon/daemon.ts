@@ -3,6 +3,8 @@
 // membership, module and farm runtimes decide and order their effects; this wires them.
 import { EventEmitter } from 'node:events';
 import type { Config, ModuleConfig } from '../../src/config/types.js';
+import { diffConfig, type ConfigDiff } from '../../src/config/diff.js';
+import { loadConfig } from '../../src/config/load.js';
 import { CroftError } from '../../src/errors.js';
 import type { Logger } from '../../src/log/logger.js';
 import { UdpMembership } from '../../src/membership/udp.js';
@@ -44,8 +46,26 @@ export type MirrorCommandName = 'prim' | 'second' | 'swap';
 /** A light or farm module's runtime, or a mirror's: the same outward shape. */
 export type AnyRuntime = ModuleRuntime | MirrorRuntime;
 
+/** What a reload did on this node (module names, sorted), with the whole configuration's diff. */
+export interface ReloadResult {
+  node: string;
+  /** Created and started here (autostart): modules added, or that now name this node. */
+  started: string[];
+  /** Stopped (their scripts ran) and dropped: modules removed, or that no longer name this node. */
+  stopped: string[];
+  /** Changed: stopped, re-created from the new configuration, started again. */
+  restarted: string[];
+  /** Runtimes kept as they were (same object, no transition). */
+  untouched: string[];
+  diff: ConfigDiff;
+}
+
 export class Daemon extends EventEmitter {
-  readonly config: Config;
+  /** The running configuration; a reload replaces it. */
+  #config: Config;
+  get config(): Config {
+    return this.#config;
+  }
   readonly self: string;
   readonly membership: UdpMembership;
   readonly runtimes = new Map<string, AnyRuntime>();
@@ -56,6 +76,10 @@ export class Daemon extends EventEmitter {
   readonly farms = new Map<string, FarmRuntime>();
   private readonly log: Logger;
   private readonly localSinceMs = new Map<string, number>();
+  /** Between start() and stop(): a reload then starts what it creates. */
+  private running = false;
+  /** Reloads and stop run one after the other. */
+  private pending: Promise<unknown> = Promise.resolve();
 
   constructor(config: Config, self: string, log: Logger) {
     super();
@@ -63,7 +87,7 @@ export class Daemon extends EventEmitter {
       throw new CroftError('CROFT_ERR_UNKNOWN_NODE',
         `node "${self}" is not in ${config.cluster.file}; nodes are: ${config.cluster.nodes.map((n) => n.name).join(', ')}`);
     }
-    this.config = config;
+    this.#config = config;
     this.self = self;
     this.log = log;
     // A restart must announce a larger incarnation than the last run (replay protection keys on it):
@@ -82,21 +106,115 @@ export class Daemon extends EventEmitter {
         this.emit(event, action);
       });
     }
-    for (const module of config.modules) {
-      if (!module.nodes.includes(self)) continue;
-      if (module.kind === 'mirror') {
-        this.runtimes.set(module.name, this.createMirrorRuntime(module));
-        continue;
-      }
-      if (module.kind === 'farm' && module.farm?.vip) {
-        const effects = new KernelFarmEffects(module, self, config.cluster);
-        this.farms.set(module.name, new FarmRuntime({
-          module, self, cluster: config.cluster, effects, clock: monotonicClock, log,
-          views: () => this.nodeViews(module.name), ifname: () => effects.ifname(),
-        }));
-      }
-      this.runtimes.set(module.name, this.createRuntime(module));
+    for (const module of config.modules) this.addModule(module);
+  }
+
+  /** The runtimes of a module of this node (none when it does not name this node). */
+  private addModule(module: ModuleConfig): boolean {
+    if (!module.nodes.includes(this.self)) return false;
+    if (module.kind === 'mirror') {
+      this.runtimes.set(module.name, this.createMirrorRuntime(module));
+      return true;
     }
+    if (module.kind === 'farm' && module.farm?.vip) {
+      const effects = new KernelFarmEffects(module, this.self, this.config.cluster);
+      this.farms.set(module.name, new FarmRuntime({
+        module, self: this.self, cluster: this.config.cluster, effects, clock: monotonicClock, log: this.log,
+        views: () => this.nodeViews(module.name), ifname: () => effects.ifname(),
+      }));
+    }
+    this.runtimes.set(module.name, this.createRuntime(module));
+    return true;
+  }
+
+  /** Stops a module of this node (its scripts run, a farm drains), closes and drops its runtimes. */
+  private async dropModule(name: string, cause: string): Promise<void> {
+    const rt = this.runtimes.get(name);
+    if (!rt) return;
+    await stopAndWait(rt, cause);
+    await rt.close();
+    rt.removeAllListeners();
+    await this.farms.get(name)?.close();
+    this.runtimes.delete(name);
+    this.mirrors.delete(name);
+    this.farms.delete(name);
+    this.localSinceMs.delete(name);
+  }
+
+  /** Brings up what addModule created (mirror record, farm filter) and starts it unless autostart: false. */
+  private async bringUp(name: string, cause: string): Promise<void> {
+    const rt = this.runtimes.get(name);
+    if (!rt) return;
+    if (rt instanceof MirrorRuntime) await rt.init();
+    this.farms.get(name)?.open();
+    this.ensureMirrorTimer();
+    const module = this.config.modules.find((m) => m.name === name);
+    if (module?.autostart !== false) rt.start(cause);
+  }
+
+  private ensureMirrorTimer(): void {
+    if (this.mirrorTimer || this.mirrors.size === 0) return;
+    const everyMs = Math.max(10, Math.min(100, this.config.cluster.heartbeat.intervalMs / 2));
+    this.mirrorTimer = setInterval(() => this.updateMirrors(), everyMs);
+  }
+
+  /** Re-reads the config folder this daemon runs from and applies it (reload). */
+  reloadFromDisk(cause: string): Promise<ReloadResult> {
+    return this.reload(() => loadConfig(this.config.dir), cause);
+  }
+
+  /**
+   * Applies a new configuration without a restart: modules removed (or no longer naming this node)
+   * are stopped and dropped, modules added are created and started, modules changed are stopped and
+   * re-created, the others keep their runtime untouched. Refused whole, nothing changed, when the
+   * configuration is invalid (`next` throws the loader's ConfigError, file:line) or changes
+   * cluster.yaml: nodes, addresses, key, LANs, heartbeat and API are wired into the membership, the
+   * replication links and the listening sockets at start, so they need a restart.
+   */
+  reload(next: () => Config, cause: string): Promise<ReloadResult> {
+    const run = this.pending.then(() => this.applyReload(next(), cause));
+    this.pending = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyReload(next: Config, cause: string): Promise<ReloadResult> {
+    const diff = diffConfig(this.config, next);
+    if (diff.cluster.length) {
+      throw new CroftError('CROFT_ERR_RELOAD_RESTART', `${next.cluster.file}: ${diff.cluster.join(', ')} changed; `
+        + 'cluster.yaml cannot be applied by a reload: restart the daemon on every node (`systemctl restart croft`) to use it. '
+        + 'Nothing was changed.');
+    }
+    const here = (c: Config, name: string) => c.modules.find((m) => m.name === name)?.nodes.includes(this.self) ?? false;
+    const result: ReloadResult = { node: this.self, started: [], stopped: [], restarted: [], untouched: [], diff };
+    const drop = [...diff.removed, ...diff.changed].filter((name) => this.runtimes.has(name));
+    const add = [...diff.added, ...diff.changed].filter((name) => here(next, name));
+    for (const name of diff.unchanged) if (this.runtimes.has(name)) result.untouched.push(name);
+    for (const name of diff.changed) {
+      const before = this.runtimes.has(name);
+      const after = here(next, name);
+      if (before && after) result.restarted.push(name);
+      else if (before) result.stopped.push(name);
+      else if (after) result.started.push(name);
+    }
+    for (const name of diff.removed) if (this.runtimes.has(name)) result.stopped.push(name);
+    for (const name of diff.added) if (here(next, name)) result.started.push(name);
+    for (const list of [result.started, result.stopped, result.restarted]) list.sort();
+    this.log.info({ event: 'reload', cause, added: diff.added, removed: diff.removed, changed: diff.changed,
+      started: result.started, stopped: result.stopped, restarted: result.restarted },
+    `reload (${cause}): ${describeReload(result)}`);
+    // Stopped before anything is created: a changed module takes back its own VIP, ports and folders.
+    await Promise.all(drop.map((name) => this.dropModule(name, `reload: module ${diff.removed.includes(name) ? 'removed' : 'changed'}`)));
+    this.#config = next;
+    for (const name of add) this.addModule(next.modules.find((m) => m.name === name)!);
+    if (this.mirrors.size === 0 && this.mirrorTimer) {
+      clearInterval(this.mirrorTimer);
+      this.mirrorTimer = null;
+    }
+    this.publishModules();
+    if (this.running) {
+      for (const name of add) await this.bringUp(name, `reload: module ${diff.added.includes(name) ? 'added' : 'changed'}`);
+    }
+    return result;
   }
 
   /** This run's incarnation (membership/persist.ts). */
@@ -209,8 +327,8 @@ export class Daemon extends EventEmitter {
     await this.membership.start();
     // Peers' module states arrive with their heartbeats; each farm runtime follows them.
     for (const farm of this.farms.values()) farm.open();
-    const everyMs = Math.max(10, Math.min(100, this.config.cluster.heartbeat.intervalMs / 2));
-    this.mirrorTimer = this.mirrors.size ? setInterval(() => this.updateMirrors(), everyMs) : null;
+    this.ensureMirrorTimer();
+    this.running = true;
     this.log.info({ event: 'daemon_start', incarnation: this.incarnation, modules: [...this.runtimes.keys()] },
       `croft daemon started on ${this.self}`);
     for (const [name, rt] of this.runtimes) {
@@ -221,6 +339,8 @@ export class Daemon extends EventEmitter {
 
   /** Stop the modules (their stop scripts run), then leave the cluster. */
   async stop(cause = 'daemon stop'): Promise<void> {
+    await this.pending; // a reload under way finishes first
+    this.running = false;
     await Promise.all([...this.runtimes.values()].map((rt) => stopAndWait(rt, cause)));
     await Promise.all([...this.runtimes.values()].map((rt) => rt.close()));
     if (this.mirrorTimer) clearInterval(this.mirrorTimer);
@@ -304,6 +424,16 @@ export class Daemon extends EventEmitter {
       modules,
     };
   }
+}
+
+/** "started a; restarted b; stopped c; 2 untouched", or "nothing changed". */
+export function describeReload(r: ReloadResult): string {
+  const parts: string[] = [];
+  if (r.started.length) parts.push(`started ${r.started.join(', ')}`);
+  if (r.restarted.length) parts.push(`restarted ${r.restarted.join(', ')}`);
+  if (r.stopped.length) parts.push(`stopped ${r.stopped.join(', ')}`);
+  if (parts.length === 0) return `nothing changed on ${r.node} (${r.untouched.length} module${r.untouched.length === 1 ? '' : 's'} untouched)`;
+  return `${parts.join('; ')}; ${r.untouched.length} untouched`;
 }
 
 function stopAndWait(rt: AnyRuntime, cause: string): Promise<void> {
