@@ -1,6 +1,8 @@
-// Failover as test/integration/farm.lab.test.ts measures it: SIGKILL of a node's processes (lab
-// kill: croft's daemon and nginx, or keepalived and nginx), then every client source retries with a
-// fresh connection (100 ms per attempt) until answered; the figure is kill -> the last client's answer.
+// Failover as test/integration/farm.lab.test.ts measures it: a node fails — `lab kill` (SIGKILL of its
+// processes: croft's daemon and nginx, or keepalived and nginx; its kernel lives on and answers RST)
+// or `lab crash` (its links down first, then the same kill: nothing leaves the node, as a power cut)
+// — then every client source retries with a fresh connection (100 ms per attempt) until answered; the
+// figure is failure -> the last client's answer.
 import path from 'node:path';
 import type { Lab } from '../../top/lab/index.js';
 import { repoRoot } from '../../src/paths.js';
@@ -15,13 +17,16 @@ export async function clients(lab: Lab, url: string, opts: object): Promise<Clie
   return JSON.parse(r.stdout) as ClientsResult;
 }
 
-/** Kills `victim` (lab kill) and returns ms from just before the kill to the last client's answer. */
-export async function killAndMeasure(lab: Lab, victim: string, url: string, sources: string[]): Promise<number> {
+export type Failure = 'kill' | 'crash';
+export const FAILURES: readonly Failure[] = ['kill', 'crash'];
+
+/** Fails `victim` (lab kill or lab crash) and returns ms from just before it to the last client's answer. */
+export async function failAndMeasure(lab: Lab, victim: string, how: Failure, url: string, sources: string[]): Promise<number> {
   const t0 = Date.now();
-  await lab.kill(victim);
+  await (how === 'crash' ? lab.crash(victim) : lab.kill(victim));
   const res = await clients(lab, url, { sources, mode: 'until-all', timeoutMs: 100, deadlineMs: 10_000 });
   const missing = sources.filter((s) => !res.results[s]);
-  if (missing.length > 0) throw new Error(`${missing.length} clients not answered within 10 s after killing ${victim} (e.g. ${missing[0]})`);
+  if (missing.length > 0) throw new Error(`${missing.length} clients not answered within 10 s after lab ${how} of ${victim} (e.g. ${missing[0]})`);
   return Math.max(...Object.values(res.answeredAtMs)) - t0;
 }
 

@@ -1,7 +1,7 @@
 // bench/farm: croft's farm against its peers, in the same run, on this machine.
 //   1. throughput and latency (wrk from the lab's client namespace) of the same 3 nginx nodes:
 //      (a) through croft's VIP, (b) behind HAProxy in a namespace of its own, (c) one node alone;
-//   2. failover (kill -> every client answered again): croft vs keepalived (VRRPv3).
+//   2. failover (lab kill and lab crash -> every client answered again): croft vs keepalived (VRRPv3).
 // Run it with bench/farm/run (installs wrk, haproxy, keepalived, builds, then runs this file).
 // Prints a markdown summary and writes every figure to bench/farm/last-run.json.
 import fs from 'node:fs';
@@ -17,7 +17,7 @@ import { repoRoot } from '../../src/paths.js';
 import { addSnat, flushConntrack, removeSnat, SOURCES } from './snat.js';
 import { LB_ADDRESS, startHaproxy, stopHaproxy, type LoadBalancer } from './haproxy.js';
 import { renderKeepalived, startKeepalived, vipHolders } from './keepalived.js';
-import { allAnswered, killAndMeasure, sleep, stats, waitFor } from './failover.js';
+import { allAnswered, failAndMeasure, FAILURES, sleep, stats, waitFor, type Failure } from './failover.js';
 import { wrk, type WrkResult } from './wrk.js';
 
 const VIP = '10.77.0.100';
@@ -134,14 +134,18 @@ async function throughput(lab: Lab, freshLb: () => Promise<void>): Promise<Throu
 
 // ---- 2. failover ---------------------------------------------------------------------------
 
-async function croftFailover(lab: Lab, sources: string[]): Promise<number[]> {
+/** Failover figures per kind of failure (ms, one per run). */
+type Failovers = Record<Failure, number[]>;
+const noFailovers = (): Failovers => ({ kill: [], crash: [] });
+
+async function croftFailover(lab: Lab, sources: string[], how: Failure): Promise<number[]> {
   const runs: number[] = [];
   for (let i = 0; i < cfg.runs; i++) {
     const victim = NODES[i % NODES.length]!;
     const others = NODES.filter((n) => n !== victim);
     await waitMembers(lab, NODES, NODES);
-    const ms = await killAndMeasure(lab, victim, `http://${VIP}/`, sources);
-    log(`croft failover ${i + 1}/${cfg.runs}: kill ${victim} -> all ${sources.length} clients answered in ${ms} ms`);
+    const ms = await failAndMeasure(lab, victim, how, `http://${VIP}/`, sources);
+    log(`croft failover ${i + 1}/${cfg.runs}: lab ${how} ${victim} -> all ${sources.length} clients answered in ${ms} ms`);
     runs.push(ms);
     await waitMembers(lab, others, others);
     await lab.start(victim);
@@ -157,7 +161,7 @@ async function startNginx(lab: Lab, node: string): Promise<void> {
   if (r.code !== 0) throw new Error(`nginx start_both on ${node}: ${r.stdout}${r.stderr}`);
 }
 
-async function keepalivedFailover(lab: Lab, workDir: string, sources: string[], children: ChildProcess[]): Promise<number[]> {
+async function keepalivedFailover(lab: Lab, workDir: string, sources: string[], children: ChildProcess[], how: Failure): Promise<number[]> {
   const priorities: Record<string, number> = { n1: 150, n2: 100, n3: 50 };
   const conf = (node: string) => renderKeepalived({ node, priority: priorities[node]!, vip: VIP, prefixLen: LAN_PREFIX_LEN, advertIntS: cfg.advertIntS });
   const logOf = (node: string) => path.join(workDir, `keepalived-${node}.log`);
@@ -166,8 +170,10 @@ async function keepalivedFailover(lab: Lab, workDir: string, sources: string[], 
     const text = fs.readFileSync(logOf(node), 'utf8').slice(offset);
     return /Entering BACKUP STATE/.test(text);
   };
-  for (const n of NODES) await startNginx(lab, n);
-  for (const n of NODES) children.push(startKeepalived(lab, n, workDir, conf(n)));
+  if ((await vipHolders(lab, VIP)).length === 0) {
+    for (const n of NODES) await startNginx(lab, n);
+    for (const n of NODES) children.push(startKeepalived(lab, n, workDir, conf(n)));
+  }
   await waitFor('one keepalived MASTER holding the VIP', async () => (await vipHolders(lab, VIP)).length === 1);
   await waitFor('every client answered through the VIP', () => allAnswered(lab, `http://${VIP}/`, sources));
 
@@ -176,12 +182,14 @@ async function keepalivedFailover(lab: Lab, workDir: string, sources: string[], 
     const holders = await vipHolders(lab, VIP);
     if (holders.length !== 1) throw new Error(`expected one MASTER, VIP held by [${holders.join(' ')}]`);
     const victim = holders[0]!;
-    const ms = await killAndMeasure(lab, victim, `http://${VIP}/`, sources);
-    log(`keepalived failover ${i + 1}/${cfg.runs}: kill ${victim} (MASTER) -> all ${sources.length} clients answered in ${ms} ms`);
+    const ms = await failAndMeasure(lab, victim, how, `http://${VIP}/`, sources);
+    log(`keepalived failover ${i + 1}/${cfg.runs}: lab ${how} ${victim} (MASTER) -> all ${sources.length} clients answered in ${ms} ms`);
     runs.push(ms);
     // SIGKILL left the VIP on the victim's interface (keepalived had no chance to remove it): take
-    // it away as a reboot would, then start nginx and keepalived again; nopreempt keeps it BACKUP.
+    // it away as a reboot would (a crashed node boots: links up), then start nginx and keepalived
+    // again; nopreempt keeps it BACKUP.
     await lab.exec(victim, ['ip', 'addr', 'del', `${VIP}/${LAN_PREFIX_LEN}`, 'dev', 'eth0']);
+    await lab.reboot(victim);
     await startNginx(lab, victim);
     const offset = logSize(victim);
     children.push(startKeepalived(lab, victim, workDir, conf(victim)));
@@ -199,7 +207,7 @@ function median(values: number[]): number {
   return stats(values).median;
 }
 
-function summary(tp: ThroughputRun[], croft: number[], ka: number[]): string {
+function summary(tp: ThroughputRun[], croft: Failovers, ka: Failovers): string {
   const lines: string[] = [];
   if (tp.length) {
     lines.push(`### Throughput (wrk -t${cfg.threads} -c${cfg.connections}, ${cfg.durationS} s after ${cfg.warmupS} s warm-up, median of ${cfg.rounds} rounds)`, '');
@@ -225,15 +233,20 @@ function summary(tp: ThroughputRun[], croft: number[], ka: number[]): string {
     }
     lines.push('');
   }
-  if (croft.length || ka.length) {
-    lines.push(`### Failover, kill -> all ${cfg.clients} clients answered again (ms, ${cfg.runs} runs each)`, '');
-    lines.push('| cluster | runs | min | median | max |', '|---|---|---:|---:|---:|');
-    for (const [name, r] of [['croft (heartbeat 100 ms, timeout 500 ms)', croft], [`keepalived (VRRPv3, advert_int ${cfg.advertIntS} s)`, ka]] as const) {
-      if (!r.length) continue;
-      const s = stats(r);
-      lines.push(`| ${name} | ${r.join(' ')} | ${s.min} | ${s.median} | ${s.max} |`);
+  if (FAILURES.some((f) => croft[f].length || ka[f].length)) {
+    lines.push(`### Failover, lab kill or lab crash -> all ${cfg.clients} clients answered again (ms, ${cfg.runs} runs each)`, '');
+    lines.push('| failure | cluster | runs | min | median | max |', '|---|---|---|---:|---:|---:|');
+    for (const f of FAILURES) {
+      for (const [name, r] of [['croft (heartbeat 100 ms, timeout 500 ms)', croft[f]], [`keepalived (VRRPv3, advert_int ${cfg.advertIntS} s)`, ka[f]]] as const) {
+        if (!r.length) continue;
+        const s = stats(r);
+        lines.push(`| lab ${f} | ${name} | ${r.join(' ')} | ${s.min} | ${s.median} | ${s.max} |`);
+      }
     }
-    if (croft.length && ka.length) lines.push('', `- median croft / median keepalived = ${(median(croft) / median(ka)).toFixed(2)}`);
+    lines.push('');
+    for (const f of FAILURES) {
+      if (croft[f].length && ka[f].length) lines.push(`- lab ${f}: median croft / median keepalived = ${(median(croft[f]) / median(ka[f])).toFixed(2)}`);
+    }
   }
   return lines.join('\n');
 }
@@ -241,9 +254,11 @@ function summary(tp: ThroughputRun[], croft: number[], ka: number[]): string {
 async function main(): Promise<void> {
   if (opt.summary !== undefined) {
     // Reprints the tables of a saved run (its own settings), without running anything.
-    const saved = JSON.parse(fs.readFileSync(opt.summary, 'utf8')) as { date: string; config: typeof cfg; throughput: ThroughputRun[]; failover: { croft: number[]; keepalived: number[] } };
+    const saved = JSON.parse(fs.readFileSync(opt.summary, 'utf8')) as { date: string; config: typeof cfg; throughput: ThroughputRun[]; failover: { croft: Failovers | number[]; keepalived: Failovers | number[] } };
     Object.assign(cfg, saved.config);
-    console.log(`## bench/farm, ${saved.date}\n\n${summary(saved.throughput, saved.failover.croft, saved.failover.keepalived)}`);
+    // Runs saved before lab crash existed hold only kill figures, as a plain list.
+    const kinds = (v: Failovers | number[]): Failovers => (Array.isArray(v) ? { kill: v, crash: [] } : v);
+    console.log(`## bench/farm, ${saved.date}\n\n${summary(saved.throughput, kinds(saved.failover.croft), kinds(saved.failover.keepalived))}`);
     return;
   }
   if (process.getuid?.() !== 0) throw new Error('bench/farm needs root (network namespaces, nftables)');
@@ -252,8 +267,8 @@ async function main(): Promise<void> {
   const tag = process.pid % 100000;
   const started = new Date();
   let tp: ThroughputRun[] = [];
-  let croft: number[] = [];
-  let ka: number[] = [];
+  const croft = noFailovers();
+  const ka = noFailovers();
   try {
     {
       // One lab for (a), (b), (c) and croft's failover: the same three nginx, started by croft.
@@ -281,7 +296,7 @@ async function main(): Promise<void> {
           await removeSnat(lab);
           await flushConntrack(lab);
         }
-        if (only !== 'throughput') croft = await croftFailover(lab, sources);
+        if (only !== 'throughput') for (const f of FAILURES) croft[f] = await croftFailover(lab, sources, f);
       } finally {
         if (lb) await stopHaproxy(lb);
         await lab.down();
@@ -292,7 +307,7 @@ async function main(): Promise<void> {
       const children: ChildProcess[] = [];
       try {
         log(`lab ${lab.name} up (no croft daemons): nginx and keepalived on every node`);
-        ka = await keepalivedFailover(lab, workDir, lab.clientAddresses(), children);
+        for (const f of FAILURES) ka[f] = await keepalivedFailover(lab, workDir, lab.clientAddresses(), children, f);
       } finally {
         for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
         await lab.down();

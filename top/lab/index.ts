@@ -150,6 +150,20 @@ export class Lab {
     return hostPidOf(this.stateDir, node, nodePid);
   }
 
+  /**
+   * A crashed node boots without starting its daemon (for a lab built with `daemons: false`, whose
+   * applications the caller starts itself); `start` boots it and starts the daemon.
+   */
+  async reboot(node: string): Promise<void> {
+    this.reload();
+    const n = this.node(node);
+    if (n.crashed) await this.boot(n);
+    if (initPidOf(n.pidNs) === undefined) {
+      n.initPid = await startNodeInit(this.stateDir, node, n.namespace, n.mountNs, initLog(this.stateDir, node));
+      writeState(this.state);
+    }
+  }
+
   /** Starts the node's daemon again (after kill); an error if it is still running. */
   async start(node: string): Promise<number> {
     this.node(node);
