@@ -1,11 +1,19 @@
-// The membership driver: one UDP socket per LAN, a timer, a monotonic clock. It decides nothing:
-// every datagram goes through the codec then the pure core, and it performs the core's actions.
-import dgram from 'node:dgram';
+// The membership driver: the heartbeat pump (native threads, one UDP socket per LAN), a timer, a
+// monotonic clock. It decides nothing: every datagram goes through the codec then the pure core, and
+// it performs the core's actions.
+//
+// Timing is the pump's (src/native/heartbeat.ts): each heartbeat the core sends is encoded for the
+// next STALL_TOLERANCE_MS worth of intervals (each copy with its own seq) and handed to a native
+// thread that sends one per interval whatever this thread does; received datagrams carry their
+// arrival time, and the inbox is read before every timeout check. So a pause of the JS thread (a
+// garbage collection, a starved event loop) neither delays this node's heartbeats nor makes a peer
+// look silent: a false failover needs the network or the machine itself to fail.
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { ClusterConfig, NodeConfig } from '../config/types.js';
 import { CroftError } from '../errors.js';
+import { HeartbeatPump, type HeartbeatPumpStats } from '../native/heartbeat.js';
 import { decodeHeartbeat, encodeHeartbeat } from './codec.js';
 import {
   createMembership, currentView, floors, INCARNATION_AHEAD_MS, isConverged, membershipStep, moduleStates as coreModuleStates,
@@ -63,7 +71,21 @@ export interface LanCounters {
 export interface MembershipCounters extends LanCounters {
   /** The same counters per LAN, in the order of ClusterConfig.lans. */
   perLan: LanCounters[];
+  /** Datagrams the pump dropped because this thread did not read them in time (a flood). */
+  inboxDropped: number;
+  /** Intervals at which the pump had no heartbeat left to send (this thread stalled for longer than STALL_TOLERANCE_MS). */
+  underruns: number;
 }
+
+/**
+ * The pump holds this much of heartbeats ahead (the last one encoded, with fresh seqs), refreshed
+ * every REFRESH_MS or at once when it changes: so the JS thread may stall for at least
+ * STALL_TOLERANCE_MS - REFRESH_MS (2 s, longer than any garbage-collection pause) while its
+ * heartbeats go on; past that the node falls silent and its peers declare it down, as they should
+ * for a daemon that hangs. Refreshing less often than every send keeps the encoding cost low.
+ */
+export const STALL_TOLERANCE_MS = 3_000;
+const REFRESH_MS = 1_000;
 
 function zeroCounters(): LanCounters {
   const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
@@ -86,7 +108,17 @@ export class UdpMembership extends EventEmitter {
   private saving: Promise<void> | null = null;
   /** Per LAN: node name -> its configured address there (canonical), for the source check. */
   private readonly sources: Map<string, string>[];
-  private sockets: (dgram.Socket | null)[] = [];
+  private pump: HeartbeatPump | null = null;
+  /** Heartbeats encoded per core send: the pump's reserve (STALL_TOLERANCE_MS of intervals). */
+  private readonly reserve: number;
+  /** What the last scheduled heartbeat said (seq aside): a change is sent at once. */
+  private lastContent = '';
+  /** When the pump's reserve was last refreshed (performance.now()). */
+  private scheduledAtMs = -Infinity;
+  /** The pump's counters at its close (counters() after stop). */
+  private lastStats: HeartbeatPumpStats | null = null;
+  /** Core time of the last event fed: arrival times never step it back. */
+  private lastNowMs = 0;
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private readonly lanCounters: LanCounters[];
@@ -109,6 +141,7 @@ export class UdpMembership extends EventEmitter {
         `the incarnation saved in ${this.stateFile ?? ''} is more than a day ahead of the clock: ignored (damaged file, or a clock far behind)`);
     }
     this.lanCounters = opts.cluster.lans.map(() => zeroCounters());
+    this.reserve = Math.max(2, Math.ceil(STALL_TOLERANCE_MS / opts.cluster.heartbeat.intervalMs));
     this.sources = opts.cluster.lans.map((_, lan) => new Map(opts.cluster.nodes
       .filter((n) => n.addresses[lan] !== undefined)
       .map((n) => [n.name, canonicalAddress(n.addresses[lan] as string)])));
@@ -174,38 +207,32 @@ export class UdpMembership extends EventEmitter {
     // The incarnation is on disk before any heartbeat carries it: the next run will take a larger one.
     this.saveNow();
     const port = this.cluster.heartbeat.port;
-    this.sockets = [];
-    try {
-      for (let lan = 0; lan < this.cluster.lans.length; lan++) {
-        const address = this.selfNode.addresses[lan];
-        if (address === undefined) {
-          throw new CroftError('CROFT_ERR_CONFIG', `node ${this.self} has no address on LAN ${this.cluster.lans[lan]} in ${this.cluster.file}`);
-        }
-        const socket = dgram.createSocket({ type: net.isIPv6(address) ? 'udp6' : 'udp4' });
-        this.sockets.push(socket);
-        socket.on('message', (msg, rinfo) => this.onDatagram(lan, msg, rinfo));
-        // A socket error after bind (rare for UDP) must not kill the daemon: log it, keep the others.
-        socket.on('error', (err) => this.log.warn({ event: 'socket_error', lan, err: String(err) }, `heartbeat socket error on ${this.cluster.lans[lan]}`));
-        await new Promise<void>((resolve, reject) => {
-          const onError = (err: Error): void => reject(new CroftError('CROFT_ERR_BIND',
-            `cannot bind heartbeat socket ${address}:${port} (LAN ${this.cluster.lans[lan]}): ${err.message}; check the node's addresses in ${this.cluster.file}`,
-            { cause: err }));
-          socket.once('error', onError);
-          socket.bind({ address, port, exclusive: true }, () => {
-            socket.off('error', onError);
-            resolve();
-          });
-        });
+    const lans = this.cluster.lans.map((name, lan) => {
+      const address = this.selfNode.addresses[lan];
+      if (address === undefined) {
+        throw new CroftError('CROFT_ERR_CONFIG', `node ${this.self} has no address on LAN ${name} in ${this.cluster.file}`);
       }
+      const peers = this.cluster.nodes.filter((n) => n.name !== this.self && n.addresses[lan] !== undefined).map((n) => n.addresses[lan] as string);
+      return { address, port, peers };
+    });
+    try {
+      this.pump = new HeartbeatPump(lans, this.cluster.heartbeat.intervalMs, () => this.readInbox());
     } catch (err) {
-      await this.closeSockets();
+      if (err instanceof CroftError && err.code === 'CROFT_ERR_BIND') {
+        throw new CroftError('CROFT_ERR_BIND',
+          `${err.message} (LANs ${this.cluster.lans.join(', ')}); check the node's addresses in ${this.cluster.file}`, { cause: err });
+      }
       throw err;
     }
     this.running = true;
     const hb = this.cluster.heartbeat;
     // Down detection is at most one tick late; a fifth of the timeout keeps that lateness small.
     const tickMs = Math.max(1, Math.min(hb.intervalMs, Math.floor(hb.timeoutMs / 5)));
-    this.timer = setInterval(() => this.feed({ type: 'tick' }), tickMs);
+    this.timer = setInterval(() => {
+      // What arrived during a pause of this thread counts at its arrival time, before the check.
+      this.readInbox();
+      this.feed({ type: 'tick' });
+    }, tickMs);
     if (this.stateFile !== null) {
       this.saveTimer = setInterval(() => void this.saveLater(), SAVE_EVERY_MS);
       this.saveTimer.unref();
@@ -221,23 +248,27 @@ export class UdpMembership extends EventEmitter {
     this.saveTimer = null;
     const wasRunning = this.running;
     this.running = false;
-    await this.closeSockets();
+    this.closePump();
     if (wasRunning) {
       await this.saving; // a periodic save in flight, then the last state
       await this.saveLater();
     }
   }
 
-  private closeSockets(): Promise<void> {
-    const closing = this.sockets.map((s) => (s === null ? Promise.resolve() : new Promise<void>((resolve) => {
-      try {
-        s.close(() => resolve());
-      } catch {
-        resolve(); // already closed
-      }
-    })));
-    this.sockets = [];
-    return Promise.all(closing).then(() => undefined);
+  private closePump(): void {
+    if (this.pump) {
+      this.readInbox();
+      this.lastStats = this.pump.stats();
+      this.pump.close();
+    }
+    this.pump = null;
+  }
+
+  /** Feeds every datagram the pump received, at its arrival time. */
+  private readInbox(): void {
+    if (!this.pump) return;
+    const now = performance.now();
+    for (const d of this.pump.drain()) this.onDatagram(d.lan, d.bytes, d.source, now - d.ageMs);
   }
 
   setLocalModules(modules: Record<string, ModuleStatus>): void {
@@ -261,6 +292,8 @@ export class UdpMembership extends EventEmitter {
   }
 
   counters(): MembershipCounters {
+    const pump = this.pump?.stats() ?? this.lastStats;
+    this.lanCounters.forEach((c, lan) => { c.sent = pump?.sent[lan] ?? c.sent; });
     const total = zeroCounters();
     for (const c of this.lanCounters) {
       total.sent += c.sent;
@@ -268,10 +301,15 @@ export class UdpMembership extends EventEmitter {
       total.accepted += c.accepted;
       for (const r of DROP_REASONS) total.dropped[r] += c.dropped[r];
     }
-    return { ...total, perLan: this.lanCounters.map((c) => ({ ...c, dropped: { ...c.dropped } })) };
+    return {
+      ...total,
+      perLan: this.lanCounters.map((c) => ({ ...c, dropped: { ...c.dropped } })),
+      inboxDropped: pump?.inboxDropped ?? 0,
+      underruns: pump?.underruns ?? 0,
+    };
   }
 
-  private onDatagram(lan: number, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onDatagram(lan: number, msg: Buffer, source: string, atMs: number): void {
     const c = this.lanCounters[lan];
     if (!c) return;
     c.received += 1;
@@ -279,18 +317,18 @@ export class UdpMembership extends EventEmitter {
       const decoded = decodeHeartbeat(msg, this.cluster.key);
       if (!decoded.ok) {
         c.dropped[decoded.reason] += 1;
-        this.log.debug({ event: 'drop', reason: decoded.reason, lan, src: rinfo.address, bytes: msg.length }, 'heartbeat dropped');
+        this.log.debug({ event: 'drop', reason: decoded.reason, lan, src: source, bytes: msg.length }, 'heartbeat dropped');
         return;
       }
       // Authenticated, but from another machine than the one configured for that node on this LAN
       // (a key holder, or a recorded datagram re-sent from elsewhere): dropped before the core.
       const expected = this.sources[lan]?.get(decoded.hb.from);
-      if (expected !== undefined && decoded.hb.from !== this.self && canonicalAddress(rinfo.address) !== expected) {
+      if (expected !== undefined && decoded.hb.from !== this.self && canonicalAddress(source) !== expected) {
         c.dropped.wrong_source += 1;
-        this.log.debug({ event: 'drop', reason: 'wrong_source', from: decoded.hb.from, lan, src: rinfo.address, expected }, 'heartbeat dropped');
+        this.log.debug({ event: 'drop', reason: 'wrong_source', from: decoded.hb.from, lan, src: source, expected }, 'heartbeat dropped');
         return;
       }
-      if (this.feed({ type: 'heartbeat', lan, hb: decoded.hb, wallMs: Date.now() })) c.accepted += 1;
+      if (this.feed({ type: 'heartbeat', lan, hb: decoded.hb, wallMs: Date.now() }, atMs)) c.accepted += 1;
     } catch (err) {
       // Nothing a datagram carries may stop the daemon; a throw here is a bug, counted and logged.
       c.dropped.malformed += 1;
@@ -299,8 +337,9 @@ export class UdpMembership extends EventEmitter {
   }
 
   /** Steps the core and performs its actions; false when the core dropped the heartbeat. */
-  private feed(event: MembershipEvent): boolean {
-    const { state, actions } = membershipStep(this.state, event, performance.now());
+  private feed(event: MembershipEvent, atMs = performance.now()): boolean {
+    this.lastNowMs = Math.max(this.lastNowMs, atMs);
+    const { state, actions } = membershipStep(this.state, event, this.lastNowMs);
     this.state = state;
     let accepted = true;
     for (const a of actions) {
@@ -329,24 +368,29 @@ export class UdpMembership extends EventEmitter {
     }
   }
 
+  /**
+   * Hands the heartbeat to the pump for the next `reserve` intervals: copy k carries seq
+   * hb.seq * reserve + k, so seqs only grow (the core's seq grows by one per send). A heartbeat that
+   * says something new also goes out at once; one that says the same only refreshes the reserve
+   * every REFRESH_MS.
+   */
   private sendAll(hb: Extract<MembershipAction, { type: 'send' }>['hb']): void {
-    if (!this.running) return;
-    const port = this.cluster.heartbeat.port;
-    for (let lan = 0; lan < this.sockets.length; lan++) {
-      const socket = this.sockets[lan];
-      const c = this.lanCounters[lan];
-      if (!socket || !c) continue;
-      const buf = encodeHeartbeat({ ...hb, lan }, this.cluster.key);
-      for (const peer of this.cluster.nodes) {
-        if (peer.name === this.self) continue;
-        const address = peer.addresses[lan];
-        if (address === undefined) continue;
-        c.sent += 1;
-        socket.send(buf, port, address, (err) => {
-          // Unreachable peers are normal during failures; the timeout logic handles them.
-          if (err) this.log.debug({ event: 'send_error', lan, peer: peer.name, err: String(err) }, 'heartbeat send failed');
-        });
-      }
+    if (!this.running || !this.pump) return;
+    const content = JSON.stringify({ ...hb, seq: 0 });
+    const changed = content !== this.lastContent;
+    const now = performance.now();
+    if (!changed && now - this.scheduledAtMs < REFRESH_MS) return;
+    this.scheduledAtMs = now;
+    const lans = this.cluster.lans.length;
+    const sets: Buffer[][] = [];
+    for (let k = 0; k < this.reserve; k++) {
+      const seq = hb.seq * this.reserve + k;
+      sets.push(Array.from({ length: lans }, (_, lan) => encodeHeartbeat({ ...hb, seq, lan }, this.cluster.key)));
     }
+    if (changed) {
+      this.lastContent = content;
+      this.pump.sendNow(sets.shift() as Buffer[]);
+    }
+    this.pump.schedule(sets);
   }
 }

@@ -1,6 +1,7 @@
 // The TS face of croft's Rust addon (crates/croft-napi): options in, CroftError out.
 export { jhash, nftBucket } from './jhash.js';
 export { ArpResponder, arpSendGratuitous, type ArpAddress, type ArpStats } from './arp.js';
+export { HeartbeatPump, type HeartbeatDatagram, type HeartbeatLan, type HeartbeatPumpStats } from './heartbeat.js';
 export { loadNative, nativeAddonPath, nativeDir } from './load.js';
 export {
   MirrorDirtyLog,

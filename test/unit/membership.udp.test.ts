@@ -282,3 +282,25 @@ test('finding 12 and low (replay after restart): incarnation and replay floors s
     fs.rmSync(stateDir, { recursive: true, force: true });
   }
 });
+
+// The pump (src/native/heartbeat.ts) keeps heartbeats going and stamps arrivals while the JS thread
+// is blocked: here all three nodes share one blocked thread, for four times the timeout.
+test('a JS pause of 4× the timeout (a long GC, a starved event loop) marks no peer down', async () => {
+  const { members } = await startCluster(3);
+  try {
+    await waitFor(() => members.every((m) => all(m) === 'n1 n2 n3' && m.converged()), 2000, 'formation');
+    const downs: MembershipAction[] = [];
+    for (const m of members) m.on('peer_down', (a: MembershipAction) => downs.push(a));
+    const { sent, underruns } = members[0]!.counters();
+    const t0 = performance.now();
+    while (performance.now() - t0 < 1000) { /* the JS thread is stuck: no timer, no I/O callback */ }
+    await sleep(300); // the timers that were due run now, a timeout's worth later
+    assert.deepEqual(downs, [], 'no peer down after the pause');
+    assert.ok(members.every((m) => all(m) === 'n1 n2 n3'));
+    // n1's heartbeats went on during the pause (20 intervals of 50 ms, to 2 peers).
+    assert.ok(members[0]!.counters().sent - sent >= 2 * 18, `sent ${members[0]!.counters().sent - sent} during and after the pause`);
+    assert.equal(members[0]!.counters().underruns - underruns, 0, 'the pump never ran dry');
+  } finally {
+    await Promise.all(members.map((m) => m.stop()));
+  }
+});

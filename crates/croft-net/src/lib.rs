@@ -5,6 +5,7 @@
 //! - [`arp`]: ARP frames (pure) and, on Linux, an AF_PACKET responder and gratuitous ARP sender.
 
 pub mod arp;
+pub mod heartbeat;
 pub mod jhash;
 pub mod mac;
 pub mod nft_key;

@@ -1,0 +1,137 @@
+//! Binding of croft_net::heartbeat (the heartbeat pump): conversions only.
+
+use croft_net::heartbeat::{LanConfig, Pump, PumpError};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+#[napi(object)]
+pub struct HeartbeatLanJs {
+    /// This node's address on the LAN ("10.0.0.1" or "fd00::1").
+    pub address: String,
+    pub port: u32,
+    /// The peers' addresses on the LAN (same port).
+    pub peers: Vec<String>,
+}
+
+#[napi(object)]
+pub struct HeartbeatDatagramJs {
+    pub lan: u32,
+    pub bytes: Buffer,
+    pub source: String,
+    /// How long ago it arrived (ms, fractional): the caller's clock minus this is the arrival time.
+    pub age_ms: f64,
+}
+
+#[napi(object)]
+pub struct HeartbeatPumpStatsJs {
+    pub sent: Vec<f64>,
+    pub received: Vec<f64>,
+    pub send_errors: f64,
+    pub inbox_dropped: f64,
+    pub underruns: f64,
+}
+
+/// Weak (does not keep the process alive); the callback gets nothing useful (the LAN index).
+type WakeCallback = ThreadsafeFunction<u32, Unknown<'static>, u32, Status, false, true>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn socket_addr(address: &str, port: u32) -> Result<SocketAddr> {
+    let ip: std::net::IpAddr = address
+        .parse()
+        .map_err(|_| Error::new(Status::InvalidArg, format!("invalid IP address {address:?}")))?;
+    let port = u16::try_from(port).map_err(|_| Error::new(Status::InvalidArg, format!("port {port} out of range")))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+#[napi]
+pub struct HeartbeatPump {
+    pump: Mutex<Option<Pump>>,
+}
+
+#[napi]
+impl HeartbeatPump {
+    /// Binds one socket per LAN and starts the threads. Errors: "CROFT_ERR_BIND: ..." when a
+    /// socket cannot be bound.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(lans: Vec<HeartbeatLanJs>, interval_ms: u32) -> Result<Self> {
+        let mut conf = Vec::with_capacity(lans.len());
+        for l in &lans {
+            let bind = socket_addr(&l.address, l.port)?;
+            let peers = l.peers.iter().map(|p| socket_addr(p, l.port)).collect::<Result<Vec<_>>>()?;
+            conf.push(LanConfig { bind, peers });
+        }
+        let pump = Pump::start(conf, Duration::from_millis(u64::from(interval_ms))).map_err(|e| match e {
+            PumpError::Bind { .. } => Error::new(Status::GenericFailure, format!("CROFT_ERR_BIND: {e}")),
+            PumpError::Invalid(_) => Error::new(Status::InvalidArg, e.to_string()),
+            PumpError::Thread(_) => Error::new(Status::GenericFailure, e.to_string()),
+        })?;
+        Ok(HeartbeatPump { pump: Mutex::new(Some(pump)) })
+    }
+
+    /// Registers the callback run on the JS thread when datagrams wait in the inbox.
+    #[napi(catch_unwind, ts_args_type = "callback: (lan: number) => void")]
+    pub fn on_wake(&self, callback: WakeCallback) {
+        if let Some(p) = lock(&self.pump).as_ref() {
+            p.on_wake(Some(Box::new(move || {
+                let _ = callback.call(0, ThreadsafeFunctionCallMode::NonBlocking);
+            })));
+        }
+    }
+
+    /// `sets[k][lan]`: the frame for `lan` sent at the k-th next interval (replaces what was left).
+    #[napi(catch_unwind)]
+    pub fn schedule(&self, sets: Vec<Vec<Buffer>>) {
+        if let Some(p) = lock(&self.pump).as_ref() {
+            p.schedule(sets.into_iter().map(|set| set.into_iter().map(|b| b.to_vec()).collect()).collect());
+        }
+    }
+
+    /// `frames[lan]` sent now to every peer of that LAN.
+    #[napi(catch_unwind)]
+    pub fn send_now(&self, frames: Vec<Buffer>) {
+        if let Some(p) = lock(&self.pump).as_ref() {
+            let frames: Vec<Vec<u8>> = frames.into_iter().map(|b| b.to_vec()).collect();
+            p.send_now(&frames);
+        }
+    }
+
+    #[napi(catch_unwind)]
+    pub fn drain(&self) -> Vec<HeartbeatDatagramJs> {
+        let Some(p) = lock(&self.pump).as_ref().map(|p| p.drain()) else { return Vec::new() };
+        let now = Instant::now();
+        p.into_iter()
+            .map(|d| HeartbeatDatagramJs {
+                lan: d.lan as u32,
+                source: d.source.to_string(),
+                age_ms: now.saturating_duration_since(d.arrived).as_secs_f64() * 1000.0,
+                bytes: d.bytes.into(),
+            })
+            .collect()
+    }
+
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> HeartbeatPumpStatsJs {
+        let st = lock(&self.pump).as_ref().map(|p| p.stats()).unwrap_or_default();
+        HeartbeatPumpStatsJs {
+            sent: st.sent.iter().map(|&v| v as f64).collect(),
+            received: st.received.iter().map(|&v| v as f64).collect(),
+            send_errors: st.send_errors as f64,
+            inbox_dropped: st.inbox_dropped as f64,
+            underruns: st.underruns as f64,
+        }
+    }
+
+    /// Stops the threads and closes the sockets; idempotent.
+    #[napi(catch_unwind)]
+    pub fn close(&self) {
+        let pump = lock(&self.pump).take();
+        drop(pump);
+    }
+}

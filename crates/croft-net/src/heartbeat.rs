@@ -1,0 +1,452 @@
+//! The heartbeat pump: the part of membership that must keep time when the JavaScript thread cannot.
+//!
+//! A peer is declared down when no heartbeat of it arrived for `timeout_ms`. Two JavaScript pauses
+//! would turn into false failovers if heartbeats were sent and stamped on the JS thread: a garbage
+//! collection or a starved event loop on the *sender* delays its heartbeats; on the *receiver*, the
+//! timer that checks the timeout runs before the datagrams queued during the pause are read, so
+//! peers look silent that were not. The pump takes both off the JS thread:
+//! - **sending**: JS hands over frames already encoded and signed for the next few intervals (each
+//!   with its own sequence number, so replay protection is unchanged); a native thread sends one set
+//!   per interval, on time, whatever the JS thread does. When JS stops refreshing (a daemon hung for
+//!   longer than the frames cover), the pump runs dry and stops sending: peers then see the node
+//!   down, as they should.
+//! - **receiving**: one thread per socket stamps each datagram with its arrival time and queues it
+//!   (bounded); JS reads the queue (`drain`) before every timeout check, so a late check still sees
+//!   what arrived in time. Datagrams are not decoded here: authentication, replay protection and
+//!   every rule stay in the membership core (src/membership), which gets the arrival times.
+//!
+//! Plain std sockets and threads; nothing here parses what it receives.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Larger than any heartbeat (the codec refuses more than 16 KiB): a longer datagram arrives
+/// truncated at one byte more than the limit, and the codec drops it as malformed.
+pub const MAX_DATAGRAM_BYTES: usize = 16 * 1024 + 1;
+
+/// Received datagrams waiting for JS, at most (a flood beyond it drops the oldest, counted).
+pub const INBOX_MAX: usize = 4096;
+
+/// How long a receiving thread blocks before it looks at the stop flag: the longest a stop waits.
+/// (Shutting the socket down would wake it at once, but std's recv_from then asserts on the empty
+/// source address it gets back.)
+const RECV_POLL: Duration = Duration::from_millis(100);
+
+/// One LAN: where this node's socket binds, and the peers' heartbeat addresses there.
+#[derive(Debug, Clone)]
+pub struct LanConfig {
+    pub bind: SocketAddr,
+    pub peers: Vec<SocketAddr>,
+}
+
+#[derive(Debug)]
+pub struct Datagram {
+    pub lan: usize,
+    pub bytes: Vec<u8>,
+    pub source: IpAddr,
+    pub arrived: Instant,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct PumpStats {
+    /// Datagrams sent per LAN (one per peer per frame).
+    pub sent: Vec<u64>,
+    pub send_errors: u64,
+    /// Datagrams received per LAN (before any check).
+    pub received: Vec<u64>,
+    /// Received datagrams dropped because JS did not read the inbox in time.
+    pub inbox_dropped: u64,
+    /// Intervals at which no frame was left to send (JS did not refresh in time).
+    pub underruns: u64,
+}
+
+#[derive(Debug)]
+pub enum PumpError {
+    Bind { addr: SocketAddr, source: io::Error },
+    Thread(io::Error),
+    Invalid(String),
+}
+
+impl std::fmt::Display for PumpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PumpError::Bind { addr, source } => write!(f, "cannot bind heartbeat socket {addr}: {source}"),
+            PumpError::Thread(e) => write!(f, "cannot start a heartbeat thread: {e}"),
+            PumpError::Invalid(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for PumpError {}
+
+type Wake = Box<dyn Fn() + Send + Sync>;
+
+struct Shared {
+    sockets: Vec<UdpSocket>,
+    peers: Vec<Vec<SocketAddr>>,
+    interval: Duration,
+    /// Frames to send, one set per interval; a set holds one frame per LAN.
+    schedule: Mutex<VecDeque<Vec<Vec<u8>>>>,
+    inbox: Mutex<VecDeque<Datagram>>,
+    wake: Mutex<Option<Wake>>,
+    stop: AtomicBool,
+    /// Wakes the sender early at stop.
+    stop_lock: Mutex<()>,
+    stop_cond: Condvar,
+    sent: Vec<AtomicU64>,
+    received: Vec<AtomicU64>,
+    send_errors: AtomicU64,
+    inbox_dropped: AtomicU64,
+    underruns: AtomicU64,
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the data (queues of
+/// bytes) is still consistent enough to go on with.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn send_set(&self, frames: &[Vec<u8>]) {
+        for (lan, frame) in frames.iter().enumerate() {
+            let (Some(socket), Some(peers)) = (self.sockets.get(lan), self.peers.get(lan)) else { continue };
+            if frame.is_empty() {
+                continue;
+            }
+            for peer in peers {
+                match socket.send_to(frame, peer) {
+                    Ok(_) => {
+                        self.sent[lan].fetch_add(1, Ordering::Relaxed);
+                    }
+                    // An unreachable peer is normal during failures; the timeout logic handles it.
+                    Err(_) => {
+                        self.send_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub struct Pump {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Pump {
+    /// Binds one socket per LAN and starts the sending thread and one receiving thread per socket.
+    pub fn start(lans: Vec<LanConfig>, interval: Duration) -> Result<Pump, PumpError> {
+        if lans.is_empty() {
+            return Err(PumpError::Invalid("at least one LAN is needed".into()));
+        }
+        if interval < Duration::from_millis(1) || interval > Duration::from_secs(3600) {
+            return Err(PumpError::Invalid(format!("heartbeat interval {interval:?} out of range 1 ms..1 h")));
+        }
+        let mut sockets = Vec::with_capacity(lans.len());
+        for l in &lans {
+            // std's bind sets no SO_REUSEADDR: a second daemon on the same address fails here.
+            let s = UdpSocket::bind(l.bind).map_err(|source| PumpError::Bind { addr: l.bind, source })?;
+            s.set_read_timeout(Some(RECV_POLL)).map_err(PumpError::Thread)?;
+            sockets.push(s);
+        }
+        let n = lans.len();
+        let shared = Arc::new(Shared {
+            sockets,
+            peers: lans.into_iter().map(|l| l.peers).collect(),
+            interval,
+            schedule: Mutex::new(VecDeque::new()),
+            inbox: Mutex::new(VecDeque::new()),
+            wake: Mutex::new(None),
+            stop: AtomicBool::new(false),
+            stop_lock: Mutex::new(()),
+            stop_cond: Condvar::new(),
+            sent: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            received: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            send_errors: AtomicU64::new(0),
+            inbox_dropped: AtomicU64::new(0),
+            underruns: AtomicU64::new(0),
+        });
+        let mut pump = Pump { shared, threads: Vec::new() };
+        let sh = Arc::clone(&pump.shared);
+        let sender = std::thread::Builder::new().name("croft-hb-send".into()).spawn(move || send_loop(&sh));
+        match sender {
+            Ok(t) => pump.threads.push(t),
+            Err(e) => {
+                pump.stop();
+                return Err(PumpError::Thread(e));
+            }
+        }
+        for lan in 0..n {
+            let sh = Arc::clone(&pump.shared);
+            match std::thread::Builder::new().name(format!("croft-hb-recv{lan}")).spawn(move || recv_loop(&sh, lan)) {
+                Ok(t) => pump.threads.push(t),
+                Err(e) => {
+                    pump.stop();
+                    return Err(PumpError::Thread(e));
+                }
+            }
+        }
+        Ok(pump)
+    }
+
+    /// Called (from a receiving thread) when the inbox goes from empty to not empty.
+    pub fn on_wake(&self, wake: Option<Wake>) {
+        *lock(&self.shared.wake) = wake;
+    }
+
+    /// Replaces the frames still to send: `sets[k]` goes out at the k-th next interval.
+    pub fn schedule(&self, sets: Vec<Vec<Vec<u8>>>) {
+        *lock(&self.shared.schedule) = sets.into();
+    }
+
+    /// Sends one set now, on the caller's thread (a change that should not wait for the interval).
+    pub fn send_now(&self, frames: &[Vec<u8>]) {
+        if !self.shared.stop.load(Ordering::Relaxed) {
+            self.shared.send_set(frames);
+        }
+    }
+
+    /// Every datagram received since the last call, oldest first.
+    pub fn drain(&self) -> Vec<Datagram> {
+        lock(&self.shared.inbox).drain(..).collect()
+    }
+
+    pub fn stats(&self) -> PumpStats {
+        let sh = &self.shared;
+        PumpStats {
+            sent: sh.sent.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+            send_errors: sh.send_errors.load(Ordering::Relaxed),
+            received: sh.received.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+            inbox_dropped: sh.inbox_dropped.load(Ordering::Relaxed),
+            underruns: sh.underruns.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the threads and closes the sockets; idempotent.
+    pub fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        {
+            let _g = lock(&self.shared.stop_lock);
+            self.shared.stop_cond.notify_all();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        *lock(&self.shared.wake) = None;
+    }
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn send_loop(sh: &Shared) {
+    // Deadlines on a fixed grid from the start, so a late wake-up does not shift later ones.
+    let mut next = Instant::now();
+    loop {
+        let set = lock(&sh.schedule).pop_front();
+        match set {
+            Some(frames) => sh.send_set(&frames),
+            None => {
+                sh.underruns.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        next += sh.interval;
+        let now = Instant::now();
+        if next < now {
+            // Far behind (the machine was suspended, or the thread starved): restart the grid.
+            next = now + sh.interval;
+        }
+        let mut g = lock(&sh.stop_lock);
+        loop {
+            if sh.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let now = Instant::now();
+            if now >= next {
+                break;
+            }
+            g = match sh.stop_cond.wait_timeout(g, next - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+}
+
+fn recv_loop(sh: &Shared, lan: usize) {
+    let socket = &sh.sockets[lan];
+    let mut buf = vec![0u8; MAX_DATAGRAM_BYTES];
+    while !sh.stop.load(Ordering::SeqCst) {
+        match socket.recv_from(&mut buf) {
+            Ok((len, from)) => {
+                if sh.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let arrived = Instant::now();
+                sh.received[lan].fetch_add(1, Ordering::Relaxed);
+                let was_empty = {
+                    let mut inbox = lock(&sh.inbox);
+                    if inbox.len() >= INBOX_MAX {
+                        inbox.pop_front();
+                        sh.inbox_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let was_empty = inbox.is_empty();
+                    inbox.push_back(Datagram { lan, bytes: buf[..len].to_vec(), source: canonical(from.ip()), arrived });
+                    was_empty
+                };
+                if was_empty {
+                    if let Some(w) = lock(&sh.wake).as_ref() {
+                        w();
+                    }
+                }
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+            // ICMP errors of earlier sends surface here on some kernels (ECONNREFUSED): not ours to act on.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(_) => {
+                if sh.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                // An unexpected socket error: do not spin on it.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 sources as the IPv4 address they are (the configured addresses are plain).
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> SocketAddr {
+        "127.0.0.1:0".parse().unwrap()
+    }
+
+    fn pair(interval: Duration) -> (Pump, Pump) {
+        // Bind b first on an ephemeral port to learn it, then a pointing at b.
+        let b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], interval).unwrap();
+        let b_addr = b.shared.sockets[0].local_addr().unwrap();
+        let a = Pump::start(vec![LanConfig { bind: local(), peers: vec![b_addr] }], interval).unwrap();
+        (a, b)
+    }
+
+    fn wait_for(b: &Pump, n: usize, within: Duration) -> Vec<Datagram> {
+        let t0 = Instant::now();
+        let mut got = Vec::new();
+        while got.len() < n && t0.elapsed() < within {
+            got.extend(b.drain());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        got
+    }
+
+    #[test]
+    fn sends_one_scheduled_set_per_interval_in_order_then_runs_dry() {
+        let (a, b) = pair(Duration::from_millis(20));
+        a.schedule((0..5u8).map(|k| vec![vec![k]]).collect());
+        let got = wait_for(&b, 5, Duration::from_secs(2));
+        assert_eq!(got.iter().map(|d| d.bytes[0]).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        // Spaced by about the interval (first one at once): 4 intervals between first and last.
+        let span = got[4].arrived - got[0].arrived;
+        assert!(span >= Duration::from_millis(70) && span < Duration::from_millis(400), "span {span:?}");
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(b.drain().is_empty(), "nothing sent once the schedule ran dry");
+        assert!(a.stats().underruns >= 2);
+        assert_eq!(a.stats().sent, vec![5]);
+        assert_eq!(b.stats().received, vec![5]);
+    }
+
+    #[test]
+    fn a_new_schedule_replaces_the_old_and_send_now_does_not_wait() {
+        let (a, b) = pair(Duration::from_millis(200));
+        // Past the sender's first slot (at start), so the next one is 200 ms away.
+        std::thread::sleep(Duration::from_millis(30));
+        a.schedule(vec![vec![b"old1".to_vec()], vec![b"old2".to_vec()]]);
+        a.schedule(vec![vec![b"new".to_vec()]]);
+        a.send_now(&[b"now".to_vec()]);
+        let got = wait_for(&b, 1, Duration::from_millis(100));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].bytes, b"now");
+        let got = wait_for(&b, 1, Duration::from_secs(1));
+        assert_eq!(got[0].bytes, b"new");
+        assert!(wait_for(&b, 1, Duration::from_millis(500)).is_empty(), "old frames were replaced");
+    }
+
+    #[test]
+    fn arrival_is_stamped_when_received_not_when_drained() {
+        let (a, b) = pair(Duration::from_millis(10));
+        a.send_now(&[b"x".to_vec()]);
+        std::thread::sleep(Duration::from_millis(150)); // JS "paused"
+        let got = b.drain();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].arrived.elapsed() >= Duration::from_millis(140), "stamped at arrival");
+        assert_eq!(got[0].source, "127.0.0.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_flood_keeps_the_inbox_bounded_and_counts_the_drops() {
+        let (a, b) = pair(Duration::from_secs(1));
+        for _ in 0..(INBOX_MAX + 500) {
+            a.send_now(&[vec![1u8; 8]]);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let got = b.drain();
+        assert!(got.len() <= INBOX_MAX);
+        let st = b.stats();
+        assert_eq!(st.received[0] - st.inbox_dropped, got.len() as u64);
+    }
+
+    #[test]
+    fn an_oversized_datagram_arrives_longer_than_any_heartbeat() {
+        let (_a, b) = pair(Duration::from_secs(1));
+        let raw = UdpSocket::bind(local()).unwrap();
+        raw.send_to(&vec![7u8; 20_000], b.shared.sockets[0].local_addr().unwrap()).unwrap();
+        let got = wait_for(&b, 1, Duration::from_secs(1));
+        assert_eq!(got[0].bytes.len(), MAX_DATAGRAM_BYTES);
+    }
+
+    #[test]
+    fn wake_is_called_when_the_inbox_fills_and_stop_is_prompt() {
+        let (a, mut b) = pair(Duration::from_millis(50));
+        let woke = Arc::new(AtomicU64::new(0));
+        let w = Arc::clone(&woke);
+        b.on_wake(Some(Box::new(move || {
+            w.fetch_add(1, Ordering::SeqCst);
+        })));
+        a.send_now(&[b"1".to_vec()]);
+        a.send_now(&[b"2".to_vec()]);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(woke.load(Ordering::SeqCst) >= 1);
+        assert_eq!(b.drain().len(), 2);
+        let t0 = Instant::now();
+        b.stop();
+        assert!(t0.elapsed() < Duration::from_millis(300), "stop took {:?}", t0.elapsed());
+    }
+
+    #[test]
+    fn binding_an_address_in_use_is_a_clear_error() {
+        let b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], Duration::from_secs(1)).unwrap();
+        let taken = b.shared.sockets[0].local_addr().unwrap();
+        match Pump::start(vec![LanConfig { bind: taken, peers: vec![] }], Duration::from_secs(1)) {
+            Err(e @ PumpError::Bind { .. }) => assert!(e.to_string().contains(&taken.to_string())),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("bound twice"),
+        }
+    }
+}

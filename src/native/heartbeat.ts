@@ -1,0 +1,93 @@
+// The heartbeat pump (crates/croft-net/src/heartbeat.rs): native threads that send the frames the
+// membership driver encoded for the next intervals, on time whatever the JS thread does, and that
+// stamp received datagrams with their arrival time. It decides nothing: every datagram still goes
+// through the codec and the membership core.
+import { CroftError } from '../errors.js';
+import { loadNative, nativeError } from './load.js';
+
+export interface HeartbeatLan {
+  /** This node's address on the LAN. */
+  address: string;
+  port: number;
+  /** The peers' addresses on that LAN (same port). */
+  peers: string[];
+}
+
+export interface HeartbeatDatagram {
+  lan: number;
+  bytes: Buffer;
+  source: string;
+  /** How long before the drain it arrived (ms). */
+  ageMs: number;
+}
+
+export interface HeartbeatPumpStats {
+  /** Datagrams sent, per LAN. */
+  sent: number[];
+  /** Datagrams received, per LAN (before any check). */
+  received: number[];
+  sendErrors: number;
+  /** Received datagrams dropped because the inbox was full (JS did not read it in time). */
+  inboxDropped: number;
+  /** Intervals with no frame left to send (JS did not refresh the schedule in time). */
+  underruns: number;
+}
+
+interface NativePump {
+  onWake(callback: (lan: number) => void): void;
+  schedule(sets: Buffer[][]): void;
+  sendNow(frames: Buffer[]): void;
+  drain(): HeartbeatDatagram[];
+  stats(): HeartbeatPumpStats;
+  close(): void;
+}
+
+type PumpClass = new (lans: HeartbeatLan[], intervalMs: number) => NativePump;
+
+export class HeartbeatPump {
+  readonly #native: NativePump;
+  #closed = false;
+  #last: HeartbeatPumpStats;
+
+  /** Binds one socket per LAN; throws CROFT_ERR_BIND when one cannot be bound. */
+  constructor(lans: HeartbeatLan[], intervalMs: number, onWake: () => void) {
+    const Pump = (loadNative() as unknown as { HeartbeatPump: PumpClass }).HeartbeatPump;
+    try {
+      this.#native = new Pump(lans, intervalMs);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (message.startsWith('CROFT_ERR_BIND: ')) {
+        throw new CroftError('CROFT_ERR_BIND', message.slice('CROFT_ERR_BIND: '.length), { cause: err });
+      }
+      throw nativeError('cannot start the heartbeat pump', err);
+    }
+    this.#native.onWake(() => onWake());
+    this.#last = this.#native.stats();
+  }
+
+  /** `sets[k][lan]` goes out at the k-th next interval; replaces what was left. */
+  schedule(sets: Buffer[][]): void {
+    if (!this.#closed) this.#native.schedule(sets);
+  }
+
+  /** `frames[lan]` to every peer of that LAN, now. */
+  sendNow(frames: Buffer[]): void {
+    if (!this.#closed) this.#native.sendNow(frames);
+  }
+
+  drain(): HeartbeatDatagram[] {
+    return this.#closed ? [] : this.#native.drain();
+  }
+
+  stats(): HeartbeatPumpStats {
+    if (!this.#closed) this.#last = this.#native.stats();
+    return this.#last;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#last = this.#native.stats();
+    this.#closed = true;
+    this.#native.close();
+  }
+}
