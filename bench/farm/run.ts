@@ -1,7 +1,8 @@
 // bench/farm: croft's farm against its peers, in the same run, on this machine.
 //   1. throughput and latency (wrk from the lab's client namespace) of the same 3 nginx nodes:
 //      (a) through croft's VIP, (b) behind HAProxy in a namespace of its own, (c) one node alone;
-//   2. failover (lab kill and lab crash -> every client answered again): croft vs keepalived (VRRPv3).
+//   2. failover (lab kill and lab crash -> every client answered again): croft vs keepalived (VRRPv3);
+//   3. the false-failover soak (bench/farm/soak.ts): full CPU load and heavy GC, no peer marked down.
 // Run it with bench/farm/run (installs wrk, haproxy, keepalived, builds, then runs this file).
 // Prints a markdown summary and writes every figure to bench/farm/last-run.json.
 import fs from 'node:fs';
@@ -19,6 +20,7 @@ import { LB_ADDRESS, startHaproxy, stopHaproxy, type LoadBalancer } from './hapr
 import { renderKeepalived, startKeepalived, vipHolders } from './keepalived.js';
 import { allAnswered, failAndMeasure, FAILURES, sleep, stats, waitFor, type Failure } from './failover.js';
 import { wrk, type WrkResult } from './wrk.js';
+import { soak, soakReport, type SoakResult } from './soak.js';
 
 const VIP = '10.77.0.100';
 const PORT = 80;
@@ -35,6 +37,11 @@ const { values: opt } = parseArgs({
     runs: { type: 'string', default: '6' },
     clients: { type: 'string', default: '200' },
     'advert-int-s': { type: 'string', default: '0.1' },
+    // croft's heartbeat: the same interval as keepalived's advert_int; 2.5 intervals of silence
+    // (one lost heartbeat tolerated) declare a node dead.
+    'interval-ms': { type: 'string', default: '100' },
+    'timeout-ms': { type: 'string', default: '250' },
+    'soak-s': { type: 'string', default: '300' },
     only: { type: 'string', default: 'all' },
     out: { type: 'string', default: path.join(repoRoot, 'bench', 'farm', 'last-run.json') },
     summary: { type: 'string' },
@@ -48,9 +55,10 @@ const num = (k: keyof typeof opt): number => {
 const cfg = {
   durationS: num('duration-s'), warmupS: num('warmup-s'), rounds: num('rounds'), connections: num('connections'),
   threads: num('threads'), runs: num('runs'), clients: num('clients'), advertIntS: num('advert-int-s'),
+  intervalMs: num('interval-ms'), timeoutMs: num('timeout-ms'), soakS: num('soak-s'),
 };
 const only = String(opt.only);
-if (!['all', 'throughput', 'failover'].includes(only)) throw new Error('--only must be all, throughput or failover');
+if (!['all', 'throughput', 'failover', 'soak'].includes(only)) throw new Error('--only must be all, throughput, failover or soak');
 
 const log = (s: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
 
@@ -237,7 +245,7 @@ function summary(tp: ThroughputRun[], croft: Failovers, ka: Failovers): string {
     lines.push(`### Failover, lab kill or lab crash -> all ${cfg.clients} clients answered again (ms, ${cfg.runs} runs each)`, '');
     lines.push('| failure | cluster | runs | min | median | max |', '|---|---|---|---:|---:|---:|');
     for (const f of FAILURES) {
-      for (const [name, r] of [['croft (heartbeat 100 ms, timeout 500 ms)', croft[f]], [`keepalived (VRRPv3, advert_int ${cfg.advertIntS} s)`, ka[f]]] as const) {
+      for (const [name, r] of [[`croft (heartbeat ${cfg.intervalMs} ms, timeout ${cfg.timeoutMs} ms)`, croft[f]], [`keepalived (VRRPv3, advert_int ${cfg.advertIntS} s)`, ka[f]]] as const) {
         if (!r.length) continue;
         const s = stats(r);
         lines.push(`| lab ${f} | ${name} | ${r.join(' ')} | ${s.min} | ${s.median} | ${s.max} |`);
@@ -255,10 +263,13 @@ async function main(): Promise<void> {
   if (opt.summary !== undefined) {
     // Reprints the tables of a saved run (its own settings), without running anything.
     const saved = JSON.parse(fs.readFileSync(opt.summary, 'utf8')) as { date: string; config: typeof cfg; throughput: ThroughputRun[]; failover: { croft: Failovers | number[]; keepalived: Failovers | number[] } };
-    Object.assign(cfg, saved.config);
+    // Runs saved before --interval-ms/--timeout-ms existed used 100 / 500 ms.
+    Object.assign(cfg, { intervalMs: 100, timeoutMs: 500 }, saved.config);
     // Runs saved before lab crash existed hold only kill figures, as a plain list.
     const kinds = (v: Failovers | number[]): Failovers => (Array.isArray(v) ? { kill: v, crash: [] } : v);
     console.log(`## bench/farm, ${saved.date}\n\n${summary(saved.throughput, kinds(saved.failover.croft), kinds(saved.failover.keepalived))}`);
+    const soaked = (saved as { soak?: SoakResult | null }).soak;
+    if (soaked) console.log(['', '### False-failover soak', '', ...soakReport(soaked)].join('\n'));
     return;
   }
   if (process.getuid?.() !== 0) throw new Error('bench/farm needs root (network namespaces, nftables)');
@@ -269,16 +280,18 @@ async function main(): Promise<void> {
   let tp: ThroughputRun[] = [];
   const croft = noFailovers();
   const ka = noFailovers();
+  let soaked: SoakResult | undefined;
+  const has = (part: string) => only === 'all' || only === part;
   try {
-    {
+    if (has('throughput') || has('failover')) {
       // One lab for (a), (b), (c) and croft's failover: the same three nginx, started by croft.
-      const lab = await Lab.up({ name: `bf${tag}`, nodes: 3, clients: cfg.clients, config, intervalMs: 100, timeoutMs: 500 });
+      const lab = await Lab.up({ name: `bf${tag}`, nodes: 3, clients: cfg.clients, config, intervalMs: cfg.intervalMs, timeoutMs: cfg.timeoutMs });
       let lb: LoadBalancer | undefined;
       try {
         log(`lab ${lab.name} up; waiting for the farm`);
         await waitMembers(lab, NODES, NODES);
         const sources = lab.clientAddresses();
-        if (only !== 'failover') {
+        if (has('throughput')) {
           const freshLb = async () => {
             if (lb) await stopHaproxy(lb);
             lb = undefined;
@@ -296,13 +309,13 @@ async function main(): Promise<void> {
           await removeSnat(lab);
           await flushConntrack(lab);
         }
-        if (only !== 'throughput') for (const f of FAILURES) croft[f] = await croftFailover(lab, sources, f);
+        if (has('failover')) for (const f of FAILURES) croft[f] = await croftFailover(lab, sources, f);
       } finally {
         if (lb) await stopHaproxy(lb);
         await lab.down();
       }
     }
-    if (only !== 'throughput') {
+    if (has('failover')) {
       const lab = await Lab.up({ name: `bk${tag}`, nodes: 3, clients: cfg.clients, config, daemons: false });
       const children: ChildProcess[] = [];
       try {
@@ -312,6 +325,9 @@ async function main(): Promise<void> {
         for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
         await lab.down();
       }
+    }
+    if (has('soak')) {
+      soaked = await soak({ name: `bs${tag}`, durationS: cfg.soakS, intervalMs: cfg.intervalMs, timeoutMs: cfg.timeoutMs, log });
     }
   } catch (e) {
     log(`failed: configs and logs (haproxy, keepalived) kept in ${workDir}`);
@@ -324,12 +340,13 @@ async function main(): Promise<void> {
   }
   const result = {
     date: started.toISOString(), host: { cpus: os.cpus().length, model: os.cpus()[0]?.model, kernel: os.release() },
-    versions: `${versions.join(', ')}; node ${process.version}`, config: cfg, throughput: tp, failover: { croft, keepalived: ka },
+    versions: `${versions.join(', ')}; node ${process.version}`, config: cfg, throughput: tp, failover: { croft, keepalived: ka }, soak: soaked ?? null,
   };
   fs.writeFileSync(String(opt.out), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`## bench/farm, ${result.date}, ${result.host.cpus} CPUs (${result.host.model}), kernel ${result.host.kernel}`);
   console.log(`${result.versions}\n`);
   console.log(summary(tp, croft, ka));
+  if (soaked) console.log(['', '### False-failover soak', '', ...soakReport(soaked)].join('\n'));
   console.log(`\n(figures in ${String(opt.out)})`);
 }
 

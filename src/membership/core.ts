@@ -237,6 +237,21 @@ function clone(state: MembershipState): MembershipState {
   };
 }
 
+/**
+ * The core time at which a tick next has something to do: a heartbeat due, or an up peer's silence
+ * reaching the timeout. A driver that ticks then (and on every event) detects a death on time
+ * instead of up to one polling period late, and does not wake in between.
+ */
+export function nextTickMs(s: MembershipState): number {
+  let t = s.nextSendMs;
+  for (const p of s.peers) {
+    if (p.status !== 'up') continue;
+    const last = lastHeardAnyMs(p);
+    if (last !== null) t = Math.min(t, last + s.timeoutMs);
+  }
+  return t;
+}
+
 function lastHeardAnyMs(p: PeerState): number | null {
   let last: number | null = null;
   for (const t of p.lastHeardMs) if (t !== null && (last === null || t > last)) last = t;

@@ -16,7 +16,7 @@ import { CroftError } from '../errors.js';
 import { HeartbeatPump, type HeartbeatPumpStats } from '../native/heartbeat.js';
 import { decodeHeartbeat, encodeHeartbeat } from './codec.js';
 import {
-  createMembership, currentView, floors, INCARNATION_AHEAD_MS, isConverged, membershipStep, moduleStates as coreModuleStates,
+  createMembership, currentView, floors, INCARNATION_AHEAD_MS, isConverged, membershipStep, moduleStates as coreModuleStates, nextTickMs,
   peers as corePeers, type MembershipState, type PeerFloor,
 } from './core.js';
 import { nextIncarnation, readState, SAVE_EVERY_MS, stateFile, writeState, writeStateAsync } from './persist.js';
@@ -225,14 +225,7 @@ export class UdpMembership extends EventEmitter {
       throw err;
     }
     this.running = true;
-    const hb = this.cluster.heartbeat;
-    // Down detection is at most one tick late; a fifth of the timeout keeps that lateness small.
-    const tickMs = Math.max(1, Math.min(hb.intervalMs, Math.floor(hb.timeoutMs / 5)));
-    this.timer = setInterval(() => {
-      // What arrived during a pause of this thread counts at its arrival time, before the check.
-      this.readInbox();
-      this.feed({ type: 'tick' });
-    }, tickMs);
+
     if (this.stateFile !== null) {
       this.saveTimer = setInterval(() => void this.saveLater(), SAVE_EVERY_MS);
       this.saveTimer.unref();
@@ -242,7 +235,7 @@ export class UdpMembership extends EventEmitter {
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.saveTimer) clearInterval(this.saveTimer);
     this.saveTimer = null;
@@ -346,7 +339,24 @@ export class UdpMembership extends EventEmitter {
       if (a.type === 'drop') accepted = false;
       this.perform(a);
     }
+    this.armTimer();
     return accepted;
+  }
+
+  /**
+   * One timer, set for when the core next has work (nextTickMs): a heartbeat due or a peer's
+   * silence reaching the timeout, so a death is seen on time, not a polling period late.
+   */
+  private armTimer(): void {
+    if (!this.running) return;
+    if (this.timer) clearTimeout(this.timer);
+    const delay = Math.min(this.cluster.heartbeat.intervalMs, Math.max(0, nextTickMs(this.state) - performance.now()));
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      // What arrived during a pause of this thread counts at its arrival time, before the check.
+      this.readInbox();
+      this.feed({ type: 'tick' });
+    }, Math.ceil(delay));
   }
 
   private perform(a: MembershipAction): void {

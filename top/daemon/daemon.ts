@@ -103,6 +103,9 @@ export class Daemon extends EventEmitter {
         if (event === 'peer_down') {
           for (const rt of this.mirrors.values()) if (rt.peer === action.node) rt.peerLost();
         }
+        // A farm follows the view at once (its periodic poll would add up to half an interval to
+        // every failover).
+        if (event === 'view_change') for (const farm of this.farms.values()) farm.refresh('view');
         this.emit(event, action);
       });
     }
