@@ -16,7 +16,7 @@ import type { Source } from './source.js';
 
 /** What an event is about (the `kind` of every event record). */
 export const notifyKinds = [
-  'state', 'failover', 'reintegration_done', 'split_brain', 'checker', 'maintenance', 'config_mismatch',
+  'state', 'failover', 'reintegration_done', 'split_brain', 'checker', 'maintenance', 'config_mismatch', 'peer',
 ] as const;
 export type NotifyKind = (typeof notifyKinds)[number];
 

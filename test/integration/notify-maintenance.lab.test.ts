@@ -125,6 +125,7 @@ describe('notifications and maintenance in a lab', { timeout: 150_000 }, () => {
     const stop = at((e) => e.kind === 'state' && e.to === 'STOP', 'n1 STOP');
     assert.ok(on < suppressed && suppressed < off && off < failed && failed < left && left <= stop, `order on n1: ${[on, suppressed, off, failed, left, stop]}`);
     assert.match(n1[suppressed]!.cause, /on_failure stop suppressed \(maintenance\)/);
+    assert.ok(all.some((e) => e.node === 'n1' && e.kind === 'peer' && e.peer === 'n2' && e.to === 'UP'), 'n1 notified n2 up');
     const fo = all.find((e) => e.node === 'n2' && e.kind === 'failover')!;
     assert.deepEqual([fo.module, fo.from, fo.to], [MODULE, 'SECOND', 'ALONE']);
     assert.ok(Date.parse(fo.time) >= offAt - 1000);

@@ -3,6 +3,7 @@
 // published as suppressed), and acts again once maintenance is off; the API needs operator or admin
 // (a viewer is refused, and changes nothing) and shows it in status, metrics and events.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -19,6 +20,7 @@ import { Daemon } from '../../top/daemon/daemon.js';
 import { Maintenance, MAINTENANCE_FILE } from '../../top/daemon/maintenance.js';
 import type { NotifyEvent } from '../../top/notify/event.js';
 import { closeApi, writeApiConfig } from './api-fixture.js';
+import { croftBin } from '../helpers/paths.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-maint-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -194,4 +196,15 @@ describe('daemon and API', () => {
       await closeApi([app2], again, dir);
     }
   });
+});
+
+test('croft maintenance: a wrong verb or extra words are usage errors (exit 2), said before any daemon is reached', () => {
+  for (const args of [['bogus'], ['status', 'db'], ['on', 'db', 'extra']]) {
+    const r = spawnSync(process.execPath, [croftBin, 'maintenance', ...args], { encoding: 'utf8', env: { ...process.env, CROFT_CONFIG: '/nonexistent' } });
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /usage: croft maintenance on\|off \[<module>\]/);
+  }
+  const help = spawnSync(process.execPath, [croftBin, 'help', 'maintenance'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /maintenance on\|off\|status \[<module>\]/);
 });

@@ -95,6 +95,7 @@ describe('event bus', () => {
     assert.equal(transitionKind('mirror', 'WAIT', 'ALONE'), 'state');
     assert.equal(transitionKind('farm', 'WAIT', 'UP'), 'state');
     assert.equal(describeEvent({ ...event(3), kind: 'failover', from: 'SECOND', to: 'ALONE', cause: 'peer lost' }), 'failover db on n1: SECOND -> ALONE: peer lost');
+    assert.equal(describeEvent({ ...event(4), module: null, kind: 'peer', peer: 'n2', from: 'UP', to: 'DOWN', cause: 'no heartbeat' }), 'peer n2 on n1: UP -> DOWN: no heartbeat');
   });
 });
 

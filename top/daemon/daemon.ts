@@ -115,6 +115,10 @@ export class Daemon extends EventEmitter {
         if (event === 'peer_down') {
           for (const rt of this.mirrors.values()) if (rt.peer === action.node) rt.peerLost();
         }
+        if (event !== 'view_change' && action.node) {
+          const up = event === 'peer_up';
+          this.events.publish({ module: null, kind: 'peer', peer: action.node, from: up ? 'DOWN' : 'UP', to: up ? 'UP' : 'DOWN', cause });
+        }
         this.emit(event, action);
       });
     }

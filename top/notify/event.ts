@@ -23,6 +23,8 @@ export interface NotifyEvent {
   cause: string;
   /** kind checker: which one. */
   checker?: string;
+  /** kind peer: the other node seen up or down (module null). */
+  peer?: string;
   /** A checker verdict that maintenance kept from acting (it would have done `cause` says what). */
   suppressed?: boolean;
 }
@@ -34,6 +36,6 @@ export type EventInput = Omit<NotifyEvent, 'sequence' | 'time' | 'cluster' | 'no
 export function describeEvent(e: NotifyEvent, maxCause = 512): string {
   const cause = e.cause.length > maxCause ? `${e.cause.slice(0, maxCause)}…` : e.cause;
   const change = e.from !== null || e.to !== null ? `: ${e.from ?? '-'} -> ${e.to ?? '-'}` : '';
-  const what = e.module ?? 'node';
+  const what = e.module ?? (e.peer !== undefined ? e.peer : 'node');
   return `${e.kind} ${what}${e.checker ? ` checker ${e.checker}` : ''} on ${e.node}${change}${e.suppressed ? ' (suppressed: maintenance)' : ''}: ${cause}`;
 }
