@@ -153,6 +153,7 @@ describe('daemon and API', () => {
       const on = await app.inject({ method: 'POST', url: '/api/v1/modules/db/maintenance/on', headers: operator });
       assert.equal(on.statusCode, 200, on.body);
       assert.equal(on.json().changed, true);
+      assert.equal(on.json().state.modules.db.by, 'olga (operator) through the API', 'who set it is kept');
       assert.equal((daemon.runtime('db') as ModuleRuntime).maintenance(), true, 'the runtime is told');
       assert.equal((daemon.runtime('web') as ModuleRuntime).maintenance(), false);
       assert.equal((await app.inject({ method: 'POST', url: '/api/v1/modules/far/maintenance/on', headers: operator })).statusCode, 404, 'a module not on this node');

@@ -310,3 +310,43 @@ open(sys.argv[2], 'wb').write(d)
     await assert.rejects(syslogDeliver({ target: { type: 'unix', path: path.join(root, 'none.sock') }, format: 'rfc3164', facility: 'daemon', queue: 1 })(event(1)), /logger to .* failed/);
   });
 });
+
+describe('the daemon', () => {
+  test('config mismatch (the call other parts make), peer and maintenance events reach the webhook; /metrics counts them', async () => {
+    const { loadConfig } = await import('../../src/config/load.js');
+    const { Daemon } = await import('../../top/daemon/daemon.js');
+    const { buildApi } = await import('../../top/api/app.js');
+    const { silentLogger } = await import('../../src/log/logger.js');
+    const { closeApi, writeApiConfig } = await import('./api-fixture.js');
+    const bodies: NotifyEvent[] = [];
+    const server = http.createServer((req, res) => {
+      let text = '';
+      req.on('data', (c: Buffer) => { text += c.toString(); });
+      req.on('end', () => { bodies.push(JSON.parse(text) as NotifyEvent); res.statusCode = 200; res.end(); });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const dir = path.join(root, 'daemon-config');
+    writeApiConfig(dir, 'nt', []);
+    fs.appendFileSync(path.join(dir, 'cluster.yaml'), `\nstate_dir: ${path.join(root, 'daemon-state')}\nnotify:\n  events: [config_mismatch, maintenance]\n  webhook: { url: "http://127.0.0.1:${port}/" }\n`);
+    const daemon = new Daemon(loadConfig(dir), 'n1', silentLogger());
+    const app = buildApi(daemon, { local: true });
+    try {
+      daemon.notifyConfigMismatch('n2', 'web', 'sha256:aaa', 'sha256:bbb', 'scripts.timeout_ms');
+      daemon.setMaintenance(null, true, 'test');
+      await waitFor('2 posts', () => bodies.length === 2);
+      assert.deepEqual(bodies.map((b) => [b.kind, b.module, b.from, b.to]), [['config_mismatch', 'web', 'sha256:aaa', 'sha256:bbb'], ['maintenance', null, 'off', 'on']]);
+      assert.equal(bodies[0]!.cause, 'module web differs on n2: scripts.timeout_ms');
+      const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+      assert.match(metrics, /^croft_notifications_sent_total\{sink="webhook"\} 2$/m);
+      assert.match(metrics, /^croft_notifications_failed_total\{sink="webhook"\} 0$/m);
+      assert.match(metrics, /^croft_notifications_dropped_total\{sink="webhook"\} 0$/m);
+      assert.match(metrics, /^croft_events_total 2$/m);
+      assert.match(metrics, /^croft_node_maintenance 1$/m);
+    } finally {
+      await daemon.events.close(100);
+      server.close();
+      await closeApi([app], daemon, dir);
+    }
+  });
+});

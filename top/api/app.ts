@@ -218,6 +218,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
 
   /** The role of each authenticated request (the local socket's is admin: root). */
   const roles = new WeakMap<FastifyRequest, ApiRole>();
+  const names = new WeakMap<FastifyRequest, string>();
   const refuseRole = (reply: FastifyReply, role: ApiRole, needs: ApiRole) => refuse(reply, 'CROFT_ERR_API_ROLE',
     `forbidden: this credential's role is ${role}; this needs ${needs}${needs === 'operator' ? ' or admin' : ''} (api.users[].role in cluster.yaml)`);
   /** Credentials check; `command`: a state-changing request (never allowed over TCP without a credential; operator role at least). */
@@ -249,6 +250,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
       return refuse(reply, 'CROFT_ERR_API', `unauthorized: ${r.reason}`, 401);
     }
     roles.set(req, r.role);
+    names.set(req, r.who);
     if (command && !roleAllows(r.role, 'operator')) return refuseRole(reply, r.role, 'operator');
   };
   /** For the routes that need more than operator (reload: admin). */
@@ -256,7 +258,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     const role = roles.get(req) ?? 'viewer';
     if (!roleAllows(role, needs)) return refuseRole(reply, role, needs);
   };
-  const who = (req: FastifyRequest) => (opts.local ? 'root on the local socket' : `${roles.get(req) ?? '?'} through the API`);
+  const who = (req: FastifyRequest) => (opts.local ? 'root on the local socket' : `${names.get(req) ?? '?'} (${roles.get(req) ?? '?'}) through the API`);
 
   app.setErrorHandler((err: unknown, _req, reply) => {
     // Each code carries its status (src/errors.ts): 404 unknown module, 409 a mirror's refusal, ...
