@@ -15,7 +15,8 @@ import { EventBus, type SinkSpec } from '../../top/notify/bus.js';
 import { describeEvent, type NotifyEvent } from '../../top/notify/event.js';
 import { SinkQueue } from '../../top/notify/queue.js';
 import { eventEnv, execDeliver, formatSyslog, syslogDeliver, webhookDeliver } from '../../top/notify/sinks.js';
-import { transitionKind } from '../../top/daemon/events.js';
+import { publishRuntimeEvents, transitionKind } from '../../top/daemon/events.js';
+import { EventEmitter } from 'node:events';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-notify-'));
 fs.chmodSync(root, 0o755);
@@ -86,6 +87,23 @@ describe('event bus', () => {
     assert.equal(c.dropped, 1000 - 6);
     release();
     await bus.close(1000);
+  });
+
+  test('a runtime\'s events become records: transitions (with their kind), checker verdicts, suppressed ones, split brain', () => {
+    const bus = new EventBus({ cluster: 'c', node: 'n2', incarnation: () => 1, config: baseConfig, sinks: [] });
+    const rt = new EventEmitter();
+    publishRuntimeEvents(bus, 'mirror', rt);
+    rt.emit('transition', { module: 'db', from: 'SECOND', to: 'ALONE', cause: 'peer lost' });
+    rt.emit('checker_change', { module: 'db', checker: 'pg', healthy: false, detail: 'refused' });
+    rt.emit('suppressed', { module: 'db', checker: 'pg', healthy: false, detail: 'refused', wouldDo: 'restart' });
+    rt.emit('split_brain', { module: 'db', reason: 'the peer ran alone too', folder: '/var/lib/croft/mirror/db/quarantine/x' });
+    const got = bus.events().map((e) => ({ kind: e.kind, from: e.from, to: e.to, cause: e.cause, checker: e.checker, suppressed: e.suppressed }));
+    assert.deepEqual(got, [
+      { kind: 'failover', from: 'SECOND', to: 'ALONE', cause: 'peer lost', checker: undefined, suppressed: undefined },
+      { kind: 'checker', from: 'healthy', to: 'failed', cause: 'refused', checker: 'pg', suppressed: undefined },
+      { kind: 'checker', from: 'healthy', to: 'failed', cause: 'refused; on_failure restart suppressed (maintenance)', checker: 'pg', suppressed: true },
+      { kind: 'split_brain', from: null, to: null, cause: 'the peer ran alone too; what this node wrote alone is in /var/lib/croft/mirror/db/quarantine/x', checker: undefined, suppressed: undefined },
+    ]);
   });
 
   test('the kind of a state change: mirror failover and end of reintegration; everything else is state', () => {
