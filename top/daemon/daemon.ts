@@ -18,7 +18,7 @@ import type { NodeModuleView } from '../../farm/members.js';
 import { bestState } from './states.js';
 import { EventBus } from '../notify/bus.js';
 import { toNotifyConfig } from '../../src/config/notify.js';
-import { publishRuntimeEvents } from './events.js';
+import { configMismatchEvent, peerEvent, publishRuntimeEvents } from './events.js';
 import { Maintenance, type MaintenanceState } from './maintenance.js';
 
 export interface NodeStatus {
@@ -115,10 +115,7 @@ export class Daemon extends EventEmitter {
         if (event === 'peer_down') {
           for (const rt of this.mirrors.values()) if (rt.peer === action.node) rt.peerLost();
         }
-        if (event !== 'view_change' && action.node) {
-          const up = event === 'peer_up';
-          this.events.publish({ module: null, kind: 'peer', peer: action.node, from: up ? 'DOWN' : 'UP', to: up ? 'UP' : 'DOWN', cause });
-        }
+        if (event !== 'view_change' && action.node) this.events.publish(peerEvent(action.node, event === 'peer_up', cause));
         this.emit(event, action);
       });
     }
@@ -393,8 +390,7 @@ export class Daemon extends EventEmitter {
    * `ours` and `theirs` are the signatures; the event's from/to carry them.
    */
   notifyConfigMismatch(peer: string, module: string | null, ours: string, theirs: string, detail = ''): void {
-    this.events.publish({ module, kind: 'config_mismatch', from: ours, to: theirs,
-      cause: `${module === null ? 'cluster.yaml' : `module ${module}`} differs on ${peer}${detail ? `: ${detail}` : ''}` });
+    this.events.publish(configMismatchEvent(peer, module, ours, theirs, detail));
   }
 
   command(module: string, command: ModuleCommand, cause: string): void {

@@ -6,7 +6,7 @@
 import type { EventEmitter } from 'node:events';
 import type { SuppressedVerdict } from '../../src/module/maintenance.js';
 import type { EventBus } from '../notify/bus.js';
-import type { NotifyKind } from '../notify/event.js';
+import type { EventInput, NotifyKind } from '../notify/event.js';
 
 /**
  * The kind of a state change: a mirror SECOND that becomes ALONE took the application over from
@@ -18,6 +18,17 @@ export function transitionKind(kind: string, from: string, to: string): NotifyKi
   if (from === 'SECOND' && to === 'ALONE') return 'failover';
   if ((from === 'ALONE' && to === 'PRIM') || (from === 'WAIT' && to === 'SECOND')) return 'reintegration_done';
   return 'state';
+}
+
+/** Another node seen up or down (membership's peer_up / peer_down). */
+export function peerEvent(peer: string, up: boolean, cause: string): EventInput {
+  return { module: null, kind: 'peer', peer, from: up ? 'DOWN' : 'UP', to: up ? 'UP' : 'DOWN', cause };
+}
+
+/** A configuration that differs on `peer`: for a module, or (null) cluster.yaml; from/to carry the signatures. */
+export function configMismatchEvent(peer: string, module: string | null, ours: string, theirs: string, detail: string): EventInput {
+  return { module, kind: 'config_mismatch', from: ours, to: theirs,
+    cause: `${module === null ? 'cluster.yaml' : `module ${module}`} differs on ${peer}${detail ? `: ${detail}` : ''}` };
 }
 
 /** Publishes a runtime's events on the bus (the listeners go with the runtime's removeAllListeners). */
