@@ -361,6 +361,17 @@ describe('the daemon', () => {
       assert.match(metrics, /^croft_notifications_dropped_total\{sink="webhook"\} 0$/m);
       assert.match(metrics, /^croft_events_total 2$/m);
       assert.match(metrics, /^croft_node_maintenance 1$/m);
+      // The events route's query: integers or a 400, never a crash; any text filters to nothing.
+      for (const q of ['limit=0', 'since=-1', 'limit=1e3', `since=${'9'.repeat(40)}`, 'limit=%00']) {
+        const r = await app.inject({ method: 'GET', url: `/api/v1/events?${q}` });
+        assert.equal(r.statusCode, 400, q);
+        assert.equal(r.json().error, 'CROFT_ERR_USAGE');
+      }
+      const odd = await app.inject({ method: 'GET', url: `/api/v1/events?module=${encodeURIComponent('<script>"x')}&kind=${'k'.repeat(5000)}` });
+      assert.equal(odd.statusCode, 200);
+      assert.deepEqual(odd.json().events, []);
+      const last = await app.inject({ method: 'GET', url: '/api/v1/events?since=1&limit=5' });
+      assert.deepEqual(last.json().events.map((e: NotifyEvent) => e.kind), ['maintenance']);
     } finally {
       await daemon.events.close(100);
       server.close();
