@@ -1,5 +1,6 @@
 // The HTTP API, built by a factory apart from listen (tests call inject()).
-//   /api/v1/...                   status (read) and commands (POST, /api/v1/reload included): credentials as below
+//   /api/v1/...                   status, events (read) and commands (POST: start, stop, maintenance,
+//                                 reload...): credentials as below
 //   /health/<module>              200 when this node serves the module, else 503 (for load balancers)
 //   /var/modules/<module>/ready.txt  the same, in SafeKit's words, for people migrating
 //   /metrics                      Prometheus (a credential only with api.metrics_auth)
@@ -9,6 +10,8 @@
 // - Over TCP a command (any POST) always needs a configured token or user, loopback included: a
 //   local unprivileged user must not command modules. With none configured, TCP is read-only
 //   (status from loopback, health, metrics) and a command is answered 403 with how to configure one.
+// - Roles (auth.ts): a viewer user reads only; an operator also commands; reload needs admin (a
+//   token, or a user whose role is admin, the default). A refusal is 403 CROFT_ERR_API_ROLE.
 // - The local unix socket (root-only, top/cli/daemon.ts) needs no credential: its file mode is the
 //   authentication.
 // - Every request but the health checks must name in Host one of the names this API serves (its
