@@ -21,6 +21,7 @@ import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
 import { CroftError } from '../src/errors.js';
 import type { ModuleStateGetter } from '../src/module/checkers/index.js';
 import { checkerStatuses, type ModuleLogger } from '../src/module/types.js';
+import { MaintenanceGate, suppressedMessage } from '../src/module/maintenance.js';
 import type { VerifyResult } from './driver-dataplane.js';
 import { realMirrorEffects, type Clock, type MirrorDataPlanePort, type MirrorEffects, type MirrorHooks } from './effects.js';
 import { announce, checkerHealth, createMirrorMachine, mirrorStep, nextWakeMs, witnessContext, type MirrorMachine } from './machine.js';
@@ -99,6 +100,8 @@ export class MirrorRuntime extends EventEmitter {
   #wakeTimer: unknown = null;
   readonly #last = new Map<string, { detail: string; atMs: number }>();
   readonly #counters = { scriptRuns: {} as Record<string, number>, probes: {} as Record<string, number> };
+  /** Maintenance: checker results are not fed to the machine (src/module/maintenance.ts). */
+  readonly #gate: MaintenanceGate;
 
   constructor(opts: MirrorRuntimeOptions) {
     super();
@@ -113,12 +116,20 @@ export class MirrorRuntime extends EventEmitter {
     if (!peer || opts.module.nodes.length !== 2) throw new CroftError('CROFT_ERR_CONFIG', `mirror ${opts.module.name} needs exactly two nodes`);
     this.#peer = peer;
     this.#stateDir = opts.stateDir ?? path.join(opts.cluster.stateDir, 'mirror', opts.module.name);
+    this.#gate = new MaintenanceGate(opts.module.name, opts.module.checkers);
     const hooks: MirrorHooks = {
       peerLost: (reason) => this.#dataPlaneLost(reason),
       probe: (checker, result) => {
         const key = `${checker}:${result.ok ? 'ok' : 'fail'}`;
         this.#counters.probes[key] = (this.#counters.probes[key] ?? 0) + 1;
         this.#last.set(checker, { detail: result.detail, atMs: this.#now() });
+        if (this.#gate.on) {
+          const v = this.#gate.probe(checker, result.ok, result.detail);
+          if (v === null) return;
+          this.#log.warn({ event: 'suppressed', module: v.module, checker, healthy: v.healthy, detail: v.detail, wouldDo: v.wouldDo }, suppressedMessage(v));
+          this.emit('suppressed', v);
+          return;
+        }
         this.#feed({ type: 'probe', checker, ok: result.ok, detail: result.detail });
       },
     };
@@ -159,6 +170,18 @@ export class MirrorRuntime extends EventEmitter {
 
   get peer(): string {
     return this.#peer;
+  }
+
+  /**
+   * Maintenance: the checkers' verdicts are suppressed (a PRIM neither restarts, stops nor hands
+   * over its application for a failed checker); commands and the peer's loss act as always.
+   */
+  setMaintenance(on: boolean): void {
+    this.#gate.set(on);
+  }
+
+  maintenance(): boolean {
+    return this.#gate.on;
   }
 
   /**
@@ -503,6 +526,8 @@ export class MirrorRuntime extends EventEmitter {
           const q = await this.#dp.quarantine();
           this.#log.warn({ event: 'mirror_quarantine', module, reason: a.reason, folder: q.folder, copied: q.copied, failed: q.failed.slice(0, 20) },
             `quarantine: ${q.copied} paths copied to ${q.folder}: ${a.reason}${q.failed.length ? `; ${q.failed.length} could not be copied (${q.failed.slice(0, 3).join('; ')})` : ''}`);
+          // The end of a split brain: this side wrote without its peer and gave up (notifications).
+          this.emit('split_brain', { module, reason: a.reason, folder: q.folder });
           if (wasRunning) this.#dp.ensureReplicas();
         });
       case 'witness':

@@ -6,6 +6,7 @@ import { toClusterConfig, toModuleConfigs } from './convert.js';
 import type { ConfigProblem } from './problems.js';
 import { sortProblems } from './problems.js';
 import { checkCluster, checkModules } from './semantics.js';
+import { checkNotify, notifyProgram } from './notify.js';
 import path from 'node:path';
 import { folderProblems, secretFileProblems, trustedFileProblems } from './perms.js';
 import { obj as raw, type Obj } from './raw.js';
@@ -58,6 +59,7 @@ export function checkSources(
   if (clusterSource.syntaxProblems.length === 0) problems.push(...validateCluster(clusterSource));
   const { facts, problems: clusterProblems } = checkCluster(clusterSource, dir, files);
   problems.push(...clusterProblems);
+  problems.push(...checkNotify(clusterSource, dir, files));
 
   for (const source of moduleSources) {
     problems.push(...source.syntaxProblems);
@@ -87,6 +89,8 @@ export function checkSources(
   // Every folder on the way to a trusted file, each reported once (at the folder itself).
   const trusted = [cluster.file, ...moduleSources.map((m) => m.file), ...moduleSources.flatMap(scriptPaths)];
   if (typeof clusterData.key_file === 'string' && clusterData.key_file !== '') trusted.push(path.resolve(dir, clusterData.key_file));
+  const hook = notifyProgram(clusterData, dir);
+  if (hook !== undefined) trusted.push(hook);
   for (const [folder, m] of folderProblems(trusted, files)) problems.push(whole(folder, m));
 
   const order = [cluster.file, ...modules.map((m) => m.file)];

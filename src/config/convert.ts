@@ -6,6 +6,7 @@ import path from 'node:path';
 import { defaults, readyStates } from './defaults.js';
 import { toFarmConfig } from './farm.js';
 import { toMirrorConfig } from './mirror.js';
+import { toNotifyConfig } from './notify.js';
 import { checkerName, moduleName } from './semantics.js';
 import type { Source } from './source.js';
 import type { CheckerConfig, ClusterConfig, FailureAction, ModuleConfig, ModuleKind } from './types.js';
@@ -39,12 +40,13 @@ export function toClusterConfig(source: Source, dir: string, key: Buffer): Clust
       port: api.port ?? defaults.api.port,
       socket: api.socket ?? defaults.api.socket,
       tokens: [...(api.tokens ?? [])],
-      users: (api.users ?? []).map((u: Raw) => ({ name: u.name, password: u.password })),
+      users: (api.users ?? []).map((u: Raw) => ({ name: u.name, password: u.password, role: u.role ?? 'admin' })),
       ...(api.allowed_hosts ? { allowedHosts: [...api.allowed_hosts] } : {}),
       ...(api.metrics_auth !== undefined ? { metricsAuth: api.metrics_auth } : {}),
       ...(tls ? { tls: { cert: path.resolve(dir, tls.cert), key: path.resolve(dir, tls.key) } } : {}),
     },
     stateDir: d.state_dir ?? defaults.stateDir,
+    notify: toNotifyConfig(d.notify, dir),
   };
 }
 

@@ -17,11 +17,11 @@ export interface ConfigDiff {
 }
 
 /** cluster.yaml fields, in the order a message lists them (`file`, where it was read, is no setting). */
-const clusterFields = ['name', 'nodes', 'lans', 'heartbeat', 'key', 'api', 'stateDir'] as const satisfies readonly (keyof ClusterConfig)[];
+const clusterFields = ['name', 'nodes', 'lans', 'heartbeat', 'key', 'api', 'stateDir', 'notify'] as const satisfies readonly (keyof ClusterConfig)[];
 
 /** The YAML key of each field, for messages. */
 const yamlKey: Record<(typeof clusterFields)[number], string> = {
-  name: 'name', nodes: 'nodes', lans: 'lans', heartbeat: 'heartbeat', key: 'key', api: 'api', stateDir: 'state_dir',
+  name: 'name', nodes: 'nodes', lans: 'lans', heartbeat: 'heartbeat', key: 'key', api: 'api', stateDir: 'state_dir', notify: 'notify',
 };
 
 export function diffConfig(running: Config, next: Config): ConfigDiff {

@@ -7,6 +7,7 @@
 // defined in farm.ts and mirror.ts of this folder, beside their checks, without touching the rest.
 import { farmProperties, farmRequired } from './farm.js';
 import { mirrorProperties, mirrorRequired } from './mirror.js';
+import { notifySchema } from './notify.js';
 import { intSchema, interfaceName, ms, nameSchema, port, type JsonSchema } from './schema-parts.js';
 import type { ModuleKind } from './types.js';
 
@@ -76,10 +77,11 @@ export const clusterSchema: JsonSchema = object(
           {
             name: { type: 'string', minLength: 1, expect: 'a user name' },
             password: { type: 'string', minLength: 8, expect: 'a password of at least 8 characters' },
+            role: { type: 'string', enum: ['admin', 'operator', 'viewer'] },
           },
           ['name', 'password'],
         ),
-        expect: 'a list of users (name, password)',
+        expect: 'a list of users (name, password, role)',
       },
       allowed_hosts: {
         type: 'array',
@@ -97,6 +99,7 @@ export const clusterSchema: JsonSchema = object(
       ),
     }),
     state_dir: { type: 'string', pattern: '^/', expect: 'an absolute directory path' },
+    notify: notifySchema,
   },
   ['name', 'nodes'],
 );

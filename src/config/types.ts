@@ -1,6 +1,7 @@
 // The validated configuration, as the rest of croft sees it (names in camelCase, units last).
 // The YAML files use snake_case keys; src/config/load.ts validates them against the schema and
 // converts them to these types. Everything here is plain data: no I/O, no classes.
+import type { NotifyConfig } from './notify.js';
 
 /** cluster.yaml */
 export interface ClusterConfig {
@@ -16,6 +17,8 @@ export interface ClusterConfig {
   api: ApiConfig;
   /** Directory for croft's own state on this node (dirty logs, quarantine...). Default /var/lib/croft. */
   stateDir: string;
+  /** Where events go (webhook, exec hook, syslog): config/notify.ts. Default: nowhere but the history. */
+  notify?: NotifyConfig;
 }
 
 export interface HeartbeatConfig {
@@ -42,8 +45,11 @@ export interface ApiConfig {
   port: number;
   /** Bearer tokens accepted on /api/v1 (the first one is used by the CLI). */
   tokens: string[];
-  /** Basic-auth users accepted on /api/v1 and the console. */
-  users: { name: string; password: string }[];
+  /**
+   * Basic-auth users accepted on /api/v1 and the console. `viewer` reads only; `operator` and
+   * `admin` (the default, and what a token is) may also command. Default role admin.
+   */
+  users: { name: string; password: string; role?: ApiRole }[];
   /** Local API socket: root-only, no token needed (the CLI prefers it). Default /run/croft/api.sock. */
   socket: string;
   /** TLS certificate and key (PEM file paths); plain HTTP when absent. */
@@ -56,6 +62,8 @@ export interface ApiConfig {
   /** /metrics needs a credential like /api/v1 (default false: scrapers read it freely). */
   metricsAuth?: boolean;
 }
+
+export type ApiRole = 'admin' | 'operator' | 'viewer';
 
 export type ModuleKind = 'light' | 'farm' | 'mirror';
 

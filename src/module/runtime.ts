@@ -12,6 +12,7 @@ import {
   restartsInWindow,
   type ModuleMachine,
 } from './machine.js';
+import { MaintenanceGate, suppressedMessage, type SuppressedVerdict } from './maintenance.js';
 import { runScript, scriptEnv } from './scripts.js';
 import { checkerStatuses, type ModuleAction, type ModuleEvent, type ModuleLogger, type ModuleState, type ModuleStatus, type ScriptName } from './types.js';
 
@@ -76,6 +77,7 @@ export class ModuleRuntime extends EventEmitter {
   #drainTimer: NodeJS.Timeout | null = null;
   readonly #last = new Map<string, { detail: string; atMs: number }>();
   readonly #counters: ModuleCounters = { scriptRuns: {}, probes: {} };
+  readonly #gate: MaintenanceGate;
 
   constructor(opts: ModuleRuntimeOptions) {
     super();
@@ -87,6 +89,7 @@ export class ModuleRuntime extends EventEmitter {
     const mcfg = machineConfigOf(opts.module);
     this.#dependencies = mcfg.checkers.filter((c) => c.kind === 'dependency').map((c) => c.name);
     this.#m = createModuleMachine(mcfg, this.#now());
+    this.#gate = new MaintenanceGate(opts.module.name, opts.module.checkers);
     const env = { CROFT_NODE: opts.node, CROFT_MODULE: opts.module.name, CROFT_CLUSTER: opts.cluster };
     this.#runner = new CheckerRunner(
       runnerCheckers(opts.module.checkers, {
@@ -98,9 +101,25 @@ export class ModuleRuntime extends EventEmitter {
         const key = `${checker}:${result.ok ? 'ok' : 'fail'}`;
         this.#counters.probes[key] = (this.#counters.probes[key] ?? 0) + 1;
         this.#last.set(checker, { detail: result.detail, atMs: this.#now() });
+        if (this.#gate.on) return this.#suppressed(this.#gate.probe(checker, result.ok, result.detail));
         this.#feed({ type: 'probe', checker, ok: result.ok, detail: result.detail });
       },
     );
+  }
+
+  /** Maintenance (maintenance.ts): checker results stop reaching the machine; the application runs on. */
+  setMaintenance(on: boolean): void {
+    this.#gate.set(on);
+  }
+
+  maintenance(): boolean {
+    return this.#gate.on;
+  }
+
+  #suppressed(v: SuppressedVerdict | null): void {
+    if (v === null) return;
+    this.#log.warn({ event: 'suppressed', module: v.module, checker: v.checker, healthy: v.healthy, detail: v.detail, wouldDo: v.wouldDo }, suppressedMessage(v));
+    this.emit('suppressed', v);
   }
 
   start(cause = 'command'): void {

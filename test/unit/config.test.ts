@@ -208,7 +208,7 @@ test('unknown key, with a suggestion when close, the allowed keys otherwise', ()
   });
   expectProblem(writeDir({ 'cluster.yaml': `${cluster}colour: blue\n` }), {
     file: 'cluster.yaml', line: 12, column: 1, key: 'colour',
-    message: /^unknown key "colour"; allowed keys: name, key, key_file, heartbeat, lans, nodes, api, state_dir$/,
+    message: /^unknown key "colour"; allowed keys: name, key, key_file, heartbeat, lans, nodes, api, state_dir, notify$/,
   });
 });
 

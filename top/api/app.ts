@@ -1,5 +1,6 @@
 // The HTTP API, built by a factory apart from listen (tests call inject()).
-//   /api/v1/...                   status (read) and commands (POST, /api/v1/reload included): credentials as below
+//   /api/v1/...                   status, events (read) and commands (POST: start, stop, maintenance,
+//                                 reload...): credentials as below
 //   /health/<module>              200 when this node serves the module, else 503 (for load balancers)
 //   /var/modules/<module>/ready.txt  the same, in SafeKit's words, for people migrating
 //   /metrics                      Prometheus (a credential only with api.metrics_auth)
@@ -9,6 +10,8 @@
 // - Over TCP a command (any POST) always needs a configured token or user, loopback included: a
 //   local unprivileged user must not command modules. With none configured, TCP is read-only
 //   (status from loopback, health, metrics) and a command is answered 403 with how to configure one.
+// - Roles (auth.ts): a viewer user reads only; an operator also commands; reload needs admin (a
+//   token, or a user whose role is admin, the default). A refusal is 403 CROFT_ERR_API_ROLE.
 // - The local unix socket (root-only, top/cli/daemon.ts) needs no credential: its file mode is the
 //   authentication.
 // - Every request but the health checks must name in Host one of the names this API serves (its
@@ -26,13 +29,14 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { ApiConfig } from '../../src/config/types.js';
+import type { ApiConfig, ApiRole } from '../../src/config/types.js';
 import type { Daemon, MirrorCommandName, ModuleCommand } from '../daemon/daemon.js';
 import { MirrorRuntime } from '../../mirror/runtime.js';
 import { servingStates } from '../daemon/states.js';
 import { codes, CroftError, type ErrorCode } from '../../src/errors.js';
 import type { Logger } from '../../src/log/logger.js';
-import { authenticate, credentialsConfigured, FailedLogins, howToConfigure, isLoopback } from './auth.js';
+import { authenticate, credentialsConfigured, FailedLogins, howToConfigure, isLoopback, roleAllows } from './auth.js';
+import { eventsQuery } from './events.js';
 import { consoleCss, consoleHtml, consoleJs } from './console.js';
 import { renderMetrics } from './metrics.js';
 
@@ -215,9 +219,17 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     return payload;
   });
 
-  /** Credentials check; `command`: a state-changing request (never allowed over TCP without a credential). */
+  /** The role of each authenticated request (the local socket's is admin: root). */
+  const roles = new WeakMap<FastifyRequest, ApiRole>();
+  const names = new WeakMap<FastifyRequest, string>();
+  const refuseRole = (reply: FastifyReply, role: ApiRole, needs: ApiRole) => refuse(reply, 'CROFT_ERR_API_ROLE',
+    `forbidden: this credential's role is ${role}; this needs ${needs}${needs === 'operator' ? ' or admin' : ''} (api.users[].role in cluster.yaml)`);
+  /** Credentials check; `command`: a state-changing request (never allowed over TCP without a credential; operator role at least). */
   const authorize = (command: boolean) => async (req: FastifyRequest, reply: FastifyReply) => {
-    if (opts.local) return;
+    if (opts.local) {
+      roles.set(req, 'admin');
+      return;
+    }
     const address = req.socket.remoteAddress;
     const blockedMs = failed.blockedForMs(address);
     if (blockedMs > 0) {
@@ -240,7 +252,16 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
       reply.header('www-authenticate', 'Basic realm="croft", Bearer');
       return refuse(reply, 'CROFT_ERR_API', `unauthorized: ${r.reason}`, 401);
     }
+    roles.set(req, r.role);
+    names.set(req, r.who);
+    if (command && !roleAllows(r.role, 'operator')) return refuseRole(reply, r.role, 'operator');
   };
+  /** For the routes that need more than operator (reload: admin). */
+  const requireRole = (needs: ApiRole) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const role = roles.get(req) ?? 'viewer';
+    if (!roleAllows(role, needs)) return refuseRole(reply, role, needs);
+  };
+  const who = (req: FastifyRequest) => (opts.local ? 'root on the local socket' : `${names.get(req) ?? '?'} (${roles.get(req) ?? '?'}) through the API`);
 
   app.setErrorHandler((err: unknown, _req, reply) => {
     // Each code carries its status (src/errors.ts): 404 unknown module, 409 a mirror's refusal, ...
@@ -282,7 +303,23 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     });
     // Re-read the daemon's config folder and apply it (Daemon.reload): 200 with what it did, or the
     // loader's file:line problems (CROFT_ERR_CONFIG), or CROFT_ERR_RELOAD_RESTART; nothing changed then.
-    v1.post('/reload', async () => daemon.reloadFromDisk('reload requested through the API'));
+    v1.post('/reload', { preHandler: requireRole('admin') }, async () => daemon.reloadFromDisk('reload requested through the API'));
+    // The node's events, oldest first (the same records the notifications carry): ?module= &node=
+    // &kind= &since=<sequence> &limit=. Viewers may read them.
+    v1.get<{ Querystring: Record<string, string | undefined> }>('/events', async (req) => ({
+      node: daemon.self, incarnation: daemon.incarnation, sequence: daemon.events.sequence, events: daemon.events.events(eventsQuery(req.query)),
+    }));
+    // Maintenance (top/daemon/maintenance.ts): of the whole node, or of a module of this node.
+    v1.get('/maintenance', async () => ({ node: daemon.self, maintenance: daemon.maintenance.snapshot() }));
+    for (const on of [true, false]) {
+      const word = on ? 'on' : 'off';
+      v1.post(`/maintenance/${word}`, async (req) => ({
+        node: daemon.self, module: null, maintenance: on, changed: daemon.setMaintenance(null, on, who(req)), state: daemon.maintenance.snapshot(),
+      }));
+      v1.post<{ Params: { module: string } }>(`/modules/:module/maintenance/${word}`, async (req) => ({
+        node: daemon.self, module: req.params.module, maintenance: on, changed: daemon.setMaintenance(req.params.module, on, who(req)), state: daemon.maintenance.snapshot(),
+      }));
+    }
     for (const command of ['start', 'stop', 'restart'] as const satisfies readonly ModuleCommand[]) {
       v1.post<{ Params: { module: string } }>(`/modules/:module/${command}`, async (req, reply) => {
         daemon.command(req.params.module, command, `${command} requested through the API`);

@@ -3,7 +3,7 @@
 // then go through the root-only local socket (top/cli/daemon.ts), or a token must be configured.
 import { timingSafeEqual, createHash } from 'node:crypto';
 import net from 'node:net';
-import type { ApiConfig } from '../../src/config/types.js';
+import type { ApiConfig, ApiRole } from '../../src/config/types.js';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -21,7 +21,19 @@ function anySame(candidates: readonly string[], value: string): boolean {
   return found;
 }
 
-export type AuthResult = { ok: true; who: string } | { ok: false; reason: string; attempted: boolean };
+/**
+ * Roles: `viewer` reads (status, events, metrics, the console); `operator` also commands the
+ * modules (start, stop, swap, maintenance...); `admin` also reloads the configuration. A token is
+ * admin (the CLI's credential); a user is what its `role` says (admin when none).
+ */
+export type AuthResult = { ok: true; who: string; role: ApiRole } | { ok: false; reason: string; attempted: boolean };
+
+const RANK: Record<ApiRole, number> = { viewer: 0, operator: 1, admin: 2 };
+
+/** `role` may do what `needs` may. */
+export function roleAllows(role: ApiRole, needs: ApiRole): boolean {
+  return RANK[role] >= RANK[needs];
+}
 
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
@@ -45,7 +57,7 @@ export function howToConfigure(api: ApiConfig): string {
  */
 export function authenticate(api: ApiConfig, authorization: string | undefined, remoteAddress: string | undefined): AuthResult {
   if (!credentialsConfigured(api)) {
-    return isLoopback(remoteAddress) ? { ok: true, who: 'loopback' }
+    return isLoopback(remoteAddress) ? { ok: true, who: 'loopback', role: 'viewer' }
       : { ok: false, attempted: false, reason: 'no credentials configured: only loopback clients may read' };
   }
   if (!authorization) return { ok: false, attempted: false, reason: 'missing Authorization header (Bearer token or Basic user)' };
@@ -53,7 +65,7 @@ export function authenticate(api: ApiConfig, authorization: string | undefined, 
   const scheme = (sp < 0 ? authorization : authorization.slice(0, sp)).toLowerCase();
   const value = sp < 0 ? '' : authorization.slice(sp + 1).trim();
   if (scheme === 'bearer') {
-    return anySame(api.tokens, value) ? { ok: true, who: 'token' } : { ok: false, attempted: true, reason: 'unknown token' };
+    return anySame(api.tokens, value) ? { ok: true, who: 'token', role: 'admin' } : { ok: false, attempted: true, reason: 'unknown token' };
   }
   if (scheme === 'basic') {
     const decoded = Buffer.from(value, 'base64').toString('utf8');
@@ -62,13 +74,13 @@ export function authenticate(api: ApiConfig, authorization: string | undefined, 
     const password = i < 0 ? '' : decoded.slice(i + 1);
     // Compare against every user, name and password both, so that the time says nothing of which
     // names exist.
-    let who: string | null = null;
+    let who: { name: string; role: ApiRole } | null = null;
     for (const u of api.users) {
       const nameOk = same(u.name, name);
       const passwordOk = same(u.password, password); // computed whatever the name: no shortcut to time
-      if (nameOk && passwordOk && i > 0) who = u.name;
+      if (nameOk && passwordOk && i > 0) who = { name: u.name, role: u.role ?? 'admin' };
     }
-    return who !== null ? { ok: true, who } : { ok: false, attempted: true, reason: 'bad user or password' };
+    return who !== null ? { ok: true, who: who.name, role: who.role } : { ok: false, attempted: true, reason: 'bad user or password' };
   }
   return { ok: false, attempted: true, reason: `unsupported authorization scheme "${scheme}"` };
 }

@@ -17,6 +17,7 @@ export function consoleHtml(cluster: string, node: string): string {
 <div class="sub">console of node <b>${escapeHtml(node)}</b> · <span id="view"></span> <span id="err"></span></div>
 <h2>Nodes</h2><table id="nodes"></table>
 <h2>Modules</h2><table id="modules"></table>
+<div id="maint" class="sub"></div>
 <script src="/console.js"></script>
 </body></html>
 `;
@@ -39,6 +40,12 @@ async function refresh() {
     document.getElementById('modules').innerHTML = '<tr><th>module</th><th>kind</th>' + names.map((n) => '<th>' + esc(n) + '</th>').join('') + '</tr>' +
       Object.entries(st.modules).map(([m, v]) => '<tr><td>' + esc(m) + '</td><td>' + esc(v.kind) + '</td>' +
         names.map((n) => '<td>' + (v.nodes[n] ? badge(v.nodes[n].state, v.nodes[n].known) : '') + '</td>').join('') + '</tr>').join('');
+    const mt = st.maintenance || { node: null, modules: {} };
+    const inMaint = (m) => mt.node !== null || Object.prototype.hasOwnProperty.call(mt.modules, m);
+    document.querySelectorAll('#modules tr').forEach((tr, i) => { if (i === 0) return; const m = Object.keys(st.modules)[i - 1];
+      if (st.modules[m].nodes[st.node] && inMaint(m)) tr.children[0].insertAdjacentHTML('beforeend', ' <span class="s MAINT" title="maintenance on ' + esc(st.node) + ': checkers suspended">maintenance</span>'); });
+    document.getElementById('maint').textContent = mt.node !== null ? 'node ' + st.node + ' in maintenance since ' + mt.node.since + ' (' + mt.node.by + '): checkers and automatic failover suspended'
+      : Object.keys(mt.modules).length ? 'in maintenance on ' + st.node + ': ' + Object.keys(mt.modules).join(', ') : '';
   } catch (e) { document.getElementById('err').textContent = 'cannot reach the daemon: ' + e.message; }
 }
 refresh(); setInterval(refresh, 1000);
@@ -52,4 +59,5 @@ export const consoleCss = ` body{font:14px system-ui,sans-serif;margin:2em;color
  .s{display:inline-block;min-width:4.5em;text-align:center;border-radius:3px;padding:.1em .4em;font-weight:600;color:#fff}
  .UP,.PRIM,.ALONE{background:#2e7d32} .SECOND{background:#1565c0} .WAIT{background:#ef6c00} .STOP,.DOWN{background:#9e9e9e}
  #err{color:#b71c1c}
+ .MAINT{background:#6a1b9a;min-width:0;font-size:.8em}
 `;

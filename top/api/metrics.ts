@@ -68,6 +68,19 @@ export function renderMetrics(daemon: Daemon): string {
       x.add('croft_script_runs_total', 'counter', 'Module script runs, by result.', n, { module, script, result });
     }
   }
+  const maint = status.maintenance;
+  x.add('croft_node_maintenance', 'gauge', '1 while this whole node is in maintenance (croft maintenance on).', maint.node ? 1 : 0);
+  for (const module of daemon.runtimes.keys()) {
+    x.add('croft_module_maintenance', 'gauge', '1 while the module is in maintenance on this node (its own, or the node\'s): checker verdicts suppressed.',
+      daemon.maintenance.covers(module) ? 1 : 0, { module });
+  }
+  x.add('croft_events_total', 'counter', 'Events published on this node (state changes, checkers, failovers...) since the daemon started.', daemon.events.sequence);
+  for (const [sink, n] of Object.entries(daemon.events.counters())) {
+    x.add('croft_notifications_sent_total', 'counter', 'Notifications delivered, by sink (webhook, exec, syslog).', n.sent, { sink });
+    x.add('croft_notifications_failed_total', 'counter', 'Notifications given up on after every attempt failed, by sink.', n.failed, { sink });
+    x.add('croft_notifications_dropped_total', 'counter', 'Notifications dropped unsent because the sink\'s queue was full (oldest first), by sink.', n.dropped, { sink });
+    x.add('croft_notifications_queued', 'gauge', 'Notifications waiting to be delivered, by sink.', n.queued, { sink });
+  }
   for (const [module, mr] of daemon.mirrors) {
     const ms = mr.mirrorStatus();
     ms.replicas.forEach((r, i) => {

@@ -8,6 +8,7 @@ const usage = `usage: croft <command> [options]
   status [--json]                         nodes and modules as seen from this node
   start|stop|restart <module>             control a module on this node
   reload                                  the daemon re-reads its config folder: modules added, removed, changed
+  maintenance on|off|status [<module>]    suspend checkers and automatic failover here (a module, or the whole node)
   prim|second|swap <module>               mirror: make this node primary / secondary, or hand over
   mirror status|verify <module>           mirror: both nodes, data, link, reintegration; compare sides
   farm map|who <module> [<client-ip>]     a farm's bucket map, or the node that serves a client
@@ -29,6 +30,7 @@ export async function main(argv: string[], out: Output = consoleOutput): Promise
       case 'start': case 'stop': case 'restart':
         return await (await import('./module.js')).moduleCommand(command, rest, out);
       case 'reload': return await (await import('./reload.js')).reloadCommand(rest, out);
+      case 'maintenance': return await (await import('./maintenance.js')).maintenanceCommand(rest, out);
       case 'prim': case 'second': case 'swap':
         return await (await import('./mirror.js')).mirrorRoleCommand(command, rest, out);
       case 'mirror': return await (await import('./mirror.js')).mirrorCommand(rest, out);

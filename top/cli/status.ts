@@ -40,7 +40,9 @@ export function formatStatus(st: ClusterStatus): string {
         if (!s) return '-';
         // A mirror's data generation, so a person sees who holds the newest data ("PRIM g3").
         const gen = s.mirror ? ` g${s.mirror.generation}` : '';
-        return s.known ? `${s.state}${gen}` : `${s.state}?`;
+        // Maintenance is known for this node (the one answering): marked with "[maint]".
+        const maint = n === st.node && inMaintenance(st, m) ? ' [maint]' : '';
+        return s.known ? `${s.state}${gen}${maint}` : `${s.state}?`;
       })]);
     }
     lines.push(table(rows));
@@ -48,7 +50,17 @@ export function formatStatus(st: ClusterStatus): string {
       lines.push('(? = not known: that node is down or has not announced the module)');
     }
   }
+  const mt = st.maintenance;
+  if (mt?.node) {
+    lines.push('', `maintenance: the whole node ${st.node} since ${mt.node.since} (${mt.node.by}): checkers and automatic failover suspended; \`croft maintenance off\` ends it`);
+  } else if (mt && Object.keys(mt.modules).length > 0) {
+    lines.push('', `maintenance on ${st.node}: ${Object.entries(mt.modules).map(([m, e]) => `${m} since ${e.since}`).join(', ')} ([maint]: checkers suspended; \`croft maintenance off <module>\` ends it)`);
+  }
   return lines.join('\n');
+}
+
+function inMaintenance(st: ClusterStatus, module: string): boolean {
+  return Boolean(st.maintenance?.node) || Object.hasOwn(st.maintenance?.modules ?? {}, module);
 }
 
 function fmtAgo(ms: number | null): string {

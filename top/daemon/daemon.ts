@@ -16,6 +16,10 @@ import { monotonicClock } from '../../src/clock.js';
 import { MirrorRuntime } from '../../mirror/runtime.js';
 import type { NodeModuleView } from '../../farm/members.js';
 import { bestState } from './states.js';
+import { EventBus } from '../notify/bus.js';
+import { toNotifyConfig } from '../../src/config/notify.js';
+import { configMismatchEvent, peerEvent, publishRuntimeEvents } from './events.js';
+import { Maintenance, type MaintenanceState } from './maintenance.js';
 
 export interface NodeStatus {
   name: string;
@@ -37,6 +41,8 @@ export interface ClusterStatus {
   nodes: NodeStatus[];
   /** module -> node -> status, for every node that runs the module (STOP when unknown or down). */
   modules: Record<string, { kind: string; nodes: Record<string, ModuleStatus & { known: boolean }> }>;
+  /** What is in maintenance on this node (the node itself, modules), persisted (maintenance.ts). */
+  maintenance: MaintenanceState;
 }
 
 export type ModuleCommand = 'start' | 'stop' | 'restart';
@@ -80,6 +86,9 @@ export class Daemon extends EventEmitter {
   private running = false;
   /** Reloads and stop run one after the other. */
   private pending: Promise<unknown> = Promise.resolve();
+  /** Every event of this node (state changes, checkers, failovers...): history and notifications. */
+  readonly events: EventBus;
+  readonly maintenance: Maintenance;
 
   constructor(config: Config, self: string, log: Logger) {
     super();
@@ -93,6 +102,9 @@ export class Daemon extends EventEmitter {
     // A restart must announce a larger incarnation than the last run (replay protection keys on it):
     // the membership takes max(now, last saved + 1) from the state dir, and saves it at start.
     this.membership = new UdpMembership({ cluster: config.cluster, self, stateDir: config.cluster.stateDir, logger: log.child({ layer: 'membership' }) });
+    this.events = new EventBus({ cluster: config.cluster.name, node: self, incarnation: () => this.membership.incarnation, config: config.cluster.notify ?? toNotifyConfig(undefined, config.dir), log });
+    this.maintenance = new Maintenance(config.cluster.stateDir, log);
+    this.maintenance.load();
     for (const event of ['peer_up', 'peer_down', 'view_change'] as const) {
       this.membership.on(event, (action: { node?: string; view?: View; cause: string }) => {
         // `node` is the logging node in every line, so the peer is logged as `peer`.
@@ -103,9 +115,9 @@ export class Daemon extends EventEmitter {
         if (event === 'peer_down') {
           for (const rt of this.mirrors.values()) if (rt.peer === action.node) rt.peerLost();
         }
-        // A farm follows the view at once (its periodic poll would add up to half an interval to
-        // every failover).
+        // A farm follows the view at once (its poll would add up to half an interval to a failover).
         if (event === 'view_change') for (const farm of this.farms.values()) farm.refresh('view');
+        if (event !== 'view_change' && action.node) this.events.publish(peerEvent(action.node, event === 'peer_up', cause));
         this.emit(event, action);
       });
     }
@@ -243,6 +255,8 @@ export class Daemon extends EventEmitter {
       logger: this.log, // the runtime adds module to its lines
     });
     this.localSinceMs.set(module.name, Date.now());
+    publishRuntimeEvents(this.events, module.kind, runtime);
+    runtime.setMaintenance(this.maintenance.covers(module.name));
     runtime.on('transition', (t: { module: string; from: string; to: string; cause: string }) => {
       this.localSinceMs.set(module.name, Date.now());
       this.publishModules();
@@ -267,6 +281,8 @@ export class Daemon extends EventEmitter {
       logger: this.log,
     });
     this.mirrors.set(module.name, runtime);
+    publishRuntimeEvents(this.events, module.kind, runtime);
+    runtime.setMaintenance(this.maintenance.covers(module.name));
     runtime.on('announce', () => this.publishModules());
     runtime.on('transition', (t: { module: string; from: string; to: string; cause: string }) => {
       this.localSinceMs.set(module.name, Date.now());
@@ -349,7 +365,34 @@ export class Daemon extends EventEmitter {
     if (this.mirrorTimer) clearInterval(this.mirrorTimer);
     await Promise.all([...this.farms.values()].map((f) => f.close()));
     await this.membership.stop();
+    // The last events (the modules' STOP) get a moment to reach the receivers.
+    await this.events.close(2000);
     this.log.info({ event: 'daemon_stop', cause }, 'croft daemon stopped');
+  }
+
+  /**
+   * Maintenance on or off for a module of this node, or (module null) for the whole node: the
+   * checkers' verdicts stop (or start again) acting on the modules it covers (src/module/maintenance.ts);
+   * persisted first, so a daemon restart keeps it. Returns false when it was so already.
+   */
+  setMaintenance(module: string | null, on: boolean, by: string): boolean {
+    if (module !== null) this.runtime(module); // CROFT_ERR_UNKNOWN_MODULE when not here
+    const changed = this.maintenance.set(module, on, by);
+    const what = module === null ? `node ${this.self}` : `module ${module} on ${this.self}`;
+    this.log.info({ event: 'maintenance', module, on, by, changed }, `maintenance ${on ? 'on' : 'off'} for ${what} (${by})${changed ? '' : ': it was already'}`);
+    if (!changed) return false;
+    for (const [name, rt] of this.runtimes) rt.setMaintenance(this.maintenance.covers(name));
+    this.events.publish({ module, kind: 'maintenance', from: on ? 'off' : 'on', to: on ? 'on' : 'off', cause: `maintenance ${on ? 'on' : 'off'} (${by})` });
+    return true;
+  }
+
+  /**
+   * The event of a configuration that differs between this node and a peer (config push and
+   * signatures, issue 12 part 3, call this when they see one): for a module, or (null) cluster.yaml.
+   * `ours` and `theirs` are the signatures; the event's from/to carry them.
+   */
+  notifyConfigMismatch(peer: string, module: string | null, ours: string, theirs: string, detail = ''): void {
+    this.events.publish(configMismatchEvent(peer, module, ours, theirs, detail));
   }
 
   command(module: string, command: ModuleCommand, cause: string): void {
@@ -425,6 +468,7 @@ export class Daemon extends EventEmitter {
       lans: this.config.cluster.lans,
       nodes,
       modules,
+      maintenance: this.maintenance.snapshot(),
     };
   }
 }
