@@ -5,6 +5,8 @@ import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { ClusterConfig, NodeConfig } from '../config/types.js';
+import type { ConfigSignature } from '../config/signature.js';
+import type { ProtocolRange } from '../protocol.js';
 import { CroftError } from '../errors.js';
 import { decodeHeartbeat, encodeHeartbeat } from './codec.js';
 import {
@@ -36,10 +38,15 @@ export interface UdpMembershipOptions {
    */
   stateDir?: string;
   logger?: MembershipLogger;
+  /** The protocol versions this node speaks (default: this build's; src/protocol.ts localProtocol). */
+  protocol?: ProtocolRange;
+  /** This build's package version and the configuration's signature, announced from protocol 3 on. */
+  pkg?: string;
+  cfg?: ConfigSignature;
 }
 
 export const DROP_REASONS: readonly DropReason[] = [
-  'malformed', 'bad_mac', 'wrong_cluster', 'unknown_node', 'wrong_lan', 'replay', 'self', 'future_incarnation', 'wrong_source',
+  'malformed', 'bad_mac', 'wrong_cluster', 'unknown_node', 'wrong_lan', 'replay', 'self', 'future_incarnation', 'wrong_source', 'version',
 ];
 
 /** An address as the socket reports it: IPv6 in canonical form, without a zone. */
@@ -90,6 +97,11 @@ export class UdpMembership extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private readonly lanCounters: LanCounters[];
+  private readonly protocol?: ProtocolRange;
+  private readonly pkg?: string;
+  private readonly cfg?: ConfigSignature;
+  /** Per peer: the last version refusal logged (one warning per peer and reason, not one per heartbeat). */
+  private readonly versionWarned = new Map<string, string>();
 
   constructor(opts: UdpMembershipOptions) {
     super();
@@ -109,6 +121,9 @@ export class UdpMembership extends EventEmitter {
         `the incarnation saved in ${this.stateFile ?? ''} is more than a day ahead of the clock: ignored (damaged file, or a clock far behind)`);
     }
     this.lanCounters = opts.cluster.lans.map(() => zeroCounters());
+    this.protocol = opts.protocol;
+    this.pkg = opts.pkg;
+    this.cfg = opts.cfg;
     this.sources = opts.cluster.lans.map((_, lan) => new Map(opts.cluster.nodes
       .filter((n) => n.addresses[lan] !== undefined)
       .map((n) => [n.name, canonicalAddress(n.addresses[lan] as string)])));
@@ -165,6 +180,9 @@ export class UdpMembership extends EventEmitter {
       incarnation: this.incarnation,
       nowMs: performance.now(),
       restore,
+      protocol: this.protocol,
+      pkg: this.pkg,
+      cfg: this.cfg,
     });
   }
 
@@ -244,6 +262,16 @@ export class UdpMembership extends EventEmitter {
     this.feed({ type: 'local_modules', modules });
   }
 
+  /** The configuration changed (reload, push): its new signature goes out at once. */
+  setLocalConfig(cfg: ConfigSignature): void {
+    this.feed({ type: 'local_config', cfg });
+  }
+
+  /** The protocol range this node speaks. */
+  protocolRange(): ProtocolRange {
+    return { ...this.state.protocol };
+  }
+
   peers(): PeerInfo[] {
     return corePeers(this.state);
   }
@@ -318,6 +346,13 @@ export class UdpMembership extends EventEmitter {
       case 'drop': {
         const c = this.lanCounters[a.lan];
         if (c) c.dropped[a.reason] += 1;
+        if (a.reason === 'version' && this.versionWarned.get(a.from) !== a.detail) {
+          // Known nodes only reach here (unknown_node is checked first): the map is bounded by cluster.yaml.
+          this.versionWarned.set(a.from, a.detail ?? '');
+          this.log.warn({ event: 'peer_version_refused', peer: a.from, lan: a.lan, reason: a.detail },
+            `heartbeats of ${a.from} refused: ${a.detail ?? 'protocol version'}`);
+          return;
+        }
         this.log.debug({ event: 'drop', reason: a.reason, from: a.from, lan: a.lan }, 'heartbeat dropped');
         return;
       }
@@ -332,17 +367,21 @@ export class UdpMembership extends EventEmitter {
   private sendAll(hb: Extract<MembershipAction, { type: 'send' }>['hb']): void {
     if (!this.running) return;
     const port = this.cluster.heartbeat.port;
+    // A peer that announced protocol 2 refuses fields it does not know: it gets protocol 2's heartbeat.
+    const legacy = new Set(corePeers(this.state).filter((p) => p.proto !== null && p.proto[0] < 3).map((p) => p.name));
+    const { proto: _p, pkg: _k, cfg: _c, ...legacyHb } = hb;
     for (let lan = 0; lan < this.sockets.length; lan++) {
       const socket = this.sockets[lan];
       const c = this.lanCounters[lan];
       if (!socket || !c) continue;
       const buf = encodeHeartbeat({ ...hb, lan }, this.cluster.key);
+      const legacyBuf = legacy.size > 0 && hb.proto !== undefined ? encodeHeartbeat({ ...legacyHb, lan }, this.cluster.key) : buf;
       for (const peer of this.cluster.nodes) {
         if (peer.name === this.self) continue;
         const address = peer.addresses[lan];
         if (address === undefined) continue;
         c.sent += 1;
-        socket.send(buf, port, address, (err) => {
+        socket.send(legacy.has(peer.name) ? legacyBuf : buf, port, address, (err) => {
           // Unreachable peers are normal during failures; the timeout logic handles them.
           if (err) this.log.debug({ event: 'send_error', lan, peer: peer.name, err: String(err) }, 'heartbeat send failed');
         });

@@ -16,6 +16,9 @@ import { monotonicClock } from '../../src/clock.js';
 import { MirrorRuntime } from '../../mirror/runtime.js';
 import type { NodeModuleView } from '../../farm/members.js';
 import { bestState } from './states.js';
+import { configSignature, signatureDifferences, type ConfigSignature } from '../../src/config/signature.js';
+import { localProtocol, packageVersion, PROTOCOL_VERSION, TEST_PROTOCOL_ENV, type ProtocolRange } from '../../src/protocol.js';
+import { ConfigAgreement, type ConfigMismatch } from './agreement.js';
 
 export interface NodeStatus {
   name: string;
@@ -25,6 +28,11 @@ export interface NodeStatus {
   /** ms since the last heartbeat on each LAN (null: never heard); null for self. */
   lastHeardAgoMs: (number | null)[] | null;
   view: View | null;
+  /** The node's croft package version and newest protocol version; null when not known (down, or protocol 2 announces no package). */
+  package: string | null;
+  protocol: number | null;
+  /** What differs from this node's configuration ('cluster.yaml', module names); null when not known. */
+  configDiffers: string[] | null;
 }
 
 export interface ClusterStatus {
@@ -35,8 +43,14 @@ export interface ClusterStatus {
   converged: boolean;
   lans: string[];
   nodes: NodeStatus[];
-  /** module -> node -> status, for every node that runs the module (STOP when unknown or down). */
-  modules: Record<string, { kind: string; nodes: Record<string, ModuleStatus & { known: boolean }> }>;
+  /** module -> node -> status, for every node that runs the module (STOP when unknown or down); configDiffers: nodes whose files of that module differ from this node's. */
+  modules: Record<string, { kind: string; nodes: Record<string, ModuleStatus & { known: boolean }>; configDiffers: string[] }>;
+  /** The protocol versions this node speaks. */
+  protocol: ProtocolRange;
+  /** Up nodes do not all run the same package and protocol version (a rolling upgrade under way). */
+  mixedVersions: boolean;
+  /** Up nodes whose configuration differs from this node's, with what differs. */
+  configMismatch: ConfigMismatch[];
 }
 
 export type ModuleCommand = 'start' | 'stop' | 'restart';
@@ -80,6 +94,10 @@ export class Daemon extends EventEmitter {
   private running = false;
   /** Reloads and stop run one after the other. */
   private pending: Promise<unknown> = Promise.resolve();
+  /** The running configuration's signature, announced in the heartbeats. */
+  private signature: ConfigSignature;
+  private readonly agreement = new ConfigAgreement();
+  private agreementTimer: NodeJS.Timeout | null = null;
 
   constructor(config: Config, self: string, log: Logger) {
     super();
@@ -92,7 +110,9 @@ export class Daemon extends EventEmitter {
     this.log = log;
     // A restart must announce a larger incarnation than the last run (replay protection keys on it):
     // the membership takes max(now, last saved + 1) from the state dir, and saves it at start.
-    this.membership = new UdpMembership({ cluster: config.cluster, self, stateDir: config.cluster.stateDir, logger: log.child({ layer: 'membership' }) });
+    this.signature = configSignature(config);
+    this.membership = new UdpMembership({ cluster: config.cluster, self, stateDir: config.cluster.stateDir, logger: log.child({ layer: 'membership' }),
+      protocol: localProtocol(), pkg: packageVersion(), cfg: this.signature });
     for (const event of ['peer_up', 'peer_down', 'view_change'] as const) {
       this.membership.on(event, (action: { node?: string; view?: View; cause: string }) => {
         // `node` is the logging node in every line, so the peer is logged as `peer`.
@@ -205,6 +225,8 @@ export class Daemon extends EventEmitter {
     // Stopped before anything is created: a changed module takes back its own VIP, ports and folders.
     await Promise.all(drop.map((name) => this.dropModule(name, `reload: module ${diff.removed.includes(name) ? 'removed' : 'changed'}`)));
     this.#config = next;
+    this.signature = configSignature(next);
+    this.membership.setLocalConfig(this.signature);
     for (const name of add) this.addModule(next.modules.find((m) => m.name === name)!);
     if (this.mirrors.size === 0 && this.mirrorTimer) {
       clearInterval(this.mirrorTimer);
@@ -328,7 +350,14 @@ export class Daemon extends EventEmitter {
     // Peers' module states arrive with their heartbeats; each farm runtime follows them.
     for (const farm of this.farms.values()) farm.open();
     this.ensureMirrorTimer();
+    this.agreementTimer = setInterval(() => this.checkAgreement(), Math.max(200, Math.min(1000, this.config.cluster.heartbeat.intervalMs)));
+    this.agreementTimer.unref();
     this.running = true;
+    const proto = this.membership.protocolRange();
+    if (proto.current !== PROTOCOL_VERSION) {
+      this.log.warn({ event: 'protocol_lowered', protocol: proto.current, env: TEST_PROTOCOL_ENV },
+        `${TEST_PROTOCOL_ENV} makes this daemon speak protocol ${proto.current} instead of ${PROTOCOL_VERSION}: a test-only setting, never for a real cluster`);
+    }
     this.log.info({ event: 'daemon_start', incarnation: this.incarnation, modules: [...this.runtimes.keys()] },
       `croft daemon started on ${this.self}`);
     for (const [name, rt] of this.runtimes) {
@@ -344,9 +373,31 @@ export class Daemon extends EventEmitter {
     await Promise.all([...this.runtimes.values()].map((rt) => stopAndWait(rt, cause)));
     await Promise.all([...this.runtimes.values()].map((rt) => rt.close()));
     if (this.mirrorTimer) clearInterval(this.mirrorTimer);
+    if (this.agreementTimer) clearInterval(this.agreementTimer);
+    this.agreementTimer = null;
     await Promise.all([...this.farms.values()].map((f) => f.close()));
     await this.membership.stop();
     this.log.info({ event: 'daemon_stop', cause }, 'croft daemon stopped');
+  }
+
+  /**
+   * Where a configuration mismatch is detected (top/daemon/agreement.ts): a peer announcing another
+   * signature than this node's is logged ("config mismatch") and emitted as 'config_mismatch'
+   * { node, differs } once per change; its end as 'config_agreement' { node }.
+   */
+  checkAgreement(): ConfigMismatch[] {
+    const { appeared, resolved, current } = this.agreement.check(this.signature, this.membership.peers());
+    for (const m of appeared) {
+      this.log.warn({ event: 'config_mismatch', peer: m.node, differs: m.differs },
+        `config mismatch: ${m.node} runs another configuration (${m.differs.join(', ')} differ from ${this.self}'s); `
+        + 'make them the same with `croft config push` from the node whose configuration is right');
+      this.emit('config_mismatch', m);
+    }
+    for (const node of resolved) {
+      this.log.info({ event: 'config_agreement', peer: node }, `config agreement: ${node} runs the same configuration as ${this.self} again`);
+      this.emit('config_agreement', { node });
+    }
+    return current;
   }
 
   command(module: string, command: ModuleCommand, cause: string): void {
@@ -386,15 +437,20 @@ export class Daemon extends EventEmitter {
     const peers = new Map<string, PeerInfo>(this.membership.peers().map((p) => [p.name, p]));
     const nodes: NodeStatus[] = this.config.cluster.nodes.map((n) => {
       if (n.name === this.self) {
-        return { name: n.name, state: 'UP', self: true, lastHeardAgoMs: null, view: this.membership.view() };
+        return { name: n.name, state: 'UP', self: true, lastHeardAgoMs: null, view: this.membership.view(),
+          package: packageVersion(), protocol: this.membership.protocolRange().current, configDiffers: [] };
       }
       const p = peers.get(n.name);
+      const up = p?.up ?? false;
       return {
         name: n.name,
-        state: p?.up ? 'UP' : 'DOWN',
+        state: up ? 'UP' : 'DOWN',
         self: false,
         lastHeardAgoMs: p ? p.lastHeardMs.map((t) => (t === null ? null : Math.max(0, Math.round(now - t)))) : null,
         view: p?.view ?? null,
+        package: up ? p?.pkg ?? null : null,
+        protocol: up ? p?.proto?.[0] ?? null : null,
+        configDiffers: up && p?.cfg ? signatureDifferences(this.signature, p.cfg) : null,
       };
     });
     const remote = this.membership.moduleStates();
@@ -411,8 +467,11 @@ export class Daemon extends EventEmitter {
           perNode[node] = s ? { ...s, known: true } : { state: 'STOP', sinceMs: 0, known: false };
         }
       }
-      modules[m.name] = { kind: m.kind, nodes: perNode };
+      const differs = nodes.filter((n) => n.configDiffers?.includes(m.name)).map((n) => n.name);
+      modules[m.name] = { kind: m.kind, nodes: perNode, configDiffers: differs };
     }
+    const up = nodes.filter((n) => n.state === 'UP' && n.protocol !== null);
+    const versions = new Set(up.map((n) => `${n.package ?? '?'}/${n.protocol}`));
     return {
       cluster: this.config.cluster.name,
       node: this.self,
@@ -422,6 +481,10 @@ export class Daemon extends EventEmitter {
       lans: this.config.cluster.lans,
       nodes,
       modules,
+      protocol: this.membership.protocolRange(),
+      mixedVersions: versions.size > 1,
+      configMismatch: nodes.filter((n) => !n.self && n.configDiffers !== null && n.configDiffers.length > 0)
+        .map((n) => ({ node: n.name, differs: n.configDiffers as string[] })),
     };
   }
 }
