@@ -17,41 +17,12 @@ import { MirrorRuntime } from '../../mirror/runtime.js';
 import type { NodeModuleView } from '../../farm/members.js';
 import { bestState } from './states.js';
 import { configSignature, signatureDifferences, type ConfigSignature } from '../../src/config/signature.js';
-import { localProtocol, packageVersion, PROTOCOL_VERSION, TEST_PROTOCOL_ENV, type ProtocolRange } from '../../src/protocol.js';
+import { localProtocol, packageVersion, PROTOCOL_VERSION, TEST_PROTOCOL_ENV } from '../../src/protocol.js';
 import { ConfigAgreement, type ConfigMismatch } from './agreement.js';
+import type { ClusterStatus, NodeStatus } from './status-types.js';
+import { PushReceiver } from './push.js';
 
-export interface NodeStatus {
-  name: string;
-  /** UP or DOWN as seen from this node; the local node is always UP. */
-  state: 'UP' | 'DOWN';
-  self: boolean;
-  /** ms since the last heartbeat on each LAN (null: never heard); null for self. */
-  lastHeardAgoMs: (number | null)[] | null;
-  view: View | null;
-  /** The node's croft package version and newest protocol version; null when not known (down, or protocol 2 announces no package). */
-  package: string | null;
-  protocol: number | null;
-  /** What differs from this node's configuration ('cluster.yaml', module names); null when not known. */
-  configDiffers: string[] | null;
-}
-
-export interface ClusterStatus {
-  cluster: string;
-  node: string;
-  incarnation: number;
-  view: View;
-  converged: boolean;
-  lans: string[];
-  nodes: NodeStatus[];
-  /** module -> node -> status, for every node that runs the module (STOP when unknown or down); configDiffers: nodes whose files of that module differ from this node's. */
-  modules: Record<string, { kind: string; nodes: Record<string, ModuleStatus & { known: boolean }>; configDiffers: string[] }>;
-  /** The protocol versions this node speaks. */
-  protocol: ProtocolRange;
-  /** Up nodes do not all run the same package and protocol version (a rolling upgrade under way). */
-  mixedVersions: boolean;
-  /** Up nodes whose configuration differs from this node's, with what differs. */
-  configMismatch: ConfigMismatch[];
-}
+export type { ClusterStatus, NodeStatus } from './status-types.js';
 
 export type ModuleCommand = 'start' | 'stop' | 'restart';
 /** Commands of mirror modules only (SafeKit's prim, second, swap). */
@@ -89,6 +60,9 @@ export class Daemon extends EventEmitter {
   /** Farm modules with a VIP on this node (cloud-mode farms have none: /health guides the provider's LB). */
   readonly farms = new Map<string, FarmRuntime>();
   private readonly log: Logger;
+  get logger(): Logger {
+    return this.log;
+  }
   private readonly localSinceMs = new Map<string, number>();
   /** Between start() and stop(): a reload then starts what it creates. */
   private running = false;
@@ -97,6 +71,8 @@ export class Daemon extends EventEmitter {
   /** The running configuration's signature, announced in the heartbeats. */
   private signature: ConfigSignature;
   private readonly agreement = new ConfigAgreement();
+  /** Receives `croft config push` (top/daemon/push.ts). */
+  readonly push: PushReceiver = new PushReceiver(this);
   private agreementTimer: NodeJS.Timeout | null = null;
 
   constructor(config: Config, self: string, log: Logger) {
