@@ -189,3 +189,24 @@ test('with reload: the receiving daemon reloads after the swap and says what it 
   assert.deepEqual([reload.diff.added, reload.diff.removed, reload.diff.unchanged], [['extra'], [], ['web']]);
   assert.deepEqual(daemon.config.modules.map((m) => m.name).sort(), ['extra', 'web']);
 });
+
+test('at most two push bodies are held at once: a third is refused before its body is read; slots come back', async () => {
+  const net = await import('node:net');
+  const slow = await Promise.all([0, 1].map(() => new Promise<import('node:net').Socket>((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.2', port }, () => {
+      s.write(`POST /api/v1/config/push HTTP/1.1\r\nHost: 127.0.0.2:${port}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\nCRFTPUSH`);
+      resolve(s);
+    });
+    s.on('error', reject);
+  })));
+  try {
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await post(Buffer.from('x'));
+    assert.equal(r.statusCode, 429, r.body);
+    assert.match(r.json().message, /config pushes are being received/);
+  } finally {
+    for (const s of slow) s.destroy();
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal((await post(Buffer.from('x'))).statusCode, 400);
+});

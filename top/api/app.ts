@@ -37,6 +37,9 @@ import { consoleCss, consoleHtml, consoleJs } from './console.js';
 import { renderMetrics } from './metrics.js';
 import { PUSH_MAX_BYTES } from '../../src/config/bundle.js';
 
+/** Config push bodies received at once (top/api/app.ts, the push route). */
+const PUSH_CONCURRENT = 2;
+
 /** Bounds of the HTTP server (each also bounds what a client can make the daemon hold). */
 export const apiLimits = {
   /** Open connections at once; past it, new ones are closed at accept. */
@@ -299,7 +302,17 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     // Base64 in JSON makes the files 4/3 larger; the rest of the API keeps its 16 KiB bound.
     const bodyLimit = Math.ceil(PUSH_MAX_BYTES * 4 / 3) + 1024 * 1024;
     push.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
-    push.post('/api/v1/config/push', { bodyLimit }, async (req, reply) => {
+    // At most PUSH_CONCURRENT bodies held at once (each up to bodyLimit), whoever sends them: refused
+    // before the body is read, so memory stays bounded even under a flood of (unsealed) pushes.
+    let inFlight = 0;
+    const holdSlot = async (_req: FastifyRequest, reply: FastifyReply) => {
+      if (inFlight >= PUSH_CONCURRENT) {
+        return refuse(reply, 'CROFT_ERR_API_RATE', `${inFlight} config pushes are being received: try again in a moment`);
+      }
+      inFlight += 1;
+      reply.raw.once('close', () => { inFlight -= 1; });
+    };
+    push.post('/api/v1/config/push', { bodyLimit, onRequest: holdSlot }, async (req, reply) => {
       const address = req.socket.remoteAddress;
       const blockedMs = opts.local ? 0 : failed.blockedForMs(address);
       if (blockedMs > 0) {
