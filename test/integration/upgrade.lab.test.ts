@@ -35,13 +35,14 @@ async function sameOnBoth(lab: Lab, node: string): Promise<number> {
   }
 }
 
+const daemon = (node: string) => [process.execPath, croftJs, 'daemon', '--config', NODE_CONFIG_PATH, '--node', node];
+
 describe('rolling upgrade: a node of the previous protocol and one of the new form a cluster and mirror', { timeout: 300_000 }, () => {
   let lab: Lab;
   let config: string;
   beforeAll(async () => {
     config = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-upgrade-'));
     fs.cpSync(path.join(fixtures, 'mirror-app'), path.join(config, 'modules', MODULE), { recursive: true });
-    const daemon = (node: string) => [process.execPath, croftJs, 'daemon', '--config', NODE_CONFIG_PATH, '--node', node];
     lab = await Lab.up({
       name: `up${process.pid % 100000}`, nodes: 2, clients: 1, config, intervalMs: 100, timeoutMs: 500,
       daemonCommand: (node) => (node === 'n2' ? ['env', `${TEST_PROTOCOL_ENV}=${PROTOCOL_MIN}`, ...daemon(node)] : daemon(node)),
@@ -100,5 +101,26 @@ describe('rolling upgrade: a node of the previous protocol and one of the new fo
     const v2 = await lab.exec('n2', ['croft', 'mirror', 'verify', MODULE]);
     assert.equal(v2.code, 0, `verify: ${v2.stdout}${v2.stderr}`);
     console.log(`# after swap, old PRIM n2 -> new SECOND n1: ${second} lines, the same on both`);
+  });
+
+  test('the procedure\'s last step: back to n1, the old SECOND n2 upgraded (clean stop, new build): SECOND again, no mixed versions', async () => {
+    const s = await lab.exec('n2', ['croft', 'swap', MODULE]);
+    assert.equal(s.code, 0, s.stderr);
+    await waitStates(lab, { n1: 'PRIM', n2: 'SECOND' });
+    // systemctl restart: a clean stop (SIGTERM: modules stopped, then the daemon exits), then the new build.
+    const pid = (await lab.status()).nodes.find((n) => n.name === 'n2')?.daemonPid;
+    assert.ok(pid, 'n2 daemon pid');
+    process.kill(pid, 'SIGTERM');
+    await waitFor('n2 daemon stopped', async () => (await lab.status()).nodes.find((n) => n.name === 'n2')?.daemon !== 'alive', 30_000, 100);
+    await lab.start('n2', daemon('n2'));
+    await waitStates(lab, { n1: 'PRIM', n2: 'SECOND' }, 60_000);
+    await waitFor('n1 sees n2 at protocol 3', async () => (await nodeStatus(lab, 'n1'))?.nodes.find((n) => n.name === 'n2')?.protocol === PROTOCOL_VERSION, 10_000);
+    const st = (await nodeStatus(lab, 'n1'))!;
+    assert.equal(st.mixedVersions, false);
+    assert.deepEqual(st.configMismatch, []);
+    assert.deepEqual(st.nodes.find((n) => n.name === 'n2')?.configDiffers, []);
+    await sleep(500);
+    const n = await sameOnBoth(lab, 'n1');
+    console.log(`# n2 upgraded (clean stop, new build): SECOND again, ${n} lines the same on both, no mixed versions`);
   });
 });
