@@ -11,8 +11,13 @@ export const MAGIC = Buffer.from('CRFT', 'ascii');
 export const VERSION = 1;
 const HEADER_BYTES = MAGIC.length + 1;
 const MAC_BYTES = 32;
-/** A heartbeat with 64 modules is about 4 KiB; 16 KiB leaves room and stays below one datagram on loopback. */
-export const MAX_DATAGRAM_BYTES = 16 * 1024;
+/**
+ * The largest heartbeat, sent or accepted. The worst case the shape check allows (64 mirror modules
+ * and 64 nodes, every name 64 characters, with protocol 3's config signatures) is about 24 KiB; a
+ * usual one (3 nodes, a few modules) under 2 KiB. 32 KiB stays below one datagram on loopback (64 KiB).
+ * What a node sends to a peer of protocol 2 (which accepts 16 KiB) is protocol 2's shape, as large as before.
+ */
+export const MAX_DATAGRAM_BYTES = 32 * 1024;
 
 // Bounds of the shape check. Names are short identifiers from cluster.yaml and module files.
 const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;

@@ -195,3 +195,18 @@ test('udp: to a peer of protocol 2 the node sends protocol 2\'s heartbeat (what 
     await n1.stop();
   }
 });
+
+test('codec: the largest heartbeat the shape check allows (64 mirror modules, 64 nodes, 64-character names, signatures) encodes and decodes', () => {
+  const name = (p: string, i: number) => `${p}${i}`.padEnd(64, 'x');
+  const modules: Heartbeat['modules'] = {};
+  const sigs: Record<string, string> = {};
+  for (let i = 0; i < 64; i++) {
+    modules[name('m', i)] = { state: 'SECOND', sinceMs: 1765000000000.123, mirror: { state: 'SECOND', dataUpToDate: true, generation: 2 ** 40, eligible: true, forced: false } };
+    sigs[name('m', i)] = A;
+  }
+  const big: Heartbeat = { cluster: name('c', 0), from: name('n', 1), lan: 15, incarnation: 2 ** 52, seq: 2 ** 52, view: { epoch: 2 ** 52, members: Array.from({ length: 64 }, (_, i) => name('n', i)) },
+    modules, proto: [65535, 65535], pkg: 'x'.repeat(32), cfg: { cluster: A, modules: sigs } };
+  const d = decodeHeartbeat(encodeHeartbeat(big, key), key);
+  assert.ok(d.ok);
+  assert.deepEqual(d.hb, big);
+});
