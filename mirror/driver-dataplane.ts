@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CroftError } from '../src/errors.js';
+import { localProtocol } from '../src/protocol.js';
 import {
   MirrorMount,
   MirrorReplica,
@@ -83,7 +84,8 @@ export class MirrorDataPlane {
   }
 
   peerOptions(i: number): MirrorPeerOptions {
-    return { host: this.o.peerHost, port: this.o.port + i, key: this.o.key, ackLevel: this.o.ack, ackTimeoutMs: this.o.ackTimeoutMs, connectTimeoutMs: 1000 };
+    return { host: this.o.peerHost, port: this.o.port + i, key: this.o.key, ackLevel: this.o.ack, ackTimeoutMs: this.o.ackTimeoutMs, connectTimeoutMs: 1000,
+      protocol: localProtocol().current };
   }
 
   get mounted(): boolean {
@@ -118,6 +120,7 @@ export class MirrorDataPlane {
       const opts: MirrorReplicaOptions & { dirtyLog: { dir: string; zoneBytes: number } } = {
         dir, host: this.o.host, port: this.o.port + i, key: this.o.key, dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes },
         allowedPeers: this.o.peerAddresses ?? [this.o.peerHost],
+        protocol: localProtocol().current,
       };
       try {
         this.#replicas[i] = MirrorReplica.start(opts);

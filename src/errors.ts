@@ -16,6 +16,9 @@ export const codes = {
   CROFT_ERR_CONFIG: def('Invalid configuration', 500),
   CROFT_ERR_CONFIG_READ: def('A configuration file cannot be read', 500),
   CROFT_ERR_USAGE: def('Bad command line', 400),
+  CROFT_ERR_PUSH_AUTH: def('The pushed configuration is not sealed with this cluster\'s key (forged, altered, or another cluster)', 401),
+  CROFT_ERR_PUSH_REPLAY: def('The pushed configuration is a replay, older than the last one accepted, or its clock is too far off', 409),
+  CROFT_ERR_PUSH_BUNDLE: def('The pushed configuration bundle is malformed (file names, modes, sizes)', 400),
   CROFT_ERR_RELOAD_RESTART: def('The new configuration changes cluster.yaml, which a reload cannot apply: restart the daemon', 409),
   // CROFT_ERR_API: the CLI's "the daemon answered with an error", and the API's answer to a failure
   // that is no CroftError (with that failure's own status when it has one, fastify's 4xx).

@@ -1,7 +1,9 @@
 // Wire format of a heartbeat: "CRFT" | version (1 byte) | JSON payload | HMAC-SHA256 (32 bytes) over
-// everything before it. Pure functions: decode never throws, whatever the bytes (a datagram socket
+// everything before it. The version byte is the format's (JSON + HMAC), not the protocol's: the
+// protocol version (src/protocol.ts) is the `proto` field of the payload, absent before protocol 3. Pure functions: decode never throws, whatever the bytes (a datagram socket
 // hands us anything anyone on the LAN sends), and everything it returns was checked field by field.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { SIGNATURE_RE, type ConfigSignature } from '../config/signature.js';
 import type { PeerView } from './mirror-view.js';
 import type { Heartbeat, ModuleStatus } from './types.js';
 
@@ -9,8 +11,13 @@ export const MAGIC = Buffer.from('CRFT', 'ascii');
 export const VERSION = 1;
 const HEADER_BYTES = MAGIC.length + 1;
 const MAC_BYTES = 32;
-/** A heartbeat with 64 modules is about 4 KiB; 16 KiB leaves room and stays below one datagram on loopback. */
-export const MAX_DATAGRAM_BYTES = 16 * 1024;
+/**
+ * The largest heartbeat, sent or accepted. The worst case the shape check allows (64 mirror modules
+ * and 64 nodes, every name 64 characters, with protocol 3's config signatures) is about 24 KiB; a
+ * usual one (3 nodes, a few modules) under 2 KiB. 32 KiB stays below one datagram on loopback (64 KiB).
+ * What a node sends to a peer of protocol 2 (which accepts 16 KiB) is protocol 2's shape, as large as before.
+ */
+export const MAX_DATAGRAM_BYTES = 32 * 1024;
 
 // Bounds of the shape check. Names are short identifiers from cluster.yaml and module files.
 const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -104,10 +111,40 @@ function parsePeerView(v: unknown): PeerView | null {
   return { state: state as PeerView['state'], dataUpToDate, generation, eligible, forced };
 }
 
+const BASE_KEYS = ['cluster', 'from', 'lan', 'incarnation', 'seq', 'view', 'modules'] as const;
+/** Protocol 3's fields, all three or none (a heartbeat of protocol 2 has none: backward tolerance). */
+const INFO_KEYS = ['proto', 'pkg', 'cfg'] as const;
+const PKG_RE = /^[0-9A-Za-z.+~-]{1,32}$/;
+/** A protocol version number is small; the bound keeps a forged-but-signed one harmless anyway. */
+const MAX_PROTO = 65535;
+
+/** The sender's [current, min] protocol range: min <= current, both in 1..MAX_PROTO. */
+function parseProto(v: unknown): [number, number] | null {
+  if (!Array.isArray(v) || v.length !== 2) return null;
+  const [cur, min] = v as unknown[];
+  if (!isCount(cur) || !isCount(min) || min < 1 || min > cur || cur > MAX_PROTO) return null;
+  return [cur, min];
+}
+
+function parseSignature(v: unknown): ConfigSignature | null {
+  if (!isPlainObject(v) || !hasExactKeys(v, ['cluster', 'modules'])) return null;
+  if (typeof v.cluster !== 'string' || !SIGNATURE_RE.test(v.cluster) || !isPlainObject(v.modules)) return null;
+  const names = Object.keys(v.modules);
+  if (names.length > MAX_MODULES) return null;
+  const modules: Record<string, string> = {};
+  for (const n of names) {
+    const s = v.modules[n];
+    if (!isName(n) || typeof s !== 'string' || !SIGNATURE_RE.test(s)) return null;
+    modules[n] = s;
+  }
+  return { cluster: v.cluster, modules };
+}
+
 /** Returns a checked copy of `v`, or null when any field is missing, extra, mistyped or out of bounds. */
 export function parseHeartbeat(v: unknown): Heartbeat | null {
   if (!isPlainObject(v)) return null;
-  if (!hasExactKeys(v, ['cluster', 'from', 'lan', 'incarnation', 'seq', 'view', 'modules'])) return null;
+  const withInfo = Object.prototype.hasOwnProperty.call(v, 'proto');
+  if (!hasExactKeys(v, withInfo ? [...BASE_KEYS, ...INFO_KEYS] : BASE_KEYS)) return null;
   const { cluster, from, lan, incarnation, seq, view, modules } = v;
   if (!isName(cluster) || !isName(from)) return null;
   if (!isCount(lan) || lan >= MAX_LANS || !isCount(incarnation) || !isCount(seq)) return null;
@@ -120,5 +157,10 @@ export function parseHeartbeat(v: unknown): Heartbeat | null {
   }
   const mods = parseModules(modules);
   if (mods === null) return null;
-  return { cluster, from, lan, incarnation, seq, view: { epoch: view.epoch, members }, modules: mods };
+  const hb: Heartbeat = { cluster, from, lan, incarnation, seq, view: { epoch: view.epoch, members }, modules: mods };
+  if (!withInfo) return hb;
+  const proto = parseProto(v.proto);
+  const cfg = parseSignature(v.cfg);
+  if (proto === null || cfg === null || typeof v.pkg !== 'string' || !PKG_RE.test(v.pkg)) return null;
+  return { ...hb, proto, pkg: v.pkg, cfg };
 }

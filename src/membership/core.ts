@@ -19,7 +19,12 @@
 // - the floors (incarnation, seq per LAN, prev) can be saved and restored (`floors`, `restore`), so
 //   a restarted receiver refuses what its previous run accepted (membership/persist.ts).
 // - the view is the sorted list of up members with self, its epoch grows by one on every change.
+// - versions (rolling upgrade, src/protocol.ts): a heartbeat whose protocol range does not overlap
+//   this node's is dropped ('version'); one without `proto` is protocol 2's. From protocol 3 on,
+//   heartbeats carry the range, the package version and the config signature, kept per peer.
 import assert from 'node:assert/strict';
+import type { ConfigSignature } from '../config/signature.js';
+import { compatible, PROTOCOL_MIN, PROTOCOL_VERSION, type ProtocolRange } from '../protocol.js';
 import type {
   DropReason, Heartbeat, MembershipAction, MembershipEvent, ModuleStatus, PeerInfo, View,
 } from './types.js';
@@ -38,7 +43,16 @@ export interface MembershipOptions {
   nowMs: number;
   /** The floors a previous run of this node saved (unknown peers and bad entries are ignored). */
   restore?: Record<string, PeerFloor>;
+  /** The protocol versions this node speaks (default: this build's). */
+  protocol?: ProtocolRange;
+  /** Announced from protocol 3 on (defaults: "unknown", an empty signature). */
+  pkg?: string;
+  cfg?: ConfigSignature;
 }
+
+/** The protocol range of a heartbeat that announces none: the builds before protocol 3. */
+export const LEGACY_PROTO: [number, number] = [2, 2];
+const NO_SIGNATURE: ConfigSignature = { cluster: '0000000000000000', modules: {} };
 
 /** An incarnation above the receiver's wall clock by more than this is refused (clock skew allowance). */
 export const INCARNATION_AHEAD_MS = 10 * 60 * 1000;
@@ -67,6 +81,9 @@ interface PeerState {
   lastHeardMs: (number | null)[];
   view: View | null;
   modules: Record<string, ModuleStatus>;
+  proto: [number, number] | null;
+  pkg: string | null;
+  cfg: ConfigSignature | null;
 }
 
 export interface MembershipState {
@@ -83,6 +100,9 @@ export interface MembershipState {
   nextSendMs: number;
   view: View;
   modules: Record<string, ModuleStatus>;
+  readonly protocol: ProtocolRange;
+  readonly pkg: string;
+  cfg: ConfigSignature;
   /** Every configured node but self, sorted by name. */
   peers: PeerState[];
 }
@@ -139,6 +159,9 @@ export function createMembership(opts: MembershipOptions): MembershipState {
     nextSendMs: opts.nowMs,
     view: { epoch: 1, members: [opts.self] },
     modules: {},
+    protocol: opts.protocol ?? { current: PROTOCOL_VERSION, min: PROTOCOL_MIN },
+    pkg: opts.pkg ?? 'unknown',
+    cfg: opts.cfg ?? NO_SIGNATURE,
     peers: nodes.filter((n) => n !== opts.self).map((name) => ({
       name,
       status: 'down' as PeerStatus,
@@ -146,6 +169,9 @@ export function createMembership(opts: MembershipOptions): MembershipState {
       lastHeardMs: new Array<number | null>(opts.lans).fill(null),
       view: null,
       modules: {},
+      proto: null,
+      pkg: null,
+      cfg: null,
     })),
   };
 }
@@ -197,6 +223,9 @@ export function peers(state: MembershipState): PeerInfo[] {
     incarnation: p.incarnation,
     view: p.view === null ? null : { epoch: p.view.epoch, members: [...p.view.members] },
     modules: { ...p.modules },
+    proto: p.proto === null ? null : [p.proto[0], p.proto[1]],
+    pkg: p.pkg,
+    cfg: p.cfg,
   }));
 }
 
@@ -305,12 +334,18 @@ function send(s: MembershipState, nowMs: number, actions: MembershipAction[]): v
       seq: s.seq,
       view: { epoch: s.view.epoch, members: [...s.view.members] },
       modules: { ...s.modules },
+      // A node speaking protocol 2 (the test-only lowering) sends what protocol 2 sent.
+      ...(s.protocol.current >= 3 ? { proto: [s.protocol.current, s.protocol.min] as [number, number], pkg: s.pkg, cfg: s.cfg } : {}),
     },
   });
 }
 
-function drop(reason: DropReason, hb: Heartbeat, lan: number): { type: 'drop'; reason: DropReason; from: string; lan: number } {
-  return { type: 'drop', reason, from: hb.from, lan };
+function drop(s: MembershipState, reason: DropReason, hb: Heartbeat, lan: number): Extract<MembershipAction, { type: 'drop' }> {
+  if (reason !== 'version') return { type: 'drop', reason, from: hb.from, lan };
+  const [cur, min] = hb.proto ?? LEGACY_PROTO;
+  return { type: 'drop', reason, from: hb.from, lan,
+    detail: `${hb.from} speaks protocol ${min === cur ? cur : `${min}..${cur}`}${hb.pkg ? ` (croft ${hb.pkg})` : ''}, `
+      + `this node ${s.protocol.min}..${s.protocol.current} (croft ${s.pkg}): no version in common; upgrade the older node one release at a time` };
 }
 
 /** Newer than a floor on `lan`: a larger incarnation, or the same one with a larger seq. */
@@ -340,6 +375,8 @@ function dropReason(s: MembershipState, lan: number, hb: Heartbeat, nowMs: numbe
   if (hb.lan !== lan || !Number.isInteger(lan) || lan < 0 || lan >= s.lans) return 'wrong_lan';
   if (wallMs !== undefined && hb.incarnation > wallMs + INCARNATION_AHEAD_MS) return 'future_incarnation';
   if (p.incarnation !== null && !newerThan(hb, lan, p.incarnation, p.lastSeq) && !isRollback(s, p, lan, hb, nowMs)) return 'replay';
+  const [current, min] = hb.proto ?? LEGACY_PROTO;
+  if (!compatible(s.protocol, { current, min })) return 'version';
   return null;
 }
 
@@ -365,6 +402,12 @@ export function membershipStep(
       if (viewChanged || nowMs >= s.nextSendMs) send(s, nowMs, actions);
       return { state: s, actions };
     }
+    case 'local_config': {
+      const s = clone(state);
+      s.cfg = event.cfg;
+      send(s, nowMs, actions);
+      return { state: s, actions };
+    }
     case 'local_modules': {
       if (sameModules(state.modules, event.modules)) return { state, actions };
       const s = clone(state);
@@ -377,7 +420,7 @@ export function membershipStep(
       const reason = dropReason(state, lan, hb, nowMs, event.wallMs);
       if (reason !== null) {
         // A dropped heartbeat leaves the state untouched (same object): replays cannot change anything.
-        actions.push(drop(reason, hb, lan));
+        actions.push(drop(state, reason, hb, lan));
         return { state, actions };
       }
       const s = clone(state);
@@ -401,6 +444,9 @@ export function membershipStep(
       p.lastHeardMs[lan] = nowMs;
       p.view = { epoch: hb.view.epoch, members: [...hb.view.members] };
       p.modules = { ...hb.modules };
+      p.proto = hb.proto ? [hb.proto[0], hb.proto[1]] : [LEGACY_PROTO[0], LEGACY_PROTO[1]];
+      p.pkg = hb.pkg ?? null;
+      p.cfg = hb.cfg ?? null;
       const changed = applyTransition(p, input, actions);
       if (changed && recomputeView(s, `${p.name} up`, actions)) send(s, nowMs, actions);
       return { state: s, actions };

@@ -1,5 +1,6 @@
 // Contract of the membership layer: the pure core (core.ts), the wire codec (codec.ts) and the UDP
 // driver (udp.ts). The core makes every decision; it never reads a clock or touches a socket.
+import type { ConfigSignature } from '../config/signature.js';
 import type { PeerView } from './mirror-view.js';
 
 /** What one node says about one of its modules, carried in every heartbeat. */
@@ -34,6 +35,23 @@ export interface Heartbeat {
   seq: number;
   view: View;
   modules: Record<string, ModuleStatus>;
+  /**
+   * Protocol 3 and later (src/protocol.ts); absent in a heartbeat of protocol 2 (the builds before),
+   * and in what this node sends to a peer that announced protocol 2 (it refuses unknown fields).
+   * The sender's protocol range [current, min].
+   */
+  proto?: [number, number];
+  /** The sender's package version ("0.1.0"). */
+  pkg?: string;
+  /** The sender's configuration signature (src/config/signature.ts). */
+  cfg?: ConfigSignature;
+}
+
+/** What a node announces of its build and configuration (protocol 3 and later). */
+export interface NodeInfo {
+  proto: [number, number];
+  pkg: string;
+  cfg: ConfigSignature;
 }
 
 export type DropReason =
@@ -45,6 +63,7 @@ export type DropReason =
   | 'replay'         // (incarnation, seq) not newer than the last accepted on that LAN
   | 'future_incarnation' // incarnation above the receiver's wall clock + INCARNATION_AHEAD_MS
   | 'wrong_source'   // the UDP source is not the sending node's configured address on that LAN (driver)
+  | 'version'       // authenticated, but its protocol range does not overlap ours (src/protocol.ts)
   | 'self';          // our own name (a loop, or a misconfigured twin)
 
 export type MembershipEvent =
@@ -58,7 +77,9 @@ export type MembershipEvent =
    */
   | { type: 'heartbeat'; lan: number; hb: Heartbeat; wallMs?: number }
   /** This node's modules changed: the next heartbeat carries them; one goes out at once. */
-  | { type: 'local_modules'; modules: Record<string, ModuleStatus> };
+  | { type: 'local_modules'; modules: Record<string, ModuleStatus> }
+  /** This node's configuration signature changed (reload, push): one heartbeat goes out at once. */
+  | { type: 'local_config'; cfg: ConfigSignature };
 
 export type MembershipAction =
   /** Send this heartbeat to every peer on every LAN (the driver sets `lan` per socket and signs). */
@@ -66,7 +87,7 @@ export type MembershipAction =
   | { type: 'peer_up'; node: string; cause: string }
   | { type: 'peer_down'; node: string; cause: string }
   | { type: 'view_change'; view: View; cause: string }
-  | { type: 'drop'; reason: DropReason; from: string; lan: number };
+  | { type: 'drop'; reason: DropReason; from: string; lan: number; detail?: string };
 
 export interface PeerInfo {
   name: string;
@@ -77,4 +98,9 @@ export interface PeerInfo {
   /** The view that peer last announced. */
   view: View | null;
   modules: Record<string, ModuleStatus>;
+  /** The protocol range [current, min] of its last accepted heartbeat ([2, 2] when it announced none); null before. */
+  proto: [number, number] | null;
+  /** Its package version and configuration signature; null before, or from a node of protocol 2. */
+  pkg: string | null;
+  cfg: ConfigSignature | null;
 }

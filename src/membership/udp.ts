@@ -12,6 +12,8 @@ import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { ClusterConfig, NodeConfig } from '../config/types.js';
+import type { ConfigSignature } from '../config/signature.js';
+import type { ProtocolRange } from '../protocol.js';
 import { CroftError } from '../errors.js';
 import { HeartbeatPump, type HeartbeatPumpStats } from '../native/heartbeat.js';
 import { decodeHeartbeat, encodeHeartbeat } from './codec.js';
@@ -44,10 +46,15 @@ export interface UdpMembershipOptions {
    */
   stateDir?: string;
   logger?: MembershipLogger;
+  /** The protocol versions this node speaks (default: this build's; src/protocol.ts localProtocol). */
+  protocol?: ProtocolRange;
+  /** This build's package version and the configuration's signature, announced from protocol 3 on. */
+  pkg?: string;
+  cfg?: ConfigSignature;
 }
 
 export const DROP_REASONS: readonly DropReason[] = [
-  'malformed', 'bad_mac', 'wrong_cluster', 'unknown_node', 'wrong_lan', 'replay', 'self', 'future_incarnation', 'wrong_source',
+  'malformed', 'bad_mac', 'wrong_cluster', 'unknown_node', 'wrong_lan', 'replay', 'self', 'future_incarnation', 'wrong_source', 'version',
 ];
 
 /** An address as the socket reports it: IPv6 in canonical form, without a zone. */
@@ -109,6 +116,8 @@ export class UdpMembership extends EventEmitter {
   /** Per LAN: node name -> its configured address there (canonical), for the source check. */
   private readonly sources: Map<string, string>[];
   private pump: HeartbeatPump | null = null;
+  /** Per LAN: the peers the pump sends to, in its order (a frame set may hold one frame per peer). */
+  private readonly lanPeers: string[][] = [];
   /** Heartbeats encoded per core send: the pump's reserve (STALL_TOLERANCE_MS of intervals). */
   private readonly reserve: number;
   /** What the last scheduled heartbeat said (seq aside): a change is sent at once. */
@@ -122,6 +131,11 @@ export class UdpMembership extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private readonly lanCounters: LanCounters[];
+  private readonly protocol?: ProtocolRange;
+  private readonly pkg?: string;
+  private readonly cfg?: ConfigSignature;
+  /** Per peer: the last version refusal logged (one warning per peer and reason, not one per heartbeat). */
+  private readonly versionWarned = new Map<string, string>();
 
   constructor(opts: UdpMembershipOptions) {
     super();
@@ -142,6 +156,9 @@ export class UdpMembership extends EventEmitter {
     }
     this.lanCounters = opts.cluster.lans.map(() => zeroCounters());
     this.reserve = Math.max(2, Math.ceil(STALL_TOLERANCE_MS / opts.cluster.heartbeat.intervalMs));
+    this.protocol = opts.protocol;
+    this.pkg = opts.pkg;
+    this.cfg = opts.cfg;
     this.sources = opts.cluster.lans.map((_, lan) => new Map(opts.cluster.nodes
       .filter((n) => n.addresses[lan] !== undefined)
       .map((n) => [n.name, canonicalAddress(n.addresses[lan] as string)])));
@@ -198,6 +215,9 @@ export class UdpMembership extends EventEmitter {
       incarnation: this.incarnation,
       nowMs: performance.now(),
       restore,
+      protocol: this.protocol,
+      pkg: this.pkg,
+      cfg: this.cfg,
     });
   }
 
@@ -212,8 +232,9 @@ export class UdpMembership extends EventEmitter {
       if (address === undefined) {
         throw new CroftError('CROFT_ERR_CONFIG', `node ${this.self} has no address on LAN ${name} in ${this.cluster.file}`);
       }
-      const peers = this.cluster.nodes.filter((n) => n.name !== this.self && n.addresses[lan] !== undefined).map((n) => n.addresses[lan] as string);
-      return { address, port, peers };
+      const peers = this.cluster.nodes.filter((n) => n.name !== this.self && n.addresses[lan] !== undefined);
+      this.lanPeers[lan] = peers.map((n) => n.name);
+      return { address, port, peers: peers.map((n) => n.addresses[lan] as string) };
     });
     try {
       this.pump = new HeartbeatPump(lans, this.cluster.heartbeat.intervalMs, () => this.readInbox());
@@ -266,6 +287,16 @@ export class UdpMembership extends EventEmitter {
 
   setLocalModules(modules: Record<string, ModuleStatus>): void {
     this.feed({ type: 'local_modules', modules });
+  }
+
+  /** The configuration changed (reload, push): its new signature goes out at once. */
+  setLocalConfig(cfg: ConfigSignature): void {
+    this.feed({ type: 'local_config', cfg });
+  }
+
+  /** The protocol range this node speaks. */
+  protocolRange(): ProtocolRange {
+    return { ...this.state.protocol };
   }
 
   peers(): PeerInfo[] {
@@ -367,6 +398,13 @@ export class UdpMembership extends EventEmitter {
       case 'drop': {
         const c = this.lanCounters[a.lan];
         if (c) c.dropped[a.reason] += 1;
+        if (a.reason === 'version' && this.versionWarned.get(a.from) !== a.detail) {
+          // Known nodes only reach here (unknown_node is checked first): the map is bounded by cluster.yaml.
+          this.versionWarned.set(a.from, a.detail ?? '');
+          this.log.warn({ event: 'peer_version_refused', peer: a.from, lan: a.lan, reason: a.detail },
+            `heartbeats of ${a.from} refused: ${a.detail ?? 'protocol version'}`);
+          return;
+        }
         this.log.debug({ event: 'drop', reason: a.reason, from: a.from, lan: a.lan }, 'heartbeat dropped');
         return;
       }
@@ -386,20 +424,27 @@ export class UdpMembership extends EventEmitter {
    */
   private sendAll(hb: Extract<MembershipAction, { type: 'send' }>['hb']): void {
     if (!this.running || !this.pump) return;
-    const content = JSON.stringify({ ...hb, seq: 0 });
+    // A peer that announced protocol 2 refuses fields it does not know: it gets protocol 2's heartbeat.
+    const legacy = new Set(corePeers(this.state).filter((p) => p.proto !== null && p.proto[0] < 3).map((p) => p.name));
+    const content = `${JSON.stringify({ ...hb, seq: 0 })} ${[...legacy].join(' ')}`;
     const changed = content !== this.lastContent;
     const now = performance.now();
     if (!changed && now - this.scheduledAtMs < REFRESH_MS) return;
     this.scheduledAtMs = now;
-    const lans = this.cluster.lans.length;
-    const sets: Buffer[][] = [];
+    const { proto: _p, pkg: _k, cfg: _c, ...legacyHb } = hb;
+    const sets: Buffer[][][] = [];
     for (let k = 0; k < this.reserve; k++) {
       const seq = hb.seq * this.reserve + k;
-      sets.push(Array.from({ length: lans }, (_, lan) => encodeHeartbeat({ ...hb, seq, lan }, this.cluster.key)));
+      sets.push(this.lanPeers.map((peers, lan) => {
+        const buf = encodeHeartbeat({ ...hb, seq, lan }, this.cluster.key);
+        if (legacy.size === 0 || hb.proto === undefined) return [buf];
+        const legacyBuf = encodeHeartbeat({ ...legacyHb, seq, lan }, this.cluster.key);
+        return peers.map((name) => (legacy.has(name) ? legacyBuf : buf));
+      }));
     }
     if (changed) {
       this.lastContent = content;
-      this.pump.sendNow(sets.shift() as Buffer[]);
+      this.pump.sendNow(sets.shift() as Buffer[][]);
     }
     this.pump.schedule(sets);
   }

@@ -35,8 +35,8 @@ export interface HeartbeatPumpStats {
 
 interface NativePump {
   onWake(callback: (lan: number) => void): void;
-  schedule(sets: Buffer[][]): void;
-  sendNow(frames: Buffer[]): void;
+  schedule(sets: Buffer[][][]): void;
+  sendNow(frames: Buffer[][]): void;
   drain(): HeartbeatDatagram[];
   stats(): HeartbeatPumpStats;
   close(): void;
@@ -65,13 +65,16 @@ export class HeartbeatPump {
     this.#last = this.#native.stats();
   }
 
-  /** `sets[k][lan]` goes out at the k-th next interval; replaces what was left. */
-  schedule(sets: Buffer[][]): void {
+  /**
+   * `sets[k][lan]` goes out at the k-th next interval; replaces what was left. Per LAN, one frame
+   * goes to every peer, or one frame per peer (in the order of HeartbeatLan.peers).
+   */
+  schedule(sets: Buffer[][][]): void {
     if (!this.#closed) this.#native.schedule(sets);
   }
 
-  /** `frames[lan]` to every peer of that LAN, now. */
-  sendNow(frames: Buffer[]): void {
+  /** `frames[lan]` now (one for every peer of the LAN, or one per peer). */
+  sendNow(frames: Buffer[][]): void {
     if (!this.#closed) this.#native.sendNow(frames);
   }
 

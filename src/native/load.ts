@@ -12,6 +12,7 @@ export interface NativeBinding {
   nftBucket(ip: string, port: number | null, modulus: number, seed: number): number;
   arpSendGratuitous(ifname: string, ip: string, mac: string, count: number, intervalMs?: number | null): Promise<void>;
   ArpResponder: new (ifname: string) => NativeArpResponder;
+  exchangePaths(a: string, b: string): void;
 }
 
 export interface NativeArpResponder {
@@ -83,6 +84,11 @@ export function callNative<T>(what: string, call: (binding: NativeBinding) => T)
   } catch (err) {
     throw nativeError(what, err);
   }
+}
+
+/** Swaps two paths atomically (renameat2 RENAME_EXCHANGE; both on one filesystem). */
+export function exchangePaths(a: string, b: string): void {
+  callNative(`exchanging ${a} and ${b}`, (n) => n.exchangePaths(a, b));
 }
 
 export function nativeError(what: string, err: unknown): CroftError {

@@ -2,7 +2,7 @@
 // fields where Rust has Option), and the conversion of a reintegration status to the public shape.
 import assert from 'node:assert/strict';
 import type {
-  MirrorDirtyLogOptions, MirrorDirtyLogStatus, MirrorLinkStatus, MirrorPeerOptions, MirrorReintegrationPhase, MirrorReintegrationStatus,
+  MirrorDirtyLogOptions, MirrorDirtyLogStatus, MirrorLinkStatus, MirrorPeerOptions, MirrorProtocolStatus, MirrorReintegrationPhase, MirrorReintegrationStatus,
   MirrorReplicaOptions, MirrorReplicaStatus, MirrorStatus, MirrorVerifyReport,
 } from './mirror-types.js';
 
@@ -89,5 +89,6 @@ export interface NativeMirrorBinding {
   };
   MirrorReplica: { start(opts: MirrorReplicaOptions): NativeMirrorReplica };
   mirrorLazyUnmount(dir: string): Promise<void>;
+  mirrorProtocol(): MirrorProtocolStatus;
   mirrorQuarantineCopy(dir: string, paths: string[], dest: string): Promise<{ copied: number; failed: string[] }>;
 }

@@ -19,6 +19,15 @@ export interface MirrorPeerOptions {
   ackTimeoutMs?: number;
   /** Default 2000. */
   connectTimeoutMs?: number;
+  /** The newest protocol version this node speaks (default: this build's; src/protocol.ts localProtocol). */
+  protocol?: number;
+}
+
+/** This build's mirror protocol versions, and the handshakes refused for their version (both sides). */
+export interface MirrorProtocolStatus {
+  current: number;
+  min: number;
+  versionRefusals: number;
 }
 
 export interface MirrorMountOptions {
@@ -97,6 +106,8 @@ export interface MirrorReplicaOptions {
    * connection from any other is closed at once and counted (`rejectedPeers`). Absent or empty: any.
    */
   allowedPeers?: string[];
+  /** The newest protocol version this node speaks (default: this build's). */
+  protocol?: number;
 }
 
 export interface MirrorReintegrateOptions {
@@ -143,8 +154,10 @@ export interface MirrorVerifyReport {
 export interface MirrorReplicaStatus {
   /** Authenticated sessions so far. */
   sessions: number;
-  /** Connections refused in the handshake (wrong key, not a croft peer). */
+  /** Connections refused in the handshake (wrong key, not a croft peer, version). */
   refused: number;
+  /** Of `refused`: the primary's protocol version is older than this node speaks. */
+  refusedVersion: number;
   appliedOps: number;
   ackedSeq: number;
   connected: boolean;

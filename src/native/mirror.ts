@@ -23,7 +23,7 @@ import { loadNative, nativeError } from './load.js';
 
 export * from './mirror-types.js';
 import type {
-  FailMode, MirrorDirtyEntry, MirrorDirtyLogStatus, MirrorEvent, MirrorMountOptions,
+  FailMode, MirrorDirtyEntry, MirrorProtocolStatus, MirrorDirtyLogStatus, MirrorEvent, MirrorMountOptions,
   MirrorPeerOptions, MirrorReintegrateOptions, MirrorReintegrationStatus, MirrorReplicaOptions, MirrorReplicaStatus, MirrorStatus, MirrorVerifyReport,
 } from './mirror-types.js';
 import { reintegrationFromNative, type NativeDirtyReader, type NativeMirrorBinding, type NativeMirrorDirtyLog, type NativeMirrorMount, type NativeMirrorReplica } from './mirror-binding.js';
@@ -444,6 +444,7 @@ export class MirrorReplica {
     return {
       sessions: s.sessions,
       refused: s.refused,
+      refusedVersion: s.refusedVersion,
       appliedOps: s.appliedOps,
       ackedSeq: s.ackedSeq,
       connected: s.connected,
@@ -463,6 +464,12 @@ export class MirrorReplica {
   stop(): void {
     this.#native.stop();
   }
+}
+
+/** This build's mirror protocol versions and the handshakes refused for their version so far. */
+export function mirrorProtocol(): MirrorProtocolStatus {
+  const p = binding().mirrorProtocol();
+  return { current: p.current, min: p.min, versionRefusals: p.versionRefusals };
 }
 
 /**

@@ -35,7 +35,8 @@ test('first tick sends a heartbeat, then one per interval', () => {
   assert.deepEqual(types(a0), ['send']);
   const send = a0[0];
   assert.ok(send?.type === 'send');
-  assert.deepEqual(send.hb, { cluster: 'c', from: 'n1', incarnation: 10, seq: 1, view: { epoch: 1, members: ['n1'] }, modules: {} });
+  assert.deepEqual(send.hb, { cluster: 'c', from: 'n1', incarnation: 10, seq: 1, view: { epoch: 1, members: ['n1'] }, modules: {},
+    proto: [3, 2], pkg: 'unknown', cfg: { cluster: '0000000000000000', modules: {} } });
   assert.deepEqual(r.step({ type: 'tick' }, 50), []);
   const a1 = r.step({ type: 'tick' }, 100);
   assert.ok(a1[0]?.type === 'send' && a1[0].hb.seq === 2);

@@ -39,6 +39,10 @@ import { authenticate, credentialsConfigured, FailedLogins, howToConfigure, isLo
 import { eventsQuery } from './events.js';
 import { consoleCss, consoleHtml, consoleJs } from './console.js';
 import { renderMetrics } from './metrics.js';
+import { PUSH_MAX_BYTES } from '../../src/config/bundle.js';
+
+/** Config push bodies received at once (top/api/app.ts, the push route). */
+const PUSH_CONCURRENT = 2;
 
 /** Bounds of the HTTP server (each also bounds what a client can make the daemon hold). */
 export const apiLimits = {
@@ -327,6 +331,43 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
       });
     }
   }, { prefix: '/api/v1' });
+
+  // `croft config push` (top/daemon/push.ts): authenticated by the bundle's seal under the cluster
+  // key, not by an API credential (nodes need none to push to each other). A seal that does not open
+  // counts as a failed login of its source (the same limiter). Host and Origin are checked as above.
+  app.register(async (push) => {
+    // Base64 in JSON makes the files 4/3 larger; the rest of the API keeps its 16 KiB bound.
+    const bodyLimit = Math.ceil(PUSH_MAX_BYTES * 4 / 3) + 1024 * 1024;
+    push.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+    // At most PUSH_CONCURRENT bodies held at once (each up to bodyLimit), whoever sends them: refused
+    // before the body is read, so memory stays bounded even under a flood of (unsealed) pushes.
+    let inFlight = 0;
+    const holdSlot = async (_req: FastifyRequest, reply: FastifyReply) => {
+      if (inFlight >= PUSH_CONCURRENT) {
+        return refuse(reply, 'CROFT_ERR_API_RATE', `${inFlight} config pushes are being received: try again in a moment`);
+      }
+      inFlight += 1;
+      reply.raw.once('close', () => { inFlight -= 1; });
+    };
+    push.post('/api/v1/config/push', { bodyLimit, onRequest: holdSlot }, async (req, reply) => {
+      const address = req.socket.remoteAddress;
+      const blockedMs = opts.local ? 0 : failed.blockedForMs(address);
+      if (blockedMs > 0) {
+        reply.header('retry-after', String(Math.ceil(blockedMs / 1000)));
+        return refuse(reply, 'CROFT_ERR_API_RATE', `too many failed logins from ${FailedLogins.source(address)}: try again in ${Math.ceil(blockedMs / 1000)} s`);
+      }
+      if (!Buffer.isBuffer(req.body)) {
+        daemon.push.refused.bundle += 1;
+        return refuse(reply, 'CROFT_ERR_PUSH_BUNDLE', 'a config push is a croft bundle sent as application/octet-stream (croft config push)');
+      }
+      try {
+        return await daemon.push.receive(req.body, opts.local ? 'local socket' : address);
+      } catch (err) {
+        if (err instanceof CroftError && err.code === 'CROFT_ERR_PUSH_AUTH' && !opts.local) failed.fail(address);
+        throw err;
+      }
+    });
+  });
 
   const ready = (module: string): { known: boolean; state: string; serving: boolean } => {
     const rt = daemon.runtimes.get(module);

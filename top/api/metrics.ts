@@ -1,6 +1,7 @@
 // Prometheus text exposition (format 0.0.4), rendered from a snapshot of the daemon.
 import type { Daemon } from '../daemon/daemon.js';
 import { logDropped } from '../../src/log/logger.js';
+import { mirrorProtocol } from '../../src/native/mirror.js';
 
 type Labels = Record<string, string>;
 
@@ -47,6 +48,22 @@ export function renderMetrics(daemon: Daemon): string {
   x.add('croft_view_converged', 'gauge', '1 when every member announces the same view.', status.converged ? 1 : 0);
   for (const n of status.nodes) {
     x.add('croft_peer_up', 'gauge', '1 when the node is up as seen from here.', n.state === 'UP' ? 1 : 0, { peer: n.name });
+  }
+  for (const n of status.nodes) {
+    if (n.protocol === null) continue;
+    x.add('croft_node_version', 'gauge', 'Package and protocol version each up node announces (1).', 1, { peer: n.name, package: n.package ?? '', protocol: String(n.protocol) });
+  }
+  x.add('croft_mixed_versions', 'gauge', '1 while the up nodes do not all run the same package and protocol version.', status.mixedVersions ? 1 : 0);
+  for (const n of status.nodes) {
+    if (n.self || n.configDiffers === null) continue;
+    x.add('croft_config_mismatch', 'gauge', '1 while the node announces another configuration signature than this node\'s.', n.configDiffers.length > 0 ? 1 : 0, { peer: n.name });
+  }
+  x.add('croft_config_push_total', 'counter', 'Pushed configurations received (croft config push), by result.', daemon.push.accepted, { result: 'accepted' });
+  for (const [reason, n] of Object.entries(daemon.push.refused)) {
+    x.add('croft_config_push_total', 'counter', 'Pushed configurations received (croft config push), by result.', n, { result: `refused_${reason}` });
+  }
+  if (daemon.mirrors.size > 0) {
+    x.add('croft_mirror_protocol_refused_total', 'counter', 'Replication handshakes refused for their protocol version (either side).', mirrorProtocol().versionRefusals);
   }
   for (const [module, rt] of daemon.runtimes) {
     const st = rt.status();

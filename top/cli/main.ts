@@ -9,6 +9,7 @@ const usage = `usage: croft <command> [options]
   start|stop|restart <module>             control a module on this node
   reload                                  the daemon re-reads its config folder: modules added, removed, changed
   maintenance on|off|status [<module>]    suspend checkers and automatic failover here (a module, or the whole node)
+  config push [--reload] [--to NODES]     send this node's config folder to the other nodes (checked, swapped whole)
   prim|second|swap <module>               mirror: make this node primary / secondary, or hand over
   mirror status|verify <module>           mirror: both nodes, data, link, reintegration; compare sides
   farm map|who <module> [<client-ip>]     a farm's bucket map, or the node that serves a client
@@ -31,6 +32,7 @@ export async function main(argv: string[], out: Output = consoleOutput): Promise
         return await (await import('./module.js')).moduleCommand(command, rest, out);
       case 'reload': return await (await import('./reload.js')).reloadCommand(rest, out);
       case 'maintenance': return await (await import('./maintenance.js')).maintenanceCommand(rest, out);
+      case 'config': return await (await import('./config.js')).configCommand(rest, out);
       case 'prim': case 'second': case 'swap':
         return await (await import('./mirror.js')).mirrorRoleCommand(command, rest, out);
       case 'mirror': return await (await import('./mirror.js')).mirrorCommand(rest, out);
@@ -67,6 +69,7 @@ export async function main(argv: string[], out: Output = consoleOutput): Promise
 /** `croft help <command>`: the command's own usage where it has one, else its lines of the summary. */
 async function helpFor(command: string, out: Output): Promise<number> {
   if (command === 'init') { out.log((await import('./init.js')).initUsage); return 0; }
+  if (command === 'config') { out.log((await import('./config.js')).configUsage); return 0; }
   if (command === 'module') { out.log((await import('./module-add.js')).moduleAddUsage.replace('${shipped}', (await import('./module-add.js')).shippedModules().join(', '))); return 0; }
   const word = command.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const lines = usage.split('\n').filter((l) => new RegExp(`^  (\\S+\\|)*${word}(\\|\\S+)*( |$)`).test(l));

@@ -21,12 +21,19 @@ export function formatStatus(st: ClusterStatus): string {
   const lines: string[] = [];
   lines.push(`cluster ${st.cluster}, seen from ${st.node}: view epoch ${st.view.epoch} [${st.view.members.join(' ')}]${st.converged ? ', converged' : ', converging'}`);
   lines.push('');
-  const nodeRows = [['NODE', 'STATE', ...st.lans.map((l) => `LAST HEARD ${l}`)]];
+  const nodeRows = [['NODE', 'STATE', ...st.lans.map((l) => `LAST HEARD ${l}`), 'VERSION', 'CONFIG']];
   for (const n of st.nodes) {
     nodeRows.push([n.name + (n.self ? ' (this node)' : ''), n.state,
-      ...st.lans.map((_, i) => (n.self ? '-' : fmtAgo(n.lastHeardAgoMs?.[i] ?? null)))]);
+      ...st.lans.map((_, i) => (n.self ? '-' : fmtAgo(n.lastHeardAgoMs?.[i] ?? null))), fmtVersion(n), fmtConfig(n)]);
   }
   lines.push(table(nodeRows));
+  if (st.mixedVersions) {
+    lines.push(`mixed versions: the nodes up do not all run the same croft (a rolling upgrade under way? README: "Upgrading"); `
+      + `this node speaks protocol ${st.protocol.min}..${st.protocol.current}`);
+  }
+  for (const m of st.configMismatch ?? []) {
+    lines.push(`config mismatch: ${m.node} differs from ${st.node} in ${m.differs.join(', ')} (croft config push makes them the same)`);
+  }
   const names = st.nodes.map((n) => n.name);
   const modules = Object.entries(st.modules);
   lines.push('');
@@ -42,7 +49,8 @@ export function formatStatus(st: ClusterStatus): string {
         const gen = s.mirror ? ` g${s.mirror.generation}` : '';
         // Maintenance is known for this node (the one answering): marked with "[maint]".
         const maint = n === st.node && inMaintenance(st, m) ? ' [maint]' : '';
-        return s.known ? `${s.state}${gen}${maint}` : `${s.state}?`;
+        const differs = v.configDiffers?.includes(n) ? ' (config differs)' : '';
+        return (s.known ? `${s.state}${gen}${maint}` : `${s.state}?`) + differs;
       })]);
     }
     lines.push(table(rows));
@@ -61,6 +69,18 @@ export function formatStatus(st: ClusterStatus): string {
 
 function inMaintenance(st: ClusterStatus, module: string): boolean {
   return Boolean(st.maintenance?.node) || Object.hasOwn(st.maintenance?.modules ?? {}, module);
+}
+
+/** "0.1.0 p3", "p2" (protocol 2 announces no package), "-" when not known. */
+function fmtVersion(n: ClusterStatus['nodes'][number]): string {
+  if (n.protocol === null || n.protocol === undefined) return '-';
+  return `${n.package ? `${n.package} ` : ''}p${n.protocol}`;
+}
+
+function fmtConfig(n: ClusterStatus['nodes'][number]): string {
+  if (n.self) return 'reference';
+  if (n.configDiffers === null || n.configDiffers === undefined) return '-';
+  return n.configDiffers.length === 0 ? 'same' : `differs: ${n.configDiffers.join(', ')}`;
 }
 
 function fmtAgo(ms: number | null): string {

@@ -19,31 +19,14 @@ import { bestState } from './states.js';
 import { EventBus } from '../notify/bus.js';
 import { toNotifyConfig } from '../../src/config/notify.js';
 import { configMismatchEvent, peerEvent, publishRuntimeEvents } from './events.js';
-import { Maintenance, type MaintenanceState } from './maintenance.js';
+import { Maintenance } from './maintenance.js';
+import { configSignature, signatureDifferences, type ConfigSignature } from '../../src/config/signature.js';
+import { localProtocol, packageVersion, PROTOCOL_VERSION, TEST_PROTOCOL_ENV } from '../../src/protocol.js';
+import { ConfigAgreement, type ConfigMismatch } from './agreement.js';
+import type { ClusterStatus, NodeStatus } from './status-types.js';
+import { PushReceiver } from './push.js';
 
-export interface NodeStatus {
-  name: string;
-  /** UP or DOWN as seen from this node; the local node is always UP. */
-  state: 'UP' | 'DOWN';
-  self: boolean;
-  /** ms since the last heartbeat on each LAN (null: never heard); null for self. */
-  lastHeardAgoMs: (number | null)[] | null;
-  view: View | null;
-}
-
-export interface ClusterStatus {
-  cluster: string;
-  node: string;
-  incarnation: number;
-  view: View;
-  converged: boolean;
-  lans: string[];
-  nodes: NodeStatus[];
-  /** module -> node -> status, for every node that runs the module (STOP when unknown or down). */
-  modules: Record<string, { kind: string; nodes: Record<string, ModuleStatus & { known: boolean }> }>;
-  /** What is in maintenance on this node (the node itself, modules), persisted (maintenance.ts). */
-  maintenance: MaintenanceState;
-}
+export type { ClusterStatus, NodeStatus } from './status-types.js';
 
 export type ModuleCommand = 'start' | 'stop' | 'restart';
 /** Commands of mirror modules only (SafeKit's prim, second, swap). */
@@ -81,6 +64,9 @@ export class Daemon extends EventEmitter {
   /** Farm modules with a VIP on this node (cloud-mode farms have none: /health guides the provider's LB). */
   readonly farms = new Map<string, FarmRuntime>();
   private readonly log: Logger;
+  get logger(): Logger {
+    return this.log;
+  }
   private readonly localSinceMs = new Map<string, number>();
   /** Between start() and stop(): a reload then starts what it creates. */
   private running = false;
@@ -89,6 +75,12 @@ export class Daemon extends EventEmitter {
   /** Every event of this node (state changes, checkers, failovers...): history and notifications. */
   readonly events: EventBus;
   readonly maintenance: Maintenance;
+  /** The running configuration's signature, announced in the heartbeats. */
+  private signature: ConfigSignature;
+  private readonly agreement = new ConfigAgreement();
+  /** Receives `croft config push` (top/daemon/push.ts). */
+  readonly push: PushReceiver = new PushReceiver(this);
+  private agreementTimer: NodeJS.Timeout | null = null;
 
   constructor(config: Config, self: string, log: Logger) {
     super();
@@ -105,6 +97,9 @@ export class Daemon extends EventEmitter {
     this.events = new EventBus({ cluster: config.cluster.name, node: self, incarnation: () => this.membership.incarnation, config: config.cluster.notify ?? toNotifyConfig(undefined, config.dir), log });
     this.maintenance = new Maintenance(config.cluster.stateDir, log);
     this.maintenance.load();
+    this.signature = configSignature(config);
+    this.membership = new UdpMembership({ cluster: config.cluster, self, stateDir: config.cluster.stateDir, logger: log.child({ layer: 'membership' }),
+      protocol: localProtocol(), pkg: packageVersion(), cfg: this.signature });
     for (const event of ['peer_up', 'peer_down', 'view_change'] as const) {
       this.membership.on(event, (action: { node?: string; view?: View; cause: string }) => {
         // `node` is the logging node in every line, so the peer is logged as `peer`.
@@ -220,6 +215,8 @@ export class Daemon extends EventEmitter {
     // Stopped before anything is created: a changed module takes back its own VIP, ports and folders.
     await Promise.all(drop.map((name) => this.dropModule(name, `reload: module ${diff.removed.includes(name) ? 'removed' : 'changed'}`)));
     this.#config = next;
+    this.signature = configSignature(next);
+    this.membership.setLocalConfig(this.signature);
     for (const name of add) this.addModule(next.modules.find((m) => m.name === name)!);
     if (this.mirrors.size === 0 && this.mirrorTimer) {
       clearInterval(this.mirrorTimer);
@@ -347,7 +344,14 @@ export class Daemon extends EventEmitter {
     // Peers' module states arrive with their heartbeats; each farm runtime follows them.
     for (const farm of this.farms.values()) farm.open();
     this.ensureMirrorTimer();
+    this.agreementTimer = setInterval(() => this.checkAgreement(), Math.max(200, Math.min(1000, this.config.cluster.heartbeat.intervalMs)));
+    this.agreementTimer.unref();
     this.running = true;
+    const proto = this.membership.protocolRange();
+    if (proto.current !== PROTOCOL_VERSION) {
+      this.log.warn({ event: 'protocol_lowered', protocol: proto.current, env: TEST_PROTOCOL_ENV },
+        `${TEST_PROTOCOL_ENV} makes this daemon speak protocol ${proto.current} instead of ${PROTOCOL_VERSION}: a test-only setting, never for a real cluster`);
+    }
     this.log.info({ event: 'daemon_start', incarnation: this.incarnation, modules: [...this.runtimes.keys()] },
       `croft daemon started on ${this.self}`);
     for (const [name, rt] of this.runtimes) {
@@ -363,6 +367,8 @@ export class Daemon extends EventEmitter {
     await Promise.all([...this.runtimes.values()].map((rt) => stopAndWait(rt, cause)));
     await Promise.all([...this.runtimes.values()].map((rt) => rt.close()));
     if (this.mirrorTimer) clearInterval(this.mirrorTimer);
+    if (this.agreementTimer) clearInterval(this.agreementTimer);
+    this.agreementTimer = null;
     await Promise.all([...this.farms.values()].map((f) => f.close()));
     await this.membership.stop();
     // The last events (the modules' STOP) get a moment to reach the receivers.
@@ -393,6 +399,32 @@ export class Daemon extends EventEmitter {
    */
   notifyConfigMismatch(peer: string, module: string | null, ours: string, theirs: string, detail = ''): void {
     this.events.publish(configMismatchEvent(peer, module, ours, theirs, detail));
+  }
+
+  /**
+   * Where a configuration mismatch is detected (top/daemon/agreement.ts): a peer announcing another
+   * signature than this node's is logged ("config mismatch") and emitted as 'config_mismatch'
+   * { node, differs } once per change; its end as 'config_agreement' { node }.
+   */
+  checkAgreement(): ConfigMismatch[] {
+    const { appeared, resolved, current } = this.agreement.check(this.signature, this.membership.peers());
+    for (const m of appeared) {
+      this.log.warn({ event: 'config_mismatch', peer: m.node, differs: m.differs },
+        `config mismatch: ${m.node} runs another configuration (${m.differs.join(', ')} differ from ${this.self}'s); `
+        + 'make them the same with `croft config push` from the node whose configuration is right');
+      this.emit('config_mismatch', m);
+      const theirs = this.membership.peers().find((p) => p.name === m.node)?.cfg;
+      for (const what of m.differs) {
+        const module = what === 'cluster.yaml' ? null : what;
+        const sig = (c: ConfigSignature | null | undefined) => (c ? (module === null ? c.cluster : c.modules[module] ?? 'none') : 'unknown');
+        this.notifyConfigMismatch(m.node, module, sig(this.signature), sig(theirs), `${what} differs on ${m.node}`);
+      }
+    }
+    for (const node of resolved) {
+      this.log.info({ event: 'config_agreement', peer: node }, `config agreement: ${node} runs the same configuration as ${this.self} again`);
+      this.emit('config_agreement', { node });
+    }
+    return current;
   }
 
   command(module: string, command: ModuleCommand, cause: string): void {
@@ -432,15 +464,20 @@ export class Daemon extends EventEmitter {
     const peers = new Map<string, PeerInfo>(this.membership.peers().map((p) => [p.name, p]));
     const nodes: NodeStatus[] = this.config.cluster.nodes.map((n) => {
       if (n.name === this.self) {
-        return { name: n.name, state: 'UP', self: true, lastHeardAgoMs: null, view: this.membership.view() };
+        return { name: n.name, state: 'UP', self: true, lastHeardAgoMs: null, view: this.membership.view(),
+          package: packageVersion(), protocol: this.membership.protocolRange().current, configDiffers: [] };
       }
       const p = peers.get(n.name);
+      const up = p?.up ?? false;
       return {
         name: n.name,
-        state: p?.up ? 'UP' : 'DOWN',
+        state: up ? 'UP' : 'DOWN',
         self: false,
         lastHeardAgoMs: p ? p.lastHeardMs.map((t) => (t === null ? null : Math.max(0, Math.round(now - t)))) : null,
         view: p?.view ?? null,
+        package: up ? p?.pkg ?? null : null,
+        protocol: up ? p?.proto?.[0] ?? null : null,
+        configDiffers: up && p?.cfg ? signatureDifferences(this.signature, p.cfg) : null,
       };
     });
     const remote = this.membership.moduleStates();
@@ -457,8 +494,11 @@ export class Daemon extends EventEmitter {
           perNode[node] = s ? { ...s, known: true } : { state: 'STOP', sinceMs: 0, known: false };
         }
       }
-      modules[m.name] = { kind: m.kind, nodes: perNode };
+      const differs = nodes.filter((n) => n.configDiffers?.includes(m.name)).map((n) => n.name);
+      modules[m.name] = { kind: m.kind, nodes: perNode, configDiffers: differs };
     }
+    const up = nodes.filter((n) => n.state === 'UP' && n.protocol !== null);
+    const versions = new Set(up.map((n) => `${n.package ?? '?'}/${n.protocol}`));
     return {
       cluster: this.config.cluster.name,
       node: this.self,
@@ -469,6 +509,10 @@ export class Daemon extends EventEmitter {
       nodes,
       modules,
       maintenance: this.maintenance.snapshot(),
+      protocol: this.membership.protocolRange(),
+      mixedVersions: versions.size > 1,
+      configMismatch: nodes.filter((n) => !n.self && n.configDiffers !== null && n.configDiffers.length > 0)
+        .map((n) => ({ node: n.name, differs: n.configDiffers as string[] })),
     };
   }
 }

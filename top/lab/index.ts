@@ -164,8 +164,11 @@ export class Lab {
     }
   }
 
-  /** Starts the node's daemon again (after kill); an error if it is still running. */
-  async start(node: string): Promise<number> {
+  /**
+   * Starts the node's daemon again (after kill); an error if it is still running. `command`: another
+   * daemon command from now on (an upgraded build: test/integration/upgrade.lab.test.ts).
+   */
+  async start(node: string, command?: string[]): Promise<number> {
     this.node(node);
     const before = (await this.status()).nodes.find((s) => s.name === node); // reloads the state
     if (before?.daemon === 'alive') {
@@ -176,10 +179,10 @@ export class Lab {
     if (initPidOf(n.pidNs) === undefined) {
       n.initPid = await startNodeInit(this.stateDir, node, n.namespace, n.mountNs, initLog(this.stateDir, node));
     }
-    const command = n.daemonCommand ?? daemonCommand(node);
-    n.daemonCommand = command;
+    const argv = command ?? n.daemonCommand ?? daemonCommand(node);
+    n.daemonCommand = argv;
     n.daemonPid = await startDaemon({
-      labName: this.name, stateDir: this.stateDir, node, netns: n.namespace, mountNs: n.mountNs, pidNs: n.pidNs, command, logFile: n.daemonLog,
+      labName: this.name, stateDir: this.stateDir, node, netns: n.namespace, mountNs: n.mountNs, pidNs: n.pidNs, command: argv, logFile: n.daemonLog,
     });
     writeState(this.state);
     return n.daemonPid;

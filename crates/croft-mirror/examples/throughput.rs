@@ -163,7 +163,7 @@ fn main() {
     run("mount, no peer", &dirs[1]);
     m.unmount().unwrap();
     for (i, level) in [(2, AckLevel::Received), (3, AckLevel::Durable)] {
-        let r = Replica::start(ReplicaConfig { dir: dirs[i + 2].clone(), listen: "127.0.0.1:0".parse().unwrap(), key: b"k".to_vec(), dirty_log: None, allowed_peers: Vec::new() })
+        let r = Replica::start(ReplicaConfig { dir: dirs[i + 2].clone(), listen: "127.0.0.1:0".parse().unwrap(), key: b"k".to_vec(), dirty_log: None, allowed_peers: Vec::new(), protocol: Default::default() })
             .unwrap();
         let mut p = PeerConfig::new(r.local_addr(), b"k".to_vec());
         p.ack_level = level;

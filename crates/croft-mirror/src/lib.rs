@@ -26,6 +26,8 @@ mod sys;
 mod table;
 pub mod tracker;
 pub mod wire;
+#[cfg(test)]
+mod versions_tests;
 
 pub use exit::{detach_at_exit, MountSlot};
 pub use locked_log::{LockedLog, OpenLogError, DIRTY_LOCK_NAME};

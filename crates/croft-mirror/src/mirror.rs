@@ -119,7 +119,8 @@ impl Mirror {
                 let addr = peer.addr.to_string();
                 let s = link::connect(peer).map_err(|e| match e {
                     HandshakeError::Io(source) => MirrorError::PeerUnreachable { addr, source },
-                    HandshakeError::Refused(reason) => MirrorError::PeerRefused { addr, reason },
+                    HandshakeError::Refused(reason) | HandshakeError::Version(reason) => MirrorError::PeerRefused { addr, reason },
+                    e @ HandshakeError::Downgrade(_) => MirrorError::PeerRefused { addr, reason: e.to_string() },
                 })?;
                 (Some(s), Some(peer.ack_level), peer.ack_timeout_ms)
             }

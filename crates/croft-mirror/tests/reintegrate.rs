@@ -253,6 +253,7 @@ fn the_targets_own_log_is_copied_back_over() {
         key: KEY.to_vec(),
         dirty_log: Some(tlog.clone()),
         allowed_peers: Vec::new(),
+        protocol: Default::default(),
     })
     .unwrap();
     let a = Alone::mount(primary.path(), state.path(), K64);

@@ -50,6 +50,10 @@ fn socket_addr(address: &str, port: u32) -> Result<SocketAddr> {
     Ok(SocketAddr::new(ip, port))
 }
 
+fn frames_of(set: Vec<Vec<Buffer>>) -> Vec<Vec<Vec<u8>>> {
+    set.into_iter().map(|lan| lan.into_iter().map(|b| b.to_vec()).collect()).collect()
+}
+
 #[napi]
 pub struct HeartbeatPump {
     pump: Mutex<Option<Pump>>,
@@ -85,20 +89,20 @@ impl HeartbeatPump {
         }
     }
 
-    /// `sets[k][lan]`: the frame for `lan` sent at the k-th next interval (replaces what was left).
+    /// `sets[k][lan]`: the frames for `lan` sent at the k-th next interval (replaces what was
+    /// left): one for every peer, or one per peer.
     #[napi(catch_unwind)]
-    pub fn schedule(&self, sets: Vec<Vec<Buffer>>) {
+    pub fn schedule(&self, sets: Vec<Vec<Vec<Buffer>>>) {
         if let Some(p) = lock(&self.pump).as_ref() {
-            p.schedule(sets.into_iter().map(|set| set.into_iter().map(|b| b.to_vec()).collect()).collect());
+            p.schedule(sets.into_iter().map(frames_of).collect());
         }
     }
 
-    /// `frames[lan]` sent now to every peer of that LAN.
+    /// `frames[lan]` sent now (one for every peer of that LAN, or one per peer).
     #[napi(catch_unwind)]
-    pub fn send_now(&self, frames: Vec<Buffer>) {
+    pub fn send_now(&self, frames: Vec<Vec<Buffer>>) {
         if let Some(p) = lock(&self.pump).as_ref() {
-            let frames: Vec<Vec<u8>> = frames.into_iter().map(|b| b.to_vec()).collect();
-            p.send_now(&frames);
+            p.send_now(&frames_of(frames));
         }
     }
 

@@ -197,3 +197,21 @@ impl ArpResponder {
         }
     }
 }
+
+/// Swaps two paths atomically (renameat2 RENAME_EXCHANGE, both on one filesystem): `croft config
+/// push` puts a checked config folder in place of the running one with no moment where the folder
+/// is missing or half written (top/daemon/push.ts). Throws with the errno's message.
+#[napi(catch_unwind)]
+pub fn exchange_paths(a: String, b: String) -> Result<()> {
+    let ca = std::ffi::CString::new(a.as_bytes()).map_err(|_| invalid(format!("path {a:?} holds a NUL byte")))?;
+    let cb = std::ffi::CString::new(b.as_bytes()).map_err(|_| invalid(format!("path {b:?} holds a NUL byte")))?;
+    // SAFETY: both are valid C strings; renameat2 takes (int, char*, int, char*, unsigned).
+    let r = unsafe {
+        libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE as libc::c_uint)
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Error::new(Status::GenericFailure, format!("cannot exchange {a} and {b}: {e}")));
+    }
+    Ok(())
+}

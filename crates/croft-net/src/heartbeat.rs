@@ -86,12 +86,16 @@ impl std::error::Error for PumpError {}
 
 type Wake = Box<dyn Fn() + Send + Sync>;
 
+/// Per LAN: `[frame]` for every peer, or `[frame for peer 0, frame for peer 1, ...]`.
+pub type FrameSet = Vec<Vec<Vec<u8>>>;
+
 struct Shared {
     sockets: Vec<UdpSocket>,
     peers: Vec<Vec<SocketAddr>>,
     interval: Duration,
-    /// Frames to send, one set per interval; a set holds one frame per LAN.
-    schedule: Mutex<VecDeque<Vec<Vec<u8>>>>,
+    /// Frames to send, one set per interval; a set holds, per LAN, one frame for every peer or
+    /// one frame per peer (in the order of `peers`).
+    schedule: Mutex<VecDeque<FrameSet>>,
     inbox: Mutex<VecDeque<Datagram>>,
     wake: Mutex<Option<Wake>>,
     stop: AtomicBool,
@@ -112,13 +116,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn send_set(&self, frames: &[Vec<u8>]) {
-        for (lan, frame) in frames.iter().enumerate() {
+    fn send_set(&self, set: &FrameSet) {
+        for (lan, frames) in set.iter().enumerate() {
             let (Some(socket), Some(peers)) = (self.sockets.get(lan), self.peers.get(lan)) else { continue };
-            if frame.is_empty() {
-                continue;
-            }
-            for peer in peers {
+            for (i, peer) in peers.iter().enumerate() {
+                let frame = if frames.len() == 1 { &frames[0] } else { match frames.get(i) { Some(f) => f, None => continue } };
+                if frame.is_empty() {
+                    continue;
+                }
                 match socket.send_to(frame, peer) {
                     Ok(_) => {
                         self.sent[lan].fetch_add(1, Ordering::Relaxed);
@@ -200,12 +205,12 @@ impl Pump {
     }
 
     /// Replaces the frames still to send: `sets[k]` goes out at the k-th next interval.
-    pub fn schedule(&self, sets: Vec<Vec<Vec<u8>>>) {
+    pub fn schedule(&self, sets: Vec<FrameSet>) {
         *lock(&self.shared.schedule) = sets.into();
     }
 
     /// Sends one set now, on the caller's thread (a change that should not wait for the interval).
-    pub fn send_now(&self, frames: &[Vec<u8>]) {
+    pub fn send_now(&self, frames: &FrameSet) {
         if !self.shared.stop.load(Ordering::Relaxed) {
             self.shared.send_set(frames);
         }
@@ -359,7 +364,7 @@ mod tests {
     #[test]
     fn sends_one_scheduled_set_per_interval_in_order_then_runs_dry() {
         let (a, b) = pair(Duration::from_millis(20));
-        a.schedule((0..5u8).map(|k| vec![vec![k]]).collect());
+        a.schedule((0..5u8).map(|k| vec![vec![vec![k]]]).collect());
         let got = wait_for(&b, 5, Duration::from_secs(2));
         assert_eq!(got.iter().map(|d| d.bytes[0]).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
         // Spaced by about the interval (first one at once): 4 intervals between first and last.
@@ -377,9 +382,9 @@ mod tests {
         let (a, b) = pair(Duration::from_millis(200));
         // Past the sender's first slot (at start), so the next one is 200 ms away.
         std::thread::sleep(Duration::from_millis(30));
-        a.schedule(vec![vec![b"old1".to_vec()], vec![b"old2".to_vec()]]);
-        a.schedule(vec![vec![b"new".to_vec()]]);
-        a.send_now(&[b"now".to_vec()]);
+        a.schedule(vec![vec![vec![b"old1".to_vec()]], vec![vec![b"old2".to_vec()]]]);
+        a.schedule(vec![vec![vec![b"new".to_vec()]]]);
+        a.send_now(&vec![vec![b"now".to_vec()]]);
         let got = wait_for(&b, 1, Duration::from_millis(100));
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].bytes, b"now");
@@ -389,9 +394,21 @@ mod tests {
     }
 
     #[test]
+    fn a_set_may_hold_one_frame_per_peer() {
+        let interval = Duration::from_secs(1);
+        let b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], interval).unwrap();
+        let c = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], interval).unwrap();
+        let peers = vec![b.shared.sockets[0].local_addr().unwrap(), c.shared.sockets[0].local_addr().unwrap()];
+        let a = Pump::start(vec![LanConfig { bind: local(), peers }], interval).unwrap();
+        a.send_now(&vec![vec![b"to b".to_vec(), b"to c".to_vec()]]);
+        assert_eq!(wait_for(&b, 1, Duration::from_secs(1))[0].bytes, b"to b");
+        assert_eq!(wait_for(&c, 1, Duration::from_secs(1))[0].bytes, b"to c");
+    }
+
+    #[test]
     fn arrival_is_stamped_when_received_not_when_drained() {
         let (a, b) = pair(Duration::from_millis(10));
-        a.send_now(&[b"x".to_vec()]);
+        a.send_now(&vec![vec![b"x".to_vec()]]);
         std::thread::sleep(Duration::from_millis(150)); // JS "paused"
         let got = b.drain();
         assert_eq!(got.len(), 1);
@@ -403,7 +420,7 @@ mod tests {
     fn a_flood_keeps_the_inbox_bounded_and_counts_the_drops() {
         let (a, b) = pair(Duration::from_secs(1));
         for _ in 0..(INBOX_MAX + 500) {
-            a.send_now(&[vec![1u8; 8]]);
+            a.send_now(&vec![vec![vec![1u8; 8]]]);
         }
         std::thread::sleep(Duration::from_millis(200));
         let got = b.drain();
@@ -429,8 +446,8 @@ mod tests {
         b.on_wake(Some(Box::new(move || {
             w.fetch_add(1, Ordering::SeqCst);
         })));
-        a.send_now(&[b"1".to_vec()]);
-        a.send_now(&[b"2".to_vec()]);
+        a.send_now(&vec![vec![b"1".to_vec()]]);
+        a.send_now(&vec![vec![b"2".to_vec()]]);
         std::thread::sleep(Duration::from_millis(100));
         assert!(woke.load(Ordering::SeqCst) >= 1);
         assert_eq!(b.drain().len(), 2);

@@ -18,7 +18,7 @@ pub(crate) use peer::connect;
 
 use crate::op::Op;
 use crate::tracker::{ActivityLog, DirtyTracker};
-use crate::wire::{self, AckLevel, Sealed};
+use crate::wire::{self, AckLevel, Protocol, Sealed};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -54,11 +54,13 @@ pub struct PeerConfig {
     /// enough that a stalled application is noticed well before any client timeout.
     pub ack_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// The protocol versions this side speaks (wire::Protocol; lowered only by croft's tests).
+    pub protocol: Protocol,
 }
 
 impl PeerConfig {
     pub fn new(addr: SocketAddr, key: Vec<u8>) -> PeerConfig {
-        PeerConfig { addr, key, ack_level: AckLevel::Received, ack_timeout_ms: 2000, connect_timeout_ms: 2000 }
+        PeerConfig { addr, key, ack_level: AckLevel::Received, ack_timeout_ms: 2000, connect_timeout_ms: 2000, protocol: Protocol::default() }
     }
 }
 

@@ -11,14 +11,27 @@ use std::time::{Duration, Instant};
 use crate::locks::Locked;
 
 /// Connects to the peer and opens a sealed session (the connection and the whole handshake
-/// within the connect timeout).
+/// within the connect timeout). A replica of an older version this side also speaks is
+/// connected to again, offering that version (wire/handshake.rs: versions).
 pub(crate) fn connect(peer: &PeerConfig) -> Result<Sealed, HandshakeError> {
     let timeout = Duration::from_millis(peer.connect_timeout_ms.max(1));
     let deadline = Instant::now() + timeout;
-    let s = TcpStream::connect_timeout(&peer.addr, timeout)?;
-    s.set_nodelay(true)?;
-    wire::set_keepalive(&s);
-    let s = wire::handshake_primary(s, &peer.key, peer.ack_level, deadline)?;
+    let open = |offer: u16| -> Result<Sealed, HandshakeError> {
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        let s = TcpStream::connect_timeout(&peer.addr, left)?;
+        s.set_nodelay(true)?;
+        wire::set_keepalive(&s);
+        wire::handshake_primary_at(s, &peer.key, peer.ack_level, deadline, peer.protocol, offer)
+    };
+    let s = match open(peer.protocol.current) {
+        Err(HandshakeError::Downgrade(v)) => match open(v) {
+            Err(HandshakeError::Downgrade(w)) => {
+                return Err(HandshakeError::Refused(format!("the replica changed its protocol version from {v} to {w} between two connections")))
+            }
+            other => other?,
+        },
+        other => other?,
+    };
     s.set_read_timeout(None)?;
     // A send blocks only while the peer's receive window is full, i.e. on the peer's progress:
     // bounded by the ack timeout like the ack itself.

@@ -181,7 +181,8 @@ pub(crate) struct Core {
 fn connect(peer: &PeerConfig) -> Result<Sealed, ReintError> {
     link::connect(peer).map_err(|e| match e {
         HandshakeError::Io(source) => ReintError::Unreachable { addr: peer.addr.to_string(), source },
-        HandshakeError::Refused(reason) => ReintError::Refused { addr: peer.addr.to_string(), reason },
+        HandshakeError::Refused(reason) | HandshakeError::Version(reason) => ReintError::Refused { addr: peer.addr.to_string(), reason },
+        e @ HandshakeError::Downgrade(_) => ReintError::Refused { addr: peer.addr.to_string(), reason: e.to_string() },
     })
 }
 

@@ -18,6 +18,7 @@ use batch::FdCache;
 use session::session_thread;
 use crate::dirtylog::DirtyLog;
 use crate::sys::HeldDir;
+use crate::wire::Protocol;
 use crate::locks::Locked;
 use std::collections::HashMap;
 use std::io;
@@ -63,11 +64,13 @@ pub struct ReplicaConfig {
     /// The addresses the primary may connect from (the peer node's configured addresses); a
     /// connection from any other is closed at once and counted. Empty: any (tests, benches).
     pub allowed_peers: Vec<IpAddr>,
+    /// The protocol versions this side speaks (wire::Protocol; lowered only by croft's tests).
+    pub protocol: Protocol,
 }
 
 impl ReplicaConfig {
     pub fn new(dir: impl Into<PathBuf>, listen: SocketAddr, key: Vec<u8>) -> ReplicaConfig {
-        ReplicaConfig { dir: dir.into(), listen, key, dirty_log: None, allowed_peers: Vec::new() }
+        ReplicaConfig { dir: dir.into(), listen, key, dirty_log: None, allowed_peers: Vec::new(), protocol: Protocol::default() }
     }
 }
 
@@ -75,8 +78,10 @@ impl ReplicaConfig {
 pub struct ReplicaStatus {
     /// Authenticated sessions so far.
     pub sessions: u64,
-    /// Connections dropped in the handshake (wrong key, not a croft peer, silent).
+    /// Connections dropped in the handshake (wrong key, not a croft peer, silent, version).
     pub refused: u64,
+    /// Of `refused`: the primary's protocol version is older than this side speaks.
+    pub refused_version: u64,
     pub applied_ops: u64,
     /// The last sequence number acknowledged in the current (or last) session.
     pub acked_seq: u64,
@@ -109,6 +114,7 @@ struct Shared {
     key: Vec<u8>,
     dirty_log: Option<Arc<DirtyLog>>,
     allowed: Vec<IpAddr>,
+    protocol: Protocol,
     /// One primary at a time applies; a newer session takes it over (see `take_apply`).
     apply: Mutex<FdCache>,
     /// The session that holds (or is taking) `apply`.
@@ -137,6 +143,7 @@ impl Replica {
             key: config.key,
             dirty_log: config.dirty_log,
             allowed: config.allowed_peers.iter().map(|a| a.to_canonical()).collect(),
+            protocol: config.protocol,
             apply: Mutex::new(FdCache::default()),
             applier: Mutex::new(None),
             status: Mutex::new(ReplicaStatus::default()),

@@ -48,13 +48,17 @@ fn session(shared: &Shared, id: u64, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     wire::set_keepalive(&stream);
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    let (sealed, level) = match wire::handshake_replica(stream, &shared.key, deadline) {
+    let (sealed, level) = match wire::handshake_replica_at(stream, &shared.key, deadline, shared.protocol) {
         Ok(ok) => ok,
         Err(e) => {
             let mut st = shared.status.locked();
             st.refused += 1;
+            if matches!(e, HandshakeError::Version(_)) {
+                st.refused_version += 1;
+            }
             st.last_error = Some(match e {
-                HandshakeError::Refused(m) => m,
+                HandshakeError::Refused(m) | HandshakeError::Version(m) => m,
+                e @ HandshakeError::Downgrade(_) => e.to_string(),
                 HandshakeError::Io(e) => format!("handshake: {e}"),
             });
             return;

@@ -11,7 +11,10 @@ mod seal;
 #[cfg(test)]
 mod tests;
 
-pub use handshake::{handshake_primary, handshake_replica, session_psk, HandshakeError, MAGIC, NOISE_PARAMS, VERSION};
+pub use handshake::{
+    handshake_primary, handshake_primary_at, handshake_replica, handshake_replica_at, session_psk, version_refusals,
+    HandshakeError, Protocol, MAGIC, NOISE_PARAMS, VERSION, VERSION_MIN,
+};
 pub use seal::{
     is_tampered, set_keepalive, Sealed, Tampered,
     RECORD_BYTES_MAX, RECORD_PLAIN_MAX,

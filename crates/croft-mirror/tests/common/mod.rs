@@ -95,7 +95,7 @@ pub fn peer(addr: std::net::SocketAddr, level: AckLevel) -> PeerConfig {
 }
 
 pub fn replica(dir: &Path) -> Replica {
-    Replica::start(ReplicaConfig { dir: dir.to_path_buf(), listen: "127.0.0.1:0".parse().unwrap(), key: KEY.to_vec(), dirty_log: None, allowed_peers: Vec::new() })
+    Replica::start(ReplicaConfig { dir: dir.to_path_buf(), listen: "127.0.0.1:0".parse().unwrap(), key: KEY.to_vec(), dirty_log: None, allowed_peers: Vec::new(), protocol: Default::default() })
         .unwrap()
 }
 

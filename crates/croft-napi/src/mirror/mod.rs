@@ -38,7 +38,7 @@ mod reint;
 mod replica;
 
 use croft_mirror::{
-    AckLevel, FailMode, PeerConfig,
+    AckLevel, FailMode, PeerConfig, wire::Protocol,
 };
 use napi::bindgen_prelude::*;
 use napi::JsError;
@@ -116,6 +116,9 @@ pub struct MirrorPeerOptions {
     pub ack_level: String,
     pub ack_timeout_ms: Option<u32>,
     pub connect_timeout_ms: Option<u32>,
+    /// The newest protocol version this node speaks (absent: this build's). Lowered only by
+    /// croft's tests (CROFT_TEST_PROTOCOL_VERSION, src/protocol.ts).
+    pub protocol: Option<u32>,
 }
 
 struct PeerTarget {
@@ -125,6 +128,29 @@ struct PeerTarget {
     ack_level: AckLevel,
     ack_timeout_ms: u64,
     connect_timeout_ms: u64,
+    protocol: Protocol,
+}
+
+/// The versions a node speaks from the binding's `protocol` option (absent: this build's).
+pub(super) fn protocol_arg(v: Option<u32>) -> Result<Protocol> {
+    match v {
+        None => Ok(Protocol::default()),
+        Some(v) => Protocol::lowered(u16::try_from(v).unwrap_or(u16::MAX)).map_err(invalid),
+    }
+}
+
+/// This build's mirror protocol versions and the handshakes refused for their version so far.
+#[napi(object)]
+pub struct MirrorProtocolJs {
+    pub current: u32,
+    pub min: u32,
+    pub version_refusals: i64,
+}
+
+#[napi]
+pub fn mirror_protocol() -> MirrorProtocolJs {
+    let p = Protocol::default();
+    MirrorProtocolJs { current: p.current as u32, min: p.min as u32, version_refusals: croft_mirror::wire::version_refusals() as i64 }
 }
 
 impl PeerTarget {
@@ -140,6 +166,7 @@ impl PeerTarget {
             },
             ack_timeout_ms: p.ack_timeout_ms.unwrap_or(2000).max(1) as u64,
             connect_timeout_ms: p.connect_timeout_ms.unwrap_or(2000).max(1) as u64,
+            protocol: protocol_arg(p.protocol)?,
         })
     }
 
@@ -152,6 +179,7 @@ impl PeerTarget {
         c.ack_level = self.ack_level;
         c.ack_timeout_ms = self.ack_timeout_ms;
         c.connect_timeout_ms = self.connect_timeout_ms;
+        c.protocol = self.protocol;
         Ok(c)
     }
 }

@@ -29,12 +29,16 @@ pub struct MirrorReplicaOptions {
     /// The IP addresses the primary may connect from (the peer node's addresses); a connection
     /// from any other is closed at once and counted. Absent or empty: any.
     pub allowed_peers: Option<Vec<String>>,
+    /// The newest protocol version this node speaks (absent: this build's; lowered only by tests).
+    pub protocol: Option<u32>,
 }
 
 #[napi(object)]
 pub struct MirrorReplicaStatusJs {
     pub sessions: i64,
     pub refused: i64,
+    /// Of `refused`: the primary's protocol version is older than this side speaks.
+    pub refused_version: i64,
     pub applied_ops: i64,
     pub acked_seq: i64,
     pub connected: bool,
@@ -59,6 +63,7 @@ pub(super) fn replica_status_js(s: &ReplicaStatus) -> MirrorReplicaStatusJs {
     MirrorReplicaStatusJs {
         sessions: s.sessions as i64,
         refused: s.refused as i64,
+        refused_version: s.refused_version as i64,
         applied_ops: s.applied_ops as i64,
         acked_seq: s.acked_seq as i64,
         connected: s.connected,
@@ -112,6 +117,7 @@ impl MirrorReplica {
         let mut config = ReplicaConfig::new(PathBuf::from(&opts.dir), listen, opts.key.to_vec());
         config.dirty_log = log.as_ref().map(|l| Arc::clone(l.log()));
         config.allowed_peers = allowed_peers;
+        config.protocol = super::protocol_arg(opts.protocol)?;
         match Replica::start(config) {
             Ok(r) => Ok(MirrorReplica {
                 port: r.local_addr().port(),
