@@ -75,6 +75,11 @@ export const defaults = {
   mirror: {
     /** Synchronous replication is there for failover; a forwarded fsync still reaches the peer's disk. */
     ack: 'received',
+    /**
+     * Every change on the peer before its call returns (stronger than a local disk); 'on-sync' is
+     * the local-disk contract (README, "Replication contracts").
+     */
+    mode: 'every-change',
     /** A peer that does not ack within 2 s is treated as lost: the primary goes on ALONE rather than hang. */
     ackTimeoutMs: 2_000,
     /** Next to the heartbeat port (4800); dir i uses port + i. */

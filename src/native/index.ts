@@ -10,6 +10,7 @@ export {
   quarantineCopy,
   type AckLevel,
   type FailMode,
+  type SyncMode,
   type MirrorDirtyEntry,
   type MirrorDirtyLogOptions,
   type MirrorDirtyLogStatus,

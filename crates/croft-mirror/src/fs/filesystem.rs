@@ -145,8 +145,8 @@ impl Filesystem for MirrorFs {
         answer(reply, self.do_write(fh, offset, data), |reply, proof| written(reply, data.len() as u32, proof));
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        answer(reply, self.do_flush(), ok);
+    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        answer(reply, self.do_flush(fh), ok);
     }
 
     fn release(

@@ -28,7 +28,7 @@ mod meta;
 mod names;
 mod reply;
 
-use crate::link::{AckedOp, Replicator};
+use crate::link::{AckedOp, Replicator, SyncMode};
 use crate::apply;
 use crate::op::Op;
 use crate::sys::{self, HeldDir};
@@ -52,7 +52,8 @@ const TTL: Duration = Duration::from_secs(1);
 const GEN: Generation = Generation(0);
 
 enum HandleKind {
-    File { fd: OwnedFd, sync: bool, datasync_only: bool },
+    /// `writable`: opened for writing (its close is a sync point under `SyncMode::OnSync`).
+    File { fd: OwnedFd, sync: bool, datasync_only: bool, writable: bool },
     /// A directory listing taken at opendir: readdir offsets index into it.
     Dir { entries: Vec<(OsString, u64, u32)> },
 }
@@ -142,7 +143,9 @@ impl MirrorFs {
     }
 
     /// Hands the locally applied `ops` to the replicator, releases the order lock and waits for
-    /// the acknowledgement. `ops` empty: nothing changed, nothing to wait for.
+    /// the acknowledgement: always under `SyncMode::EveryChange`, under `OnSync` only when the
+    /// ops make data durable (an `Fsync`, as a write on an O_SYNC/O_DSYNC descriptor carries).
+    /// `ops` empty: nothing changed, nothing to wait for.
     fn commit(&self, guard: MutexGuard<'_, ()>, ops: &[Op]) -> Result<AckedOp, Errno> {
         if ops.is_empty() {
             drop(guard);
@@ -150,9 +153,14 @@ impl MirrorFs {
         }
         let ticket = self.repl.replicate(ops);
         drop(guard);
+        let sync_point = ops.iter().any(|op| matches!(op, Op::Fsync { .. }));
         // Err: fenced (FailMode::Fence), or closing while blocked (FailMode::Block): applied
         // locally, never acknowledged.
-        self.repl.wait(ticket).map_err(|()| Errno::EIO)
+        self.repl.settle(ticket, sync_point).map_err(|()| Errno::EIO)
+    }
+
+    fn on_sync(&self) -> bool {
+        self.repl.mode() == SyncMode::OnSync
     }
 
     /// Applies a path-based operation locally (same code as the replica) and commits it.

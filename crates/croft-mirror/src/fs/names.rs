@@ -104,7 +104,8 @@ impl MirrorFs {
         let a = self.lookup_path(&path)?;
         let sync = flags & (libc::O_SYNC | libc::O_DSYNC) != 0;
         let datasync_only = flags & libc::O_SYNC != libc::O_SYNC;
-        let fh = self.add_handle(a.ino.0, HandleKind::File { fd, sync, datasync_only });
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let fh = self.add_handle(a.ino.0, HandleKind::File { fd, sync, datasync_only, writable });
         Ok((a, fh, proof))
     }
 

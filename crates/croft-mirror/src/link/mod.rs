@@ -43,6 +43,20 @@ pub enum FailMode {
     Fence,
 }
 
+/// When an application's call waits for the peer (DESIGN.md, "Replication contracts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Every change is on the peer before its call returns (stronger than a local disk).
+    EveryChange,
+    /// The local-disk contract: changes stream to the peer in order as they happen, and only the
+    /// calls that make data durable (fsync, fdatasync, writes on O_SYNC/O_DSYNC descriptors,
+    /// msync, which reaches FUSE as fsync, and close) wait until everything before them is
+    /// acknowledged. What was sent and not acknowledged stays covered by the dirty log (marked
+    /// before it was applied) or, without one, by the in-memory list of unacknowledged extents,
+    /// which goes to the tracker when the peer is lost.
+    OnSync,
+}
+
 /// Where the peer is.
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -80,6 +94,9 @@ pub enum AckedBy {
     DirtyTracker,
     /// The file has no name any more (unlinked while open): nothing to replicate.
     Unnamed,
+    /// [`SyncMode::OnSync`], a change that does not make data durable: sent in order, its ack
+    /// is awaited by the next call that does (fsync, close...).
+    Streamed,
 }
 
 /// Proof that a change may be acknowledged to the application: the FUSE layer replies to a
@@ -163,6 +180,17 @@ struct State {
     /// Tickets handed out by `replicate` whose `wait` has not returned: a change between its
     /// local application and its dirty mark is one of them (reintegration freezes on zero).
     unresolved: u64,
+    /// [`SyncMode::OnSync`] without an activity log: the extents of changes sent and not yet
+    /// acknowledged, by last sequence number, in order. Pruned by acks; marked in the tracker
+    /// when the peer is lost (before any waiter is answered). Bounded by what the stream holds
+    /// in flight (a send blocks on a full window, and an ack timeout loses the peer).
+    unacked: std::collections::VecDeque<(u64, Vec<(PathBuf, u64, u64)>)>,
+    /// Marking `unacked` failed once the peer was lost: sync points fail (EIO) until a
+    /// reintegration went live.
+    unacked_unrecorded: bool,
+    /// A stream was attached at least once (at mount or by a reintegration): `level` is then
+    /// the ack level the peer acknowledges at.
+    attached: bool,
 }
 
 /// Extents recorded in memory while a reintegration runs, by path.
@@ -175,6 +203,8 @@ pub(crate) struct Replicator {
     dirty: Arc<dyn DirtyTracker>,
     /// The tracker has a durable log: mark before the local change (see [`DirtyTracker::activity_log`]).
     activity: bool,
+    /// When an application's call waits for the peer; fixed for the life of the mount.
+    mode: SyncMode,
     /// `Some` while a reintegration runs: every mark is also remembered here.
     recent: Mutex<Option<Recent>>,
     events: Option<EventSink>,
@@ -188,6 +218,7 @@ impl Replicator {
         level: AckLevel,
         ack_timeout_ms: u64,
         fail_mode: FailMode,
+        mode: SyncMode,
         dirty: Arc<dyn DirtyTracker>,
         events: Option<EventSink>,
     ) -> io::Result<Arc<Replicator>> {
@@ -196,6 +227,7 @@ impl Replicator {
             None => (None, None),
         };
         let lost = if stream.is_some() { None } else { Some(lost_reason.to_string()) };
+        let attached = stream.is_some();
         let activity = dirty.activity_log().is_some();
         let r = Arc::new(Replicator {
             tx: Mutex::new(Tx { stream, next_seq: 1, next_query: 1, frames: Vec::new() }),
@@ -218,10 +250,14 @@ impl Replicator {
                 queries_pending: 0,
                 replies_received: 0,
                 unresolved: 0,
+                unacked: std::collections::VecDeque::new(),
+                unacked_unrecorded: false,
+                attached,
             }),
             cv: Condvar::new(),
             dirty,
             activity,
+            mode,
             recent: Mutex::new(None),
             events,
             reader: Mutex::new(None),
@@ -317,6 +353,58 @@ impl Replicator {
         Ticket { seq: Some(sent), extents: Vec::new(), counted: false }
     }
 
+    /// The ack level of the current (or last) stream; `None` before any was attached.
+    pub(crate) fn ack_level(&self) -> Option<AckLevel> {
+        let st = self.state.locked();
+        st.attached.then_some(st.level)
+    }
+
+    /// The mount's [`SyncMode`].
+    pub(crate) fn mode(&self) -> SyncMode {
+        self.mode
+    }
+
+    /// Settles a ticket by the mount's [`SyncMode`]: under `EveryChange`, and for a
+    /// `sync_point` (a change that makes data durable, or a barrier), this is [`Self::wait`].
+    /// Under `OnSync` any other change that was sent returns at once (its extents, without an
+    /// activity log, stay listed until acked); one that could not be sent (the peer is known
+    /// lost) is handled by the fail mode at once, as `wait` does.
+    pub(crate) fn settle(&self, ticket: Ticket, sync_point: bool) -> Result<AckedOp, ()> {
+        if self.mode == SyncMode::EveryChange || sync_point || ticket.seq.is_none() {
+            return self.wait(ticket);
+        }
+        let mut st = self.state.locked();
+        if st.lost.is_some() {
+            // Lost between the send and now: its extents must reach the tracker before the
+            // call returns, as under `EveryChange`.
+            drop(st);
+            return self.wait(ticket);
+        }
+        let Ticket { seq, extents, counted } = ticket;
+        let seq = seq.unwrap_or(0);
+        if !extents.is_empty() && st.acked < seq {
+            st.unacked.push_back((seq, extents));
+        }
+        if counted {
+            st.unresolved -= 1;
+            self.cv.notify_all();
+        }
+        Ok(AckedOp { seq, by: AckedBy::Streamed, _private: () })
+    }
+
+    /// The peer is lost (the caller holds the state lock): the extents sent under `OnSync` and
+    /// never acknowledged go to the tracker now, before any waiter is answered. A failure to
+    /// record them makes every later sync point fail (EIO) for the life of the mount.
+    fn mark_unacked(&self, st: &mut State) {
+        while let Some((_, extents)) = st.unacked.pop_front() {
+            for (path, offset, len) in extents {
+                if self.mark(&path, offset, len).is_err() {
+                    st.unacked_unrecorded = true;
+                }
+            }
+        }
+    }
+
     /// Waits until the ticket is acknowledged by the peer, or — once the peer is lost — handles
     /// it by the fail mode. `Err` when fenced, or when the mirror is closing under `Block` (the
     /// caller answers EIO: the change is applied locally but could not be acknowledged).
@@ -343,7 +431,11 @@ impl Replicator {
                 }
             }
             if st.lost.is_some() || ticket.seq.is_none() || st.generation != generation {
+                if st.lost.is_some() {
+                    self.mark_unacked(&mut st);
+                }
                 match st.fail_mode {
+                    FailMode::Alone if st.unacked_unrecorded => return Err(()),
                     FailMode::Alone => {
                         st.alone_ops += 1;
                         drop(st);
