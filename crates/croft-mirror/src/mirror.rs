@@ -243,6 +243,9 @@ impl Mirror {
             }
         }
         self.stop_clearer();
+        // What the unmount wrote back (the writeback cache of an on-sync mount) was streamed:
+        // give the peer its ack timeout to acknowledge it before the stream closes.
+        let _ = self.repl.all_acked();
         self.repl.close();
         result
     }

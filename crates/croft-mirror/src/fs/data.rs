@@ -17,9 +17,20 @@ pub(super) fn backing_flags(flags: i32) -> i32 {
 }
 
 impl MirrorFs {
+    /// [`backing_flags`], read-write instead of write-only under the writeback cache: the kernel
+    /// then reads pages through any descriptor of the file (to fill a partly written page).
+    pub(super) fn backing(&self, flags: i32) -> i32 {
+        let f = backing_flags(flags);
+        if self.writeback && f & libc::O_ACCMODE == libc::O_WRONLY {
+            (f & !libc::O_ACCMODE) | libc::O_RDWR
+        } else {
+            f
+        }
+    }
+
     pub(super) fn do_open(&self, ino: INodeNo, flags: OpenFlags) -> Result<FileHandle, Errno> {
         let path = self.path(ino)?;
-        let fd = self.dir.open_at(&path, backing_flags(flags.0), 0).map_err(errno)?;
+        let fd = self.dir.open_at(&path, self.backing(flags.0), 0).map_err(errno)?;
         if flags.0 & libc::O_TRUNC != 0 && flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
             // Only with atomic_o_trunc, which croft does not ask for; handled all the same.
             let guard = self.order.locked();

@@ -27,6 +27,7 @@ mod filesystem;
 mod meta;
 mod names;
 mod reply;
+mod tuning;
 
 use crate::link::{AckedOp, Replicator, SyncMode};
 use crate::apply;
@@ -46,9 +47,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use crate::locks::Locked;
 
-/// Attribute and entry cache time. Nothing but this filesystem changes the directory underneath
-/// while it is mounted, so the kernel's cache stays right; 1 s bounds the damage if someone does.
-const TTL: Duration = Duration::from_secs(1);
+/// Attribute and entry cache time: see [`tuning`] (nothing but this filesystem changes the
+/// directory underneath while it is mounted, so the kernel's cache stays right).
+fn ttl() -> Duration {
+    tuning::tuning().ttl
+}
 const GEN: Generation = Generation(0);
 
 enum HandleKind {
@@ -72,6 +75,9 @@ pub(crate) struct MirrorFs {
     /// Shared with the mirror: reintegration and verify take it to stop changes for a moment.
     order: Arc<Mutex<()>>,
     repl: Arc<Replicator>,
+    /// The kernel's writeback cache is on (set at init): it may read through a descriptor opened
+    /// write-only, so those are opened read-write underneath.
+    writeback: bool,
 }
 
 fn errno(e: io::Error) -> Errno {
@@ -95,6 +101,7 @@ impl MirrorFs {
             next_fh: AtomicU64::new(1),
             order,
             repl,
+            writeback: false,
         })
     }
 
