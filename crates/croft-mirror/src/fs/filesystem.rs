@@ -181,7 +181,8 @@ impl Filesystem for MirrorFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        answer(reply, self.do_opendir(ino), |reply, fh| reply.opened(fh, FopenFlags::empty()));
+        let flags = if tuning().cache_dir { FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+        answer(reply, self.do_opendir(ino), |reply, fh| reply.opened(fh, flags));
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
