@@ -5,12 +5,13 @@
 // nodes: every committed row must be on the survivor, the killed node must come back as SECOND by a
 // reintegration from the dirty log, and `croft mirror verify` must find both sides identical.
 // Figures are printed on lines starting with '# '. `mode` runs the module in that replication mode
-// (appended to its module.yaml; absent: the module's own, every-change by default).
+// (appended to its module.yaml; absent: the module's own, on-sync by default).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, test } from 'vitest';
+import { defaults } from '../../src/config/defaults.js';
 import { Lab } from '../../top/lab/index.js';
 import { firstEventAfter, sleep, stats, waitFor, type LogLine } from './cluster.js';
 import { assertContainsAll, Committer, type CommitterClient } from './committer.js';
@@ -160,7 +161,7 @@ export function mirrorAppSuite(app: MirrorApp): void {
       }
       await client.stop();
       const s = stats(failoverMs);
-      assert.equal((await status(lab, prim))?.mode, app.mode ?? 'every-change', 'the mode the module ran in');
+      assert.equal((await status(lab, prim))?.mode, app.mode ?? defaults.mirror.mode, 'the mode the module ran in');
       console.log(`# ${module}${modeNote} failover (kill of the PRIM -> first commit through the VIP on the other node), ${failoverMs.length} runs: `
         + `min ${s.min} ms, median ${s.median} ms, max ${s.max} ms (${failoverMs.join(', ')}; heartbeat timeout 500 ms)`);
       console.log(`# ${module}${modeNote}: ${client.acks.length} rows committed in all, ${client.attempted} sent, ${client.connections} sessions; failed statements: ${client.failures.length}`);

@@ -40,6 +40,6 @@ const app: MirrorApp = {
   serverLog: `/var/log/croft/${MODULE}.log`,
 };
 
+// In the default mode (on-sync), then in every-change: every committed row on the survivor.
 mirrorAppSuite(app);
-// The on-sync mode: the same rounds, every committed row on the survivor.
-mirrorAppSuite({ ...app, tag: 'mms', mode: 'on-sync', kills: 2 });
+mirrorAppSuite({ ...app, tag: 'mme', mode: 'every-change', kills: 2 });

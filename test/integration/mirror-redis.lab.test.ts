@@ -33,6 +33,6 @@ const app: MirrorApp = {
   serverLog: `/var/log/croft/${MODULE}.log`,
 };
 
+// In the default mode (on-sync), then in every-change: every committed row on the survivor.
 mirrorAppSuite(app);
-// The on-sync mode: the same rounds, every committed row on the survivor.
-mirrorAppSuite({ ...app, tag: 'rms', mode: 'on-sync', kills: 2 });
+mirrorAppSuite({ ...app, tag: 'rme', mode: 'every-change', kills: 2 });

@@ -136,14 +136,14 @@ test('every mirror key converts into MirrorConfig', () => {
   assert.equal(moduleOf(dir, 'web').mirror, undefined);
 });
 
-test('defaults: received, every-change, 2000 ms, port 4810, first LAN, 256 KiB zones, no witness, peer wait 2 × heartbeat timeout', () => {
+test('defaults: received, on-sync, 2000 ms, port 4810, first LAN, 256 KiB zones, no witness, peer wait 2 × heartbeat timeout', () => {
   const db = moduleOf(writeDir({ 'modules/db.yaml': minimal }), 'db');
   assert.deepEqual(db.mirror, {
     vip: '10.77.0.100',
     interface: null,
     dirs: ['/srv/db'],
     ack: 'received',
-    mode: 'every-change',
+    mode: 'on-sync',
     ackTimeoutMs: 2000,
     port: 4810,
     lan: 0,
