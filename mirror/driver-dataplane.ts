@@ -12,6 +12,7 @@ import {
   lazyUnmount,
   quarantineCopy,
   type AckLevel,
+  type SyncMode,
   type MirrorPeerOptions,
   type MirrorReplicaOptions,
   type MirrorLinkStatus,
@@ -41,6 +42,8 @@ export interface DataPlaneOptions {
   port: number;
   key: Buffer;
   ack: AckLevel;
+  /** When the application's calls wait for the peer (config `mode`). */
+  mode: SyncMode;
   ackTimeoutMs: number;
   zoneBytes: number;
   /** The data plane's own report that the peer was lost (ack timeout, stream closed). */
@@ -163,7 +166,7 @@ export class MirrorDataPlane {
     this.stopReplicas();
     try {
       for (const [i, dir] of this.o.dirs.entries()) {
-        const m = await MirrorMount.mount({ dir, failMode: this.#writingAlone ? 'alone' : 'block', dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes } });
+        const m = await MirrorMount.mount({ dir, failMode: this.#writingAlone ? 'alone' : 'block', mode: this.o.mode, dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes } });
         m.onEvent((ev) => this.o.onPeerLost(ev.reason));
         this.#mounts.push(m);
       }
@@ -220,8 +223,12 @@ export class MirrorDataPlane {
   }
 
   /** Each mount's stream to the peer (empty when not mounted). */
-  linkStatus(): MirrorLinkStatus[] {
-    return this.#mounts.map((m) => m.status().link);
+  /** Each mount's stream, with the mode and ack level the mount itself reports. */
+  linkStatus(): (MirrorLinkStatus & { mode: SyncMode; ackLevel: AckLevel | null })[] {
+    return this.#mounts.map((m) => {
+      const s = m.status();
+      return { ...s.link, mode: s.mode, ackLevel: s.ackLevel };
+    });
   }
 
   /** Every mount holds a connected stream to the peer. */

@@ -89,6 +89,7 @@ export function realMirrorEffects(o: RealEffectsOptions, hooks: MirrorHooks): Mi
     port: mirror.port,
     key: o.cluster.key,
     ack: mirror.ack,
+    mode: mirror.mode,
     ackTimeoutMs: mirror.ackTimeoutMs,
     zoneBytes: mirror.zoneBytes,
     onPeerLost: (reason) => hooks.peerLost(reason),

@@ -43,6 +43,8 @@ export interface MirrorDetail {
   peerView: PeerView | null;
   link: boolean;
   ack: 'received' | 'durable';
+  /** When the application's calls wait for the peer (config `mode`). */
+  mode: 'every-change' | 'on-sync';
   dirs: string[];
   mounted: boolean;
   fenced: boolean;
@@ -66,7 +68,8 @@ export interface MirrorDetail {
    */
   replicas: ({ sessions: number; connected: boolean; appliedOps: number; lastError: string | null; refused: number; tampered: number; rejected: number } | null)[];
   /** This node's streams to the peer's replicas (PRIM, ALONE), one per mounted dir. */
-  links: { connected: boolean; lostReason: string | null; tampered: number }[];
+  /** mode, ackLevel: as the mount reports them (ackLevel null until a stream was attached). */
+  links: { connected: boolean; lostReason: string | null; tampered: number; mode: 'every-change' | 'on-sync'; ackLevel: 'received' | 'durable' | null }[];
 }
 
 /** Payload of the 'transition' event (as ModuleRuntime's). */
@@ -110,6 +113,7 @@ export function mirrorDetail(i: DetailInput): MirrorDetail {
     peerView: m.peer,
     link: m.link,
     ack: mirror.ack,
+    mode: mirror.mode,
     dirs: mirror.dirs,
     mounted: dp.mounted,
     fenced: dp.fenced,
@@ -126,6 +130,6 @@ export function mirrorDetail(i: DetailInput): MirrorDetail {
     lastReintegration: i.lastReintegration,
     replicas: dp.replicaStatus().map((s) =>
       s ? { sessions: s.sessions, connected: s.connected, appliedOps: s.appliedOps, lastError: s.lastError, refused: s.refused, tampered: s.tampered, rejected: s.rejectedPeers + s.rejectedBusy } : null),
-    links: dp.linkStatus().map((l) => ({ connected: l.connected, lostReason: l.lostReason, tampered: l.tampered })),
+    links: dp.linkStatus().map((l) => ({ connected: l.connected, lostReason: l.lostReason, tampered: l.tampered, mode: l.mode, ackLevel: l.ackLevel })),
   };
 }

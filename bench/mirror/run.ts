@@ -2,10 +2,13 @@
 // on this machine (a lab of two nodes without daemons: the data node n1 and its peer n2, joined
 // by the lab's veth/bridge LAN).
 //   1. storage: sequential 1 MiB writes, 4 KiB random writes each followed by fdatasync, creating
-//      100,000 small files; on (a) n1's local disk, (b) bindfs (a plain FUSE passthrough, no
-//      replication), (c) croft's mirror to n2, ack `received`, (d) ack `durable`;
+//      100,000 small files; on n1's local disk, bindfs (a plain FUSE passthrough, no
+//      replication), croft's mount with no peer (the FUSE ceiling), and croft's mirror to n2 in
+//      both modes (every-change, on-sync) at both ack levels (received, durable), with the durable
+//      dirty log as the daemon mounts it (--modes picks some; `<mode>+k=v/k=v` runs a mode with
+//      CROFT_MIRROR_TUNING k=v,k=v, to compare FUSE settings side by side in one run);
 //   2. pgbench TPS of PostgreSQL (modules/postgresql-mirror's start_prim) on a local data
-//      directory vs the same on croft's mirror to n2 (ack received);
+//      directory vs the same on croft's mirror to n2 (ack received, both modes: --pg-modes);
 //   3. reintegration of a 1 GiB tree with 1% changed (64 KiB chunks) and of 1,000,000 small files
 //      with 1,000 rewritten: croft from its dirty log, croft's full sync (tree compare + zone
 //      checksums), and rsync (daemon on the peer, `rsync -a --delete`), time and bytes sent.
@@ -20,6 +23,8 @@ import { Lab } from '../../top/lab/index.js';
 import { repoRoot } from '../../src/paths.js';
 import type { WorkloadResult } from './workload.js';
 
+const ALL_WORKLOADS = ['seq-1mib', 'seq-4k', 'random-4k-fsync', 'small-files', 'random-4k-read', 'walk'];
+
 const { values: opt } = parseArgs({
   options: {
     'seq-mib': { type: 'string', default: '256' },
@@ -32,6 +37,11 @@ const { values: opt } = parseArgs({
     'pgbench-scale': { type: 'string', default: '10' },
     'pgbench-clients': { type: 'string', default: '4' },
     rounds: { type: 'string', default: '1' },
+    modes: { type: 'string', default: 'local,bindfs,alone-on-sync,every-change-received,every-change-durable,on-sync-received,on-sync-durable' },
+    'pg-modes': { type: 'string', default: 'local,every-change-received,on-sync-received' },
+    threads: { type: 'string' },
+    'no-dirty-log': { type: 'boolean', default: false },
+    workloads: { type: 'string', default: ALL_WORKLOADS.join(',') },
     out: { type: 'string', default: path.join(repoRoot, 'bench', 'mirror', 'last-run.json') },
     summary: { type: 'string' },
   },
@@ -39,9 +49,27 @@ const { values: opt } = parseArgs({
 
 const log = (s: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
 
-type Mode = 'local' | 'bindfs' | 'mirror-received' | 'mirror-durable';
-const MODES: Mode[] = ['local', 'bindfs', 'mirror-received', 'mirror-durable'];
-const WORKLOADS = ['seq-1mib', 'random-4k-fsync', 'small-files'] as const;
+/**
+ * A mode of the storage runs: 'local', 'bindfs', 'alone-<sync mode>' (croft's mount, no peer),
+ * '<sync mode>-<ack>' (croft's mirror to n2), each optionally '+k=v/k=v' (CROFT_MIRROR_TUNING).
+ */
+type Mode = string;
+interface ModeSpec { kind: 'local' | 'bindfs' | 'croft'; sync?: 'every-change' | 'on-sync'; ack?: 'received' | 'durable'; peer: boolean; tuning: string }
+
+function parseMode(m: Mode): ModeSpec {
+  const [base = '', tuning = ''] = m.split('+', 2);
+  const t = tuning.replaceAll('/', ',');
+  if (base === 'local' || base === 'bindfs') return { kind: base, peer: false, tuning: t };
+  const alone = /^alone-(every-change|on-sync)$/.exec(base);
+  if (alone) return { kind: 'croft', sync: alone[1] as 'every-change' | 'on-sync', peer: false, tuning: t };
+  const mirrored = /^(every-change|on-sync)-(received|durable)$/.exec(base);
+  if (mirrored) return { kind: 'croft', sync: mirrored[1] as 'every-change' | 'on-sync', ack: mirrored[2] as 'received' | 'durable', peer: true, tuning: t };
+  throw new Error(`unknown mode ${m}: expected local, bindfs, alone-every-change, alone-on-sync or <every-change|on-sync>-<received|durable>, optionally +key=value/key=value`);
+}
+const MODES: Mode[] = String(opt.modes).split(',').filter(Boolean);
+const WORKLOADS = String(opt.workloads).split(',').filter(Boolean);
+for (const w of WORKLOADS) if (!ALL_WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}: expected some of ${ALL_WORKLOADS.join(', ')}`);
+MODES.forEach(parseMode);
 const BASE = '/srv/croft/bench';
 const PORT = 4899;
 
@@ -78,55 +106,67 @@ async function stopReplica(child: ChildProcess): Promise<void> {
 
 async function one(lab: Lab, mode: Mode, workload: string, round: number): Promise<Row> {
   const key = crypto.randomBytes(32).toString('hex');
-  const dir = `${BASE}/${mode}`;
-  await must(lab, 'n1', ['sh', '-c', `rm -rf ${BASE}/bindfs-src ${dir} && mkdir -p ${dir}`]);
+  const spec = parseMode(mode);
+  const dir = `${BASE}/data`;
+  const logDir = `${BASE}/dirty-log`;
+  await must(lab, 'n1', ['sh', '-c', `rm -rf ${BASE}/bindfs-src ${dir} ${logDir} && mkdir -p ${dir}`]);
   let replica: ChildProcess | null = null;
   const args = ['--dir', dir, '--workload', workload, '--seq-mib', String(opt['seq-mib']),
     '--random-ops', String(opt['random-ops']), '--small-files', String(opt['small-files'])];
   try {
-    if (mode === 'bindfs') {
+    if (spec.kind === 'bindfs') {
       await must(lab, 'n1', ['mkdir', '-p', `${BASE}/bindfs-src`]);
       await must(lab, 'n1', ['bindfs', '--no-allow-other', `${BASE}/bindfs-src`, dir]);
     }
-    if (mode.startsWith('mirror')) {
-      await must(lab, 'n2', ['sh', '-c', `rm -rf ${BASE}/replica && mkdir -p ${BASE}/replica`]);
-      replica = await startReplica(lab, `${BASE}/replica`, key);
-      args.push('--mirror', '--peer', lab.nodeAddress('n2'), '--port', String(PORT), '--key', key,
-        '--ack', mode === 'mirror-durable' ? 'durable' : 'received');
+    if (spec.kind === 'croft') {
+      args.push('--mirror', '--mode', spec.sync!);
+      if (opt.threads) args.push('--threads', String(opt.threads));
+      if (spec.peer) {
+        await must(lab, 'n2', ['sh', '-c', `rm -rf ${BASE}/replica && mkdir -p ${BASE}/replica`]);
+        replica = await startReplica(lab, `${BASE}/replica`, key);
+        args.push('--peer', lab.nodeAddress('n2'), '--port', String(PORT), '--key', key, '--ack', spec.ack!);
+        if (!opt['no-dirty-log']) args.push('--dirty-log', logDir);
+      }
     }
     await must(lab, 'n1', ['sync']);
-    const out = await must(lab, 'n1', [...node('workload.js'), ...args]);
+    const r0 = await lab.exec('n1', [...node('workload.js'), ...args], { timeoutMs: 600_000, env: spec.tuning ? { CROFT_MIRROR_TUNING: spec.tuning } : {} });
+    if (r0.code !== 0) throw new Error(`workload ${workload} in ${mode} failed (${r0.code}): ${r0.stderr || r0.stdout}`);
+    const out = r0.stdout;
     const r = JSON.parse(out.trim().split('\n').pop()!) as WorkloadResult;
-    if (r.link && (!r.link.connected || r.link.aloneOps > 0)) {
+    if (spec.peer && r.link && (!r.link.connected || r.link.aloneOps > 0)) {
       throw new Error(`${mode} ${workload}: the mirror lost its peer during the run (${JSON.stringify(r.link)})`);
     }
     return { ...r, mode, round };
   } finally {
-    if (mode === 'bindfs') await lab.exec('n1', ['fusermount3', '-u', dir]);
+    if (spec.kind === 'bindfs') await lab.exec('n1', ['fusermount3', '-u', dir]);
     if (replica) await stopReplica(replica);
   }
 }
 
 // ---- 2. pgbench ----------------------------------------------------------------------------
 
-interface PgbenchRow { mode: 'local' | 'mirror-received'; tps: number; latencyMs: number; transactions: number }
+interface PgbenchRow { mode: Mode; tps: number; latencyMs: number; transactions: number }
 
 const PG_MODULE = path.join(repoRoot, 'modules', 'postgresql-mirror');
 
 async function pgbench(lab: Lab): Promise<PgbenchRow[]> {
   const rows: PgbenchRow[] = [];
-  for (const mode of ['local', 'mirror-received'] as const) {
+  for (const mode of String(opt['pg-modes']).split(',').filter(Boolean)) {
+    const spec = parseMode(mode);
+    if (spec.kind === 'bindfs' || (spec.kind === 'croft' && !spec.peer)) throw new Error(`--pg-modes: ${mode} is not local or a mirror to n2`);
     const dir = `${BASE}/pg-${mode}`;
     const env = { CROFT_MIRROR_DIR_0: dir, CROFT_MODULE: `bench-pg-${mode}`, CROFT_NODE: 'n1', CROFT_VIP: 'none', CROFT_STATE: 'ALONE' };
     await must(lab, 'n1', ['sh', '-c', `rm -rf ${dir} && mkdir -p ${dir}`]);
     let replica: ChildProcess | null = null;
     let hold: ChildProcess | null = null;
     try {
-      if (mode !== 'local') {
+      if (spec.kind === 'croft') {
         const key = crypto.randomBytes(32).toString('hex');
         await must(lab, 'n2', ['sh', '-c', `rm -rf ${BASE}/pg-replica && mkdir -p ${BASE}/pg-replica`]);
         replica = await startReplica(lab, `${BASE}/pg-replica`, key);
-        hold = lab.spawn('n1', [...node('hold.js'), dir, lab.nodeAddress('n2'), String(PORT), key, 'received'], { stdio: ['pipe', 'pipe', 'inherit'] });
+        const holdArgs = [dir, lab.nodeAddress('n2'), String(PORT), key, spec.ack!, spec.sync!, ...(opt['no-dirty-log'] ? [] : [`${BASE}/pg-dirty-log`])];
+        await must(lab, 'n1', ['rm', '-rf', `${BASE}/pg-dirty-log`]);
+        hold = lab.spawn('n1', [...node('hold.js'), ...holdArgs], { stdio: ['pipe', 'pipe', 'inherit'], ...(spec.tuning ? { env: { CROFT_MIRROR_TUNING: spec.tuning } } : {}) });
         await new Promise<void>((resolve, reject) => {
           hold!.stdout!.once('data', () => resolve());
           hold!.once('exit', (c) => reject(new Error(`hold.js exited (${c})`)));
@@ -167,7 +207,7 @@ async function pgbench(lab: Lab): Promise<PgbenchRow[]> {
 function pgbenchSummary(rows: PgbenchRow[]): string {
   const local = rows.find((r) => r.mode === 'local');
   const lines = ['| pgbench (TPC-B like) | TPS | latency (ms) | vs local |', '|---|---:|---:|---:|'];
-  for (const r of rows) lines.push(`| ${r.mode === 'local' ? 'local data directory' : 'croft mirror to n2 (received)'} | ${r.tps.toFixed(0)} | ${r.latencyMs.toFixed(2)} | ${local ? (r.tps / local.tps).toFixed(2) : '-'} |`);
+  for (const r of rows) lines.push(`| ${r.mode === 'local' ? 'local data directory' : `croft mirror to n2, ${r.mode}`} | ${r.tps.toFixed(0)} | ${r.latencyMs.toFixed(2)} | ${local ? (r.tps / local.tps).toFixed(2) : '-'} |`);
   return lines.join('\n');
 }
 
@@ -270,24 +310,25 @@ function reintegrationSummary(rows: ReintegrationRow[]): string {
 // ---- report --------------------------------------------------------------------------------
 
 function rate(r: Row): number {
-  return r.workload === 'seq-1mib' ? r.bytes / (1 << 20) / r.seconds : r.ops / r.seconds;
+  return r.workload === 'seq-1mib' || r.workload === 'seq-4k' ? r.bytes / (1 << 20) / r.seconds : r.ops / r.seconds;
 }
-const unit = (w: string) => (w === 'seq-1mib' ? 'MiB/s' : w === 'random-4k-fsync' ? 'writes+fdatasync/s' : 'files/s');
+const unit = (w: string) => ({ 'seq-1mib': 'MiB/s', 'seq-4k': 'MiB/s', 'random-4k-fsync': 'writes+fdatasync/s', 'small-files': 'files/s', 'random-4k-read': 'reads/s', walk: 'entries/s' })[w] ?? 'ops/s';
 
 function best(rows: Row[], mode: Mode, workload: string): number {
   const rs = rows.filter((r) => r.mode === mode && r.workload === workload).map(rate);
   return rs.length ? Math.max(...rs) : NaN;
 }
 
+/** One table: each mode's rate, then (second table) each mode's ratio to the local disk. */
 function summary(rows: Row[]): string {
-  const lines = [
-    '| workload | (a) local disk | (b) bindfs (plain FUSE) | (c) croft mirror, received | (d) croft mirror, durable | (c)/(a) | (c)/(b) | (d)/(b) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
-  ];
+  const modes = [...new Set(rows.map((r) => r.mode))];
+  const f = (x: number) => (Number.isNaN(x) ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(1));
+  const lines = [`| workload | ${modes.join(' | ')} |`, `|---|${modes.map(() => '---:').join('|')}|`];
+  for (const w of WORKLOADS) lines.push(`| ${w} (${unit(w)}) | ${modes.map((m) => f(best(rows, m, w))).join(' | ')} |`);
+  lines.push('', `| ratio to local | ${modes.join(' | ')} |`, `|---|${modes.map(() => '---:').join('|')}|`);
   for (const w of WORKLOADS) {
-    const [a, b, c, d] = MODES.map((m) => best(rows, m, w)) as [number, number, number, number];
-    const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
-    lines.push(`| ${w} (${unit(w)}) | ${f(a)} | ${f(b)} | ${f(c)} | ${f(d)} | ${(c / a).toFixed(2)} | ${(c / b).toFixed(2)} | ${(d / b).toFixed(2)} |`);
+    const local = best(rows, 'local', w);
+    lines.push(`| ${w} | ${modes.map((m) => (best(rows, m, w) / local).toFixed(2)).join(' | ')} |`);
   }
   return lines.join('\n');
 }

@@ -75,6 +75,13 @@ export const defaults = {
   mirror: {
     /** Synchronous replication is there for failover; a forwarded fsync still reaches the peer's disk. */
     ack: 'received',
+    /**
+     * The local-disk contract (README, mirror): changes stream to the peer, fsync/O_SYNC/msync/close
+     * wait for all before them. Every lab suite that kills the PRIM under acknowledged writes
+     * (failover, PostgreSQL, MariaDB, Redis, reintegration, split brain) passed unchanged in it.
+     * 'every-change' (every change on the peer before its call returns) is the stronger one.
+     */
+    mode: 'on-sync',
     /** A peer that does not ack within 2 s is treated as lost: the primary goes on ALONE rather than hang. */
     ackTimeoutMs: 2_000,
     /** Next to the heartbeat port (4800); dir i uses port + i. */

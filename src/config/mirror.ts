@@ -26,6 +26,7 @@ export const mirrorProperties: Record<string, JsonSchema> = {
     expect: 'a list of absolute directory paths (the replicated directories)',
   },
   ack: { type: 'string', enum: ['received', 'durable'] },
+  mode: { type: 'string', enum: ['every-change', 'on-sync'] },
   ack_timeout_ms: ms(10, 600_000),
   port,
   lan: {
@@ -188,6 +189,7 @@ export function toMirrorConfig(d: Raw, o: { clusterName: string; moduleName: str
     interface: vip === null ? null : (d.interface ?? null),
     dirs: [...d.dirs],
     ack: d.ack ?? defaults.mirror.ack,
+    mode: d.mode ?? defaults.mirror.mode,
     ackTimeoutMs: d.ack_timeout_ms ?? defaults.mirror.ackTimeoutMs,
     port: d.port ?? defaults.mirror.port,
     lan: lan < 0 ? 0 : lan,

@@ -142,6 +142,12 @@ export interface MirrorConfig {
   dirs: string[];
   /** `received`: a write returns once the peer applied it; `durable`: once the peer fsync'd it. */
   ack: 'received' | 'durable';
+  /**
+   * `every-change`: each change is on the peer (at `ack`) before its call returns; `on-sync`:
+   * changes stream to the peer in order, and fsync, fdatasync, O_SYNC/O_DSYNC writes, msync and
+   * close return once everything before them is acknowledged at `ack`.
+   */
+  mode: 'every-change' | 'on-sync';
   /** Beyond this without an ack the peer is lost and the primary goes on ALONE. */
   ackTimeoutMs: number;
   /** Replication TCP port of dirs[0]; dirs[i] uses port + i. */

@@ -11,6 +11,7 @@ export {
   quarantineCopy,
   type AckLevel,
   type FailMode,
+  type SyncMode,
   type MirrorDirtyEntry,
   type MirrorDirtyLogOptions,
   type MirrorDirtyLogStatus,

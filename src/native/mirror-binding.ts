@@ -54,8 +54,9 @@ export interface NativeMirrorMount extends Omit<NativeDirtyReader, 'dirtyPaths'>
   dirtyBytes(): number;
   dirtyBytesAsync(): Promise<number>;
   readonly dir: string;
-  status(): Omit<MirrorStatus, 'ackLevel' | 'failMode' | 'link'> & {
+  status(): Omit<MirrorStatus, 'ackLevel' | 'mode' | 'failMode' | 'link'> & {
     ackLevel?: string | null;
+    mode: string;
     failMode: string;
     link: Omit<MirrorLinkStatus, 'lostReason'> & { lostReason?: string | null };
   };
@@ -82,6 +83,7 @@ export interface NativeMirrorBinding {
       dir: string;
       peer?: MirrorPeerOptions;
       failMode?: string;
+      mode?: string;
       threads?: number;
       dirtyLog?: MirrorDirtyLogOptions;
     }): Promise<NativeMirrorMount>;

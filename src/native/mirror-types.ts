@@ -7,6 +7,13 @@ export type AckLevel = 'received' | 'durable';
  * return (`alone`), or fail with EIO at once (`fence`: this node gave up the primary role).
  */
 export type FailMode = 'block' | 'alone' | 'fence';
+/**
+ * When an application's call waits for the peer (DESIGN.md, "Replication contracts"):
+ * `every-change`: every change is on the peer before its call returns; `on-sync`: changes stream
+ * in order, and fsync, fdatasync, O_SYNC/O_DSYNC writes, msync and close return only once all
+ * before them is acknowledged.
+ */
+export type SyncMode = 'every-change' | 'on-sync';
 
 export interface MirrorPeerOptions {
   host: string;
@@ -37,6 +44,8 @@ export interface MirrorMountOptions {
   peer?: MirrorPeerOptions;
   /** Default 'alone'. */
   failMode?: FailMode;
+  /** Default 'every-change'. */
+  mode?: SyncMode;
   /** FUSE worker threads (default 4, at most 64). */
   threads?: number;
   /**
@@ -78,6 +87,7 @@ export interface MirrorStatus {
   dir: string;
   /** null when mounted without a peer. */
   ackLevel: AckLevel | null;
+  mode: SyncMode;
   failMode: FailMode;
   /** false after unmount() (the counters are then the last ones). */
   mounted: boolean;

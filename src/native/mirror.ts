@@ -24,7 +24,7 @@ import { loadNative, nativeError } from './load.js';
 export * from './mirror-types.js';
 import type {
   FailMode, MirrorDirtyEntry, MirrorProtocolStatus, MirrorDirtyLogStatus, MirrorEvent, MirrorMountOptions,
-  MirrorPeerOptions, MirrorReintegrateOptions, MirrorReintegrationStatus, MirrorReplicaOptions, MirrorReplicaStatus, MirrorStatus, MirrorVerifyReport,
+  MirrorPeerOptions, MirrorReintegrateOptions, MirrorReintegrationStatus, MirrorReplicaOptions, MirrorReplicaStatus, MirrorStatus, MirrorVerifyReport, SyncMode,
 } from './mirror-types.js';
 import { reintegrationFromNative, type NativeDirtyReader, type NativeMirrorBinding, type NativeMirrorDirtyLog, type NativeMirrorMount, type NativeMirrorReplica } from './mirror-binding.js';
 
@@ -53,6 +53,10 @@ function mirrorError(what: string, err: unknown): CroftError {
 
 function assertFailMode(mode: string): asserts mode is FailMode {
   assert.ok(mode === 'block' || mode === 'alone' || mode === 'fence', `failMode must be 'block', 'alone' or 'fence', got ${mode}`);
+}
+
+function assertSyncMode(mode: string): asserts mode is SyncMode {
+  assert.ok(mode === 'every-change' || mode === 'on-sync', `mode must be 'every-change' or 'on-sync', got ${mode}`);
 }
 
 const ZONE_BYTES_MIN = 64 * 1024;
@@ -144,9 +148,10 @@ function assertMs(name: string, ms: number | undefined): void {
 }
 
 /**
- * The mirror mounted over a directory: every change made through it is applied locally, sent to
- * the peer in order, and the call returns once the peer acknowledged it (or, the peer lost, as
- * `failMode` says). Reads are local.
+ * The mirror mounted over a directory: every change made through it is applied locally and sent
+ * to the peer in order; the call returns once the peer acknowledged it (or, the peer lost, as
+ * `failMode` says): every call in mode `every-change`, the calls that make data durable (fsync,
+ * O_SYNC writes, close...) in mode `on-sync`. Reads are local.
  */
 export class MirrorMount {
   readonly dir: string;
@@ -171,6 +176,7 @@ export class MirrorMount {
   static async mount(opts: MirrorMountOptions): Promise<MirrorMount> {
     assert.ok(opts.dir.length > 0, 'dir is empty');
     if (opts.failMode !== undefined) assertFailMode(opts.failMode);
+    if (opts.mode !== undefined) assertSyncMode(opts.mode);
     if (opts.threads !== undefined) {
       assert.ok(Number.isInteger(opts.threads) && opts.threads >= 1 && opts.threads <= 64, `threads must be 1..64, got ${opts.threads}`);
     }
@@ -184,6 +190,7 @@ export class MirrorMount {
         dir: opts.dir,
         ...(peer === undefined ? {} : { peer: { ...peer } }),
         ...(opts.failMode === undefined ? {} : { failMode: opts.failMode }),
+        ...(opts.mode === undefined ? {} : { mode: opts.mode }),
         ...(opts.threads === undefined ? {} : { threads: opts.threads }),
         ...(opts.dirtyLog === undefined ? {} : { dirtyLog: { dir: opts.dirtyLog.dir, zoneBytes: opts.dirtyLog.zoneBytes } }),
       };
@@ -213,11 +220,14 @@ export class MirrorMount {
     const s = this.#native.status();
     const failMode = s.failMode;
     assertFailMode(failMode);
+    const mode = s.mode;
+    assertSyncMode(mode);
     const ackLevel = s.ackLevel ?? null;
     assert.ok(ackLevel === null || ackLevel === 'received' || ackLevel === 'durable', `bad ackLevel ${ackLevel}`);
     return {
       dir: s.dir,
       ackLevel,
+      mode,
       failMode,
       mounted: s.mounted,
       link: {

@@ -4,12 +4,14 @@
 // then the PRIM is killed (lab kill: SIGKILL of its daemon and its server) `kills` times, alternating
 // nodes: every committed row must be on the survivor, the killed node must come back as SECOND by a
 // reintegration from the dirty log, and `croft mirror verify` must find both sides identical.
-// Figures are printed on lines starting with '# '.
+// Figures are printed on lines starting with '# '. `mode` runs the module in that replication mode
+// (appended to its module.yaml; absent: the module's own, on-sync by default).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, test } from 'vitest';
+import { defaults } from '../../src/config/defaults.js';
 import { Lab } from '../../top/lab/index.js';
 import { firstEventAfter, sleep, stats, waitFor, type LogLine } from './cluster.js';
 import { assertContainsAll, Committer, type CommitterClient } from './committer.js';
@@ -24,6 +26,8 @@ export interface MirrorApp {
   tag: string;
   /** What `kills` rounds the test runs. */
   kills: number;
+  /** The replication mode (DESIGN.md, "Replication contracts"); absent: the module.yaml's. */
+  mode?: 'every-change' | 'on-sync';
   client: CommitterClient;
   /** The server answers through the VIP (a query from the client namespace). */
   answers(lab: Lab): Promise<boolean>;
@@ -41,13 +45,15 @@ export function mirrorAppSuite(app: MirrorApp): void {
   const states = (lab: Lab, want: Record<string, string>, timeoutMs: number) => waitStates(lab, want, timeoutMs, module);
   const vipOn = (lab: Lab, node: string) => hasVip(lab, node, app.vip);
 
-  describe(`${module}: committed rows survive the kill of the primary`, { timeout: 300_000 }, () => {
+  const modeNote = app.mode ? ` (mode ${app.mode})` : '';
+  describe(`${module}${modeNote}: committed rows survive the kill of the primary`, { timeout: 300_000 }, () => {
     let lab: Lab;
     let config: string;
     let client: Committer | null = null;
     beforeAll(async () => {
       config = fs.mkdtempSync(path.join(os.tmpdir(), `croft-${app.tag}-`));
       fs.cpSync(path.join(repoRoot, 'modules', module), path.join(config, 'modules', module), { recursive: true });
+      if (app.mode) fs.appendFileSync(path.join(config, 'modules', module, 'module.yaml'), `mode: ${app.mode}\n`);
       lab = await Lab.up({ name: `${app.tag}${process.pid % 100000}`, nodes: 2, clients: 1, config });
     });
     afterAll(async () => {
@@ -155,9 +161,10 @@ export function mirrorAppSuite(app: MirrorApp): void {
       }
       await client.stop();
       const s = stats(failoverMs);
-      console.log(`# ${module} failover (kill of the PRIM -> first commit through the VIP on the other node), ${failoverMs.length} runs: `
+      assert.equal((await status(lab, prim))?.mode, app.mode ?? defaults.mirror.mode, 'the mode the module ran in');
+      console.log(`# ${module}${modeNote} failover (kill of the PRIM -> first commit through the VIP on the other node), ${failoverMs.length} runs: `
         + `min ${s.min} ms, median ${s.median} ms, max ${s.max} ms (${failoverMs.join(', ')}; heartbeat timeout 500 ms)`);
-      console.log(`# ${module}: ${client.acks.length} rows committed in all, ${client.attempted} sent, ${client.connections} sessions; failed statements: ${client.failures.length}`);
+      console.log(`# ${module}${modeNote}: ${client.acks.length} rows committed in all, ${client.attempted} sent, ${client.connections} sessions; failed statements: ${client.failures.length}`);
       for (const ms of failoverMs) assert.ok(ms < 15_000, `failover within seconds (${ms} ms)`);
       assertContainsAll(await app.rowsOn(lab, prim), client.committed, client.attempted, `${prim} at the end`);
     });

@@ -3,8 +3,14 @@
 // client namespace only after its fsync returned. 20 runs: lab kill of the current PRIM, the
 // survivor goes ALONE and restarts the writer, every acknowledged line is in its file (in order,
 // no hole), the killed node returns as SECOND, next run kills the other one. Figures on '# ' lines.
+// Once per replication mode (DESIGN.md, "Replication contracts"): every-change (ack received), and
+// on-sync (ack durable), whose fsync waits for everything before it; then on-sync with a writer
+// that never fsyncs, reporting each line once close() returned (close-to-open), 6 runs. Each suite
+// first checks that `croft mirror status` (text and --json) and each mount show the configured mode
+// and ack level.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import { Lab } from '../../top/lab/index.js';
 import { sleep, stats, waitFor } from '../helpers/cluster.js';
@@ -12,15 +18,22 @@ import {
   ACK_FILE, ACK_MODULE, ackConfig, assertSequence, cat, Collector, hasVip, lines, mirrorStatus, primOnN1, waitStates, writerPid,
 } from '../helpers/mirror-lab.js';
 
-const RUNS = 20;
+type Mode = 'every-change' | 'on-sync';
+const SUITES: { mode: Mode; ack: 'received' | 'durable'; durableBy: 'fsync' | 'close'; runs: number }[] = [
+  { mode: 'every-change', ack: 'received', durableBy: 'fsync', runs: 20 },
+  { mode: 'on-sync', ack: 'durable', durableBy: 'fsync', runs: 20 },
+  { mode: 'on-sync', ack: 'received', durableBy: 'close', runs: 6 },
+];
 
-describe('mirror failover: lab kill of the PRIM under a writer with acknowledgements outside the node', { timeout: 240_000 }, () => {
+for (const { mode, ack, durableBy, runs: RUNS } of SUITES) {
+describe(`mirror failover (mode ${mode}, ack ${ack}, lines durable by ${durableBy}): lab kill of the PRIM under a writer with acknowledgements outside the node`, { timeout: 240_000 }, () => {
   let lab: Lab | undefined;
   let collector: Collector | undefined;
   let config: string;
   beforeAll(async () => {
-    config = ackConfig();
-    lab = await Lab.up({ name: `mf${process.pid % 100000}`, nodes: 2, clients: 1, config, intervalMs: 100, timeoutMs: 500 });
+    config = ackConfig(`mode: ${mode}\nack: ${ack}\n`);
+    fs.writeFileSync(path.join(config, 'modules', ACK_MODULE, 'durable_by'), `${durableBy}\n`);
+    lab = await Lab.up({ name: `mf${mode === 'on-sync' ? (durableBy === 'close' ? 'c' : 's') : 'e'}${process.pid % 10000}`, nodes: 2, clients: 1, config, intervalMs: 100, timeoutMs: 500 });
     collector = await Collector.start(lab);
   });
   afterAll(async () => {
@@ -29,10 +42,33 @@ describe('mirror failover: lab kill of the PRIM under a writer with acknowledgem
     fs.rmSync(config, { recursive: true, force: true });
   });
 
+  test(`croft mirror status shows mode ${mode} and ack ${ack}, as configured and as the mount runs`, async () => {
+    const l = lab!;
+    await primOnN1(l, collector!);
+    const api = await mirrorStatus(l, 'n1');
+    assert.ok(api, 'the API answers');
+    assert.equal(api.mode, mode);
+    assert.equal(api.ack, ack);
+    // The mount itself (its stream attached by the reintegration that made n2 SECOND).
+    assert.ok(api.links.length >= 1, JSON.stringify(api.links));
+    for (const link of api.links) {
+      assert.equal(link.mode, mode, JSON.stringify(link));
+      assert.equal(link.ackLevel, ack, JSON.stringify(link));
+    }
+    const json = await l.exec('n1', ['croft', 'mirror', 'status', ACK_MODULE, '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    const j = JSON.parse(json.stdout) as { mode: string; ack: string; links: { mode: string; ackLevel: string }[] };
+    assert.deepEqual([j.mode, j.ack, j.links[0]?.mode, j.links[0]?.ackLevel], [mode, ack, mode, ack]);
+    const text = await l.exec('n1', ['croft', 'mirror', 'status', ACK_MODULE]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, new RegExp(`ack: ${ack}; mode: ${mode};`));
+  });
+
   test(`${RUNS} runs: kill the PRIM, the survivor runs alone with every acknowledged line`, async () => {
     const l = lab!;
     const c = collector!;
-    await primOnN1(l, c);
+    // PRIM on n1 with the writer acknowledging: the status test above.
+    await waitFor('writer acknowledging on n1', () => c.maxAcked('n1') > 0, 5000);
 
     let prim = 'n1';
     const toAlone: number[] = [];
@@ -69,7 +105,7 @@ describe('mirror failover: lab kill of the PRIM under a writer with acknowledgem
     const a = stats(toAlone);
     const w = stats(toWriter);
     const k = stats(ackedPerRun);
-    console.log(`# ${RUNS} runs, heartbeat 100 ms / timeout 500 ms: kill -> survivor ALONE min ${a.min} / median ${a.median} / max ${a.max} ms`);
+    console.log(`# mode ${mode}, ack ${ack}, lines durable by ${durableBy}: ${RUNS} runs, heartbeat 100 ms / timeout 500 ms: kill -> survivor ALONE min ${a.min} / median ${a.median} / max ${a.max} ms`);
     console.log(`# kill -> writer acknowledging again: min ${w.min} / median ${w.median} / max ${w.max} ms`);
     console.log(`# lines acknowledged per run: min ${k.min} / median ${k.median} / max ${k.max}; none lost in any run`);
     assert.ok(a.max < 8000, `every failover within a few seconds (max ${a.max} ms)`);
@@ -79,3 +115,4 @@ describe('mirror failover: lab kill of the PRIM under a writer with acknowledgem
     assert.equal(v.code, 0, `verify: ${v.stdout}${v.stderr}`);
   });
 });
+}

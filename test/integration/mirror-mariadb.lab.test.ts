@@ -5,7 +5,7 @@
 // reintegration from the dirty log, `croft mirror verify` identical.
 import assert from 'node:assert/strict';
 import type { Lab } from '../../top/lab/index.js';
-import { mirrorAppSuite } from '../helpers/mirror-app-suite.js';
+import { mirrorAppSuite, type MirrorApp } from '../helpers/mirror-app-suite.js';
 
 const MODULE = 'mariadb-mirror';
 const VIP = '10.77.0.61'; // modules/mariadb-mirror/module.yaml
@@ -15,7 +15,7 @@ const CLIENT = ['mariadb', '--no-defaults', '-N', '-B', '--connect-timeout=2', '
 
 const throughVip = (lab: Lab, sql: string) => lab.exec('client', [...CLIENT, '-e', sql], { timeoutMs: 10_000 });
 
-mirrorAppSuite({
+const app: MirrorApp = {
   module: MODULE,
   vip: VIP,
   tag: 'mm',
@@ -38,4 +38,8 @@ mirrorAppSuite({
     return r.stdout.split('\n').filter(Boolean).map(Number);
   },
   serverLog: `/var/log/croft/${MODULE}.log`,
-});
+};
+
+// In the default mode (on-sync), then in every-change: every committed row on the survivor.
+mirrorAppSuite(app);
+mirrorAppSuite({ ...app, tag: 'mme', mode: 'every-change', kills: 2 });

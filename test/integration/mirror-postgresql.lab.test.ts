@@ -4,7 +4,7 @@
 // row on the survivor, reintegration from the dirty log, `croft mirror verify` identical.
 import assert from 'node:assert/strict';
 import type { Lab } from '../../top/lab/index.js';
-import { mirrorAppSuite } from '../helpers/mirror-app-suite.js';
+import { mirrorAppSuite, type MirrorApp } from '../helpers/mirror-app-suite.js';
 
 const MODULE = 'postgresql-mirror';
 const VIP = '10.77.0.60'; // modules/postgresql-mirror/module.yaml
@@ -14,7 +14,7 @@ const PG_ENV = { PGPASSWORD: 'croft', PGCONNECT_TIMEOUT: '2' };
 const throughVip = (lab: Lab, sql: string) =>
   lab.exec('client', ['psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-h', VIP, '-U', 'croft', '-d', 'croft', '-c', sql], { env: PG_ENV });
 
-mirrorAppSuite({
+const app: MirrorApp = {
   module: MODULE,
   vip: VIP,
   tag: 'pm',
@@ -39,4 +39,8 @@ mirrorAppSuite({
     return r.stdout.split('\n').filter(Boolean).map(Number);
   },
   serverLog: `/var/log/croft/${MODULE}.log`,
-});
+};
+
+// In the default mode (on-sync), then in every-change: every committed row on the survivor.
+mirrorAppSuite(app);
+mirrorAppSuite({ ...app, tag: 'pme', mode: 'every-change', kills: 2 });

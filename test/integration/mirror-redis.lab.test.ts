@@ -5,14 +5,14 @@
 // the dirty log, `croft mirror verify` identical.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { mirrorAppSuite } from '../helpers/mirror-app-suite.js';
+import { mirrorAppSuite, type MirrorApp } from '../helpers/mirror-app-suite.js';
 import { fixtures } from '../helpers/paths.js';
 
 const MODULE = 'redis-mirror';
 const VIP = '10.77.0.62'; // modules/redis-mirror/module.yaml
 const SOCK = `/run/croft/${MODULE}/sock/redis.sock`; // lib.sh: the server's Unix socket on the primary
 
-mirrorAppSuite({
+const app: MirrorApp = {
   module: MODULE,
   vip: VIP,
   tag: 'rm',
@@ -31,4 +31,8 @@ mirrorAppSuite({
     return r.stdout.split('\n').filter(Boolean).map(Number).sort((a, b) => a - b);
   },
   serverLog: `/var/log/croft/${MODULE}.log`,
-});
+};
+
+// In the default mode (on-sync), then in every-change: every committed row on the survivor.
+mirrorAppSuite(app);
+mirrorAppSuite({ ...app, tag: 'rme', mode: 'every-change', kills: 2 });

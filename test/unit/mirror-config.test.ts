@@ -56,6 +56,7 @@ const full = [
   '  - { type: tcp, name: db, host: 127.0.0.1, port: 5432 }', //                    22
   '  - { type: ping, name: gw, host: 10.77.0.254, scope: dependency, on_failure: wait }', // 23
   '  - { type: module, module: web, node: any }', //                                  24
+  'mode: on-sync', //                                   25
   '',
 ].join('\n');
 
@@ -119,6 +120,7 @@ test('every mirror key converts into MirrorConfig', () => {
     interface: 'eth1',
     dirs: ['/srv/db', '/srv/wal'],
     ack: 'durable',
+    mode: 'on-sync',
     ackTimeoutMs: 500,
     port: 5000,
     lan: 1,
@@ -134,13 +136,14 @@ test('every mirror key converts into MirrorConfig', () => {
   assert.equal(moduleOf(dir, 'web').mirror, undefined);
 });
 
-test('defaults: received, 2000 ms, port 4810, first LAN, 256 KiB zones, no witness, peer wait 2 × heartbeat timeout', () => {
+test('defaults: received, on-sync, 2000 ms, port 4810, first LAN, 256 KiB zones, no witness, peer wait 2 × heartbeat timeout', () => {
   const db = moduleOf(writeDir({ 'modules/db.yaml': minimal }), 'db');
   assert.deepEqual(db.mirror, {
     vip: '10.77.0.100',
     interface: null,
     dirs: ['/srv/db'],
     ack: 'received',
+    mode: 'on-sync',
     ackTimeoutMs: 2000,
     port: 4810,
     lan: 0,
@@ -168,6 +171,7 @@ test('each bad mirror key is reported at its file, line and key', () => {
   expectProblem(edit(full, 'dirs: [/srv/db, /srv/wal]', 'dirs: [/srv/db/]'), { line: 5, key: 'dirs[0]', message: /normalized path \(\/srv\/db\)/ });
   expectProblem(edit(full, 'dirs: [/srv/db, /srv/wal]', 'dirs: []'), { line: 5, key: 'dirs', message: /at least 1/ });
   expectProblem(edit(full, 'ack: durable', 'ack: fsync'), { line: 6, key: 'ack', message: /received, durable/ });
+  expectProblem(edit(full, 'mode: on-sync', 'mode: on-close'), { line: 25, key: 'mode', message: /every-change, on-sync/ });
   expectProblem(edit(full, 'ack_timeout_ms: 500', 'ack_timeout_ms: 1'), { line: 7, key: 'ack_timeout_ms', message: /milliseconds/ });
   expectProblem(edit(full, 'port: 5000', 'port: 65535'), { line: 8, key: 'port', message: /above 65535/ });
   expectProblem(edit(full, 'lan: repl', 'lan: backup'), { line: 9, key: 'lan', message: /unknown LAN "backup".*lan0, repl/ });

@@ -29,7 +29,7 @@ test('low finding: quarantine copies keep modes in 0700 folders and never follow
   fs.chmodSync(path.join(outside, 'secret'), 0o600);
   const dp = new MirrorDataPlane({
     module: 'q', dirs: [dir], stateDir: path.join(tmp, 'state'), host: '127.0.0.1', peerHost: '127.0.0.1',
-    port: 1, key: Buffer.alloc(32, 7), ack: 'received', ackTimeoutMs: 1000, zoneBytes: 65536,
+    port: 1, key: Buffer.alloc(32, 7), ack: 'received', mode: 'every-change', ackTimeoutMs: 1000, zoneBytes: 65536,
     onPeerLost: () => {}, log: silent,
   });
   await dp.prepare();

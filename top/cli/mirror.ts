@@ -1,6 +1,6 @@
 // croft prim|second|swap <module>: SafeKit's mirror commands, on this node's daemon (a refusal
 // exits 1 with the machine's reason).
-// croft mirror status <module> [--json]: both nodes' states, role, data, generation, link, ack,
+// croft mirror status <module> [--json]: both nodes' states, role, data, generation, link, ack, mode,
 // dirty bytes, reintegration progress (bytes to go, rate, ETA).
 // croft mirror verify <module> [--json]: compares both sides by checksum (run it on the PRIM);
 // exit 1 when they differ.
@@ -100,7 +100,7 @@ export function formatMirrorStatus(st: MirrorStatusView): string {
     st.peerView ? String(st.peerView.generation) : '-', st.peerView ? (st.peerView.eligible ? 'yes' : 'no') : '-']);
   lines.push(table(rows));
   lines.push('');
-  lines.push(`link: ${st.link ? 'up' : 'down'}; ack: ${st.ack}; dirs: ${st.dirs.join(', ')}; mounted here: ${st.mounted ? (st.fenced ? 'yes (fenced)' : 'yes') : 'no'}`);
+  lines.push(`link: ${st.link ? 'up' : 'down'}; ack: ${st.ack}; mode: ${st.mode}; dirs: ${st.dirs.join(', ')}; mounted here: ${st.mounted ? (st.fenced ? 'yes (fenced)' : 'yes') : 'no'}`);
   lines.push(`application here: ${st.application}`);
   lines.push(`VIP: ${st.vip ?? 'none'}${st.vip ? (st.vipHeld ? ' (held here)' : ' (not here)') : ''}; witness: ${st.witness.type}${st.witness.type === 'none' ? '' : ` (${st.witness.contending ? (st.witness.allowed ? 'allowed' : 'not allowed') : 'not contending'}: ${st.witness.detail})`}`);
   if (st.dirtyBytes !== null) lines.push(`dirty: ${fmtBytes(st.dirtyBytes)} to copy to ${st.peer}${st.dirtyTrusted === false ? ' (log not trusted: a full sync will compare the trees)' : ''}`);

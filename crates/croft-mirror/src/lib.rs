@@ -3,9 +3,10 @@
 //!
 //! - [`Mirror`]: on the node that runs the application, a FUSE filesystem mounted over the
 //!   replicated directory at its own path. The directory underneath is held open (O_PATH) from
-//!   before the mount and reached with `*at()` calls. Every change is applied locally, sent in
-//!   order to the peer, and the application's call returns only once the peer acknowledged it
-//!   (or, the peer lost, according to the [`FailMode`]). Reads are local.
+//!   before the mount and reached with `*at()` calls. Every change is applied locally and sent in
+//!   order to the peer; the application's call returns once the peer acknowledged it (or, the
+//!   peer lost, according to the [`FailMode`]): every call under [`SyncMode::EveryChange`], only
+//!   the calls that make data durable under [`SyncMode::OnSync`]. Reads are local.
 //! - [`Replica`]: on the other node, applies the operations in place (no mount) and acks them.
 //! - [`Op`]: the replicated operations; [`wire`]: the authenticated stream that carries them.
 
@@ -32,7 +33,7 @@ mod versions_tests;
 pub use exit::{detach_at_exit, MountSlot};
 pub use locked_log::{LockedLog, OpenLogError, DIRTY_LOCK_NAME};
 pub use dirtylog::{DirtyLog, DirtyLogOptions, DirtyLogStats, REPAIR_EVERY};
-pub use link::{AckedBy, AckedOp, EventSink, FailMode, LinkStatus, MirrorEvent, PeerConfig};
+pub use link::{AckedBy, AckedOp, EventSink, FailMode, LinkStatus, MirrorEvent, PeerConfig, SyncMode};
 pub use mirror::{lazy_unmount, Mirror, MirrorConfig, MirrorError, MirrorHandle, MirrorStatus, LOG_CLEAR_INTERVAL, THREADS_DEFAULT};
 pub use reint::{
     ReintError,

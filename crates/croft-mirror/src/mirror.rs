@@ -2,7 +2,7 @@
 
 use crate::fs::MirrorFs;
 use crate::tracker::DirtyTracker;
-use crate::link::{self, EventSink, FailMode, LinkStatus, PeerConfig, Replicator};
+use crate::link::{self, EventSink, FailMode, LinkStatus, PeerConfig, Replicator, SyncMode};
 use crate::reint::{Core, ReintError, ReintegrateOptions, ReintegrationStatus, VerifyReport, SUM_ZONE_BYTES_DEFAULT};
 use crate::sys::HeldDir;
 use crate::wire::{AckLevel, HandshakeError};
@@ -31,12 +31,14 @@ pub struct MirrorConfig {
     /// `None`: run alone from the start (every change goes to the dirty tracker).
     pub peer: Option<PeerConfig>,
     pub fail_mode: FailMode,
+    /// When the application's calls wait for the peer (every change, or on sync only).
+    pub mode: SyncMode,
     pub threads: usize,
 }
 
 impl MirrorConfig {
     pub fn new(dir: impl Into<PathBuf>, peer: Option<PeerConfig>) -> MirrorConfig {
-        MirrorConfig { dir: dir.into(), peer, fail_mode: FailMode::Alone, threads: THREADS_DEFAULT }
+        MirrorConfig { dir: dir.into(), peer, fail_mode: FailMode::Alone, mode: SyncMode::EveryChange, threads: THREADS_DEFAULT }
     }
 }
 
@@ -95,6 +97,7 @@ impl std::error::Error for MirrorError {}
 pub struct MirrorStatus {
     pub dir: PathBuf,
     pub ack_level: Option<AckLevel>,
+    pub mode: SyncMode,
     pub fail_mode: FailMode,
     pub link: LinkStatus,
 }
@@ -132,6 +135,7 @@ impl Mirror {
             level.unwrap_or(AckLevel::Received),
             timeout_ms,
             config.fail_mode,
+            config.mode,
             dirty,
             events,
         )
@@ -177,7 +181,10 @@ impl Mirror {
     pub fn status(&self) -> MirrorStatus {
         MirrorStatus {
             dir: self.dir.clone(),
-            ack_level: self.ack_level,
+            // The level of the stream attached last (a reintegration attaches one to a mount
+            // that started alone), else the one it was mounted with.
+            ack_level: self.repl.ack_level().or(self.ack_level),
+            mode: self.repl.mode(),
             fail_mode: *self.fail_mode.locked(),
             link: self.repl.status(),
         }
@@ -237,6 +244,9 @@ impl Mirror {
             }
         }
         self.stop_clearer();
+        // What the unmount wrote back (the writeback cache of an on-sync mount) was streamed:
+        // give the peer its ack timeout to acknowledge it before the stream closes.
+        let _ = self.repl.all_acked();
         self.repl.close();
         result
     }

@@ -5,12 +5,23 @@
 mod common;
 use common::random_ops::*;
 use common::*;
-use croft_mirror::{AckLevel, FailMode};
+use croft_mirror::{AckLevel, FailMode, Mirror, MirrorConfig, SyncMode};
 use std::fs;
 use std::path::Path;
 
 #[test]
 fn random_workload_leaves_identical_trees() {
+    random_workload(SyncMode::EveryChange);
+}
+
+/// The same in the on-sync mode, through the kernel's writeback cache: once unmounted (the kernel
+/// writes its pages back, the stream drains), both trees are identical.
+#[test]
+fn random_workload_on_sync_leaves_identical_trees() {
+    random_workload(SyncMode::OnSync);
+}
+
+fn random_workload(mode: SyncMode) {
     let seed: u64 = std::env::var("CROFT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -23,7 +34,11 @@ fn random_workload_leaves_identical_trees() {
     seed_dirs(&[primary.path(), secondary.path()]);
     let r = replica(secondary.path());
     let level = if seed % 2 == 0 { AckLevel::Durable } else { AckLevel::Received };
-    let m = Mounted::mount(primary.path(), Some(peer(r.local_addr(), level)), FailMode::Alone);
+    let dirty = std::sync::Arc::new(croft_mirror::DirtyPaths::new());
+    let mut config = MirrorConfig::new(primary.path(), Some(peer(r.local_addr(), level)));
+    config.mode = mode;
+    let mirror = Mirror::mount(config, dirty.clone(), None).unwrap_or_else(|e| panic!("{}: {e}", e.code()));
+    let m = Mounted { mirror: Some(mirror), dir: primary.path().to_path_buf(), dirty };
     let d = primary.path().to_path_buf();
     let t0 = std::time::Instant::now();
     let target = 10_000u64;
@@ -32,7 +47,7 @@ fn random_workload_leaves_identical_trees() {
     set_all_mtimes(&d);
     println!("{ok:?}");
     println!(
-        "{} operations ({attempts} attempted) in {ops_elapsed:?} at {level:?}: {:.0} attempted/s",
+        "{} operations ({attempts} attempted) in {ops_elapsed:?} at {level:?}, {mode:?}: {:.0} attempted/s",
         ok.values().sum::<u64>(),
         attempts as f64 / ops_elapsed.as_secs_f64()
     );

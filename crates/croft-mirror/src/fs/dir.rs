@@ -1,7 +1,7 @@
 //! Directory listings: a listing is taken at opendir and readdir offsets index into it.
 
 use super::attr::{attr, file_type};
-use super::{errno, HandleKind, MirrorFs, GEN, TTL};
+use super::{errno, ttl, HandleKind, MirrorFs, GEN};
 use crate::link::AckedOp;
 use crate::locks::Locked;
 use crate::table;
@@ -43,7 +43,7 @@ impl MirrorFs {
             if name == "." || name == ".." {
                 // The kernel takes no lookup for these (fuse_direntplus_link).
                 let a = FileAttr { ino: INodeNo(if name == "." { ino.0 } else { table::ROOT }), ..attr(0, &dummy_dir_stat()) };
-                if reply.add(a.ino, next, name, &TTL, &a, GEN) {
+                if reply.add(a.ino, next, name, &ttl(), &a, GEN) {
                     break;
                 }
                 continue;
@@ -53,7 +53,7 @@ impl MirrorFs {
                 Ok(a) => a,
                 Err(_) => continue, // removed since opendir
             };
-            if reply.add(a.ino, next, name, &TTL, &a, GEN) {
+            if reply.add(a.ino, next, name, &ttl(), &a, GEN) {
                 // Not added: the kernel will not count this lookup.
                 self.table.locked().forget(a.ino.0, 1);
                 break;

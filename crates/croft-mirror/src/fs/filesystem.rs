@@ -3,8 +3,8 @@
 //! here (see the module doc).
 
 use super::attr::attr;
-use super::reply::{answer, created, entry, ok, written};
-use super::{errno, MirrorFs, GEN, TTL};
+use super::reply::{answer, created, entry, ok, open_flags, written};
+use super::{errno, ttl, tuning::tuning, MirrorFs, GEN};
 use crate::locks::Locked;
 use crate::sys;
 use fuser::{
@@ -22,6 +22,15 @@ impl Filesystem for MirrorFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         // READDIRPLUS saves a lookup round trip per entry; without it readdir + lookup work too.
         let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
+        let t = tuning();
+        if t.parallel_dirops {
+            let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        }
+        // The kernel holds written pages until writeback, fsync or close: the on-sync contract
+        // (see tuning.rs). Without the capability, writes go through as in every-change.
+        if self.on_sync() && t.writeback {
+            self.writeback = config.add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE).is_ok();
+        }
         Ok(())
     }
 
@@ -30,7 +39,7 @@ impl Filesystem for MirrorFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        answer(reply, self.do_lookup(parent, name), |reply, a| reply.entry(&TTL, &a, GEN));
+        answer(reply, self.do_lookup(parent, name), |reply, a| reply.entry(&ttl(), &a, GEN));
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -39,7 +48,7 @@ impl Filesystem for MirrorFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let r = self.do_getattr(ino, fh);
-        answer(reply, r, |reply, st| reply.attr(&TTL, &attr(ino.0, &st)));
+        answer(reply, r, |reply, st| reply.attr(&ttl(), &attr(ino.0, &st)));
     }
 
     fn setattr(
@@ -60,7 +69,7 @@ impl Filesystem for MirrorFs {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        answer(reply, self.do_setattr(ino, mode, uid, gid, size, atime, mtime, fh), |reply, a| reply.attr(&TTL, &a));
+        answer(reply, self.do_setattr(ino, mode, uid, gid, size, atime, mtime, fh), |reply, a| reply.attr(&ttl(), &a));
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -112,7 +121,7 @@ impl Filesystem for MirrorFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let r = self.do_open(ino, flags);
-        answer(reply, r, |reply, fh| reply.opened(fh, FopenFlags::empty()));
+        answer(reply, r, |reply, fh| reply.opened(fh, open_flags()));
     }
 
     fn read(
@@ -145,8 +154,8 @@ impl Filesystem for MirrorFs {
         answer(reply, self.do_write(fh, offset, data), |reply, proof| written(reply, data.len() as u32, proof));
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        answer(reply, self.do_flush(), ok);
+    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        answer(reply, self.do_flush(fh), ok);
     }
 
     fn release(
@@ -172,7 +181,8 @@ impl Filesystem for MirrorFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        answer(reply, self.do_opendir(ino), |reply, fh| reply.opened(fh, FopenFlags::empty()));
+        let flags = if tuning().cache_dir { FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+        answer(reply, self.do_opendir(ino), |reply, fh| reply.opened(fh, flags));
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {

@@ -27,8 +27,9 @@ mod filesystem;
 mod meta;
 mod names;
 mod reply;
+mod tuning;
 
-use crate::link::{AckedOp, Replicator};
+use crate::link::{AckedOp, Replicator, SyncMode};
 use crate::apply;
 use crate::op::Op;
 use crate::sys::{self, HeldDir};
@@ -46,13 +47,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use crate::locks::Locked;
 
-/// Attribute and entry cache time. Nothing but this filesystem changes the directory underneath
-/// while it is mounted, so the kernel's cache stays right; 1 s bounds the damage if someone does.
-const TTL: Duration = Duration::from_secs(1);
+/// Attribute and entry cache time: see [`tuning`] (nothing but this filesystem changes the
+/// directory underneath while it is mounted, so the kernel's cache stays right).
+fn ttl() -> Duration {
+    tuning::tuning().ttl
+}
 const GEN: Generation = Generation(0);
 
 enum HandleKind {
-    File { fd: OwnedFd, sync: bool, datasync_only: bool },
+    /// `writable`: opened for writing (its close is a sync point under `SyncMode::OnSync`).
+    File { fd: OwnedFd, sync: bool, datasync_only: bool, writable: bool },
     /// A directory listing taken at opendir: readdir offsets index into it.
     Dir { entries: Vec<(OsString, u64, u32)> },
 }
@@ -71,6 +75,9 @@ pub(crate) struct MirrorFs {
     /// Shared with the mirror: reintegration and verify take it to stop changes for a moment.
     order: Arc<Mutex<()>>,
     repl: Arc<Replicator>,
+    /// The kernel's writeback cache is on (set at init): it may read through a descriptor opened
+    /// write-only, so those are opened read-write underneath.
+    writeback: bool,
 }
 
 fn errno(e: io::Error) -> Errno {
@@ -94,6 +101,7 @@ impl MirrorFs {
             next_fh: AtomicU64::new(1),
             order,
             repl,
+            writeback: false,
         })
     }
 
@@ -142,7 +150,9 @@ impl MirrorFs {
     }
 
     /// Hands the locally applied `ops` to the replicator, releases the order lock and waits for
-    /// the acknowledgement. `ops` empty: nothing changed, nothing to wait for.
+    /// the acknowledgement: always under `SyncMode::EveryChange`, under `OnSync` only when the
+    /// ops make data durable (an `Fsync`, as a write on an O_SYNC/O_DSYNC descriptor carries).
+    /// `ops` empty: nothing changed, nothing to wait for.
     fn commit(&self, guard: MutexGuard<'_, ()>, ops: &[Op]) -> Result<AckedOp, Errno> {
         if ops.is_empty() {
             drop(guard);
@@ -150,9 +160,14 @@ impl MirrorFs {
         }
         let ticket = self.repl.replicate(ops);
         drop(guard);
+        let sync_point = ops.iter().any(|op| matches!(op, Op::Fsync { .. }));
         // Err: fenced (FailMode::Fence), or closing while blocked (FailMode::Block): applied
         // locally, never acknowledged.
-        self.repl.wait(ticket).map_err(|()| Errno::EIO)
+        self.repl.settle(ticket, sync_point).map_err(|()| Errno::EIO)
+    }
+
+    fn on_sync(&self) -> bool {
+        self.repl.mode() == SyncMode::OnSync
     }
 
     /// Applies a path-based operation locally (same code as the replica) and commits it.

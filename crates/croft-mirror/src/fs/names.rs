@@ -1,7 +1,6 @@
 //! Namespace operations: entries looked up, created, removed, renamed and linked. Each change
 //! goes the one way of the module doc (applied locally under `order`, replicated, acknowledged).
 
-use super::data::backing_flags;
 use super::{errno, unrecorded, HandleKind, MirrorFs};
 use crate::apply;
 use crate::link::AckedOp;
@@ -83,7 +82,7 @@ impl MirrorFs {
         let parent_path = self.path(parent)?;
         let (uid, gid, _) = self.owner(req, &parent_path)?;
         let mode = mode & 0o7777 & !umask;
-        let oflags = backing_flags(flags);
+        let oflags = self.backing(flags);
         let guard = self.order.locked();
         // Marks the whole file (a new inode, or truncated): covers both outcomes below.
         self.repl.before_apply(&[Op::Create { path: path.clone(), mode, uid, gid }]).map_err(unrecorded)?;
@@ -104,7 +103,8 @@ impl MirrorFs {
         let a = self.lookup_path(&path)?;
         let sync = flags & (libc::O_SYNC | libc::O_DSYNC) != 0;
         let datasync_only = flags & libc::O_SYNC != libc::O_SYNC;
-        let fh = self.add_handle(a.ino.0, HandleKind::File { fd, sync, datasync_only });
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let fh = self.add_handle(a.ino.0, HandleKind::File { fd, sync, datasync_only, writable });
         Ok((a, fh, proof))
     }
 

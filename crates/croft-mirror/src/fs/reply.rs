@@ -1,7 +1,7 @@
 //! The one way a request is answered: [`answer`] turns a handler's `Result` into exactly one
 //! reply, and the replies that acknowledge a change take the proof that it may be acknowledged.
 
-use super::{GEN, TTL};
+use super::{ttl, tuning::tuning, GEN};
 use crate::link::AckedOp;
 use fuser::{
     Errno, FileAttr, FileHandle, FopenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
@@ -33,8 +33,17 @@ pub(super) fn written(reply: ReplyWrite, n: u32, _proof: AckedOp) {
     reply.written(n)
 }
 pub(super) fn entry(reply: ReplyEntry, a: &FileAttr, _proof: AckedOp) {
-    reply.entry(&TTL, a, GEN)
+    reply.entry(&ttl(), a, GEN)
 }
 pub(super) fn created(reply: ReplyCreate, a: &FileAttr, fh: FileHandle, _proof: AckedOp) {
-    reply.created(&TTL, a, GEN, fh, FopenFlags::empty())
+    reply.created(&ttl(), a, GEN, fh, open_flags())
+}
+
+/// The flags of every open and create reply: FOPEN_KEEP_CACHE unless tuned off (see [`tuning`]).
+pub(super) fn open_flags() -> FopenFlags {
+    if tuning().keep_cache {
+        FopenFlags::FOPEN_KEEP_CACHE
+    } else {
+        FopenFlags::empty()
+    }
 }

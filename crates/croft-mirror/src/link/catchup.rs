@@ -45,6 +45,7 @@ impl Replicator {
             }
             st.generation += 1;
             st.catchup = true;
+            st.attached = true;
             st.catchup_error = None;
             st.sent = 0;
             st.acked = 0;

@@ -9,9 +9,11 @@
 //! Files by concern: this one holds the types, the state and the live path of a change
 //! (replicate, wait for the ack or handle the loss by the fail mode); [`peer`] the connection to
 //! the peer, the ack reader and the loss of the peer; [`catchup`] what a reintegration drives on
-//! its own stream (attach, catch-up operations, queries, going live).
+//! its own stream (attach, catch-up operations, queries, going live); [`onsync`] how a change is
+//! settled by the mount's [`SyncMode`] and what is sent and not yet acknowledged.
 
 mod catchup;
+mod onsync;
 mod peer;
 
 pub(crate) use peer::connect;
@@ -41,6 +43,20 @@ pub enum FailMode {
     /// not acknowledged fails with EIO at once. It was applied locally, but this node's data is
     /// going to be replaced by the peer's (after a copy to the quarantine folder).
     Fence,
+}
+
+/// When an application's call waits for the peer (DESIGN.md, "Replication contracts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Every change is on the peer before its call returns (stronger than a local disk).
+    EveryChange,
+    /// The local-disk contract: changes stream to the peer in order as they happen, and only the
+    /// calls that make data durable (fsync, fdatasync, writes on O_SYNC/O_DSYNC descriptors,
+    /// msync, which reaches FUSE as fsync, and close) wait until everything before them is
+    /// acknowledged. What was sent and not acknowledged stays covered by the dirty log (marked
+    /// before it was applied) or, without one, by the in-memory list of unacknowledged extents,
+    /// which goes to the tracker when the peer is lost.
+    OnSync,
 }
 
 /// Where the peer is.
@@ -82,6 +98,9 @@ pub enum AckedBy {
     DirtyTracker,
     /// The file has no name any more (unlinked while open): nothing to replicate.
     Unnamed,
+    /// [`SyncMode::OnSync`], a change that does not make data durable: sent in order, its ack
+    /// is awaited by the next call that does (fsync, close...).
+    Streamed,
 }
 
 /// Proof that a change may be acknowledged to the application: the FUSE layer replies to a
@@ -165,6 +184,17 @@ struct State {
     /// Tickets handed out by `replicate` whose `wait` has not returned: a change between its
     /// local application and its dirty mark is one of them (reintegration freezes on zero).
     unresolved: u64,
+    /// [`SyncMode::OnSync`] without an activity log: the extents of changes sent and not yet
+    /// acknowledged, by last sequence number, in order. Pruned by acks; marked in the tracker
+    /// when the peer is lost (before any waiter is answered). Bounded by what the stream holds
+    /// in flight (a send blocks on a full window, and an ack timeout loses the peer).
+    unacked: std::collections::VecDeque<(u64, Vec<(PathBuf, u64, u64)>)>,
+    /// Marking `unacked` failed once the peer was lost: sync points fail (EIO) until a
+    /// reintegration went live.
+    unacked_unrecorded: bool,
+    /// A stream was attached at least once (at mount or by a reintegration): `level` is then
+    /// the ack level the peer acknowledges at.
+    attached: bool,
 }
 
 /// Extents recorded in memory while a reintegration runs, by path.
@@ -177,6 +207,8 @@ pub(crate) struct Replicator {
     dirty: Arc<dyn DirtyTracker>,
     /// The tracker has a durable log: mark before the local change (see [`DirtyTracker::activity_log`]).
     activity: bool,
+    /// When an application's call waits for the peer; fixed for the life of the mount.
+    mode: SyncMode,
     /// `Some` while a reintegration runs: every mark is also remembered here.
     recent: Mutex<Option<Recent>>,
     events: Option<EventSink>,
@@ -190,6 +222,7 @@ impl Replicator {
         level: AckLevel,
         ack_timeout_ms: u64,
         fail_mode: FailMode,
+        mode: SyncMode,
         dirty: Arc<dyn DirtyTracker>,
         events: Option<EventSink>,
     ) -> io::Result<Arc<Replicator>> {
@@ -198,6 +231,7 @@ impl Replicator {
             None => (None, None),
         };
         let lost = if stream.is_some() { None } else { Some(lost_reason.to_string()) };
+        let attached = stream.is_some();
         let activity = dirty.activity_log().is_some();
         let r = Arc::new(Replicator {
             tx: Mutex::new(Tx { stream, next_seq: 1, next_query: 1, frames: Vec::new() }),
@@ -220,10 +254,14 @@ impl Replicator {
                 queries_pending: 0,
                 replies_received: 0,
                 unresolved: 0,
+                unacked: std::collections::VecDeque::new(),
+                unacked_unrecorded: false,
+                attached,
             }),
             cv: Condvar::new(),
             dirty,
             activity,
+            mode,
             recent: Mutex::new(None),
             events,
             reader: Mutex::new(None),
@@ -319,6 +357,17 @@ impl Replicator {
         Ticket { seq: Some(sent), extents: Vec::new(), counted: false }
     }
 
+    /// The ack level of the current (or last) stream; `None` before any was attached.
+    pub(crate) fn ack_level(&self) -> Option<AckLevel> {
+        let st = self.state.locked();
+        st.attached.then_some(st.level)
+    }
+
+    /// The mount's [`SyncMode`].
+    pub(crate) fn mode(&self) -> SyncMode {
+        self.mode
+    }
+
     /// Waits until the ticket is acknowledged by the peer, or — once the peer is lost — handles
     /// it by the fail mode. `Err` when fenced, or when the mirror is closing under `Block` (the
     /// caller answers EIO: the change is applied locally but could not be acknowledged).
@@ -345,7 +394,11 @@ impl Replicator {
                 }
             }
             if st.lost.is_some() || ticket.seq.is_none() || st.generation != generation {
+                if st.lost.is_some() {
+                    self.mark_unacked(&mut st);
+                }
                 match st.fail_mode {
+                    FailMode::Alone if st.unacked_unrecorded => return Err(()),
                     FailMode::Alone => {
                         st.alone_ops += 1;
                         drop(st);

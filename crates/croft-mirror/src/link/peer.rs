@@ -62,6 +62,9 @@ impl Replicator {
                         break format!("the peer acknowledged seq {seq} that was never sent ({} sent)", st.sent);
                     }
                     st.acked = st.acked.max(seq);
+                    while st.unacked.front().is_some_and(|(s, _)| *s <= seq) {
+                        st.unacked.pop_front();
+                    }
                     self.cv.notify_all();
                 }
                 Ok(Some(Frame::Reply { id, body })) => {
@@ -123,6 +126,7 @@ impl Replicator {
                 if let Some(s) = st.shutdown.take() {
                     let _ = s.shutdown(Shutdown::Both);
                 }
+                self.mark_unacked(&mut st);
                 self.cv.notify_all();
                 true
             }

@@ -41,14 +41,26 @@ pub(super) fn apply_batch(
             *expected += 1;
             last = *seq;
         }
+        let mut moved = false;
         for p in &to_sync {
             if let Err(e) = cache.sync(&shared.dir, p) {
-                // A path removed later in the same batch needs no sync; anything else is fatal.
-                if e.raw_os_error() != Some(libc::ENOENT) {
+                // A path removed, or whose parent was renamed or replaced, later in the same
+                // batch no longer names what was written: its data may live elsewhere now, so
+                // the whole filesystem is synced once below. Anything else is fatal.
+                if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) {
+                    moved = true;
+                } else {
                     let m = format!("fsync of {p:?} failed: {e}");
                     let _ = writer.write_all(&wire::nack_frame(last, sys::errno_of(&e), &m));
                     return Err(m);
                 }
+            }
+        }
+        if moved {
+            if let Err(e) = sync_all(&shared.dir) {
+                let m = format!("syncfs of the replicated directory failed: {e}");
+                let _ = writer.write_all(&wire::nack_frame(last, sys::errno_of(&e), &m));
+                return Err(m);
             }
         }
         {
@@ -59,6 +71,16 @@ pub(super) fn apply_batch(
         writer
             .write_all(&wire::ack_frame(last))
             .map_err(|e| format!("sending an ack: {e}"))?;
+    }
+    Ok(())
+}
+
+/// syncfs(2) of the filesystem that holds the replicated directory.
+fn sync_all(dir: &HeldDir) -> io::Result<()> {
+    let fd = dir.open_at(Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    // SAFETY: syncfs on a descriptor this function owns.
+    if unsafe { libc::syncfs(fd.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

@@ -38,7 +38,7 @@ mod reint;
 mod replica;
 
 use croft_mirror::{
-    AckLevel, FailMode, PeerConfig, wire::Protocol,
+    AckLevel, FailMode, PeerConfig, SyncMode, wire::Protocol,
 };
 use napi::bindgen_prelude::*;
 use napi::JsError;
@@ -84,6 +84,21 @@ fn parse_fail_mode(mode: &str) -> Result<FailMode> {
         "alone" => Ok(FailMode::Alone),
         "fence" => Ok(FailMode::Fence),
         _ => Err(invalid(format!("failMode must be 'block', 'alone' or 'fence', got {mode:?}"))),
+    }
+}
+
+fn parse_sync_mode(mode: &str) -> Result<SyncMode> {
+    match mode {
+        "every-change" => Ok(SyncMode::EveryChange),
+        "on-sync" => Ok(SyncMode::OnSync),
+        _ => Err(invalid(format!("mode must be 'every-change' or 'on-sync', got {mode:?}"))),
+    }
+}
+
+fn sync_mode_name(mode: SyncMode) -> String {
+    match mode {
+        SyncMode::EveryChange => "every-change".into(),
+        SyncMode::OnSync => "on-sync".into(),
     }
 }
 

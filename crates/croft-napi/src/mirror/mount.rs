@@ -1,12 +1,12 @@
 //! `MirrorMount`: mounting, status, the dirty view of a mount, unmounting.
 
-use super::{THREADS_MAX, coded_error, invalid, lock, panicked, parse_fail_mode, fail_mode_name, ack_level_name, MirrorPeerOptions, PeerTarget};
+use super::{THREADS_MAX, coded_error, invalid, lock, panicked, parse_fail_mode, parse_sync_mode, fail_mode_name, sync_mode_name, ack_level_name, MirrorPeerOptions, PeerTarget};
 use super::dirty::{ClearDirtyTask, DIRTY_LOG_CODE, Dirty, DirtyBytesTask, MirrorDirtyEntryJs, MirrorDirtyLogStatusJs, OpenDirtyLogTask, dirty_log_status_js, entry_js, zone_bytes_arg};
 use super::events::{EventCallback, EventHub};
 use croft_mirror::{detach_at_exit, MountSlot as Slot};
 use super::reint::{MirrorReintegrateOptionsJs, MirrorReintegrationStatusJs, ReintegrateTask, VerifyTask, reint_js};
 use croft_mirror::{
-    DirtyPaths, EventSink, LockedLog, FailMode, Mirror, MirrorConfig,
+    DirtyPaths, EventSink, LockedLog, FailMode, Mirror, MirrorConfig, SyncMode,
     MirrorError, MirrorEvent, MirrorHandle, MirrorStatus, ReintegrateOptions, ReintegrationStatus, FREEZE_BELOW_BYTES_DEFAULT, THREADS_DEFAULT,
 };
 use napi::bindgen_prelude::*;
@@ -21,6 +21,8 @@ pub struct MirrorMountOptions {
     pub peer: Option<MirrorPeerOptions>,
     /// "block" or "alone" (default "alone").
     pub fail_mode: Option<String>,
+    /// "every-change" (default) or "on-sync": when the application's calls wait for the peer.
+    pub mode: Option<String>,
     pub threads: Option<u32>,
     /// The durable dirty log instead of the in-memory path set.
     pub dirty_log: Option<MirrorDirtyLogOptions>,
@@ -50,7 +52,9 @@ pub struct MirrorStatusJs {
     pub dir: String,
     /// "received" | "durable", absent when mounted without a peer.
     pub ack_level: Option<String>,
-    /// "block" | "alone".
+    /// "every-change" | "on-sync".
+    pub mode: String,
+    /// "block" | "alone" | "fence".
     pub fail_mode: String,
     pub link: MirrorLinkStatusJs,
     pub mounted: bool,
@@ -60,6 +64,7 @@ pub(super) fn status_js(s: &MirrorStatus, mounted: bool) -> MirrorStatusJs {
     MirrorStatusJs {
         dir: s.dir.to_string_lossy().into_owned(),
         ack_level: s.ack_level.map(ack_level_name),
+        mode: sync_mode_name(s.mode),
         fail_mode: fail_mode_name(s.fail_mode),
         link: MirrorLinkStatusJs {
             connected: s.link.connected,
@@ -78,6 +83,7 @@ pub struct MountTask {
     pub(super) dir: PathBuf,
     pub(super) peer: Option<PeerTarget>,
     pub(super) fail_mode: FailMode,
+    pub(super) mode: SyncMode,
     pub(super) threads: usize,
     /// Where to open the dirty log (`None`: in-memory paths).
     pub(super) dirty_log: Option<(PathBuf, u64)>,
@@ -103,6 +109,7 @@ impl MountTask {
         };
         let mut config = MirrorConfig::new(self.dir.clone(), peer);
         config.fail_mode = self.fail_mode;
+        config.mode = self.mode;
         config.threads = self.threads;
         let hub = Arc::clone(&self.hub);
         let sink: EventSink = Arc::new(move |ev: &MirrorEvent| hub.emit(ev));
@@ -207,6 +214,7 @@ impl MirrorMount {
     #[napi(catch_unwind, ts_return_type = "Promise<MirrorMount>")]
     pub fn mount(opts: MirrorMountOptions) -> Result<AsyncTask<MountTask>> {
         let fail_mode = parse_fail_mode(opts.fail_mode.as_deref().unwrap_or("alone"))?;
+        let mode = parse_sync_mode(opts.mode.as_deref().unwrap_or("every-change"))?;
         let threads = opts.threads.unwrap_or(THREADS_DEFAULT as u32);
         if threads == 0 || threads > THREADS_MAX {
             return Err(invalid(format!("threads must be 1..{THREADS_MAX}, got {threads}")));
@@ -219,6 +227,7 @@ impl MirrorMount {
             dir: PathBuf::from(opts.dir),
             peer,
             fail_mode,
+            mode,
             threads: threads as usize,
             dirty_log: match opts.dirty_log {
                 None => None,
