@@ -1,7 +1,8 @@
 // bench/farm: croft's farm against its peers, in the same run, on this machine.
 //   1. throughput and latency (wrk from the lab's client namespace) of the same 3 nginx nodes:
 //      (a) through croft's VIP, (b) behind HAProxy in a namespace of its own, (c) one node alone;
-//   2. failover (kill -> every client answered again): croft vs keepalived (VRRPv3).
+//   2. failover (kill -> every client answered again): croft vs keepalived (VRRPv3);
+//   3. idle cost: per-daemon CPU and RSS in labs of 3 and 8 nodes, nothing happening (idle.ts).
 // Run it with bench/farm/run (installs wrk, haproxy, keepalived, builds, then runs this file).
 // Prints a markdown summary and writes every figure to bench/farm/last-run.json.
 import fs from 'node:fs';
@@ -19,6 +20,7 @@ import { LB_ADDRESS, startHaproxy, stopHaproxy, type LoadBalancer } from './hapr
 import { renderKeepalived, startKeepalived, vipHolders } from './keepalived.js';
 import { allAnswered, killAndMeasure, sleep, stats, waitFor } from './failover.js';
 import { wrk, type WrkResult } from './wrk.js';
+import { idleLines, measureIdle, type IdleResult } from './idle.js';
 
 const VIP = '10.77.0.100';
 const PORT = 80;
@@ -35,6 +37,9 @@ const { values: opt } = parseArgs({
     runs: { type: 'string', default: '6' },
     clients: { type: 'string', default: '200' },
     'advert-int-s': { type: 'string', default: '0.1' },
+    'idle-nodes': { type: 'string', default: '3,8' },
+    'idle-window-s': { type: 'string', default: '10' },
+    'idle-settle-s': { type: 'string', default: '5' },
     only: { type: 'string', default: 'all' },
     out: { type: 'string', default: path.join(repoRoot, 'bench', 'farm', 'last-run.json') },
     summary: { type: 'string' },
@@ -48,9 +53,15 @@ const num = (k: keyof typeof opt): number => {
 const cfg = {
   durationS: num('duration-s'), warmupS: num('warmup-s'), rounds: num('rounds'), connections: num('connections'),
   threads: num('threads'), runs: num('runs'), clients: num('clients'), advertIntS: num('advert-int-s'),
+  idleWindowS: num('idle-window-s'), idleSettleS: num('idle-settle-s'),
+  idleNodes: String(opt['idle-nodes']).split(',').map((x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n) || n < 1 || n > 250) throw new Error(`--idle-nodes must be a list of node counts, got ${String(opt['idle-nodes'])}`);
+    return n;
+  }),
 };
 const only = String(opt.only);
-if (!['all', 'throughput', 'failover'].includes(only)) throw new Error('--only must be all, throughput or failover');
+if (!['all', 'throughput', 'failover', 'idle'].includes(only)) throw new Error('--only must be all, throughput, failover or idle');
 
 const log = (s: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
 
@@ -76,11 +87,11 @@ async function farmMembers(lab: Lab, node: string): Promise<string[] | undefined
   }
 }
 
-async function waitMembers(lab: Lab, observers: string[], members: string[]): Promise<void> {
+async function waitMembers(lab: Lab, observers: string[], members: string[], timeoutMs?: number): Promise<void> {
   await waitFor(`farm members [${members.join(' ')}]`, async () => {
     const all = await Promise.all(observers.map((n) => farmMembers(lab, n)));
     return all.every((m) => JSON.stringify(m) === JSON.stringify(members));
-  });
+  }, timeoutMs);
 }
 
 // ---- 1. throughput -------------------------------------------------------------------------
@@ -199,7 +210,7 @@ function median(values: number[]): number {
   return stats(values).median;
 }
 
-function summary(tp: ThroughputRun[], croft: number[], ka: number[]): string {
+function summary(tp: ThroughputRun[], croft: number[], ka: number[], idle: IdleResult[] = []): string {
   const lines: string[] = [];
   if (tp.length) {
     lines.push(`### Throughput (wrk -t${cfg.threads} -c${cfg.connections}, ${cfg.durationS} s after ${cfg.warmupS} s warm-up, median of ${cfg.rounds} rounds)`, '');
@@ -235,15 +246,23 @@ function summary(tp: ThroughputRun[], croft: number[], ka: number[]): string {
     }
     if (croft.length && ka.length) lines.push('', `- median croft / median keepalived = ${(median(croft) / median(ka)).toFixed(2)}`);
   }
+  if (idle.length) {
+    lines.push('', `### Idle cost per daemon (one farm module, heartbeat 100 ms, nothing happening)`, '');
+    lines.push('| nodes | daemon | CPU % of a core | children CPU % | RSS MB |', '|---:|---|---:|---:|---:|');
+    for (const r of idle) {
+      for (const d of r.daemons) lines.push(`| ${r.nodes} | ${d.node} | ${d.cpuPct.toFixed(2)} | ${d.childrenCpuPct.toFixed(2)} | ${d.rssMb.toFixed(0)} |`);
+    }
+    lines.push('', ...idleLines(idle));
+  }
   return lines.join('\n');
 }
 
 async function main(): Promise<void> {
   if (opt.summary !== undefined) {
     // Reprints the tables of a saved run (its own settings), without running anything.
-    const saved = JSON.parse(fs.readFileSync(opt.summary, 'utf8')) as { date: string; config: typeof cfg; throughput: ThroughputRun[]; failover: { croft: number[]; keepalived: number[] } };
+    const saved = JSON.parse(fs.readFileSync(opt.summary, 'utf8')) as { date: string; config: typeof cfg; throughput: ThroughputRun[]; failover: { croft: number[]; keepalived: number[] }; idle?: IdleResult[] };
     Object.assign(cfg, saved.config);
-    console.log(`## bench/farm, ${saved.date}\n\n${summary(saved.throughput, saved.failover.croft, saved.failover.keepalived)}`);
+    console.log(`## bench/farm, ${saved.date}\n\n${summary(saved.throughput, saved.failover.croft, saved.failover.keepalived, saved.idle)}`);
     return;
   }
   if (process.getuid?.() !== 0) throw new Error('bench/farm needs root (network namespaces, nftables)');
@@ -254,8 +273,10 @@ async function main(): Promise<void> {
   let tp: ThroughputRun[] = [];
   let croft: number[] = [];
   let ka: number[] = [];
+  const idle: IdleResult[] = [];
+  const want = (what: string) => only === 'all' || only === what;
   try {
-    {
+    if (want('throughput') || want('failover')) {
       // One lab for (a), (b), (c) and croft's failover: the same three nginx, started by croft.
       const lab = await Lab.up({ name: `bf${tag}`, nodes: 3, clients: cfg.clients, config, intervalMs: 100, timeoutMs: 500 });
       let lb: LoadBalancer | undefined;
@@ -263,7 +284,7 @@ async function main(): Promise<void> {
         log(`lab ${lab.name} up; waiting for the farm`);
         await waitMembers(lab, NODES, NODES);
         const sources = lab.clientAddresses();
-        if (only !== 'failover') {
+        if (want('throughput')) {
           const freshLb = async () => {
             if (lb) await stopHaproxy(lb);
             lb = undefined;
@@ -281,13 +302,13 @@ async function main(): Promise<void> {
           await removeSnat(lab);
           await flushConntrack(lab);
         }
-        if (only !== 'throughput') croft = await croftFailover(lab, sources);
+        if (want('failover')) croft = await croftFailover(lab, sources);
       } finally {
         if (lb) await stopHaproxy(lb);
         await lab.down();
       }
     }
-    if (only !== 'throughput') {
+    if (want('failover')) {
       const lab = await Lab.up({ name: `bk${tag}`, nodes: 3, clients: cfg.clients, config, daemons: false });
       const children: ChildProcess[] = [];
       try {
@@ -296,6 +317,22 @@ async function main(): Promise<void> {
       } finally {
         for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
         await lab.down();
+      }
+    }
+    if (want('idle')) {
+      for (const n of cfg.idleNodes) {
+        const nodes = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+        const lab = await Lab.up({ name: `bi${tag}`, nodes: n, clients: 1, config, intervalMs: 100, timeoutMs: 500 });
+        try {
+          log(`lab ${lab.name} up (${n} nodes); waiting for the farm, then ${cfg.idleSettleS} s to settle`);
+          await waitMembers(lab, nodes, nodes, 120_000);
+          await sleep(cfg.idleSettleS * 1000);
+          const r = await measureIdle(lab, nodes, cfg.idleWindowS);
+          for (const line of idleLines([r])) log(line);
+          idle.push(r);
+        } finally {
+          await lab.down();
+        }
       }
     }
   } catch (e) {
@@ -309,12 +346,12 @@ async function main(): Promise<void> {
   }
   const result = {
     date: started.toISOString(), host: { cpus: os.cpus().length, model: os.cpus()[0]?.model, kernel: os.release() },
-    versions: `${versions.join(', ')}; node ${process.version}`, config: cfg, throughput: tp, failover: { croft, keepalived: ka },
+    versions: `${versions.join(', ')}; node ${process.version}`, config: cfg, throughput: tp, failover: { croft, keepalived: ka }, idle,
   };
   fs.writeFileSync(String(opt.out), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`## bench/farm, ${result.date}, ${result.host.cpus} CPUs (${result.host.model}), kernel ${result.host.kernel}`);
   console.log(`${result.versions}\n`);
-  console.log(summary(tp, croft, ka));
+  console.log(summary(tp, croft, ka, idle));
   console.log(`\n(figures in ${String(opt.out)})`);
 }
 

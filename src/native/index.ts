@@ -2,6 +2,7 @@
 export { jhash, nftBucket } from './jhash.js';
 export { ArpResponder, arpSendGratuitous, type ArpAddress, type ArpStats } from './arp.js';
 export { loadNative, nativeAddonPath, nativeDir } from './load.js';
+export { NftSession, type NftSessionRun } from './nft.js';
 export {
   MirrorDirtyLog,
   MirrorMount,

@@ -12,6 +12,12 @@ export interface NativeBinding {
   nftBucket(ip: string, port: number | null, modulus: number, seed: number): number;
   arpSendGratuitous(ifname: string, ip: string, mac: string, count: number, intervalMs?: number | null): Promise<void>;
   ArpResponder: new (ifname: string) => NativeArpResponder;
+  NftSession: new () => NativeNftSession;
+}
+
+export interface NativeNftSession {
+  run(commands: string, json?: boolean | null): Promise<{ code: number; output: string; error: string }>;
+  close(): void;
 }
 
 export interface NativeArpResponder {

@@ -3,6 +3,7 @@
 //! error instead of aborting the daemon; blocking work runs off the JS thread.
 
 mod mirror;
+mod nft;
 
 use croft_net::arp::responder::{self, ArpResponder as CoreResponder};
 use croft_net::mac::Mac;
