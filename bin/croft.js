@@ -1,5 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 // Entry point of the `croft` command: the compiled CLI lives in dist/ (built by `make build`).
+// --max-semi-space-size=1 (MiB): V8's young generation grows to 16 MiB per semi-space by default,
+// which an idle daemon fills with short-lived heartbeat objects and keeps: measured ~50 MB less
+// RSS per daemon at 8 nodes (bench/farm/REPORT.md, idle). Its objects die young, so the smaller
+// space costs little. top/lab/daemons.ts DAEMON_NODE_FLAGS starts the lab's daemons the same way.
 import { main } from '../dist/top/cli/main.js';
 
 main(process.argv.slice(2)).then(

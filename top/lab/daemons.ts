@@ -22,11 +22,14 @@ async function daemonOf(nsenterPid: number, netInode: number | undefined): Promi
   return nsenterPid;
 }
 
+/** Node's flags for a daemon: those of bin/croft.js's `#!` line (kept equal by test/unit/lab-daemon-flags.test.ts). */
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
 /** The daemon command for a node. CROFT_LAB_DAEMON_CMD (a shell command) replaces it, for tests. */
 export function daemonCommand(node: string): string[] {
   const override = process.env.CROFT_LAB_DAEMON_CMD;
   if (override !== undefined && override.trim() !== '') return ['sh', '-c', override];
-  return [process.execPath, croftJs, 'daemon', '--config', NODE_CONFIG_PATH, '--node', node];
+  return [process.execPath, ...DAEMON_NODE_FLAGS, croftJs, 'daemon', '--config', NODE_CONFIG_PATH, '--node', node];
 }
 
 export interface DaemonStart {
