@@ -5,13 +5,14 @@ import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { croftJs } from '../../src/paths.js';
-import { DAEMON_NODE_FLAGS, daemonCommand } from '../../top/lab/daemons.js';
+import { DAEMON_ENV, DAEMON_NODE_FLAGS, daemonCommand } from '../../top/lab/daemons.js';
 
-test('the lab daemon\'s node flags are those of bin/croft.js\'s #! line', () => {
+test('the lab daemon\'s node flags and environment are those of bin/croft.js\'s #! line', () => {
   const shebang = fs.readFileSync(croftJs, 'utf8').split('\n')[0]!;
-  const m = /^#!\/usr\/bin\/env -S node((?: --[\w-]+(?:=\S+)?)*)$/.exec(shebang);
+  const m = /^#!\/usr\/bin\/env -S((?: [A-Z_]+=\S+)*) node((?: --[\w-]+(?:=\S+)?)*)$/.exec(shebang);
   assert.ok(m, `unexpected #! line: ${shebang}`);
-  assert.deepEqual(m[1]!.trim().split(' ').filter(Boolean), [...DAEMON_NODE_FLAGS]);
+  assert.deepEqual(Object.fromEntries(m[1]!.trim().split(' ').filter(Boolean).map((kv) => kv.split('='))), { ...DAEMON_ENV });
+  assert.deepEqual(m[2]!.trim().split(' ').filter(Boolean), [...DAEMON_NODE_FLAGS]);
   const argv = daemonCommand('n1');
   assert.deepEqual(argv.slice(1, 1 + DAEMON_NODE_FLAGS.length), [...DAEMON_NODE_FLAGS]);
 });
