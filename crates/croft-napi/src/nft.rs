@@ -9,8 +9,12 @@
 //! rules (jhash, ct state, reject with tcp reset, meta pkttype set) would have to be encoded again
 //! expression by expression and kept equal to the text renderer and the tests that read `nft list`;
 //! libnftables parses the same text, reports errors in nft's own words, and ships with the `nft`
-//! command croft already needs. Why not a long-lived `nft -i` child: its prompt mode reports neither
-//! completion nor which command failed in a form a program can rely on, and it is one more process.
+//! command croft already needs. Why not a long-lived `nft -i` child fed on stdin: tried (nft 1.0.6,
+//! stdin a pipe), the owner table does belong to that child's socket and goes when stdin closes, but
+//! success prints nothing and an error is a free-text message on stderr, so a program can tell
+//! neither when a command finished nor which one failed without sentinel commands; each line is its
+//! own transaction; and it is one more process, which can die alone and take the table while the
+//! daemon lives.
 //!
 //! A context is not thread-safe: every call takes the session's mutex. Calls run on the libuv pool
 //! (a transaction takes a millisecond or so, a list of a big set more), never on the JS thread.
