@@ -128,6 +128,16 @@ describe('farm owner table in a namespace of this test', { timeout: 60_000 }, ()
     assert.equal((await nft('list', 'ruleset')).stdout, before, 'reconcile restored the same rule set');
     assert.deepEqual((await a.ask({ op: 'reconcile' })).result, { fixed: 'nothing', reasons: [] });
 
+    // The addon's surface refuses what it cannot pass to libnftables whole (a NUL would cut the
+    // commands short: `flush ruleset` must not become `flush`), and bounds the text.
+    const nul = await a.ask({ op: 'raw', text: 'list tables\\0flush ruleset' });
+    assert.equal(nul.ok, false);
+    assert.match(nul.message!, /NUL byte/);
+    const huge = await a.ask({ op: 'raw', text: '#'.repeat(1 << 20), repeat: 17 });
+    assert.equal(huge.ok, false);
+    assert.match(huge.message!, /at most 16777216/);
+    assert.match(await tables(), /table ip croft_fo/);
+
     const ms = await killAndTime(a.child.pid!, async () => !/table netdev croft_fo/.test(await tables()));
     console.log(`# owner table: netdev croft_fo gone ${ms.toFixed(0)} ms after SIGKILL of its holder (bound ${GONE_WITHIN_MS} ms)`);
     // The arp table stays on purpose (the VIP is still on the interface: the kernel must not answer
