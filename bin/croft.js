@@ -1,6 +1,16 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1
 // Entry point of the `croft` command: the compiled CLI lives in dist/ (built by `make build`).
+// --max-semi-space-size=1 (MiB): V8's young generation grows to 16 MiB per semi-space by default,
+// which an idle daemon fills with short-lived heartbeat objects and keeps: measured ~50 MB less
+// RSS per daemon at 8 nodes (bench/farm/REPORT.md, idle). Its objects die young, so the smaller
+// space costs little. MALLOC_ARENA_MAX=2: glibc gives each thread that mallocs (libuv's pool running
+// libnftables, the addon's threads) an arena of its own: ~9 MB less RSS with two (REPORT, idle).
+// glibc read it at start: it is removed below so that the applications the daemon's scripts start
+// do not inherit it. top/lab/daemons.ts (DAEMON_ENV, DAEMON_NODE_FLAGS) starts the lab's daemons
+// the same way.
 import { main } from '../dist/top/cli/main.js';
+
+delete process.env.MALLOC_ARENA_MAX;
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },

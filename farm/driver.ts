@@ -10,14 +10,20 @@ import { liveConnectionsTo } from './connections.js';
 import { familyOf, nftHashExpr } from './hash-input.js';
 import { NftFarm } from './nft-apply.js';
 import type { NftFarmSpec } from './nft-render.js';
-import type { FarmEffects } from './runtime.js';
+import { OWNED_LAPSE_MS, type FarmEffects } from './runtime.js';
 import { addVip, removeVip, type VipSpec } from './vip.js';
 
 export class KernelFarmEffects implements FarmEffects {
   readonly #module: ModuleConfig;
   readonly #self: string;
   readonly #cluster: ClusterConfig;
-  readonly #nft = new NftFarm();
+  /**
+   * Owner mode: nftables through libnftables in this process, the netdev table owned by its
+   * socket (farm/nft-apply.ts): the kernel takes this node out of the farm the moment the daemon
+   * dies, and no `nft` is spawned, ever. The buckets lapse after OWNED_LAPSE_MS (30 s) unless the
+   * 10 s reconcile renews them: for a daemon that is stuck rather than dead.
+   */
+  readonly #nft = new NftFarm({ owner: true });
   #arp: ArpResponder | null = null;
   /** Built at the first filter install (the interface is looked up then), kept for the VIP's removal. */
   #spec: NftFarmSpec | null = null;
@@ -54,7 +60,7 @@ export class KernelFarmEffects implements FarmEffects {
       ports: farm.ports,
       ownedBuckets: [],
       hashExpr: nftHashExpr(farm.balance, familyOf(vip), farm.buckets, farm.seed!),
-      ownedTimeoutMs: this.#cluster.heartbeat.timeoutMs,
+      ownedTimeoutMs: OWNED_LAPSE_MS,
     };
   }
 

@@ -1,9 +1,18 @@
-// Driver of the farm's nftables data plane: runs `nft` in the current network namespace (the
-// daemon runs inside its node's namespaces) with text rendered by farm/nft-render.ts.
+// Driver of the farm's nftables data plane: runs nft's language in the current network namespace
+// (the daemon runs inside its node's namespaces) with text rendered by farm/nft-render.ts.
 // Every change is one `nft -f -` transaction: the kernel applies all of it or none of it.
+//
+// Two ways to reach the kernel, the same text either way:
+// - owner mode (the daemon): libnftables inside this process (src/native/nft.ts), over one netlink
+//   socket held for the NftFarm's life; the netdev table is owned by that socket, so the kernel
+//   deletes it when the daemon dies and the node stops taking the VIP's frames with no renewal at
+//   all. No process is spawned, for a bucket change or a reconcile.
+// - otherwise: one `nft` process per call (tools and tests that apply a rule set that must outlive
+//   them); no owner table.
 import assert from 'node:assert/strict';
 import { CroftError } from '../src/errors.js';
 import { run, type Ran } from '../src/net/command.js';
+import { NftSession } from '../src/native/index.js';
 import {
   allTablesNamed, OWNED_SET, TAKEOVER_SET, renderBucketUpdate, renderDelete, renderTables, shapesOf, tablesOf,
   type NftFarmSpec, type NftTableRef,
@@ -22,6 +31,12 @@ export interface NftFarmOptions {
   run?: NftRunner;
   /** One nft call taking longer than this is killed. Default 10000: nft answers in milliseconds. */
   timeoutMs?: number;
+  /**
+   * Owner mode: nft runs in this process over a netlink socket held until close() (or the
+   * process's end), and the netdev table is owned by it (nft-render's spec.owner). Ignores
+   * nftPath, run and timeoutMs.
+   */
+  owner?: boolean;
 }
 
 export interface ReconcileResult {
@@ -33,6 +48,25 @@ export interface ReconcileResult {
 
 function spawnRunner(nftPath: string, timeoutMs: number): NftRunner {
   return (args, input) => run([nftPath, ...args], 'CROFT_ERR_NFT_APPLY', { input: input ?? '', timeoutMs });
+}
+
+/** The argv this file passes (`-f -` with stdin, or `[-j] list ...`) as a command of the session. */
+function sessionRunner(session: () => NftSession): NftRunner {
+  return (args, input) => {
+    const json = args[0] === '-j';
+    const rest = json ? args.slice(1) : args;
+    const text = rest.length === 2 && rest[0] === '-f' && rest[1] === '-' ? input ?? '' : rest.join(' ');
+    return session().run(text, { json });
+  };
+}
+
+/** Words added to a kernel error that has a known cause in owner mode. */
+function ownerHint(stderr: string): string {
+  if (/Operation not supported/.test(stderr)) return ' (an owner table needs Linux 5.12 or later)';
+  if (/Operation not permitted/.test(stderr)) {
+    return ' (a table of this name is owned by another process\'s netlink socket: another croft daemon in this network namespace?)';
+  }
+  return '';
 }
 
 type NftJsonObject = {
@@ -62,11 +96,33 @@ function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
  */
 export class NftFarm {
   readonly #run: NftRunner;
+  readonly #owner: boolean;
+  #session: NftSession | null = null;
   #spec: NftFarmSpec | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: NftFarmOptions = {}) {
-    this.#run = opts.run ?? spawnRunner(opts.nftPath ?? 'nft', opts.timeoutMs ?? 10_000);
+    this.#owner = opts.owner ?? false;
+    this.#run = this.#owner
+      // Opened at the first call, not before: a module that never starts holds no socket.
+      ? sessionRunner(() => (this.#session ??= new NftSession()))
+      : opts.run ?? spawnRunner(opts.nftPath ?? 'nft', opts.timeoutMs ?? 10_000);
+  }
+
+  /**
+   * Owner mode: closes the socket after the calls queued so far, so the kernel deletes the owner
+   * table (remove() first for the other tables). The next call opens a new socket.
+   */
+  close(): Promise<void> {
+    return this.#serial(async () => {
+      this.#session?.close();
+      this.#session = null;
+    });
+  }
+
+  /** The spec as this driver renders it (owner mode: an owner netdev table). */
+  #mine(spec: NftFarmSpec): NftFarmSpec {
+    return { ...structuredClone(spec), owner: this.#owner };
   }
 
   /** The spec last applied or attached, with the buckets last set. */
@@ -78,21 +134,26 @@ export class NftFarm {
    * Creates or atomically replaces every table of the spec (owned set = spec.ownedBuckets).
    * Applying the same spec twice changes nothing; established connections are kept.
    */
-  apply(spec: NftFarmSpec): Promise<void> {
+  apply(given: NftFarmSpec): Promise<void> {
+    const spec = this.#mine(given);
     return this.#serial(async () => {
       // Tables of another family (the VIP moved from IPv4 to IPv6) go in the same transaction.
       const wanted = tablesOf(spec);
-      const others = allTablesNamed(spec.table).filter((t) => !wanted.some((w) => w.family === t.family));
-      const present = await this.#presentTables(others);
-      await this.#nftFile(`${renderDelete(present)}${renderTables(spec)}`, `apply the rule set of ${spec.table}`);
-      this.#spec = structuredClone(spec);
+      const all = allTablesNamed(spec.table);
+      const others = all.filter((t) => !wanted.some((w) => w.family === t.family));
+      // Owner mode: which of ours exist decides the delete lines (nft-render deleteLines).
+      const present = await this.#presentTables(this.#owner ? all : others);
+      const stale = present.filter((t) => others.some((o) => o.family === t.family));
+      await this.#nftFile(`${renderDelete(stale)}${renderTables(spec, this.#owner ? present : undefined)}`, `apply the rule set of ${spec.table}`);
+      this.#spec = spec;
     });
   }
 
   /** Declares the spec without touching the kernel (at daemon start, before reconcile()). */
-  attach(spec: NftFarmSpec): void {
+  attach(given: NftFarmSpec): void {
+    const spec = this.#mine(given);
     shapesOf(spec); // validates
-    this.#spec = structuredClone(spec);
+    this.#spec = spec;
   }
 
   /**
@@ -145,15 +206,20 @@ export class NftFarm {
         if (JSON.stringify(sets.sort()) !== JSON.stringify(wantSets)) reasons.push(`${where} has sets [${sets.join(', ')}]`);
       }
       const wanted = tablesOf(spec);
-      const stale = await this.#presentTables(allTablesNamed(spec.table).filter((t) => !wanted.some((w) => w.family === t.family)));
+      const present = await this.#presentTables(allTablesNamed(spec.table));
+      const stale = present.filter((t) => !wanted.some((w) => w.family === t.family));
       for (const t of stale) reasons.push(`table ${t.family} ${t.name} should not exist`);
       if (reasons.length > 0) {
-        await this.#nftFile(`${renderDelete(stale)}${renderTables(spec)}`, `reconcile the rule set of ${spec.table}`);
+        await this.#nftFile(`${renderDelete(stale)}${renderTables(spec, this.#owner ? present : undefined)}`, `reconcile the rule set of ${spec.table}`);
         return { fixed: 'tables', reasons };
       }
       const owned = await this.#listOwned(spec);
-      if (!sameNumbers(owned, spec.ownedBuckets)) {
+      const differs = !sameNumbers(owned, spec.ownedBuckets);
+      // Buckets that expire (spec.ownedTimeoutMs) are renewed here, whether or not they differ.
+      if (differs || spec.ownedTimeoutMs) {
         await this.#nftFile(renderBucketUpdate(spec, spec.ownedBuckets, spec.takeoverBuckets), `set the buckets of ${spec.table}`);
+      }
+      if (differs) {
         return { fixed: 'buckets', reasons: [`owned set had ${owned.length} buckets that differ from the ${spec.ownedBuckets.length} wanted`] };
       }
       return { fixed: 'nothing', reasons: [] };
@@ -167,7 +233,9 @@ export class NftFarm {
   remove(table?: string): Promise<void> {
     return this.#serial(async () => {
       const name = table ?? this.#required('remove').table;
-      await this.#nftFile(renderDelete(allTablesNamed(name)), `remove the rule set of ${name}`);
+      const all = allTablesNamed(name);
+      const present = this.#owner ? await this.#presentTables(all) : undefined;
+      if (present?.length !== 0) await this.#nftFile(renderDelete(present ?? all, present), `remove the rule set of ${name}`);
       if (this.#spec?.table === name) this.#spec = undefined;
     });
   }
@@ -186,7 +254,8 @@ export class NftFarm {
   async #nftFile(text: string, what: string): Promise<void> {
     const r = await this.#run(['-f', '-'], text);
     if (r.code !== 0) {
-      throw new CroftError('CROFT_ERR_NFT_APPLY', `cannot ${what}: nft exited with ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+      const said = r.stderr.trim() || r.stdout.trim();
+      throw new CroftError('CROFT_ERR_NFT_APPLY', `cannot ${what}: nft ${this.#owner ? 'returned' : 'exited with'} ${r.code}: ${said}${this.#owner ? ownerHint(said) : ''}`);
     }
   }
 

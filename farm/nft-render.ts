@@ -6,8 +6,12 @@
 //
 // croft owns one table per family, all named spec.table:
 //   netdev  ingress on the interface: frames to the virtual MAC get `meta pkttype set host`, or IP
-//           input drops them as PACKET_OTHERHOST (ip_rcv_core / ipv6_rcv).
-//   ip|ip6  prerouting at priority -150, after conntrack (-200): packets of connections this node
+//           input drops them as PACKET_OTHERHOST (ip_rcv_core / ipv6_rcv). In the daemon it is an
+//           owner table (spec.owner): it belongs to the daemon's netlink socket and the kernel
+//           deletes it when the daemon dies, so the node stops taking the VIP's frames at once.
+//   ip|ip6  prerouting at priority -150, after conntrack (-200): a packet to the VIP that is not
+//           PACKET_HOST is dropped first (the netdev table is gone: a multicast virtual MAC must not
+//           reach the sets, nor the RSTs, of a dead daemon); packets of connections this node
 //           tracks pass; a new connection passes when its bucket is in @owned; the rest is dropped,
 //           never rejected, since another node answers it. One exception: the buckets this node
 //           took over from a node that died (@takeover, farm/plan.ts) answer a TCP packet of a
@@ -50,12 +54,22 @@ export interface NftFarmSpec {
   /** The nft expression giving a packet's bucket (farm/hash-input.ts nftHashExpr), e.g. `jhash ip saddr mod 256 seed 0x1234abcd`. */
   hashExpr: string;
   /**
-   * When set, owned buckets expire from the kernel's set after this long unless the daemon renews
-   * them: a dead man's switch. A node whose daemon died (its kernel alive, its application maybe
-   * dead) stops taking new connections by itself about when the others take its buckets over,
-   * instead of answering them with RSTs. The cluster's heartbeat timeout_ms is the right value.
+   * When set, the buckets of both sets expire from the kernel after this long unless renewed
+   * (nft-apply's reconcile renews them): a dead man's switch for a daemon that is alive but stuck
+   * (SIGSTOP, a wedged event loop), which an owner table does not catch since its socket stays
+   * open. The daemon sets 30 s, renewed every 10 s (farm/runtime.ts); a dead daemon is the owner
+   * table's business, at once.
    */
   ownedTimeoutMs?: number;
+  /**
+   * The netdev table gets `flags owner`: it belongs to the netlink socket that creates it and the
+   * kernel deletes it when that socket closes (Linux >= 5.12). Only for a driver that holds its
+   * socket as long as the daemon lives (nft-apply's owner mode); through a short-lived `nft`
+   * the table would vanish at once. The ip/ip6 and arp tables are never owned: the arp table must
+   * outlive a dead daemon (the VIP stays on the interface, and the kernel would answer ARP for it
+   * with the node's own MAC), and the ip/ip6 tables only ever narrow what the node accepts.
+   */
+  owner?: boolean;
 }
 
 /** The buckets of a spec's takeover set: those of takeoverBuckets this node owns (sorted). */
@@ -147,6 +161,8 @@ interface TableBody {
   /** chain name -> its lines (hook line first when it is a base chain; rules after). */
   chains: Array<{ name: string; hook?: string; rules: string[] }>;
   sets: string[];
+  /** Table flags (`owner`). */
+  flags?: string[];
 }
 
 function bodies(spec: NftFarmSpec): TableBody[] {
@@ -156,6 +172,7 @@ function bodies(spec: NftFarmSpec): TableBody[] {
 
   out.push({
     ref: { family: 'netdev', name: table },
+    ...(spec.owner ? { flags: ['owner'] } : {}),
     sets: [],
     chains: [{
       name: 'ingress',
@@ -168,6 +185,10 @@ function bodies(spec: NftFarmSpec): TableBody[] {
   const vipRules: string[] = [
     // A node's own connections to the VIP come back through lo: they are not the farm's to share.
     'iifname "lo" accept',
+    // Only the netdev table makes frames to the virtual MAC PACKET_HOST; without it (its daemon
+    // died: the kernel deleted it) nothing of the VIP's traffic may reach the rules below. A
+    // unicast virtual MAC is dropped as OTHERHOST before this hook anyway; a multicast one is not.
+    'meta pkttype != host drop',
     'ct state established,related accept',
   ];
   if (spec.ports.length > 0) {
@@ -205,8 +226,9 @@ function bodies(spec: NftFarmSpec): TableBody[] {
     ref: { family, name: table },
     // numgen's type is the 32-bit integer jhash yields; `typeof jhash ...` would do the same, but
     // nft 1.0.6 crashes when it lists such a set.
-    // Both sets expire unless renewed: a node whose daemon died must not reset the connections of
-    // the nodes that took its buckets over.
+    // With ownedTimeoutMs both sets expire unless renewed (a driver without an owner table: a
+    // node whose daemon died must not reset the connections of the nodes that took its buckets
+    // over). The daemon uses an owner netdev table instead, and renews nothing.
     sets: [OWNED_SET, TAKEOVER_SET].map((name) => `set ${name} {\n\t\ttypeof numgen inc mod ${spec.buckets}${spec.ownedTimeoutMs ? `\n\t\tflags timeout\n\t\ttimeout ${Math.round(spec.ownedTimeoutMs)}ms` : ''}\n\t}`),
     chains: ipChains,
   });
@@ -240,6 +262,7 @@ function fingerprintOf(body: TableBody): string {
 
 function tableText(body: TableBody): string {
   const lines = [`table ${body.ref.family} ${body.ref.name} {`];
+  if (body.flags?.length) lines.push(`\tflags ${body.flags.join(', ')};`);
   for (const s of body.sets) lines.push(`\t${s}`);
   for (const c of body.chains) {
     lines.push(`\tchain ${c.name} {`);
@@ -251,9 +274,15 @@ function tableText(body: TableBody): string {
   return lines.join('\n');
 }
 
-/** `add table` then `delete table`: removes a table whether or not it exists, inside a transaction. */
-function deleteLines(ref: NftTableRef): string[] {
-  return [`table ${ref.family} ${ref.name} {}`, `delete table ${ref.family} ${ref.name}`];
+/**
+ * `add table` then `delete table`: removes a table whether or not it exists, inside a transaction.
+ * With `present` (the tables known to exist): a plain `delete table` for those, nothing for the
+ * others. The owner mode needs that: `add table` of an owner table without the flag, or of a plain
+ * table with it, is a change of its owner flag, which the kernel refuses (EOPNOTSUPP).
+ */
+function deleteLines(ref: NftTableRef, present?: readonly NftTableRef[]): string[] {
+  if (present === undefined) return [`table ${ref.family} ${ref.name} {}`, `delete table ${ref.family} ${ref.name}`];
+  return present.some((p) => p.family === ref.family && p.name === ref.name) ? [`delete table ${ref.family} ${ref.name}`] : [];
 }
 
 function elementLines(ref: NftTableRef, owned: number[], takeover: number[]): string[] {
@@ -269,13 +298,14 @@ function elementLines(ref: NftTableRef, owned: number[], takeover: number[]): st
  * The whole rule set, as one `nft -f` transaction: every table is deleted (if present) and created
  * again, so the kernel swaps old for new atomically and applying the text twice leaves the same
  * tables. Conntrack entries live outside the tables, so established connections are kept.
+ * `present`: the tables known to exist now (deleteLines), for the owner mode.
  */
-export function renderTables(spec: NftFarmSpec): string {
+export function renderTables(spec: NftFarmSpec, present?: readonly NftTableRef[]): string {
   const owned = checkBuckets(spec.buckets, spec.ownedBuckets);
   const takeover = takeoverOf(spec);
   const out: string[] = [];
   for (const body of bodies(spec)) {
-    out.push(...deleteLines(body.ref), tableText(body));
+    out.push(...deleteLines(body.ref, present), tableText(body));
     if (body.sets.length > 0) out.push(...elementLines(body.ref, owned, takeover));
   }
   return `${out.join('\n')}\n`;
@@ -293,10 +323,10 @@ export function renderBucketUpdate(spec: Pick<NftFarmSpec, 'table' | 'vip' | 'bu
   return `${elementLines(ref, mine, takeoverOf({ buckets: spec.buckets, ownedBuckets: mine, takeoverBuckets: [...takeover] })).join('\n')}\n`;
 }
 
-/** Removes the tables (absent ones included) in one transaction. */
-export function renderDelete(tables: readonly NftTableRef[]): string {
+/** Removes the tables (absent ones included; with `present`, only those) in one transaction. */
+export function renderDelete(tables: readonly NftTableRef[], present?: readonly NftTableRef[]): string {
   for (const t of tables) assert.match(t.name, TABLE_NAME, `nft table name ${t.name}`);
-  return `${tables.flatMap(deleteLines).join('\n')}\n`;
+  return `${tables.flatMap((t) => deleteLines(t, present)).join('\n')}\n`;
 }
 
 /** What each table of the spec must hold (fingerprint and rules per chain), for reconcile. */

@@ -63,8 +63,6 @@ export type FarmAction =
    * order), so a node is never given clients by its buckets before it can answer them.
    */
   | { type: 'apply-buckets'; owned: readonly number[]; takeover: readonly number[] }
-  /** The same sets again: their buckets expire in the kernel unless renewed. Filter present. */
-  | { type: 'renew-buckets'; owned: readonly number[]; takeover: readonly number[] }
   /** The kernel's tables made equal to croft's again (edited behind its back). Filter present. */
   | { type: 'reconcile' }
   /** The ARP responder stops. First on the way down: clients stop being sent here. */
@@ -81,7 +79,6 @@ export type FarmActionType = FarmAction['type'];
 
 /** Periodic work the runtime's timers made due. */
 export interface FarmDue {
-  renew: boolean;
   reconcile: boolean;
 }
 
@@ -90,7 +87,7 @@ function sameSet(a: readonly number[] | null, b: readonly number[]): boolean {
 }
 
 /** The next action that brings `plane` toward `want`, or null when they agree and nothing is due. */
-export function nextAction(plane: FarmPlane, want: FarmWant, due: FarmDue = { renew: false, reconcile: false }): FarmAction | null {
+export function nextAction(plane: FarmPlane, want: FarmWant, due: FarmDue = { reconcile: false }): FarmAction | null {
   if (want.active) {
     if (plane.filter !== 'present') return { type: 'filter-empty' };
     if (plane.vip !== 'present') return { type: 'add-vip' };
@@ -100,7 +97,6 @@ export function nextAction(plane: FarmPlane, want: FarmWant, due: FarmDue = { re
     if (!sameSet(plane.owned, want.owned) || !sameSet(plane.takeover, want.takeover)) {
       return { type: 'apply-buckets', owned: want.owned, takeover: want.takeover };
     }
-    if (due.renew && want.owned.length > 0) return { type: 'renew-buckets', owned: want.owned, takeover: want.takeover };
     return null;
   }
   if (plane.announce !== 'absent') return { type: 'silence' };
@@ -117,7 +113,6 @@ export function checkDuty(action: FarmAction, held: FarmPlane): string | null {
       return null;
     case 'add-vip':
     case 'apply-buckets':
-    case 'renew-buckets':
     case 'reconcile':
       return held.filter === 'present' ? null : `${action.type} with the filter ${held.filter}`;
     case 'announce':
@@ -135,8 +130,7 @@ export function afterSuccess(plane: FarmPlane, action: FarmAction): FarmPlane {
     case 'filter-empty': return { ...plane, filter: 'present', owned: [], takeover: [] };
     case 'add-vip': return { ...plane, vip: 'present' };
     case 'announce': return { ...plane, announce: 'present' };
-    case 'apply-buckets':
-    case 'renew-buckets': return { ...plane, owned: [...action.owned], takeover: [...action.takeover] };
+    case 'apply-buckets': return { ...plane, owned: [...action.owned], takeover: [...action.takeover] };
     case 'reconcile': return plane;
     case 'silence': return { ...plane, announce: 'absent' };
     case 'remove-vip': return { ...plane, vip: 'absent' };
@@ -154,7 +148,6 @@ export function afterFailure(plane: FarmPlane, action: FarmAction): FarmPlane {
     case 'announce':
     case 'silence': return { ...plane, announce: 'unknown' };
     case 'apply-buckets':
-    case 'renew-buckets':
     case 'reconcile': return { ...plane, owned: null, takeover: null };
   }
 }

@@ -22,7 +22,7 @@ export interface FarmEffects {
   /** filter-empty: the filter's tables, with no owned bucket (replaces what the kernel has). */
   installFilter(): Promise<void>;
   /**
-   * apply-buckets / renew-buckets: the owned set becomes exactly `owned`, and the takeover set
+   * apply-buckets: the owned set becomes exactly `owned`, and the takeover set
    * (those of them taken over from a dead node) `takeover`, in one transaction.
    */
   applyBuckets(owned: readonly number[], takeover: readonly number[]): Promise<void>;
@@ -69,15 +69,20 @@ export interface FarmRuntimeOptions {
 
 /** How often a draining node counts its connections to the VIP. */
 export const DRAIN_POLL_MS = 100;
-/** Every ~10 s the kernel's tables are reconciled with croft's (edited behind its back). */
-const RECONCILE_EVERY_MS = 10_000;
+/**
+ * Every 10 s the kernel's tables are reconciled with croft's (edited behind its back) and the
+ * buckets renewed: they lapse after OWNED_LAPSE_MS without a renewal (farm/driver.ts).
+ */
+export const RECONCILE_EVERY_MS = 10_000;
+/** Three reconciles missed: the daemon is stuck (stopped, wedged), its node stops taking new clients. */
+export const OWNED_LAPSE_MS = 3 * RECONCILE_EVERY_MS;
 
 export class FarmRuntime {
   readonly module: ModuleConfig;
   readonly #o: FarmRuntimeOptions;
   #plane: FarmPlane = EMPTY_PLANE;
   #want: FarmWant;
-  #due: FarmDue = { renew: false, reconcile: false };
+  #due: FarmDue = { reconcile: false };
   /** The share the wanted buckets come from, and the one last applied (for status and logs). */
   #share: FarmShare | null = null;
   #shown: FarmShare | null = null;
@@ -89,7 +94,6 @@ export class FarmRuntime {
   #tickTimer: unknown = null;
   #retryTimer: unknown = null;
   #drainTimer: unknown = null;
-  #ticks = 0;
   /** True between a start's first action and its last, to log farm_start once the start is done. */
   #starting = false;
 
@@ -161,19 +165,18 @@ export class FarmRuntime {
   }
 
   /**
-   * Owned buckets expire in the kernel unless renewed (nft-render's ownedTimeoutMs): renew them at
-   * the heartbeat's pace, so they lapse about when the peers declare this node down; every ~10 s a
-   * reconcile instead. A due flag, not a queue: a slow nft does not pile renewals up.
+   * Every 10 s a reconcile, which renews the buckets; nothing else is periodic. They used to lapse
+   * after the heartbeat timeout, renewed at the heartbeat's pace (an `nft` per interval); now the
+   * owner netdev table (farm/driver.ts) takes a dead daemon's node out of the farm by itself, at
+   * once, and the 30 s lapse is left for a daemon that is alive but stuck. A due flag, not a
+   * queue: a slow reconcile does not pile the next ones up.
    */
   #armTick(): void {
-    const intervalMs = this.#o.cluster.heartbeat.intervalMs;
-    const reconcileEvery = Math.max(1, Math.round(RECONCILE_EVERY_MS / intervalMs));
     this.#tickTimer = this.#o.clock.setTimeout(() => {
       this.#armTick();
-      if (++this.#ticks % reconcileEvery === 0) this.#due = { ...this.#due, reconcile: true };
-      else this.#due = { ...this.#due, renew: true };
+      this.#due = { ...this.#due, reconcile: true };
       this.#pump();
-    }, intervalMs);
+    }, RECONCILE_EVERY_MS);
   }
 
   /** Carries out the plan's actions one at a time until plane and want agree (or one fails). */
@@ -187,11 +190,10 @@ export class FarmRuntime {
     for (;;) {
       const action = nextAction(this.#plane, this.#want, this.#due);
       if (action === null) {
-        this.#due = { renew: false, reconcile: false }; // nothing owned to renew: not due later either
+        this.#due = { reconcile: false }; // no filter to reconcile: not due later either
         break;
       }
-      if (action.type === 'reconcile') this.#due = { ...this.#due, reconcile: false, renew: false };
-      if (action.type === 'renew-buckets') this.#due = { ...this.#due, renew: false };
+      if (action.type === 'reconcile') this.#due = { reconcile: false };
       try {
         const fixed = await this.#execute(action);
         this.#plane = afterSuccess(this.#plane, action);
@@ -222,8 +224,7 @@ export class FarmRuntime {
       case 'filter-empty': await e.installFilter(); return null;
       case 'add-vip': await e.addVip(); return null;
       case 'announce': await e.announce(); return null;
-      case 'apply-buckets':
-      case 'renew-buckets': await e.applyBuckets(action.owned, action.takeover); return null;
+      case 'apply-buckets': await e.applyBuckets(action.owned, action.takeover); return null;
       case 'reconcile': return e.reconcileFilter();
       case 'silence': await e.silence(); return null;
       case 'remove-vip': await e.removeVip(); return null;

@@ -32,7 +32,9 @@
 //   redisClient below).
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+// ioredis is loaded when a redis witness first connects, not with the daemon (~15 MB of RSS that
+// a ping witness or a farm never needs).
+import type { Redis } from 'ioredis';
 import type { Witness, WitnessContext, WitnessVerdict } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -155,8 +157,8 @@ interface HoldReply {
  * - disconnectTimeout = timeoutMs: after disconnect() ioredis half-closes the socket and destroys it
  *   only if the server has not closed it by then (its default waits 2 s, keeping the process alive).
  */
-function redisClient(host: string, port: number, timeoutMs: number): Redis {
-  const client = new Redis({
+function redisClient(RedisClass: typeof Redis, host: string, port: number, timeoutMs: number): Redis {
+  const client = new RedisClass({
     host,
     port,
     lazyConnect: true,
@@ -308,8 +310,11 @@ export class RedisWitness implements Witness {
 
   private async connection(): Promise<Redis> {
     if (this.client && this.client.status === 'ready') return this.client;
+    const { Redis: RedisClass } = await import('ioredis');
+    // Again after the pause: what follows runs without one, as it did before the lazy import.
+    if (this.client && this.client.status === 'ready') return this.client;
     this.dropClient();
-    const c = redisClient(this.o.host, this.o.port, this.o.timeoutMs);
+    const c = redisClient(RedisClass, this.o.host, this.o.port, this.o.timeoutMs);
     this.client = c;
     // ioredis rejects a failed connect with "Connection is closed."; the socket's error says why.
     let failure: Error | null = null;

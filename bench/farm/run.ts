@@ -2,7 +2,8 @@
 //   1. throughput and latency (wrk from the lab's client namespace) of the same 3 nginx nodes:
 //      (a) through croft's VIP, (b) behind HAProxy in a namespace of its own, (c) one node alone;
 //   2. failover (lab kill and lab crash -> every client answered again): croft vs keepalived (VRRPv3);
-//   3. the false-failover soak (bench/farm/soak.ts): full CPU load and heavy GC, no peer marked down.
+//   3. the false-failover soak (bench/farm/soak.ts): full CPU load and heavy GC, no peer marked down;
+//   4. idle cost: per-daemon CPU and RSS in labs of 3 and 8 nodes, nothing happening (idle.ts).
 // Run it with bench/farm/run (installs wrk, haproxy, keepalived, builds, then runs this file).
 // Prints a markdown summary and writes every figure to bench/farm/last-run.json.
 import fs from 'node:fs';
@@ -21,6 +22,7 @@ import { renderKeepalived, startKeepalived, vipHolders } from './keepalived.js';
 import { allAnswered, failAndMeasure, FAILURES, sleep, stats, waitFor, type Failure } from './failover.js';
 import { wrk, type WrkResult } from './wrk.js';
 import { soak, soakReport, type SoakResult } from './soak.js';
+import { idleLines, measureIdle, type IdleResult } from './idle.js';
 
 const VIP = '10.77.0.100';
 const PORT = 80;
@@ -42,6 +44,9 @@ const { values: opt } = parseArgs({
     'interval-ms': { type: 'string', default: '100' },
     'timeout-ms': { type: 'string', default: '250' },
     'soak-s': { type: 'string', default: '300' },
+    'idle-nodes': { type: 'string', default: '3,8' },
+    'idle-window-s': { type: 'string', default: '10' },
+    'idle-settle-s': { type: 'string', default: '5' },
     only: { type: 'string', default: 'all' },
     out: { type: 'string', default: path.join(repoRoot, 'bench', 'farm', 'last-run.json') },
     summary: { type: 'string' },
@@ -56,9 +61,15 @@ const cfg = {
   durationS: num('duration-s'), warmupS: num('warmup-s'), rounds: num('rounds'), connections: num('connections'),
   threads: num('threads'), runs: num('runs'), clients: num('clients'), advertIntS: num('advert-int-s'),
   intervalMs: num('interval-ms'), timeoutMs: num('timeout-ms'), soakS: num('soak-s'),
+  idleWindowS: num('idle-window-s'), idleSettleS: num('idle-settle-s'),
+  idleNodes: String(opt['idle-nodes']).split(',').map((x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n) || n < 1 || n > 250) throw new Error(`--idle-nodes must be a list of node counts, got ${String(opt['idle-nodes'])}`);
+    return n;
+  }),
 };
 const only = String(opt.only);
-if (!['all', 'throughput', 'failover', 'soak'].includes(only)) throw new Error('--only must be all, throughput, failover or soak');
+if (!['all', 'throughput', 'failover', 'soak', 'idle'].includes(only)) throw new Error('--only must be all, throughput, failover, soak or idle');
 
 const log = (s: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
 
@@ -84,11 +95,11 @@ async function farmMembers(lab: Lab, node: string): Promise<string[] | undefined
   }
 }
 
-async function waitMembers(lab: Lab, observers: string[], members: string[]): Promise<void> {
+async function waitMembers(lab: Lab, observers: string[], members: string[], timeoutMs?: number): Promise<void> {
   await waitFor(`farm members [${members.join(' ')}]`, async () => {
     const all = await Promise.all(observers.map((n) => farmMembers(lab, n)));
     return all.every((m) => JSON.stringify(m) === JSON.stringify(members));
-  });
+  }, timeoutMs);
 }
 
 // ---- 1. throughput -------------------------------------------------------------------------
@@ -215,7 +226,7 @@ function median(values: number[]): number {
   return stats(values).median;
 }
 
-function summary(tp: ThroughputRun[], croft: Failovers, ka: Failovers): string {
+function summary(tp: ThroughputRun[], croft: Failovers, ka: Failovers, idle: IdleResult[] = []): string {
   const lines: string[] = [];
   if (tp.length) {
     lines.push(`### Throughput (wrk -t${cfg.threads} -c${cfg.connections}, ${cfg.durationS} s after ${cfg.warmupS} s warm-up, median of ${cfg.rounds} rounds)`, '');
@@ -256,18 +267,26 @@ function summary(tp: ThroughputRun[], croft: Failovers, ka: Failovers): string {
       if (croft[f].length && ka[f].length) lines.push(`- lab ${f}: median croft / median keepalived = ${(median(croft[f]) / median(ka[f])).toFixed(2)}`);
     }
   }
+  if (idle.length) {
+    lines.push('', `### Idle cost per daemon (one farm module, heartbeat 100 ms, nothing happening)`, '');
+    lines.push('| nodes | daemon | CPU % of a core | children CPU % | RSS MB |', '|---:|---|---:|---:|---:|');
+    for (const r of idle) {
+      for (const d of r.daemons) lines.push(`| ${r.nodes} | ${d.node} | ${d.cpuPct.toFixed(2)} | ${d.childrenCpuPct.toFixed(2)} | ${d.rssMb.toFixed(0)} |`);
+    }
+    lines.push('', ...idleLines(idle));
+  }
   return lines.join('\n');
 }
 
 async function main(): Promise<void> {
   if (opt.summary !== undefined) {
     // Reprints the tables of a saved run (its own settings), without running anything.
-    const saved = JSON.parse(fs.readFileSync(opt.summary, 'utf8')) as { date: string; config: typeof cfg; throughput: ThroughputRun[]; failover: { croft: Failovers | number[]; keepalived: Failovers | number[] } };
+    const saved = JSON.parse(fs.readFileSync(opt.summary, 'utf8')) as { date: string; config: typeof cfg; throughput: ThroughputRun[]; failover: { croft: Failovers | number[]; keepalived: Failovers | number[] }; idle?: IdleResult[] };
     // Runs saved before --interval-ms/--timeout-ms existed used 100 / 500 ms.
     Object.assign(cfg, { intervalMs: 100, timeoutMs: 500 }, saved.config);
     // Runs saved before lab crash existed hold only kill figures, as a plain list.
     const kinds = (v: Failovers | number[]): Failovers => (Array.isArray(v) ? { kill: v, crash: [] } : v);
-    console.log(`## bench/farm, ${saved.date}\n\n${summary(saved.throughput, kinds(saved.failover.croft), kinds(saved.failover.keepalived))}`);
+    console.log(`## bench/farm, ${saved.date}\n\n${summary(saved.throughput, kinds(saved.failover.croft), kinds(saved.failover.keepalived), saved.idle)}`);
     const soaked = (saved as { soak?: SoakResult | null }).soak;
     if (soaked) console.log(['', '### False-failover soak', '', ...soakReport(soaked)].join('\n'));
     return;
@@ -281,6 +300,7 @@ async function main(): Promise<void> {
   const croft = noFailovers();
   const ka = noFailovers();
   let soaked: SoakResult | undefined;
+  const idle: IdleResult[] = [];
   const has = (part: string) => only === 'all' || only === part;
   try {
     if (has('throughput') || has('failover')) {
@@ -326,6 +346,22 @@ async function main(): Promise<void> {
         await lab.down();
       }
     }
+    if (has('idle')) {
+      for (const n of cfg.idleNodes) {
+        const nodes = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+        const lab = await Lab.up({ name: `bi${tag}`, nodes: n, clients: 1, config, intervalMs: cfg.intervalMs, timeoutMs: cfg.timeoutMs });
+        try {
+          log(`lab ${lab.name} up (${n} nodes); waiting for the farm, then ${cfg.idleSettleS} s to settle`);
+          await waitMembers(lab, nodes, nodes, 120_000);
+          await sleep(cfg.idleSettleS * 1000);
+          const r = await measureIdle(lab, nodes, cfg.idleWindowS);
+          for (const line of idleLines([r])) log(line);
+          idle.push(r);
+        } finally {
+          await lab.down();
+        }
+      }
+    }
     if (has('soak')) {
       soaked = await soak({ name: `bs${tag}`, durationS: cfg.soakS, intervalMs: cfg.intervalMs, timeoutMs: cfg.timeoutMs, log });
     }
@@ -340,12 +376,12 @@ async function main(): Promise<void> {
   }
   const result = {
     date: started.toISOString(), host: { cpus: os.cpus().length, model: os.cpus()[0]?.model, kernel: os.release() },
-    versions: `${versions.join(', ')}; node ${process.version}`, config: cfg, throughput: tp, failover: { croft, keepalived: ka }, soak: soaked ?? null,
+    versions: `${versions.join(', ')}; node ${process.version}`, config: cfg, throughput: tp, failover: { croft, keepalived: ka }, idle, soak: soaked ?? null,
   };
   fs.writeFileSync(String(opt.out), `${JSON.stringify(result, null, 2)}\n`);
   console.log(`## bench/farm, ${result.date}, ${result.host.cpus} CPUs (${result.host.model}), kernel ${result.host.kernel}`);
   console.log(`${result.versions}\n`);
-  console.log(summary(tp, croft, ka));
+  console.log(summary(tp, croft, ka, idle));
   if (soaked) console.log(['', '### False-failover soak', '', ...soakReport(soaked)].join('\n'));
   console.log(`\n(figures in ${String(opt.out)})`);
 }

@@ -3,6 +3,7 @@ export { jhash, nftBucket } from './jhash.js';
 export { ArpResponder, arpSendGratuitous, type ArpAddress, type ArpStats } from './arp.js';
 export { HeartbeatPump, type HeartbeatDatagram, type HeartbeatLan, type HeartbeatPumpStats } from './heartbeat.js';
 export { loadNative, nativeAddonPath, nativeDir } from './load.js';
+export { NftSession, type NftSessionRun } from './nft.js';
 export {
   MirrorDirtyLog,
   MirrorMount,

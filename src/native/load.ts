@@ -13,6 +13,12 @@ export interface NativeBinding {
   arpSendGratuitous(ifname: string, ip: string, mac: string, count: number, intervalMs?: number | null): Promise<void>;
   ArpResponder: new (ifname: string) => NativeArpResponder;
   exchangePaths(a: string, b: string): void;
+  NftSession: new () => NativeNftSession;
+}
+
+export interface NativeNftSession {
+  run(commands: string, json?: boolean | null): Promise<{ code: number; output: string; error: string }>;
+  close(): void;
 }
 
 export interface NativeArpResponder {

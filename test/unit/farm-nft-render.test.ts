@@ -35,6 +35,32 @@ function chainLines(tableText: string, chain: string): string[] {
 describe('renderTables', () => {
   const text = renderTables(base);
 
+  it('owner: only the netdev table is owned by the socket; the ip and arp tables outlive a dead daemon', () => {
+    const owned = renderTables({ ...base, owner: true });
+    assert.match(table(owned, 'netdev'), /^table netdev croft_web \{\n\tflags owner;\n/);
+    for (const family of ['ip', 'arp']) assert.doesNotMatch(table(owned, family), /flags owner/);
+    assert.doesNotMatch(text, /flags owner/, 'no owner table unless asked (a short-lived nft would lose it at once)');
+    // A daemon with an owner table and one without do not hold the same netdev table.
+    const fp = (s: NftFarmSpec) => shapesOf(s).map((x) => x.fingerprint);
+    assert.notEqual(fp({ ...base, owner: true })[0], fp(base)[0]);
+    assert.deepEqual(fp({ ...base, owner: true }).slice(1), fp(base).slice(1));
+  });
+
+  it('owner mode deletes only the tables present, with no `add table` (that would change an owner flag)', () => {
+    const owned = renderTables({ ...base, owner: true }, [{ family: 'netdev', name: 'croft_web' }]);
+    const deletes = owned.split('\n').filter((l) => /^delete table|^table \w+ croft_web \{\}$/.test(l));
+    assert.deepEqual(deletes, ['delete table netdev croft_web']);
+    assert.equal(renderDelete(allTablesNamed('croft_web'), []), '\n');
+    assert.match(renderTables(base), /^table netdev croft_web \{\}\ndelete table netdev croft_web\n/, 'without `present`: the idempotent idiom');
+  });
+
+  it('the vip chain takes only PACKET_HOST (without the netdev table a multicast virtual MAC reaches no set, no reject)', () => {
+    const vip = chainLines(table(text, 'ip'), 'vip').map((l) => l.replace(/ comment "croft:[0-9a-f]+"$/, ''));
+    const guard = vip.indexOf('meta pkttype != host drop');
+    assert.ok(guard >= 0, vip.join('\n'));
+    assert.ok(vip.findIndex((l) => /@owned|@takeover|established/.test(l)) > guard, vip.join('\n'));
+  });
+
   it('netdev ingress on the interface marks frames to the virtual MAC as host', () => {
     const t = table(text, 'netdev');
     const lines = chainLines(t, 'ingress');
@@ -120,7 +146,7 @@ describe('renderTables', () => {
     assert.deepEqual(fp({ ...base, ownedBuckets: [] }), fp(base));
     assert.notDeepEqual(fp({ ...base, ports: [80] }), fp(base));
     assert.notDeepEqual(fp({ ...base, virtualMac: '02:00:5e:00:00:01' }), fp(base));
-    assert.deepEqual(shapesOf(base).find((s) => s.family === 'ip')!.chains, { prerouting: 1, vip: 6 });
+    assert.deepEqual(shapesOf(base).find((s) => s.family === 'ip')!.chains, { prerouting: 1, vip: 7 });
   });
 
   it('refuses what would render a wrong rule set (programmer errors)', () => {

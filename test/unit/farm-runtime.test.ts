@@ -45,15 +45,14 @@ test('plan: a failed effect leaves its part unknown: done again on the way up, u
   assert.match(checkDuty({ type: 'remove-filter' }, { ...EMPTY_PLANE, filter: 'present', vip: 'unknown' }) ?? '', /VIP unknown/);
 });
 
-test('plan: renew and reconcile only when due and the plane agrees', () => {
+test('plan: reconcile only when due and the filter is there; nothing is renewed', () => {
   const full: FarmPlane = { filter: 'present', vip: 'present', announce: 'present', owned: [1], takeover: [] };
   const want: FarmWant = { active: true, owned: [1], takeover: [], arp: true };
-  assert.equal(nextAction(full, want, { renew: true, reconcile: false })?.type, 'renew-buckets');
-  assert.equal(nextAction(full, want, { renew: true, reconcile: true })?.type, 'reconcile');
-  assert.equal(nextAction({ ...full, owned: [] }, { ...want, owned: [] }, { renew: true, reconcile: false }), null, 'nothing to renew');
-  assert.equal(nextAction(EMPTY_PLANE, want, { renew: true, reconcile: true })?.type, 'filter-empty');
+  assert.equal(nextAction(full, want, { reconcile: false }), null, 'the plane agrees: nothing to do, no renewal');
+  assert.equal(nextAction(full, want, { reconcile: true })?.type, 'reconcile');
+  assert.equal(nextAction(EMPTY_PLANE, want, { reconcile: true })?.type, 'filter-empty');
   // A table deleted behind croft's back makes bucket updates fail: the reconcile goes first.
-  assert.equal(nextAction({ ...full, owned: null }, want, { renew: false, reconcile: true })?.type, 'reconcile');
+  assert.equal(nextAction({ ...full, owned: null }, want, { reconcile: true })?.type, 'reconcile');
 });
 
 const module = {
@@ -132,8 +131,8 @@ test('runtime: start, members change, stop in order; a failed VIP is tried again
   await f.advance(50); // the view poll sees n2 gone
   assert.deepEqual(f.calls.filter((c) => c.startsWith('buckets')), ['buckets 0,1,2,3,4,5,6,7']);
   f.calls.length = 0;
-  await f.advance(100); // the renewal at the heartbeat's pace
-  assert.deepEqual(f.calls.splice(0), ['buckets 0,1,2,3,4,5,6,7']);
+  await f.advance(1000); // no renewal: an owner table needs none, nothing is called while idle
+  assert.deepEqual(f.calls.splice(0), []);
   rt.transition('UP', 'STOP');
   await rt.idle();
   assert.deepEqual(f.calls.splice(0), ['arp-', 'vip-', 'filter-']);

@@ -22,11 +22,16 @@ async function daemonOf(nsenterPid: number, netInode: number | undefined): Promi
   return nsenterPid;
 }
 
+/** Node's flags for a daemon: those of bin/croft.js's `#!` line (kept equal by test/unit/lab-daemon-flags.test.ts). */
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+/** The environment bin/croft.js's `#!` line sets (ibid.). */
+export const DAEMON_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+
 /** The daemon command for a node. CROFT_LAB_DAEMON_CMD (a shell command) replaces it, for tests. */
 export function daemonCommand(node: string): string[] {
   const override = process.env.CROFT_LAB_DAEMON_CMD;
   if (override !== undefined && override.trim() !== '') return ['sh', '-c', override];
-  return [process.execPath, croftJs, 'daemon', '--config', NODE_CONFIG_PATH, '--node', node];
+  return [process.execPath, ...DAEMON_NODE_FLAGS, croftJs, 'daemon', '--config', NODE_CONFIG_PATH, '--node', node];
 }
 
 export interface DaemonStart {
@@ -49,7 +54,7 @@ export function startDaemon(d: DaemonStart): Promise<number> {
     const child = spawn(cmd!, args, {
       detached: true, // setsid: lab down/kill, not the terminal, decide when it ends
       stdio: ['ignore', log, log],
-      env: labEnv(d.stateDir, d.labName, d.node, { CROFT_LAB_NODE: d.node }),
+      env: labEnv(d.stateDir, d.labName, d.node, { ...DAEMON_ENV, CROFT_LAB_NODE: d.node }),
     });
     return new Promise((resolve, reject) => {
       child.once('error', (e) => reject(new CroftError('CROFT_ERR_LAB', `cannot start the daemon of ${d.node}: ${e.message}`, { cause: e })));

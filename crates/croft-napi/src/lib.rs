@@ -4,6 +4,7 @@
 
 mod heartbeat;
 mod mirror;
+mod nft;
 
 use croft_net::arp::responder::{self, ArpResponder as CoreResponder};
 use croft_net::mac::Mac;

@@ -8,7 +8,9 @@
 // here while a kept connection would go on answering), and there is no state to rebuild after an
 // error. The client is ioredis, bounded like the split-brain witness: no offline queue, no retries,
 // no reconnection, so that when the runner aborts the probe nothing of it is left running.
-import { Redis } from 'ioredis';
+// ioredis is loaded at the first probe, not with the daemon: most configurations have no redis
+// checker, and loading it costs every daemon ~15 MB of RSS (bench/farm/REPORT.md, idle).
+import type { Redis as RedisClient } from 'ioredis';
 import { reasonOf, type Probe } from './probe.js';
 
 export interface RedisProbeConfig {
@@ -22,10 +24,11 @@ export interface RedisProbeConfig {
 
 export function redisProbe(cfg: RedisProbeConfig): Probe {
   const where = `${cfg.host}:${cfg.port}`;
-  return (signal) =>
-    new Promise((resolve) => {
+  return async (signal) => {
+    const { Redis } = await import('ioredis');
+    return new Promise((resolve) => {
       if (signal.aborted) return resolve({ ok: false, detail: `timeout: no PONG from ${where}` });
-      const client = new Redis({
+      const client: RedisClient = new Redis({
         host: cfg.host,
         port: cfg.port,
         ...(cfg.password !== undefined ? { password: cfg.password } : {}),
@@ -84,4 +87,5 @@ export function redisProbe(cfg: RedisProbeConfig): Probe {
           },
         );
     });
+  };
 }
