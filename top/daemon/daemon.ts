@@ -1,9 +1,12 @@
 // The daemon of one node: membership over UDP, one runtime per module of this node (plus, for a farm
 // with a VIP, its farm runtime: farm/runtime.ts), the HTTP API. It holds no decision of its own:
 // membership, module and farm runtimes decide and order their effects; this wires them.
+// Somewhat over 500 lines: one wiring, of membership, runtimes, reload, maintenance, notifications
+// and config agreement, each of which lives in its own file (reload-result, maintenance, events,
+// agreement, push, status-types); what is left here is how they meet.
 import { EventEmitter } from 'node:events';
 import type { Config, ModuleConfig } from '../../src/config/types.js';
-import { diffConfig, type ConfigDiff } from '../../src/config/diff.js';
+import { diffConfig } from '../../src/config/diff.js';
 import { loadConfig } from '../../src/config/load.js';
 import { CroftError } from '../../src/errors.js';
 import type { Logger } from '../../src/log/logger.js';
@@ -27,6 +30,8 @@ import type { ClusterStatus, NodeStatus } from './status-types.js';
 import { PushReceiver } from './push.js';
 
 export type { ClusterStatus, NodeStatus } from './status-types.js';
+export { describeReload, type ReloadResult } from './reload-result.js';
+import { describeReload, type ReloadResult } from './reload-result.js';
 
 export type ModuleCommand = 'start' | 'stop' | 'restart';
 /** Commands of mirror modules only (SafeKit's prim, second, swap). */
@@ -34,20 +39,6 @@ export type MirrorCommandName = 'prim' | 'second' | 'swap';
 
 /** A light or farm module's runtime, or a mirror's: the same outward shape. */
 export type AnyRuntime = ModuleRuntime | MirrorRuntime;
-
-/** What a reload did on this node (module names, sorted), with the whole configuration's diff. */
-export interface ReloadResult {
-  node: string;
-  /** Created and started here (autostart): modules added, or that now name this node. */
-  started: string[];
-  /** Stopped (their scripts ran) and dropped: modules removed, or that no longer name this node. */
-  stopped: string[];
-  /** Changed: stopped, re-created from the new configuration, started again. */
-  restarted: string[];
-  /** Runtimes kept as they were (same object, no transition). */
-  untouched: string[];
-  diff: ConfigDiff;
-}
 
 export class Daemon extends EventEmitter {
   /** The running configuration; a reload replaces it. */
@@ -515,16 +506,6 @@ export class Daemon extends EventEmitter {
         .map((n) => ({ node: n.name, differs: n.configDiffers as string[] })),
     };
   }
-}
-
-/** "started a; restarted b; stopped c; 2 untouched", or "nothing changed". */
-export function describeReload(r: ReloadResult): string {
-  const parts: string[] = [];
-  if (r.started.length) parts.push(`started ${r.started.join(', ')}`);
-  if (r.restarted.length) parts.push(`restarted ${r.restarted.join(', ')}`);
-  if (r.stopped.length) parts.push(`stopped ${r.stopped.join(', ')}`);
-  if (parts.length === 0) return `nothing changed on ${r.node} (${r.untouched.length} module${r.untouched.length === 1 ? '' : 's'} untouched)`;
-  return `${parts.join('; ')}; ${r.untouched.length} untouched`;
 }
 
 function stopAndWait(rt: AnyRuntime, cause: string): Promise<void> {
