@@ -304,3 +304,39 @@ test('a JS pause of 4× the timeout (a long GC, a starved event loop) marks no p
     await Promise.all(members.map((m) => m.stop()));
   }
 });
+
+// The pump's receive buffer must hold the largest heartbeat the codec accepts (32 KiB since protocol
+// 3 carries config signatures): a heartbeat above 16 KiB crosses intact.
+test('a heartbeat larger than 16 KiB (64 modules with mirror views and signatures) crosses the pump intact', async () => {
+  const name = (i: number) => `module-with-a-long-name-for-the-size-test-${String(i).padStart(20, '0')}`;
+  const modules = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [name(i), {
+    state: 'SECOND', sinceMs: 1_700_000_000_000 + i,
+    mirror: { state: 'SECOND' as const, dataUpToDate: true, generation: 9_007_199_254_740_000 + i, eligible: true, forced: false },
+  }]));
+  const cfg = { cluster: 'ab'.repeat(8), modules: Object.fromEntries(Array.from({ length: 64 }, (_, i) => [name(i), 'cd'.repeat(8)])) };
+  const size = encodeHeartbeat({ cluster: 'loop', from: 'n2', lan: 0, incarnation: 1000, seq: 1, view: { epoch: 1, members: ['n1', 'n2'] },
+    modules, proto: [3, 2], pkg: '0.1.0', cfg } as Heartbeat, key).length;
+  assert.ok(size > 16 * 1024, `the test heartbeat is ${size} bytes`);
+  for (let attempt = 0; ; attempt++) {
+    const c = config(20000 + Math.floor(Math.random() * 40000), 2);
+    const proto = { current: 3, min: 2 };
+    const a = new UdpMembership({ cluster: c, self: 'n1', incarnation: 1000, protocol: proto, pkg: '0.1.0', cfg });
+    const b = new UdpMembership({ cluster: c, self: 'n2', incarnation: 1000, protocol: proto, pkg: '0.1.0', cfg });
+    try {
+      await a.start();
+      await b.start();
+    } catch (err) {
+      await Promise.all([a.stop(), b.stop()]);
+      if (attempt < 4 && err instanceof Error && 'code' in err && err.code === 'CROFT_ERR_BIND') continue;
+      throw err;
+    }
+    try {
+      b.setLocalModules(modules);
+      await waitFor(() => Object.keys(a.moduleStates().n2 ?? {}).length === 64, 2000, 'the 64 modules of n2 on n1');
+      assert.equal(a.counters().dropped.malformed, 0);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+    break;
+  }
+});

@@ -25,9 +25,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Larger than any heartbeat (the codec refuses more than 16 KiB): a longer datagram arrives
-/// truncated at one byte more than the limit, and the codec drops it as malformed.
-pub const MAX_DATAGRAM_BYTES: usize = 16 * 1024 + 1;
+/// Larger than any heartbeat (src/membership/codec.ts refuses more than 32 KiB): a longer datagram
+/// arrives truncated at one byte more than the limit, and the codec drops it as malformed.
+pub const MAX_DATAGRAM_BYTES: usize = 32 * 1024 + 1;
 
 /// Received datagrams waiting for JS, at most (a flood beyond it drops the oldest, counted).
 pub const INBOX_MAX: usize = 4096;
@@ -433,7 +433,7 @@ mod tests {
     fn an_oversized_datagram_arrives_longer_than_any_heartbeat() {
         let (_a, b) = pair(Duration::from_secs(1));
         let raw = UdpSocket::bind(local()).unwrap();
-        raw.send_to(&vec![7u8; 20_000], b.shared.sockets[0].local_addr().unwrap()).unwrap();
+        raw.send_to(&vec![7u8; 40_000], b.shared.sockets[0].local_addr().unwrap()).unwrap();
         let got = wait_for(&b, 1, Duration::from_secs(1));
         assert_eq!(got[0].bytes.len(), MAX_DATAGRAM_BYTES);
     }
