@@ -246,7 +246,9 @@ export class UdpMembership extends EventEmitter {
       throw err;
     }
     this.running = true;
-
+    // A new pump starts empty: the first heartbeat goes out at once and fills its reserve.
+    this.lastContent = '';
+    this.scheduledAtMs = -Infinity;
     if (this.stateFile !== null) {
       this.saveTimer = setInterval(() => void this.saveLater(), SAVE_EVERY_MS);
       this.saveTimer.unref();
