@@ -21,17 +21,12 @@ import { Maintenance, MAINTENANCE_FILE } from '../../top/daemon/maintenance.js';
 import type { NotifyEvent } from '../../top/notify/event.js';
 import { closeApi, writeApiConfig } from './api-fixture.js';
 import { croftBin } from '../helpers/paths.js';
+import { sleep, waitFor as pollUntil } from '../helpers/cluster.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-maint-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(what: string, pred: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+// The project's poll (test/helpers/cluster.ts), at this file's pace and bound.
+const waitFor = (what: string, pred: () => boolean, timeoutMs = 5000): Promise<number> => pollUntil(what, pred, timeoutMs, 10);
 
 describe('persisted state', () => {
   test('set, cleared, and read back by a new instance (a daemon restart); written atomically', () => {

@@ -17,19 +17,14 @@ import { SinkQueue } from '../../top/notify/queue.js';
 import { eventEnv, execDeliver, formatSyslog, syslogDeliver, webhookDeliver } from '../../top/notify/sinks.js';
 import { publishRuntimeEvents, transitionKind } from '../../top/daemon/events.js';
 import { EventEmitter } from 'node:events';
+import { sleep, waitFor as pollUntil } from '../helpers/cluster.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-notify-'));
 fs.chmodSync(root, 0o755);
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(what: string, pred: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+// The project's poll (test/helpers/cluster.ts), at this file's pace and bound.
+const waitFor = (what: string, pred: () => boolean, timeoutMs = 5000): Promise<number> => pollUntil(what, pred, timeoutMs, 5);
 
 const baseConfig: NotifyConfig = toNotifyConfig(undefined, '/etc/croft');
 
