@@ -427,6 +427,7 @@ export function membershipStep(
       const p = s.peers.find((x) => x.name === hb.from);
       assert.ok(p);
       let input: PeerInput = 'heartbeat';
+      const sameRun = p.incarnation === hb.incarnation;
       if (p.incarnation === null || hb.incarnation > p.incarnation) {
         if (p.incarnation !== null) {
           input = 'restarted';
@@ -444,9 +445,19 @@ export function membershipStep(
       p.lastHeardMs[lan] = nowMs;
       p.view = { epoch: hb.view.epoch, members: [...hb.view.members] };
       p.modules = { ...hb.modules };
-      p.proto = hb.proto ? [hb.proto[0], hb.proto[1]] : [LEGACY_PROTO[0], LEGACY_PROTO[1]];
-      p.pkg = hb.pkg ?? null;
-      p.cfg = hb.cfg ?? null;
+      // A run of a node speaks one protocol: a protocol 3 node sends protocol 2's heartbeat (no
+      // `proto`) to a peer it takes for protocol 2, so within one incarnation a heartbeat without
+      // `proto` never lowers what the peer announced. Else two protocol 3 nodes that each heard the
+      // other's downgraded heartbeat first would talk protocol 2 forever.
+      if (hb.proto) {
+        p.proto = [hb.proto[0], hb.proto[1]];
+        p.pkg = hb.pkg ?? null;
+        p.cfg = hb.cfg ?? null;
+      } else if (!(sameRun && p.proto !== null && p.proto[0] >= 3)) {
+        p.proto = [LEGACY_PROTO[0], LEGACY_PROTO[1]];
+        p.pkg = null;
+        p.cfg = null;
+      }
       const changed = applyTransition(p, input, actions);
       if (changed && recomputeView(s, `${p.name} up`, actions)) send(s, nowMs, actions);
       return { state: s, actions };

@@ -48,6 +48,8 @@ export interface UdpMembershipOptions {
   logger?: MembershipLogger;
   /** The protocol versions this node speaks (default: this build's; src/protocol.ts localProtocol). */
   protocol?: ProtocolRange;
+  /** Tests only: LEGACY_PROBE_MS. */
+  legacyProbeMs?: number;
   /** This build's package version and the configuration's signature, announced from protocol 3 on. */
   pkg?: string;
   cfg?: ConfigSignature;
@@ -93,6 +95,12 @@ export interface MembershipCounters extends LanCounters {
  */
 export const STALL_TOLERANCE_MS = 3_000;
 const REFRESH_MS = 1_000;
+/**
+ * A peer taken for protocol 2 still gets one full heartbeat this often: a node of protocol 3 that
+ * took us for protocol 2 (it heard our downgraded heartbeat first, and its first full ones were lost)
+ * learns otherwise; a node of protocol 2 drops it as malformed, one frame in many.
+ */
+export const LEGACY_PROBE_MS = 10_000;
 
 function zeroCounters(): LanCounters {
   const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
@@ -124,6 +132,9 @@ export class UdpMembership extends EventEmitter {
   private lastContent = '';
   /** When the pump's reserve was last refreshed (performance.now()). */
   private scheduledAtMs = -Infinity;
+  /** When a full heartbeat last went to the peers taken for protocol 2 (LEGACY_PROBE_MS). */
+  private probedAtMs = -Infinity;
+  private readonly legacyProbeMs: number;
   /** The pump's counters at its close (counters() after stop). */
   private lastStats: HeartbeatPumpStats | null = null;
   /** Core time of the last event fed: arrival times never step it back. */
@@ -157,6 +168,7 @@ export class UdpMembership extends EventEmitter {
     this.lanCounters = opts.cluster.lans.map(() => zeroCounters());
     this.reserve = Math.max(2, Math.ceil(STALL_TOLERANCE_MS / opts.cluster.heartbeat.intervalMs));
     this.protocol = opts.protocol;
+    this.legacyProbeMs = opts.legacyProbeMs ?? LEGACY_PROBE_MS;
     this.pkg = opts.pkg;
     this.cfg = opts.cfg;
     this.sources = opts.cluster.lans.map((_, lan) => new Map(opts.cluster.nodes
@@ -249,6 +261,7 @@ export class UdpMembership extends EventEmitter {
     // A new pump starts empty: the first heartbeat goes out at once and fills its reserve.
     this.lastContent = '';
     this.scheduledAtMs = -Infinity;
+    this.probedAtMs = -Infinity;
     if (this.stateFile !== null) {
       this.saveTimer = setInterval(() => void this.saveLater(), SAVE_EVERY_MS);
       this.saveTimer.unref();
@@ -433,6 +446,10 @@ export class UdpMembership extends EventEmitter {
     const now = performance.now();
     if (!changed && now - this.scheduledAtMs < REFRESH_MS) return;
     this.scheduledAtMs = now;
+    // The first probe comes LEGACY_PROBE_MS after a peer was first taken for protocol 2.
+    if (legacy.size === 0) this.probedAtMs = now;
+    const probe = legacy.size > 0 && now - this.probedAtMs >= this.legacyProbeMs;
+    if (probe) this.probedAtMs = now;
     const { proto: _p, pkg: _k, cfg: _c, ...legacyHb } = hb;
     const sets: Buffer[][][] = [];
     for (let k = 0; k < this.reserve; k++) {
@@ -441,7 +458,7 @@ export class UdpMembership extends EventEmitter {
         const buf = encodeHeartbeat({ ...hb, seq, lan }, this.cluster.key);
         if (legacy.size === 0 || hb.proto === undefined) return [buf];
         const legacyBuf = encodeHeartbeat({ ...legacyHb, seq, lan }, this.cluster.key);
-        return peers.map((name) => (legacy.has(name) ? legacyBuf : buf));
+        return peers.map((name) => (legacy.has(name) && !(probe && k === 0) ? legacyBuf : buf));
       }));
     }
     if (changed) {

@@ -107,6 +107,17 @@ test('core: peers of protocol 2 and 3 are accepted and their versions and signat
   assert.deepEqual(Object.keys(o.hb).sort(), ['cluster', 'from', 'incarnation', 'modules', 'seq', 'view']);
 });
 
+test('core: within one run of a peer, its downgraded heartbeat (no proto) does not lower the protocol it announced; a new run does', () => {
+  let s = createMembership({ ...base, cfg: sig('a') });
+  s = membershipStep(s, { type: 'heartbeat', lan: 0, hb: hb('n2', 1, info) }, 1).state;
+  // n2 (protocol 3) took this node for protocol 2 and sent it protocol 2's heartbeat.
+  s = membershipStep(s, { type: 'heartbeat', lan: 0, hb: hb('n2', 2) }, 2).state;
+  assert.deepEqual({ proto: peers(s)[0]?.proto, pkg: peers(s)[0]?.pkg, cfg: peers(s)[0]?.cfg }, { proto: [3, 2], pkg: '0.1.0', cfg: info.cfg });
+  // The next run of n2 is another build: what it announces (here nothing: protocol 2) counts.
+  s = membershipStep(s, { type: 'heartbeat', lan: 0, hb: hb('n2', 1, { incarnation: 6 }) }, 3).state;
+  assert.deepEqual({ proto: peers(s)[0]?.proto, pkg: peers(s)[0]?.pkg, cfg: peers(s)[0]?.cfg }, { proto: [2, 2], pkg: null, cfg: null });
+});
+
 test('agreement: a difference is told once when it appears, once when it goes; protocol 2 peers and down peers are not compared', () => {
   const mine = sig('a', { web: A, db: A });
   const peer = (name: string, cfg: ReturnType<typeof sig> | null, up = true) => ({
@@ -191,6 +202,39 @@ test('udp: to a peer of protocol 2 the node sends protocol 2\'s heartbeat (what 
     }
     assert.equal(n1.counters().dropped.version, 0);
   } finally {
+    old.close();
+    await n1.stop();
+  }
+});
+
+test('udp: a peer taken for protocol 2 still gets a full heartbeat now and then (so a protocol 3 peer that was taken for 2 is found out), one frame in many', async () => {
+  const port = 20000 + Math.floor(Math.random() * 40000);
+  const cfg = config(port);
+  const n1 = new UdpMembership({ cluster: cfg, self: 'n1', incarnation: 1000, pkg: '0.1.0', legacyProbeMs: 400 });
+  await n1.start();
+  const old = dgram.createSocket('udp4');
+  const got: Heartbeat[] = [];
+  old.on('message', (m) => {
+    const d = decodeHeartbeat(m, key);
+    if (d.ok) got.push(d.hb);
+  });
+  await new Promise<void>((resolve) => old.bind(port, '127.0.0.2', () => resolve()));
+  let seq = 0;
+  const send = () => new Promise<void>((resolve, reject) =>
+    old.send(encodeHeartbeat(hb('n2', ++seq, { cluster: 'c', incarnation: 2000 }), key), port, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+  const beat = setInterval(() => void send(), 50);
+  try {
+    await waitFor(() => n1.peers()[0]?.up === true, 2000, 'n2 (protocol 2) up');
+    await sleep(200);
+    const from = got.length;
+    await sleep(2000);
+    const frames = got.slice(from);
+    const full = frames.filter((h) => h.proto !== undefined).length;
+    assert.ok(full >= 2, `full heartbeats among ${frames.length}: ${full}`);
+    assert.ok(full * 4 <= frames.length, `at most one in four is full: ${full} of ${frames.length}`);
+    assert.equal(n1.peers()[0]?.up, true);
+  } finally {
+    clearInterval(beat);
     old.close();
     await n1.stop();
   }
