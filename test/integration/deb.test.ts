@@ -1,7 +1,8 @@
 // The Debian package on this machine: built (scripts/build-deb.sh, what `make deb` runs after make
 // setup: the test does not rebuild dist/ under the running tests), inspected (files, modes, Depends),
 // installed with dpkg -i, used (/usr/bin/croft init, module add, check), reinstalled over itself (the
-// upgrade path keeps the configuration), its unit checked with systemd-analyze verify, then purged:
+// upgrade path keeps the configuration), its unit checked with systemd-analyze verify, its daemons run
+// in a 3-node lab with a farm and a mirror module (labOnInstalledCroft), then purged:
 // nothing of it is left. The purge runs in a finally, so the machine is left as it was found.
 // Run alone, under the lock: flock /tmp/croft.lock npx vitest run test/integration/deb.test.ts
 import assert from 'node:assert/strict';
@@ -10,7 +11,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'vitest';
-import { repoRoot } from '../helpers/paths.js';
+import { bucketOf } from '../../farm/hash-input.js';
+import type { FarmMapView } from '../../top/cli/farm.js';
+import { Lab, NODE_CONFIG_PATH } from '../../top/lab/index.js';
+import { nodeStatus, sleep, waitFor } from '../helpers/cluster.js';
+import { farmStatus } from '../helpers/farm-lab.js';
+import { assertSequence, cat, lines, waitStates, writerPid } from '../helpers/mirror-lab.js';
+import { fixtures, repoRoot } from '../helpers/paths.js';
 
 function run(cmd: string, args: string[], opts: { cwd?: string } = {}) {
   const r = spawnSync(cmd, args, {
@@ -36,7 +43,95 @@ const LEFTOVERS = [
 ];
 const exists = (p: string) => fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
 
-test('deb: make deb builds a package that installs, configures with croft init, verifies, and purges without a trace', { timeout: 300_000 }, () => {
+const INSTALLED = '/usr/bin/croft';
+const MIRROR = 'mirror-app';
+const MIRROR_FILE = '/srv/croft/mirror-test/data/lines.txt';
+const FARM_VIP = '10.77.0.100';
+
+/** The installed command alone: neither the repo's bin/ (the lab puts it in PATH) nor its script library. */
+const installedDaemon = (node: string) =>
+  ['env', '-u', 'CROFT_LIB', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', INSTALLED, 'daemon', '--config', NODE_CONFIG_PATH, '--node', node];
+
+async function installedCli(lab: Lab, node: string, args: string[]): Promise<string> {
+  const r = await lab.exec(node, [INSTALLED, ...args], { timeoutMs: 60_000 });
+  assert.equal(r.code, 0, `${INSTALLED} ${args.join(' ')} on ${node}: ${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * A 3-node lab whose daemons are the installed /usr/bin/croft (its JS, its addon, its shipped
+ * nginx-farm module), with a farm on the three nodes and a mirror on two: the farm serves every
+ * client from the node its bucket names, the mirror replicates and verifies identical.
+ */
+async function labOnInstalledCroft(): Promise<void> {
+  const config = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-deblab-'));
+  let lab: Lab | undefined;
+  try {
+    fs.cpSync('/usr/share/croft/modules/nginx-farm', path.join(config, 'modules', 'web'), { recursive: true });
+    fs.cpSync(path.join(fixtures, 'mirror-app'), path.join(config, 'modules', MIRROR), { recursive: true });
+    lab = await Lab.up({ name: `dl${process.pid % 100000}`, nodes: 3, clients: 60, config, intervalMs: 100, timeoutMs: 500, daemonCommand: installedDaemon });
+    const nodes = ['n1', 'n2', 'n3'];
+    await waitFor('farm web on n1, n2, n3 everywhere', async () => {
+      const all = await Promise.all(nodes.map((n) => farmStatus(lab!, n)));
+      return all.every((f) => f?.active && JSON.stringify(f.members) === JSON.stringify(nodes));
+    }, 30_000, 100);
+    // The daemons run the package's files: its command, and (the farm running) its native addon mapped in memory.
+    for (const n of (await lab.status()).nodes) {
+      assert.ok(n.daemonPid, `${n.name}: no daemon`);
+      const argv = fs.readFileSync(`/proc/${n.daemonPid}/cmdline`, 'utf8').split('\0');
+      assert.ok(argv.includes(INSTALLED), `${n.name}'s daemon runs ${argv.join(' ')}`);
+      const maps = fs.readFileSync(`/proc/${n.daemonPid}/maps`, 'utf8');
+      assert.match(maps, /\/usr\/lib\/croft\/native\/croft\.linux-x64-gnu\.node$/m, `${n.name}'s daemon loaded the package's addon`);
+      assert.doesNotMatch(maps, new RegExp(`${repoRoot}/native/`), `${n.name}'s daemon loaded the repo's addon`);
+    }
+    const status = await installedCli(lab, 'n1', ['status']);
+    for (const n of nodes) assert.match(status, new RegExp(`^${n}\\b.*\\bUP\\b`, 'm'), `croft status:\n${status}`);
+
+    // Farm: every client answered once, by the node its bucket names (the installed croft farm map).
+    const map = JSON.parse(await installedCli(lab, 'n2', ['farm', 'map', 'web', '--json'])) as FarmMapView;
+    const sources = lab.clientAddresses();
+    const r = await lab.exec('client', ['node', path.join(fixtures, 'farm-lab', 'clients.mjs'), JSON.stringify({ url: `http://${FARM_VIP}/`, sources, mode: 'once' })], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const results = (JSON.parse(r.stdout) as { results: Record<string, string | null> }).results;
+    const per: Record<string, number> = {};
+    for (const src of sources) {
+      const owner = map.map[bucketOf(map.balance, map.buckets, map.seed, src)];
+      assert.equal(results[src], `node ${owner}`, `client ${src}`);
+      per[owner!] = (per[owner!] ?? 0) + 1;
+    }
+    assert.equal(Object.keys(per).length, 3, `all three nodes serve: ${JSON.stringify(per)}`);
+
+    // Mirror: PRIM on n1, SECOND on n2; the writer's fsync'd lines the same on both; verify identical.
+    await waitStates(lab, { n1: 'WAIT', n2: 'WAIT' }, 30_000, MIRROR);
+    await installedCli(lab, 'n1', ['prim', MIRROR]);
+    await waitStates(lab, { n1: 'PRIM', n2: 'SECOND' }, 30_000, MIRROR);
+    await waitFor('writer on n1', async () => (await writerPid(lab!, 'n1', 'mirror-app')) !== null, 10_000);
+    await sleep(1000);
+    const pid = (await writerPid(lab, 'n1', 'mirror-app'))!;
+    await lab.exec('n1', ['kill', '-STOP', String(pid)]);
+    let count: number;
+    try {
+      await sleep(100);
+      const a = await cat(lab, 'n1', MIRROR_FILE);
+      assert.equal(await cat(lab, 'n2', MIRROR_FILE), a, 'both nodes hold the same file');
+      assertSequence(lines(a), MIRROR_FILE);
+      count = lines(a).length;
+    } finally {
+      await lab.exec('n1', ['kill', '-CONT', String(pid)]);
+    }
+    assert.ok(count > 10, `the writer wrote (${count} lines)`);
+    assert.match(await installedCli(lab, 'n1', ['mirror', 'verify', MIRROR]), /identical/);
+    assert.deepEqual((await nodeStatus(lab, 'n3'))?.nodes.map((n) => n.state), ['UP', 'UP', 'UP']);
+    assert.equal((await nodeStatus(lab, 'n3'))?.mixedVersions, false);
+    console.log(`# installed /usr/bin/croft in a 3-node lab: farm answers ${JSON.stringify(per)} (${sources.length} clients, each by its bucket's owner); `
+      + `mirror n1 -> n2 ${count} fsync'd lines the same on both, verify identical`);
+  } finally {
+    await lab?.down();
+    fs.rmSync(config, { recursive: true, force: true });
+  }
+}
+
+test('deb: make deb builds a package that installs, configures with croft init, runs a 3-node lab, verifies, and purges without a trace', { timeout: 400_000 }, async () => {
   // The machine as found: no croft package, no state, /etc/croft absent or empty (restored after).
   assert.equal(process.getuid?.(), 0, 'dpkg -i needs root');
   assert.ok(!installed(), 'a croft package is already installed on this machine: the test would purge it');
@@ -147,6 +242,8 @@ test('deb: make deb builds a package that installs, configures with croft init, 
       assert.equal(fs.readFileSync('/etc/croft/cluster.key', 'utf8'), key);
       assert.equal(run('/usr/bin/croft', ['check', '/etc/croft']).code, 0);
       assert.ok(!exists('/etc/systemd/system/multi-user.target.wants/croft.service'), 'the upgrade enabled a service the administrator disabled');
+
+      await labOnInstalledCroft();
     } finally {
       const purge = run('dpkg', ['--purge', 'croft']);
       assert.equal(purge.code, 0, `dpkg --purge croft: ${purge.stdout}${purge.stderr}`);

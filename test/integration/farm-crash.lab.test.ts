@@ -5,7 +5,6 @@
 // connections; a planned leave (`croft stop` with a drain, then `croft start`) must reset nothing.
 // Figures are printed on '#' lines.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,40 +13,12 @@ import { bucketOf } from '../../farm/hash-input.js';
 import type { FarmMapView } from '../../top/cli/farm.js';
 import { Lab } from '../../top/lab/index.js';
 import { daemonLog, sleep, stats, waitFor } from '../helpers/cluster.js';
-import { farmStatus, moduleView } from '../helpers/farm-lab.js';
+import { type Conn, farmStatus, Holders, moduleView } from '../helpers/farm-lab.js';
 import { fixtures, repoRoot } from '../helpers/paths.js';
 
 const VIP = '10.77.0.100';
 const NODES = ['n1', 'n2', 'n3'];
 const DRAIN_MS = 3_000;
-
-interface Conn { src: string; answers: { node: string; at: number }[]; events: { what: string; at: number }[]; replies: number }
-
-/** hold.mjs in the client: keep-alive connections from every source, until stop(). */
-class Holders {
-  readonly #child: ChildProcess;
-  #out = '';
-  readonly #exit: Promise<number>;
-  constructor(lab: Lab, sources: string[]) {
-    this.#child = lab.spawn('client', ['node', path.join(fixtures, 'farm-lab', 'hold.mjs'),
-      JSON.stringify({ host: VIP, port: 80, sources, everyMs: 100 })], { stdio: ['pipe', 'pipe', 'inherit'] });
-    this.#child.stdout!.on('data', (c: Buffer) => { this.#out += c.toString(); });
-    this.#exit = new Promise((resolve) => this.#child.on('exit', (code) => resolve(code ?? 1)));
-  }
-  ready(): Promise<number> {
-    return waitFor('every client answered once', () => this.#out.startsWith('ready\n'), 20_000, 50);
-  }
-  async stop(): Promise<Conn[]> {
-    this.#child.stdin!.end('stop\n');
-    assert.equal(await this.#exit, 0);
-    const line = this.#out.split('\n').find((l) => l.startsWith('{'));
-    assert.ok(line, `hold.mjs printed its result: ${this.#out.slice(0, 200)}`);
-    return (JSON.parse(line) as { conns: Conn[] }).conns;
-  }
-  kill(): void {
-    if (this.#child.exitCode === null) this.#child.kill('SIGKILL');
-  }
-}
 
 async function waitMembers(lab: Lab, observers: string[], members: string[], timeoutMs = 20_000): Promise<number> {
   return waitFor(`farm members [${members.join(' ')}] on ${observers.join(',')}`, async () => {
@@ -114,7 +85,7 @@ describe('farm: a crashed node\'s keep-alive clients are reset at once; a draine
     const victim = 'n3';
     const others = NODES.filter((n) => n !== victim);
     await waitMembers(lab, NODES, NODES);
-    const h = new Holders(lab, sources);
+    const h = new Holders(lab, VIP, sources);
     holders.push(h);
     await h.ready();
     await sleep(1_000);
@@ -176,7 +147,7 @@ describe('farm: a crashed node\'s keep-alive clients are reset at once; a draine
     const node = 'n3';
     const others = NODES.filter((n) => n !== node);
     await waitMembers(lab, NODES, NODES, 30_000);
-    const h = new Holders(lab, sources);
+    const h = new Holders(lab, VIP, sources);
     holders.push(h);
     await h.ready();
     await sleep(1_000);
