@@ -105,10 +105,13 @@ export class FarmRuntime {
     this.#want = { active: false, owned: [], takeover: [], arp: !vip.includes(':') };
   }
 
-  /** Begins following the view (the daemon starts): peers' states arrive with their heartbeats. */
-  open(): void {
-    // Half a heartbeat interval: within the failover budget; shareOf makes an unchanged view cheap.
-    const everyMs = Math.max(10, Math.min(100, this.#o.cluster.heartbeat.intervalMs / 2));
+  /**
+   * Begins following the view (the daemon starts): peers' states arrive with their heartbeats.
+   * Polled every `pollMs` (default half a heartbeat interval: within the failover budget; shareOf
+   * makes an unchanged view cheap); a caller that calls refresh() on every change polls slowly.
+   */
+  open(pollMs?: number): void {
+    const everyMs = pollMs ?? Math.max(10, Math.min(100, this.#o.cluster.heartbeat.intervalMs / 2));
     const poll = () => {
       this.#viewTimer = this.#o.clock.setTimeout(poll, everyMs);
       this.refresh('view');

@@ -2,7 +2,7 @@
 // so the simulator (test/sim) and the golden scenarios drive exactly the code the daemon runs.
 //
 // Rules:
-// - a heartbeat goes out every intervalMs (on tick), and at once when the local modules or the view
+// - a heartbeat goes out every sendEveryMs (on tick; intervalMs by default), and at once when the local modules or the view
 //   change, so a change reaches the peers in one hop instead of one interval;
 // - a peer is up from its first accepted heartbeat and down when no heartbeat was accepted from it on
 //   ANY LAN for timeoutMs (one healthy LAN keeps it up);
@@ -38,6 +38,8 @@ export interface MembershipOptions {
   cluster: string;
   intervalMs: number;
   timeoutMs: number;
+  /** How often a heartbeat goes out when nothing changes (default intervalMs; the UDP driver's pump sends every interval from what it was given, so the core only refreshes it, less often). */
+  sendEveryMs?: number;
   /** Larger on every run of the same node (the daemon uses its start time in ms). */
   incarnation: number;
   nowMs: number;
@@ -94,6 +96,7 @@ export interface MembershipState {
   readonly lans: number;
   readonly intervalMs: number;
   readonly timeoutMs: number;
+  readonly sendEveryMs: number;
   readonly incarnation: number;
   /** Seq of the last heartbeat sent (0: none yet). */
   seq: number;
@@ -154,6 +157,7 @@ export function createMembership(opts: MembershipOptions): MembershipState {
     lans: opts.lans,
     intervalMs: opts.intervalMs,
     timeoutMs: opts.timeoutMs,
+    sendEveryMs: opts.sendEveryMs ?? opts.intervalMs,
     incarnation: opts.incarnation,
     seq: 0,
     nextSendMs: opts.nowMs,
@@ -324,7 +328,7 @@ function recomputeView(s: MembershipState, cause: string, actions: MembershipAct
 
 function send(s: MembershipState, nowMs: number, actions: MembershipAction[]): void {
   s.seq += 1;
-  s.nextSendMs = nowMs + s.intervalMs;
+  s.nextSendMs = nowMs + s.sendEveryMs;
   actions.push({
     type: 'send',
     hb: {

@@ -15,14 +15,14 @@ import type { ClusterConfig, NodeConfig } from '../config/types.js';
 import type { ConfigSignature } from '../config/signature.js';
 import type { ProtocolRange } from '../protocol.js';
 import { CroftError } from '../errors.js';
-import { HeartbeatPump, type HeartbeatPumpStats } from '../native/heartbeat.js';
+import { type HeartbeatDatagram, type HeartbeatHeard, HeartbeatPump, type HeartbeatPumpStats } from '../native/heartbeat.js';
 import { decodeHeartbeat, encodeHeartbeat } from './codec.js';
 import {
   createMembership, currentView, floors, INCARNATION_AHEAD_MS, isConverged, membershipStep, moduleStates as coreModuleStates, nextTickMs,
   peers as corePeers, type MembershipState, type PeerFloor,
 } from './core.js';
 import { nextIncarnation, readState, SAVE_EVERY_MS, stateFile, writeState, writeStateAsync } from './persist.js';
-import type { DropReason, MembershipAction, MembershipEvent, ModuleStatus, PeerInfo, View } from './types.js';
+import type { DropReason, Heartbeat, MembershipAction, MembershipEvent, ModuleStatus, PeerInfo, View } from './types.js';
 
 /** The subset of pino's Logger this driver uses. */
 export interface MembershipLogger {
@@ -50,6 +50,12 @@ export interface UdpMembershipOptions {
   protocol?: ProtocolRange;
   /** Tests only: LEGACY_PROBE_MS. */
   legacyProbeMs?: number;
+  /**
+   * The pump's quiet path (default on): a heartbeat that repeats the last one accepted from its
+   * source, seq aside, is authenticated and noted by the pump's thread, and fed to the core when
+   * the timeouts are checked, instead of waking this thread at each arrival.
+   */
+  quiet?: boolean;
   /** This build's package version and the configuration's signature, announced from protocol 3 on. */
   pkg?: string;
   cfg?: ConfigSignature;
@@ -74,6 +80,8 @@ export interface LanCounters {
   sent: number;
   received: number;
   accepted: number;
+  /** Of the accepted, those the pump's quiet path noted (repeats of the last accepted heartbeat). */
+  quiet: number;
   dropped: Record<DropReason, number>;
 }
 
@@ -104,7 +112,7 @@ export const LEGACY_PROBE_MS = 10_000;
 
 function zeroCounters(): LanCounters {
   const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
-  return { sent: 0, received: 0, accepted: 0, dropped };
+  return { sent: 0, received: 0, accepted: 0, quiet: 0, dropped };
 }
 
 const silent: MembershipLogger = { info() {}, warn() {}, debug() {} };
@@ -135,6 +143,11 @@ export class UdpMembership extends EventEmitter {
   /** When a full heartbeat last went to the peers taken for protocol 2 (LEGACY_PROBE_MS). */
   private probedAtMs = -Infinity;
   private readonly legacyProbeMs: number;
+  private readonly quiet: boolean;
+  /** Per "<lan> <source>": the last heartbeat accepted from there, of which the pump's quiet notes are repeats. */
+  private readonly lastAccepted = new Map<string, Heartbeat>();
+  /** The core sends (refreshes the pump) this often when nothing changes. */
+  private readonly sendEveryMs: number;
   /** The pump's counters at its close (counters() after stop). */
   private lastStats: HeartbeatPumpStats | null = null;
   /** Core time of the last event fed: arrival times never step it back. */
@@ -169,6 +182,8 @@ export class UdpMembership extends EventEmitter {
     this.reserve = Math.max(2, Math.ceil(STALL_TOLERANCE_MS / opts.cluster.heartbeat.intervalMs));
     this.protocol = opts.protocol;
     this.legacyProbeMs = opts.legacyProbeMs ?? LEGACY_PROBE_MS;
+    this.quiet = opts.quiet ?? true;
+    this.sendEveryMs = Math.max(opts.cluster.heartbeat.intervalMs, REFRESH_MS);
     this.pkg = opts.pkg;
     this.cfg = opts.cfg;
     this.sources = opts.cluster.lans.map((_, lan) => new Map(opts.cluster.nodes
@@ -224,6 +239,8 @@ export class UdpMembership extends EventEmitter {
       cluster: this.cluster.name,
       intervalMs: this.cluster.heartbeat.intervalMs,
       timeoutMs: this.cluster.heartbeat.timeoutMs,
+      // The pump sends every interval from the reserve; the core only refreshes it.
+      sendEveryMs: this.sendEveryMs,
       incarnation: this.incarnation,
       nowMs: performance.now(),
       restore,
@@ -249,7 +266,7 @@ export class UdpMembership extends EventEmitter {
       return { address, port, peers: peers.map((n) => n.addresses[lan] as string) };
     });
     try {
-      this.pump = new HeartbeatPump(lans, this.cluster.heartbeat.intervalMs, () => this.readInbox());
+      this.pump = new HeartbeatPump(lans, this.cluster.heartbeat.intervalMs, () => this.readInbox(), this.quiet ? this.cluster.key : undefined);
     } catch (err) {
       if (err instanceof CroftError && err.code === 'CROFT_ERR_BIND') {
         throw new CroftError('CROFT_ERR_BIND',
@@ -262,6 +279,7 @@ export class UdpMembership extends EventEmitter {
     this.lastContent = '';
     this.scheduledAtMs = -Infinity;
     this.probedAtMs = -Infinity;
+    this.lastAccepted.clear();
     if (this.stateFile !== null) {
       this.saveTimer = setInterval(() => void this.saveLater(), SAVE_EVERY_MS);
       this.saveTimer.unref();
@@ -293,11 +311,40 @@ export class UdpMembership extends EventEmitter {
     this.pump = null;
   }
 
-  /** Feeds every datagram the pump received, at its arrival time. */
+  /**
+   * Feeds the quiet heartbeats the pump noted (each the last accepted one again, with its seq, at
+   * its arrival time), then every datagram it queued. Tells 'heard' when a queued one was accepted:
+   * a peer said something new (its modules, view, configuration), which the daemon acts on.
+   */
   private readInbox(): void {
     if (!this.pump) return;
     const now = performance.now();
-    for (const d of this.pump.drain()) this.onDatagram(d.lan, d.bytes, d.source, now - d.ageMs);
+    // In order of arrival, notes and datagrams together: the core's clock only moves forward (a
+    // heartbeat fed after a later one would count as heard at the later time), and a note holds
+    // its source's last arrival, which may be much older than another source's.
+    const items: ({ atMs: number; note: HeartbeatHeard } | { atMs: number; datagram: HeartbeatDatagram })[] = [
+      ...this.pump.heard().map((note) => ({ atMs: now - note.ageMs, note })),
+      ...this.pump.drain().map((datagram) => ({ atMs: now - datagram.ageMs, datagram })),
+    ];
+    items.sort((a, b) => a.atMs - b.atMs);
+    let news = false;
+    for (const item of items) {
+      if ('datagram' in item) {
+        const d = item.datagram;
+        news = this.onDatagram(d.lan, d.bytes, d.source, item.atMs) || news;
+        continue;
+      }
+      const h = item.note;
+      const c = this.lanCounters[h.lan];
+      const hb = this.lastAccepted.get(`${h.lan} ${h.source}`);
+      if (!c || !hb) continue; // cannot be: a note follows a learn, which follows an acceptance
+      c.received += h.count;
+      if (this.feed({ type: 'heartbeat', lan: h.lan, hb: { ...hb, seq: h.seq }, wallMs: Date.now() }, item.atMs)) {
+        c.accepted += h.count;
+        c.quiet += h.count;
+      }
+    }
+    if (news) this.emit('heard');
   }
 
   setLocalModules(modules: Record<string, ModuleStatus>): void {
@@ -338,6 +385,7 @@ export class UdpMembership extends EventEmitter {
       total.sent += c.sent;
       total.received += c.received;
       total.accepted += c.accepted;
+      total.quiet += c.quiet;
       for (const r of DROP_REASONS) total.dropped[r] += c.dropped[r];
     }
     return {
@@ -348,16 +396,17 @@ export class UdpMembership extends EventEmitter {
     };
   }
 
-  private onDatagram(lan: number, msg: Buffer, source: string, atMs: number): void {
+  /** True when the core accepted it. */
+  private onDatagram(lan: number, msg: Buffer, source: string, atMs: number): boolean {
     const c = this.lanCounters[lan];
-    if (!c) return;
+    if (!c) return false;
     c.received += 1;
     try {
       const decoded = decodeHeartbeat(msg, this.cluster.key);
       if (!decoded.ok) {
         c.dropped[decoded.reason] += 1;
         this.log.debug({ event: 'drop', reason: decoded.reason, lan, src: source, bytes: msg.length }, 'heartbeat dropped');
-        return;
+        return false;
       }
       // Authenticated, but from another machine than the one configured for that node on this LAN
       // (a key holder, or a recorded datagram re-sent from elsewhere): dropped before the core.
@@ -365,13 +414,21 @@ export class UdpMembership extends EventEmitter {
       if (expected !== undefined && decoded.hb.from !== this.self && canonicalAddress(source) !== expected) {
         c.dropped.wrong_source += 1;
         this.log.debug({ event: 'drop', reason: 'wrong_source', from: decoded.hb.from, lan, src: source, expected }, 'heartbeat dropped');
-        return;
+        return false;
       }
-      if (this.feed({ type: 'heartbeat', lan, hb: decoded.hb, wallMs: Date.now() }, atMs)) c.accepted += 1;
+      if (!this.feed({ type: 'heartbeat', lan, hb: decoded.hb, wallMs: Date.now() }, atMs)) return false;
+      c.accepted += 1;
+      // Its repeats (seq aside) are the pump's quiet heartbeats from now on, while the peer is up.
+      if (this.quiet && this.pump && corePeers(this.state).find((p) => p.name === decoded.hb.from)?.up) {
+        this.lastAccepted.set(`${lan} ${source}`, decoded.hb);
+        this.pump.learn(lan, source, msg, decoded.hb.seq);
+      }
+      return true;
     } catch (err) {
       // Nothing a datagram carries may stop the daemon; a throw here is a bug, counted and logged.
       c.dropped.malformed += 1;
       this.log.warn({ event: 'drop', reason: 'malformed', lan, err: String(err) }, 'heartbeat handling failed');
+      return false;
     }
   }
 
@@ -396,7 +453,7 @@ export class UdpMembership extends EventEmitter {
   private armTimer(): void {
     if (!this.running) return;
     if (this.timer) clearTimeout(this.timer);
-    const delay = Math.min(this.cluster.heartbeat.intervalMs, Math.max(0, nextTickMs(this.state) - performance.now()));
+    const delay = Math.min(this.sendEveryMs, Math.max(0, nextTickMs(this.state) - performance.now()));
     this.timer = setTimeout(() => {
       this.timer = null;
       // What arrived during a pause of this thread counts at its arrival time, before the check.
@@ -423,8 +480,17 @@ export class UdpMembership extends EventEmitter {
         this.log.debug({ event: 'drop', reason: a.reason, from: a.from, lan: a.lan }, 'heartbeat dropped');
         return;
       }
-      case 'peer_up':
       case 'peer_down':
+        // Its next heartbeat is queued, not quiet: a node coming back is seen at its first one.
+        for (const [lan, bySource] of this.sources.entries()) {
+          const address = bySource.get(a.node);
+          if (address === undefined) continue;
+          this.pump?.forget(address);
+          this.lastAccepted.delete(`${lan} ${address}`);
+        }
+        this.emit(a.type, a);
+        return;
+      case 'peer_up':
       case 'view_change':
         this.emit(a.type, a);
         return;
@@ -444,7 +510,8 @@ export class UdpMembership extends EventEmitter {
     const content = `${JSON.stringify({ ...hb, seq: 0 })} ${[...legacy].join(' ')}`;
     const changed = content !== this.lastContent;
     const now = performance.now();
-    if (!changed && now - this.scheduledAtMs < REFRESH_MS) return;
+    // The core sends every REFRESH_MS when nothing changes (sendEveryMs): half of it tells a refresh from a repeat.
+    if (!changed && now - this.scheduledAtMs < REFRESH_MS / 2) return;
     this.scheduledAtMs = now;
     // The first probe comes LEGACY_PROBE_MS after a peer was first taken for protocol 2.
     if (legacy.size === 0) this.probedAtMs = now;

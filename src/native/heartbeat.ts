@@ -1,7 +1,9 @@
 // The heartbeat pump (crates/croft-net/src/heartbeat.rs): native threads that send the frames the
 // membership driver encoded for the next intervals, on time whatever the JS thread does, and that
 // stamp received datagrams with their arrival time. It decides nothing: every datagram still goes
-// through the codec and the membership core.
+// through the codec and the membership core, except the quiet ones (crates/croft-net/src/quiet.rs):
+// with the cluster key, a datagram that repeats the heartbeat the core last accepted from its
+// source (`learn`), with a larger seq and a valid MAC, is noted (`heard`) instead of queued.
 import { CroftError } from '../errors.js';
 import { loadNative, nativeError } from './load.js';
 
@@ -21,6 +23,17 @@ export interface HeartbeatDatagram {
   ageMs: number;
 }
 
+/** Quiet heartbeats of one (LAN, source) since the last `heard()`. */
+export interface HeartbeatHeard {
+  lan: number;
+  source: string;
+  /** The last one's seq. */
+  seq: number;
+  /** How long before the call it arrived (ms). */
+  ageMs: number;
+  count: number;
+}
+
 export interface HeartbeatPumpStats {
   /** Datagrams sent, per LAN. */
   sent: number[];
@@ -38,22 +51,25 @@ interface NativePump {
   schedule(sets: Buffer[][][]): void;
   sendNow(frames: Buffer[][]): void;
   drain(): HeartbeatDatagram[];
+  learn(lan: number, source: string, frame: Buffer, seq: number): boolean;
+  forget(source: string): void;
+  heard(): HeartbeatHeard[];
   stats(): HeartbeatPumpStats;
   close(): void;
 }
 
-type PumpClass = new (lans: HeartbeatLan[], intervalMs: number) => NativePump;
+type PumpClass = new (lans: HeartbeatLan[], intervalMs: number, quietKey?: Buffer) => NativePump;
 
 export class HeartbeatPump {
   readonly #native: NativePump;
   #closed = false;
   #last: HeartbeatPumpStats;
 
-  /** Binds one socket per LAN; throws CROFT_ERR_BIND when one cannot be bound. */
-  constructor(lans: HeartbeatLan[], intervalMs: number, onWake: () => void) {
+  /** Binds one socket per LAN; throws CROFT_ERR_BIND when one cannot be bound. With the cluster key, the quiet path. */
+  constructor(lans: HeartbeatLan[], intervalMs: number, onWake: () => void, quietKey?: Buffer) {
     const Pump = (loadNative() as unknown as { HeartbeatPump: PumpClass }).HeartbeatPump;
     try {
-      this.#native = new Pump(lans, intervalMs);
+      this.#native = quietKey ? new Pump(lans, intervalMs, quietKey) : new Pump(lans, intervalMs);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (message.startsWith('CROFT_ERR_BIND: ')) {
@@ -80,6 +96,21 @@ export class HeartbeatPump {
 
   drain(): HeartbeatDatagram[] {
     return this.#closed ? [] : this.#native.drain();
+  }
+
+  /** The core accepted `frame` (seq `seq`) from `source` on `lan`: its repeats are quiet. */
+  learn(lan: number, source: string, frame: Buffer, seq: number): boolean {
+    return this.#closed ? false : this.#native.learn(lan, source, frame, seq);
+  }
+
+  /** Every datagram of `source` is queued again. */
+  forget(source: string): void {
+    if (!this.#closed) this.#native.forget(source);
+  }
+
+  /** The quiet heartbeats since the last call, per (LAN, source). */
+  heard(): HeartbeatHeard[] {
+    return this.#closed ? [] : this.#native.heard();
   }
 
   stats(): HeartbeatPumpStats {

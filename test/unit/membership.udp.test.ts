@@ -38,10 +38,10 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
 }
 
 /** Starts the first `running` of n configured nodes on a free port (retries another port if taken). */
-async function startCluster(n: number, running = n): Promise<{ cfg: ClusterConfig; members: UdpMembership[] }> {
+async function startCluster(n: number, running = n, quiet = true): Promise<{ cfg: ClusterConfig; members: UdpMembership[] }> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const cfg = config(20000 + Math.floor(Math.random() * 40000), n);
-    const members = cfg.nodes.slice(0, running).map((node) => new UdpMembership({ cluster: cfg, self: node.name, incarnation: 1000 }));
+    const members = cfg.nodes.slice(0, running).map((node) => new UdpMembership({ cluster: cfg, self: node.name, incarnation: 1000, quiet }));
     try {
       for (const m of members) await m.start();
       return { cfg, members };
@@ -285,6 +285,42 @@ test('finding 12 and low (replay after restart): incarnation and replay floors s
 
 // The pump (src/native/heartbeat.ts) keeps heartbeats going and stamps arrivals while the JS thread
 // is blocked: here all three nodes share one blocked thread, for four times the timeout.
+test('quiet path: an idle peer\'s repeated heartbeats are absorbed by the pump and fed at the timeout checks; a change still arrives at once', async () => {
+  for (const quiet of [true, false]) {
+    const { members } = await startCluster(3, 3, quiet);
+    const [n1, n2] = members as [UdpMembership, UdpMembership];
+    try {
+      await waitFor(() => members.every((m) => all(m) === 'n1 n2 n3' && m.converged()), 2000, 'formation');
+      let news = 0;
+      n1.on('heard', () => { news += 1; });
+      const before = n1.counters();
+      await sleep(2000);
+      const after = n1.counters();
+      const accepted = after.accepted - before.accepted;
+      const quietOnes = after.quiet - before.quiet;
+      // 2 peers x 2000 / 50 = 80 heartbeats, all accepted whatever the path.
+      assert.ok(accepted >= 64, `accepted ${accepted}`);
+      assert.equal(after.received - before.received, accepted + Object.values(after.dropped).reduce((a, b) => a + b, 0) - Object.values(before.dropped).reduce((a, b) => a + b, 0));
+      if (quiet) {
+        assert.ok(quietOnes >= accepted * 0.9, `quiet ${quietOnes} of ${accepted}`);
+        // The core refreshes the pump once a second, each a new seq; a refresh with the same content is quiet too.
+        assert.ok(news <= 4, `'heard' (something new) told ${news} times in 2 s of nothing new`);
+      } else {
+        assert.equal(quietOnes, 0);
+        assert.ok(news >= 60, `without the quiet path every heartbeat is news: ${news}`);
+      }
+      const t0 = performance.now();
+      n2.setLocalModules({ web: { state: 'UP', sinceMs: 1 } });
+      await waitFor(() => n1.moduleStates().n2?.web?.state === 'UP', 1000, 'module gossip');
+      const tookMs = performance.now() - t0;
+      assert.ok(tookMs < 100, `a change reached n1 in ${tookMs.toFixed(0)} ms (quiet ${quiet})`);
+      assert.deepEqual(n1.peers().filter((p) => !p.up), []);
+    } finally {
+      await Promise.all(members.map((m) => m.stop()));
+    }
+  }
+});
+
 test('a JS pause of 4× the timeout (a long GC, a starved event loop) marks no peer down', async () => {
   const { members } = await startCluster(3);
   try {

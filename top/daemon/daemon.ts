@@ -40,6 +40,13 @@ export type MirrorCommandName = 'prim' | 'second' | 'swap';
 /** A light or farm module's runtime, or a mirror's: the same outward shape. */
 export type AnyRuntime = ModuleRuntime | MirrorRuntime;
 
+/**
+ * The farms, the mirrors and the configuration agreement follow what peers announce when it
+ * changes (the membership's 'heard'); this slow poll only backs that up. An idle daemon then wakes
+ * a few times a second, not at every heartbeat of every peer.
+ */
+const SLOW_POLL_MS = 1_000;
+
 export class Daemon extends EventEmitter {
   /** The running configuration; a reload replaces it. */
   #config: Config;
@@ -107,6 +114,9 @@ export class Daemon extends EventEmitter {
         this.emit(event, action);
       });
     }
+    // A peer said something new (a module's state, its view, its configuration): the farms, the
+    // mirrors and the agreement follow at once. Their slow timers (SLOW_POLL_MS) only back this up.
+    this.membership.on('heard', () => this.peersNews());
     for (const module of config.modules) this.addModule(module);
   }
 
@@ -147,7 +157,7 @@ export class Daemon extends EventEmitter {
     const rt = this.runtimes.get(name);
     if (!rt) return;
     if (rt instanceof MirrorRuntime) await rt.init();
-    this.farms.get(name)?.open();
+    this.farms.get(name)?.open(SLOW_POLL_MS);
     this.ensureMirrorTimer();
     const module = this.config.modules.find((m) => m.name === name);
     if (module?.autostart !== false) rt.start(cause);
@@ -155,8 +165,14 @@ export class Daemon extends EventEmitter {
 
   private ensureMirrorTimer(): void {
     if (this.mirrorTimer || this.mirrors.size === 0) return;
-    const everyMs = Math.max(10, Math.min(100, this.config.cluster.heartbeat.intervalMs / 2));
-    this.mirrorTimer = setInterval(() => this.updateMirrors(), everyMs);
+    this.mirrorTimer = setInterval(() => this.updateMirrors(), SLOW_POLL_MS);
+  }
+
+  /** What peers announce changed: the farms' members, the mirrors' peer views, the agreement. */
+  private peersNews(): void {
+    for (const farm of this.farms.values()) farm.refresh('view');
+    this.updateMirrors();
+    this.checkAgreement();
   }
 
   /** Re-reads the config folder this daemon runs from and applies it (reload). */
@@ -333,9 +349,9 @@ export class Daemon extends EventEmitter {
     this.publishModules();
     await this.membership.start();
     // Peers' module states arrive with their heartbeats; each farm runtime follows them.
-    for (const farm of this.farms.values()) farm.open();
+    for (const farm of this.farms.values()) farm.open(SLOW_POLL_MS);
     this.ensureMirrorTimer();
-    this.agreementTimer = setInterval(() => this.checkAgreement(), Math.max(200, Math.min(1000, this.config.cluster.heartbeat.intervalMs)));
+    this.agreementTimer = setInterval(() => this.checkAgreement(), SLOW_POLL_MS);
     this.agreementTimer.unref();
     this.running = true;
     const proto = this.membership.protocolRange();

@@ -26,6 +26,18 @@ pub struct HeartbeatDatagramJs {
     pub age_ms: f64,
 }
 
+/// Quiet heartbeats of one (LAN, source) since the last call (croft_net::quiet).
+#[napi(object)]
+pub struct HeartbeatHeardJs {
+    pub lan: u32,
+    pub source: String,
+    /// The last one's sequence number.
+    pub seq: f64,
+    /// How long ago it arrived (ms, fractional).
+    pub age_ms: f64,
+    pub count: f64,
+}
+
 #[napi(object)]
 pub struct HeartbeatPumpStatsJs {
     pub sent: Vec<f64>,
@@ -61,17 +73,17 @@ pub struct HeartbeatPump {
 
 #[napi]
 impl HeartbeatPump {
-    /// Binds one socket per LAN and starts the threads. Errors: "CROFT_ERR_BIND: ..." when a
-    /// socket cannot be bound.
+    /// Binds one socket per LAN and starts the threads; with the cluster key, the quiet path.
+    /// Errors: "CROFT_ERR_BIND: ..." when a socket cannot be bound.
     #[napi(constructor, catch_unwind)]
-    pub fn new(lans: Vec<HeartbeatLanJs>, interval_ms: u32) -> Result<Self> {
+    pub fn new(lans: Vec<HeartbeatLanJs>, interval_ms: u32, quiet_key: Option<Buffer>) -> Result<Self> {
         let mut conf = Vec::with_capacity(lans.len());
         for l in &lans {
             let bind = socket_addr(&l.address, l.port)?;
             let peers = l.peers.iter().map(|p| socket_addr(p, l.port)).collect::<Result<Vec<_>>>()?;
             conf.push(LanConfig { bind, peers });
         }
-        let pump = Pump::start(conf, Duration::from_millis(u64::from(interval_ms))).map_err(|e| match e {
+        let pump = Pump::start(conf, Duration::from_millis(u64::from(interval_ms)), quiet_key.map(|k| k.to_vec())).map_err(|e| match e {
             PumpError::Bind { .. } => Error::new(Status::GenericFailure, format!("CROFT_ERR_BIND: {e}")),
             PumpError::Invalid(_) => Error::new(Status::InvalidArg, e.to_string()),
             PumpError::Thread(_) => Error::new(Status::GenericFailure, e.to_string()),
@@ -116,6 +128,41 @@ impl HeartbeatPump {
                 source: d.source.to_string(),
                 age_ms: now.saturating_duration_since(d.arrived).as_secs_f64() * 1000.0,
                 bytes: d.bytes.into(),
+            })
+            .collect()
+    }
+
+    /// The core accepted `frame` (sequence number `seq`) from `source` on `lan`: its repeats are
+    /// quiet. False when nothing was learned (a bad source or seq, or see croft_net::quiet).
+    #[napi(catch_unwind)]
+    pub fn learn(&self, lan: u32, source: String, frame: Buffer, seq: f64) -> bool {
+        let Ok(ip) = source.parse::<std::net::IpAddr>() else { return false };
+        if !(seq.is_finite() && seq >= 0.0 && seq.fract() == 0.0 && seq <= 9_007_199_254_740_992.0) {
+            return false;
+        }
+        lock(&self.pump).as_ref().is_some_and(|p| p.learn(lan as usize, ip, &frame, seq as u64))
+    }
+
+    /// Every datagram of `source` goes to the inbox again.
+    #[napi(catch_unwind)]
+    pub fn forget(&self, source: String) {
+        if let (Ok(ip), Some(p)) = (source.parse::<std::net::IpAddr>(), lock(&self.pump).as_ref()) {
+            p.forget(ip);
+        }
+    }
+
+    /// The quiet heartbeats since the last call, per (LAN, source).
+    #[napi(catch_unwind)]
+    pub fn heard(&self) -> Vec<HeartbeatHeardJs> {
+        let Some(h) = lock(&self.pump).as_ref().map(|p| p.heard()) else { return Vec::new() };
+        let now = Instant::now();
+        h.into_iter()
+            .map(|h| HeartbeatHeardJs {
+                lan: h.lan as u32,
+                source: h.source.to_string(),
+                seq: h.seq as f64,
+                age_ms: now.saturating_duration_since(h.arrived).as_secs_f64() * 1000.0,
+                count: h.count as f64,
             })
             .collect()
     }

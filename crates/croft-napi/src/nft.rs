@@ -16,13 +16,19 @@
 //! own transaction; and it is one more process, which can die alone and take the table while the
 //! daemon lives.
 //!
-//! A context is not thread-safe: every call takes the session's mutex. Calls run on the libuv pool
-//! (a transaction takes a millisecond or so, a list of a big set more), never on the JS thread.
+//! A context is not thread-safe, and libnftables is not written for a context that moves between
+//! threads: each session owns one thread of its own, which creates the context, runs every command
+//! of the session in order and frees it. (With the commands on the libuv pool, a different pool
+//! thread each time under a mutex, 8-node labs saw a daemon abort on a corrupted heap inside
+//! nft_run_cmd_from_buffer about one start in three; with one thread per context, none.) A command
+//! waits on the libuv pool for its answer, never on the JS thread.
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
 
 /// NFT_CTX_DEFAULT.
 const CTX_DEFAULT: u32 = 0;
@@ -109,9 +115,36 @@ struct Ctx {
     ptr: *mut c_void,
 }
 
-// SAFETY: the context is only ever used under the session's mutex, by one thread at a time;
-// libnftables keeps no thread-local state for it.
+// SAFETY: a context is created, used and freed on its session's own thread only (session_loop);
+// it crosses no thread boundary after it was made there.
 unsafe impl Send for Ctx {}
+
+/// Bison's parser and nft's evaluation recurse over the rule set: more stack than a default thread.
+const THREAD_STACK_BYTES: usize = 16 << 20;
+
+struct Job {
+    cmd: CString,
+    json: bool,
+    reply: SyncSender<NftRun>,
+}
+
+/// The session's thread: opens the context, says so, then runs the jobs in order until the session
+/// drops its sender; the context is freed here, on the thread that made it.
+fn session_loop(opened: SyncSender<std::result::Result<(), String>>, jobs: Receiver<Job>) {
+    let mut ctx = match Ctx::open() {
+        Ok(ctx) => {
+            let _ = opened.send(Ok(()));
+            ctx
+        }
+        Err(e) => {
+            let _ = opened.send(Err(e));
+            return;
+        }
+    };
+    for job in jobs {
+        let _ = job.reply.send(ctx.run(&job.cmd, job.json));
+    }
+}
 
 impl Drop for Ctx {
     fn drop(&mut self) {
@@ -172,7 +205,7 @@ pub struct NftRun {
 }
 
 pub struct NftRunTask {
-    ctx: Arc<Mutex<Option<Ctx>>>,
+    jobs: Option<Sender<Job>>,
     cmd: CString,
     json: bool,
 }
@@ -182,17 +215,13 @@ impl Task for NftRunTask {
     type JsValue = NftRun;
 
     fn compute(&mut self) -> Result<NftRun> {
-        let run = || {
-            let mut guard = self.ctx.lock().unwrap_or_else(|p| p.into_inner());
-            match guard.as_mut() {
-                Some(ctx) => Ok(ctx.run(&self.cmd, self.json)),
-                None => Err(Error::new(Status::GenericFailure, "nft session is closed".to_string())),
-            }
-        };
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-            Ok(r) => r,
-            Err(_) => Err(Error::new(Status::GenericFailure, "nft session panicked".to_string())),
-        }
+        let closed = || Error::new(Status::GenericFailure, "nft session is closed".to_string());
+        let jobs = self.jobs.take().ok_or_else(closed)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        jobs.send(Job { cmd: std::mem::take(&mut self.cmd), json: self.json, reply }).map_err(|_| closed())?;
+        drop(jobs);
+        // The session's thread answers every job it took; none when it ended (closed) first.
+        answer.recv().map_err(|_| closed())
     }
 
     fn resolve(&mut self, _env: Env, output: NftRun) -> Result<NftRun> {
@@ -204,7 +233,9 @@ impl Task for NftRunTask {
 /// `flags owner` through it, until close() or the process's end.
 #[napi]
 pub struct NftSession {
-    ctx: Arc<Mutex<Option<Ctx>>>,
+    /// To the session's thread; None once closed.
+    jobs: Mutex<Option<Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[napi]
@@ -212,8 +243,24 @@ impl NftSession {
     /// Opens the context in the calling thread's network namespace (the daemon's).
     #[napi(constructor, catch_unwind)]
     pub fn new() -> Result<Self> {
-        let ctx = Ctx::open().map_err(|e| Error::new(Status::GenericFailure, e))?;
-        Ok(NftSession { ctx: Arc::new(Mutex::new(Some(ctx))) })
+        let (opened_tx, opened) = mpsc::sync_channel(1);
+        let (jobs, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("croft-nft".into())
+            .stack_size(THREAD_STACK_BYTES)
+            .spawn(move || session_loop(opened_tx, rx))
+            .map_err(|e| Error::new(Status::GenericFailure, format!("cannot start the nft thread: {e}")))?;
+        match opened.recv() {
+            Ok(Ok(())) => Ok(NftSession { jobs: Mutex::new(Some(jobs)), thread: Mutex::new(Some(thread)) }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(Error::new(Status::GenericFailure, e))
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(Error::new(Status::GenericFailure, "the nft thread ended before opening a context".to_string()))
+            }
+        }
     }
 
     /// Runs `commands` (nft's language, as `nft -f` reads it: one transaction); `json` asks for
@@ -225,14 +272,20 @@ impl NftSession {
             return Err(Error::new(Status::InvalidArg, format!("nft commands of {} bytes (at most {MAX_COMMAND_BYTES})", commands.len())));
         }
         let cmd = CString::new(commands).map_err(|_| Error::new(Status::InvalidArg, "nft commands contain a NUL byte".to_string()))?;
-        Ok(AsyncTask::new(NftRunTask { ctx: Arc::clone(&self.ctx), cmd, json: json.unwrap_or(false) }))
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(AsyncTask::new(NftRunTask { jobs, cmd, json: json.unwrap_or(false) }))
     }
 
     /// Frees the context and closes its socket: the kernel deletes the tables it owns. Idempotent;
     /// waits for a running command to finish.
     #[napi(catch_unwind)]
     pub fn close(&self) {
-        let mut guard = self.ctx.lock().unwrap_or_else(|p| p.into_inner());
-        guard.take();
+        // The thread ends once every sender is gone: this one, and those of commands queued
+        // before (they run first, in order).
+        drop(self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
     }
 }

@@ -14,9 +14,13 @@
 //!   (bounded); JS reads the queue (`drain`) before every timeout check, so a late check still sees
 //!   what arrived in time. Datagrams are not decoded here: authentication, replay protection and
 //!   every rule stay in the membership core (src/membership), which gets the arrival times.
+//!   The exception is the quiet path ([`crate::quiet`]): a datagram that repeats, with a larger
+//!   sequence number and a valid MAC, the heartbeat the core last accepted from that source is
+//!   noted instead of queued, so an idle cluster does not wake the JS thread per heartbeat.
 //!
-//! Plain std sockets and threads; nothing here parses what it receives.
+//! Plain std sockets and threads.
 
+use crate::quiet::{Heard, QuietFilter};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -97,6 +101,8 @@ struct Shared {
     /// one frame per peer (in the order of `peers`).
     schedule: Mutex<VecDeque<FrameSet>>,
     inbox: Mutex<VecDeque<Datagram>>,
+    /// With the cluster key: the quiet path (crate::quiet).
+    quiet: Option<Mutex<QuietFilter>>,
     wake: Mutex<Option<Wake>>,
     stop: AtomicBool,
     /// Wakes the sender early at stop.
@@ -145,7 +151,9 @@ pub struct Pump {
 
 impl Pump {
     /// Binds one socket per LAN and starts the sending thread and one receiving thread per socket.
-    pub fn start(lans: Vec<LanConfig>, interval: Duration) -> Result<Pump, PumpError> {
+    /// With the cluster key (`quiet_key`), heartbeats that repeat what [`Pump::learn`] was given
+    /// are absorbed (crate::quiet); without, every datagram goes to the inbox.
+    pub fn start(lans: Vec<LanConfig>, interval: Duration, quiet_key: Option<Vec<u8>>) -> Result<Pump, PumpError> {
         if lans.is_empty() {
             return Err(PumpError::Invalid("at least one LAN is needed".into()));
         }
@@ -166,6 +174,7 @@ impl Pump {
             interval,
             schedule: Mutex::new(VecDeque::new()),
             inbox: Mutex::new(VecDeque::new()),
+            quiet: quiet_key.map(|k| Mutex::new(QuietFilter::new(k))),
             wake: Mutex::new(None),
             stop: AtomicBool::new(false),
             stop_lock: Mutex::new(()),
@@ -219,6 +228,24 @@ impl Pump {
     /// Every datagram received since the last call, oldest first.
     pub fn drain(&self) -> Vec<Datagram> {
         lock(&self.shared.inbox).drain(..).collect()
+    }
+
+    /// The core accepted `frame` (sequence number `seq`) from `source` on `lan`: its repeats are
+    /// quiet from now on. False when nothing was learned (no quiet path, or see QuietFilter::learn).
+    pub fn learn(&self, lan: usize, source: IpAddr, frame: &[u8], seq: u64) -> bool {
+        self.shared.quiet.as_ref().is_some_and(|q| lock(q).learn(lan, source, frame, seq))
+    }
+
+    /// Every datagram of `source` goes to the inbox again (the core declared its node down).
+    pub fn forget(&self, source: IpAddr) {
+        if let Some(q) = &self.shared.quiet {
+            lock(q).forget(source);
+        }
+    }
+
+    /// The quiet heartbeats since the last call: per (LAN, source), the last one's seq and arrival.
+    pub fn heard(&self) -> Vec<Heard> {
+        self.shared.quiet.as_ref().map(|q| lock(q).take_heard()).unwrap_or_default()
     }
 
     pub fn stats(&self) -> PumpStats {
@@ -297,6 +324,10 @@ fn recv_loop(sh: &Shared, lan: usize) {
                 }
                 let arrived = Instant::now();
                 sh.received[lan].fetch_add(1, Ordering::Relaxed);
+                let source = canonical(from.ip());
+                if sh.quiet.as_ref().is_some_and(|q| lock(q).absorb(lan, source, &buf[..len], arrived)) {
+                    continue;
+                }
                 let was_empty = {
                     let mut inbox = lock(&sh.inbox);
                     if inbox.len() >= INBOX_MAX {
@@ -304,7 +335,7 @@ fn recv_loop(sh: &Shared, lan: usize) {
                         sh.inbox_dropped.fetch_add(1, Ordering::Relaxed);
                     }
                     let was_empty = inbox.is_empty();
-                    inbox.push_back(Datagram { lan, bytes: buf[..len].to_vec(), source: canonical(from.ip()), arrived });
+                    inbox.push_back(Datagram { lan, bytes: buf[..len].to_vec(), source, arrived });
                     was_empty
                 };
                 if was_empty {
@@ -345,9 +376,9 @@ mod tests {
 
     fn pair(interval: Duration) -> (Pump, Pump) {
         // Bind b first on an ephemeral port to learn it, then a pointing at b.
-        let b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], interval).unwrap();
+        let b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], interval, None).unwrap();
         let b_addr = b.shared.sockets[0].local_addr().unwrap();
-        let a = Pump::start(vec![LanConfig { bind: local(), peers: vec![b_addr] }], interval).unwrap();
+        let a = Pump::start(vec![LanConfig { bind: local(), peers: vec![b_addr] }], interval, None).unwrap();
         (a, b)
     }
 
@@ -396,10 +427,10 @@ mod tests {
     #[test]
     fn a_set_may_hold_one_frame_per_peer() {
         let interval = Duration::from_secs(1);
-        let b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], interval).unwrap();
-        let c = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], interval).unwrap();
+        let b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], interval, None).unwrap();
+        let c = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], interval, None).unwrap();
         let peers = vec![b.shared.sockets[0].local_addr().unwrap(), c.shared.sockets[0].local_addr().unwrap()];
-        let a = Pump::start(vec![LanConfig { bind: local(), peers }], interval).unwrap();
+        let a = Pump::start(vec![LanConfig { bind: local(), peers }], interval, None).unwrap();
         a.send_now(&vec![vec![b"to b".to_vec(), b"to c".to_vec()]]);
         assert_eq!(wait_for(&b, 1, Duration::from_secs(1))[0].bytes, b"to b");
         assert_eq!(wait_for(&c, 1, Duration::from_secs(1))[0].bytes, b"to c");
@@ -457,10 +488,52 @@ mod tests {
     }
 
     #[test]
+    fn quiet_heartbeats_are_noted_not_queued_and_wake_nobody() {
+        use hmac::{Hmac, Mac};
+        let key = vec![7u8; 32];
+        let hb = |seq: u64, epoch: u32| {
+            let mut f = b"CRFT\x01".to_vec();
+            f.extend_from_slice(format!(r#"{{"from":"n2","seq":{seq},"view":{{"epoch":{epoch}}}}}"#).as_bytes());
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+            mac.update(&f);
+            f.extend_from_slice(&mac.finalize().into_bytes());
+            f
+        };
+        let mut b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], Duration::from_secs(1), Some(key.clone())).unwrap();
+        let b_addr = b.shared.sockets[0].local_addr().unwrap();
+        let a = Pump::start(vec![LanConfig { bind: local(), peers: vec![b_addr] }], Duration::from_secs(1), None).unwrap();
+        let woke = Arc::new(AtomicU64::new(0));
+        let w = Arc::clone(&woke);
+        b.on_wake(Some(Box::new(move || {
+            w.fetch_add(1, Ordering::SeqCst);
+        })));
+        a.send_now(&vec![vec![hb(1, 1)]]);
+        let got = wait_for(&b, 1, Duration::from_secs(1));
+        assert_eq!(got.len(), 1, "no template yet: queued");
+        assert!(b.learn(0, got[0].source, &got[0].bytes, 1));
+        let woke_before = woke.load(Ordering::SeqCst);
+        a.send_now(&vec![vec![hb(2, 1)]]);
+        a.send_now(&vec![vec![hb(3, 1)]]);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(b.drain().is_empty(), "quiet: not queued");
+        assert_eq!(woke.load(Ordering::SeqCst), woke_before, "quiet: no wake");
+        let heard = b.heard();
+        assert_eq!(heard.len(), 1);
+        assert_eq!((heard[0].seq, heard[0].count), (3, 2));
+        assert_eq!(b.stats().received, vec![3], "counted as received");
+        a.send_now(&vec![vec![hb(4, 2)]]);
+        assert_eq!(wait_for(&b, 1, Duration::from_secs(1)).len(), 1, "a change is queued");
+        b.forget(got[0].source);
+        a.send_now(&vec![vec![hb(5, 1)]]);
+        assert_eq!(wait_for(&b, 1, Duration::from_secs(1)).len(), 1, "forgotten: queued");
+        b.stop();
+    }
+
+    #[test]
     fn binding_an_address_in_use_is_a_clear_error() {
-        let b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], Duration::from_secs(1)).unwrap();
+        let b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], Duration::from_secs(1), None).unwrap();
         let taken = b.shared.sockets[0].local_addr().unwrap();
-        match Pump::start(vec![LanConfig { bind: taken, peers: vec![] }], Duration::from_secs(1)) {
+        match Pump::start(vec![LanConfig { bind: taken, peers: vec![] }], Duration::from_secs(1), None) {
             Err(e @ PumpError::Bind { .. }) => assert!(e.to_string().contains(&taken.to_string())),
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("bound twice"),
