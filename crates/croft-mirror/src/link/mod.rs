@@ -13,11 +13,15 @@
 //! settled by the mount's [`SyncMode`] and what is sent and not yet acknowledged.
 
 mod catchup;
+mod latency;
 mod onsync;
 mod peer;
 
+pub use latency::{AckLatency, AckLatencySnapshot, ACK_LATENCY_BOUNDS_US};
+
 pub(crate) use peer::connect;
 
+use crate::exclude::{Exclude, Touches};
 use crate::op::Op;
 use crate::tracker::{ActivityLog, DirtyTracker};
 use crate::wire::{self, AckLevel, Protocol, Sealed};
@@ -141,6 +145,10 @@ pub struct LinkStatus {
     /// Sessions ended because a record from the peer failed authentication (tampered, forged,
     /// replayed, reordered or dropped on the way).
     pub tampered: u64,
+    /// Live changes (not a reintegration's) the peer acknowledged, over every stream.
+    pub acked_ops: u64,
+    /// How long the live changes waited for the peer's ack (send to ack).
+    pub ack_latency: AckLatencySnapshot,
 }
 
 struct Tx {
@@ -195,6 +203,10 @@ struct State {
     /// A stream was attached at least once (at mount or by a reintegration): `level` is then
     /// the ack level the peer acknowledges at.
     attached: bool,
+    /// Live sends waiting for their ack, timed for `latency` (bounded; cleared with the stream).
+    pending: latency::Pending,
+    /// Live changes acknowledged by the peer, over every stream.
+    acked_ops: u64,
 }
 
 /// Extents recorded in memory while a reintegration runs, by path.
@@ -213,6 +225,9 @@ pub(crate) struct Replicator {
     recent: Mutex<Option<Recent>>,
     events: Option<EventSink>,
     reader: Mutex<Option<JoinHandle<()>>>,
+    latency: AckLatency,
+    /// Subtrees that stay local: their changes are neither sent nor marked dirty.
+    pub(crate) exclude: Arc<Exclude>,
 }
 impl Replicator {
     /// `stream`: an authenticated stream, or `None` to start alone (`lost_reason` says why).
@@ -225,6 +240,7 @@ impl Replicator {
         mode: SyncMode,
         dirty: Arc<dyn DirtyTracker>,
         events: Option<EventSink>,
+        exclude: Arc<Exclude>,
     ) -> io::Result<Arc<Replicator>> {
         let (shutdown, read_half) = match &stream {
             Some(s) => (Some(s.try_clone()?), Some(s.try_clone()?)),
@@ -257,6 +273,8 @@ impl Replicator {
                 unacked: std::collections::VecDeque::new(),
                 unacked_unrecorded: false,
                 attached,
+                pending: latency::Pending::default(),
+                acked_ops: 0,
             }),
             cv: Condvar::new(),
             dirty,
@@ -265,6 +283,8 @@ impl Replicator {
             recent: Mutex::new(None),
             events,
             reader: Mutex::new(None),
+            latency: AckLatency::default(),
+            exclude,
         });
         if let Some(read_half) = read_half {
             r.spawn_reader(read_half, 0)?;
@@ -275,6 +295,29 @@ impl Replicator {
     /// Sends `ops` in order. The caller holds the filesystem's order lock and has just applied
     /// them locally, so sequence order is local application order.
     pub(crate) fn replicate(&self, ops: &[Op]) -> Ticket {
+        if !self.exclude.is_empty() {
+            let kept: Vec<Op> = ops.iter().filter(|op| self.exclude.touches(op) == Touches::Replicated).cloned().collect();
+            if kept.len() != ops.len() {
+                if kept.is_empty() {
+                    // Local only: nothing to wait for (sequence 0 is acknowledged by definition).
+                    return Ticket { seq: Some(0), extents: Vec::new(), counted: false };
+                }
+                return self.replicate_kept(&kept);
+            }
+        }
+        self.replicate_kept(ops)
+    }
+
+    /// `Err(EXDEV)` for a rename or link between an excluded and a replicated path: as across
+    /// two filesystems, so that a replicated name never holds data the peer never got.
+    pub(crate) fn check_crossing(&self, op: &Op) -> io::Result<()> {
+        if self.exclude.touches(op) == Touches::Both {
+            return Err(io::Error::from_raw_os_error(libc::EXDEV));
+        }
+        Ok(())
+    }
+
+    fn replicate_kept(&self, ops: &[Op]) -> Ticket {
         // With an activity log the extents were marked before the local change.
         let extents: Vec<(PathBuf, u64, u64)> =
             if self.activity { Vec::new() } else { ops.iter().flat_map(Op::dirty_extents).collect() };
@@ -308,6 +351,9 @@ impl Replicator {
             let mut st = self.state.locked();
             st.sent = last;
             st.bytes_sent += frames.len() as u64;
+            if !st.catchup {
+                st.pending.push(last, Instant::now());
+            }
         }
         let written = stream.write_all(frames);
         if frames.capacity() > FRAMES_KEEP_BYTES {
@@ -332,7 +378,7 @@ impl Replicator {
     /// recorded; the caller must not apply the change and answers EIO (issue 8, finding 11).
     pub(crate) fn before_apply(&self, ops: &[Op]) -> io::Result<()> {
         if self.activity {
-            for op in ops {
+            for op in ops.iter().filter(|op| self.exclude.touches(op) == Touches::Replicated) {
                 for (path, offset, len) in op.dirty_extents() {
                     self.mark(&path, offset, len)?;
                 }
@@ -453,6 +499,8 @@ impl Replicator {
             bytes_sent: st.bytes_sent,
             alone_ops: st.alone_ops,
             tampered: st.tampered,
+            acked_ops: st.acked_ops,
+            ack_latency: self.latency.snapshot(),
         }
     }
 

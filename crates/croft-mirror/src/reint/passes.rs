@@ -136,6 +136,9 @@ impl Core {
             if !path.as_os_str().is_empty() && !plain(&path) {
                 continue;
             }
+            if self.repl.exclude.covers(&path) {
+                continue; // stays local (and the target keeps its own)
+            }
             self.sync_entry(ctx, &path, &item, frozen)?;
             self.update(|s| {
                 s.entries_done += 1;
@@ -169,11 +172,19 @@ impl Core {
                 } else {
                     None
                 };
-                self.send(ctx, &[Op::SyncDir { path: path.to_path_buf(), meta: info.meta(), children: children.clone() }])?;
+                // The excluded names here are kept on the target whatever they are there.
+                let keep = children.clone().map(|mut c| {
+                    c.extend(self.repl.exclude.names_in(path));
+                    c
+                });
+                self.send(ctx, &[Op::SyncDir { path: path.to_path_buf(), meta: info.meta(), children: keep }])?;
                 drop(guard);
                 // Renamed or replaced: everything under it may differ.
                 for name in children.unwrap_or_default() {
-                    self.sync_entry(ctx, &path.join(OsStr::from_bytes(&name)), &Item::whole(), frozen)?;
+                    let child = path.join(OsStr::from_bytes(&name));
+                    if !self.repl.exclude.covers(&child) {
+                        self.sync_entry(ctx, &child, &Item::whole(), frozen)?;
+                    }
                 }
                 Ok(())
             }
@@ -215,6 +226,9 @@ impl Core {
                         buf.truncate(n);
                         self.send(ctx, &[Op::Write { path: path.to_path_buf(), offset: off, data: buf }])?;
                         drop(guard);
+                        if !frozen {
+                            ctx.pace.pay(n as u64, || self.check_abort())?;
+                        }
                         off += n as u64;
                     }
                 }
