@@ -1,6 +1,7 @@
-//! The reintegration's bandwidth cap (`resync_max_bytes_per_s`): file data is paid for after it
-//! was sent, outside the order lock (the application never waits on the cap), by sleeping until
-//! the bytes sent so far fit the rate. No credit is saved while idle beyond "now", so N bytes
+//! The reintegration's bandwidth cap (`resync_max_bytes_per_s`): file data is paid for outside
+//! the order lock (the application never waits on the cap) by sleeping until the bytes fit the
+//! rate: before a dirty-log copy reads a chunk, after a full sync sent a zone it found different
+//! (only then is it known to be sent). No credit is saved while idle beyond "now", so N bytes
 //! take at least N / rate seconds, and a burst never exceeds one chunk.
 
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ impl Pace {
         Pace { rate: rate.filter(|r| *r > 0), paid_until: Instant::now() }
     }
 
-    /// Pays for `bytes` just sent: sleeps until they fit the rate, calling `check` (abort) between
+    /// Pays for `bytes` (about to be sent, or just sent): sleeps until they fit the rate, calling `check` (abort) between
     /// slices; its error ends the wait.
     pub(crate) fn pay<E>(&mut self, bytes: u64, mut check: impl FnMut() -> Result<(), E>) -> Result<(), E> {
         let Some(rate) = self.rate else { return Ok(()) };

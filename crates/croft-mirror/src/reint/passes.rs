@@ -217,6 +217,11 @@ impl Core {
                     while off < b.min(info.size) {
                         self.check_abort()?;
                         let len = (b.min(info.size) - off).min(CHUNK_BYTES);
+                        // Paid before it is read and sent (outside the order lock): N bytes
+                        // take at least N / cap, and the rate shown never runs ahead of it.
+                        if !frozen {
+                            ctx.pace.pay(len, || self.check_abort())?;
+                        }
                         let guard = self.lock(frozen);
                         let mut buf = vec![0u8; len as usize];
                         let n = sys::pread(fd.as_raw_fd(), &mut buf, off).map_err(ReintError::local("reading", path))?;
@@ -226,9 +231,6 @@ impl Core {
                         buf.truncate(n);
                         self.send(ctx, &[Op::Write { path: path.to_path_buf(), offset: off, data: buf }])?;
                         drop(guard);
-                        if !frozen {
-                            ctx.pace.pay(n as u64, || self.check_abort())?;
-                        }
                         off += n as u64;
                     }
                 }
