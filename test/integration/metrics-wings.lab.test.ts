@@ -74,6 +74,10 @@ describe('metrics of the wings during a reintegration and a farm failover', { ti
     assert.ok(count > 0 && m(t, 'croft_mirror_ack_latency_seconds_bucket', { le: '+Inf' }) === count);
     assert.ok(m(t, 'croft_mirror_ack_latency_seconds_bucket', { le: '2.5' })! <= count);
     console.log(`# n1 PRIM: ${m(t, 'croft_mirror_replicated_ops_total')} changes acked, ack latency mean ${(1000 * m(t, 'croft_mirror_ack_latency_seconds_sum')! / count).toFixed(2)} ms over ${count}`);
+    const text = (await l.exec('n1', ['croft', 'mirror', 'status', ACK_MODULE])).stdout;
+    assert.match(text, /^verify: every 5000 ms; last here: identical \(\d+ entries, .*, scheduled\) at /m);
+    assert.match(text, new RegExp(`^excluded \\(not replicated\\): ${ACK_DIR}: scratch$`, 'm'));
+    assert.match(text, /^reintegration cap: 4\.0 MiB\/s$/m);
     // The excluded path stays on n1.
     assert.equal((await l.exec('n1', ['sh', '-c', `mkdir -p ${ACK_DIR}/scratch && echo local > ${ACK_DIR}/scratch/f && echo both > ${ACK_DIR}/shared`])).code, 0);
     assert.equal((await l.exec('n2', ['cat', `${ACK_DIR}/shared`])).stdout, 'both\n');

@@ -68,9 +68,17 @@ impl Exclude {
         };
         match (self.covers(a), b.map(|b| self.covers(b))) {
             (true, None | Some(true)) => Touches::Excluded,
+            // Renaming a directory that holds an excluded path would move that subtree out of
+            // the exclusion (or a replicated one into it): across the boundary too.
+            (false, Some(false)) if self.holds_excluded(a) || b.is_some_and(|b| self.holds_excluded(b)) => Touches::Both,
             (false, None | Some(false)) => Touches::Replicated,
             _ => Touches::Both,
         }
+    }
+
+    /// An excluded path lies strictly under `p`.
+    fn holds_excluded(&self, p: &Path) -> bool {
+        self.0.iter().any(|e| e.as_path() != p && e.starts_with(p))
     }
 }
 
@@ -143,5 +151,10 @@ mod tests {
         assert_eq!(e.touches(&Op::Link { from: "a".into(), to: "tmp/a".into() }), Touches::Both);
         assert_eq!(e.touches(&Op::Unlink { path: "tmp/x".into() }), Touches::Excluded);
         assert_eq!(ex(&[]).touches(&r("tmp/a", "a")), Touches::Replicated);
+        // A directory holding an excluded path cannot move (its excluded subtree would follow).
+        let e2 = ex(&["app/tmp"]);
+        assert_eq!(e2.touches(&r("app", "app2")), Touches::Both);
+        assert_eq!(e2.touches(&r("other", "app")), Touches::Both);
+        assert_eq!(e2.touches(&r("app/x", "app/y")), Touches::Replicated);
     }
 }

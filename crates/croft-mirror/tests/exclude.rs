@@ -51,6 +51,8 @@ fn live_changes_under_an_excluded_path_stay_local_and_crossing_it_is_exdev() {
     assert_eq!(errno_of(fs::rename(p.join("tmp/session"), p.join("session"))), libc::EXDEV);
     assert_eq!(errno_of(fs::rename(p.join("data"), p.join("tmp/data"))), libc::EXDEV);
     assert_eq!(errno_of(fs::hard_link(p.join("data"), p.join("tmp/data"))), libc::EXDEV);
+    // A directory holding an excluded path cannot move either (its excluded subtree would follow).
+    assert_eq!(errno_of(fs::rename(p.join("cache"), p.join("cache2"))), libc::EXDEV);
     // Inside either side: fine.
     fs::rename(p.join("tmp/session"), p.join("tmp/session2")).unwrap();
     fs::rename(p.join("data"), p.join("data2")).unwrap();
