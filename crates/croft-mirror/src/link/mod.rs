@@ -10,9 +10,11 @@
 //! (replicate, wait for the ack or handle the loss by the fail mode); [`peer`] the connection to
 //! the peer, the ack reader and the loss of the peer; [`catchup`] what a reintegration drives on
 //! its own stream (attach, catch-up operations, queries, going live); [`onsync`] how a change is
-//! settled by the mount's [`SyncMode`] and what is sent and not yet acknowledged.
+//! settled by the mount's [`SyncMode`] and what is sent and not yet acknowledged; [`excluded`]
+//! the changes under excluded paths and the status; [`latency`] the ack latency histogram.
 
 mod catchup;
+mod excluded;
 mod latency;
 mod onsync;
 mod peer;
@@ -292,32 +294,8 @@ impl Replicator {
         Ok(r)
     }
 
-    /// Sends `ops` in order. The caller holds the filesystem's order lock and has just applied
-    /// them locally, so sequence order is local application order.
-    pub(crate) fn replicate(&self, ops: &[Op]) -> Ticket {
-        if !self.exclude.is_empty() {
-            let kept: Vec<Op> = ops.iter().filter(|op| self.exclude.touches(op) == Touches::Replicated).cloned().collect();
-            if kept.len() != ops.len() {
-                if kept.is_empty() {
-                    // Local only: nothing to wait for (sequence 0 is acknowledged by definition).
-                    return Ticket { seq: Some(0), extents: Vec::new(), counted: false };
-                }
-                return self.replicate_kept(&kept);
-            }
-        }
-        self.replicate_kept(ops)
-    }
-
-    /// `Err(EXDEV)` for a rename or link between an excluded and a replicated path: as across
-    /// two filesystems, so that a replicated name never holds data the peer never got.
-    pub(crate) fn check_crossing(&self, op: &Op) -> io::Result<()> {
-        if self.exclude.touches(op) == Touches::Both {
-            return Err(io::Error::from_raw_os_error(libc::EXDEV));
-        }
-        Ok(())
-    }
-
-    fn replicate_kept(&self, ops: &[Op]) -> Ticket {
+    /// [`Self::replicate`] of the changes that are sent (under no excluded path).
+    pub(super) fn replicate_kept(&self, ops: &[Op]) -> Ticket {
         // With an activity log the extents were marked before the local change.
         let extents: Vec<(PathBuf, u64, u64)> =
             if self.activity { Vec::new() } else { ops.iter().flat_map(Op::dirty_extents).collect() };
@@ -403,17 +381,6 @@ impl Replicator {
         Ticket { seq: Some(sent), extents: Vec::new(), counted: false }
     }
 
-    /// The ack level of the current (or last) stream; `None` before any was attached.
-    pub(crate) fn ack_level(&self) -> Option<AckLevel> {
-        let st = self.state.locked();
-        st.attached.then_some(st.level)
-    }
-
-    /// The mount's [`SyncMode`].
-    pub(crate) fn mode(&self) -> SyncMode {
-        self.mode
-    }
-
     /// Waits until the ticket is acknowledged by the peer, or — once the peer is lost — handles
     /// it by the fail mode. `Err` when fenced, or when the mirror is closing under `Block` (the
     /// caller answers EIO: the change is applied locally but could not be acknowledged).
@@ -487,21 +454,6 @@ impl Replicator {
         let mut st = self.state.locked();
         st.fail_mode = mode;
         self.cv.notify_all();
-    }
-
-    pub(crate) fn status(&self) -> LinkStatus {
-        let st = self.state.locked();
-        LinkStatus {
-            connected: st.lost.is_none(),
-            lost_reason: st.lost.clone(),
-            sent_seq: st.sent,
-            acked_seq: st.acked,
-            bytes_sent: st.bytes_sent,
-            alone_ops: st.alone_ops,
-            tampered: st.tampered,
-            acked_ops: st.acked_ops,
-            ack_latency: self.latency.snapshot(),
-        }
     }
 
     /// True when connected and the peer acknowledged every change sent (waits up to the ack
