@@ -157,7 +157,12 @@ describe('metrics of the wings during a reintegration and a farm failover', { ti
     let out = '';
     holder.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
     await waitFor('every client answered once', () => out.startsWith('ready\n'), 20_000, 50);
-    const conns = await Promise.all(nodes.map(async (n) => metric(await scrape(l, n), 'croft_farm_connections', { module: 'web' }) ?? -1));
+    // The count is read off the JS thread at most once a second: the scrape shows the last one.
+    let conns: number[] = [];
+    await waitFor('every node counts the 20 connections where they are', async () => {
+      conns = await Promise.all(nodes.map(async (n) => metric(await scrape(l, n), 'croft_farm_connections', { module: 'web' }) ?? -1));
+      return conns.every((c) => c >= 0) && conns.reduce((s, c) => s + c, 0) === l.clientAddresses().length;
+    }, 10_000, 300);
     console.log(`# farm: buckets ${nodes.map((n) => `${n} ${owned(t, n)}`).join(', ')}; connections to the VIP ${nodes.map((n, i) => `${n} ${conns[i]}`).join(', ')}`);
     assert.ok(conns.every((c) => c >= 0), 'every node exports its connections');
     assert.equal(conns.reduce((s, c) => s + c, 0), l.clientAddresses().length, 'the 20 clients\' connections, counted where they are');

@@ -2,7 +2,7 @@
 import type { Daemon } from '../daemon/daemon.js';
 import { logDropped } from '../../src/log/logger.js';
 import { mirrorProtocol } from '../../src/native/mirror.js';
-import { liveConnectionsTo } from '../../farm/connections.js';
+import { LiveConnectionsWatch } from '../../farm/connections.js';
 import { renderFarmWing, renderMirrorWing, type MetricSink } from './metrics-wings.js';
 
 type Labels = Record<string, string>;
@@ -142,13 +142,20 @@ export function renderMetrics(daemon: Daemon): string {
   }
   for (const [module, farm] of daemon.farms) {
     const st = farm.status();
-    let connections: number | null = null;
-    try {
-      connections = st.vip === null ? null : liveConnectionsTo(st.vip);
-    } catch { /* no /proc/net/tcp here: the metric is left out */ }
-    renderFarmWing(x, module, st, connections);
+    renderFarmWing(x, module, st, st.vip === null ? null : connectionsWatch(st.vip).value());
   }
   return x.text();
+}
+
+/** One watch per VIP (a handful per daemon): the count is read off the JS thread, at most once a second. */
+const connectionWatches = new Map<string, LiveConnectionsWatch>();
+function connectionsWatch(vip: string): LiveConnectionsWatch {
+  let w = connectionWatches.get(vip);
+  if (!w) {
+    w = new LiveConnectionsWatch(vip);
+    connectionWatches.set(vip, w);
+  }
+  return w;
 }
 
 function splitLast(key: string): [string, string] {
