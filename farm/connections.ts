@@ -51,8 +51,35 @@ export function countLiveConnections(procText: string, address: string): number 
   return n;
 }
 
+function procFile(address: string): string {
+  return isIP(address) === 6 ? '/proc/self/net/tcp6' : '/proc/self/net/tcp';
+}
+
 /** Live TCP connections to `address` on this node (its network namespace). */
 export function liveConnectionsTo(address: string): number {
-  const file = isIP(address) === 6 ? '/proc/self/net/tcp6' : '/proc/self/net/tcp';
-  return countLiveConnections(fs.readFileSync(file, 'utf8'), address);
+  return countLiveConnections(fs.readFileSync(procFile(address), 'utf8'), address);
+}
+
+/**
+ * The live connections to `address` for metrics: read off the JS thread (the table of a busy
+ * node is megabytes) at most once per `everyMs`; `value()` is the last count (null until the
+ * first is in, or when the table cannot be read).
+ */
+export class LiveConnectionsWatch {
+  #last: { atMs: number; n: number | null } | null = null;
+  #pending = false;
+
+  constructor(readonly address: string, private readonly everyMs = 1000, private readonly now: () => number = Date.now) {}
+
+  value(): number | null {
+    const c = this.#last;
+    if (!this.#pending && (c === null || this.now() - c.atMs >= this.everyMs)) {
+      this.#pending = true;
+      fs.promises.readFile(procFile(this.address), 'utf8').then(
+        (text) => { this.#last = { atMs: this.now(), n: countLiveConnections(text, this.address) }; },
+        () => { this.#last = { atMs: this.now(), n: null }; },
+      ).finally(() => { this.#pending = false; });
+    }
+    return c?.n ?? null;
+  }
 }

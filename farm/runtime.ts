@@ -52,6 +52,10 @@ export interface FarmStatus {
   takeoverBuckets: number;
   buckets: number;
   load: Record<string, number>;
+  /** Takeovers this node made since it started: a shown share took buckets over from a node that died. */
+  takeovers: number;
+  /** Buckets taken over from dead nodes over those takeovers. */
+  takeoverBucketsTotal: number;
 }
 
 export interface FarmRuntimeOptions {
@@ -96,6 +100,8 @@ export class FarmRuntime {
   #drainTimer: unknown = null;
   /** True between a start's first action and its last, to log farm_start once the start is done. */
   #starting = false;
+  #takeovers = 0;
+  #takeoverBucketsTotal = 0;
 
   constructor(opts: FarmRuntimeOptions) {
     this.module = opts.module;
@@ -146,6 +152,13 @@ export class FarmRuntime {
     if (share === null || share === this.#shown || this.#plane.filter !== 'present' || owned === null) return;
     if (owned.length !== share.owned.length || !owned.every((b, i) => b === share.owned[i])) return;
     if (this.#plane.takeover?.length !== share.takeover.length) return;
+    // A takeover: buckets of a dead node that the previous shown share did not hold already.
+    const before = new Set(this.#shown?.takeover.map(([b]) => b) ?? []);
+    const fresh = share.takeover.filter(([b]) => !before.has(b)).length;
+    if (fresh > 0) {
+      this.#takeovers++;
+      this.#takeoverBucketsTotal += fresh;
+    }
     this.#shown = share;
     const cause = this.#cause;
     const name = this.module.name;
@@ -317,6 +330,8 @@ export class FarmRuntime {
       takeoverBuckets: this.#shown?.takeover.length ?? 0,
       buckets: this.module.farm?.buckets ?? 0,
       load: loadOf(map),
+      takeovers: this.#takeovers,
+      takeoverBucketsTotal: this.#takeoverBucketsTotal,
     };
   }
 }

@@ -46,6 +46,10 @@ export interface DataPlaneOptions {
   mode: SyncMode;
   ackTimeoutMs: number;
   zoneBytes: number;
+  /** Per dir: paths relative to it that stay local (config exclude). */
+  excludes?: string[][];
+  /** Cap on a reintegration's file data, bytes per second, shared by the dirs (null: none). */
+  resyncMaxBytesPerS?: number | null;
   /** The data plane's own report that the peer was lost (ack timeout, stream closed). */
   onPeerLost: (reason: string) => void;
   log: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
@@ -166,7 +170,9 @@ export class MirrorDataPlane {
     this.stopReplicas();
     try {
       for (const [i, dir] of this.o.dirs.entries()) {
-        const m = await MirrorMount.mount({ dir, failMode: this.#writingAlone ? 'alone' : 'block', mode: this.o.mode, dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes } });
+        const exclude = this.o.excludes?.[i] ?? [];
+        const m = await MirrorMount.mount({ dir, failMode: this.#writingAlone ? 'alone' : 'block', mode: this.o.mode, dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes },
+          ...(exclude.length > 0 ? { exclude } : {}) });
         m.onEvent((ev) => this.o.onPeerLost(ev.reason));
         this.#mounts.push(m);
       }
@@ -269,7 +275,10 @@ export class MirrorDataPlane {
 
   /** Copies the dirty zones (or, full, everything that differs) to the peer while writes go on. */
   async reintegrate(full: boolean): Promise<ReintegrationStatus[]> {
-    return Promise.all(this.#mounts.map((m, i) => m.reintegrate({ peer: this.peerOptions(i), full })));
+    const cap = this.o.resyncMaxBytesPerS ?? null;
+    // The dirs copy at once: each gets its share of the cap, so together they stay under it.
+    const each = cap === null ? undefined : Math.max(1, Math.floor(cap / Math.max(1, this.#mounts.length)));
+    return Promise.all(this.#mounts.map((m, i) => m.reintegrate({ peer: this.peerOptions(i), full, ...(each === undefined ? {} : { maxBytesPerS: each }) })));
   }
 
   abortReintegration(reason: string): void {

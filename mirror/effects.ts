@@ -92,6 +92,8 @@ export function realMirrorEffects(o: RealEffectsOptions, hooks: MirrorHooks): Mi
     mode: mirror.mode,
     ackTimeoutMs: mirror.ackTimeoutMs,
     zoneBytes: mirror.zoneBytes,
+    resyncMaxBytesPerS: mirror.resyncMaxBytesPerS,
+    excludes: mirror.excludes,
     onPeerLost: (reason) => hooks.peerLost(reason),
     log: o.logger,
   });

@@ -28,6 +28,7 @@ import { announce, checkerHealth, createMirrorMachine, mirrorStep, nextWakeMs, w
 import { afterPeerView, initialLinkMemory, linkHoldDown, linkRule, type LinkMemory } from './rules.js';
 import { DirtyWatch } from './dirty-watch.js';
 import { ReintegrationRun } from './reintegration-run.js';
+import { VerifySchedule, type VerifyCounters, type VerifyOutcome } from './verify-schedule.js';
 import { runMirrorScript } from './script-run.js';
 import { WitnessLoop } from './witness-loop.js';
 import { mirrorDetail, type MirrorDetail, type MirrorModuleStatus, type MirrorTransitionEvent } from './status.js';
@@ -77,6 +78,7 @@ export class MirrorRuntime extends EventEmitter {
   readonly #dirty: DirtyWatch;
   readonly #witness: WitnessLoop;
   readonly #reint: ReintegrationRun;
+  readonly #verify: VerifySchedule;
   readonly #stateDir: string;
   #m: MirrorMachine;
   #closed = false;
@@ -141,6 +143,9 @@ export class MirrorRuntime extends EventEmitter {
     this.#onStep = opts.onStep;
     this.#reint = new ReintegrationRun(opts.module.name, opts.node, peer, this.#dp, this.#clock, this.#log);
     this.#dirty = new DirtyWatch(opts.module.name, this.#dp, this.#clock, this.#log);
+    this.#verify = new VerifySchedule(mirror.verifyEveryMs, this.#clock,
+      () => (!this.#closed && this.#m.state === 'PRIM' && this.#m.link && this.#dp.mounted ? this.#verifyNow() : null),
+      (o) => this.emit('verify_diverged', { module: opts.module.name, differences: o.differences, scheduled: o.scheduled, peer }));
     const w = mirror.witness;
     this.#witness = new WitnessLoop(opts.module.name, this.#fx.witness, this.#clock, w.type === 'none' ? 0 : Math.max(100, Math.floor((w.type === 'ping' ? w.validityMs : w.ttlMs) / 3)), this.#log);
     this.#announcedAtMs = this.#now();
@@ -211,6 +216,7 @@ export class MirrorRuntime extends EventEmitter {
     for (const ev of this.#early.splice(0)) this.#feed(ev);
     this.#tickTimer = this.#clock.setInterval(() => this.#feed({ type: 'tick' }), TICK_MS);
     this.#linkTimer = this.#clock.setInterval(() => this.#updateLink(), LINK_POLL_MS);
+    this.#verify.start();
   }
 
   start(cause = 'command'): void {
@@ -313,6 +319,7 @@ export class MirrorRuntime extends EventEmitter {
     return mirrorDetail({
       module: this.#cfg, node: this.#node, peer: this.#peer, m: this.#m, dp: this.#dp, vipHeld: this.#vipHeld,
       dirtyBytes, dirtyTrusted, dirtyLog: this.#dirty.health(), lastReintegration: this.#reint.last,
+      reintegrationTotals: { ...this.#reint.totals }, verify: this.verifyStatus(),
     });
   }
 
@@ -321,6 +328,15 @@ export class MirrorRuntime extends EventEmitter {
     if (this.#m.state !== 'PRIM') {
       throw new CroftError('CROFT_ERR_USAGE', `verify runs on the PRIM with an in-sync SECOND; ${this.#cfg.name} is ${this.#m.state} on ${this.#node}`);
     }
+    return this.#verify.record(this.#verifyNow(), false);
+  }
+
+  /** The last verify (scheduled or on demand) and the counts of their results. */
+  verifyStatus(): { last: VerifyOutcome | null; counters: VerifyCounters; everyMs: number | null } {
+    return { last: this.#verify.last, counters: { ...this.#verify.counters }, everyMs: this.#mirror.verifyEveryMs };
+  }
+
+  #verifyNow(): Promise<VerifyResult> {
     return this.#dp.verify().then((r) => {
       // The dirty logs only know what this side changed: a divergence made behind croft's back
       // (the peer's files written directly) is repaired only by comparing whole trees, so the next
@@ -345,6 +361,7 @@ export class MirrorRuntime extends EventEmitter {
    */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#verify.stop();
     for (const t of [this.#tickTimer, this.#linkTimer]) if (t) this.#clock.clearInterval(t);
     if (this.#wakeTimer) this.#clock.clearTimeout(this.#wakeTimer);
     await this.#fx.checkers.close();

@@ -1,9 +1,11 @@
 // What a mirror module shows of itself (croft status, croft mirror status, the API): the shapes, and
 // the detail built from the machine and the data plane's counters. No decision here.
 import type { ModuleConfig } from '../src/config/types.js';
+import type { AckLatencyHistogram } from '../src/native/index.js';
 import type { DirtyLogHealth, ReintegrationStatus } from './driver-dataplane.js';
 import type { MirrorDataPlanePort } from './effects.js';
 import type { MirrorMachine } from './machine.js';
+import type { VerifyCounters, VerifyOutcome } from './verify-schedule.js';
 import type { DataStatus, MirrorScript, MirrorState, PeerView } from './types.js';
 
 /** Outward status, the same shape as ModuleRuntime's (src/module/types.ts ModuleStatus). */
@@ -61,6 +63,14 @@ export interface MirrorDetail {
   reintegrating: 'none' | 'source' | 'target';
   reintegration: (ReintegrationStatus & { etaMs: number | null }) | null;
   lastReintegration: LastReintegration | null;
+  /** Reintegrations this node ran as the source since its daemon started: by outcome, and the file bytes they copied. */
+  reintegrationTotals: { done: number; failed: number; bytesCopied: number };
+  /** The reintegration cap (`resync_max_bytes_per_s`), or null. */
+  resyncMaxBytesPerS: number | null;
+  /** Verify: the last one here (scheduled or on demand), the counts of their results, and `verify_every` (null: on demand only). */
+  verify: { last: VerifyOutcome | null; counters: VerifyCounters; everyMs: number | null };
+  /** Per dir: the paths under it that are not replicated (`exclude`). */
+  excludes: string[][];
   /**
    * This node's replicas (SECOND), one per dir. refused: handshakes that failed (wrong key, not a
    * croft peer, too slow); tampered: sessions ended on a record that failed authentication;
@@ -69,7 +79,9 @@ export interface MirrorDetail {
   replicas: ({ sessions: number; connected: boolean; appliedOps: number; lastError: string | null; refused: number; tampered: number; rejected: number } | null)[];
   /** This node's streams to the peer's replicas (PRIM, ALONE), one per mounted dir. */
   /** mode, ackLevel: as the mount reports them (ackLevel null until a stream was attached). */
-  links: { connected: boolean; lostReason: string | null; tampered: number; mode: 'every-change' | 'on-sync'; ackLevel: 'received' | 'durable' | null }[];
+  links: { connected: boolean; lostReason: string | null; tampered: number; mode: 'every-change' | 'on-sync'; ackLevel: 'received' | 'durable' | null;
+    /** Bytes sent on this dir's streams (changes and reintegrations); live changes the peer acknowledged; their ack latency. */
+    bytesSent: number; ackedOps: number; ackLatency: AckLatencyHistogram }[];
 }
 
 /** Payload of the 'transition' event (as ModuleRuntime's). */
@@ -91,6 +103,8 @@ export interface DetailInput {
   dirtyTrusted: boolean | null;
   dirtyLog: DirtyLogHealth | null;
   lastReintegration: LastReintegration | null;
+  reintegrationTotals: MirrorDetail['reintegrationTotals'];
+  verify: MirrorDetail['verify'];
 }
 
 export function mirrorDetail(i: DetailInput): MirrorDetail {
@@ -128,8 +142,13 @@ export function mirrorDetail(i: DetailInput): MirrorDetail {
     reintegrating: m.reintegrating,
     reintegration,
     lastReintegration: i.lastReintegration,
+    reintegrationTotals: i.reintegrationTotals,
+    resyncMaxBytesPerS: mirror.resyncMaxBytesPerS,
+    verify: i.verify,
+    excludes: mirror.excludes,
     replicas: dp.replicaStatus().map((s) =>
       s ? { sessions: s.sessions, connected: s.connected, appliedOps: s.appliedOps, lastError: s.lastError, refused: s.refused, tampered: s.tampered, rejected: s.rejectedPeers + s.rejectedBusy } : null),
-    links: dp.linkStatus().map((l) => ({ connected: l.connected, lostReason: l.lostReason, tampered: l.tampered, mode: l.mode, ackLevel: l.ackLevel })),
+    links: dp.linkStatus().map((l) => ({ connected: l.connected, lostReason: l.lostReason, tampered: l.tampered, mode: l.mode, ackLevel: l.ackLevel,
+      bytesSent: l.bytesSent, ackedOps: l.ackedOps, ackLatency: l.ackLatency })),
   };
 }

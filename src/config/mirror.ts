@@ -22,8 +22,27 @@ export const mirrorProperties: Record<string, JsonSchema> = {
     minItems: 1,
     maxItems: 16,
     uniqueItems: true,
-    items: { type: 'string', pattern: '^/', expect: 'an absolute directory path' },
-    expect: 'a list of absolute directory paths (the replicated directories)',
+    // An item is a path, or a mapping { path, exclude } (the string keywords apply to the
+    // first, the object ones to the second: one schema, no anyOf noise in the errors).
+    items: {
+      type: ['string', 'object'],
+      pattern: '^/',
+      additionalProperties: false,
+      required: ['path'],
+      properties: {
+        path: { type: 'string', pattern: '^/', expect: 'an absolute directory path' },
+        exclude: {
+          type: 'array',
+          minItems: 1,
+          maxItems: 64,
+          uniqueItems: true,
+          items: { type: 'string', minLength: 1, maxLength: 4096, expect: 'a path inside the directory (relative to it, or absolute under it)' },
+          expect: 'a list of paths inside the directory that are not replicated',
+        },
+      },
+      expect: 'an absolute directory path, or a mapping with path (absolute) and exclude (paths inside it)',
+    },
+    expect: 'a list of absolute directory paths (the replicated directories), each one a path or { path, exclude }',
   },
   ack: { type: 'string', enum: ['received', 'durable'] },
   mode: { type: 'string', enum: ['every-change', 'on-sync'] },
@@ -60,7 +79,48 @@ export const mirrorProperties: Record<string, JsonSchema> = {
   },
   prim_preference: nodeName,
   peer_wait_ms: ms(0, 3_600_000),
+  verify_every: {
+    type: 'string',
+    pattern: '^[0-9]{1,7}(s|m|h|d)$',
+    expect: "a duration: a number and a unit s, m, h or d (\"6h\", \"30m\"), from 5s to 90d",
+  },
+  resync_max_bytes_per_s: {
+    type: 'integer',
+    minimum: 65_536,
+    maximum: 1e12,
+    expect: 'bytes per second from 65536 to 1000000000000 (the reintegration bandwidth cap)',
+  },
 };
+
+const durationUnits: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** Bounds of verify_every: often enough to matter, not so often it is a load. */
+export const VERIFY_EVERY_MIN_MS = 5_000;
+export const VERIFY_EVERY_MAX_MS = 90 * 86_400_000;
+
+/** Milliseconds of a duration that matched the schema's pattern ("6h"). */
+export function durationMs(d: string): number {
+  return Number(d.slice(0, -1)) * durationUnits[d.slice(-1)]!;
+}
+
+/**
+ * The excluded paths of one dirs item, relative to its path, or the reason one is refused: it
+ * must stay inside the directory (no '..' out of it, not the directory itself, absolute only
+ * under it), normalized.
+ */
+export function excludedPath(dir: string, raw: string): { rel: string } | { error: string } {
+  if (raw.includes('\0')) return { error: 'a path cannot hold a NUL byte' };
+  if (/[*?[]/.test(raw)) return { error: `${JSON.stringify(raw)}: patterns are not supported; expected a literal path (its whole subtree is excluded)` };
+  let rel = raw;
+  if (raw.startsWith('/')) {
+    if (!raw.startsWith(`${dir}/`)) return { error: `${raw} is not inside ${dir}; expected a path under it` };
+    rel = raw.slice(dir.length + 1);
+  }
+  const normalized = path.posix.normalize(rel).replace(/\/+$/, '');
+  if (normalized === '..' || normalized.startsWith('../')) return { error: `${JSON.stringify(raw)} escapes ${dir}; expected a path inside it` };
+  if (normalized === '.' || normalized === '') return { error: `${JSON.stringify(raw)} is the directory itself; remove the dir instead` };
+  if (normalized !== rel) return { error: `expected a normalized path (${normalized}): no '..', '.', '//' or trailing '/'` };
+  return { rel };
+}
 
 /** Keys a mirror module must have. */
 export const mirrorRequired: readonly string[] = ['vip', 'dirs'];
@@ -98,23 +158,35 @@ export function checkMirror(source: Source, facts: MirrorFacts): ConfigProblem[]
     if (owner !== undefined) report(['vip'], `${vip} is the address of ${owner}; expected an address that no node has (the VIP moves with the primary)`);
   }
 
-  const dirs = list(data.dirs) ?? [];
+  const items = list(data.dirs) ?? [];
+  const dirs = items.map((d) => (typeof d === 'string' ? d : obj(d)?.path));
   dirs.forEach((d, i) => {
     if (typeof d !== 'string' || !d.startsWith('/')) return;
+    const at = (typeof items[i] === 'string' ? ['dirs', i] : ['dirs', i, 'path']) as DataPath;
     const normalized = path.posix.normalize(d).replace(/\/+$/, '');
     if (normalized === '') {
-      report(['dirs', i], 'the root directory cannot be replicated; expected an application directory');
+      report(at, 'the root directory cannot be replicated; expected an application directory');
       return;
     }
     if (normalized !== d) {
-      report(['dirs', i], `expected a normalized path (${normalized}): no '..', '.', '//' or trailing '/'`);
+      report(at, `expected a normalized path (${normalized}): no '..', '.', '//' or trailing '/'`);
       return;
     }
     dirs.forEach((o, j) => {
       if (j === i || typeof o !== 'string') return;
-      if (d.startsWith(`${o}/`)) report(['dirs', i], `${d} is inside dirs[${j}] (${o}); expected directories that do not contain each other`);
+      if (d.startsWith(`${o}/`)) report(at, `${d} is inside dirs[${j}] (${o}); expected directories that do not contain each other`);
+    });
+    (list(obj(items[i])?.exclude) ?? []).forEach((x, k) => {
+      if (typeof x !== 'string') return;
+      const r = excludedPath(d, x);
+      if ('error' in r) report(['dirs', i, 'exclude', k], r.error);
     });
   });
+
+  if (typeof data.verify_every === 'string' && /^[0-9]{1,7}(s|m|h|d)$/.test(data.verify_every)) {
+    const v = durationMs(data.verify_every);
+    if (v < VERIFY_EVERY_MIN_MS || v > VERIFY_EVERY_MAX_MS) report(['verify_every'], `${data.verify_every} is out of range; expected from 5s to 90d`);
+  }
 
   const lan = typeof data.lan === 'string' ? data.lan : undefined;
   if (lan !== undefined && facts.lans && !facts.lans.includes(lan)) {
@@ -187,7 +259,13 @@ export function toMirrorConfig(d: Raw, o: { clusterName: string; moduleName: str
   return {
     vip,
     interface: vip === null ? null : (d.interface ?? null),
-    dirs: [...d.dirs],
+    dirs: (d.dirs as (string | Raw)[]).map((x) => (typeof x === 'string' ? x : x.path)),
+    excludes: (d.dirs as (string | Raw)[]).map((x) => (typeof x === 'string' ? [] : ((x.exclude ?? []) as string[]).map((e) => {
+      const r = excludedPath(x.path, e);
+      return 'rel' in r ? r.rel : e;
+    }))),
+    verifyEveryMs: d.verify_every === undefined ? null : durationMs(d.verify_every),
+    resyncMaxBytesPerS: d.resync_max_bytes_per_s ?? null,
     ack: d.ack ?? defaults.mirror.ack,
     mode: d.mode ?? defaults.mirror.mode,
     ackTimeoutMs: d.ack_timeout_ms ?? defaults.mirror.ackTimeoutMs,

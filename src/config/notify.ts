@@ -17,6 +17,7 @@ import type { Source } from './source.js';
 /** What an event is about (the `kind` of every event record). */
 export const notifyKinds = [
   'state', 'failover', 'reintegration_done', 'split_brain', 'checker', 'maintenance', 'config_mismatch', 'peer',
+  'verify_diverged',
 ] as const;
 export type NotifyKind = (typeof notifyKinds)[number];
 

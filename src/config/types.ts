@@ -140,6 +140,12 @@ export interface MirrorConfig {
   interface: string | null;
   /** Replicated directories (absolute paths): the mirror is mounted over each one on the primary. */
   dirs: string[];
+  /** Per dir (same index): paths relative to it that are not replicated, verified nor reintegrated. */
+  excludes: string[][];
+  /** `verify_every`: the primary compares both sides this often (null: only on demand). */
+  verifyEveryMs: number | null;
+  /** `resync_max_bytes_per_s`: cap on a reintegration's file data (null: none). */
+  resyncMaxBytesPerS: number | null;
   /** `received`: a write returns once the peer applied it; `durable`: once the peer fsync'd it. */
   ack: 'received' | 'durable';
   /**

@@ -28,7 +28,7 @@ const checks: Record<string, (s: string) => boolean> = {
 };
 
 function makeAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: true, verbose: true, discriminator: true, strict: true });
+  const ajv = new Ajv({ allErrors: true, verbose: true, discriminator: true, strict: true, allowUnionTypes: true }); // unions: a mirror dirs item is a path or { path, exclude }
   ajv.addKeyword({ keyword: 'expect', schemaType: 'string' });
   ajv.addKeyword({ keyword: 'unit', schemaType: 'string' });
   ajv.addKeyword({

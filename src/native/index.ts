@@ -18,6 +18,7 @@ export {
   type MirrorDirtyLogStatus,
   type MirrorEvent,
   type MirrorLinkStatus,
+  type AckLatencyHistogram,
   type MirrorMountOptions,
   type MirrorPeerOptions,
   type MirrorReintegrateOptions,

@@ -58,14 +58,14 @@ export interface NativeMirrorMount extends Omit<NativeDirtyReader, 'dirtyPaths'>
     ackLevel?: string | null;
     mode: string;
     failMode: string;
-    link: Omit<MirrorLinkStatus, 'lostReason'> & { lostReason?: string | null };
+    link: Omit<MirrorLinkStatus, 'lostReason' | 'ackLatency'> & { lostReason?: string | null; ackLatencyBuckets: number[]; ackLatencyBoundsUs: number[]; ackLatencySumUs: number };
   };
   dirtyPaths(): string[];
   setFailMode(mode: string): void;
   dropPeer(reason: string): void;
   onEvent(callback: (event: { kind: string; reason: string }) => void): void;
   unmount(): Promise<void>;
-  reintegrate(opts: { peer: MirrorPeerOptions; full: boolean; freezeBelowBytes?: number }): Promise<NativeReintegrationStatus>;
+  reintegrate(opts: { peer: MirrorPeerOptions; full: boolean; freezeBelowBytes?: number; maxBytesPerS?: number }): Promise<NativeReintegrationStatus>;
   reintegrationStatus(): NativeReintegrationStatus;
   abortReintegration(reason: string): void;
   verify(peer: MirrorPeerOptions): Promise<MirrorVerifyReport>;

@@ -49,6 +49,12 @@ export interface MirrorMountOptions {
   /** FUSE worker threads (default 4, at most 64). */
   threads?: number;
   /**
+   * Paths relative to `dir` that stay local (config `dirs: [{ path, exclude }]`): changes under
+   * them are not sent nor recorded as dirty, reintegration and verify skip them on both sides,
+   * and a rename or link between one and a replicated path fails with EXDEV.
+   */
+  exclude?: string[];
+  /**
    * Track dirty changes in the durable zone log kept in `dir` (its own directory, say
    * /var/lib/croft/mirror/<module>, outside the replicated one) instead of in memory. `zoneBytes`:
    * a power of two from 64 KiB to 1 MiB. The log is opened off the JS thread before the mount.
@@ -81,6 +87,18 @@ export interface MirrorLinkStatus {
   aloneOps: number;
   /** Sessions ended because a record from the peer failed authentication (tampered, forged, replayed). */
   tampered: number;
+  /** Live changes (not a reintegration's) the peer acknowledged, over every stream. */
+  ackedOps: number;
+  /** Send-to-ack latency of live changes: a histogram with fixed buckets. */
+  ackLatency: AckLatencyHistogram;
+}
+
+/** A Prometheus-style histogram: `cumulative[i]` samples ≤ `boundsSec[i]`, the last entry +Inf. */
+export interface AckLatencyHistogram {
+  boundsSec: number[];
+  cumulative: number[];
+  sumSec: number;
+  count: number;
 }
 
 export interface MirrorStatus {
@@ -126,6 +144,8 @@ export interface MirrorReintegrateOptions {
   full: boolean;
   /** Freeze and finish when fewer bytes than this remain to copy (default 4 MiB). */
   freezeBelowBytes?: number;
+  /** Cap on the file data copied, bytes per second (config `resync_max_bytes_per_s`; absent: none). */
+  maxBytesPerS?: number;
 }
 
 export type MirrorReintegrationPhase = 'idle' | 'scan' | 'copy' | 'final' | 'done' | 'failed';

@@ -192,6 +192,7 @@ export class MirrorMount {
         ...(opts.failMode === undefined ? {} : { failMode: opts.failMode }),
         ...(opts.mode === undefined ? {} : { mode: opts.mode }),
         ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+        ...(opts.exclude === undefined || opts.exclude.length === 0 ? {} : { exclude: [...opts.exclude] }),
         ...(opts.dirtyLog === undefined ? {} : { dirtyLog: { dir: opts.dirtyLog.dir, zoneBytes: opts.dirtyLog.zoneBytes } }),
       };
       native = await binding().MirrorMount.mount(request);
@@ -238,6 +239,13 @@ export class MirrorMount {
         bytesSent: s.link.bytesSent,
         aloneOps: s.link.aloneOps,
         tampered: s.link.tampered,
+        ackedOps: s.link.ackedOps,
+        ackLatency: {
+          boundsSec: s.link.ackLatencyBoundsUs.map((us) => us / 1e6),
+          cumulative: s.link.ackLatencyBuckets,
+          sumSec: s.link.ackLatencySumUs / 1e6,
+          count: s.link.ackLatencyBuckets[s.link.ackLatencyBuckets.length - 1] ?? 0,
+        },
       },
     };
   }
@@ -336,10 +344,14 @@ export class MirrorMount {
     if (opts.freezeBelowBytes !== undefined) {
       assert.ok(Number.isFinite(opts.freezeBelowBytes) && opts.freezeBelowBytes >= 0, `bad freezeBelowBytes ${opts.freezeBelowBytes}`);
     }
+    if (opts.maxBytesPerS !== undefined) {
+      assert.ok(Number.isInteger(opts.maxBytesPerS) && opts.maxBytesPerS >= 1, `bad maxBytesPerS ${opts.maxBytesPerS}`);
+    }
     const request = {
       peer: { ...opts.peer },
       full: opts.full,
       ...(opts.freezeBelowBytes === undefined ? {} : { freezeBelowBytes: opts.freezeBelowBytes }),
+      ...(opts.maxBytesPerS === undefined ? {} : { maxBytesPerS: opts.maxBytesPerS }),
     };
     try {
       return reintegrationFromNative(await this.#native.reintegrate(request));

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'vitest';
-import { countLiveConnections, liveConnectionsTo, procHexAddress } from '../../farm/connections.js';
+import { countLiveConnections, liveConnectionsTo, LiveConnectionsWatch, procHexAddress } from '../../farm/connections.js';
 
 test('addresses as /proc/net/tcp{,6} writes them', () => {
   assert.equal(procHexAddress('127.0.0.1'), '0100007F');
@@ -43,4 +43,26 @@ test('a real connection on loopback is counted while open, not after', async () 
   await new Promise((r) => setTimeout(r, 50));
   // The side that closed first keeps a TIME_WAIT entry, which is not live.
   assert.equal(liveConnectionsTo(addr), 0);
+});
+
+test('the metrics\' watch reads off the JS thread, at most once per period, and shows the last count', async () => {
+  const addr = '127.0.0.78';
+  const server = net.createServer((s) => s.on('data', () => undefined));
+  await new Promise<void>((r) => server.listen(0, addr, r));
+  let now = 0;
+  const w = new LiveConnectionsWatch(addr, 1000, () => now);
+  assert.equal(w.value(), null, 'nothing read yet');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(w.value(), 0);
+  const port = (server.address() as net.AddressInfo).port;
+  const c = net.connect({ port, host: addr, localAddress: addr });
+  await new Promise<void>((r) => c.on('connect', () => r()));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(w.value(), 0, 'within the period: the last count, not read again');
+  now = 1000;
+  w.value(); // due: reads again
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(w.value(), 2);
+  c.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
 });

@@ -129,6 +129,9 @@ test('every mirror key converts into MirrorConfig', () => {
     primPreference: 'n2',
     peerWaitMs: 1000,
     checkerScopes: { db: 'app', gw: 'dependency', 'module-2': 'dependency' },
+    excludes: [[], []],
+    verifyEveryMs: null,
+    resyncMaxBytesPerS: null,
   });
   assert.equal(db.scripts.startPrim, path.join(dir, 'modules', 'start_prim'));
   assert.equal(db.scripts.stopPrim, path.join(dir, 'modules', 'stop_prim'));
@@ -152,6 +155,9 @@ test('defaults: received, on-sync, 2000 ms, port 4810, first LAN, 256 KiB zones,
     primPreference: null,
     peerWaitMs: 3000,
     checkerScopes: {},
+    excludes: [[]],
+    verifyEveryMs: null,
+    resyncMaxBytesPerS: null,
   });
   const none = moduleOf(writeDir({ 'modules/db.yaml': edit(minimal, 'vip: 10.77.0.100', 'vip: none') }), 'db');
   assert.equal(none.mirror?.vip, null);
@@ -186,4 +192,47 @@ test('each bad mirror key is reported at its file, line and key', () => {
   expectProblem(edit(full, '  stop_prim: ./stop_prim', '  stop_both: ./stop_prim'), { line: 19, key: 'scripts.stop_both', message: /unknown key|not allowed|expected/ });
   expectProblem(edit(full, 'name: db, host', 'name: db, scope: app, on_failure: wait, host'), { line: 22, key: 'checkers[0].on_failure', message: /needs scope: dependency/ });
   expectProblem(edit(full, 'scope: dependency', 'scope: everywhere'), { line: 23, key: 'checkers[1].scope', message: /app, dependency/ });
+});
+
+const ops = [
+  'kind: mirror', //                                    1
+  'nodes: [n1, n2]', //                                 2
+  'vip: 10.77.0.100', //                                3
+  'dirs:', //                                           4
+  '  - /srv/wal', //                                    5
+  '  - path: /srv/db', //                               6
+  '    exclude: [tmp, cache/thumbs, /srv/db/log]', //   7
+  'verify_every: 6h', //                                8
+  'resync_max_bytes_per_s: 20000000', //                9
+  '',
+].join('\n');
+
+test('verify_every, resync_max_bytes_per_s and excluded paths in dirs convert (a dir is a path or { path, exclude })', () => {
+  const db = moduleOf(writeDir({ 'modules/db.yaml': ops }), 'db');
+  assert.deepEqual(db.mirror?.dirs, ['/srv/wal', '/srv/db']);
+  assert.deepEqual(db.mirror?.excludes, [[], ['tmp', 'cache/thumbs', 'log']]);
+  assert.equal(db.mirror?.verifyEveryMs, 6 * 3_600_000);
+  assert.equal(db.mirror?.resyncMaxBytesPerS, 20_000_000);
+  for (const [d, ms] of [['90s', 90_000], ['30m', 1_800_000], ['2d', 172_800_000]] as const) {
+    assert.equal(moduleOf(writeDir({ 'modules/db.yaml': edit(ops, 'verify_every: 6h', `verify_every: ${d}`) }), 'db').mirror?.verifyEveryMs, ms);
+  }
+});
+
+test('a bad verify_every, cap or excluded path is reported at its file, line and key; a path escaping the dir is refused', () => {
+  expectProblem(edit(ops, 'exclude: [tmp, cache/thumbs, /srv/db/log]', 'exclude: [tmp, ../etc]'), { line: 7, key: 'dirs[1].exclude[1]', message: /escapes \/srv\/db/ });
+  expectProblem(edit(ops, 'exclude: [tmp, cache/thumbs, /srv/db/log]', 'exclude: [a/../../x]'), { line: 7, key: 'dirs[1].exclude[0]', message: /escapes/ });
+  expectProblem(edit(ops, 'exclude: [tmp, cache/thumbs, /srv/db/log]', 'exclude: [/etc/passwd]'), { line: 7, key: 'dirs[1].exclude[0]', message: /not inside \/srv\/db/ });
+  expectProblem(edit(ops, 'exclude: [tmp, cache/thumbs, /srv/db/log]', 'exclude: [/srv/dbx]'), { line: 7, key: 'dirs[1].exclude[0]', message: /not inside/ });
+  expectProblem(edit(ops, 'exclude: [tmp, cache/thumbs, /srv/db/log]', 'exclude: [.]'), { line: 7, key: 'dirs[1].exclude[0]', message: /the directory itself/ });
+  expectProblem(edit(ops, 'exclude: [tmp, cache/thumbs, /srv/db/log]', 'exclude: [tmp/]'), { line: 7, key: 'dirs[1].exclude[0]', message: /normalized path \(tmp\)/ });
+  expectProblem(edit(ops, 'exclude: [tmp, cache/thumbs, /srv/db/log]', 'exclude: ["*.log"]'), { line: 7, key: 'dirs[1].exclude[0]', message: /patterns are not supported/ });
+  expectProblem(edit(ops, 'exclude: [tmp, cache/thumbs, /srv/db/log]', 'exclude: []'), { line: 7, key: 'dirs[1].exclude', message: /at least 1/ });
+  expectProblem(edit(ops, '    exclude:', '    skip:'), { line: 7, key: 'dirs[1].skip', message: /unknown key "skip"/ });
+  expectProblem(edit(ops, '  - path: /srv/db', '  - path: srv/db'), { line: 6, key: 'dirs[1].path', message: /absolute directory path/ });
+  expectProblem(edit(ops, '  - path: /srv/db', '  - path: /srv/wal/db'), { line: 6, key: 'dirs[1].path', message: /inside dirs\[0\]/ });
+  expectProblem(edit(ops, 'verify_every: 6h', 'verify_every: 6 hours'), { line: 8, key: 'verify_every', message: /a duration/ });
+  expectProblem(edit(ops, 'verify_every: 6h', 'verify_every: 2s'), { line: 8, key: 'verify_every', message: /out of range; expected from 5s to 90d/ });
+  expectProblem(edit(ops, 'verify_every: 6h', 'verify_every: 91d'), { line: 8, key: 'verify_every', message: /out of range/ });
+  expectProblem(edit(ops, 'resync_max_bytes_per_s: 20000000', 'resync_max_bytes_per_s: 1000'), { line: 9, key: 'resync_max_bytes_per_s', message: /from 65536/ });
+  expectProblem(edit(ops, 'resync_max_bytes_per_s: 20000000', 'resync_max_bytes_per_s: 20MB'), { line: 9, key: 'resync_max_bytes_per_s', message: /bytes per second/ });
 });

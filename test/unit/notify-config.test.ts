@@ -47,7 +47,7 @@ function expectAt(dir: string, key: string, line: number, message: RegExp): void
 test('without notify: only the history (1000 events), every kind; users default to admin', () => {
   const c = loadConfig(dirWith(['api:', '  users: [{ name: ops, password: "12345678" }, { name: eye, password: "12345678", role: viewer }]']));
   assert.equal(c.cluster.notify?.history, 1000);
-  assert.deepEqual(c.cluster.notify?.events, ['state', 'failover', 'reintegration_done', 'split_brain', 'checker', 'maintenance', 'config_mismatch', 'peer']);
+  assert.deepEqual(c.cluster.notify?.events, ['state', 'failover', 'reintegration_done', 'split_brain', 'checker', 'maintenance', 'config_mismatch', 'peer', 'verify_diverged']);
   assert.equal(c.cluster.notify?.webhook, undefined);
   assert.deepEqual(c.cluster.api.users.map((u) => u.role), ['admin', 'viewer']);
 });

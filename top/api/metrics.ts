@@ -2,26 +2,45 @@
 import type { Daemon } from '../daemon/daemon.js';
 import { logDropped } from '../../src/log/logger.js';
 import { mirrorProtocol } from '../../src/native/mirror.js';
+import { LiveConnectionsWatch } from '../../farm/connections.js';
+import { renderFarmWing, renderMirrorWing, type MetricSink } from './metrics-wings.js';
 
 type Labels = Record<string, string>;
 
 /** Samples grouped by metric (the format wants each metric's lines together), in first-seen order. */
-class Exposition {
+export class Exposition implements MetricSink {
   private readonly groups = new Map<string, string[]>();
 
-  add(name: string, type: 'counter' | 'gauge', help: string, value: number, labels: Labels = {}): void {
+  #group(name: string, type: string, help: string): string[] {
     let lines = this.groups.get(name);
     if (!lines) {
       lines = [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`];
       this.groups.set(name, lines);
     }
-    const l = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
-    lines.push(`${name}${l ? `{${l}}` : ''} ${Number.isFinite(value) ? value : 0}`);
+    return lines;
+  }
+
+  add(name: string, type: 'counter' | 'gauge', help: string, value: number, labels: Labels = {}): void {
+    this.#group(name, type, help).push(sample(name, labels, value));
+  }
+
+  /** A histogram: cumulative `_bucket` lines with `le`, then `_sum` and `_count`. */
+  histogram(name: string, help: string, h: { boundsSec: number[]; cumulative: number[]; sumSec: number; count: number }, labels: Labels = {}): void {
+    const lines = this.#group(name, 'histogram', help);
+    h.boundsSec.forEach((b, i) => lines.push(sample(`${name}_bucket`, { ...labels, le: String(b) }, h.cumulative[i] ?? 0)));
+    lines.push(sample(`${name}_bucket`, { ...labels, le: '+Inf' }, h.count));
+    lines.push(sample(`${name}_sum`, labels, h.sumSec));
+    lines.push(sample(`${name}_count`, labels, h.count));
   }
 
   text(): string {
     return `${[...this.groups.values()].flat().join('\n')}\n`;
   }
+}
+
+function sample(name: string, labels: Labels, value: number): string {
+  const l = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
+  return `${name}${l ? `{${l}}` : ''} ${Number.isFinite(value) ? value : 0}`;
 }
 
 function escapeLabel(v: string): string {
@@ -114,13 +133,29 @@ export function renderMetrics(daemon: Daemon): string {
       x.add('croft_mirror_link_connected', 'gauge', '1 while this node\'s mount streams its changes to the peer.', l.connected ? 1 : 0, { module, dir });
       x.add('croft_mirror_link_tampered_total', 'counter', 'Streams to the peer ended on a record that failed authentication (this mount).', l.tampered, { module, dir });
     });
+    renderMirrorWing(x, module, ms);
     const d = ms.dirtyLog;
     if (d === null) continue;
     x.add('croft_mirror_dirty_log_failing', 'gauge', '1 while the mirror\'s dirty log cannot write: changes fail with EIO.', d.failing ? 1 : 0, { module });
     x.add('croft_mirror_dirty_log_write_failures_total', 'counter', 'Failed writes, syncs or compactions of the dirty log (this mount).', d.writeFailures, { module });
     x.add('croft_mirror_dirty_log_refused_total', 'counter', 'Changes refused with EIO because the dirty log could not record them (this mount).', d.marksRefused, { module });
   }
+  for (const [module, farm] of daemon.farms) {
+    const st = farm.status();
+    renderFarmWing(x, module, st, st.vip === null ? null : connectionsWatch(st.vip).value());
+  }
   return x.text();
+}
+
+/** One watch per VIP (a handful per daemon): the count is read off the JS thread, at most once a second. */
+const connectionWatches = new Map<string, LiveConnectionsWatch>();
+function connectionsWatch(vip: string): LiveConnectionsWatch {
+  let w = connectionWatches.get(vip);
+  if (!w) {
+    w = new LiveConnectionsWatch(vip);
+    connectionWatches.set(vip, w);
+  }
+  return w;
 }
 
 function splitLast(key: string): [string, string] {

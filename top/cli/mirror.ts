@@ -116,5 +116,17 @@ export function formatMirrorStatus(st: MirrorStatusView): string {
   if (last) {
     lines.push(`last reintegration: ${last.full ? 'full' : `dirty log (${fmtBytes(last.dirtyBytesAtStart)} in ${last.dirtyEntriesAtStart} entries)`}, ${fmtBytes(last.bytesCopied)} copied in ${fmtMs(last.durationMs)}`);
   }
+  // Absent from a daemon of an earlier version (mixed versions during an upgrade).
+  const excluded = (st.excludes ?? []).flatMap((x, i) => (x.length > 0 ? [`${st.dirs[i]}: ${x.join(', ')}`] : []));
+  if (excluded.length > 0) lines.push(`excluded (not replicated): ${excluded.join('; ')}`);
+  if (st.resyncMaxBytesPerS) lines.push(`reintegration cap: ${fmtBytes(st.resyncMaxBytesPerS)}/s`);
+  const v = st.verify;
+  if (v) {
+    const lv = v.last;
+    const result = lv === null ? 'none yet'
+      : lv.identical === null ? `failed: ${lv.error ?? '?'}`
+        : `${lv.identical ? 'identical' : `${lv.differences} difference(s)`} (${lv.entriesCompared} entries, ${fmtBytes(lv.bytesCompared)}, ${fmtMs(lv.durationMs)}${lv.scheduled ? ', scheduled' : ''}) at ${new Date(lv.atMs).toISOString()}`;
+    lines.push(`verify: ${v.everyMs === null ? 'on demand' : `every ${fmtMs(v.everyMs)}`}; last here: ${result}`);
+  }
   return lines.join('\n');
 }

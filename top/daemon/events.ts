@@ -2,7 +2,8 @@
 // (top/notify/bus.ts). The runtimes already emit one 'transition' per state change (beside the
 // pino line "module state change" with node, module, from, to and cause), 'checker_change' for a
 // checker's health, 'suppressed' for a verdict maintenance kept from acting, and the mirror's
-// 'split_brain' when a side that ran alone gives up and quarantines what it wrote.
+// 'split_brain' when a side that ran alone gives up and quarantines what it wrote, and its
+// 'verify_diverged' when a verify (scheduled by verify_every, or croft mirror verify) found differences.
 import type { EventEmitter } from 'node:events';
 import type { SuppressedVerdict } from '../../src/module/maintenance.js';
 import type { EventBus } from '../notify/bus.js';
@@ -48,5 +49,9 @@ export function publishRuntimeEvents(bus: EventBus, moduleKind: string, rt: Even
   });
   rt.on('split_brain', (s: { module: string; reason: string; folder: string }) => {
     bus.publish({ module: s.module, kind: 'split_brain', from: null, to: null, cause: `${s.reason}; what this node wrote alone is in ${s.folder}` });
+  });
+  rt.on('verify_diverged', (v: { module: string; differences: number; scheduled: boolean; peer: string }) => {
+    bus.publish({ module: v.module, kind: 'verify_diverged', from: null, to: null,
+      cause: `${v.scheduled ? 'scheduled verify' : 'verify'} found ${v.differences} difference(s) on ${v.peer}; the next reintegration of ${v.peer} is a full one` });
   });
 }

@@ -19,7 +19,8 @@ function collect(value: unknown, key: string, out: string[]): void {
   if (Array.isArray(value)) {
     for (const v of value) collect(v, key, out);
   } else if (value !== null && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) collect(v, k, out);
+    // A mirror dirs item may be { path, exclude }: its path is a directory of `dirs`.
+    for (const [k, v] of Object.entries(value)) collect(v, k === 'path' && isDirKey(key) ? key : k, out);
   } else if (typeof value === 'string' && value.startsWith('/')) {
     if (isDirKey(key)) out.push(path.normalize(value));
     else if (key === 'socket') out.push(path.dirname(path.normalize(value)));

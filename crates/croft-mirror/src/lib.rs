@@ -11,6 +11,7 @@
 //! - [`Op`]: the replicated operations; [`wire`]: the authenticated stream that carries them.
 
 pub mod dirtylog;
+mod exclude;
 mod exit;
 mod fs;
 pub mod link;
@@ -30,10 +31,11 @@ pub mod wire;
 #[cfg(test)]
 mod versions_tests;
 
+pub use exclude::{Exclude, EXCLUDE_MAX};
 pub use exit::{detach_at_exit, MountSlot};
 pub use locked_log::{LockedLog, OpenLogError, DIRTY_LOCK_NAME};
 pub use dirtylog::{DirtyLog, DirtyLogOptions, DirtyLogStats, REPAIR_EVERY};
-pub use link::{AckedBy, AckedOp, EventSink, FailMode, LinkStatus, MirrorEvent, PeerConfig, SyncMode};
+pub use link::{AckLatency, AckLatencySnapshot, ACK_LATENCY_BOUNDS_US, AckedBy, AckedOp, EventSink, FailMode, LinkStatus, MirrorEvent, PeerConfig, SyncMode};
 pub use mirror::{lazy_unmount, Mirror, MirrorConfig, MirrorError, MirrorHandle, MirrorStatus, LOG_CLEAR_INTERVAL, THREADS_DEFAULT};
 pub use reint::{
     ReintError,

@@ -1,5 +1,6 @@
 //! A mounted mirror: the held directory, the FUSE session over it and the replication stream.
 
+use crate::exclude::Exclude;
 use crate::fs::MirrorFs;
 use crate::tracker::DirtyTracker;
 use crate::link::{self, EventSink, FailMode, LinkStatus, PeerConfig, Replicator, SyncMode};
@@ -34,11 +35,13 @@ pub struct MirrorConfig {
     /// When the application's calls wait for the peer (every change, or on sync only).
     pub mode: SyncMode,
     pub threads: usize,
+    /// Subtrees that stay local: not replicated, verified nor reintegrated ([`Exclude`]).
+    pub exclude: Exclude,
 }
 
 impl MirrorConfig {
     pub fn new(dir: impl Into<PathBuf>, peer: Option<PeerConfig>) -> MirrorConfig {
-        MirrorConfig { dir: dir.into(), peer, fail_mode: FailMode::Alone, mode: SyncMode::EveryChange, threads: THREADS_DEFAULT }
+        MirrorConfig { dir: dir.into(), peer, fail_mode: FailMode::Alone, mode: SyncMode::EveryChange, threads: THREADS_DEFAULT, exclude: Exclude::default() }
     }
 }
 
@@ -138,6 +141,7 @@ impl Mirror {
             config.mode,
             dirty,
             events,
+            Arc::new(config.exclude.clone()),
         )
         .map_err(|source| MirrorError::Mount { dir: config.dir.clone(), source })?;
         let dir = Arc::new(dir);

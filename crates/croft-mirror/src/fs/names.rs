@@ -65,7 +65,9 @@ impl MirrorFs {
     pub(super) fn do_link(&self, ino: INodeNo, newparent: INodeNo, newname: &OsStr) -> Result<(FileAttr, AckedOp), Errno> {
         let from = self.path(ino)?;
         let to = self.child(newparent, newname)?;
-        let proof = self.apply_commit(Op::Link { from, to: to.clone() }, |t| t.linked(ino.0, &to))?;
+        let op = Op::Link { from, to: to.clone() };
+        self.repl.check_crossing(&op).map_err(errno)?;
+        let proof = self.apply_commit(op, |t| t.linked(ino.0, &to))?;
         Ok((self.lookup_path(&to)?, proof))
     }
 
@@ -121,6 +123,7 @@ impl MirrorFs {
             Err(_) => false,
         };
         let op = Op::Rename { from: from.clone(), to: to.clone(), flags };
+        self.repl.check_crossing(&op).map_err(errno)?;
         self.repl.before_apply(std::slice::from_ref(&op)).map_err(unrecorded)?;
         apply::apply(&self.dir, &op).map_err(errno)?;
         self.table.locked().renamed(&from, &to, exchange, to_died);

@@ -49,6 +49,7 @@ impl Replicator {
             st.catchup_error = None;
             st.sent = 0;
             st.acked = 0;
+            st.pending.clear();
             st.level = level;
             st.ack_timeout = Duration::from_millis(ack_timeout_ms.max(1));
             st.shutdown = Some(shutdown);

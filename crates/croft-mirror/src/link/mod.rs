@@ -10,14 +10,20 @@
 //! (replicate, wait for the ack or handle the loss by the fail mode); [`peer`] the connection to
 //! the peer, the ack reader and the loss of the peer; [`catchup`] what a reintegration drives on
 //! its own stream (attach, catch-up operations, queries, going live); [`onsync`] how a change is
-//! settled by the mount's [`SyncMode`] and what is sent and not yet acknowledged.
+//! settled by the mount's [`SyncMode`] and what is sent and not yet acknowledged; [`excluded`]
+//! the changes under excluded paths and the status; [`latency`] the ack latency histogram.
 
 mod catchup;
+mod excluded;
+mod latency;
 mod onsync;
 mod peer;
 
+pub use latency::{AckLatency, AckLatencySnapshot, ACK_LATENCY_BOUNDS_US};
+
 pub(crate) use peer::connect;
 
+use crate::exclude::{Exclude, Touches};
 use crate::op::Op;
 use crate::tracker::{ActivityLog, DirtyTracker};
 use crate::wire::{self, AckLevel, Protocol, Sealed};
@@ -141,6 +147,10 @@ pub struct LinkStatus {
     /// Sessions ended because a record from the peer failed authentication (tampered, forged,
     /// replayed, reordered or dropped on the way).
     pub tampered: u64,
+    /// Live changes (not a reintegration's) the peer acknowledged, over every stream.
+    pub acked_ops: u64,
+    /// How long the live changes waited for the peer's ack (send to ack).
+    pub ack_latency: AckLatencySnapshot,
 }
 
 struct Tx {
@@ -195,6 +205,10 @@ struct State {
     /// A stream was attached at least once (at mount or by a reintegration): `level` is then
     /// the ack level the peer acknowledges at.
     attached: bool,
+    /// Live sends waiting for their ack, timed for `latency` (bounded; cleared with the stream).
+    pending: latency::Pending,
+    /// Live changes acknowledged by the peer, over every stream.
+    acked_ops: u64,
 }
 
 /// Extents recorded in memory while a reintegration runs, by path.
@@ -213,6 +227,9 @@ pub(crate) struct Replicator {
     recent: Mutex<Option<Recent>>,
     events: Option<EventSink>,
     reader: Mutex<Option<JoinHandle<()>>>,
+    latency: AckLatency,
+    /// Subtrees that stay local: their changes are neither sent nor marked dirty.
+    pub(crate) exclude: Arc<Exclude>,
 }
 impl Replicator {
     /// `stream`: an authenticated stream, or `None` to start alone (`lost_reason` says why).
@@ -225,6 +242,7 @@ impl Replicator {
         mode: SyncMode,
         dirty: Arc<dyn DirtyTracker>,
         events: Option<EventSink>,
+        exclude: Arc<Exclude>,
     ) -> io::Result<Arc<Replicator>> {
         let (shutdown, read_half) = match &stream {
             Some(s) => (Some(s.try_clone()?), Some(s.try_clone()?)),
@@ -257,6 +275,8 @@ impl Replicator {
                 unacked: std::collections::VecDeque::new(),
                 unacked_unrecorded: false,
                 attached,
+                pending: latency::Pending::default(),
+                acked_ops: 0,
             }),
             cv: Condvar::new(),
             dirty,
@@ -265,6 +285,8 @@ impl Replicator {
             recent: Mutex::new(None),
             events,
             reader: Mutex::new(None),
+            latency: AckLatency::default(),
+            exclude,
         });
         if let Some(read_half) = read_half {
             r.spawn_reader(read_half, 0)?;
@@ -272,9 +294,8 @@ impl Replicator {
         Ok(r)
     }
 
-    /// Sends `ops` in order. The caller holds the filesystem's order lock and has just applied
-    /// them locally, so sequence order is local application order.
-    pub(crate) fn replicate(&self, ops: &[Op]) -> Ticket {
+    /// [`Self::replicate`] of the changes that are sent (under no excluded path).
+    pub(super) fn replicate_kept(&self, ops: &[Op]) -> Ticket {
         // With an activity log the extents were marked before the local change.
         let extents: Vec<(PathBuf, u64, u64)> =
             if self.activity { Vec::new() } else { ops.iter().flat_map(Op::dirty_extents).collect() };
@@ -308,6 +329,9 @@ impl Replicator {
             let mut st = self.state.locked();
             st.sent = last;
             st.bytes_sent += frames.len() as u64;
+            if !st.catchup {
+                st.pending.push(last, Instant::now());
+            }
         }
         let written = stream.write_all(frames);
         if frames.capacity() > FRAMES_KEEP_BYTES {
@@ -332,7 +356,7 @@ impl Replicator {
     /// recorded; the caller must not apply the change and answers EIO (issue 8, finding 11).
     pub(crate) fn before_apply(&self, ops: &[Op]) -> io::Result<()> {
         if self.activity {
-            for op in ops {
+            for op in ops.iter().filter(|op| self.exclude.touches(op) == Touches::Replicated) {
                 for (path, offset, len) in op.dirty_extents() {
                     self.mark(&path, offset, len)?;
                 }
@@ -355,17 +379,6 @@ impl Replicator {
         let tx = self.tx.locked();
         let sent = tx.next_seq - 1;
         Ticket { seq: Some(sent), extents: Vec::new(), counted: false }
-    }
-
-    /// The ack level of the current (or last) stream; `None` before any was attached.
-    pub(crate) fn ack_level(&self) -> Option<AckLevel> {
-        let st = self.state.locked();
-        st.attached.then_some(st.level)
-    }
-
-    /// The mount's [`SyncMode`].
-    pub(crate) fn mode(&self) -> SyncMode {
-        self.mode
     }
 
     /// Waits until the ticket is acknowledged by the peer, or — once the peer is lost — handles
@@ -441,19 +454,6 @@ impl Replicator {
         let mut st = self.state.locked();
         st.fail_mode = mode;
         self.cv.notify_all();
-    }
-
-    pub(crate) fn status(&self) -> LinkStatus {
-        let st = self.state.locked();
-        LinkStatus {
-            connected: st.lost.is_none(),
-            lost_reason: st.lost.clone(),
-            sent_seq: st.sent,
-            acked_seq: st.acked,
-            bytes_sent: st.bytes_sent,
-            alone_ops: st.alone_ops,
-            tampered: st.tampered,
-        }
     }
 
     /// True when connected and the peer acknowledged every change sent (waits up to the ack

@@ -61,6 +61,10 @@ impl Replicator {
                     if seq > st.sent {
                         break format!("the peer acknowledged seq {seq} that was never sent ({} sent)", st.sent);
                     }
+                    if !st.catchup {
+                        st.acked_ops += seq.saturating_sub(st.acked);
+                        st.pending.acked(seq, &self.latency);
+                    }
                     st.acked = st.acked.max(seq);
                     while st.unacked.front().is_some_and(|(s, _)| *s <= seq) {
                         st.unacked.pop_front();
@@ -123,6 +127,7 @@ impl Replicator {
                 false
             } else {
                 st.lost = Some(reason.to_string());
+                st.pending.clear();
                 if let Some(s) = st.shutdown.take() {
                     let _ = s.shutdown(Shutdown::Both);
                 }

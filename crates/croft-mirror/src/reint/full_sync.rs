@@ -96,12 +96,15 @@ impl Core {
 
     pub(super) fn full_dir(&self, ctx: &mut Ctx, path: &Path, remote_exists: bool) -> Result<(), ReintError> {
         self.check_abort()?;
-        let local = {
+        // Excluded paths are left out on both sides: not copied, and the target keeps its own.
+        let kept = |i: &EntryInfo| !self.repl.exclude.covers(&path.join(OsStr::from_bytes(&i.name)));
+        let mut local = {
             let _g = self.order.locked();
             sync::list_infos(&self.dir, path).map_err(ReintError::local("listing", path))?
         };
+        local.retain(kept);
         let remote: BTreeMap<Vec<u8>, EntryInfo> = if remote_exists {
-            self.list_remote(ctx, path)?.into_iter().map(|i| (i.name.clone(), i)).collect()
+            self.list_remote(ctx, path)?.into_iter().filter(kept).map(|i| (i.name.clone(), i)).collect()
         } else {
             BTreeMap::new()
         };
@@ -253,6 +256,8 @@ impl Core {
             };
             if differs {
                 self.send(ctx, &[Op::Write { path: path.to_path_buf(), offset: off, data: buf }])?;
+                drop(_g);
+                ctx.pace.pay(n as u64, || self.check_abort())?;
             } else {
                 self.update(|s| s.bytes_skipped += n as u64);
             }

@@ -22,6 +22,7 @@
 
 mod error;
 mod full_sync;
+mod pace;
 mod passes;
 mod query;
 mod verify;
@@ -70,6 +71,9 @@ pub struct ReintegrateOptions {
     pub passes_max: u32,
     /// Checksum zone of a full sync (default: the dirty log's zone, else 128 KiB).
     pub zone_bytes: Option<u64>,
+    /// Cap on the file data copied, in bytes per second (None: as fast as the link goes).
+    /// Not applied while frozen: what remains then is below `freeze_below_bytes`.
+    pub max_bytes_per_s: Option<u64>,
 }
 
 impl Default for ReintegrateOptions {
@@ -79,6 +83,7 @@ impl Default for ReintegrateOptions {
             freeze_below_bytes: FREEZE_BELOW_BYTES_DEFAULT,
             passes_max: PASSES_MAX_DEFAULT,
             zone_bytes: None,
+            max_bytes_per_s: None,
         }
     }
 }
@@ -281,7 +286,7 @@ impl Core {
         self.repl.start_recording();
         self.repl.attach(stream, peer.ack_level, peer.ack_timeout_ms)?;
         self.check_abort()?;
-        let mut ctx = Ctx { inodes: HashMap::new(), since_wait: 0, zone, started, ahead: Ahead::default() };
+        let mut ctx = Ctx { inodes: HashMap::new(), since_wait: 0, zone, started, ahead: Ahead::default(), pace: pace::Pace::new(opts.max_bytes_per_s) };
 
         // Pass 1.
         if opts.full {
@@ -352,5 +357,6 @@ struct Ctx {
     zone: u64,
     started: Instant,
     ahead: Ahead,
+    pace: pace::Pace,
 }
 

@@ -136,6 +136,9 @@ impl Core {
             if !path.as_os_str().is_empty() && !plain(&path) {
                 continue;
             }
+            if self.repl.exclude.covers(&path) {
+                continue; // stays local (and the target keeps its own)
+            }
             self.sync_entry(ctx, &path, &item, frozen)?;
             self.update(|s| {
                 s.entries_done += 1;
@@ -169,11 +172,19 @@ impl Core {
                 } else {
                     None
                 };
-                self.send(ctx, &[Op::SyncDir { path: path.to_path_buf(), meta: info.meta(), children: children.clone() }])?;
+                // The excluded names here are kept on the target whatever they are there.
+                let keep = children.clone().map(|mut c| {
+                    c.extend(self.repl.exclude.names_in(path));
+                    c
+                });
+                self.send(ctx, &[Op::SyncDir { path: path.to_path_buf(), meta: info.meta(), children: keep }])?;
                 drop(guard);
                 // Renamed or replaced: everything under it may differ.
                 for name in children.unwrap_or_default() {
-                    self.sync_entry(ctx, &path.join(OsStr::from_bytes(&name)), &Item::whole(), frozen)?;
+                    let child = path.join(OsStr::from_bytes(&name));
+                    if !self.repl.exclude.covers(&child) {
+                        self.sync_entry(ctx, &child, &Item::whole(), frozen)?;
+                    }
                 }
                 Ok(())
             }
@@ -206,6 +217,11 @@ impl Core {
                     while off < b.min(info.size) {
                         self.check_abort()?;
                         let len = (b.min(info.size) - off).min(CHUNK_BYTES);
+                        // Paid before it is read and sent (outside the order lock): N bytes
+                        // take at least N / cap, and the rate shown never runs ahead of it.
+                        if !frozen {
+                            ctx.pace.pay(len, || self.check_abort())?;
+                        }
                         let guard = self.lock(frozen);
                         let mut buf = vec![0u8; len as usize];
                         let n = sys::pread(fd.as_raw_fd(), &mut buf, off).map_err(ReintError::local("reading", path))?;

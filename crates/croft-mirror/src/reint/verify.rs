@@ -32,7 +32,10 @@ impl Core {
                     .map_err(|e| ReintError::Peer(format!("listing {d:?} on the peer: {e}")))?;
                 (local, remote)
             };
-            let remote: BTreeMap<Vec<u8>, EntryInfo> = remote.into_iter().map(|i| (i.name.clone(), i)).collect();
+            // Excluded paths differ by design: compared on neither side.
+            let kept = |i: &EntryInfo| !self.repl.exclude.covers(&d.join(OsStr::from_bytes(&i.name)));
+            let local: Vec<EntryInfo> = local.into_iter().filter(kept).collect();
+            let remote: BTreeMap<Vec<u8>, EntryInfo> = remote.into_iter().filter(kept).map(|i| (i.name.clone(), i)).collect();
             let names: BTreeSet<&[u8]> = local.iter().map(|i| i.name.as_slice()).collect();
             for name in remote.keys() {
                 if !names.contains(name.as_slice()) {

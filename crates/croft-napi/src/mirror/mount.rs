@@ -26,6 +26,8 @@ pub struct MirrorMountOptions {
     pub threads: Option<u32>,
     /// The durable dirty log instead of the in-memory path set.
     pub dirty_log: Option<MirrorDirtyLogOptions>,
+    /// Paths relative to `dir` that stay local (not replicated, verified nor reintegrated).
+    pub exclude: Option<Vec<String>>,
 }
 
 #[napi(object)]
@@ -45,6 +47,12 @@ pub struct MirrorLinkStatusJs {
     pub alone_ops: i64,
     /// Sessions ended because a record from the peer failed authentication.
     pub tampered: i64,
+    /// Live changes the peer acknowledged (every stream).
+    pub acked_ops: f64,
+    /// Ack latency histogram: cumulative counts per bound of `ackLatencyBoundsUs`, then +Inf.
+    pub ack_latency_buckets: Vec<f64>,
+    pub ack_latency_bounds_us: Vec<f64>,
+    pub ack_latency_sum_us: f64,
 }
 
 #[napi(object)]
@@ -74,6 +82,10 @@ pub(super) fn status_js(s: &MirrorStatus, mounted: bool) -> MirrorStatusJs {
             bytes_sent: s.link.bytes_sent as i64,
             alone_ops: s.link.alone_ops as i64,
             tampered: s.link.tampered as i64,
+            acked_ops: s.link.acked_ops as f64,
+            ack_latency_buckets: s.link.ack_latency.cumulative.iter().map(|&c| c as f64).collect(),
+            ack_latency_bounds_us: croft_mirror::ACK_LATENCY_BOUNDS_US.iter().map(|&b| b as f64).collect(),
+            ack_latency_sum_us: s.link.ack_latency.sum_us as f64,
         },
         mounted,
     }
@@ -85,6 +97,7 @@ pub struct MountTask {
     pub(super) fail_mode: FailMode,
     pub(super) mode: SyncMode,
     pub(super) threads: usize,
+    pub(super) exclude: croft_mirror::Exclude,
     /// Where to open the dirty log (`None`: in-memory paths).
     pub(super) dirty_log: Option<(PathBuf, u64)>,
     /// The tracker, made by compute.
@@ -111,6 +124,7 @@ impl MountTask {
         config.fail_mode = self.fail_mode;
         config.mode = self.mode;
         config.threads = self.threads;
+        config.exclude = self.exclude.clone();
         let hub = Arc::clone(&self.hub);
         let sink: EventSink = Arc::new(move |ev: &MirrorEvent| hub.emit(ev));
         Mirror::mount(config, dirty.tracker(), Some(sink)).map_err(|e: MirrorError| (e.code(), e.to_string()))
@@ -229,6 +243,7 @@ impl MirrorMount {
             fail_mode,
             mode,
             threads: threads as usize,
+            exclude: croft_mirror::Exclude::new(opts.exclude.unwrap_or_default().into_iter().map(PathBuf::from).collect()).map_err(invalid)?,
             dirty_log: match opts.dirty_log {
                 None => None,
                 Some(d) => Some((PathBuf::from(d.dir), zone_bytes_arg(d.zone_bytes)?)),
@@ -322,9 +337,14 @@ impl MirrorMount {
             Some(b) if b.is_finite() && b >= 0.0 => b as u64,
             Some(b) => return Err(invalid(format!("freezeBelowBytes must be a non-negative number, got {b}"))),
         };
+        let max_bytes_per_s = match opts.max_bytes_per_s {
+            None => None,
+            Some(b) if b.is_finite() && b >= 1.0 => Some(b as u64),
+            Some(b) => return Err(invalid(format!("maxBytesPerS must be a positive number, got {b}"))),
+        };
         let peer = PeerTarget::parse(opts.peer)?;
         let handle = self.handle()?;
-        let o = ReintegrateOptions { full: opts.full, freeze_below_bytes: freeze, ..Default::default() };
+        let o = ReintegrateOptions { full: opts.full, freeze_below_bytes: freeze, max_bytes_per_s, ..Default::default() };
         Ok(AsyncTask::new(ReintegrateTask { handle, peer, opts: o, out: None }))
     }
 

@@ -17,6 +17,8 @@ pub struct MirrorReintegrateOptionsJs {
     pub peer: MirrorPeerOptions,
     pub full: bool,
     pub freeze_below_bytes: Option<f64>,
+    /// Cap on the file data copied, bytes per second (absent: none).
+    pub max_bytes_per_s: Option<f64>,
 }
 
 #[napi(object)]
