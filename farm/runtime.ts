@@ -102,7 +102,8 @@ export class FarmRuntime {
     this.#o = opts;
     const vip = opts.module.farm?.vip;
     if (!vip) throw new Error(`farm runtime of ${opts.module.name}: no VIP`);
-    this.#want = { active: false, owned: [], takeover: [], arp: !vip.includes(':') };
+    // The responder answers ARP for IPv4 VIPs and neighbour solicitations for IPv6 ones: always.
+    this.#want = { active: false, owned: [], takeover: [], arp: true };
   }
 
   /** Begins following the view (the daemon starts): peers' states arrive with their heartbeats. */
@@ -238,9 +239,10 @@ export class FarmRuntime {
     const startDone = action.type === 'announce' || (action.type === 'add-vip' && !this.#want.arp);
     if (this.#starting && startDone) {
       this.#starting = false;
-      const vip = this.module.farm!.vip;
-      log.info({ event: 'farm_start', module: name, vip, ifname: this.#o.ifname?.() ?? null, mac: this.module.farm!.virtualMac },
-        `farm ${name}: VIP ${vip} on ${this.#o.ifname?.() ?? '?'} (virtual MAC ${this.module.farm!.virtualMac})`);
+      const farm = this.module.farm!;
+      const vips = farm.vips.length > 0 ? farm.vips : [farm.vip!];
+      log.info({ event: 'farm_start', module: name, vip: farm.vip, vips, ifname: this.#o.ifname?.() ?? null, mac: farm.virtualMac },
+        `farm ${name}: VIP ${vips.join(' ')} on ${this.#o.ifname?.() ?? '?'} (virtual MAC ${farm.virtualMac})`);
     }
     this.#showBuckets();
     if (action.type === 'reconcile' && fixed && fixed.fixed !== 'nothing') {

@@ -28,7 +28,8 @@ const checks: Record<string, (s: string) => boolean> = {
 };
 
 function makeAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: true, verbose: true, discriminator: true, strict: true });
+  // Union types: `vip` is one address or a list of them.
+  const ajv = new Ajv({ allErrors: true, verbose: true, discriminator: true, strict: true, allowUnionTypes: true });
   ajv.addKeyword({ keyword: 'expect', schemaType: 'string' });
   ajv.addKeyword({ keyword: 'unit', schemaType: 'string' });
   ajv.addKeyword({
