@@ -45,6 +45,8 @@ export type FarmClock = Pick<Clock, 'now' | 'setTimeout' | 'clearTimeout'>;
 export interface FarmStatus {
   active: boolean;
   vip: string | null;
+  /** Every VIP of the module (IPv4 and IPv6). */
+  vips: string[];
   ifname: string | null;
   members: string[];
   ownedBuckets: number;
@@ -310,6 +312,7 @@ export class FarmRuntime {
     return {
       active: this.#plane.filter === 'present',
       vip: this.module.farm?.vip ?? null,
+      vips: [...(this.module.farm?.vips ?? [])],
       ifname: this.#plane.filter === 'present' ? this.#o.ifname?.() ?? null : null,
       members: this.#shown?.members ?? [],
       ownedBuckets: map.filter((n) => n === this.#o.self).length,
