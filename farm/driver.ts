@@ -1,8 +1,8 @@
 // The farm driver: the real effects on this node's kernel that farm/runtime.ts is generic over:
 // the nftables filter (farm/nft-apply.ts), the VIPs (farm/vip.ts), the ARP responder and gratuitous
 // ARP (the Rust addon; for an IPv6 VIP neighbour advertisements), and the connections to the VIPs
-// (/proc). A module may have several VIPs, IPv4 and IPv6: each effect covers them all. No decision and no order here: the
-// runtime calls these in the order farm/plan.ts gives.
+// (/proc). A module may have several VIPs, IPv4 and IPv6: each effect covers them all. No decision
+// and no order here: the runtime calls these in the order farm/plan.ts gives.
 import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
 import { CroftError } from '../src/errors.js';
 import { ArpResponder, arpSendGratuitous } from '../src/native/index.js';

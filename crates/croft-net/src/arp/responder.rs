@@ -123,7 +123,8 @@ impl ArpResponder {
         &self.iface
     }
 
-    /// Replaces the set of answered addresses (atomically for the responder thread).
+    /// Replaces the set of answered addresses (each family's table atomically for the responder
+    /// thread).
     pub fn set_addresses(&self, addresses: &[(IpAddr, Mac)]) -> Result<(), NetError> {
         let mut table = HashMap::new();
         let mut table6 = HashMap::new();
