@@ -14,12 +14,13 @@ import { bucketOf } from '../../farm/hash-input.js';
 import type { FarmMapView } from '../../top/cli/farm.js';
 import { Lab } from '../../top/lab/index.js';
 import { daemonLog, sleep, stats, waitFor } from '../helpers/cluster.js';
-import { farmStatus } from '../helpers/farm-lab.js';
+import { farmStatus, moduleView } from '../helpers/farm-lab.js';
 import { fixtures, repoRoot } from '../helpers/paths.js';
 
 const VIP4 = '10.77.0.100';
 const VIP6 = 'fd00:77::100';
 const NODES = ['n1', 'n2', 'n3'];
+const DRAIN_MS = 2_000;
 
 interface ClientsResult { results: Record<string, string | null>; answeredAtMs: Record<string, number> }
 interface Conn { src: string; answers: { node: string; at: number }[]; events: { what: string; at: number }[]; replies: number }
@@ -118,8 +119,10 @@ describe('farm over IPv6: one module with an IPv4 and an IPv6 VIP, 200 clients o
     const web = path.join(config, 'modules', 'web');
     fs.cpSync(path.join(repoRoot, 'modules', 'nginx-farm'), web, { recursive: true });
     const file = path.join(web, 'module.yaml');
-    const yaml = fs.readFileSync(file, 'utf8').replace(/^# seed: .*$/m, 'seed: 1').replace(/^vip: 10\.77\.0\.100 /m, `vip: [${VIP4}, "${VIP6}"] `);
+    const yaml = fs.readFileSync(file, 'utf8').replace(/^# seed: .*$/m, 'seed: 1').replace(/^vip: 10\.77\.0\.100 /m, `vip: [${VIP4}, "${VIP6}"] `)
+      .replace(/^# drain_ms: .*$/m, `drain_ms: ${DRAIN_MS}`);
     assert.match(yaml, /^seed: 1$/m);
+    assert.match(yaml, /^drain_ms: 2000$/m);
     assert.match(yaml, /^vip: \[10\.77\.0\.100, "fd00:77::100"\]/m);
     fs.writeFileSync(file, yaml);
     lab = await Lab.up({ name: `f6${process.pid % 100000}`, nodes: 3, clients: 200, ipv6: true, config, intervalMs: 100, timeoutMs: 500 });
@@ -220,6 +223,33 @@ describe('farm over IPv6: one module with an IPv4 and an IPv6 VIP, 200 clients o
         assert.doesNotMatch(set, /"elem"/, `${n}'s ${family} takeover set is empty`);
       }
     }
+  });
+
+  test('croft stop with a drain, then croft start: no IPv6 keep-alive connection reset anywhere', async () => {
+    const node = 'n1';
+    const others = NODES.filter((n) => n !== node);
+    await waitMembers(lab, NODES, NODES, 30_000);
+    const h = new Holders(lab, VIP6, sources6);
+    holders.push(h);
+    await h.ready();
+    await sleep(500);
+    const t0 = Date.now();
+    assert.equal((await lab.exec(node, ['croft', 'stop', 'web'])).code, 0);
+    await waitMembers(lab, others, others, 10_000);
+    await waitFor(`${node} drained and stopped web`, async () => (await moduleView(lab, node))?.state === 'STOP', DRAIN_MS + 15_000, 100);
+    assert.equal((await lab.exec(node, ['croft', 'start', 'web'])).code, 0);
+    await waitMembers(lab, NODES, NODES, 20_000);
+    await sleep(1_000);
+    const conns = await h.stop();
+    const mine = conns.filter((c) => c.answers[0]?.node === node);
+    const events = conns.flatMap((c) => c.events);
+    const resets = events.filter((e) => e.what !== 'closed');
+    console.log(`# IPv6, stop with drain_ms ${DRAIN_MS} and start of ${node}: ${conns.length} keep-alive clients, ${mine.length} on ${node},`
+      + ` ${events.filter((e) => e.what === 'closed').length} closed by its nginx; resets or errors anywhere: ${resets.length}`);
+    assert.ok(mine.length >= 30, `${node} served ${mine.length} clients`);
+    assert.deepEqual(resets, []);
+    assert.deepEqual(conns.filter((c) => c.answers[0]?.node !== node && c.events.length).map((c) => c.src), [], 'no event on the other nodes');
+    for (const c of mine) assert.ok(c.answers.some((a) => a.at >= t0 && others.includes(a.node)), `client ${c.src} answered after the stop`);
   });
 
   test('lab kill of a node: every IPv6 client is answered again within 1.5 s, then all by the new map', async () => {
