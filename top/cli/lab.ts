@@ -33,7 +33,7 @@ interface Parsed {
 }
 
 const VALUE_FLAGS = new Set(['name', 'nodes', 'clients', 'lans', 'config', 'interval-ms', 'timeout-ms', 'lan', 'port']);
-const BOOL_FLAGS = new Set(['no-daemons', 'json', 'all', 'help', 'heal']);
+const BOOL_FLAGS = new Set(['no-daemons', 'json', 'all', 'help', 'heal', 'ipv6']);
 
 function usage(msg: string): never {
   throw new CroftError('CROFT_ERR_USAGE', msg);
