@@ -1,11 +1,12 @@
 // The farm driver: the real effects on this node's kernel that farm/runtime.ts is generic over:
-// the nftables filter (farm/nft-apply.ts), the VIP (farm/vip.ts), the ARP responder and gratuitous
-// ARP (the Rust addon), and the connections to the VIP (/proc). No decision and no order here: the
-// runtime calls these in the order farm/plan.ts gives.
+// the nftables filter (farm/nft-apply.ts), the VIPs (farm/vip.ts), the ARP responder and gratuitous
+// ARP (the Rust addon; for an IPv6 VIP neighbour advertisements), and the connections to the VIPs
+// (/proc). A module may have several VIPs, IPv4 and IPv6: each effect covers them all. No decision
+// and no order here: the runtime calls these in the order farm/plan.ts gives.
 import type { ClusterConfig, ModuleConfig } from '../src/config/types.js';
 import { CroftError } from '../src/errors.js';
 import { ArpResponder, arpSendGratuitous } from '../src/native/index.js';
-import { interfaceOf } from '../src/net/interfaces.js';
+import { interfaceOf, macOf } from '../src/net/interfaces.js';
 import { liveConnectionsTo } from './connections.js';
 import { familyOf, nftHashExpr } from './hash-input.js';
 import { NftFarm } from './nft-apply.js';
@@ -44,15 +45,20 @@ export class KernelFarmEffects implements FarmEffects {
   #buildSpec(): NftFarmSpec {
     const farm = this.#module.farm!;
     const vip = farm.vip!;
+    const vips = farm.vips.length > 0 ? farm.vips : [vip];
     const self = this.#cluster.nodes.find((n) => n.name === this.#self)!;
     const ifname = farm.interface ?? interfaceOf(self.addresses[0]!);
     if (!ifname) {
       throw new CroftError('CROFT_ERR_CONFIG', `farm ${this.#module.name}: no interface holds ${self.addresses[0]} (LAN 0 of ${this.#self}); set \`interface\` in ${this.#module.file}`);
     }
+    const families = [...new Set(vips.map(familyOf))];
     return {
       table: `croft_${this.#module.name.replace(/[^A-Za-z0-9_]/g, '_')}`,
       ifname,
       vip,
+      vips,
+      // The node's own MAC, for the rewrite of its solicitations sent from an IPv6 VIP (nft-render).
+      ...(families.includes('ip6') ? { ownMac: macOf(ifname) } : {}),
       virtualMac: farm.virtualMac!,
       macMode: farm.macMode,
       buckets: farm.buckets,
@@ -60,13 +66,14 @@ export class KernelFarmEffects implements FarmEffects {
       ports: farm.ports,
       ownedBuckets: [],
       hashExpr: nftHashExpr(farm.balance, familyOf(vip), farm.buckets, farm.seed!),
+      hashExprs: Object.fromEntries(families.map((f) => [f, nftHashExpr(farm.balance, f, farm.buckets, farm.seed!)])),
       ownedTimeoutMs: OWNED_LAPSE_MS,
     };
   }
 
-  #vipSpec(): VipSpec {
+  #vipSpecs(): VipSpec[] {
     const spec = this.#spec ?? this.#buildSpec();
-    return { ifname: spec.ifname, vip: spec.vip, virtualMac: spec.virtualMac };
+    return (spec.vips ?? [spec.vip]).map((vip) => ({ ifname: spec.ifname, vip, virtualMac: spec.virtualMac }));
   }
 
   async installFilter(): Promise<void> {
@@ -87,21 +94,24 @@ export class KernelFarmEffects implements FarmEffects {
     await this.#nft.remove((this.#spec ?? this.#buildSpec()).table);
   }
 
-  addVip(): Promise<void> {
-    return addVip(this.#vipSpec());
+  async addVip(): Promise<void> {
+    for (const v of this.#vipSpecs()) await addVip(v);
   }
 
-  removeVip(): Promise<void> {
-    return removeVip(this.#vipSpec());
+  async removeVip(): Promise<void> {
+    for (const v of this.#vipSpecs()) await removeVip(v);
   }
 
   async announce(): Promise<void> {
     const spec = this.#spec ?? this.#buildSpec();
     this.#arp?.close();
     this.#arp = new ArpResponder(spec.ifname);
-    this.#arp.setAddresses([{ ip: spec.vip, mac: spec.virtualMac }]);
-    // Tell switches and neighbours where the VIP is now (a returning node, a new MAC).
-    await arpSendGratuitous(spec.ifname, spec.vip, spec.virtualMac, 3, 100);
+    const vips = spec.vips ?? [spec.vip];
+    // ARP for the IPv4 VIPs, neighbour solicitations for the IPv6 ones.
+    this.#arp.setAddresses(vips.map((ip) => ({ ip, mac: spec.virtualMac })));
+    // Tell switches and neighbours where the VIPs are now (a returning node, a new MAC): gratuitous
+    // ARP, or unsolicited neighbour advertisements with the override flag.
+    await Promise.all(vips.map((ip) => arpSendGratuitous(spec.ifname, ip, spec.virtualMac, 3, 100)));
   }
 
   async silence(): Promise<void> {
@@ -110,6 +120,7 @@ export class KernelFarmEffects implements FarmEffects {
   }
 
   countConnections(): number {
-    return liveConnectionsTo(this.#module.farm!.vip!);
+    const farm = this.#module.farm!;
+    return (farm.vips.length > 0 ? farm.vips : [farm.vip!]).reduce((n, vip) => n + liveConnectionsTo(vip), 0);
   }
 }

@@ -18,8 +18,18 @@
 //           connection nobody tracks any more with a RST, so its client reconnects at once.
 //   arp     (IPv4) output: the kernel's own ARP packets with the VIP as sender are dropped; the ARP
 //           responder of the native addon answers with the virtual MAC through a packet socket,
-//           which no arp hook sees. For IPv6 the ip6 table's output chain drops the kernel's
-//           neighbour advertisements for the VIP instead.
+//           which no arp hook sees. For IPv6 the ip6 table's output chain does the same for
+//           neighbour discovery: it drops the kernel's neighbour advertisements for the VIP (the
+//           responder answers solicitations with the virtual MAC), and it rewrites the kernel's own
+//           solicitations sent from the VIP (to resolve a client it has no entry for) so that
+//           their source link-layer option is the virtual MAC, not the node's: a client learns the
+//           VIP's MAC from any solicitation the VIP sends it (RFC 4861 7.2.3), and one node's MAC
+//           would take every later packet of that client to that node alone. nft cannot update
+//           the ICMPv6 checksum of a raw-payload write, so the rewrite is checksum-neutral (as
+//           NPTv6, RFC 6296): the reserved word of the solicitation, which receivers ignore,
+//           takes the difference (ndSourceRewrite).
+// A module may have several VIPs, IPv4 and IPv6 mixed: one ip and/or ip6 table, each matching all
+// of its family's VIPs, with the same buckets (the same sets, the same seed and modulus).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { FarmBalance, FarmConfig } from '../src/config/types.js';
@@ -33,8 +43,15 @@ export interface NftFarmSpec {
   table: string;
   /** Interface that carries the VIP (the LAN facing the clients). */
   ifname: string;
-  /** The VIP, IPv4 or IPv6. */
+  /** The VIP, IPv4 or IPv6 (the first of vips). */
   vip: string;
+  /** Every VIP of the module, IPv4 and IPv6 mixed, `vip` among them; absent: [vip]. */
+  vips?: string[];
+  /**
+   * The interface's own MAC, for the rewrite of the kernel's solicitations sent from an IPv6 VIP
+   * (see the top of this file). Without it no rewrite is rendered: tools and tests only.
+   */
+  ownMac?: string;
   /** aa:bb:cc:dd:ee:ff */
   virtualMac: string;
   macMode: MacMode;
@@ -53,6 +70,11 @@ export interface NftFarmSpec {
   takeoverBuckets?: number[];
   /** The nft expression giving a packet's bucket (farm/hash-input.ts nftHashExpr), e.g. `jhash ip saddr mod 256 seed 0x1234abcd`. */
   hashExpr: string;
+  /**
+   * With VIPs of both families: the expression of each (hashExpr is the one of `vip`'s family),
+   * the same balance, modulus and seed, so a client gets the same bucket count either way.
+   */
+  hashExprs?: Partial<Record<NftFamily, string>>;
   /**
    * When set, the buckets of both sets expire from the kernel after this long unless renewed
    * (nft-apply's reconcile renews them): a dead man's switch for a daemon that is alive but stuck
@@ -100,11 +122,29 @@ const TABLE_NAME = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
 const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 
+/** Every VIP of a spec (vips, else [vip]), `vip` first. */
+export function vipsOfSpec(spec: Pick<NftFarmSpec, 'vip' | 'vips'>): string[] {
+  const all = spec.vips ?? [spec.vip];
+  assert.ok(all.includes(spec.vip), `vips [${all.join(', ')}] must include vip ${spec.vip}`);
+  const i = all.indexOf(spec.vip);
+  return [spec.vip, ...all.slice(0, i), ...all.slice(i + 1)];
+}
+
+/** The families of a spec's VIPs: the one of `vip` first. */
+export function familiesOf(spec: Pick<NftFarmSpec, 'vip' | 'vips'>): NftFamily[] {
+  return [...new Set(vipsOfSpec(spec).map(familyOf))];
+}
+
+/** The VIPs of one family. */
+function vipsIn(spec: Pick<NftFarmSpec, 'vip' | 'vips'>, family: NftFamily): string[] {
+  return vipsOfSpec(spec).filter((v) => familyOf(v) === family);
+}
+
 /** The tables a spec renders, in creation order. */
-export function tablesOf(spec: Pick<NftFarmSpec, 'table' | 'vip'>): NftTableRef[] {
-  const family = familyOf(spec.vip);
-  const refs: NftTableRef[] = [{ family: 'netdev', name: spec.table }, { family, name: spec.table }];
-  if (family === 'ip') refs.push({ family: 'arp', name: spec.table });
+export function tablesOf(spec: Pick<NftFarmSpec, 'table' | 'vip' | 'vips'>): NftTableRef[] {
+  const families = familiesOf(spec);
+  const refs: NftTableRef[] = [{ family: 'netdev', name: spec.table }, ...families.map((family) => ({ family, name: spec.table }))];
+  if (families.includes('ip')) refs.push({ family: 'arp', name: spec.table });
   return refs;
 }
 
@@ -119,25 +159,37 @@ function checkBuckets(buckets: number, owned: readonly number[]): number[] {
   return [...new Set(owned)].sort((a, b) => a - b);
 }
 
-function checkSpec(spec: NftFarmSpec): NftFamily {
+/** The hash expression of one family's table. */
+function hashOf(spec: NftFarmSpec, family: NftFamily): string {
+  const h = spec.hashExprs?.[family] ?? (family === familyOf(spec.vip) ? spec.hashExpr : undefined);
+  assert.ok(h !== undefined, `no hash expression for the ${family} VIPs (hashExprs.${family})`);
+  return h.trim();
+}
+
+function checkSpec(spec: NftFarmSpec): NftFamily[] {
   assert.match(spec.table, TABLE_NAME, `nft table name ${spec.table}`);
   assert.match(spec.ifname, IFNAME, `interface name ${spec.ifname}`);
   assert.match(spec.virtualMac, MAC, `virtual MAC ${spec.virtualMac} (lower-case aa:bb:cc:dd:ee:ff)`);
-  const family = familyOf(spec.vip);
+  if (spec.ownMac !== undefined) assert.match(spec.ownMac, MAC, `own MAC ${spec.ownMac} (lower-case aa:bb:cc:dd:ee:ff)`);
+  const vips = vipsOfSpec(spec);
+  assert.equal(new Set(vips).size, vips.length, `a VIP is listed twice: ${vips.join(', ')}`);
+  const families = familiesOf(spec);
   assert.ok(Number.isInteger(spec.buckets) && spec.buckets >= 1 && spec.buckets <= 65536, `buckets ${spec.buckets}`);
   for (const p of spec.ports) assert.ok(Number.isInteger(p) && p >= 1 && p <= 65535, `port ${p}`);
   checkBuckets(spec.buckets, spec.ownedBuckets);
-  const h = spec.hashExpr.trim();
-  assert.ok(h.startsWith(`jhash ${family} saddr`), `hash expression must hash ${family} saddr: ${h}`);
-  assert.ok(new RegExp(`\\bmod ${spec.buckets}\\b`).test(h), `hash expression must be mod ${spec.buckets}: ${h}`);
-  assert.ok(!/[;{}\n"#]/.test(h), `hash expression must be one expression: ${h}`);
-  if (spec.balance === 'source-ip-port') assert.ok(/\. (tcp|th) sport /.test(h), `source-ip-port hashes a source port: ${h}`);
-  return family;
+  for (const family of families) {
+    const h = hashOf(spec, family);
+    assert.ok(h.startsWith(`jhash ${family} saddr`), `hash expression must hash ${family} saddr: ${h}`);
+    assert.ok(new RegExp(`\\bmod ${spec.buckets}\\b`).test(h), `hash expression must be mod ${spec.buckets}: ${h}`);
+    assert.ok(!/[;{}\n"#]/.test(h), `hash expression must be one expression: ${h}`);
+    if (spec.balance === 'source-ip-port') assert.ok(/\. (tcp|th) sport /.test(h), `source-ip-port hashes a source port: ${h}`);
+  }
+  return families;
 }
 
 /** Lines of the rules that accept a new connection of an owned bucket. */
-function bucketRules(spec: NftFarmSpec): string[] {
-  const h = spec.hashExpr.trim();
+function bucketRules(spec: NftFarmSpec, family: NftFamily): string[] {
+  const h = hashOf(spec, family);
   if (spec.balance !== 'source-ip-port') return [`${h} @${OWNED_SET} accept`];
   // The port is at the same offset of the tcp and udp headers; `tcp sport` makes nft add an implicit
   // `meta l4proto tcp`, so udp gets its own rule. Other protocols have no port: dropped below.
@@ -156,6 +208,33 @@ function ip6Hex(addr: string): string {
   return `0x${all.map((g) => g.padStart(4, '0')).join('')}`;
 }
 
+/** A MAC's three 16-bit words. */
+function macWords(mac: string): number[] {
+  const b = mac.split(':').map((x) => parseInt(x, 16));
+  return [0, 2, 4].map((i) => (b[i]! << 8) | b[i + 1]!);
+}
+
+/**
+ * The rule that rewrites the source link-layer option of the kernel's solicitations sent from the
+ * IPv6 VIPs: `ownMac` becomes `virtualMac` and the reserved word takes the ones' complement
+ * difference (ownMac - virtualMac), so the ICMPv6 checksum holds unchanged. Linux puts that option
+ * first, at byte 24 of the message (type 1, length 1: 8 bytes; ndisc_send_ns).
+ */
+export function ndSourceRewrite(vips6: readonly string[], ownMac: string, virtualMac: string): string {
+  let sum = 0;
+  for (const w of macWords(ownMac)) sum += w;
+  for (const w of macWords(virtualMac)) sum += 0xffff - w;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  const reserved = `0x${sum.toString(16).padStart(8, '0')}`;
+  const vmac = `0x${virtualMac.replace(/:/g, '')}`;
+  return `icmpv6 type nd-neighbor-solicit ip6 saddr ${addrMatch(vips6)} @th,192,16 0x0101 @th,32,32 set ${reserved} @th,208,48 set ${vmac}`;
+}
+
+/** `a` or `{ a, b }`: a match of one address or of several. */
+function addrMatch(addrs: readonly string[]): string {
+  return addrs.length === 1 ? addrs[0]! : `{ ${addrs.join(', ')} }`;
+}
+
 interface TableBody {
   ref: NftTableRef;
   /** chain name -> its lines (hook line first when it is a base chain; rules after). */
@@ -166,8 +245,8 @@ interface TableBody {
 }
 
 function bodies(spec: NftFarmSpec): TableBody[] {
-  const family = checkSpec(spec);
-  const { table, ifname, vip, virtualMac } = spec;
+  const families = checkSpec(spec);
+  const { table, ifname, virtualMac } = spec;
   const out: TableBody[] = [];
 
   out.push({
@@ -182,58 +261,10 @@ function bodies(spec: NftFarmSpec): TableBody[] {
     }],
   });
 
-  const vipRules: string[] = [
-    // A node's own connections to the VIP come back through lo: they are not the farm's to share.
-    'iifname "lo" accept',
-    // Only the netdev table makes frames to the virtual MAC PACKET_HOST; without it (its daemon
-    // died: the kernel deleted it) nothing of the VIP's traffic may reach the rules below. A
-    // unicast virtual MAC is dropped as OTHERHOST before this hook anyway; a multicast one is not.
-    'meta pkttype != host drop',
-    'ct state established,related accept',
-  ];
-  if (spec.ports.length > 0) {
-    const ports = [...new Set(spec.ports)].sort((a, b) => a - b).join(', ');
-    vipRules.push(`meta l4proto { tcp, udp } th dport != { ${ports} } drop`);
-  }
-  // A bucket taken over from a dead node: its connections died with it, and their clients would
-  // wait for TCP's own timeout (minutes); a RST tells them now. The kernel never answers a RST.
-  vipRules.push(`meta l4proto tcp tcp flags & (fin | syn | rst | ack) != syn ${spec.hashExpr.trim()} @${TAKEOVER_SET} reject with tcp reset`);
-  // A TCP packet this node does not track and that is not an opening SYN belongs to a connection
-  // another node holds (typically after a bucket moved here): accepting it would make our stack
-  // answer with a RST and kill that connection.
-  vipRules.push('meta l4proto tcp tcp flags & (fin | syn | rst | ack) != syn drop');
-  vipRules.push(...bucketRules(spec));
-  vipRules.push('drop');
+  for (const family of families) out.push(familyBody(spec, family));
 
-  const ipChains: TableBody['chains'] = [
-    {
-      name: 'prerouting',
-      // -150: after conntrack (-200), so ct state is known; before NAT (-100).
-      hook: 'type filter hook prerouting priority -150; policy accept;',
-      rules: [`${family} daddr ${vip} jump vip`],
-    },
-    { name: 'vip', rules: vipRules },
-  ];
-  if (family === 'ip6') {
-    ipChains.push({
-      name: 'output',
-      hook: 'type filter hook output priority 0; policy accept;',
-      // The target address of a neighbour advertisement is at bytes 8..23 of the ICMPv6 message.
-      rules: [`icmpv6 type nd-neighbor-advert @th,64,128 ${ip6Hex(vip)} drop`],
-    });
-  }
-  out.push({
-    ref: { family, name: table },
-    // numgen's type is the 32-bit integer jhash yields; `typeof jhash ...` would do the same, but
-    // nft 1.0.6 crashes when it lists such a set.
-    // With ownedTimeoutMs both sets expire unless renewed (a driver without an owner table: a
-    // node whose daemon died must not reset the connections of the nodes that took its buckets
-    // over). The daemon uses an owner netdev table instead, and renews nothing.
-    sets: [OWNED_SET, TAKEOVER_SET].map((name) => `set ${name} {\n\t\ttypeof numgen inc mod ${spec.buckets}${spec.ownedTimeoutMs ? `\n\t\tflags timeout\n\t\ttimeout ${Math.round(spec.ownedTimeoutMs)}ms` : ''}\n\t}`),
-    chains: ipChains,
-  });
-
-  if (family === 'ip') {
+  const vips4 = vipsIn(spec, 'ip');
+  if (vips4.length > 0) {
     out.push({
       ref: { family: 'arp', name: table },
       sets: [],
@@ -242,7 +273,7 @@ function bodies(spec: NftFarmSpec): TableBody[] {
         hook: 'type filter hook output priority 0; policy accept;',
         // Replies and requests alike: a request with the VIP as sender also teaches neighbours the
         // node's own MAC for the VIP (farm/vip.ts sets arp_announce=2 so the kernel never sends those).
-        rules: [`arp saddr ip ${vip} drop`],
+        rules: [`arp saddr ip ${addrMatch(vips4)} drop`],
       }],
     });
   }
@@ -254,6 +285,72 @@ function bodies(spec: NftFarmSpec): TableBody[] {
     first.rules[0] = `${first.rules[0]} comment "croft:${fp}"`;
   }
   return out;
+}
+
+/** The ip or ip6 table: the bucket filter of the family's VIPs (and, ip6, neighbour discovery). */
+function familyBody(spec: NftFarmSpec, family: NftFamily): TableBody {
+  const { table } = spec;
+  const vips = vipsIn(spec, family);
+  const hashExpr = hashOf(spec, family);
+  const vipRules: string[] = [
+    // A node's own connections to the VIP come back through lo: they are not the farm's to share.
+    'iifname "lo" accept',
+    // Only the netdev table makes frames to the virtual MAC PACKET_HOST; without it (its daemon
+    // died: the kernel deleted it) nothing of the VIP's traffic may reach the rules below. A
+    // unicast virtual MAC is dropped as OTHERHOST before this hook anyway; a multicast one is not.
+    'meta pkttype != host drop',
+    'ct state established,related accept',
+  ];
+  if (family === 'ip6') {
+    // Neighbour discovery with the VIP (a client's unicast solicitation checking it can still
+    // reach it, an advertisement answering the node's own solicitation) is every node's business,
+    // not one bucket owner's: the kernel's advertisements for the VIP are dropped on the way out.
+    vipRules.push('icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept');
+  }
+  if (spec.ports.length > 0) {
+    const ports = [...new Set(spec.ports)].sort((a, b) => a - b).join(', ');
+    vipRules.push(`meta l4proto { tcp, udp } th dport != { ${ports} } drop`);
+  }
+  // A bucket taken over from a dead node: its connections died with it, and their clients would
+  // wait for TCP's own timeout (minutes); a RST tells them now. The kernel never answers a RST.
+  vipRules.push(`meta l4proto tcp tcp flags & (fin | syn | rst | ack) != syn ${hashExpr} @${TAKEOVER_SET} reject with tcp reset`);
+  // A TCP packet this node does not track and that is not an opening SYN belongs to a connection
+  // another node holds (typically after a bucket moved here): accepting it would make our stack
+  // answer with a RST and kill that connection.
+  vipRules.push('meta l4proto tcp tcp flags & (fin | syn | rst | ack) != syn drop');
+  vipRules.push(...bucketRules(spec, family));
+  vipRules.push('drop');
+
+  const ipChains: TableBody['chains'] = [
+    {
+      name: 'prerouting',
+      // -150: after conntrack (-200), so ct state is known; before NAT (-100).
+      hook: 'type filter hook prerouting priority -150; policy accept;',
+      rules: [`${family} daddr ${addrMatch(vips)} jump vip`],
+    },
+    { name: 'vip', rules: vipRules },
+  ];
+  if (family === 'ip6') {
+    ipChains.push({
+      name: 'output',
+      hook: 'type filter hook output priority 0; policy accept;',
+      rules: [
+        // The target address of a neighbour advertisement is at bytes 8..23 of the ICMPv6 message.
+        ...vips.map((vip) => `icmpv6 type nd-neighbor-advert @th,64,128 ${ip6Hex(vip)} drop`),
+        ...(spec.ownMac !== undefined ? [ndSourceRewrite(vips, spec.ownMac, spec.virtualMac)] : []),
+      ],
+    });
+  }
+  return {
+    ref: { family, name: table },
+    // numgen's type is the 32-bit integer jhash yields; `typeof jhash ...` would do the same, but
+    // nft 1.0.6 crashes when it lists such a set.
+    // With ownedTimeoutMs both sets expire unless renewed (a driver without an owner table: a
+    // node whose daemon died must not reset the connections of the nodes that took its buckets
+    // over). The daemon uses an owner netdev table instead, and renews nothing.
+    sets: [OWNED_SET, TAKEOVER_SET].map((name) => `set ${name} {\n\t\ttypeof numgen inc mod ${spec.buckets}${spec.ownedTimeoutMs ? `\n\t\tflags timeout\n\t\ttimeout ${Math.round(spec.ownedTimeoutMs)}ms` : ''}\n\t}`),
+    chains: ipChains,
+  };
 }
 
 function fingerprintOf(body: TableBody): string {
@@ -315,12 +412,14 @@ export function renderTables(spec: NftFarmSpec, present?: readonly NftTableRef[]
  * The new sets of this node's buckets and of those it took over (a subset of them), as one atomic
  * transaction (flush set + add element, for each).
  */
-export function renderBucketUpdate(spec: Pick<NftFarmSpec, 'table' | 'vip' | 'buckets'>, owned: readonly number[],
+export function renderBucketUpdate(spec: Pick<NftFarmSpec, 'table' | 'vip' | 'vips' | 'buckets'>, owned: readonly number[],
   takeover: readonly number[] = []): string {
   assert.match(spec.table, TABLE_NAME, `nft table name ${spec.table}`);
-  const ref: NftTableRef = { family: familyOf(spec.vip), name: spec.table };
   const mine = checkBuckets(spec.buckets, owned);
-  return `${elementLines(ref, mine, takeoverOf({ buckets: spec.buckets, ownedBuckets: mine, takeoverBuckets: [...takeover] })).join('\n')}\n`;
+  const taken = takeoverOf({ buckets: spec.buckets, ownedBuckets: mine, takeoverBuckets: [...takeover] });
+  // Every family's table holds the same sets: one transaction changes them all.
+  const lines = familiesOf(spec).flatMap((family) => elementLines({ family, name: spec.table }, mine, taken));
+  return `${lines.join('\n')}\n`;
 }
 
 /** Removes the tables (absent ones included; with `present`, only those) in one transaction. */

@@ -17,7 +17,7 @@ export type Part = 'absent' | 'present' | 'unknown';
 export interface FarmPlane {
   filter: Part;
   vip: Part;
-  /** ARP responder running and gratuitous ARP sent (IPv4 only). */
+  /** ARP responder running (ARP and IPv6 neighbour discovery) and gratuitous ARP / unsolicited NA sent. */
   announce: Part;
   /** The owned set in the filter; null when unknown (a set update failed, or no filter). */
   owned: readonly number[] | null;
@@ -35,7 +35,7 @@ export interface FarmWant {
   owned: readonly number[];
   /** Those of `owned` taken over from a node that died (FarmShare.takeover), sorted. */
   takeover: readonly number[];
-  /** The VIP is IPv4: an ARP responder answers for it. (IPv6: no announce.) */
+  /** A responder answers for the VIPs (ARP, IPv6 neighbour discovery): true in the daemon. */
   arp: boolean;
 }
 

@@ -45,6 +45,8 @@ export type FarmClock = Pick<Clock, 'now' | 'setTimeout' | 'clearTimeout'>;
 export interface FarmStatus {
   active: boolean;
   vip: string | null;
+  /** Every VIP of the module (IPv4 and IPv6). */
+  vips: string[];
   ifname: string | null;
   members: string[];
   ownedBuckets: number;
@@ -108,7 +110,8 @@ export class FarmRuntime {
     this.#o = opts;
     const vip = opts.module.farm?.vip;
     if (!vip) throw new Error(`farm runtime of ${opts.module.name}: no VIP`);
-    this.#want = { active: false, owned: [], takeover: [], arp: !vip.includes(':') };
+    // The responder answers ARP for IPv4 VIPs and neighbour solicitations for IPv6 ones: always.
+    this.#want = { active: false, owned: [], takeover: [], arp: true };
   }
 
   /**
@@ -254,9 +257,10 @@ export class FarmRuntime {
     const startDone = action.type === 'announce' || (action.type === 'add-vip' && !this.#want.arp);
     if (this.#starting && startDone) {
       this.#starting = false;
-      const vip = this.module.farm!.vip;
-      log.info({ event: 'farm_start', module: name, vip, ifname: this.#o.ifname?.() ?? null, mac: this.module.farm!.virtualMac },
-        `farm ${name}: VIP ${vip} on ${this.#o.ifname?.() ?? '?'} (virtual MAC ${this.module.farm!.virtualMac})`);
+      const farm = this.module.farm!;
+      const vips = farm.vips.length > 0 ? farm.vips : [farm.vip!];
+      log.info({ event: 'farm_start', module: name, vip: farm.vip, vips, ifname: this.#o.ifname?.() ?? null, mac: farm.virtualMac },
+        `farm ${name}: VIP ${vips.join(' ')} on ${this.#o.ifname?.() ?? '?'} (virtual MAC ${farm.virtualMac})`);
     }
     this.#showBuckets();
     if (action.type === 'reconcile' && fixed && fixed.fixed !== 'nothing') {
@@ -324,6 +328,7 @@ export class FarmRuntime {
     return {
       active: this.#plane.filter === 'present',
       vip: this.module.farm?.vip ?? null,
+      vips: [...(this.module.farm?.vips ?? [])],
       ifname: this.#plane.filter === 'present' ? this.#o.ifname?.() ?? null : null,
       members: this.#shown?.members ?? [],
       ownedBuckets: map.filter((n) => n === this.#o.self).length,

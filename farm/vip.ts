@@ -1,6 +1,9 @@
 // Driver: the VIP on the interface of this node (current network namespace), and what the kernel
 // needs around it so that every node of the farm receives the VIP's frames:
-// - the VIP itself, /32 (IPv4) or /128 nodad (IPv6: every node holds it, DAD would fail);
+// - the VIP itself, /32 (IPv4) or /128 nodad (IPv6: every node holds it, DAD would fail) and
+//   deprecated (preferred_lft 0): it still takes connections and answers from itself, but the
+//   kernel never picks it as the source of what the node starts (a connection of its own, the
+//   solicitation that probes a neighbour), whose answers would go to any node of the farm;
 // - the virtual MAC in the interface's receive filter (`bridge fdb ... self`: the unicast or
 //   multicast address list, ndo_dflt_fdb_add), so a real NIC does not discard the frames in
 //   hardware; a driver without unicast filtering turns promiscuous by itself (__dev_set_rx_mode);
@@ -61,7 +64,7 @@ export async function addVip(spec: VipSpec): Promise<void> {
   // `replace`: no error when the entry is already there.
   await runOk(['bridge', 'fdb', 'replace', spec.virtualMac, 'dev', spec.ifname, 'self', 'permanent']);
   const argv = ['ip', 'addr', 'replace', `${spec.vip}/${prefixOf(v)}`, 'dev', spec.ifname];
-  if (v === 6) argv.push('nodad');
+  if (v === 6) argv.push('nodad', 'preferred_lft', '0');
   await runOk(argv);
 }
 

@@ -104,7 +104,7 @@ export function realMirrorEffects(o: RealEffectsOptions, hooks: MirrorHooks): Mi
     if (!name) throw new CroftError('CROFT_ERR_VIP', `no interface holds ${self.addresses[0]} (LAN 0 of ${o.node}); set interface in ${o.module.file}`);
     return name;
   };
-  const vip = mirror.vip ?? '';
+  const vips = mirror.vips.length > 0 ? mirror.vips : mirror.vip ? [mirror.vip] : [];
   const env = { CROFT_NODE: o.node, CROFT_MODULE: o.module.name, CROFT_CLUSTER: o.cluster.name };
   const checkers = new CheckerRunner(
     runnerCheckers(o.module.checkers, {
@@ -118,9 +118,9 @@ export function realMirrorEffects(o: RealEffectsOptions, hooks: MirrorHooks): Mi
   return {
     dataPlane,
     vip: {
-      held: () => hasAddress(ifname(), vip),
-      add: (stillHeld) => addMirrorVip(ifname(), vip, stillHeld),
-      remove: () => removeMirrorVip(ifname(), vip),
+      held: () => hasAddress(ifname(), vips),
+      add: (stillHeld) => addMirrorVip(ifname(), vips, stillHeld),
+      remove: () => removeMirrorVip(ifname(), vips),
     },
     checkers,
     runScript,

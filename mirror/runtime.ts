@@ -508,14 +508,14 @@ export class MirrorRuntime extends EventEmitter {
           repeats.catch((e: unknown) => this.#log.warn({ event: 'mirror_garp', module, err: (e as Error).message },
             `repeating the gratuitous ARP for ${this.#mirror.vip ?? ''}: ${(e as Error).message}`));
           this.#vipHeld = true;
-          this.#log.info({ event: 'mirror_vip', module, vip: this.#mirror.vip, held: true }, `VIP ${this.#mirror.vip} added`);
+          this.#log.info({ event: 'mirror_vip', module, vip: this.#mirror.vip, vips: this.#mirror.vips, held: true }, `VIP ${this.#mirror.vips.join(' ')} added`);
         });
       case 'vip_remove':
         return this.#push('vip_remove', async () => {
           if (this.#mirror.vip === null) return;
           await this.#fx.vip.remove();
           this.#vipHeld = false;
-          this.#log.info({ event: 'mirror_vip', module, vip: this.#mirror.vip, held: false }, `VIP ${this.#mirror.vip} removed`);
+          this.#log.info({ event: 'mirror_vip', module, vip: this.#mirror.vip, vips: this.#mirror.vips, held: false }, `VIP ${this.#mirror.vips.join(' ')} removed`);
         });
       case 'run_script':
         return this.#push(`run_script ${a.script}`, () => {

@@ -51,6 +51,8 @@ export interface MirrorDetail {
   mounted: boolean;
   fenced: boolean;
   vip: string | null;
+  /** Every VIP of the module (IPv4 and IPv6): the primary holds them all. */
+  vips: string[];
   vipHeld: boolean;
   /** The application here: its script running, or how the last one left it ('failed': start_prim failed, or a stop_prim did). */
   application: 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -132,6 +134,7 @@ export function mirrorDetail(i: DetailInput): MirrorDetail {
     mounted: dp.mounted,
     fenced: dp.fenced,
     vip: mirror.vip,
+    vips: [...mirror.vips],
     vipHeld: i.vipHeld,
     application: m.running === 'start_prim' ? 'starting' : m.running === 'stop_prim' ? 'stopping'
       : m.app === 'started' ? 'running' : m.app === 'dirty' ? 'failed' : 'stopped',

@@ -2,10 +2,10 @@
 // schema cannot express, and the conversion into FarmConfig with the derived defaults (seed and
 // virtual MAC from the cluster and module names, so every node derives the same ones).
 import { createHash } from 'node:crypto';
-import { isIP } from 'node:net';
 import { defaults } from './defaults.js';
 import type { ConfigProblem } from './problems.js';
 import { interfaceName, type JsonSchema } from './schema-parts.js';
+import { canonicalIp, checkVips, vipSchema, vipsOf } from './vips.js';
 import { obj } from './raw.js';
 import type { DataPath, Source } from './source.js';
 import type { FarmBalance, FarmConfig } from './types.js';
@@ -17,7 +17,7 @@ const macPattern = '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$';
 
 /** Schema of the farm keys (snake_case), merged into the module schema of kind farm. */
 export const farmProperties: Record<string, JsonSchema> = {
-  vip: { type: 'string', check: 'ip-or-none', expect: "an IPv4 or IPv6 address, or 'none' (cloud mode: no VIP)" },
+  vip: vipSchema("an IPv4 or IPv6 address, a list of them (IPv4 and IPv6 mixed), or 'none' (cloud mode: no VIP)"),
   interface: interfaceName,
   mac_mode: { type: 'string', enum: [...farmMacModes] },
   virtual_mac: { type: 'string', pattern: macPattern, expect: 'a MAC address like 02:00:5e:10:00:01' },
@@ -94,14 +94,12 @@ export function checkFarm(source: Source, facts: FarmFacts): ConfigProblem[] {
     problems.push(source.problem(p, message, anchor));
   };
 
-  const vip = typeof data.vip === 'string' ? data.vip : undefined;
-  if (vip === 'none') {
+  if (data.vip === 'none') {
     for (const k of vipOnlyKeys) {
       if (k in data) report([k], `${k} has no effect in cloud mode (vip: none): remove it, or give a VIP`, 'key');
     }
-  } else if (vip !== undefined && isIP(vip) !== 0) {
-    const owner = facts.addresses.get(vip.toLowerCase());
-    if (owner !== undefined) report(['vip'], `${vip} is the address of ${owner}; expected an address that no node has (the VIP is shared by the farm)`);
+  } else {
+    problems.push(...checkVips(source, data.vip, facts.addresses, 'the VIP is shared by the farm'));
   }
 
   const macMode = data.mac_mode === 'multicast' ? 'multicast' : 'invisible';
@@ -147,13 +145,15 @@ type Raw = Record<string, any>;
  * is set whenever there is a VIP (derived when not given) and null in cloud mode.
  */
 export function toFarmConfig(d: Raw, clusterName: string, moduleName: string, nodes: readonly string[], clusterWeights: ReadonlyMap<string, number>): FarmConfig {
-  const vip: string | null = d.vip === 'none' ? null : d.vip;
+  const vips = vipsOf(d.vip).map(canonicalIp);
+  const vip: string | null = vips[0] ?? null;
   const macMode: FarmConfig['macMode'] = d.mac_mode ?? defaults.farm.macMode;
   const given: Raw = d.weights ?? {};
   const weights: Record<string, number> = {};
   for (const n of nodes) weights[n] = given[n] ?? clusterWeights.get(n) ?? defaults.node.weight;
   return {
     vip,
+    vips,
     interface: vip === null ? null : (d.interface ?? defaults.farm.interface),
     macMode,
     virtualMac: vip === null ? null : (d.virtual_mac?.toLowerCase() ?? deriveVirtualMac(clusterName, moduleName, macMode)),

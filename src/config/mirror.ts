@@ -2,11 +2,11 @@
 // the schema cannot express (two nodes, absolute non-nested dirs, a LAN of cluster.yaml, a witness
 // with what it needs), and the conversion into MirrorConfig with its defaults. Its scripts
 // (start_prim/stop_prim) and checkers (with `scope`) are in schema.ts, beside the common ones.
-import { isIP } from 'node:net';
 import path from 'node:path';
 import { defaults } from './defaults.js';
 import type { ConfigProblem } from './problems.js';
 import { interfaceName, ms, nameSchema, port, type JsonSchema } from './schema-parts.js';
+import { canonicalIp, checkVips, vipSchema, vipsOf } from './vips.js';
 import { list, obj, type Obj } from './raw.js';
 import type { DataPath, Source } from './source.js';
 import type { MirrorConfig, MirrorWitnessConfig } from './types.js';
@@ -15,7 +15,7 @@ const nodeName = nameSchema('node name');
 
 /** Schema of the mirror keys (snake_case), merged into the module schema of kind mirror. */
 export const mirrorProperties: Record<string, JsonSchema> = {
-  vip: { type: 'string', check: 'ip-or-none', expect: "an IPv4 address, or 'none' (no VIP)" },
+  vip: vipSchema("an IPv4 or IPv6 address, a list of them (IPv4 and IPv6 mixed), or 'none' (no VIP)"),
   interface: interfaceName,
   dirs: {
     type: 'array',
@@ -148,14 +148,10 @@ export function checkMirror(source: Source, facts: MirrorFacts): ConfigProblem[]
     report(['nodes'], `a mirror runs on exactly two nodes; got ${nodes.length} (${nodes.join(', ')})${'nodes' in data ? '' : ': the default is every node of cluster.yaml, so give nodes: [a, b]'}`, 'nodes' in data ? 'value' : 'key');
   }
 
-  const vip = typeof data.vip === 'string' ? data.vip : undefined;
-  if (vip === 'none') {
+  if (data.vip === 'none') {
     if ('interface' in data) report(['interface'], 'interface has no effect without a VIP (vip: none): remove it, or give a VIP', 'key');
-  } else if (vip !== undefined && isIP(vip) === 6) {
-    report(['vip'], `${vip} is an IPv6 address; a mirror VIP is IPv4 for now (gratuitous ARP announces it)`);
-  } else if (vip !== undefined && isIP(vip) === 4) {
-    const owner = facts.addresses.get(vip.toLowerCase());
-    if (owner !== undefined) report(['vip'], `${vip} is the address of ${owner}; expected an address that no node has (the VIP moves with the primary)`);
+  } else {
+    problems.push(...checkVips(source, data.vip, facts.addresses, 'the VIP moves with the primary'));
   }
 
   const items = list(data.dirs) ?? [];
@@ -249,7 +245,8 @@ function witnessOf(w: Raw | undefined, clusterName: string, moduleName: string):
 
 /** MirrorConfig of a validated mirror module. */
 export function toMirrorConfig(d: Raw, o: { clusterName: string; moduleName: string; lans: readonly string[]; heartbeatTimeoutMs: number }): MirrorConfig {
-  const vip: string | null = d.vip === 'none' ? null : d.vip;
+  const vips = vipsOf(d.vip).map(canonicalIp);
+  const vip: string | null = vips[0] ?? null;
   const checkerScopes: Record<string, 'app' | 'dependency'> = {};
   ((d.checkers ?? []) as Raw[]).forEach((c, i) => {
     const name: string = c.name ?? `${c.type}-${i}`;
@@ -258,6 +255,7 @@ export function toMirrorConfig(d: Raw, o: { clusterName: string; moduleName: str
   const lan = d.lan === undefined ? 0 : o.lans.indexOf(d.lan);
   return {
     vip,
+    vips,
     interface: vip === null ? null : (d.interface ?? null),
     dirs: (d.dirs as (string | Raw)[]).map((x) => (typeof x === 'string' ? x : x.path)),
     excludes: (d.dirs as (string | Raw)[]).map((x) => (typeof x === 'string' ? [] : ((x.exclude ?? []) as string[]).map((e) => {

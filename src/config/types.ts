@@ -90,8 +90,10 @@ export type FarmBalance = 'source-ip' | 'source-ip-port' | 'network';
 
 /** A farm module: one virtual IP shared by its nodes, clients spread by buckets (kind: farm). */
 export interface FarmConfig {
-  /** The virtual IP, or null for cloud mode (`vip: none`: no VIP and no filter; /health guides the provider's LB). */
+  /** The (first) virtual IP, or null for cloud mode (`vip: none`: no VIP and no filter; /health guides the provider's LB). */
   vip: string | null;
+  /** Every VIP (`vip:` a list), IPv4 and IPv6 mixed, canonical text; vips[0] is `vip`. [] in cloud mode. */
+  vips: string[];
   /** Interface that carries the VIP on every node (the LAN facing the clients). Default: the interface of LAN 0's address. */
   interface: string | null;
   /** `invisible`: a virtual unicast MAC never used as a source, so switches flood it (default);
@@ -134,8 +136,10 @@ export type MirrorWitnessConfig =
 
 /** A mirror module (kind: mirror): two nodes, replicated directories, the application on one node. */
 export interface MirrorConfig {
-  /** A plain address held by the primary node only, or null (`vip: none`). IPv4. */
+  /** A plain address held by the primary node only, or null (`vip: none`); the first of vips. */
   vip: string | null;
+  /** Every VIP (`vip:` a list), IPv4 and IPv6 mixed, canonical text; [] with `vip: none`. */
+  vips: string[];
   /** Interface that carries the VIP. Default (null): the interface of the node's LAN 0 address. */
   interface: string | null;
   /** Replicated directories (absolute paths): the mirror is mounted over each one on the primary. */

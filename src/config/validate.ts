@@ -28,7 +28,8 @@ const checks: Record<string, (s: string) => boolean> = {
 };
 
 function makeAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: true, verbose: true, discriminator: true, strict: true, allowUnionTypes: true }); // unions: a mirror dirs item is a path or { path, exclude }
+  // Union types: `vip` is one address or a list of them; a mirror dirs item is a path or { path, exclude }.
+  const ajv = new Ajv({ allErrors: true, verbose: true, discriminator: true, strict: true, allowUnionTypes: true });
   ajv.addKeyword({ keyword: 'expect', schemaType: 'string' });
   ajv.addKeyword({ keyword: 'unit', schemaType: 'string' });
   ajv.addKeyword({

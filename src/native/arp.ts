@@ -1,22 +1,23 @@
-// ARP for a farm VIP, answered by a Rust thread on a raw AF_PACKET socket (crates/croft-net/src/arp).
+// ARP (and IPv6 neighbour discovery) for a farm VIP, answered by a Rust thread on raw AF_PACKET
+// sockets (crates/croft-net/src/arp).
 // Nothing here blocks the JS thread: the responder runs on its own thread and gratuitous ARP is sent
 // from the libuv pool.
 import assert from 'node:assert/strict';
 import { callNative, loadNative, nativeError, type NativeArpResponder } from './load.js';
 
 export interface ArpAddress {
-  /** IPv4 address to answer for (the VIP). */
+  /** Address to answer for (the VIP): ARP for IPv4, neighbour solicitations for IPv6. */
   ip: string;
   /** The virtual MAC announced for it, e.g. "02:00:5e:00:00:01": unicast, never used as a source. */
   mac: string;
 }
 
 export interface ArpStats {
-  /** Well-formed ARP requests seen on the interface (for any address). */
+  /** Well-formed ARP requests and neighbour solicitations seen on the interface (for any address). */
   requests: number;
   /** Replies sent for configured addresses. */
   replies: number;
-  /** Received frames that were not Ethernet/IPv4 ARP. */
+  /** Received frames that were not Ethernet/IPv4 ARP, or not a valid neighbour solicitation. */
   malformed: number;
   /** Replies the kernel refused to send. */
   sendErrors: number;
@@ -25,8 +26,9 @@ export interface ArpStats {
 }
 
 /**
- * Answers ARP requests for `setAddresses()` on one interface. The reply's Ethernet source is the
- * interface's real MAC and only the ARP sender address is the virtual MAC, so switches never learn
+ * Answers ARP requests (IPv4) and neighbour solicitations (IPv6) for `setAddresses()` on one
+ * interface. The reply's Ethernet source is the interface's real MAC and only the ARP sender address
+ * (the advertisement's target link-layer option) is the virtual MAC, so switches never learn
  * the virtual MAC and flood the VIP's frames to every farm node. Throws CROFT_ERR_NATIVE when the
  * interface does not exist or the process may not open a raw socket (needs CAP_NET_RAW).
  */
@@ -76,7 +78,7 @@ export class ArpResponder {
 
 /**
  * Sends `count` gratuitous ARP announcements of `ip` at `mac` on `ifname`, `intervalMs` apart, from
- * the interface's real MAC. Rejects with CROFT_ERR_NATIVE (no interface, no permission, bad
+ * the interface's real MAC; for an IPv6 `ip`, unsolicited neighbour advertisements (override set). Rejects with CROFT_ERR_NATIVE (no interface, no permission, bad
  * address).
  */
 export async function arpSendGratuitous(

@@ -234,9 +234,13 @@ describe('farm data plane in a 3-node lab', { timeout: 120_000 }, () => {
     assert.match(r.message!, /seed|syntax|Error/);
     assert.equal(await ruleset(), first, 'a refused apply changed something');
 
-    // The other forms the renderer makes are accepted by this nft and kernel too (IPv6, source-ip-port).
+    // The other forms the renderer makes are accepted by this nft and kernel too (IPv6 with the
+    // rewrite of the kernel's solicitations, source-ip-port, several VIPs of both families).
     for (const other of [
-      { ...spec, table: 'croft_fdp6', vip: 'fd00:77::100', hashExpr: `jhash ip6 saddr . tcp sport mod ${BUCKETS} seed 0x1`, balance: 'source-ip-port', ports: [] },
+      { ...spec, table: 'croft_fdp6', vip: 'fd00:77::100', hashExpr: `jhash ip6 saddr . tcp sport mod ${BUCKETS} seed 0x1`, balance: 'source-ip-port', ports: [],
+        ownMac: '52:54:00:12:34:56' },
+      { ...spec, table: 'croft_fdpm', vips: [spec.vip, 'fd00:77::100', '10.77.0.101', 'fd00:77::101'], ownMac: '52:54:00:12:34:56',
+        hashExprs: { ip: spec.hashExpr, ip6: spec.hashExpr.replace('jhash ip saddr', 'jhash ip6 saddr') } },
       { ...spec, table: 'croft_fdpn', hashExpr: `jhash ip saddr & 255.255.255.0 mod ${BUCKETS} seed 0x1`, balance: 'network' },
     ]) {
       r = await op('n1', { op: 'apply', spec: other });

@@ -46,7 +46,7 @@ const quietOut = () => {
 
 test('3 nodes and 200 client addresses: reachability, private paths, cut/heal, kill/start, clean down', async () => {
   const name = uniq('a');
-  const lab = await Lab.up({ name, nodes: 3, clients: 200, daemonCommand: STANDIN });
+  const lab = await Lab.up({ name, nodes: 3, clients: 200, ipv6: true, daemonCommand: STANDIN });
   const pids: number[] = [];
   try {
     assert.equal(lab.clientAddresses().length, 200);
@@ -57,6 +57,12 @@ test('3 nodes and 200 client addresses: reachability, private paths, cut/heal, k
     // The client reaches every node, from several of its source addresses.
     for (const src of ['10.100.0.1', '10.100.0.77', '10.100.0.200']) {
       for (const n of nodes) assert.ok(await ping(lab, 'client', lab.nodeAddress(n), ['-I', src]), `client ${src} -> ${n}`);
+    }
+    // ipv6: the same in unique local addresses (fd00::/8), the client's sources routed through its gateway.
+    assert.deepEqual([lab.clientAddresses6().length, lab.clientAddresses6()[199], lab.nodeAddress6('n3')], [200, 'fd00:100::c8', 'fd00:77::3']);
+    for (const a of nodes) for (const b of nodes) if (a !== b) assert.ok(await ping(lab, a, lab.nodeAddress6(b)), `${a} -> ${b} (IPv6)`);
+    for (const src of ['fd00:100::1', 'fd00:100::c8']) {
+      for (const n of nodes) assert.ok(await ping(lab, 'client', lab.nodeAddress6(n), ['-I', src]), `client ${src} -> ${n} (IPv6)`);
     }
 
     // Same path on every node, different contents.
@@ -205,6 +211,18 @@ test('a lab whose state.json is gone (crash) is still removed by `lab down`; dow
   assert.equal(await labCommand(['down', '--name', name], q.out), 0);
   assert.match(q.lines.join('\n'), /no lab named/);
   assert.equal(await labCommand(['frobnicate'], quietOut().out), 2);
+  // `lab up --ipv6` from the command line: the nodes get their unique local IPv6 addresses.
+  const name6 = uniq('v');
+  try {
+    const up = quietOut();
+    assert.equal(await labCommand(['up', '--name', name6, '--nodes', '1', '--no-daemons', '--ipv6'], up.out), 0, up.lines.join('\n'));
+    const six = Lab.open(name6);
+    assert.equal(six.nodeAddress6('n1'), 'fd00:77::1');
+    assert.match((await six.exec('n1', ['ip', '-6', '-o', 'addr', 'show', 'dev', 'eth0'])).stdout, / fd00:77::1\/64 /);
+  } finally {
+    await Lab.down(name6);
+  }
+  assert.deepEqual(leftovers(name6), []);
 });
 
 test('an up that fails halfway removes what it made', async () => {

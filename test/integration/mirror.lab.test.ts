@@ -15,10 +15,24 @@ const MODULE = 'mirror-app';
 const DIR = '/srv/croft/mirror-test/data';
 const FILE = `${DIR}/lines.txt`;
 const VIP = '10.77.0.200';
+/** The module's second VIP (IPv6): the primary holds both, and hands both over on a failover. */
+const VIP6 = 'fd00:77::200';
 
 const mirrorStatus = (lab: Lab, node: string) => statusOf(lab, node, MODULE);
 const waitStates = (lab: Lab, want: Record<string, string>, timeoutMs = 20_000) => waitStatesOf(lab, want, timeoutMs, MODULE);
-const hasVip = (lab: Lab, node: string) => vipOn(lab, node, VIP);
+const hasVip4 = (lab: Lab, node: string) => vipOn(lab, node, VIP);
+
+async function hasVip6(lab: Lab, node: string): Promise<boolean> {
+  const r = await lab.exec(node, ['ip', '-6', '-o', 'addr', 'show']);
+  return r.stdout.includes(` ${VIP6}/128 `);
+}
+
+/** Both VIPs on the node (true), neither (false); one without the other fails the test. */
+async function hasVip(lab: Lab, node: string): Promise<boolean> {
+  const [four, six] = await Promise.all([hasVip4(lab, node), hasVip6(lab, node)]);
+  assert.equal(four, six, `${node} holds ${VIP} ${four ? 'but not' : 'without'} ${VIP6}`);
+  return four;
+}
 
 const writerPid = (lab: Lab, node: string) => writerPidOf(lab, node, 'mirror-app');
 
@@ -34,7 +48,12 @@ describe('mirror: two nodes, a writer on the replicated directory', { timeout: 3
   beforeAll(async () => {
     config = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-mirrortest-'));
     fs.cpSync(path.join(fixtures, 'mirror-app'), path.join(config, 'modules', MODULE), { recursive: true });
-    lab = await Lab.up({ name: `mi${process.pid % 100000}`, nodes: 2, clients: 1, config, intervalMs: 100, timeoutMs: 500 });
+    // Two VIPs, IPv4 and IPv6 (the lab gives the nodes and the client IPv6 addresses too).
+    const file = path.join(config, 'modules', MODULE, 'module.yaml');
+    const yaml = fs.readFileSync(file, 'utf8').replace(`vip: ${VIP}`, `vip: [${VIP}, "${VIP6}"]`);
+    assert.ok(yaml.includes(VIP6));
+    fs.writeFileSync(file, yaml);
+    lab = await Lab.up({ name: `mi${process.pid % 100000}`, nodes: 2, clients: 1, ipv6: true, config, intervalMs: 100, timeoutMs: 500 });
   });
   afterAll(async () => {
     // Keep the daemons' logs of the last run for a person looking into a failure.
@@ -59,8 +78,10 @@ describe('mirror: two nodes, a writer on the replicated directory', { timeout: 3
     const ms = await waitStates(lab, { n1: 'PRIM', n2: 'SECOND' });
     const last = (await mirrorStatus(lab, 'n1'))?.lastReintegration;
     console.log(`# prim n1 -> PRIM+SECOND in ${Date.now() - t0} ms (wait ${ms}); first reintegration: ${last?.full ? 'full' : 'dirty log'}, ${last?.bytesCopied} bytes copied in ${last?.durationMs} ms`);
-    assert.ok(await hasVip(lab, 'n1'), 'the VIP is on n1');
+    assert.ok(await hasVip(lab, 'n1'), 'both VIPs are on n1');
     assert.ok(!(await hasVip(lab, 'n2')), 'and not on n2');
+    // The client reaches the primary at the IPv6 VIP (n1 answers its neighbour solicitation).
+    assert.equal((await lab.exec('client', ['ping', '-6', '-c1', '-W2', VIP6])).code, 0, `ping ${VIP6} from the client`);
     assert.ok(await writerPid(lab, 'n1'), 'the application runs on n1');
     assert.equal((await mountsOf(lab, 'n1')).length, 1, 'n1 has the mirror mounted');
     assert.equal((await mountsOf(lab, 'n2')).length, 0, 'n2 has no mount (the replica writes in place)');
@@ -101,6 +122,14 @@ describe('mirror: two nodes, a writer on the replicated directory', { timeout: 3
       && (await hasVip(lab, 'n2')) && (await writerPid(lab, 'n2')) !== null, 15_000, 50);
     const failoverMs = Date.now() - t0;
     console.log(`# lab kill n1 -> n2 ALONE with VIP and writer in ${failoverMs} ms (heartbeat timeout 500 ms)`);
+    // n2 announced the IPv6 VIP (unsolicited advertisement, override): the client's entry moved to
+    // n2's MAC without a new solicitation, and the client reaches it there.
+    const mac2 = (await lab.exec('n2', ['cat', '/sys/class/net/eth0/address'])).stdout.trim();
+    await waitFor(`the client's entry for ${VIP6} is n2's MAC`, async () => {
+      const r = await lab.exec('client', ['ip', '-j', '-6', 'neigh', 'show', VIP6, 'dev', 'eth0']);
+      return (JSON.parse(r.stdout || '[]') as Array<{ lladdr?: string }>)[0]?.lladdr === mac2;
+    }, 2_000, 50);
+    assert.equal((await lab.exec('client', ['ping', '-6', '-c1', '-W2', VIP6])).code, 0, `ping ${VIP6} from the client after the failover`);
     assert.ok(failoverMs < 8000, `failover within a few seconds (${failoverMs} ms)`);
     await sleep(1000);
     const after = lines(await cat(lab, 'n2', FILE));

@@ -1,7 +1,8 @@
 // The Rust ARP responder and gratuitous ARP, against real Linux neighbours: namespace A runs an
 // ArpResponder (in a child process, since a packet socket belongs to its process's namespace) for
 // a VIP; namespace B asks for it with ping and checks its neighbour table, and a netdev ingress
-// chain in B counts which Ethernet source the replies had.
+// chain in B counts which Ethernet source the replies had. The same for an IPv6 VIP: neighbour
+// solicitations answered with the virtual MAC, unsolicited advertisements, garbage refused.
 import { describe, it, beforeAll, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -23,6 +24,7 @@ const VIP2 = '10.99.0.101';
 const VMAC = '02:00:5e:00:00:01';
 const VMAC2 = '02:00:5e:00:00:02';
 const VMAC3 = '02:00:5e:00:00:03';
+const VIP6 = 'fd00:99::100';
 
 function sh(args: string[], input?: string): string {
   return execFileSync(args[0] as string, args.slice(1), { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
@@ -94,8 +96,8 @@ describe('native ARP responder and gratuitous ARP', { timeout: 90_000 }, () => {
     sh(['ip', 'netns', 'add', nsA]);
     sh(['ip', 'netns', 'add', nsB]);
     sh(['ip', 'link', 'add', 'arpa0', 'netns', nsA, 'type', 'veth', 'peer', 'name', 'arpb0', 'netns', nsB]);
-    sh(['ip', '-n', nsA, '-batch', '-'], 'link set lo up\nlink set arpa0 up\naddr add 10.99.0.1/24 dev arpa0\n');
-    sh(['ip', '-n', nsB, '-batch', '-'], 'link set lo up\nlink set arpb0 up\naddr add 10.99.0.2/24 dev arpb0\n');
+    sh(['ip', '-n', nsA, '-batch', '-'], 'link set lo up\nlink set arpa0 up\naddr add 10.99.0.1/24 dev arpa0\naddr add fd00:99::1/64 dev arpa0 nodad\n');
+    sh(['ip', '-n', nsB, '-batch', '-'], 'link set lo up\nlink set arpb0 up\naddr add 10.99.0.2/24 dev arpb0\naddr add fd00:99::2/64 dev arpb0 nodad\n');
     // Let B create neighbour entries from gratuitous ARP alone (updating existing ones needs nothing).
     sh(['ip', 'netns', 'exec', nsB, 'sysctl', '-q', '-w', 'net.ipv4.conf.arpb0.arp_accept=1']);
     realMacA = (JSON.parse(sh(['ip', '-n', nsA, '-j', 'link', 'show', 'arpa0'])) as Array<{ address: string }>)[0]!.address;
@@ -107,6 +109,8 @@ describe('native ARP responder and gratuitous ARP', { timeout: 90_000 }, () => {
           ether type arp ether saddr ${VMAC} counter comment "from-virtual-mac"
           ether type arp ether saddr ${VMAC2} counter comment "from-virtual-mac2"
           ether type arp ether saddr ${realMacA} arp operation reply arp saddr ether ${VMAC} counter comment "reply-from-real-mac"
+          ether saddr ${realMacA} icmpv6 type nd-neighbor-advert counter comment "na-from-real-mac"
+          ether saddr { ${VMAC}, ${VMAC2} } ether type ip6 counter comment "ip6-from-virtual-mac"
         }
       }`);
   });
@@ -139,7 +143,7 @@ describe('native ARP responder and gratuitous ARP', { timeout: 90_000 }, () => {
     });
     await assert.rejects(arpSendGratuitous('crofttest-nope0', VIP, VMAC, 1), /no such network interface/);
     await assert.rejects(arpSendGratuitous('lo', VIP, '01:00:5e:00:00:01', 1), /not a unicast address/);
-    await assert.rejects(arpSendGratuitous('lo', 'fd00::1', VMAC, 1), /IPv4/);
+    await assert.rejects(arpSendGratuitous('arpa0', 'not-an-ip', VMAC, 1), /invalid IP address/);
   });
 
   it('answers ARP requests for the VIP with the virtual MAC, sent from the real MAC', async () => {
@@ -182,6 +186,63 @@ describe('native ARP responder and gratuitous ARP', { timeout: 90_000 }, () => {
     // Our own announcements are not requests to answer.
     const stats = await child.stats();
     assert.equal(stats.sendErrors, 0);
+  });
+
+  it('IPv6: answers neighbour solicitations for the VIP with the virtual MAC, sent from the real MAC', async () => {
+    assert.ok(child);
+    await child.send({ op: 'set', addresses: [{ ip: VIP, mac: VMAC }, { ip: VIP6, mac: VMAC }] });
+    const before = await child.stats();
+    await pingFromB(VIP6);
+    const entry = neighbour(VIP6);
+    assert.equal(entry?.lladdr, VMAC, `B's neighbour entry for ${VIP6}: ${JSON.stringify(entry)}`);
+    const after = await child.stats();
+    assert.ok(after.replies > before.replies, `replies ${before.replies} -> ${after.replies}`);
+    assert.ok(counter('na-from-real-mac') >= 1, 'no advertisement from the real MAC');
+    assert.equal(counter('ip6-from-virtual-mac'), 0);
+    // An address it was not given: not answered (A's kernel does not hold it either).
+    await pingFromB('fd00:99::77');
+    assert.equal(neighbour('fd00:99::77')?.lladdr, undefined);
+  });
+
+  it('IPv6: an unsolicited advertisement moves B\'s entry to a new MAC', async () => {
+    assert.ok(child);
+    await child.send({ op: 'garp', ip: VIP6, mac: VMAC2, count: 2, intervalMs: 50 });
+    assert.equal(neighbour(VIP6)?.lladdr, VMAC2, 'existing entry not overridden by the unsolicited advertisement');
+    assert.equal(counter('ip6-from-virtual-mac'), 0, 'the advertisement used the virtual MAC as Ethernet source');
+  });
+
+  it('IPv6: garbage and malformed solicitations are counted, never answered, and the responder lives on', async () => {
+    assert.ok(child);
+    const before = await child.stats();
+    // 300 frames that pass the socket's filter (IPv6, ICMPv6, type 135) with random bytes after,
+    // then one with an option of length 0 and a truncated one (which the filter itself drops: its
+    // ICMPv6 type is beyond its end). None is valid.
+    const sender = `
+import os, socket, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("arpb0", 0))
+head = bytes([0x33, 0x33, 0xff, 0, 1, 0]) + bytes.fromhex("020000000002") + bytes.fromhex("86dd")
+for i in range(300):
+    ip = bytes([0x60, 0, 0, 0]) + os.urandom(2) + bytes([58, 255]) + os.urandom(32)
+    s.send(head + ip + bytes([135, 0]) + os.urandom(i % 90))
+    if i % 20 == 19: time.sleep(0.005)  # paced: a burst would overflow the socket's receive buffer
+ip = bytes.fromhex("600000000020" "3aff") + bytes(15) + bytes([2]) + bytes.fromhex("ff0200000000000000000001ff000100")
+s.send(head + ip + bytes([135, 0, 0, 0]) + bytes(4) + bytes.fromhex("fd000099000000000000000000000100") + bytes([1, 0]) + bytes(6))
+s.send(head + ip[:10])
+`;
+    await run('ip', ['netns', 'exec', nsB, 'python3', '-c', sender]);
+    let after = before;
+    for (let i = 0; i < 100 && after.malformed < before.malformed + 301; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      after = await child.stats();
+    }
+    assert.equal(after.malformed, before.malformed + 301, `malformed ${before.malformed} -> ${after.malformed}`);
+    assert.equal(after.replies, before.replies, 'nothing answered');
+    assert.equal(after.failure, null);
+    // Still answering.
+    sh(['ip', '-n', nsB, 'neigh', 'flush', 'dev', 'arpb0']);
+    await pingFromB(VIP6);
+    assert.equal(neighbour(VIP6)?.lladdr, VMAC);
   });
 
   it('counts malformed frames', async () => {

@@ -18,6 +18,12 @@ import type { NodeModuleView } from '../../farm/members.js';
 import { FarmRuntime, type FarmClock, type FarmEffects } from '../../farm/runtime.js';
 import { chance, mulberry32, pick, randInt, type Rng } from './prng.js';
 
+/** One IPv4 VIP mostly; sometimes one IPv6, or both (a module with several VIPs). */
+function vipsFor(rng: Rng): { vip: string; vips: string[] } {
+  const vips = pick(rng, [['10.0.0.100'], ['10.0.0.100'], ['10.0.0.100'], ['fd00::100'], ['10.0.0.100', 'fd00::100']]);
+  return { vip: vips[0]!, vips };
+}
+
 type ModState = 'STOP' | 'WAIT' | 'UP';
 
 interface Timer { atMs: number; seq: number; fn: () => void; cancelled: boolean }
@@ -128,7 +134,7 @@ export class FarmSim {
     this.module = {
       file: 'sim/web.yaml', name: 'web', kind: 'farm', nodes: names,
       farm: {
-        vip: chance(rng, 0.8) ? '10.0.0.100' : 'fd00::100', interface: 'eth0', macMode: 'invisible',
+        ...vipsFor(rng), interface: 'eth0', macMode: 'invisible',
         virtualMac: '02:00:00:00:00:01', buckets: randInt(rng, 1, 48), balance: 'source-ip', ports: [],
         seed: 1, quorum: chance(rng, 0.5) ? 'majority' : 'none', drainMs: this.drainMs, weights,
       },
@@ -175,7 +181,6 @@ export class FarmSim {
   #effects(node: SimNode): FarmEffects {
     const gen = node.gen;
     const k = () => node.kernel;
-    const isIp6 = this.module.farm!.vip!.includes(':');
     /**
      * One effect: refused when another of this node runs; done after a delay (slow: up to 4
      * heartbeat timeouts); may fail before acting or after it (an nft that timed out after its commit).
@@ -224,7 +229,6 @@ export class FarmSim {
       addVip: () => effect('add-vip', this.faults.vipFail, () => { k().vip = true; }),
       removeVip: () => effect('remove-vip', this.faults.vipFail, () => { k().vip = false; }),
       announce: () => effect('announce', this.faults.vipFail, () => {
-        if (isIp6) this.fail(node, 'ARP for an IPv6 VIP');
         k().arp = true;
       }),
       silence: () => effect('silence', 0, () => { k().arp = false; }),
@@ -381,7 +385,8 @@ export class FarmSim {
     if (alive.length === this.nodes.length) {
       for (const n of alive) if (n.kernel.takeover.length) this.fail(n, `stable view with every node alive, yet takeover [${n.kernel.takeover.join(',')}]`);
     }
-    const arp = !farm.vip!.includes(':');
+    // The responder answers ARP (IPv4 VIPs) and neighbour solicitations (IPv6 ones): always there.
+    const arp = true;
     for (const n of alive) {
       const k = n.kernel;
       const want = n.state !== 'STOP';

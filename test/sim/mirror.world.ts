@@ -190,7 +190,7 @@ export class MirrorWorld {
       checkers,
       restart: { maxloop: this.o.maxloop, windowMs: 60_000 },
       mirror: {
-        vip: this.o.vip ? '10.0.0.100' : null, interface: 'sim0', dirs: ['/srv/db'], ack: 'durable', ackTimeoutMs: 1000, port: 7000, lan: 0,
+        vip: this.o.vip ? '10.0.0.100' : null, vips: this.o.vip ? ['10.0.0.100'] : [], interface: 'sim0', dirs: ['/srv/db'], ack: 'durable', ackTimeoutMs: 1000, port: 7000, lan: 0,
         zoneBytes: 65536, primPreference: this.o.primPreference, peerWaitMs: this.o.peerWaitMs,
         checkerScopes: Object.fromEntries(this.o.checkers.map((c) => [c.name, c.kind])),
         witness: this.o.witness === 'redis' ? { type: 'redis', host: '127.0.0.1', port: 6379, key: 'k', ttlMs: this.o.ttlMs }

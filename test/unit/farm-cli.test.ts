@@ -33,7 +33,7 @@ const clusterText = [
 ].join('\n');
 const webText = 'kind: farm\nvip: 10.77.0.100\nbuckets: 256\n';
 const apiText = 'kind: farm\nvip: 10.77.0.101\nnodes: [n1, n2]\nbuckets: 16\nbalance: source-ip-port\nseed: 42\nweights: { n2: 0 }\n';
-const netText = 'kind: farm\nvip: 10.77.0.102\nbalance: network\nbuckets: 64\n';
+const netText = 'kind: farm\nvip: [10.77.0.102, "fd00:77::102"]\nbalance: network\nbuckets: 64\n';
 const cloudText = 'kind: farm\nvip: none\n';
 const lightText = 'kind: light\n';
 
@@ -89,6 +89,17 @@ test('farmMap: weight 0 and no member leave buckets unowned, and say so', () => 
   assert.match(text, /^\(none\)\s+-\s+16\s+100\.0%$/m);
   assert.match(text, /16 buckets have no owner: their clients get no answer/);
   assert.equal(farmMap(config, 'web', []).unowned, 256);
+});
+
+test('a module with an IPv4 and an IPv6 VIP: both in the map, one bucket map for clients of both families', () => {
+  const v = farmMap(config, 'net', ['n1', 'n2', 'n3']);
+  assert.deepEqual([v.vip, v.vips], ['10.77.0.102', ['10.77.0.102', 'fd00:77::102']]);
+  assert.match(formatFarmMap(v).split('\n')[0]!, /^farm net: vip 10\.77\.0\.102 fd00:77::102, balance network, 64 buckets/);
+  // An IPv6 client: the ip6 expression, its /64 hashed (the network balance), its bucket's owner.
+  const who = farmWho(config, 'net', ['n1', 'n2', 'n3'], 'fd00:100::1:2');
+  assert.match(who.hashExpr, /^jhash ip6 saddr & ffff:ffff:ffff:ffff:: mod 64 seed 0x[0-9a-f]{8}$/);
+  assert.equal(who.bucket, farmWho(config, 'net', ['n1', 'n2', 'n3'], 'fd00:100::ffff:9').bucket, 'one /64, one bucket');
+  assert.equal(who.node, v.map[who.bucket]);
 });
 
 test('the map table: header, load rows, and each node\'s bucket ranges', () => {
@@ -156,7 +167,7 @@ test('croft farm map --json and who --json with --members (no daemon needed)', a
   const map = await cli('farm', 'map', 'web', '--config', dir, '--members', 'n1,n2,n3', '--json');
   assert.equal(map.code, 0, map.stderr);
   const view = JSON.parse(map.stdout) as FarmMapView;
-  assert.deepEqual(Object.keys(view), ['module', 'vip', 'balance', 'buckets', 'seed', 'members', 'load', 'unowned', 'ranges', 'map']);
+  assert.deepEqual(Object.keys(view), ['module', 'vip', 'vips', 'balance', 'buckets', 'seed', 'members', 'load', 'unowned', 'ranges', 'map']);
   assert.deepEqual(view, farmMap(config, 'web', ['n1', 'n2', 'n3']));
   const who = await cli('farm', 'who', 'api', '192.0.2.9', '--port', '1234', '--config', dir, '--members', 'n1', '--json');
   assert.equal(who.code, 0, who.stderr);

@@ -100,6 +100,7 @@ test('every farm key converts into FarmConfig', () => {
   assert.equal(web.kind, 'farm');
   assert.deepEqual(web.farm, {
     vip: '10.77.0.100',
+    vips: ['10.77.0.100'],
     interface: 'eth1',
     macMode: 'invisible',
     virtualMac: '02:00:5e:10:00:01',
@@ -118,6 +119,7 @@ test('defaults: 1024 buckets, source-ip, invisible MAC, derived seed and MAC, cl
   const web = moduleOf(dir, 'web');
   assert.deepEqual(web.farm, {
     vip: '10.77.0.100',
+    vips: ['10.77.0.100'],
     interface: null,
     macMode: 'invisible',
     virtualMac: deriveVirtualMac('t', 'web', 'invisible'),
@@ -149,6 +151,7 @@ test('derived seed and virtual MAC: pinned, per cluster and module, locally admi
 test('cloud mode: vip none has no VIP, no MAC, no interface', () => {
   const web = moduleOf(writeDir({ 'modules/web.yaml': edit(farm, 'vip: 10.77.0.100', 'vip: none') }), 'web');
   assert.equal(web.farm?.vip, null);
+  assert.deepEqual(web.farm?.vips, []);
   assert.equal(web.farm?.virtualMac, null);
   assert.equal(web.farm?.interface, null);
   assert.equal(web.farm?.seed, deriveFarmSeed('t', 'web'));
@@ -160,9 +163,25 @@ test('an IPv6 VIP is accepted', () => {
   assert.equal(web.farm?.vip, 'fd00:77::100');
 });
 
+test('vip: a list of addresses, IPv4 and IPv6 mixed, in canonical form; the first is `vip`', () => {
+  const web = moduleOf(writeDir({ 'modules/web.yaml': edit(farm, 'vip: 10.77.0.100', 'vip: [10.77.0.100, "FD00:77:0::100", 10.77.0.101]') }), 'web');
+  assert.equal(web.farm?.vip, '10.77.0.100');
+  assert.deepEqual(web.farm?.vips, ['10.77.0.100', 'fd00:77::100', '10.77.0.101']);
+  const block = moduleOf(writeDir({ 'modules/web.yaml': edit(farm, 'vip: 10.77.0.100', 'vip:\n  - "fd00:77::100"\n  - 10.77.0.100') }), 'web');
+  assert.deepEqual([block.farm?.vip, block.farm?.vips], ['fd00:77::100', ['fd00:77::100', '10.77.0.100']]);
+  expectProblem(edit(farm, 'vip: 10.77.0.100', 'vip: []'), { line: 3, key: 'vip', message: /with at least 1 item, got 0/ });
+  expectProblem(edit(farm, 'vip: 10.77.0.100', 'vip: [10.77.0.100, none]'), { line: 3, key: 'vip[1]', message: /expected an IPv4 or IPv6 address, got "none"/ });
+  expectProblem(edit(farm, 'vip: 10.77.0.100', 'vip: [10.77.0.100, 10.77.0.2]'), { line: 3, key: 'vip[1]', message: /10.77.0.2 is the address of n2 on lan0/ });
+  expectProblem(edit(farm, 'vip: 10.77.0.100', 'vip: [10.77.0.100, 10.77.0.100]'), { line: 3, key: 'vip[1]', message: /listed twice/ });
+  expectProblem(edit(farm, 'vip: 10.77.0.100', 'vip: ["fd00::1", "FD00:0::1"]'), { line: 3, key: 'vip[1]', message: /FD00:0::1 is item 0 \(fd00::1\) again; expected each VIP once/ });
+  const many = Array.from({ length: 17 }, (_, i) => `10.77.1.${i}`).join(', ');
+  expectProblem(edit(farm, 'vip: 10.77.0.100', `vip: [${many}]`), { line: 3, key: 'vip', message: /at most 16 items/ });
+  expectProblem(edit(farm, 'vip: 10.77.0.100', 'vip: { a: 1 }'), { line: 3, key: 'vip', message: /expected an IPv4 or IPv6 address, a list of them/ });
+});
+
 test('vip: required, an address or none, and not a node\'s address', () => {
-  expectProblem(edit(farm, 'vip: 10.77.0.100\n', ''), { line: 1, key: 'vip', message: /missing required key: expected an IPv4 or IPv6 address, or 'none'/ });
-  expectProblem(edit(farm, 'vip: 10.77.0.100', 'vip: 10.77.0.300'), { line: 3, key: 'vip', message: /expected an IPv4 or IPv6 address, or 'none' \(cloud mode: no VIP\), got "10.77.0.300"/ });
+  expectProblem(edit(farm, 'vip: 10.77.0.100\n', ''), { line: 1, key: 'vip', message: /missing required key: expected an IPv4 or IPv6 address, a list of them \(IPv4 and IPv6 mixed\), or 'none'/ });
+  expectProblem(edit(farm, 'vip: 10.77.0.100', 'vip: 10.77.0.300'), { line: 3, key: 'vip', message: /expected an IPv4 or IPv6 address, a list of them \(IPv4 and IPv6 mixed\), or 'none' \(cloud mode: no VIP\), got "10.77.0.300"/ });
   expectProblem(edit(farm, 'vip: 10.77.0.100', 'vip: 10.77.0.2'), { line: 3, key: 'vip', message: /10.77.0.2 is the address of n2 on lan0; expected an address that no node has/ });
 });
 

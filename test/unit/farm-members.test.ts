@@ -10,7 +10,7 @@ function module(names: string[], quorum: FarmConfig['quorum'], weights: Record<s
   return {
     file: 'web.yaml', name: 'web', kind: 'farm', nodes: names, checkers: [],
     scripts: { timeoutMs: 1000, killGraceMs: 100 }, restart: { maxloop: 3, windowMs: 1000 },
-    farm: { vip: '10.0.0.100', interface: null, macMode: 'invisible', virtualMac: '02:00:00:00:00:01', buckets: 16,
+    farm: { vip: '10.0.0.100', vips: ['10.0.0.100'], interface: null, macMode: 'invisible', virtualMac: '02:00:00:00:00:01', buckets: 16,
       balance: 'source-ip', ports: [], seed: 1, quorum, drainMs: 0, weights: Object.fromEntries(names.map((n) => [n, weights[n] ?? 1])) },
   };
 }

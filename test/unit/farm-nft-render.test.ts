@@ -3,7 +3,7 @@
 import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import {
-  allTablesNamed, renderBucketUpdate, renderDelete, renderTables, shapesOf, tablesOf, type NftFarmSpec,
+  allTablesNamed, ndSourceRewrite, renderBucketUpdate, renderDelete, renderTables, shapesOf, tablesOf, type NftFarmSpec,
 } from '../../farm/nft-render.js';
 
 const base: NftFarmSpec = {
@@ -138,6 +138,63 @@ describe('renderTables', () => {
     assert.match(chainLines(t, 'prerouting')[1]!, /^ip6 daddr fd00:77::100 jump vip/);
     assert.equal(chainLines(t, 'output')[1], 'icmpv6 type nd-neighbor-advert @th,64,128 0xfd000077000000000000000000000100 drop');
     assert.deepEqual(tablesOf(spec).map((r) => r.family), ['netdev', 'ip6']);
+  });
+
+  it('IPv6: neighbour discovery with the VIP passes on every node, before the buckets', () => {
+    const spec: NftFarmSpec = { ...base, vip: 'fd00:77::100', hashExpr: 'jhash ip6 saddr mod 256 seed 0x1234abcd' };
+    const vip = chainLines(table(renderTables(spec), 'ip6'), 'vip');
+    const nd = vip.indexOf('icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept');
+    assert.ok(nd > vip.indexOf('ct state established,related accept') && nd < vip.findIndex((l) => l.includes('@owned')), vip.join('\n'));
+    // IPv4 has no such rule (ARP is not IP).
+    assert.ok(!chainLines(table(renderTables(base), 'ip'), 'vip').some((l) => l.includes('icmpv6')));
+  });
+
+  it('IPv6: the kernel\'s solicitations from the VIP get the virtual MAC, checksum-neutral', () => {
+    const spec: NftFarmSpec = { ...base, vip: 'fd00:77::100', hashExpr: 'jhash ip6 saddr mod 256 seed 0x1234abcd', ownMac: '56:ee:ac:00:27:76',
+      virtualMac: '02:00:00:aa:bb:cc' };
+    const out = chainLines(table(renderTables(spec), 'ip6'), 'output');
+    // Checked against the kernel by hand (a client learnt the virtual MAC from the rewritten
+    // solicitation): 0x56ee + 0xac00 + 0x2776 - (0x0200 + 0x00aa + 0xbbcc), ones' complement.
+    assert.equal(out[2], 'icmpv6 type nd-neighbor-solicit ip6 saddr fd00:77::100 @th,192,16 0x0101 @th,32,32 set 0x00006bee @th,208,48 set 0x020000aabbcc');
+    // Ones' complement sum of the MAC words plus the reserved word is the same before and after.
+    const words = (mac: string) => [0, 1, 2].map((i) => parseInt(mac.replace(/:/g, '').slice(4 * i, 4 * i + 4), 16));
+    const fold = (n: number) => { while (n > 0xffff) n = (n & 0xffff) + (n >>> 16); return n; };
+    for (const [own, virt] of [['56:ee:ac:00:27:76', '02:00:00:aa:bb:cc'], ['ff:ff:ff:ff:ff:fe', '02:00:00:00:00:01'], ['02:00:00:00:00:01', '02:00:00:00:00:01']] as const) {
+      const m = /@th,32,32 set 0x([0-9a-f]{8})/.exec(ndSourceRewrite(['fd00::1'], own, virt))!;
+      const reserved = parseInt(m[1]!, 16);
+      const before = fold(words(own).reduce((a, b) => a + b, 0));
+      const after = fold(words(virt).reduce((a, b) => a + b, 0) + (reserved >>> 16) + (reserved & 0xffff));
+      assert.equal(after % 0xffff, before % 0xffff, `${own} -> ${virt}`);
+    }
+    // No own MAC given: no rewrite (tools and tests); the daemon always gives it.
+    assert.equal(chainLines(table(renderTables({ ...spec, ownMac: undefined }), 'ip6'), 'output').length, 2);
+  });
+
+  it('several VIPs, IPv4 and IPv6: one table per family matching all its VIPs, the same buckets in each', () => {
+    const spec: NftFarmSpec = {
+      ...base, vips: ['10.77.0.100', 'fd00:77::100', '10.77.0.101', 'fd00:77::101'], ownMac: '52:54:00:00:00:01',
+      hashExprs: { ip: 'jhash ip saddr mod 256 seed 0x1234abcd', ip6: 'jhash ip6 saddr mod 256 seed 0x1234abcd' },
+    };
+    assert.deepEqual(tablesOf(spec).map((r) => r.family), ['netdev', 'ip', 'ip6', 'arp']);
+    const text = renderTables(spec);
+    assert.match(chainLines(table(text, 'ip'), 'prerouting')[1]!, /^ip daddr \{ 10\.77\.0\.100, 10\.77\.0\.101 \} jump vip/);
+    assert.match(chainLines(table(text, 'ip6'), 'prerouting')[1]!, /^ip6 daddr \{ fd00:77::100, fd00:77::101 \} jump vip/);
+    assert.ok(chainLines(table(text, 'ip6'), 'vip').includes('jhash ip6 saddr mod 256 seed 0x1234abcd @owned accept'));
+    assert.ok(chainLines(table(text, 'ip'), 'vip').includes('jhash ip saddr mod 256 seed 0x1234abcd @owned accept'));
+    const out6 = chainLines(table(text, 'ip6'), 'output');
+    assert.equal(out6.filter((l) => l.startsWith('icmpv6 type nd-neighbor-advert')).length, 2);
+    assert.match(out6[3]!, /ip6 saddr \{ fd00:77::100, fd00:77::101 \}/);
+    assert.match(chainLines(table(text, 'arp'), 'output')[1]!, /^arp saddr ip \{ 10\.77\.0\.100, 10\.77\.0\.101 \} drop/);
+    for (const f of ['ip', 'ip6']) assert.match(table(text, f), /flush set \w+ croft_web owned|set owned/);
+    assert.match(text, /add element ip croft_web owned \{ 3, 7, 200 \}/);
+    assert.match(text, /add element ip6 croft_web owned \{ 3, 7, 200 \}/);
+    assert.equal(renderBucketUpdate(spec, [5]),
+      'flush set ip croft_web owned\nadd element ip croft_web owned { 5 }\nflush set ip croft_web takeover\n'
+      + 'flush set ip6 croft_web owned\nadd element ip6 croft_web owned { 5 }\nflush set ip6 croft_web takeover\n');
+    // Each family needs its own expression; vips must hold vip; no VIP twice.
+    assert.throws(() => renderTables({ ...spec, hashExprs: undefined }), /hashExprs\.ip6/);
+    assert.throws(() => renderTables({ ...spec, vips: ['10.77.0.101'] }), /must include vip/);
+    assert.throws(() => renderTables({ ...spec, vips: ['10.77.0.100', '10.77.0.100'] }), /listed twice/);
   });
 
   it('exactly one rule per table carries the fingerprint; it follows the rules, not the buckets', () => {

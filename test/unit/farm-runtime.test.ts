@@ -56,7 +56,7 @@ test('plan: reconcile only when due and the filter is there; nothing is renewed'
 });
 
 const module = {
-  name: 'web', nodes: ['n1', 'n2'], farm: { vip: '10.0.0.100', buckets: 8, quorum: 'none', weights: {}, virtualMac: '02:00:00:00:00:01', drainMs: 500 },
+  name: 'web', nodes: ['n1', 'n2'], farm: { vip: '10.0.0.100', vips: ['10.0.0.100'], buckets: 8, quorum: 'none', weights: {}, virtualMac: '02:00:00:00:00:01', drainMs: 500 },
 } as unknown as ModuleConfig;
 const cluster = { nodes: [{ name: 'n1' }, { name: 'n2' }], heartbeat: { intervalMs: 100, timeoutMs: 500 } } as unknown as ClusterConfig;
 

@@ -13,7 +13,7 @@ import { renderBucketUpdate, renderTables, shapesOf, type NftFarmSpec } from '..
 
 const module = {
   name: 'web', nodes: ['n1', 'n2', 'n3'],
-  farm: { vip: '10.0.0.100', buckets: 64, quorum: 'none', weights: {}, virtualMac: '02:00:00:00:00:01', drainMs: 0 },
+  farm: { vip: '10.0.0.100', vips: ['10.0.0.100'], buckets: 64, quorum: 'none', weights: {}, virtualMac: '02:00:00:00:00:01', drainMs: 0 },
 } as unknown as ModuleConfig;
 const nodes = (['n1', 'n2', 'n3'] as const).map((name) => ({ name })) as unknown as ClusterConfig['nodes'];
 

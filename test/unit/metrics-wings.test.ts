@@ -31,7 +31,7 @@ function mirrorDetail(over: Partial<MirrorDetail> = {}): MirrorDetail {
 }
 
 const farmStatus: FarmStatus = {
-  active: true, vip: '10.0.0.100', ifname: 'eth0', members: ['n1', 'n3'], ownedBuckets: 600, takeoverBuckets: 120, buckets: 1024,
+  active: true, vip: '10.0.0.100', vips: ['10.0.0.100'], ifname: 'eth0', members: ['n1', 'n3'], ownedBuckets: 600, takeoverBuckets: 120, buckets: 1024,
   load: { n1: 600, n3: 424 }, takeovers: 2, takeoverBucketsTotal: 300,
 };
 

@@ -117,6 +117,7 @@ test('every mirror key converts into MirrorConfig', () => {
   assert.deepEqual(db.nodes, ['n1', 'n2']);
   assert.deepEqual(db.mirror, {
     vip: '10.77.0.100',
+    vips: ['10.77.0.100'],
     interface: 'eth1',
     dirs: ['/srv/db', '/srv/wal'],
     ack: 'durable',
@@ -143,6 +144,7 @@ test('defaults: received, on-sync, 2000 ms, port 4810, first LAN, 256 KiB zones,
   const db = moduleOf(writeDir({ 'modules/db.yaml': minimal }), 'db');
   assert.deepEqual(db.mirror, {
     vip: '10.77.0.100',
+    vips: ['10.77.0.100'],
     interface: null,
     dirs: ['/srv/db'],
     ack: 'received',
@@ -161,16 +163,25 @@ test('defaults: received, on-sync, 2000 ms, port 4810, first LAN, 256 KiB zones,
   });
   const none = moduleOf(writeDir({ 'modules/db.yaml': edit(minimal, 'vip: 10.77.0.100', 'vip: none') }), 'db');
   assert.equal(none.mirror?.vip, null);
+  assert.deepEqual(none.mirror?.vips, []);
   const ping = moduleOf(writeDir({ 'modules/db.yaml': `${minimal}witness: { type: ping, addresses: [10.77.0.254] }\n` }), 'db');
   assert.deepEqual(ping.mirror?.witness, { type: 'ping', addresses: ['10.77.0.254'], validityMs: 3000 });
+});
+
+test('vip: one address, IPv4 or IPv6, or several of both (the primary holds them all)', () => {
+  const six = moduleOf(writeDir({ 'modules/db.yaml': edit(minimal, 'vip: 10.77.0.100', 'vip: "fd00:77::100"') }), 'db');
+  assert.deepEqual([six.mirror?.vip, six.mirror?.vips], ['fd00:77::100', ['fd00:77::100']]);
+  const both = moduleOf(writeDir({ 'modules/db.yaml': edit(minimal, 'vip: 10.77.0.100', 'vip: [10.77.0.100, "FD00:77::0100"]') }), 'db');
+  assert.deepEqual([both.mirror?.vip, both.mirror?.vips], ['10.77.0.100', ['10.77.0.100', 'fd00:77::100']]);
 });
 
 test('each bad mirror key is reported at its file, line and key', () => {
   expectProblem(edit(full, 'nodes: [n1, n2]', 'nodes: [n1, n2, n3]'), { line: 2, key: 'nodes', message: /exactly two nodes; got 3/ });
   expectProblem(edit(full, 'nodes: [n1, n2]\n', ''), { line: 1, key: 'nodes', message: /exactly two nodes.*nodes: \[a, b\]/ });
   expectProblem(edit(full, 'vip: 10.77.0.100', 'vip: 10.77.0.2'), { line: 3, key: 'vip', message: /address of n2 on lan0/ });
-  expectProblem(edit(full, 'vip: 10.77.0.100', 'vip: fd00::1'), { line: 3, key: 'vip', message: /IPv6.*IPv4/ });
-  expectProblem(edit(full, 'vip: 10.77.0.100', 'vip: here'), { line: 3, key: 'vip', message: /IPv4 address, or 'none'/ });
+  expectProblem(edit(full, 'vip: 10.77.0.100', 'vip: here'), { line: 3, key: 'vip', message: /IPv4 or IPv6 address, a list of them \(IPv4 and IPv6 mixed\), or 'none'/ });
+  expectProblem(edit(full, 'vip: 10.77.0.100', 'vip: [10.77.0.100, 10.77.0.2]'), { line: 3, key: 'vip[1]', message: /address of n2 on lan0/ });
+  expectProblem(edit(full, 'vip: 10.77.0.100', 'vip: [10.77.0.100, "fd00::1", "fd00:0::1"]'), { line: 3, key: 'vip[2]', message: /expected each VIP once/ });
   expectProblem(edit(full, 'vip: 10.77.0.100', 'vip: none'), { line: 4, key: 'interface', message: /no effect without a VIP/ });
   expectProblem(edit(full, 'dirs: [/srv/db, /srv/wal]', 'dirs: [srv/db]'), { line: 5, key: 'dirs[0]', message: /absolute directory path/ });
   expectProblem(edit(full, 'dirs: [/srv/db, /srv/wal]', 'dirs: [/srv/db, /srv/db/wal]'), { line: 5, key: 'dirs[1]', message: /inside dirs\[0\]/ });

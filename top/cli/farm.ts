@@ -27,6 +27,8 @@ export interface FarmMapView {
   module: string;
   /** null in cloud mode (vip: none): the provider's load balancer picks nodes, not these buckets. */
   vip: string | null;
+  /** Every VIP of the module (IPv4 and IPv6), the same buckets for all; [] in cloud mode. */
+  vips: string[];
   balance: FarmBalance;
   buckets: number;
   seed: number;
@@ -104,6 +106,7 @@ export function farmMap(config: Config, module: string, upNodes: readonly string
   return {
     module: m.name,
     vip: m.farm.vip,
+    vips: [...m.farm.vips],
     balance: m.farm.balance,
     buckets: m.farm.buckets,
     seed: seedOf(m),
@@ -182,7 +185,7 @@ function wrap(label: string, text: string, width = 100): string[] {
 /** The map as a table; with `buckets`, each node's buckets as ranges too (long: 1024 buckets by default). */
 export function formatFarmMap(v: FarmMapView, buckets = false): string {
   const lines: string[] = [];
-  lines.push(`farm ${v.module}: vip ${v.vip ?? 'none (cloud mode)'}, balance ${v.balance}, ${v.buckets} buckets, seed ${seedText(v.seed)}`);
+  lines.push(`farm ${v.module}: vip ${v.vip === null ? 'none (cloud mode)' : v.vips.join(' ')}, balance ${v.balance}, ${v.buckets} buckets, seed ${seedText(v.seed)}`);
   lines.push(`members (UP): ${membersText(v.members)}`);
   if (v.vip === null) lines.push("cloud mode: the provider's load balancer spreads clients; this map is not used by a filter");
   lines.push('');

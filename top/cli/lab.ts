@@ -11,7 +11,7 @@ export interface LabOutput {
 }
 
 const USAGE = `usage: croft lab <command> [--name NAME] ...
-  up [--nodes 3] [--clients 1] [--lans 1] [--config DIR] [--interval-ms 100] [--timeout-ms 500] [--no-daemons]
+  up [--nodes 3] [--clients 1] [--lans 1] [--config DIR] [--interval-ms 100] [--timeout-ms 500] [--no-daemons] [--ipv6]
   down [--all]
   status [--json]
   exec <node|client> -- CMD...
@@ -33,7 +33,7 @@ interface Parsed {
 }
 
 const VALUE_FLAGS = new Set(['name', 'nodes', 'clients', 'lans', 'config', 'interval-ms', 'timeout-ms', 'lan', 'port']);
-const BOOL_FLAGS = new Set(['no-daemons', 'json', 'all', 'help', 'heal']);
+const BOOL_FLAGS = new Set(['no-daemons', 'json', 'all', 'help', 'heal', 'ipv6']);
 
 function usage(msg: string): never {
   throw new CroftError('CROFT_ERR_USAGE', msg);
@@ -118,7 +118,7 @@ async function dispatch(args: string[], out: LabOutput): Promise<number> {
   const name = str(p, 'name') ?? 'lab';
   switch (cmd) {
     case 'up': {
-      onlyFlags(p, ['name', 'nodes', 'clients', 'lans', 'config', 'interval-ms', 'timeout-ms', 'no-daemons']);
+      onlyFlags(p, ['name', 'nodes', 'clients', 'lans', 'config', 'interval-ms', 'timeout-ms', 'no-daemons', 'ipv6']);
       if (p.positional.length > 0) usage(`lab up takes no arguments, got ${p.positional.join(' ')}`);
       const lab = await Lab.up({
         name,
@@ -129,6 +129,7 @@ async function dispatch(args: string[], out: LabOutput): Promise<number> {
         intervalMs: int(p, 'interval-ms'),
         timeoutMs: int(p, 'timeout-ms'),
         daemons: !p.flags.has('no-daemons'),
+        ipv6: p.flags.has('ipv6'),
       });
       out.log(formatStatus(await lab.status()));
       // Every directory the configuration names is one folder per node, as on real servers.

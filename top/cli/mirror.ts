@@ -102,7 +102,8 @@ export function formatMirrorStatus(st: MirrorStatusView): string {
   lines.push('');
   lines.push(`link: ${st.link ? 'up' : 'down'}; ack: ${st.ack}; mode: ${st.mode}; dirs: ${st.dirs.join(', ')}; mounted here: ${st.mounted ? (st.fenced ? 'yes (fenced)' : 'yes') : 'no'}`);
   lines.push(`application here: ${st.application}`);
-  lines.push(`VIP: ${st.vip ?? 'none'}${st.vip ? (st.vipHeld ? ' (held here)' : ' (not here)') : ''}; witness: ${st.witness.type}${st.witness.type === 'none' ? '' : ` (${st.witness.contending ? (st.witness.allowed ? 'allowed' : 'not allowed') : 'not contending'}: ${st.witness.detail})`}`);
+  // `vips ??`: a daemon of the previous version (a rolling upgrade) reports `vip` alone.
+  lines.push(`VIP: ${st.vip === null ? 'none' : (st.vips ?? [st.vip]).join(' ')}${st.vip ? (st.vipHeld ? ' (held here)' : ' (not here)') : ''}; witness: ${st.witness.type}${st.witness.type === 'none' ? '' : ` (${st.witness.contending ? (st.witness.allowed ? 'allowed' : 'not allowed') : 'not contending'}: ${st.witness.detail})`}`);
   if (st.dirtyBytes !== null) lines.push(`dirty: ${fmtBytes(st.dirtyBytes)} to copy to ${st.peer}${st.dirtyTrusted === false ? ' (log not trusted: a full sync will compare the trees)' : ''}`);
   const r = st.reintegration;
   if (st.reintegrating !== 'none') {

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CroftError } from '../../src/errors.js';
 import {
-  checkLabName, clientAddress, clientNs, MAX_CLIENTS, MAX_LANS, MAX_NODES, nodeAddress, nodeName, nodeNs, stateDirOf, switchNs,
+  checkLabName, clientAddress, clientAddress6, clientNs, MAX_CLIENTS, MAX_LANS, MAX_NODES, nodeAddress, nodeAddress6, nodeName, nodeNs,
+  stateDirOf, switchNs,
 } from './names.js';
 import { preflight } from './preflight.js';
 import { addNetns, buildTopology } from './topology.js';
@@ -26,6 +27,8 @@ export interface LabUpOptions {
   clients?: number;
   /** Default 1. */
   lans?: number;
+  /** IPv6 addresses too (unique local, names.ts), on the nodes and the client. Default false. */
+  ipv6?: boolean;
   /** Folder copied into the lab config dir (module files, scripts, maybe cluster.yaml). */
   config?: string;
   /** Heartbeat of the generated cluster.yaml: fast, a lab is a LAN on one machine. Default 100. */
@@ -78,6 +81,7 @@ export async function createLab(opts: LabUpOptions): Promise<LabState> {
         index: i + 1,
         namespace: nodeNs(name, node),
         addresses: Array.from({ length: lans }, (_, k) => nodeAddress(i + 1, k)),
+        ...(opts.ipv6 ? { addresses6: Array.from({ length: lans }, (_, k) => nodeAddress6(i + 1, k)) } : {}),
         mountNs: mountNsFile(stateDir, node),
         pidNs: pidNsFile(stateDir, node),
         dirs: {},
@@ -85,7 +89,11 @@ export async function createLab(opts: LabUpOptions): Promise<LabState> {
         netem: {},
       };
     }),
-    client: { namespace: clientNs(name), addresses: Array.from({ length: clients }, (_, j) => clientAddress(j)) },
+    client: {
+      namespace: clientNs(name),
+      addresses: Array.from({ length: clients }, (_, j) => clientAddress(j)),
+      ...(opts.ipv6 ? { addresses6: Array.from({ length: clients }, (_, j) => clientAddress6(j)) } : {}),
+    },
     namespaces: [],
     configDir,
     daemons: opts.daemons ?? true,
@@ -104,6 +112,7 @@ export async function createLab(opts: LabUpOptions): Promise<LabState> {
       nodes: state.nodes.map((n) => ({ index: n.index, namespace: n.namespace })),
       lans,
       clients,
+      ipv6: opts.ipv6 ?? false,
     });
 
     writeLabConfig({ labName: name, configDir, sourceDir: opts.config, lans, nodes: state.nodes, intervalMs, timeoutMs });

@@ -82,6 +82,18 @@ export class Lab {
     return [...this.state.client.addresses];
   }
 
+  /** The client's IPv6 source addresses (`ipv6: true` at up), else []. */
+  clientAddresses6(): string[] {
+    return [...(this.state.client.addresses6 ?? [])];
+  }
+
+  /** A node's IPv6 address on a LAN (`ipv6: true` at up). */
+  nodeAddress6(node: string, lan = 0): string {
+    const a = this.node(node).addresses6?.[lan];
+    if (a === undefined) throw new CroftError('CROFT_ERR_LAB', `lab ${this.name} has no IPv6 address for ${node} on LAN ${lan} (up without ipv6)`);
+    return a;
+  }
+
   /** argv to run a command in the target's namespaces (node: net + mount; client: net). */
   enterArgv(target: LabTarget, argv: string[], cwd?: string): string[] {
     if (target === 'client') return enterArgv({ netns: this.state.client.namespace }, argv);

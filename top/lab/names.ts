@@ -69,6 +69,22 @@ export function clientAddress(j: number): string {
   return `10.100.${Math.floor(j / 254)}.${1 + (j % 254)}`;
 }
 
+/**
+ * IPv6 (`lab up --ipv6`), the same plan in unique local addresses (fd00::/8, never routed outside):
+ * LAN k is fd00:(77+k)::/64 and node i has fd00:(77+k)::i (i in hex) on it; the client has
+ * CLIENT_GATEWAY6 on LAN 0 and its source addresses in CLIENT_SUBNET6, routed through it.
+ */
+export const LAN6_PREFIX_LEN = 64;
+export function nodeAddress6(index: number, lan: number): string {
+  return `fd00:${77 + lan}::${index.toString(16)}`;
+}
+export const CLIENT_GATEWAY6 = 'fd00:77::fe';
+export const CLIENT_SUBNET6 = 'fd00:100::/64';
+/** The client's j-th IPv6 source address (0-based): fd00:100::1, fd00:100::2 ... */
+export function clientAddress6(j: number): string {
+  return `fd00:100::${(j + 1).toString(16)}`;
+}
+
 /** Interface of a node on LAN k, inside the node. */
 export function nodeIf(lan: number): string {
   return `eth${lan}`;

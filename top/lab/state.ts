@@ -22,6 +22,8 @@ export interface LabNodeState {
   namespace: string;
   /** One per LAN. */
   addresses: string[];
+  /** One per LAN, with `lab up --ipv6` (else absent). */
+  addresses6?: string[];
   /** Persistent mount namespace file. */
   mountNs: string;
   /** PID namespace file (pidns.ts); its init's host pid. */
@@ -47,7 +49,8 @@ export interface LabState {
   lans: number;
   switchNamespace: string;
   nodes: LabNodeState[];
-  client: { namespace: string; addresses: string[] };
+  /** addresses6: with `lab up --ipv6` (else absent). */
+  client: { namespace: string; addresses: string[]; addresses6?: string[] };
   /** Every namespace created so far, in creation order. */
   namespaces: string[];
   configDir: string;

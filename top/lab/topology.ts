@@ -3,7 +3,8 @@
 // Each namespace is configured with one `ip -batch`, so 200+ client addresses take milliseconds.
 import { runOk } from './run.js';
 import {
-  bridgeIf, CLIENT_GATEWAY, CLIENT_SUBNET, clientAddress, LAN_PREFIX_LEN, netnsPath, nodeAddress, nodeIf, SWITCH_IF_OF_CLIENT, switchIfOfNode,
+  bridgeIf, CLIENT_GATEWAY, CLIENT_GATEWAY6, CLIENT_SUBNET, CLIENT_SUBNET6, clientAddress, clientAddress6, LAN_PREFIX_LEN, LAN6_PREFIX_LEN,
+  netnsPath, nodeAddress, nodeAddress6, nodeIf, SWITCH_IF_OF_CLIENT, switchIfOfNode,
 } from './names.js';
 
 export interface TopologyPlan {
@@ -12,6 +13,8 @@ export interface TopologyPlan {
   nodes: { index: number; namespace: string }[];
   lans: number;
   clients: number;
+  /** IPv6 addresses too (names.ts): on every node's LANs, and as many client sources as IPv4 ones. */
+  ipv6?: boolean;
 }
 
 /** Creates a named network namespace; `onCreated` records it before anything else can fail. */
@@ -48,11 +51,20 @@ export async function buildTopology(plan: TopologyPlan): Promise<void> {
       lines.push(`addr add ${nodeAddress(node.index, lan)}/${LAN_PREFIX_LEN} dev ${nodeIf(lan)}`, `link set ${nodeIf(lan)} up`);
     }
     lines.push(`route add ${CLIENT_SUBNET} via ${CLIENT_GATEWAY} dev ${nodeIf(0)}`);
+    if (plan.ipv6) {
+      // nodad: no second of duplicate address detection before an address can be used.
+      for (let lan = 0; lan < plan.lans; lan++) lines.push(`addr add ${nodeAddress6(node.index, lan)}/${LAN6_PREFIX_LEN} dev ${nodeIf(lan)} nodad`);
+      lines.push(`route add ${CLIENT_SUBNET6} via ${CLIENT_GATEWAY6} dev ${nodeIf(0)}`);
+    }
     return batch(node.namespace, lines);
   }));
 
   const client = ['link set lo up', `addr add ${CLIENT_GATEWAY}/${LAN_PREFIX_LEN} dev eth0`];
   for (let j = 0; j < plan.clients; j++) client.push(`addr add ${clientAddress(j)}/32 dev eth0`);
+  if (plan.ipv6) {
+    client.push(`addr add ${CLIENT_GATEWAY6}/${LAN6_PREFIX_LEN} dev eth0 nodad`);
+    for (let j = 0; j < plan.clients; j++) client.push(`addr add ${clientAddress6(j)}/128 dev eth0 nodad`);
+  }
   client.push('link set eth0 up');
   await batch(plan.clientNs, client);
 }

@@ -10,7 +10,7 @@ use croft_net::arp::responder::{self, ArpResponder as CoreResponder};
 use croft_net::mac::Mac;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 fn invalid(msg: String) -> Error {
@@ -29,11 +29,6 @@ fn net_error(e: croft_net::arp::socket::NetError) -> Error {
 fn parse_ip(ip: &str) -> Result<IpAddr> {
     ip.parse()
         .map_err(|_| invalid(format!("invalid IP address {ip:?}")))
-}
-
-fn parse_ipv4(ip: &str) -> Result<Ipv4Addr> {
-    ip.parse()
-        .map_err(|_| invalid(format!("invalid IPv4 address {ip:?} (ARP is IPv4 only)")))
 }
 
 fn parse_mac(mac: &str) -> Result<Mac> {
@@ -67,7 +62,7 @@ pub fn nft_bucket(ip: String, port: Option<u32>, modulus: u32, seed: u32) -> Res
 
 pub struct GratuitousArp {
     ifname: String,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     mac: Mac,
     count: u32,
     interval: Duration,
@@ -97,7 +92,8 @@ impl Task for GratuitousArp {
 }
 
 /// Sends `count` gratuitous ARP announcements of `ip` at `mac` on `ifname`, `intervalMs` apart
-/// (default 0), from the interface's real MAC. Resolves when all were sent.
+/// (default 0), from the interface's real MAC; for an IPv6 `ip`, unsolicited neighbour
+/// advertisements. Resolves when all were sent.
 #[napi(catch_unwind, ts_return_type = "Promise<void>")]
 pub fn arp_send_gratuitous(
     ifname: String,
@@ -106,7 +102,7 @@ pub fn arp_send_gratuitous(
     count: u32,
     interval_ms: Option<u32>,
 ) -> Result<AsyncTask<GratuitousArp>> {
-    let ip = parse_ipv4(&ip)?;
+    let ip = parse_ip(&ip)?;
     let mac = parse_mac(&mac)?;
     Ok(AsyncTask::new(GratuitousArp {
         ifname,
@@ -133,7 +129,8 @@ pub struct ArpStats {
     pub failure: Option<String>,
 }
 
-/// Answers ARP requests for a set of IPv4 addresses on one interface, from a Rust thread.
+/// Answers ARP requests for a set of IPv4 addresses, and neighbour solicitations for a set of IPv6
+/// ones, on one interface, from a Rust thread.
 #[napi]
 pub struct ArpResponder {
     inner: Option<CoreResponder>,
@@ -168,7 +165,7 @@ impl ArpResponder {
     pub fn set_addresses(&self, addresses: Vec<ArpAddress>) -> Result<()> {
         let mut parsed = Vec::with_capacity(addresses.len());
         for a in &addresses {
-            parsed.push((parse_ipv4(&a.ip)?, parse_mac(&a.mac)?));
+            parsed.push((parse_ip(&a.ip)?, parse_mac(&a.mac)?));
         }
         self.open()?.set_addresses(&parsed).map_err(net_error)
     }

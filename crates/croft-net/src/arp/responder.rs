@@ -1,12 +1,15 @@
-//! The ARP responder: a Rust thread that answers ARP requests for a set of IPv4 addresses with
-//! their virtual MACs, and a sender of gratuitous ARP. It never runs on the caller's (JS) thread.
+//! The ARP responder: a Rust thread that answers ARP requests for a set of IPv4 addresses, and IPv6
+//! neighbour solicitations for a set of IPv6 addresses, with their virtual MACs; and a sender of
+//! gratuitous ARP (unsolicited neighbour advertisements for IPv6). It never runs on the caller's
+//! (JS) thread.
 
 use super::frame::{self, EthArpFrame};
+use super::ndp;
 use super::socket::{ArpSocket, Direction, Interface, NetError};
 use crate::mac::Mac;
 use std::collections::HashMap;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,11 +25,12 @@ const POLL_TIMEOUT_MS: i32 = 1000;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Well-formed ARP requests received from the wire (for any address).
+    /// Well-formed ARP requests and IPv6 neighbour solicitations received from the wire (for any
+    /// address).
     pub requests: u64,
     /// Replies sent for configured addresses.
     pub replies: u64,
-    /// Frames that were not Ethernet/IPv4 ARP.
+    /// Frames that were not Ethernet/IPv4 ARP, or not a valid neighbour solicitation.
     pub malformed: u64,
     /// Replies the kernel refused to send (interface down...).
     pub send_errors: u64,
@@ -35,6 +39,7 @@ pub struct Stats {
 #[derive(Default)]
 struct Shared {
     addresses: RwLock<HashMap<Ipv4Addr, Mac>>,
+    addresses6: RwLock<HashMap<Ipv6Addr, Mac>>,
     requests: AtomicU64,
     replies: AtomicU64,
     malformed: AtomicU64,
@@ -50,7 +55,7 @@ pub struct ArpResponder {
     iface: Interface,
 }
 
-fn check_virtual_mac(ip: Ipv4Addr, mac: Mac) -> Result<(), NetError> {
+fn check_virtual_mac(ip: impl std::fmt::Display, mac: Mac) -> Result<(), NetError> {
     if mac.is_multicast() || mac == Mac::ZERO {
         return Err(NetError::InvalidArgument(format!(
             "MAC {mac} for {ip} is not a unicast address (its first byte must be even and it must not be all zeros)"
@@ -64,6 +69,7 @@ impl ArpResponder {
     pub fn start(ifname: &str) -> Result<ArpResponder, NetError> {
         let iface = Interface::lookup(ifname)?;
         let socket = ArpSocket::open(iface.clone())?;
+        let ndp_socket = ArpSocket::open_ndp(iface.clone())?;
         // SAFETY: plain eventfd(2) call.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if efd < 0 {
@@ -85,7 +91,7 @@ impl ArpResponder {
             .spawn(move || {
                 // A panic here must not take the process down: record it and stop answering.
                 let result = catch_unwind(AssertUnwindSafe(|| {
-                    serve(&socket, &stop_fd, &thread_shared)
+                    serve(&socket, &ndp_socket, &stop_fd, &thread_shared)
                 }));
                 let failure = match result {
                     Ok(Ok(())) => None,
@@ -117,18 +123,28 @@ impl ArpResponder {
         &self.iface
     }
 
-    /// Replaces the set of answered addresses (atomically for the responder thread).
-    pub fn set_addresses(&self, addresses: &[(Ipv4Addr, Mac)]) -> Result<(), NetError> {
-        let mut table = HashMap::with_capacity(addresses.len());
+    /// Replaces the set of answered addresses (each family's table atomically for the responder
+    /// thread).
+    pub fn set_addresses(&self, addresses: &[(IpAddr, Mac)]) -> Result<(), NetError> {
+        let mut table = HashMap::new();
+        let mut table6 = HashMap::new();
         for &(ip, mac) in addresses {
             check_virtual_mac(ip, mac)?;
-            table.insert(ip, mac);
+            match ip {
+                IpAddr::V4(v4) => table.insert(v4, mac),
+                IpAddr::V6(v6) => table6.insert(v6, mac),
+            };
         }
         *self
             .shared
             .addresses
             .write()
             .unwrap_or_else(|p| p.into_inner()) = table;
+        *self
+            .shared
+            .addresses6
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = table6;
         Ok(())
     }
 
@@ -174,23 +190,26 @@ impl Drop for ArpResponder {
     }
 }
 
-fn serve(socket: &ArpSocket, stop: &OwnedFd, shared: &Shared) -> io::Result<()> {
+fn serve(
+    socket: &ArpSocket,
+    ndp_socket: &ArpSocket,
+    stop: &OwnedFd,
+    shared: &Shared,
+) -> io::Result<()> {
     let mut buf = [0u8; 2048];
     loop {
+        let pollfd = |fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let mut fds = [
-            libc::pollfd {
-                fd: socket.raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            pollfd(socket.raw_fd()),
+            pollfd(stop.as_raw_fd()),
+            pollfd(ndp_socket.raw_fd()),
         ];
-        // SAFETY: fds is a valid array of 2 pollfd.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, POLL_TIMEOUT_MS) };
+        // SAFETY: fds is a valid array of 3 pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, POLL_TIMEOUT_MS) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -201,23 +220,51 @@ fn serve(socket: &ArpSocket, stop: &OwnedFd, shared: &Shared) -> io::Result<()> 
         if fds[1].revents != 0 {
             return Ok(());
         }
-        if fds[0].revents & libc::POLLNVAL != 0 {
+        if (fds[0].revents | fds[2].revents) & libc::POLLNVAL != 0 {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
-        for _ in 0..FRAMES_PER_WAKE_MAX {
-            let (len, dir) = match socket.try_recv(&mut buf) {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                Err(e) => {
-                    socket_error(socket, e)?;
-                    break;
+        for (s, handle) in [
+            (socket, handle_frame as fn(&ArpSocket, &[u8], &Shared)),
+            (ndp_socket, handle_solicitation),
+        ] {
+            for _ in 0..FRAMES_PER_WAKE_MAX {
+                let (len, dir) = match s.try_recv(&mut buf) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(e) => {
+                        socket_error(s, e)?;
+                        break;
+                    }
+                };
+                if dir == Direction::Outgoing {
+                    continue;
                 }
-            };
-            if dir == Direction::Outgoing {
-                continue;
+                handle(s, &buf[..len], shared);
             }
-            handle_frame(socket, &buf[..len], shared);
         }
+    }
+}
+
+/// An IPv6 neighbour solicitation (the socket's filter passes nothing else): answered when its
+/// target is one of the IPv6 addresses.
+fn handle_solicitation(socket: &ArpSocket, bytes: &[u8], shared: &Shared) {
+    let ns = match ndp::parse_solicitation(bytes) {
+        Ok(ns) => ns,
+        Err(_) => {
+            shared.malformed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    let mac = {
+        let table = shared.addresses6.read().unwrap_or_else(|p| p.into_inner());
+        table.get(&ns.target).copied()
+    };
+    if let Some(mac) = mac {
+        match socket.send(&ndp::advertisement_for(&ns, socket.iface.mac, mac)) {
+            Ok(()) => shared.replies.fetch_add(1, Ordering::Relaxed),
+            Err(_) => shared.send_errors.fetch_add(1, Ordering::Relaxed),
+        };
     }
 }
 
@@ -268,18 +315,31 @@ fn handle_frame(socket: &ArpSocket, bytes: &[u8], shared: &Shared) {
 }
 
 /// Sends `count` gratuitous ARP announcements of `ip` at `virtual_mac` on `ifname`, `interval`
-/// apart. Blocking: call it off the JS thread.
+/// apart; for an IPv6 address, unsolicited neighbour advertisements (to all nodes, override set).
+/// Blocking: call it off the JS thread.
 pub fn send_gratuitous(
     ifname: &str,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     virtual_mac: Mac,
     count: u32,
     interval: Duration,
 ) -> Result<(), NetError> {
     check_virtual_mac(ip, virtual_mac)?;
     let iface = Interface::lookup(ifname)?;
-    let socket = ArpSocket::open(iface)?;
-    let frame = frame::build(&frame::gratuitous(ip, virtual_mac, socket.iface.mac));
+    let (socket, frame) = match ip {
+        IpAddr::V4(v4) => {
+            let socket = ArpSocket::open(iface)?;
+            let frame =
+                frame::build(&frame::gratuitous(v4, virtual_mac, socket.iface.mac)).to_vec();
+            (socket, frame)
+        }
+        IpAddr::V6(v6) => {
+            // Sending needs no filter; the plain socket would receive all IPv6 frames meanwhile.
+            let socket = ArpSocket::open_ndp(iface)?;
+            let frame = ndp::unsolicited_advertisement(v6, socket.iface.mac, virtual_mac).to_vec();
+            (socket, frame)
+        }
+    };
     for i in 0..count {
         if i > 0 && !interval.is_zero() {
             std::thread::sleep(interval);

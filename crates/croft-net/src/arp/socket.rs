@@ -116,15 +116,78 @@ pub enum Direction {
     Outgoing,
 }
 
-/// An AF_PACKET/SOCK_RAW socket bound to one interface for ethertype ARP.
+/// An AF_PACKET/SOCK_RAW socket bound to one interface for ethertype ARP (or, with
+/// [`ArpSocket::open_ndp`], IPv6 neighbour solicitations).
 pub struct ArpSocket {
     fd: OwnedFd,
     pub iface: Interface,
+    /// The ethertype, network order, frames are sent with.
+    proto: u16,
+}
+
+/// A classic BPF program: a frame passes only when it is an ICMPv6 neighbour solicitation without
+/// extension headers (ethertype IPv6, next header 58, ICMPv6 type 135). Without it the socket would
+/// copy every IPv6 frame of the interface (all of the VIP's traffic) to the responder.
+fn solicitation_filter() -> [libc::sock_filter; 8] {
+    use super::ndp::{
+        ETHERTYPE_IPV6, ICMPV6_TYPE_NS, ICMPV6_TYPE_OFFSET, NEXT_HEADER_ICMP, NEXT_HEADER_OFFSET,
+    };
+    // Opcodes of linux/filter.h: ld half/byte at an absolute offset, jump if equal, return.
+    const LDH_ABS: u16 = 0x28;
+    const LDB_ABS: u16 = 0x30;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    let op = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    [
+        op(LDH_ABS, 0, 0, 12),
+        op(JEQ_K, 0, 5, ETHERTYPE_IPV6 as u32),
+        op(LDB_ABS, 0, 0, NEXT_HEADER_OFFSET as u32),
+        op(JEQ_K, 0, 3, NEXT_HEADER_ICMP as u32),
+        op(LDB_ABS, 0, 0, ICMPV6_TYPE_OFFSET as u32),
+        op(JEQ_K, 0, 1, ICMPV6_TYPE_NS as u32),
+        op(RET_K, 0, 0, 0xffff),
+        op(RET_K, 0, 0, 0),
+    ]
 }
 
 impl ArpSocket {
     pub fn open(iface: Interface) -> Result<ArpSocket, NetError> {
-        let proto = (libc::ETH_P_ARP as u16).to_be();
+        Self::open_proto(iface, libc::ETH_P_ARP as u16)
+    }
+
+    /// A socket that receives the interface's IPv6 neighbour solicitations only (a BPF filter) and
+    /// sends IPv6 frames.
+    pub fn open_ndp(iface: Interface) -> Result<ArpSocket, NetError> {
+        let socket = Self::open_proto(iface, libc::ETH_P_IPV6 as u16)?;
+        let mut program = solicitation_filter();
+        let prog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_mut_ptr(),
+        };
+        // SAFETY: prog points at `program`, alive for the call; the kernel copies it.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                &prog as *const libc::sock_fprog as *const libc::c_void,
+                mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io_err(
+                "attach the neighbour solicitation filter (SO_ATTACH_FILTER)",
+            ));
+        }
+        // Frames queued before the filter was attached: the parser would refuse them anyway, but
+        // drain them so the first read is a solicitation.
+        let mut buf = [0u8; 2048];
+        while let Ok(Some(_)) = socket.try_recv(&mut buf) {}
+        Ok(socket)
+    }
+
+    fn open_proto(iface: Interface, ethertype: u16) -> Result<ArpSocket, NetError> {
+        let proto = ethertype.to_be();
         // SAFETY: plain socket(2) call.
         let fd = unsafe {
             libc::socket(
@@ -141,7 +204,7 @@ impl ArpSocket {
                     source,
                 },
                 _ => NetError::Io {
-                    what: "socket(AF_PACKET, SOCK_RAW, ETH_P_ARP)".into(),
+                    what: format!("socket(AF_PACKET, SOCK_RAW, 0x{ethertype:04x})"),
                     source,
                 },
             });
@@ -169,7 +232,7 @@ impl ArpSocket {
                 },
             });
         }
-        Ok(ArpSocket { fd, iface })
+        Ok(ArpSocket { fd, iface, proto })
     }
 
     /// Sends one complete Ethernet frame (the kernel adds nothing to a SOCK_RAW frame).
@@ -177,11 +240,7 @@ impl ArpSocket {
         assert!(frame.len() >= 14, "an Ethernet frame has a 14-byte header");
         let mut dst = [0u8; 6];
         dst.copy_from_slice(&frame[0..6]);
-        let addr = link_addr(
-            self.iface.index,
-            (libc::ETH_P_ARP as u16).to_be(),
-            Some(dst),
-        );
+        let addr = link_addr(self.iface.index, self.proto, Some(dst));
         // SAFETY: frame and addr are valid for the given lengths.
         let n = unsafe {
             libc::sendto(
