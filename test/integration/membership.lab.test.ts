@@ -97,6 +97,7 @@ describe('membership in a 3-node lab (interval 100 ms, timeout 500 ms)', { timeo
       return {
         received: get('croft_heartbeats_received_total'),
         accepted: get('croft_heartbeats_accepted_total'),
+        quiet: get('croft_heartbeats_quiet_total'),
         malformed: get('croft_heartbeats_dropped_total{reason="malformed"}'),
         bad_mac: get('croft_heartbeats_dropped_total{reason="bad_mac"}'),
         replay: get('croft_heartbeats_dropped_total{reason="replay"}'),
@@ -120,6 +121,9 @@ describe('membership in a 3-node lab (interval 100 ms, timeout 500 ms)', { timeo
     const kernelDropped = (await rcvbufErrors()) - k0;
     const d = Object.fromEntries(Object.keys(m0).map((k) => [k, m1[k as keyof typeof m1] - m0[k as keyof typeof m0]])) as typeof m0;
     console.log(`# n1 received +${d.received} datagrams (${sent} hostile sent, the rest real heartbeats): +${d.accepted} accepted, +${d.malformed} malformed, +${d.bad_mac} bad_mac, +${d.replay} replay; the kernel dropped ${kernelDropped} (socket buffer full)`);
+    // The real heartbeats of an idle peer take the pump's quiet path; the hostile ones never do.
+    assert.ok(m1.quiet > 0 && d.quiet <= d.accepted, `quiet ${m1.quiet} (+${d.quiet} of +${d.accepted} accepted)`);
+    console.log(`# n1: ${m1.quiet} of ${m1.accepted} accepted heartbeats were quiet (repeats noted by the pump's thread)`);
     // Every datagram received is either an accepted real heartbeat or dropped and counted.
     assert.equal(d.received, d.accepted + d.malformed + d.bad_mac + d.replay, 'every datagram is accounted for');
     // The sender paces itself; the kernel may still drop some in croft's socket buffer (counted in

@@ -55,6 +55,7 @@ export function renderMetrics(daemon: Daemon): string {
   x.add('croft_heartbeats_sent_total', 'counter', 'Heartbeat datagrams sent (all LANs).', c.sent);
   x.add('croft_heartbeats_received_total', 'counter', 'Datagrams received on the heartbeat sockets.', c.received);
   x.add('croft_heartbeats_accepted_total', 'counter', 'Heartbeats authenticated and accepted.', c.accepted);
+  x.add('croft_heartbeats_quiet_total', 'counter', 'Of the accepted, repeats of the last accepted heartbeat noted by the pump\'s thread (the quiet path).', c.quiet);
   for (const [reason, n] of Object.entries(c.dropped)) {
     x.add('croft_heartbeats_dropped_total', 'counter', 'Datagrams dropped, by reason.', n, { reason });
   }
