@@ -18,6 +18,7 @@ import { nodeAddress } from '../../top/lab/names.js';
 import { nodeStatus, sleep, waitFor } from '../helpers/cluster.js';
 import { farmStatus, Holders } from '../helpers/farm-lab.js';
 import { croftBin } from '../helpers/paths.js';
+import { writeLightModule } from '../helpers/light-module.js';
 
 const NODES = ['n1', 'n2', 'n3'];
 const VIP = '10.77.0.100';
@@ -29,18 +30,6 @@ function croft(args: string[]): string {
   const r = spawnSync(process.execPath, [croftBin, ...args], { encoding: 'utf8' });
   assert.equal(r.status, 0, `croft ${args.join(' ')}: ${r.stdout}${r.stderr}`);
   return r.stdout;
-}
-
-/** A light module whose application is a `sleep` recorded in /run/croft/<name>.pid (per node). */
-function writeLight(configDir: string, name: string, timeoutMs: number): void {
-  const dir = path.join(configDir, 'modules', name);
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'start_both'),
-    `#!/bin/sh\nsetsid sleep 100000 </dev/null >/dev/null 2>&1 &\necho $! > /run/croft/${name}.pid\n`, { mode: 0o755 });
-  fs.writeFileSync(path.join(dir, 'stop_both'),
-    `#!/bin/sh\n[ -f /run/croft/${name}.pid ] && kill "$(cat /run/croft/${name}.pid)"\nrm -f /run/croft/${name}.pid\nexit 0\n`, { mode: 0o755 });
-  fs.writeFileSync(path.join(dir, 'module.yaml'),
-    `kind: light\nscripts:\n  start_both: ./start_both\n  stop_both: ./stop_both\n  timeout_ms: ${timeoutMs}\n`);
 }
 
 /** Every file of a folder (relative path -> content), hidden names aside. */
@@ -82,8 +71,8 @@ describe('croft init, config push and reload in a 3-node lab whose nodes each ha
     assert.match(init, /configuration OK: cluster pushlab, 3 nodes/);
     assert.equal(fs.statSync(path.join(made, 'cluster.key')).mode & 0o777, 0o600);
     croft(['module', 'add', 'nginx-farm', 'web', '--dir', made, '--set', `vip=${VIP}`, '--set', 'seed=1']);
-    writeLight(made, 'keep', 5000);
-    writeLight(made, 'change', 5000);
+    writeLightModule(made, 'keep', 5000);
+    writeLightModule(made, 'change', 5000);
     croft(['check', made]);
     lab = await Lab.up({ name: `cp${process.pid % 100000}`, nodes: 3, clients: 200, config: made, daemons: false });
     // Each node gets its own copy of the folder (as scp -rp would), and its daemon reads that one.
@@ -117,7 +106,7 @@ describe('croft init, config push and reload in a 3-node lab whose nodes each ha
     const webBefore = await Promise.all(NODES.map((n) => farmStatus(lab, n)));
 
     const mine = confOf(lab, 'n1');
-    writeLight(mine, 'extra', 5000);
+    writeLightModule(mine, 'extra', 5000);
     const changeFile = path.join(mine, 'modules', 'change', 'module.yaml');
     fs.writeFileSync(changeFile, fs.readFileSync(changeFile, 'utf8').replace('timeout_ms: 5000', 'timeout_ms: 6000'));
     const t0 = Date.now();

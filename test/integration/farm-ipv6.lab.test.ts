@@ -5,7 +5,6 @@
 // and the ip6 table keeps each node's buckets with the same hash as `croft farm who`. Failover and
 // keep-alive clients are checked as for IPv4 (farm.lab, farm-crash.lab). Figures on '#' lines.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +13,7 @@ import { bucketOf } from '../../farm/hash-input.js';
 import type { FarmMapView } from '../../top/cli/farm.js';
 import { Lab } from '../../top/lab/index.js';
 import { daemonLog, sleep, stats, waitFor } from '../helpers/cluster.js';
-import { farmStatus, moduleView } from '../helpers/farm-lab.js';
+import { farmStatus, Holders, moduleView } from '../helpers/farm-lab.js';
 import { fixtures, repoRoot } from '../helpers/paths.js';
 
 const VIP4 = '10.77.0.100';
@@ -23,7 +22,6 @@ const NODES = ['n1', 'n2', 'n3'];
 const DRAIN_MS = 2_000;
 
 interface ClientsResult { results: Record<string, string | null>; answeredAtMs: Record<string, number> }
-interface Conn { src: string; answers: { node: string; at: number }[]; events: { what: string; at: number }[]; replies: number }
 
 function url(vip: string): string {
   return vip.includes(':') ? `http://[${vip}]/` : `http://${vip}/`;
@@ -60,32 +58,6 @@ function checkAnswers(map: FarmMapView, res: ClientsResult, sources: string[]): 
     per[m[1]!] = (per[m[1]!] ?? 0) + 1;
   }
   return per;
-}
-
-/** hold.mjs in the client: keep-alive connections to `host` from every source, until stop(). */
-class Holders {
-  readonly #child: ChildProcess;
-  #out = '';
-  readonly #exit: Promise<number>;
-  constructor(lab: Lab, host: string, sources: string[]) {
-    this.#child = lab.spawn('client', ['node', path.join(fixtures, 'farm-lab', 'hold.mjs'),
-      JSON.stringify({ host, port: 80, sources, everyMs: 100 })], { stdio: ['pipe', 'pipe', 'inherit'] });
-    this.#child.stdout!.on('data', (c: Buffer) => { this.#out += c.toString(); });
-    this.#exit = new Promise((resolve) => this.#child.on('exit', (code) => resolve(code ?? 1)));
-  }
-  ready(): Promise<number> {
-    return waitFor('every client answered once', () => this.#out.startsWith('ready\n'), 20_000, 50);
-  }
-  async stop(): Promise<Conn[]> {
-    this.#child.stdin!.end('stop\n');
-    assert.equal(await this.#exit, 0);
-    const line = this.#out.split('\n').find((l) => l.startsWith('{'));
-    assert.ok(line, `hold.mjs printed its result: ${this.#out.slice(0, 200)}`);
-    return (JSON.parse(line) as { conns: Conn[] }).conns;
-  }
-  kill(): void {
-    if (this.#child.exitCode === null) this.#child.kill('SIGKILL');
-  }
 }
 
 /** Wall-clock ms of the first farm_buckets line at or after sinceMs on `node` with these members. */

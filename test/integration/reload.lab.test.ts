@@ -11,31 +11,20 @@ import { afterAll, beforeAll, describe, test } from 'vitest';
 import { Lab } from '../../top/lab/index.js';
 import { daemonLog, nodeStatus, waitFor } from '../helpers/cluster.js';
 import { croftBin, repoRoot } from '../helpers/paths.js';
+import { writeLightModule } from '../helpers/light-module.js';
 
 const VIP = '10.77.0.100'; // modules/nginx-farm/module.yaml
 const SITE = '/run/croft/reload-site'; // private to each lab node
 
 const nodes = ['n1', 'n2'];
 
-/** A light module whose application is a `sleep` recorded in /run/croft/<name>.pid (per node). */
-function writeModule(configDir: string, name: string, timeoutMs: number): void {
-  const dir = path.join(configDir, 'modules', name);
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'start_both'),
-    `#!/bin/sh\nsetsid sleep 100000 </dev/null >/dev/null 2>&1 &\necho $! > /run/croft/${name}.pid\n`, { mode: 0o755 });
-  fs.writeFileSync(path.join(dir, 'stop_both'),
-    `#!/bin/sh\n[ -f /run/croft/${name}.pid ] && kill "$(cat /run/croft/${name}.pid)"\nrm -f /run/croft/${name}.pid\nexit 0\n`, { mode: 0o755 });
-  fs.writeFileSync(path.join(dir, 'module.yaml'),
-    `kind: light\nscripts:\n  start_both: ./start_both\n  stop_both: ./stop_both\n  timeout_ms: ${timeoutMs}\n`);
-}
-
 describe('croft reload in a 2-node lab', { timeout: 180_000 }, () => {
   let lab: Lab;
   let config: string;
   beforeAll(async () => {
     config = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-reloadtest-'));
-    writeModule(config, 'keep', 5000);
-    writeModule(config, 'change', 5000);
+    writeLightModule(config, 'keep', 5000);
+    writeLightModule(config, 'change', 5000);
     lab = await Lab.up({ name: `rl${process.pid % 100000}`, nodes: 2, clients: 1, config, intervalMs: 100, timeoutMs: 500 });
   });
   afterAll(async () => {
@@ -60,7 +49,7 @@ describe('croft reload in a 2-node lab', { timeout: 180_000 }, () => {
     for (const n of nodes) assert.ok(before[n]!.keep && before[n]!.change, `both applications run on ${n}`);
     const t0 = Date.now();
 
-    writeModule(lab.configDir, 'change', 6000);
+    writeLightModule(lab.configDir, 'change', 6000);
     for (const n of nodes) {
       const r = await reload(n);
       assert.equal(r.code, 0, r.stderr);
@@ -79,7 +68,7 @@ describe('croft reload in a 2-node lab', { timeout: 180_000 }, () => {
     // Invalid: refused whole with file:line, exit 1; nothing restarts.
     const file = path.join(lab.configDir, 'modules', 'keep', 'module.yaml');
     fs.appendFileSync(file, 'restart:\n  maxloop: many\n');
-    writeModule(lab.configDir, 'change', 7000);
+    writeLightModule(lab.configDir, 'change', 7000);
     const pids = { keep: await pid('n1', 'keep'), change: await pid('n1', 'change') };
     const bad = await reload('n1');
     assert.equal(bad.code, 1);
