@@ -313,8 +313,9 @@ export class UdpMembership extends EventEmitter {
 
   /**
    * Feeds the quiet heartbeats the pump noted (each the last accepted one again, with its seq, at
-   * its arrival time), then every datagram it queued. Tells 'heard' when a queued one was accepted:
-   * a peer said something new (its modules, view, configuration), which the daemon acts on.
+   * its arrival time) and every datagram it queued, in order of arrival. Tells 'heard' when a
+   * queued one was accepted: a peer said something new (its modules, view, configuration), which
+   * the daemon acts on.
    */
   private readInbox(): void {
     if (!this.pump) return;

@@ -237,8 +237,10 @@ impl Mirror {
         let mut result = Ok(());
         if let Some(session) = self.session.take() {
             let r = match umount_retrying(&self.dir) {
-                // Unmounted: the kernel ends the session, whose thread then returns.
-                Ok(()) => session.join(),
+                // Unmounted: the kernel ends the session, whose thread then returns. Its last read
+                // of /dev/fuse may fail with ECONNABORTED rather than ENODEV (which fuser takes
+                // for the end): the mount is gone either way, so that is a clean end too.
+                Ok(()) => session.join().or_else(|e| if e.raw_os_error() == Some(libc::ECONNABORTED) { Ok(()) } else { Err(e) }),
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => session.umount_and_join(),
                 Err(e) => Err(e),
             };
