@@ -175,11 +175,8 @@ test('udp: a node two releases ahead is refused, counted and logged once; the pe
   }
 });
 
-test('udp: to a peer of protocol 2 the node sends protocol 2\'s heartbeat (what the previous release\'s strict decoder accepts)', async () => {
-  const port = 20000 + Math.floor(Math.random() * 40000);
-  const cfg = config(port);
-  const n1 = new UdpMembership({ cluster: cfg, self: 'n1', incarnation: 1000, pkg: '0.1.0' });
-  await n1.start();
+/** A node of protocol 2 on 127.0.0.2: its socket, and the heartbeats it decoded from n1. */
+async function legacyPeer(port: number): Promise<{ old: dgram.Socket; got: Heartbeat[] }> {
   const old = dgram.createSocket('udp4');
   const got: Heartbeat[] = [];
   old.on('message', (m) => {
@@ -187,6 +184,15 @@ test('udp: to a peer of protocol 2 the node sends protocol 2\'s heartbeat (what 
     if (d.ok) got.push(d.hb);
   });
   await new Promise<void>((resolve) => old.bind(port, '127.0.0.2', () => resolve()));
+  return { old, got };
+}
+
+test('udp: to a peer of protocol 2 the node sends protocol 2\'s heartbeat (what the previous release\'s strict decoder accepts)', async () => {
+  const port = 20000 + Math.floor(Math.random() * 40000);
+  const cfg = config(port);
+  const n1 = new UdpMembership({ cluster: cfg, self: 'n1', incarnation: 1000, pkg: '0.1.0' });
+  await n1.start();
+  const { old, got } = await legacyPeer(port);
   try {
     await waitFor(() => got.length >= 1, 2000, 'a first heartbeat');
     assert.deepEqual(got[0]?.proto, [3, 2]); // before it heard n2: protocol 3's
@@ -212,13 +218,7 @@ test('udp: a peer taken for protocol 2 still gets a full heartbeat now and then 
   const cfg = config(port);
   const n1 = new UdpMembership({ cluster: cfg, self: 'n1', incarnation: 1000, pkg: '0.1.0', legacyProbeMs: 400 });
   await n1.start();
-  const old = dgram.createSocket('udp4');
-  const got: Heartbeat[] = [];
-  old.on('message', (m) => {
-    const d = decodeHeartbeat(m, key);
-    if (d.ok) got.push(d.hb);
-  });
-  await new Promise<void>((resolve) => old.bind(port, '127.0.0.2', () => resolve()));
+  const { old, got } = await legacyPeer(port);
   let seq = 0;
   const send = () => new Promise<void>((resolve, reject) =>
     old.send(encodeHeartbeat(hb('n2', ++seq, { cluster: 'c', incarnation: 2000 }), key), port, '127.0.0.1', (e) => (e ? reject(e) : resolve())));

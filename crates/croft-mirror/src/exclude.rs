@@ -62,10 +62,8 @@ impl Exclude {
         if self.0.is_empty() {
             return Touches::Replicated;
         }
-        let (a, b) = match op {
-            Op::Rename { from, to, .. } | Op::Link { from, to } | Op::LinkReplace { from, to } => (from, Some(to)),
-            other => (single_path(other), None),
-        };
+        let paths = op.paths();
+        let (a, b) = (paths[0], paths.get(1).copied());
         match (self.covers(a), b.map(|b| self.covers(b))) {
             (true, None | Some(true)) => Touches::Excluded,
             // Renaming a directory that holds an excluded path would move that subtree out of
@@ -79,34 +77,6 @@ impl Exclude {
     /// An excluded path lies strictly under `p`.
     fn holds_excluded(&self, p: &Path) -> bool {
         self.0.iter().any(|e| e.as_path() != p && e.starts_with(p))
-    }
-}
-
-/// The path of an operation on one path.
-fn single_path(op: &Op) -> &PathBuf {
-    match op {
-        Op::Write { path, .. }
-        | Op::Truncate { path, .. }
-        | Op::Fallocate { path, .. }
-        | Op::Create { path, .. }
-        | Op::Mknod { path, .. }
-        | Op::Mkdir { path, .. }
-        | Op::Symlink { path, .. }
-        | Op::Unlink { path }
-        | Op::Rmdir { path }
-        | Op::Chmod { path, .. }
-        | Op::Chown { path, .. }
-        | Op::Utimens { path, .. }
-        | Op::SetXattr { path, .. }
-        | Op::RemoveXattr { path, .. }
-        | Op::Fsync { path, .. }
-        | Op::RemoveTree { path }
-        | Op::SyncDir { path, .. }
-        | Op::SyncFile { path, .. }
-        | Op::SyncMeta { path, .. }
-        | Op::SyncSymlink { path, .. }
-        | Op::SyncNode { path, .. } => path,
-        Op::Rename { from, .. } | Op::Link { from, .. } | Op::LinkReplace { from, .. } => from,
     }
 }
 

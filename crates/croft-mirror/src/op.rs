@@ -364,7 +364,8 @@ impl Op {
         Ok(op)
     }
 
-    fn paths(&self) -> Vec<&Path> {
+    /// The paths the operation names: [path], or [from, to] for a link or rename.
+    pub(crate) fn paths(&self) -> Vec<&Path> {
         match self {
             Op::Link { from, to } | Op::Rename { from, to, .. } | Op::LinkReplace { from, to } => vec![from, to],
             Op::Write { path, .. }
