@@ -30,6 +30,7 @@ export const codes = {
   CROFT_ERR_API_ORIGIN: def('A cross-site or cross-origin command was refused', 403),
   CROFT_ERR_API_RATE: def('Too many failed logins from this source: try again later', 429),
   CROFT_ERR_API_FORBIDDEN: def('Commands over TCP need a credential and none is configured (api.tokens or api.users)', 403),
+  CROFT_ERR_API_BUSY: def('Too many web console streams are open on this node: close some console tabs', 503),
   CROFT_ERR_API_ROLE: def('The credential\'s role may not do this (viewer: read only; operator: commands; admin: also reload)', 403),
   CROFT_ERR_UNKNOWN_MODULE: def('No such module in the configuration', 404),
   CROFT_ERR_UNKNOWN_NODE: def('This node is not in cluster.yaml', 404),

@@ -11,6 +11,7 @@
 // blocking write(2) on a full pipe would hold a thread, and pino's exit-time flushSync would wait
 // for it forever). flushLogs() waits for the buffered lines up to a deadline; the daemon exits
 // after it whatever the destination does (top/cli/daemon.ts).
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import type { Writable } from 'node:stream';
@@ -44,8 +45,35 @@ export function logDropped(): Readonly<DropCounts> {
   return { ...processDrops };
 }
 
+/**
+ * The last `max` lines written (each cut at `maxLineBytes`), for the web console's live tail of the
+ * node's log: bounded whatever the log's rate. Emits 'line' for each line kept.
+ */
+export class LogRing extends EventEmitter {
+  readonly #lines: string[] = [];
+  constructor(readonly max = 500, readonly maxLineBytes = 4096) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  push(line: string): void {
+    const l = line.endsWith('\n') ? line.slice(0, -1) : line;
+    const kept = l.length > this.maxLineBytes ? `${l.slice(0, this.maxLineBytes)}…` : l;
+    this.#lines.push(kept);
+    if (this.#lines.length > this.max) this.#lines.splice(0, this.#lines.length - this.max);
+    this.emit('line', kept);
+  }
+
+  /** The newest `n` lines, oldest first. */
+  lines(n = this.max): string[] {
+    return this.#lines.slice(Math.max(0, this.#lines.length - n));
+  }
+}
+
 export class BoundedSink {
   readonly dropped = zero();
+  /** What the console's log tail shows (only lines the destination was given). */
+  readonly recent = new LogRing();
   private unreported = zero();
   private unreportedSince = '';
   private windowStart = -Infinity;
@@ -84,6 +112,7 @@ export class BoundedSink {
     }
     this.windowLines++;
     this.out.write(line);
+    this.recent.push(line);
   }
 
   /** Bytes handed to the destination and not yet written. */

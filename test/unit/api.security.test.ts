@@ -280,7 +280,7 @@ describe('API over TCP with credentials', () => {
     assert.doesNotMatch(page.body, /<script(?![^>]*\bsrc=)[^>]*>/, 'no inline <script>');
     assert.doesNotMatch(page.body, /<style|\son[a-z]+=/i, 'no inline style or event handler');
     assert.match(String(answers[2]!.headers['content-type']), /^text\/javascript/);
-    assert.match(answers[2]!.body, /fetch\('\/api\/v1\/status'/);
+    assert.match(answers[2]!.body, /new EventSource\('\/api\/v1\/console\/stream'\)/);
   });
 
   test('low: failed logins are limited per source: the 11th within a minute answers 429 with Retry-After, a right token too; other sources are not', async () => {

@@ -4,12 +4,16 @@
 //   /health/<module>              200 when this node serves the module, else 503 (for load balancers)
 //   /var/modules/<module>/ready.txt  the same, in SafeKit's words, for people migrating
 //   /metrics                      Prometheus (a credential only with api.metrics_auth)
-//   /                             the web console (authenticated), /console.js and /console.css
+//   /                             the web console (authenticated; else its login page), /console.js
+//                                 and /console.css; its routes (login, stream...) in console-routes.ts
 //
 // Who may do what (DESIGN.md, "Trust and the wire"):
 // - Over TCP a command (any POST) always needs a configured token or user, loopback included: a
 //   local unprivileged user must not command modules. With none configured, TCP is read-only
 //   (status from loopback, health, metrics) and a command is answered 403 with how to configure one.
+// - The console's session cookie (session.ts, POST /api/v1/login) stands for a user or token;
+//   HttpOnly, SameSite=Strict, Secure under TLS. A command it authenticates must carry an Origin
+//   (checked below): the cookie alone never commands.
 // - Roles (auth.ts): a viewer user reads only; an operator also commands; reload needs admin (a
 //   token, or a user whose role is admin, the default). A refusal is 403 CROFT_ERR_API_ROLE.
 // - The local unix socket (root-only, top/cli/daemon.ts) needs no credential: its file mode is the
@@ -37,7 +41,12 @@ import { codes, CroftError, type ErrorCode } from '../../src/errors.js';
 import type { Logger } from '../../src/log/logger.js';
 import { authenticate, credentialsConfigured, FailedLogins, howToConfigure, isLoopback, roleAllows } from './auth.js';
 import { eventsQuery } from './events.js';
-import { consoleCss, consoleHtml, consoleJs } from './console.js';
+import { consoleHtml } from './console.js';
+import { consoleJs } from './console-js.js';
+import { consoleCss } from './console-css.js';
+import { consoleRoutes, sessionRoutes } from './console-routes.js';
+import { SESSION_COOKIE, Sessions, cookieValue } from './session.js';
+import type { LogRing } from '../../src/log/logger.js';
 import { renderMetrics } from './metrics.js';
 import { PUSH_MAX_BYTES } from '../../src/config/bundle.js';
 
@@ -79,6 +88,8 @@ export interface ApiOptions {
   failedLogins?: FailedLogins;
   /** Overrides of apiLimits (tests). */
   limits?: Partial<typeof apiLimits>;
+  /** The node's last log lines, for the console's log tail (the daemon's logger sink). */
+  logTail?: LogRing;
 }
 
 /** Lowercased host name of a Host header ("[::1]:9450" -> "::1"), or null when unusable. */
@@ -190,6 +201,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
   const log = opts.logger;
   const failed = opts.failedLogins ?? new FailedLogins();
   const hosts = allowedHostNames(daemon, Boolean(opts.local));
+  const sessions = new Sessions(api);
 
   /** A refusal with its code's status (src/errors.ts), or `status` where the code is a generic one. */
   const refuse = (reply: FastifyReply, error: ErrorCode, message: string, status = codes[error].statusCode) =>
@@ -244,7 +256,16 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     if (command && !credentialsConfigured(api)) {
       return refuse(reply, 'CROFT_ERR_API_FORBIDDEN', `commands over TCP need a credential and none is configured: ${howToConfigure(api)}`);
     }
-    const r = authenticate(api, req.headers.authorization, address);
+    let r = authenticate(api, req.headers.authorization, address);
+    // No Authorization header: the console's session cookie, if any.
+    const session = !r.ok && req.headers.authorization === undefined ? sessions.resolve(cookieValue(req.headers.cookie, SESSION_COOKIE)) : null;
+    if (session) {
+      // The Origin, when present, was checked same-origin in onRequest; a cookie with none is refused.
+      if (command && req.headers.origin === undefined && req.headers['sec-fetch-site'] !== 'same-origin') {
+        return refuse(reply, 'CROFT_ERR_API_ORIGIN', 'a command authenticated by the console\'s session cookie must come from the console (no Origin header)');
+      }
+      r = { ok: true, ...session };
+    }
     if (!r.ok) {
       if (r.attempted) {
         failed.fail(address);
@@ -253,7 +274,8 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
             `${failed.limit} failed logins from ${FailedLogins.source(address)} within ${failed.windowMs / 1000} s: refused for the rest of that time`);
         }
       }
-      reply.header('www-authenticate', 'Basic realm="croft", Bearer');
+      // The console's own requests ask for no Basic prompt: it shows its login form instead.
+      if (req.headers['x-croft-console'] === undefined) reply.header('www-authenticate', 'Basic realm="croft", Bearer');
       return refuse(reply, 'CROFT_ERR_API', `unauthorized: ${r.reason}`, 401);
     }
     roles.set(req, r.role);
@@ -264,6 +286,10 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
   const requireRole = (needs: ApiRole) => async (req: FastifyRequest, reply: FastifyReply) => {
     const role = roles.get(req) ?? 'viewer';
     if (!roleAllows(role, needs)) return refuseRole(reply, role, needs);
+  };
+  const consoleDeps = {
+    daemon, api, sessions, secure: tls !== null, failed, logTail: opts.logTail, refuse,
+    whoOf: (req: FastifyRequest) => (roles.has(req) ? { who: opts.local ? 'root on the local socket' : names.get(req) ?? '?', role: roles.get(req)! } : null),
   };
   const who = (req: FastifyRequest) => (opts.local ? 'root on the local socket' : `${names.get(req) ?? '?'} (${roles.get(req) ?? '?'}) through the API`);
 
@@ -280,6 +306,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     const commandAuth = authorize(true);
     v1.addHook('onRequest', (req, reply) => (SAFE_METHODS.has(req.method) ? read : commandAuth)(req, reply));
     v1.get('/status', async () => daemon.status());
+    consoleRoutes(v1, consoleDeps, securityHeaders);
     v1.get<{ Params: { module: string } }>('/modules/:module', async (req) => {
       const rt = daemon.runtimes.get(req.params.module);
       if (!rt) throw new CroftError('CROFT_ERR_UNKNOWN_MODULE', `module "${req.params.module}" does not run on node ${daemon.self}`);
@@ -331,6 +358,8 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
       });
     }
   }, { prefix: '/api/v1' });
+
+  sessionRoutes(app, consoleDeps);
 
   // `croft config push` (top/daemon/push.ts): authenticated by the bundle's seal under the cluster
   // key, not by an API credential (nodes need none to push to each other). A seal that does not open
@@ -394,9 +423,17 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     return renderMetrics(daemon);
   });
 
-  app.get('/', { onRequest: authorize(false) }, async (_req, reply) => {
-    reply.type('text/html; charset=utf-8');
-    return consoleHtml(daemon.config.cluster.name, daemon.self);
+  // The page: for a request without a valid credential, 401 with the login form (and no Basic
+  // prompt: the form posts to /api/v1/login); the names of the cluster and node only once in.
+  const pageAuth = authorize(false);
+  app.get('/', async (req, reply) => {
+    if (req.headers.authorization !== undefined || opts.local || !credentialsConfigured(api)) {
+      await pageAuth(req, reply);
+      if (reply.sent) return reply;
+    } else if (sessions.resolve(cookieValue(req.headers.cookie, SESSION_COOKIE)) === null) {
+      return reply.code(401).type('text/html; charset=utf-8').send(consoleHtml(null, null));
+    }
+    return reply.type('text/html; charset=utf-8').send(consoleHtml(daemon.config.cluster.name, daemon.self));
   });
   // The console's script and style: no secret in them, so no credential (the page itself needs one).
   app.get('/console.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(consoleJs));

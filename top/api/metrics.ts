@@ -150,7 +150,7 @@ export function renderMetrics(daemon: Daemon): string {
 
 /** One watch per VIP (a handful per daemon): the count is read off the JS thread, at most once a second. */
 const connectionWatches = new Map<string, LiveConnectionsWatch>();
-function connectionsWatch(vip: string): LiveConnectionsWatch {
+export function connectionsWatch(vip: string): LiveConnectionsWatch {
   let w = connectionWatches.get(vip);
   if (!w) {
     w = new LiveConnectionsWatch(vip);

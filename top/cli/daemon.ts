@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { Daemon } from '../daemon/daemon.js';
 import { localAddresses, resolveSelf } from '../daemon/identity.js';
 import { CroftError } from '../../src/errors.js';
-import { createLogger, flushLogs } from '../../src/log/logger.js';
+import { createLogger, flushLogs, sinkOf } from '../../src/log/logger.js';
 import { flagString, parseArgs, rejectUnknown, type Output } from './args.js';
 import { defaultConfigDir } from './client.js';
 
@@ -24,8 +24,9 @@ export async function daemonCommand(argv: string[], _out: Output): Promise<numbe
   prepareSocketDir(config.cluster.api.socket);
   const log = createLogger({ node: self, cluster: config.cluster.name });
   const daemon = new Daemon(config, self, log);
-  const app = buildApi(daemon, { logger: log.child({ layer: 'api' }) });
-  const local = buildApi(daemon, { local: true, logger: log.child({ layer: 'api-local' }) });
+  const logTail = sinkOf(log)?.recent;
+  const app = buildApi(daemon, { logger: log.child({ layer: 'api' }), logTail });
+  const local = buildApi(daemon, { local: true, logger: log.child({ layer: 'api-local' }), logTail });
   // A daemon that cannot serve stops, and exits (code 1) whatever its stdout does.
   const fail = async (err: unknown): Promise<never> => {
     await flushLogs(log, LOG_FLUSH_MS);

@@ -1,0 +1,214 @@
+// The web console's server side, attacked through the real API (inject and a real port): login and
+// its cookie (HttpOnly, SameSite=Strict), roles, CSRF (a foreign Origin, a cookie without Origin, a
+// GET never commands), failed-login throttling, the login page, the live stream, the log tail.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, test } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from '../../top/api/app.js';
+import { FailedLogins } from '../../top/api/auth.js';
+import { Sessions } from '../../top/api/session.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createLogger, LogRing, silentLogger, sinkOf } from '../../src/log/logger.js';
+import { Daemon } from '../../top/daemon/daemon.js';
+import { closeApi, writeApiConfig } from './api-fixture.js';
+
+const SELF = 'http://localhost';
+
+function cookieOf(r: { headers: Record<string, unknown> }): string {
+  const set = String(r.headers['set-cookie'] ?? '');
+  return set.slice(0, set.indexOf(';'));
+}
+
+describe('web console: sessions, roles, CSRF', () => {
+  let dir: string;
+  let daemon: Daemon;
+  let app: FastifyInstance;
+  const logTail = new LogRing(50);
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-console-'));
+    writeApiConfig(dir, 'consoletest', [
+      '  tokens: [sesame-token-0123456789]',
+      '  users:',
+      '    - { name: vera, password: "viewer-pass-1", role: viewer }',
+      '    - { name: otto, password: "operator-pass-1", role: operator }',
+    ]);
+    daemon = new Daemon(loadConfig(dir), 'n1', silentLogger());
+    app = buildApi(daemon, { failedLogins: new FailedLogins(3, 60_000), logTail });
+  });
+  afterAll(() => closeApi([app], daemon, dir));
+
+  const login = async (user: string, password: string, origin = SELF) =>
+    app.inject({ method: 'POST', url: '/api/v1/login', headers: { origin, 'content-type': 'application/json' }, payload: { user, password } });
+
+  test('login answers an HttpOnly SameSite=Strict cookie (not Secure over http) that opens the read routes', async () => {
+    const r = await login('vera', 'viewer-pass-1');
+    assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual(r.json(), { who: 'vera', role: 'viewer', node: 'n1', cluster: 'consoletest' });
+    const set = String(r.headers['set-cookie']);
+    assert.match(set, /^croft_session=[\w-]{43}; Max-Age=\d+; Path=\/; HttpOnly; SameSite=Strict$/);
+    const who = await app.inject({ method: 'GET', url: '/api/v1/whoami', headers: { cookie: cookieOf(r) } });
+    assert.equal(who.statusCode, 200);
+    assert.equal(who.json().role, 'viewer');
+    const snap = await app.inject({ method: 'GET', url: '/api/v1/console/snapshot', headers: { cookie: cookieOf(r) } });
+    assert.equal(snap.statusCode, 200);
+    assert.deepEqual(Object.keys(snap.json().status.modules), ['web']);
+    // The page: the console with the names once logged in; without, the login page, 401, no Basic prompt, no names.
+    const page = await app.inject({ method: 'GET', url: '/', headers: { cookie: cookieOf(r) } });
+    assert.equal(page.statusCode, 200);
+    assert.match(page.body, /console of node <b id="self">n1<\/b>/);
+    const anon = await app.inject({ method: 'GET', url: '/' });
+    assert.equal(anon.statusCode, 401);
+    assert.equal(anon.headers['www-authenticate'], undefined);
+    assert.match(anon.body, /<form id="login"/);
+    assert.doesNotMatch(anon.body, /consoletest|n1/);
+  });
+
+  test('a viewer\'s cookie is refused every command (403 CROFT_ERR_API_ROLE); nothing changes', async () => {
+    const c = cookieOf(await login('vera', 'viewer-pass-1'));
+    for (const url of ['/api/v1/modules/web/start', '/api/v1/modules/web/maintenance/on', '/api/v1/maintenance/on']) {
+      const r = await app.inject({ method: 'POST', url, headers: { cookie: c, origin: SELF } });
+      assert.equal(r.statusCode, 403, url);
+      assert.equal(r.json().error, 'CROFT_ERR_API_ROLE');
+    }
+    assert.equal(daemon.runtimes.get('web')?.state(), 'STOP');
+    assert.equal(daemon.maintenance.snapshot().node, null);
+  });
+
+  test('an operator\'s cookie commands from the console\'s origin only: a foreign Origin, a cross-site fetch, no Origin are refused', async () => {
+    const c = cookieOf(await login('otto', 'operator-pass-1'));
+    const url = '/api/v1/modules/web/maintenance/on';
+    const foreign = await app.inject({ method: 'POST', url, headers: { cookie: c, origin: 'http://evil.example' } });
+    assert.equal(foreign.statusCode, 403);
+    assert.equal(foreign.json().error, 'CROFT_ERR_API_ORIGIN');
+    const site = await app.inject({ method: 'POST', url, headers: { cookie: c, 'sec-fetch-site': 'cross-site' } });
+    assert.equal(site.json().error, 'CROFT_ERR_API_ORIGIN');
+    const none = await app.inject({ method: 'POST', url, headers: { cookie: c } });
+    assert.equal(none.statusCode, 403);
+    assert.equal(none.json().error, 'CROFT_ERR_API_ORIGIN');
+    assert.match(none.json().message, /session cookie/);
+    assert.deepEqual(daemon.maintenance.snapshot().modules, {}, 'no refused request changed anything');
+    // No credential at all: 401, even from the right origin.
+    const anon = await app.inject({ method: 'POST', url, headers: { origin: SELF } });
+    assert.equal(anon.statusCode, 401);
+    // GET never commands: the command routes are POST only.
+    assert.equal((await app.inject({ method: 'GET', url, headers: { cookie: c } })).statusCode, 404);
+    const ok = await app.inject({ method: 'POST', url, headers: { cookie: c, origin: SELF } });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.ok(daemon.maintenance.snapshot().modules.web, 'the operator put web in maintenance');
+    const off = await app.inject({ method: 'POST', url: '/api/v1/modules/web/maintenance/off', headers: { cookie: c, origin: SELF } });
+    assert.equal(off.statusCode, 200);
+    // Reload stays admin's.
+    const reload = await app.inject({ method: 'POST', url: '/api/v1/reload', headers: { cookie: c, origin: SELF } });
+    assert.equal(reload.json().error, 'CROFT_ERR_API_ROLE');
+  });
+
+  test('login from a foreign Origin is refused; logout ends the session; a forged cookie opens nothing', async () => {
+    const foreign = await login('otto', 'operator-pass-1', 'http://evil.example');
+    assert.equal(foreign.statusCode, 403);
+    assert.equal(foreign.json().error, 'CROFT_ERR_API_ORIGIN');
+    assert.equal(foreign.headers['set-cookie'], undefined);
+    const c = cookieOf(await login('otto', 'operator-pass-1'));
+    const out = await app.inject({ method: 'POST', url: '/api/v1/logout', headers: { cookie: c, origin: SELF } });
+    assert.match(String(out.headers['set-cookie']), /^croft_session=; Max-Age=0/);
+    assert.equal((await app.inject({ method: 'GET', url: '/api/v1/whoami', headers: { cookie: c } })).statusCode, 401);
+    assert.equal((await app.inject({ method: 'GET', url: '/api/v1/whoami', headers: { cookie: `croft_session=${'A'.repeat(43)}` } })).statusCode, 401);
+    // A token logs in too (admin).
+    const t = await app.inject({ method: 'POST', url: '/api/v1/login', headers: { origin: SELF }, payload: { token: 'sesame-token-0123456789' } });
+    assert.equal(t.json().role, 'admin');
+    const bad = await app.inject({ method: 'POST', url: '/api/v1/login', headers: { origin: SELF }, payload: { user: 'otto' } });
+    assert.equal(bad.statusCode, 400);
+    assert.equal(bad.json().error, 'CROFT_ERR_USAGE');
+  });
+
+  test('wrong passwords at login count as failed logins: past the limit, 429 even for the right one', async () => {
+    const fresh = buildApi(daemon, { failedLogins: new FailedLogins(3, 60_000) });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await fresh.inject({ method: 'POST', url: '/api/v1/login', headers: { origin: SELF }, payload: { user: 'otto', password: `guess-${i}` } });
+        assert.equal(r.statusCode, 401);
+      }
+      const right = await fresh.inject({ method: 'POST', url: '/api/v1/login', headers: { origin: SELF }, payload: { user: 'otto', password: 'operator-pass-1' } });
+      assert.equal(right.statusCode, 429);
+      assert.equal(right.json().error, 'CROFT_ERR_API_RATE');
+      assert.equal(right.headers['set-cookie'], undefined);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  test('the live stream: hello, the history, the log tail and a snapshot at once; then each new event and log line', async () => {
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (app.server.address() as AddressInfo).port;
+    const c = cookieOf(await login('vera', 'viewer-pass-1'));
+    logTail.push('{"msg":"before"}\n');
+    const got: string[] = [];
+    const req = http.get({ host: '127.0.0.1', port, path: '/api/v1/console/stream', headers: { cookie: c, host: 'localhost' } });
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => { req.on('response', resolve); req.on('error', reject); });
+    try {
+      assert.equal(res.statusCode, 200);
+      assert.match(String(res.headers['content-type']), /^text\/event-stream/);
+      assert.match(String(res.headers['content-security-policy']), /script-src 'self'/);
+      res.setEncoding('utf8');
+      let buf = '';
+      res.on('data', (d: string) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) { got.push(buf.slice(0, i)); buf = buf.slice(i + 2); }
+      });
+      const waitFor = async (re: RegExp) => {
+        for (let t = 0; t < 100 && !got.some((g) => re.test(g)); t++) await new Promise((r) => setTimeout(r, 20));
+        assert.ok(got.some((g) => re.test(g)), `stream carried ${re}: ${got.map((g) => g.slice(0, 60)).join(' | ')}`);
+      };
+      await waitFor(/^event: hello\ndata: \{"who":"vera","role":"viewer"/);
+      await waitFor(/^event: log\ndata: \[.*before/);
+      await waitFor(/^event: snapshot\ndata: \{"status"/);
+      daemon.events.publish({ module: 'web', kind: 'state', from: 'STOP', to: 'UP', cause: 'test event' });
+      await waitFor(/^event: event\ndata: .*"cause":"test event"/);
+      logTail.push('{"msg":"after"}');
+      await waitFor(/^event: log\ndata: ".*after/);
+      // The log route answers the same lines.
+      const log = await app.inject({ method: 'GET', url: '/api/v1/log?lines=5', headers: { cookie: c } });
+      assert.ok(log.json().lines.some((l: string) => l.includes('after')));
+      // Without a credential, no stream.
+      assert.equal((await app.inject({ method: 'GET', url: '/api/v1/console/stream' })).statusCode, 401);
+    } finally {
+      req.destroy();
+    }
+  });
+});
+
+describe('console sessions and log ring', () => {
+  test('sessions are bounded, expire, and end when their user leaves the configuration', () => {
+    let now = 0;
+    const api = { users: [{ name: 'a', password: 'p', role: 'operator' as const }], tokens: ['t'.repeat(20)] } as never;
+    const s = new Sessions(api, 1000, 2, () => now);
+    const a = s.open({ user: 'a' });
+    const b = s.open({ token: 't'.repeat(20) });
+    assert.deepEqual(s.resolve(a), { who: 'a', role: 'operator' });
+    assert.deepEqual(s.resolve(b), { who: 'token', role: 'admin' });
+    s.open({ user: 'a' });
+    assert.equal(s.size(), 2);
+    assert.equal(s.resolve(a), null, 'the oldest session went first');
+    now = 1001;
+    assert.equal(s.resolve(b), null, 'expired');
+    const gone = new Sessions({ users: [], tokens: [] } as never);
+    assert.equal(gone.resolve(gone.open({ user: 'a' })), null, 'a user not in the configuration has no session');
+  });
+
+  test('the log ring keeps the newest lines, cut at their bound, and the sink feeds it', () => {
+    const r = new LogRing(3, 10);
+    for (let i = 0; i < 5; i++) r.push(`line ${i}\n`);
+    assert.deepEqual(r.lines(), ['line 2', 'line 3', 'line 4']);
+    r.push('x'.repeat(50));
+    assert.equal(r.lines(1)[0], `${'x'.repeat(10)}…`);
+    const log = createLogger({ node: 'n1', destination: new PassThrough() });
+    log.info({ module: 'web' }, 'hello ring');
+    assert.match(sinkOf(log)!.recent.lines(1)[0]!, /"msg":"hello ring"/);
+  });
+});
