@@ -14,6 +14,8 @@ declare -A need=(
   [pg_createcluster]=postgresql [psql]=postgresql-client [pg_isready]=postgresql-client
   [mariadbd]=mariadb-server [mariadb-install-db]=mariadb-server [mariadb]=mariadb-client [mariadb-admin]=mariadb-client
   [redis-cli]=redis-tools [setpriv]=util-linux
+  # The web console's browser tests (test/integration/console.lab.test.ts) drive Debian's Chromium.
+  [chromium]=chromium
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -58,6 +58,8 @@ describe('web console: sessions, roles, CSRF', () => {
     const snap = await app.inject({ method: 'GET', url: '/api/v1/console/snapshot', headers: { cookie: cookieOf(r) } });
     assert.equal(snap.statusCode, 200);
     assert.deepEqual(Object.keys(snap.json().status.modules), ['web']);
+    const conns = await app.inject({ method: 'GET', url: '/api/v1/console/connections', headers: { cookie: cookieOf(r) } });
+    assert.deepEqual(conns.json(), { node: 'n1', farms: {} });
     // The page: the console with the names once logged in; without, the login page, 401, no Basic prompt, no names.
     const page = await app.inject({ method: 'GET', url: '/', headers: { cookie: cookieOf(r) } });
     assert.equal(page.statusCode, 200);

@@ -1,12 +1,12 @@
 // The console's style (served at /console.css): plain CSS, one column on a phone, a grid of buckets.
-export const consoleCss = `*{box-sizing:border-box}
+export const consoleCss = `*{box-sizing:border-box} [hidden]{display:none!important}
 body{font:14px system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
 header{background:#fff;border-bottom:1px solid #ddd;padding:.8em 1.2em;display:flex;flex-wrap:wrap;align-items:center;gap:.3em 1.2em}
 h1{font-size:1.3em;margin:0} h2{font-size:1.1em;margin:1.2em 0 .5em} .sub{color:#666;flex:1 1 20em}
 main{padding:0 1.2em 2em;max-width:1340px}
 nav{display:flex;flex-wrap:wrap;gap:.3em;width:100%} nav a{padding:.35em .8em;border-radius:4px;text-decoration:none;color:#1565c0;background:#eef3fb}
 nav a.on{background:#1565c0;color:#fff}
-#me{color:#555} button{font:inherit;padding:.3em .8em;border:1px solid #bbb;border-radius:4px;background:#fff;cursor:pointer}
+#me{color:#555;margin-left:auto} button.locked{color:#888;border-style:dashed} button{font:inherit;padding:.3em .8em;border:1px solid #bbb;border-radius:4px;background:#fff;cursor:pointer}
 button:hover{background:#f0f0f0} button.danger{background:#c62828;color:#fff;border-color:#c62828}
 button.act{margin:.1em .15em;padding:.15em .55em;font-size:.9em}
 table{border-collapse:collapse;margin:0 0 1.2em;background:#fff;box-shadow:0 1px 2px #0002;width:100%}
@@ -35,5 +35,6 @@ progress{width:100%;height:1.3em}
 pre.log{background:#111;color:#ddd;padding:.8em;height:60vh;overflow:auto;font-size:12px;white-space:pre-wrap;word-break:break-all}
 pre.out{background:#f4f4f4;margin:.3em 0 0;padding:.4em;font-size:12px;white-space:pre-wrap;max-height:12em;overflow:auto}
 .k-failover,.k-split_brain{color:#b71c1c;font-weight:600} .k-checker{color:#e65100}
-@media (max-width:700px){header{padding:.6em} main{padding:0 .6em 2em} th,td{padding:.3em .4em} .map{grid-template-columns:repeat(32,1fr)} .hide-s{display:none}}
+.show-s{display:none}
+@media (max-width:700px){header{padding:.6em} main{padding:0 .6em 2em} th,td{padding:.3em .4em} .map{grid-template-columns:repeat(32,1fr)} .hide-s{display:none} .show-s{display:table-row}}
 `;

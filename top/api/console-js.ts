@@ -148,8 +148,8 @@ async function act(a, m) {
 }
 function buttons(m) {
   const can = me && RANK[me.role] >= 1;
-  return actionsFor(m).map((a) => '<button type="button" class="act" data-act="' + esc(a) + '" data-module="' + esc(m) + '"' +
-    (can ? '' : ' title="your role (' + esc(me ? me.role : '?') + ') may not do this: it needs operator"') + '>' + esc(a.replace('-', ' ')) + (can ? '' : ' 🔒') + '</button>').join('');
+  return actionsFor(m).map((a) => '<button type="button" class="act' + (can ? '' : ' locked') + '" data-act="' + esc(a) + '" data-module="' + esc(m) + '"' +
+    (can ? '' : ' title="your role (' + esc(me ? me.role : '?') + ') may not do this: it needs operator"') + '>' + esc(a.replace('-', ' ')) + '</button>').join('');
 }
 document.addEventListener('click', (e) => {
   const b = e.target.closest('button[data-act]');
@@ -213,12 +213,14 @@ function clusterView() {
       (n.self ? '' : (n.lastHeardAgoMs || []).map((ms, i) => esc(st.lans[i]) + ': ' + (ms === null ? 'never' : ms + ' ms ago')).join(', ')) + '</td><td>' +
       (n.protocol == null ? '' : esc((n.package ? n.package + ' ' : '') + 'p' + n.protocol)) + '</td><td>' +
       (n.self ? 'reference' : n.configDiffers == null ? '' : n.configDiffers.length === 0 ? 'same' : '<span class="differs">differs: ' + esc(n.configDiffers.join(', ')) + '</span>') + '</td></tr>').join('') + '</table></div>';
-  h += '<h2>Modules</h2><div class="wrap"><table id="modules"><tr><th>module</th><th>kind</th>' + names.map((n) => '<th>' + esc(n) + '</th>').join('') + '<th class="hide-s">last change here</th><th>actions on ' + esc(st.node) + '</th></tr>' +
+  h += '<h2>Modules</h2><div class="wrap"><table id="modules"><tr><th>module</th><th>kind</th>' + names.map((n) => '<th>' + esc(n) + '</th>').join('') + '<th class="hide-s">last change here</th><th class="hide-s">actions on ' + esc(st.node) + '</th></tr>' +
     Object.entries(st.modules).map(([m, v]) => '<tr data-module="' + esc(m) + '"><td>' +
       (snap.farms[m] ? '<a href="#/farm/' + encodeURIComponent(m) + '">' + esc(m) + '</a>' : snap.mirrors[m] ? '<a href="#/mirror/' + encodeURIComponent(m) + '">' + esc(m) + '</a>' : esc(m)) +
       (v.nodes[st.node] && inMaint(m) ? ' <span class="s MAINT">maintenance</span>' : '') + '</td><td>' + esc(v.kind) + '</td>' +
       names.map((n) => '<td data-node="' + esc(n) + '">' + (v.nodes[n] ? badge(v.nodes[n].state, v.nodes[n].known) : '') + ((v.configDiffers || []).includes(n) ? ' <span class="differs">config differs</span>' : '') + '</td>').join('') +
-      '<td class="hide-s muted">' + esc(lastCause(m)) + '</td><td>' + (v.nodes[st.node] ? buttons(m) : '') + '</td></tr>').join('') + '</table></div>';
+      '<td class="hide-s muted">' + esc(lastCause(m)) + '</td><td class="hide-s">' + (v.nodes[st.node] ? buttons(m) : '') + '</td></tr>' +
+      // On a phone the actions take a row of their own under the module.
+      (v.nodes[st.node] ? '<tr class="show-s"><td colspan="' + (names.length + 2) + '">' + buttons(m) + '</td></tr>' : '')).join('') + '</table></div>';
   const mt = st.maintenance || { node: null, modules: {} };
   if (mt.node !== null) h += '<p class="differs">node ' + esc(st.node) + ' in maintenance since ' + esc(mt.node.since) + ' (' + esc(mt.node.by) + '): checkers and automatic failover suspended</p>';
   return h;
@@ -231,13 +233,22 @@ function farmView(m) {
   h += '<div class="wrap"><table id="farm-load"><tr><th>node</th><th>state</th><th>weight</th><th>buckets</th><th>share</th><th>connections</th></tr>' +
     Object.keys(st.modules[m].nodes).map((n) => { const l = map.load.find((x) => x.node === n); const s = st.modules[m].nodes[n];
       return '<tr data-node="' + esc(n) + '"><td><span class="sw ' + colorOf(f, n) + '"></span>' + esc(n) + '</td><td>' + badge(s.state, s.known) + '</td><td>' + (l ? l.weight : '-') + '</td><td class="nb">' + (l ? l.buckets : 0) + '</td><td>' + (l ? l.percent.toFixed(1) + '%' : '0%') + '</td><td>' +
-        (n === st.node ? (f.connections === null ? '-' : f.connections) : '<span class="muted" title="each node counts its own: open its console">on its console</span>') + '</td></tr>'; }).join('') +
+        (n === st.node ? (f.connections === null ? '-' : f.connections) : peerConnections(n, m)) + '</td></tr>'; }).join('') +
     (map.unowned > 0 ? '<tr><td><span class="sw cn"></span>(none)</td><td></td><td></td><td>' + map.unowned + '</td><td colspan="2" class="bad">no owner: their clients get no answer</td></tr>' : '') + '</table></div>';
   h += '<div class="map" id="bucket-map">' + map.map.map((o, b) => '<i class="' + (o ? colorOf(f, o) : 'cn') + (whoResult && whoResult.module === m && whoResult.bucket === b ? ' hit' : '') + '" title="bucket ' + b + ': ' + esc(o || 'no owner') + '" data-owner="' + esc(o) + '"></i>').join('') + '</div>';
   h += '<h2>Actions on ' + esc(st.node) + '</h2><p>' + buttons(m) + '</p></div>';
   h += '<h2>Who serves this client?</h2><form class="who" id="who-form" data-module="' + esc(m) + '"><input name="client" placeholder="client IP address" value="' + esc(whoResult && whoResult.module === m ? whoResult.client : '') + '">' +
     (map.balance === 'source-ip-port' ? ' <input name="port" placeholder="port" size="6">' : '') + ' <button type="submit">find</button> <span id="who-out">' + (whoResult && whoResult.module === m ? whoText(whoResult) : '') + '</span></form>';
   return h;
+}
+function peerConnections(n, m) {
+  const p = (snap.peers || {})[n];
+  if (p && !p.problem && p.connections[m] !== undefined && p.connections[m] !== null) return String(p.connections[m]);
+  return '<span class="muted" title="' + esc(p && p.problem ? p.problem : 'not read yet') + '">?</span>';
+}
+function peerProblems() {
+  const ps = Object.entries(snap.peers || {}).filter(([, p]) => p.problem);
+  return ps.length ? '<p class="muted" id="peer-problems">' + ps.map(([, p]) => esc(p.problem)).join('; ') + '</p>' : '';
 }
 function whoText(w) { return w.error ? '<span class="bad">' + esc(w.error) + '</span>' : '<b>' + esc(w.client) + (w.port !== null ? ' port ' + w.port : '') + '</b> → bucket ' + w.bucket + ' → <b class="who-node">' + esc(w.node || 'no node') + '</b>'; }
 document.addEventListener('submit', async (e) => {
@@ -261,7 +272,7 @@ function mirrorView(m) {
     card(d.peer, peerState, roleOf(peerState), pv ? pv.generation : d.peerGeneration, pv ? (pv.dataUpToDate ? 'up to date' : 'not up to date') : 'not heard', pv ? '' : '<dt>link</dt><dd class="bad">peer not heard</dd>') + '</div>';
   const links = d.links || [];
   h += '<div class="cards"><div class="card"><h3>Replication</h3><dl class="kv"><dt>link</dt><dd id="link">' + (d.link ? '<span class="ok">connected</span>' : '<span class="bad">down</span>') +
-    (links.some((l) => l.lostReason) ? ' (' + esc(links.map((l) => l.lostReason).filter(Boolean).join('; ')) + ')' : '') + '</dd><dt>ack level</dt><dd>' + esc(d.ack) + '</dd><dt>mode</dt><dd>' + esc(d.mode) + '</dd>' +
+    (!d.link && links.some((l) => l.lostReason) ? ' (' + esc(links.map((l) => l.lostReason).filter(Boolean).join('; ')) + ')' : '') + '</dd><dt>ack level</dt><dd>' + esc(d.ack) + '</dd><dt>mode</dt><dd>' + esc(d.mode) + '</dd>' +
     '<dt>dirty bytes</dt><dd id="dirty">' + (d.dirtyBytes === null ? '-' : bytes(d.dirtyBytes)) + '</dd><dt>dirs</dt><dd>' + esc(d.dirs.join(' ')) + '</dd>' +
     '<dt>reintegration cap</dt><dd>' + (d.resyncMaxBytesPerS ? bytes(d.resyncMaxBytesPerS) + '/s' : 'none') + '</dd></dl></div>';
   const r = d.reintegration;
@@ -284,7 +295,7 @@ function mirrorView(m) {
 }
 // ---- events -------------------------------------------------------------------------------
 function eventsShell() {
-  return '<h2>Events</h2><div class="filters"><label>module <select id="f-module"></select></label><label>node <select id="f-node"></select></label><label>kind <select id="f-kind"></select></label></div>' +
+  return '<h2>Events</h2><div id="ev-peers"></div><div class="filters"><label>module <select id="f-module"></select></label><label>node <select id="f-node"></select></label><label>kind <select id="f-kind"></select></label></div>' +
     '<div class="wrap"><table id="ev-table"></table></div>';
 }
 function scriptRuns() {
@@ -301,6 +312,7 @@ function scriptRuns() {
   return runs;
 }
 function fillEvents() {
+  $('#ev-peers').innerHTML = peerProblems();
   const all = events.map((e) => ({ ...e })).concat(scriptRuns()).sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   const opts = (id, vals, cur) => { const el = $(id); const html = '<option value="">all</option>' + vals.map((v) => '<option' + (v === cur ? ' selected' : '') + '>' + esc(v) + '</option>').join(''); if (el.innerHTML !== html) el.innerHTML = html; };
   const uniq = (f) => Array.from(new Set(all.map(f).filter((x) => x))).sort();

@@ -7,6 +7,8 @@
 //                                          every event of the node, 'event' per event, 'log' per log line
 //   GET  /api/v1/farm/:module/who?client=&port=   the bucket and node that serve one client
 //   GET  /api/v1/log?lines=N               the newest lines of this node's log (LogRing)
+//   GET  /api/v1/console/connections       this node's live connections per farm (read by the peers' consoles)
+// Other nodes' events and connections come from their APIs (console-peers.ts).
 // Everything but login answers only to a credential (the /api/v1 hook of app.ts); nothing here
 // changes a module's state.
 import fs from 'node:fs';
@@ -23,6 +25,7 @@ import type { MirrorDetail } from '../../mirror/status.js';
 import type { NotifyEvent } from '../notify/event.js';
 import { authenticate, FailedLogins } from './auth.js';
 import { connectionsWatch } from './metrics.js';
+import { PeerFeed, type PeerInfo } from './console-peers.js';
 import { SESSION_COOKIE, Sessions, cookieValue } from './session.js';
 
 /** Console streams open at once on a node (each holds a socket and a bounded write buffer). */
@@ -31,6 +34,8 @@ export const MAX_STREAMS = 32;
 const STREAM_BUFFER_BYTES = 1024 * 1024;
 /** How often the stream sends a snapshot when nothing happened (heartbeat ages, reintegration progress). */
 export const SNAPSHOT_EVERY_MS = 500;
+/** How often the other nodes' APIs are read while a stream is open. */
+const PEERS_EVERY_MS = 1000;
 /** Quarantine folders listed per mirror (newest last). */
 const QUARANTINE_SHOWN = 20;
 
@@ -40,6 +45,8 @@ export interface ConsoleSnapshot {
   farms: Record<string, { map: FarmMapView; here: FarmStatus | null; connections: number | null }>;
   /** Mirror modules of this node: the detail, and the quarantine folders here. */
   mirrors: Record<string, MirrorDetail & { quarantine: string[] }>;
+  /** What this node could read of each other node's API (console-peers.ts); {} when not read. */
+  peers: Record<string, PeerInfo>;
 }
 
 function quarantineFolders(daemon: Daemon, module: string): string[] {
@@ -50,7 +57,16 @@ function quarantineFolders(daemon: Daemon, module: string): string[] {
   }
 }
 
-export function consoleSnapshot(daemon: Daemon): ConsoleSnapshot {
+function connectionsOf(daemon: Daemon): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  for (const [m, farm] of daemon.farms) {
+    const vip = farm.status().vip;
+    out[m] = vip ? connectionsWatch(vip).value() : null;
+  }
+  return out;
+}
+
+export function consoleSnapshot(daemon: Daemon, peers: Record<string, PeerInfo> = {}): ConsoleSnapshot {
   const status = daemon.status();
   const farms: ConsoleSnapshot['farms'] = {};
   for (const m of daemon.config.modules) {
@@ -64,7 +80,7 @@ export function consoleSnapshot(daemon: Daemon): ConsoleSnapshot {
   }
   const mirrors: ConsoleSnapshot['mirrors'] = {};
   for (const [name, rt] of daemon.mirrors) mirrors[name] = { ...rt.mirrorStatus(), quarantine: quarantineFolders(daemon, name) };
-  return { status, farms, mirrors };
+  return { status, farms, mirrors, peers };
 }
 
 export interface ConsoleDeps {
@@ -128,7 +144,7 @@ class Stream {
 export function consoleRoutes(v1: FastifyInstance, d: ConsoleDeps, headers: Readonly<Record<string, string>>): void {
   const { daemon } = d;
   v1.get('/whoami', async (req) => ({ ...(d.whoOf(req) ?? { who: '?', role: 'viewer' }), node: daemon.self, cluster: daemon.config.cluster.name }));
-  v1.get('/console/snapshot', async () => consoleSnapshot(daemon));
+  v1.get('/console/connections', async () => ({ node: daemon.self, farms: connectionsOf(daemon) }));
   v1.get<{ Params: { module: string }; Querystring: Record<string, string | undefined> }>('/farm/:module/who', async (req): Promise<FarmWhoView> => {
     const client = req.query.client ?? '';
     const portText = req.query.port;
@@ -145,14 +161,19 @@ export function consoleRoutes(v1: FastifyInstance, d: ConsoleDeps, headers: Read
   });
 
   const open = new Set<Stream>();
+  const peers = new PeerFeed(daemon, (events) => {
+    for (const e of events) broadcast('event', e);
+  });
+  v1.get('/console/snapshot', async () => consoleSnapshot(daemon, peers.info()));
   let timer: NodeJS.Timeout | null = null;
+  let peerTimer: NodeJS.Timeout | null = null;
   let soon: NodeJS.Timeout | null = null;
   const broadcast = (event: string, data: unknown) => { for (const s of open) s.send(event, data); };
   const snapshotAll = () => {
     if (open.size === 0) return;
     let snap: ConsoleSnapshot;
     try {
-      snap = consoleSnapshot(daemon);
+      snap = consoleSnapshot(daemon, peers.info());
     } catch (e) {
       broadcast('problem', { message: (e as Error).message });
       return;
@@ -170,13 +191,17 @@ export function consoleRoutes(v1: FastifyInstance, d: ConsoleDeps, headers: Read
     d.logTail?.on('line', onLine);
     timer = setInterval(snapshotAll, SNAPSHOT_EVERY_MS);
     timer.unref();
+    peers.poll();
+    peerTimer = setInterval(() => peers.poll(), PEERS_EVERY_MS);
+    peerTimer.unref();
   };
   const last = () => {
     daemon.events.off('event', onEvent);
     d.logTail?.off('line', onLine);
     if (timer) clearInterval(timer);
+    if (peerTimer) clearInterval(peerTimer);
     if (soon) clearTimeout(soon);
-    timer = soon = null;
+    timer = soon = peerTimer = null;
   };
 
   v1.get('/console/stream', async (req, reply) => {
@@ -188,9 +213,9 @@ export function consoleRoutes(v1: FastifyInstance, d: ConsoleDeps, headers: Read
     if (open.size === 0) first();
     open.add(s);
     s.send('hello', { ...(d.whoOf(req) ?? {}), node: daemon.self, cluster: daemon.config.cluster.name }, false);
-    s.send('events', daemon.events.events({ limit: 300 }), false);
+    s.send('events', [...daemon.events.events({ limit: 300 }), ...peers.events()].sort((a, b) => a.time.localeCompare(b.time)), false);
     s.send('log', d.logTail?.lines(200) ?? [], false);
-    s.send('snapshot', consoleSnapshot(daemon), false);
+    s.send('snapshot', consoleSnapshot(daemon, peers.info()), false);
     // A comment line now and then: proxies and the browser keep an idle stream open.
     const ping = setInterval(() => { if (!res.destroyed && res.writableLength < STREAM_BUFFER_BYTES) res.write(': ping\n\n'); }, 15_000);
     ping.unref();

@@ -17,8 +17,8 @@ export function consoleHtml(cluster: string | null, node: string | null): string
 <body>
 <header><h1>croft${cluster === null ? '' : ` cluster <b>${escapeHtml(cluster)}</b>`}</h1>
 <div class="sub">${node === null ? '' : `console of node <b id="self">${escapeHtml(node)}</b> · `}<span id="view"></span> <span id="live"></span> <span id="err"></span> <span id="warn"></span></div>
-<nav id="nav" hidden></nav>
 <div id="me" hidden><span id="who"></span> <button id="logout" type="button">log out</button></div>
+<nav id="nav" hidden></nav>
 </header>
 <main>
 <form id="login" hidden>
