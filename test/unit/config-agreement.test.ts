@@ -52,6 +52,12 @@ test('a module that differs between two daemons shows in status (node, module) a
     const st = a.status();
     assert.deepEqual(st.configMismatch, [{ node: 'n2', differs: ['cluster.yaml', 'web'] }]);
     assert.deepEqual(st.nodes.map((n) => [n.name, n.configDiffers]), [['n1', []], ['n2', ['cluster.yaml', 'web']]]);
+    // Each node's cluster.yaml signature (the web console shows it): both known, and they differ.
+    const [s1, s2] = st.nodes.map((n) => n.configSignature);
+    assert.match(s1 ?? '', /^[0-9a-f]{16}$/);
+    assert.match(s2 ?? '', /^[0-9a-f]{16}$/);
+    assert.notEqual(s1, s2);
+    assert.equal(b.status().nodes.find((n) => n.name === 'n2')?.configSignature, s2);
     assert.deepEqual([st.modules.web?.configDiffers, st.modules.db?.configDiffers], [['n2'], []]);
     assert.equal(st.mixedVersions, false);
     assert.deepEqual(b.status().configMismatch, [{ node: 'n1', differs: ['cluster.yaml', 'web'] }]);

@@ -119,7 +119,10 @@ describe('web console: sessions, roles, CSRF', () => {
     const out = await app.inject({ method: 'POST', url: '/api/v1/logout', headers: { cookie: c, origin: SELF } });
     assert.match(String(out.headers['set-cookie']), /^croft_session=; Max-Age=0/);
     assert.equal((await app.inject({ method: 'GET', url: '/api/v1/whoami', headers: { cookie: c } })).statusCode, 401);
-    assert.equal((await app.inject({ method: 'GET', url: '/api/v1/whoami', headers: { cookie: `croft_session=${'A'.repeat(43)}` } })).statusCode, 401);
+    const forged = await app.inject({ method: 'GET', url: '/api/v1/whoami', headers: { cookie: `croft_session=${'A'.repeat(43)}` } });
+    assert.equal(forged.statusCode, 401);
+    // An ended session's stream asks for no Basic prompt (the page shows its login form).
+    assert.equal(forged.headers['www-authenticate'], undefined);
     // A token logs in too (admin).
     const t = await app.inject({ method: 'POST', url: '/api/v1/login', headers: { origin: SELF }, payload: { token: 'sesame-token-0123456789' } });
     assert.equal(t.json().role, 'admin');
@@ -181,6 +184,34 @@ describe('web console: sessions, roles, CSRF', () => {
       assert.equal((await app.inject({ method: 'GET', url: '/api/v1/console/stream' })).statusCode, 401);
     } finally {
       req.destroy();
+    }
+  });
+});
+
+describe('console stream and the server\'s timeouts', () => {
+  test('a stream outlives the request and header timeouts (they bound receiving a request, not a long answer)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-console-t-'));
+    writeApiConfig(dir, 'consoletest', ['  tokens: [sesame-token-0123456789]']);
+    const daemon = new Daemon(loadConfig(dir), 'n1', silentLogger());
+    const app = buildApi(daemon, { limits: { requestTimeoutMs: 600, headersTimeoutMs: 300, keepAliveTimeoutMs: 300 } });
+    try {
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const port = (app.server.address() as AddressInfo).port;
+      const req = http.get({ host: '127.0.0.1', port, path: '/api/v1/console/stream', headers: { authorization: 'Bearer sesame-token-0123456789', host: 'localhost' } });
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) => { req.on('response', resolve); req.on('error', reject); });
+      let snapshots = 0;
+      let closed = false;
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { snapshots += d.split('event: snapshot\n').length - 1; });
+      res.on('close', () => { closed = true; });
+      await new Promise((r) => setTimeout(r, 2000));
+      const seen = snapshots;
+      await new Promise((r) => setTimeout(r, 700));
+      assert.equal(closed, false, 'still open after 2.7 s');
+      assert.ok(snapshots > seen && seen >= 3, `snapshots keep coming: ${seen} then ${snapshots}`);
+      req.destroy();
+    } finally {
+      await closeApi([app], daemon, dir);
     }
   });
 });

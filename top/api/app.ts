@@ -274,8 +274,11 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
             `${failed.limit} failed logins from ${FailedLogins.source(address)} within ${failed.windowMs / 1000} s: refused for the rest of that time`);
         }
       }
-      // The console's own requests ask for no Basic prompt: it shows its login form instead.
-      if (req.headers['x-croft-console'] === undefined) reply.header('www-authenticate', 'Basic realm="croft", Bearer');
+      // The console's own requests (its fetches say so; its stream carries the session cookie) ask
+      // for no Basic prompt: it shows its login form instead.
+      if (req.headers['x-croft-console'] === undefined && cookieValue(req.headers.cookie, SESSION_COOKIE) === null) {
+        reply.header('www-authenticate', 'Basic realm="croft", Bearer');
+      }
       return refuse(reply, 'CROFT_ERR_API', `unauthorized: ${r.reason}`, 401);
     }
     roles.set(req, r.role);

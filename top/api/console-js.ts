@@ -65,7 +65,16 @@ function connect() {
   stream = new EventSource('/api/v1/console/stream');
   const live = $('#live');
   stream.onopen = () => { live.textContent = '● live'; live.className = ''; };
-  stream.onerror = () => { live.textContent = '● disconnected, retrying'; live.className = 'off'; };
+  stream.onerror = () => {
+    live.textContent = '● disconnected, retrying'; live.className = 'off';
+    // The browser retries a dropped stream by itself, but not one refused (a session that ended):
+    // then ask who we are; logged out, the login page; else open it again.
+    if (stream.readyState !== EventSource.CLOSED) return;
+    setTimeout(async () => {
+      const r = await api('GET', '/api/v1/whoami').catch(() => ({ status: 0 }));
+      if (r.status === 401) location.reload(); else connect();
+    }, 2000);
+  };
   stream.addEventListener('snapshot', (e) => { snap = JSON.parse(e.data); $('#err').textContent = ''; render(); });
   stream.addEventListener('problem', (e) => { $('#err').textContent = JSON.parse(e.data).message; });
   stream.addEventListener('events', (e) => { events = JSON.parse(e.data); if (view().name === 'events') render(); });
@@ -212,6 +221,7 @@ function clusterView() {
     st.nodes.map((n) => '<tr data-node="' + esc(n.name) + '"><td>' + esc(n.name) + (n.self ? ' (this node)' : '') + '</td><td>' + badge(n.state) + '</td><td>' +
       (n.self ? '' : (n.lastHeardAgoMs || []).map((ms, i) => esc(st.lans[i]) + ': ' + (ms === null ? 'never' : ms + ' ms ago')).join(', ')) + '</td><td>' +
       (n.protocol == null ? '' : esc((n.package ? n.package + ' ' : '') + 'p' + n.protocol)) + '</td><td>' +
+      (n.configSignature ? '<code title="signature of its cluster.yaml">' + esc(n.configSignature.slice(0, 8)) + '</code> ' : '') +
       (n.self ? 'reference' : n.configDiffers == null ? '' : n.configDiffers.length === 0 ? 'same' : '<span class="differs">differs: ' + esc(n.configDiffers.join(', ')) + '</span>') + '</td></tr>').join('') + '</table></div>';
   h += '<h2>Modules</h2><div class="wrap"><table id="modules"><tr><th>module</th><th>kind</th>' + names.map((n) => '<th>' + esc(n) + '</th>').join('') + '<th class="hide-s">last change here</th><th class="hide-s">actions on ' + esc(st.node) + '</th></tr>' +
     Object.entries(st.modules).map(([m, v]) => '<tr data-module="' + esc(m) + '"><td>' +

@@ -472,7 +472,7 @@ export class Daemon extends EventEmitter {
     const nodes: NodeStatus[] = this.config.cluster.nodes.map((n) => {
       if (n.name === this.self) {
         return { name: n.name, state: 'UP', self: true, lastHeardAgoMs: null, view: this.membership.view(),
-          package: packageVersion(), protocol: this.membership.protocolRange().current, configDiffers: [] };
+          package: packageVersion(), protocol: this.membership.protocolRange().current, configDiffers: [], configSignature: this.signature.cluster };
       }
       const p = peers.get(n.name);
       const up = p?.up ?? false;
@@ -485,6 +485,7 @@ export class Daemon extends EventEmitter {
         package: up ? p?.pkg ?? null : null,
         protocol: up ? p?.proto?.[0] ?? null : null,
         configDiffers: up && p?.cfg ? signatureDifferences(this.signature, p.cfg) : null,
+        configSignature: up ? p?.cfg?.cluster ?? null : null,
       };
     });
     const remote = this.membership.moduleStates();

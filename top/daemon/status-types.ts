@@ -18,6 +18,8 @@ export interface NodeStatus {
   protocol: number | null;
   /** What differs from this node's configuration ('cluster.yaml', module names); null when not known. */
   configDiffers: string[] | null;
+  /** The signature of its cluster.yaml (src/config/signature.ts; the web console shows it); null when not known. */
+  configSignature: string | null;
 }
 
 export interface ClusterStatus {
