@@ -38,6 +38,8 @@ describe('web console: sessions, roles, CSRF', () => {
       '    - { name: vera, password: "viewer-pass-1", role: viewer }',
       '    - { name: otto, password: "operator-pass-1", role: operator }',
     ]);
+    // Maintenance is persisted under state_dir: this test's own, never the machine's /var/lib/croft.
+    fs.appendFileSync(path.join(dir, 'cluster.yaml'), `\nstate_dir: ${path.join(dir, 'state')}\n`);
     daemon = new Daemon(loadConfig(dir), 'n1', silentLogger());
     app = buildApi(daemon, { failedLogins: new FailedLogins(3, 60_000), logTail });
   });
