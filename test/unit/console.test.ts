@@ -11,6 +11,7 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../top/api/app.js';
+import { MAX_STREAMS } from '../../top/api/console-routes.js';
 import { FailedLogins } from '../../top/api/auth.js';
 import { Sessions } from '../../top/api/session.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -133,6 +134,23 @@ describe('web console: sessions, roles, CSRF', () => {
     assert.equal(bad.json().error, 'CROFT_ERR_USAGE');
   });
 
+  test('bad input: a login that is not JSON, the who box with a wrong module, address or port: 4xx with the reason, no cookie', async () => {
+    const text = await app.inject({ method: 'POST', url: '/api/v1/login', headers: { origin: SELF, 'content-type': 'text/plain' }, payload: 'user=otto' });
+    assert.ok(text.statusCode >= 400 && text.statusCode < 500, `${text.statusCode}`);
+    assert.equal(text.headers['set-cookie'], undefined);
+    const big = await app.inject({ method: 'POST', url: '/api/v1/login', headers: { origin: SELF }, payload: { user: 'otto', password: 'x'.repeat(20_000) } });
+    assert.equal(big.statusCode, 413);
+    const c = cookieOf(await login('vera', 'viewer-pass-1'));
+    const who = (q: string) => app.inject({ method: 'GET', url: `/api/v1/farm/${q}`, headers: { cookie: c } });
+    const light = await who('web/who?client=10.0.0.1');
+    assert.equal(light.statusCode, 400);
+    assert.match(light.json().message, /web" is a light module; croft farm needs a farm module/);
+    assert.equal((await who('nope/who?client=10.0.0.1')).json().error, 'CROFT_ERR_UNKNOWN_MODULE');
+    const port = await who('web/who?client=10.0.0.1&port=99999');
+    assert.equal(port.statusCode, 400);
+    assert.match(port.json().message, /port=99999/);
+  });
+
   test('wrong passwords at login count as failed logins: past the limit, 429 even for the right one', async () => {
     const fresh = buildApi(daemon, { failedLogins: new FailedLogins(3, 60_000) });
     try {
@@ -213,6 +231,38 @@ describe('console stream and the server\'s timeouts', () => {
       assert.ok(snapshots > seen && seen >= 3, `snapshots keep coming: ${seen} then ${snapshots}`);
       req.destroy();
     } finally {
+      await closeApi([app], daemon, dir);
+    }
+  });
+});
+
+describe('console streams are bounded', () => {
+  test(`past ${MAX_STREAMS} open streams, the next is refused (503 CROFT_ERR_API_BUSY); a closed one frees its place`, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-console-b-'));
+    writeApiConfig(dir, 'consoletest', ['  tokens: [sesame-token-0123456789]']);
+    const daemon = new Daemon(loadConfig(dir), 'n1', silentLogger());
+    // Every stream from one test process: raise the per-source cap so that the stream cap is what is hit.
+    const app = buildApi(daemon, { limits: { maxConnectionsPerSource: 100 } });
+    const reqs: http.ClientRequest[] = [];
+    const open = () => new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: (app.server.address() as AddressInfo).port, path: '/api/v1/console/stream',
+        headers: { authorization: 'Bearer sesame-token-0123456789', host: 'localhost' }, agent: false });
+      reqs.push(req);
+      req.on('response', (res) => { res.resume(); resolve(res); });
+      req.on('error', reject);
+    });
+    try {
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      for (let i = 0; i < MAX_STREAMS; i++) assert.equal((await open()).statusCode, 200, `stream ${i + 1}`);
+      const over = await open();
+      assert.equal(over.statusCode, 503);
+      const busy = await app.inject({ method: 'GET', url: '/api/v1/console/stream', headers: { authorization: 'Bearer sesame-token-0123456789' } });
+      assert.equal(busy.json().error, 'CROFT_ERR_API_BUSY');
+      reqs[0]!.destroy();
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal((await open()).statusCode, 200, 'a place freed by a closed stream');
+    } finally {
+      for (const r of reqs) r.destroy();
       await closeApi([app], daemon, dir);
     }
   });
