@@ -31,6 +31,21 @@ const USERS = { viewer: ['vera', 'viewer-pass-0123'], operator: ['otto', 'operat
 const RESYNC_CAP = 8 * 1024 * 1024;
 const DIRTY_MIB = 40;
 
+/**
+ * page.goto, again when Chromium reports ERR_NETWORK_CHANGED: it watches its namespace's addresses,
+ * and right after the lab is built the client's IPv6 link-local addresses are still settling.
+ */
+async function visit(page: Page, target: string): Promise<Awaited<ReturnType<Page['goto']>>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await page.goto(target);
+    } catch (e) {
+      if (attempt >= 5 || !/ERR_NETWORK_CHANGED/.test((e as Error).message)) throw e;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+}
+
 async function shot(page: Page, name: string): Promise<void> {
   fs.mkdirSync(SHOTS, { recursive: true });
   const file = path.join(SHOTS, `console-${name}.png`);
@@ -67,6 +82,9 @@ describe('web console in a headless Chromium against a lab', { timeout: 180_000 
     await lab.start('n1');
     await lab.start('n2');
     url = `https://${lab.nodeAddress('n1')}:${LAB_API_PORT}/`;
+    // The client's addresses settled first (IPv6 link-local ones leave "tentative" after DAD):
+    // Chromium drops what is in flight when its namespace's addresses change.
+    await waitFor('no tentative address in the client', async () => (await lab!.exec('client', ['ip', '-o', 'addr', 'show', 'tentative'])).stdout.trim() === '', 10_000, 100);
     // Chromium in the client's network namespace; playwright talks to it over a pipe (fds 3 and 4,
     // which nsenter passes on), so no debugging port has to cross namespaces.
     wrapper = path.join(lab.stateDir, 'chromium-in-client');
@@ -91,7 +109,7 @@ describe('web console in a headless Chromium against a lab', { timeout: 180_000 
     const ctx = await browser!.newContext({ viewport, ignoreHTTPSErrors: true });
     const page = await ctx.newPage();
     page.setDefaultTimeout(20_000);
-    const r = await page.goto(url);
+    const r = await visit(page, url);
     assert.equal(r?.status(), 401, 'without a session, the login page');
     await page.fill('#login input[name=user]', USERS[role][0]);
     await page.fill('#login input[name=password]', USERS[role][1]);
@@ -132,7 +150,7 @@ describe('web console in a headless Chromium against a lab', { timeout: 180_000 
 
   test('an operator makes n1 PRIM, then swaps from the console: both nodes change role', async () => {
     const { ctx, page } = await loggedIn('operator');
-    await page.goto(`${url}#/mirror/${ACK_MODULE}`);
+    await visit(page, `${url}#/mirror/${ACK_MODULE}`);
     await page.waitForSelector('#content .card[data-node="n2"]');
     assert.match(await act(page, 'prim', ACK_MODULE, /n1 becomes the primary/), /prim mirror-ack on n1: accepted/);
     await page.waitForFunction(() => document.querySelector('#content .card[data-node="n1"] .state')?.textContent === 'PRIM'
@@ -169,7 +187,7 @@ describe('web console in a headless Chromium against a lab', { timeout: 180_000 
 
   test('the farm map: a crash of n2 moves its buckets to n1 on the page; the failover is in the timeline with its cause', async () => {
     const { ctx, page } = await loggedIn('operator');
-    await page.goto(`${url}#/farm/web`);
+    await visit(page, `${url}#/farm/web`);
     await page.waitForFunction(() => document.querySelectorAll('#bucket-map i[data-owner="n2"]').length > 0
       && document.querySelectorAll('#bucket-map i[data-owner="n1"]').length > 0);
     const owners = await page.$$eval('#bucket-map i', (is) => is.map((i) => i.getAttribute('data-owner')));
@@ -202,7 +220,7 @@ describe('web console in a headless Chromium against a lab', { timeout: 180_000 
     await shot(page, 'farm-after-failover');
 
     // The mirror's failover (n1 SECOND -> ALONE) in the timeline, with its cause.
-    await page.goto(`${url}#/events`);
+    await visit(page, `${url}#/events`);
     await page.waitForSelector('#f-module');
     await page.selectOption('#f-module', ACK_MODULE);
     await page.waitForSelector('#ev-table tr[data-kind="failover"]', { timeout: 15_000 });
@@ -231,7 +249,7 @@ describe('web console in a headless Chromium against a lab', { timeout: 180_000 
     const dd = await l.exec('n1', ['dd', 'if=/dev/urandom', `of=${ACK_DIR}/big.bin`, 'bs=1M', `count=${DIRTY_MIB}`, 'conv=fsync'], { timeoutMs: 60_000 });
     assert.equal(dd.code, 0, dd.stderr);
     const { ctx, page } = await loggedIn('operator');
-    await page.goto(`${url}#/mirror/${ACK_MODULE}`);
+    await visit(page, `${url}#/mirror/${ACK_MODULE}`);
     await page.waitForFunction(() => /MiB/.test(document.querySelector('#dirty')?.textContent ?? ''));
     const t0 = Date.now();
     await l.start('n2');
@@ -255,7 +273,7 @@ describe('web console in a headless Chromium against a lab', { timeout: 180_000 
     await page.waitForFunction(() => /^identical/.test(document.querySelector('#verify-last')?.textContent ?? ''));
     await shot(page, 'mirror-after-reintegration');
 
-    await page.goto(`${url}#/log`);
+    await visit(page, `${url}#/log`);
     await page.waitForFunction(() => /module state change/.test(document.querySelector('#log')?.textContent ?? ''));
     const before = ((await page.textContent('#log')) ?? '').split('\n').length;
     // A new line in n1's log (a maintenance change is logged) arrives without a reload.

@@ -29,7 +29,9 @@ const badge = (s, known) => '<span class="s ' + esc(s) + '"' + (known === false 
 const bytes = (n) => { if (n === null || n === undefined) return '-'; const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB']; let i = 0; let v = n; while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; } return (i ? v.toFixed(1) : v) + ' ' + u[i]; };
 const dur = (ms) => { if (ms === null || ms === undefined) return '-'; if (ms < 1000) return ms + ' ms'; const s = Math.round(ms / 1000); return s < 120 ? s + ' s' : Math.floor(s / 60) + ' min ' + (s % 60) + ' s'; };
 const ago = (t) => { const d = Date.now() - t; return d < 0 ? 'now' : dur(d) + ' ago'; };
-const time = (iso) => { const d = new Date(iso); return d.toLocaleTimeString() + '.' + String(d.getMilliseconds()).padStart(3, '0'); };
+const p2 = (n, w) => String(n).padStart(w || 2, '0');
+const time = (iso) => { const d = new Date(iso); const today = d.toDateString() === new Date().toDateString();
+  return (today ? '' : d.getFullYear() + '-' + p2(d.getMonth() + 1) + '-' + p2(d.getDate()) + ' ') + p2(d.getHours()) + ':' + p2(d.getMinutes()) + ':' + p2(d.getSeconds()) + '.' + p2(d.getMilliseconds(), 3); };
 const self = () => (snap ? snap.status.node : me && me.node);
 
 // ---- login --------------------------------------------------------------------------------
@@ -114,10 +116,12 @@ function describe(a, m) {
   const farm = snap.farms[m];
   const mine = farm ? (farm.map.map.filter((o) => o === me_).length) : 0;
   switch (a) {
-    case 'swap': return 'swap moves ' + m + ' to ' + peer + ': the application stops on ' + me_ + ' and starts on ' + peer + ', which becomes PRIM; clients reconnect.';
+    case 'swap': if (st !== 'PRIM') return 'swap is sent to the PRIM: ' + m + ' is ' + st + ' on ' + me_ + ', so this node will refuse it (open the PRIM\'s console to swap from there). Send it anyway?';
+      return 'swap moves ' + m + ' to ' + peer + ': the application stops on ' + me_ + ' and starts on ' + peer + ', which becomes PRIM; clients reconnect.';
     case 'prim': return me_ + ' becomes the primary of ' + m + ': the application starts here (its data wins); ' + peer + ' follows as SECOND after a reintegration.';
     case 'second': return me_ + ' hands ' + m + ' over to ' + peer + ': the application stops here and starts on ' + peer + '; clients reconnect.';
-    case 'verify': return 'verify ' + m + ': every file on ' + me_ + ' and ' + peer + ' is compared by checksum (reads all the data; the application keeps running; runs on the PRIM only).';
+    case 'verify': if (st !== 'PRIM') return 'verify runs on the PRIM: ' + m + ' is ' + st + ' on ' + me_ + ', so this node will refuse it. Send it anyway?';
+      return 'verify ' + m + ': every file on ' + me_ + ' and ' + peer + ' is compared by checksum (reads all the data; the application keeps running; runs on the PRIM only).';
     case 'maintenance-on': return 'maintenance of ' + m + ' on ' + me_ + ': its checkers stop acting (no restart, no failover) until maintenance is turned off.';
     case 'maintenance-off': return 'end the maintenance of ' + m + ' on ' + me_ + ': its checkers act again (a failing one restarts or fails over).';
   }
