@@ -38,7 +38,7 @@ import type { Daemon, MirrorCommandName, ModuleCommand } from '../daemon/daemon.
 import { MirrorRuntime } from '../../mirror/runtime.js';
 import { servingStates } from '../daemon/states.js';
 import { codes, CroftError, type ErrorCode } from '../../src/errors.js';
-import type { Logger } from '../../src/log/logger.js';
+import type { Logger, LogRing } from '../../src/log/logger.js';
 import { authenticate, credentialsConfigured, FailedLogins, howToConfigure, isLoopback, roleAllows } from './auth.js';
 import { eventsQuery } from './events.js';
 import { consoleHtml } from './console.js';
@@ -46,7 +46,6 @@ import { consoleJs } from './console-js.js';
 import { consoleCss } from './console-css.js';
 import { consoleRoutes, sessionRoutes } from './console-routes.js';
 import { SESSION_COOKIE, Sessions, cookieValue } from './session.js';
-import type { LogRing } from '../../src/log/logger.js';
 import { renderMetrics } from './metrics.js';
 import { PUSH_MAX_BYTES } from '../../src/config/bundle.js';
 
