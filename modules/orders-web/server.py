@@ -117,6 +117,7 @@ def count_orders(conn):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "orders-web"
+    timeout = 10  # s: a connection idle (or sending slowly) longer than this is closed
 
     def _send(self, status, body):
         data = (json.dumps(body) + "\n").encode()
@@ -167,8 +168,32 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Server(ThreadingHTTPServer):
+    """A thread per connection, at most MAX_CONNS at once (more are closed at once: a flood of
+    connections cannot grow the threads without bound), each idle at most IDLE_S seconds."""
+
     daemon_threads = True
     request_queue_size = 256
+    MAX_CONNS = 256
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self._conns = threading.BoundedSemaphore(self.MAX_CONNS)
+
+    def process_request(self, request, client_address):
+        if not self._conns.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._conns.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._conns.release()
 
 
 def main():

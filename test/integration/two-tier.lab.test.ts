@@ -186,6 +186,35 @@ describe('2-tier: orders through the web farm into the PostgreSQL mirror survive
     console.log(`# 2-tier: croft prim db -> db PRIM/SECOND, shop UP on n1 n2 n3 and an order committed through ${WEB_VIP} after ${Date.now() - t0} ms (initdb included)`);
   });
 
+  test('the order service refuses bad requests with a 4xx, stores hostile text as text, and keeps serving', async () => {
+    const src = lab.clientAddresses()[11]!;
+    const http = async (args: string[]) => {
+      const r = await lab.exec('client', ['curl', '-s', '-m', '5', '--interface', src, '-w', '\n%{http_code}', ...args]);
+      const i = r.stdout.lastIndexOf('\n');
+      return { status: r.stdout.slice(i + 1), body: r.stdout.slice(0, i) };
+    };
+    const url = `http://${WEB_VIP}:8000`;
+    const post = (data: string, headers: string[] = []) => http(['-X', 'POST', ...headers.flatMap((h) => ['-H', h]), '--data-binary', data, `${url}/order`]);
+    assert.equal((await post('{"client": "x"', ['content-type: application/json'])).status, '400', 'not JSON');
+    assert.equal((await post('[1, 2]')).status, '400', 'not an object');
+    assert.equal((await post(JSON.stringify({ ref: 'r'.repeat(201) }))).status, '400', 'a field too long');
+    assert.equal((await post(JSON.stringify({ ref: 5 }))).status, '400', 'a field not a string');
+    assert.equal((await post('x'.repeat(5000))).status, '400', 'a body over 4096 bytes is not read');
+    assert.equal((await post('{}', ['content-length: 1000000000'])).status, '400', 'a huge content-length is refused, not awaited');
+    assert.equal((await http([`${url}/nope`])).status, '404');
+    assert.equal((await http(['-X', 'DELETE', `${url}/order`])).status, '501');
+    // SQL in a field is data (the statement is parameterised): stored as sent, the table intact.
+    const evil = "x'); DROP TABLE orders; --";
+    const ok = await post(JSON.stringify({ client: 'attacker', ref: evil }));
+    assert.equal(ok.status, '201', ok.body);
+    const id = (JSON.parse(ok.body) as { id: number }).id;
+    const row = await lab.exec('n1', ['psql', '-X', '-At', '-h', `/run/croft/${DB}/sock`, '-U', 'postgres', '-d', 'croft', '-c', `select ref from orders where id = ${id}`]);
+    assert.equal(row.stdout.trim(), evil);
+    const count = await http([`${url}/orders/count`]);
+    assert.equal(count.status, '200');
+    assert.ok((JSON.parse(count.body) as { count: number }).count >= 2);
+  });
+
   test('kill the database PRIM, crash a web node, kill the new PRIM: every acknowledged order is in the database', async () => {
     try {
       await failures();
