@@ -117,7 +117,7 @@ The PostgreSQL mirror "${DB}" (primary n1, its mirror n2):
 The 2-tier application: the farm "${SHOP}" (an order service on n1..n${nodes}, ${SHOP_URL}) writes to "${DB}" through ${DB_VIP}.
 Watch both tiers, each in its own terminal:
   croft lab exec --name ${name} client -- bash -c 'while :; do curl -s -m 2 -X POST --interface 10.100.0.$((RANDOM % 200 + 1)) ${SHOP_URL}/order || echo failed; sleep 0.2; done'
-  watch -n 0.5 croft lab exec --name ${name} n3 -- croft status           ${SHOP} (farm) and ${DB} (mirror) side by side
+  watch -n 0.5 croft lab exec --name ${name} n${nodes} -- croft status           ${SHOP} (farm) and ${DB} (mirror) side by side
   croft lab exec --name ${name} client -- curl -s ${SHOP_URL}/orders/count
 then kill the database's primary (croft lab kill --name ${name} n1): "${SHOP}" goes WAIT on every node
   while "${DB}" fails over to n2, and UP again once it answers; no acknowledged order is lost.` : ''}
