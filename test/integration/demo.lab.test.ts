@@ -1,7 +1,8 @@
 // `croft demo` as `make demo` runs it (under its own lab name): the 3-node lab comes up with the
-// nginx farm, the light module and the PostgreSQL mirror (n1 PRIM, n2 SECOND, a row written
-// through the database's VIP), prints it all, and `croft lab down` (what `make demo-down` runs)
-// removes everything: namespaces, mounts, processes.
+// nginx farm, the light module, the PostgreSQL mirror (n1 PRIM, n2 SECOND, a row written
+// through the database's VIP) and the 2-tier application's web tier in front of it (orders),
+// prints it all, and `croft lab down` (what `make demo-down` runs) removes everything:
+// namespaces, mounts, processes.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,7 +30,7 @@ describe('croft demo', { timeout: 240_000 }, () => {
     if (up) await Lab.down(NAME).catch(() => undefined);
   });
 
-  test('brings up the farm, the light module and the PostgreSQL mirror, and says how to play with them', async () => {
+  test('brings up the farm, the light module, the PostgreSQL mirror and the 2-tier application, and says how to play with them', async () => {
     up = true;
     const t0 = Date.now();
     const r = await croft(['demo', '--name', NAME], 180_000);
@@ -41,6 +42,11 @@ describe('croft demo', { timeout: 240_000 }, () => {
     assert.match(out, /^web\s+farm\s+UP\s+UP\s+UP$/m);
     assert.match(out, /^hello\s+light\s+UP\s+UP\s+UP$/m);
     assert.match(out, /^db\s+mirror\s+PRIM g(\d+)\s+SECOND g\1\s+-$/m);
+    // The 2-tier application's web tier waited for the database, then came UP everywhere, and
+    // took orders (committed in the database) through its own VIP.
+    assert.match(out, /^shop\s+farm\s+UP\s+UP\s+UP$/m);
+    assert.match(out, /^\s+10\.100\.0\.1 -> \{"id": \d+, "node": "n\d"\}$/m);
+    assert.match(out, /Watch both tiers/);
     // The farm's clients were answered.
     assert.match(out, /10\.100\.0\.1 -> node n\d/);
     // The row written through the database's VIP from the client, read back through it.
@@ -60,6 +66,8 @@ describe('croft demo', { timeout: 240_000 }, () => {
     const q = await lab.exec('client', ['psql', '-X', '-At', 'postgresql://croft:croft@10.77.0.60/croft', '-c', 'select msg from demo']);
     assert.equal(q.code, 0, q.stderr);
     assert.equal(q.stdout.trim(), 'hello from the demo');
+    const o = await lab.exec('client', ['psql', '-X', '-At', 'postgresql://croft:croft@10.77.0.60/croft', '-c', 'select count(*) from orders']);
+    assert.equal(o.stdout.trim(), '3', `the demo's three orders are in the database: ${o.stderr}`);
   });
 
   test('croft lab down (make demo-down) removes everything', async () => {
