@@ -34,7 +34,7 @@ export interface NftFarmOptions {
   /**
    * Owner mode: nft runs in this process over a netlink socket held until close() (or the
    * process's end), and the netdev table is owned by it (nft-render's spec.owner). Ignores
-   * nftPath, run and timeoutMs.
+   * nftPath and timeoutMs; `run` replaces the session only in tests of the commands sent.
    */
   owner?: boolean;
 }
@@ -103,10 +103,10 @@ export class NftFarm {
 
   constructor(opts: NftFarmOptions = {}) {
     this.#owner = opts.owner ?? false;
-    this.#run = this.#owner
+    this.#run = opts.run ?? (this.#owner
       // Opened at the first call, not before: a module that never starts holds no socket.
       ? sessionRunner(() => (this.#session ??= new NftSession()))
-      : opts.run ?? spawnRunner(opts.nftPath ?? 'nft', opts.timeoutMs ?? 10_000);
+      : spawnRunner(opts.nftPath ?? 'nft', opts.timeoutMs ?? 10_000));
   }
 
   /**
@@ -259,21 +259,51 @@ export class NftFarm {
     }
   }
 
-  /** The table's objects, or undefined when it does not exist. */
+  /**
+   * The table's objects, or undefined when it does not exist. A table with flags (the owner netdev
+   * table) is read chain by chain: libnftables 1.0.6 (Debian 12) frees a table's flags before it
+   * prints them in JSON (`list table`, `list tables`), a use-after-free (valgrind: "Invalid read"
+   * in json_dump_callback of a string freed by json_delete) that corrupted the daemon's heap and
+   * aborted it ("corrupted double-linked list") every few hundred listings. JSON is asked only of
+   * commands that print no table object; the table names come from the text listing.
+   */
   async #listTable(ref: NftTableRef): Promise<NftJsonObject[] | undefined> {
-    const r = await this.#run(['-j', 'list', 'table', ref.family, ref.name]);
-    if (r.code !== 0) {
-      if (/No such file or directory/.test(r.stderr)) return undefined;
-      throw new CroftError('CROFT_ERR_NFT_APPLY', `cannot list table ${ref.family} ${ref.name}: ${r.stderr.trim()}`);
+    if (!this.#hasFlags(ref)) {
+      const r = await this.#run(['-j', 'list', 'table', ref.family, ref.name]);
+      if (r.code !== 0) {
+        if (/No such file or directory/.test(r.stderr)) return undefined;
+        throw new CroftError('CROFT_ERR_NFT_APPLY', `cannot list table ${ref.family} ${ref.name}: ${r.stderr.trim()}`);
+      }
+      return this.#parse(r.stdout, `table ${ref.family} ${ref.name}`);
     }
-    return this.#parse(r.stdout, `table ${ref.family} ${ref.name}`);
+    if ((await this.#presentTables([ref])).length === 0) return undefined;
+    const where = `table ${ref.family} ${ref.name}`;
+    const chains = (await this.#listJson(['list', 'chains', ref.family], `chains of ${where}`)).filter((o) => o.chain?.table === ref.name);
+    const objs = [...chains];
+    for (const c of chains) {
+      const listed = await this.#listJson(['list', 'chain', ref.family, ref.name, c.chain!.name], `chain ${c.chain!.name} of ${where}`);
+      objs.push(...listed.filter((o) => o.rule));
+    }
+    return objs;
   }
 
+  /** Rendered with table flags (nft-render's bodies(): `flags owner` on the netdev table in owner mode). */
+  #hasFlags(ref: NftTableRef): boolean {
+    return this.#owner && ref.family === 'netdev';
+  }
+
+  async #listJson(args: string[], what: string): Promise<NftJsonObject[]> {
+    const r = await this.#run(['-j', ...args]);
+    if (r.code !== 0) throw new CroftError('CROFT_ERR_NFT_APPLY', `cannot list ${what}: ${r.stderr.trim()}`);
+    return this.#parse(r.stdout, what);
+  }
+
+  /** Which of `refs` exist: from the text listing (see #listTable: no JSON of table objects). */
   async #presentTables(refs: NftTableRef[]): Promise<NftTableRef[]> {
     if (refs.length === 0) return [];
-    const r = await this.#run(['-j', 'list', 'tables']);
+    const r = await this.#run(['list', 'tables']);
     if (r.code !== 0) throw new CroftError('CROFT_ERR_NFT_APPLY', `cannot list tables: ${r.stderr.trim()}`);
-    const have = this.#parse(r.stdout, 'tables').flatMap((o) => (o.table ? [o.table] : []));
+    const have = [...r.stdout.matchAll(/^table (\S+) (\S+)/gm)].map((m) => ({ family: m[1], name: m[2] }));
     return refs.filter((t) => have.some((h) => h.family === t.family && h.name === t.name));
   }
 
