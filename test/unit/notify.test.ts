@@ -350,8 +350,10 @@ describe('the daemon', () => {
       await waitFor('2 posts', () => bodies.length === 2);
       assert.deepEqual(bodies.map((b) => [b.kind, b.module, b.from, b.to]), [['config_mismatch', 'web', 'sha256:aaa', 'sha256:bbb'], ['maintenance', null, 'off', 'on']]);
       assert.equal(bodies[0]!.cause, 'module web differs on n2: scripts.timeout_ms');
-      const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
-      assert.match(metrics, /^croft_notifications_sent_total\{sink="webhook"\} 2$/m);
+      // The server has both bodies before the notifier has read its answers: the count follows.
+      const sent = /^croft_notifications_sent_total\{sink="webhook"\} 2$/m;
+      let metrics = '';
+      await pollUntil('2 sent in /metrics', async () => sent.test(metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body));
       assert.match(metrics, /^croft_notifications_failed_total\{sink="webhook"\} 0$/m);
       assert.match(metrics, /^croft_notifications_dropped_total\{sink="webhook"\} 0$/m);
       assert.match(metrics, /^croft_events_total 2$/m);
