@@ -37,6 +37,12 @@ export interface MirrorApp {
   rowsOn(lab: Lab, node: string): Promise<number[]>;
   /** The server's log on a node, kept for a person looking into a failure. */
   serverLog: string;
+  /** A reintegration must copy at most this many bytes (the data holds more: only what changed is copied). */
+  maxReintegrationBytes?: number;
+  /** Run once the lab is up, before `croft prim` (an install step on the nodes). */
+  setup?(lab: Lab): Promise<void>;
+  /** More checks after each failover: `survivor` runs the application, `killed` was lab-killed. */
+  afterFailover?(lab: Lab, survivor: string, killed: string): Promise<void>;
 }
 
 export function mirrorAppSuite(app: MirrorApp): void {
@@ -55,6 +61,7 @@ export function mirrorAppSuite(app: MirrorApp): void {
       fs.cpSync(path.join(repoRoot, 'modules', module), path.join(config, 'modules', module), { recursive: true });
       if (app.mode) fs.appendFileSync(path.join(config, 'modules', module, 'module.yaml'), `mode: ${app.mode}\n`);
       lab = await Lab.up({ name: `${app.tag}${process.pid % 100000}`, nodes: 2, clients: 1, config });
+      await app.setup?.(lab);
     });
     afterAll(async () => {
       await client?.stop().catch(() => undefined);
@@ -112,6 +119,7 @@ export function mirrorAppSuite(app: MirrorApp): void {
         failoverMs.push(ms);
         assert.equal((await status(lab, second))?.state, 'ALONE', `${second} runs ALONE`);
         assert.ok(await vipOn(lab, second), `the VIP is on ${second}`);
+        await app.afterFailover?.(lab, second, prim);
         await sleep(1000);
         await client.pause();
         const committed = client.committed;
@@ -140,6 +148,9 @@ export function mirrorAppSuite(app: MirrorApp): void {
           + `${last.bytesCopied} bytes copied for ${last.dirtyBytesAtStart} dirty bytes in ${last.dirtyEntriesAtStart} entries `
           + `(${dirtyBefore} dirty bytes shown before the restart), ${last.durationMs} ms`);
         assert.equal(last.full, false, 'a trusted dirty log: only what changed is copied');
+        if (app.maxReintegrationBytes !== undefined) {
+          assert.ok(last.bytesCopied <= app.maxReintegrationBytes, `reintegration copied ${last.bytesCopied} bytes, more than ${app.maxReintegrationBytes}`);
+        }
         // lab kill leaves the node's kernel (its namespaces) up, so the VIP it held stayed on its
         // interface: the restarted daemon removes it before anything else (both nodes would answer
         // ARP for it otherwise).
