@@ -43,6 +43,8 @@ export interface MirrorApp {
   maxReintegrationBytes?: number;
   /** Run once the lab is up, before `croft prim` (an install step on the nodes). */
   setup?(lab: Lab): Promise<void>;
+  /** A last test after the kills, on the final PRIM and SECOND, with the rows committed so far. */
+  more?: { name: string; run(lab: Lab, prim: string, second: string, committed: number[], attempted: number): Promise<void> };
   /** More checks after each failover: `survivor` runs the application, `killed` was lab-killed. */
   afterFailover?(lab: Lab, survivor: string, killed: string): Promise<void>;
 }
@@ -58,6 +60,7 @@ export function mirrorAppSuite(app: MirrorApp): void {
     let lab: Lab;
     let config: string;
     let client: Committer | null = null;
+    let final: { prim: string; second: string; committed: number[]; attempted: number } | null = null;
     beforeAll(async () => {
       config = fs.mkdtempSync(path.join(os.tmpdir(), `croft-${app.tag}-`));
       fs.cpSync(path.join(repoRoot, 'modules', module), path.join(config, 'modules', module), { recursive: true });
@@ -180,6 +183,15 @@ export function mirrorAppSuite(app: MirrorApp): void {
       console.log(`# ${module}${modeNote}: ${client.acks.length} rows committed in all, ${client.attempted} sent, ${client.connections} sessions; failed statements: ${client.failures.length}`);
       for (const ms of failoverMs) assert.ok(ms < (app.maxFailoverMs ?? 15_000), `failover within seconds (${ms} ms)`);
       assertContainsAll(await app.rowsOn(lab, prim), client.committed, client.attempted, `${prim} at the end`);
+      final = { prim, second, committed: client.committed, attempted: client.attempted };
     });
+
+    if (app.more) {
+      const more = app.more;
+      test(more.name, async () => {
+        assert.ok(final, 'the kills test ran');
+        await more.run(lab, final.prim, final.second, final.committed, final.attempted);
+      });
+    }
   });
 }

@@ -8,6 +8,8 @@
 // node's PID namespace ends, QEMU with it), alternating nodes: the survivor boots the VM from the
 // replicated image and every record synced before the kill is on its disk; the VM runs there only;
 // reintegration copies only the changed zones of the 64 MiB image; `croft mirror verify` identical.
+// Then `croft swap` moves the VM with its disk, and a crash of QEMU alone (SIGKILL) is seen by the
+// module's checker and restarted by croft.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,6 +17,7 @@ import type { Lab } from '../../top/lab/index.js';
 import { pidNsFile } from '../../top/lab/pidns.js';
 import { nsInode } from '../../top/lab/procs.js';
 import { mirrorAppSuite } from '../helpers/mirror-app-suite.js';
+import { swapAndCheckerRestart } from '../helpers/mirror-whole.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const MODULE = 'kvm-mirror';
@@ -64,14 +67,22 @@ for i in range(1, len(data) // 512):
 print(' '.join(map(str, out)))
 `;
 
+const answers = async (lab: Lab) => (await lab.exec('client', ['bash', '-c',
+  `exec 3<>/dev/tcp/${VIP}/7778 && echo ping >&3 && read -r -t 3 l <&3 && [ "$l" = pong ]`], { timeoutMs: 5000 })).code === 0;
+
+const rowsOn = async (lab: Lab, node: string) => {
+  const r = await lab.exec(node, ['python3', '-c', READ_RECORDS, DISK], { timeoutMs: 30_000 });
+  assert.equal(r.code, 0, `records on ${node}: ${r.stderr}`);
+  return r.stdout.trim().split(' ').filter(Boolean).map(Number);
+};
+
 mirrorAppSuite({
   module: MODULE,
   vip: VIP,
   tag: 'kv',
   kills: 2,
   client: { argv: ['busybox', 'nc', VIP, '7778'], statement: (n) => `${n}\n` },
-  answers: async (lab) => (await lab.exec('client', ['bash', '-c',
-    `exec 3<>/dev/tcp/${VIP}/7778 && echo ping >&3 && read -r -t 3 l <&3 && [ "$l" = pong ]`], { timeoutMs: 5000 })).code === 0,
+  answers,
   // n2 gets its guest's initramfs by hand, as an administrator installs it; n1 builds its own at
   // its first start_prim, as a node that lacks it does.
   setup: async (lab) => {
@@ -87,11 +98,7 @@ mirrorAppSuite({
   maxReintegrationBytes: 4 << 20,
   // A TCG boot of the guest takes seconds (more when the machine is busy).
   maxFailoverMs: 45_000,
-  rowsOn: async (lab, node) => {
-    const r = await lab.exec(node, ['python3', '-c', READ_RECORDS, DISK], { timeoutMs: 30_000 });
-    assert.equal(r.code, 0, `records on ${node}: ${r.stderr}`);
-    return r.stdout.trim().split(' ').filter(Boolean).map(Number);
-  },
+  rowsOn,
   afterFailover: async (lab, survivor, killed) => {
     const survivorNs = nsInode(pidNsFile(lab.stateDir, survivor));
     const found = qemus();
@@ -101,5 +108,15 @@ mirrorAppSuite({
     assert.match(console_.stdout, /kvm-mirror guest: up/, `the guest booted on ${survivor}`);
     console.log(`# ${MODULE}: ${survivor} booted the VM from the replicated image with ${await accelOn(lab, survivor)}`);
   },
+  more: swapAndCheckerRestart({
+    module: MODULE,
+    answers,
+    rowsOn,
+    hostPids: qemus,
+    crash: async (lab, node) => {
+      const r = await lab.exec(node, ['sh', '-c', `kill -KILL "$(cat ${RUN_DIR}/qemu.pid)"`]);
+      assert.equal(r.code, 0, `kill of QEMU on ${node}: ${r.stderr}`);
+    },
+  }),
   serverLog: `/var/log/croft/${MODULE}.log`,
 });

@@ -7,7 +7,8 @@
 // alternating nodes: every acknowledged record on the survivor, the container running there (and
 // nothing of it left on the killed node), reintegration from the dirty log copying only what
 // changed (the volume also holds an 8 MiB file written before the kills), `croft mirror verify`
-// identical.
+// identical. Then `croft swap` moves the container with its data, and a crash of the container
+// alone (its pid 1 SIGKILLed) is seen by the module's checker and restarted by croft.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import { pidNsFile } from '../../top/lab/pidns.js';
 import { nsInode } from '../../top/lab/procs.js';
 import { sleep } from '../helpers/cluster.js';
 import { mirrorAppSuite } from '../helpers/mirror-app-suite.js';
+import { swapAndCheckerRestart } from '../helpers/mirror-whole.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const MODULE = 'podman-mirror';
@@ -49,13 +51,22 @@ function pidNs(pid: number): number | undefined {
   }
 }
 
+const answers = async (lab: Lab) => (await lab.exec('client', ['bash', '-c', `exec 3<>/dev/tcp/${VIP}/7777`], { timeoutMs: 5000 })).code === 0;
+
+const rowsOn = async (lab: Lab, node: string) => {
+  const r = await lab.exec(node, ['cat', `${DIR}/records`], { timeoutMs: 20_000 });
+  assert.equal(r.code, 0, `records on ${node}: ${r.stderr}`);
+  const complete = r.stdout.endsWith('\n') ? r.stdout : r.stdout.slice(0, r.stdout.lastIndexOf('\n') + 1);
+  return complete.split('\n').filter(Boolean).map(Number).sort((a, b) => a - b);
+};
+
 mirrorAppSuite({
   module: MODULE,
   vip: VIP,
   tag: 'pd',
   kills: 2,
   client: { argv: ['busybox', 'nc', VIP, '7777'], statement: (n) => `${n}\n` },
-  answers: async (lab) => (await lab.exec('client', ['bash', '-c', `exec 3<>/dev/tcp/${VIP}/7777`], { timeoutMs: 5000 })).code === 0,
+  answers,
   // n2 gets the image by hand, as an administrator installs it; n1 builds it at its first
   // start_prim (IMAGE_BUILD), as a node that lacks it does.
   setup: async (lab) => {
@@ -75,12 +86,7 @@ mirrorAppSuite({
     await sleep(11_000);
   },
   maxReintegrationBytes: 1 << 20,
-  rowsOn: async (lab, node) => {
-    const r = await lab.exec(node, ['cat', `${DIR}/records`], { timeoutMs: 20_000 });
-    assert.equal(r.code, 0, `records on ${node}: ${r.stderr}`);
-    const complete = r.stdout.endsWith('\n') ? r.stdout : r.stdout.slice(0, r.stdout.lastIndexOf('\n') + 1);
-    return complete.split('\n').filter(Boolean).map(Number).sort((a, b) => a - b);
-  },
+  rowsOn,
   afterFailover: async (lab, survivor, killed) => {
     const ps = await podman(lab, survivor, ['ps', '--filter', `name=${NAME}`, '--format', '{{.Names}} {{.Status}}']);
     assert.equal(ps.code, 0, `podman ps on ${survivor}: ${ps.stderr}`);
@@ -92,5 +98,16 @@ mirrorAppSuite({
     assert.equal(found.length, 1, `one conmon of ${NAME} (found ${found.join(', ')}; ${killed} was killed)`);
     assert.equal(pidNs(found[0]!), survivorNs, `the conmon of ${NAME} is ${survivor}'s`);
   },
+  more: swapAndCheckerRestart({
+    module: MODULE,
+    answers,
+    rowsOn,
+    hostPids: conmons,
+    crash: async (lab, node) => {
+      const pid = await podman(lab, node, ['inspect', '--format', '{{.State.Pid}}', NAME]);
+      assert.match(pid.stdout.trim(), /^[1-9]\d*$/, `the container's pid on ${node}: ${pid.stdout}${pid.stderr}`);
+      assert.equal((await lab.exec(node, ['kill', '-KILL', pid.stdout.trim()])).code, 0);
+    },
+  }),
   serverLog: `/var/log/croft/${MODULE}.log`,
 });
