@@ -72,9 +72,15 @@ LOG=/var/log/croft/$MODULE.log
 PODMAN_BIN=${PODMAN_BIN:-podman}
 
 # podman with this module's own store, run state and crun state (see above); events to a file
-# (no journald needed).
+# (no journald needed). Its locks are files in its tmpdir (containers.conf `lock_type = "file"`),
+# not the machine-wide shared memory segment /dev/shm/libpod_lock that every podman store of the
+# machine would share (lock numbers of this store clashing with another's).
 pm() {
-  "$PODMAN_BIN" --root "$STORE" --runroot "$RUN_DIR/runroot" --tmpdir "$RUN_DIR/tmp" \
+  if [ ! -f "$RUN_DIR/containers.conf" ]; then
+    mkdir -p "$RUN_DIR"
+    printf '# Written by croft podman-mirror lib.sh\n[engine]\nlock_type = "file"\n' >"$RUN_DIR/containers.conf"
+  fi
+  CONTAINERS_CONF="$RUN_DIR/containers.conf" "$PODMAN_BIN" --root "$STORE" --runroot "$RUN_DIR/runroot" --tmpdir "$RUN_DIR/tmp" \
     --runtime crun --runtime-flag "root=$RUN_DIR/crun" \
     --cgroup-manager cgroupfs --events-backend file "$@"
 }

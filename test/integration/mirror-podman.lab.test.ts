@@ -103,6 +103,12 @@ mirrorAppSuite({
     answers,
     rowsOn,
     hostPids: conmons,
+    // container.env (sourced by lib.sh) in the lab's shared config: start_prim sleeps first.
+    slowStart: (lab, seconds) => {
+      const env = path.join(lab.configDir, 'modules', MODULE, 'container.env');
+      if (seconds === null) fs.rmSync(env, { force: true });
+      else fs.writeFileSync(env, `case $0 in */start_prim) sleep ${seconds} ;; esac\n`);
+    },
     crash: async (lab, node) => {
       const pid = await podman(lab, node, ['inspect', '--format', '{{.State.Pid}}', NAME]);
       assert.match(pid.stdout.trim(), /^[1-9]\d*$/, `the container's pid on ${node}: ${pid.stdout}${pid.stderr}`);
