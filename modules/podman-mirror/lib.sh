@@ -42,7 +42,7 @@ NODE=${CROFT_NODE:-$(hostname)}
 
 # ---- settings: edit these (or set them in container.env) ----
 DIR=${CROFT_MIRROR_DIR_0:-/var/lib/croft-apps/podman}   # default: keep in step with module.yaml `dirs`
-STORE=/var/lib/croft-apps/podman-store     # this module's podman store on this node (not replicated)
+STORE=/var/lib/croft-apps/podman-store/$MODULE   # this module's podman store on this node (not replicated)
 NAME=croft-$MODULE                         # the container's name
 IMAGE=localhost/croft-records:1            # the demo image (build-image): a records service on PORT
 IMAGE_BUILD="$HERE/build-image"            # run when IMAGE is not in STORE (empty: a missing image is an error)
