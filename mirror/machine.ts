@@ -56,7 +56,7 @@
 // who knows runs `croft prim` on the right node.
 
 import assert from 'node:assert/strict';
-import { createHealth, healthStep, type Health } from '../src/module/health.js';
+import { createHealth, healthStep, type Health, resetHealth } from '../src/module/health.js';
 // maxloop at the mirror: stopping here means the peer takes over.
 import { countFailure, pruneRestartWindow, scriptEnded } from '../src/module/restart-window.js';
 import { reintegrationDoneByPeer } from './rules.js';
@@ -463,6 +463,12 @@ function scriptDone(d: Draft, ev: EventOf<'script_done'>, nowMs: number): void {
   // forced by the driver (it kills what still holds files open).
   const failed = scriptEnded(d, ev, 'stop_prim');
   if (failed !== null && d.target === 'run' && isPrimary(d.state)) countFailure(d, nowMs, failed);
+  // The application is judged from the end of its start: failures an app checker saw while
+  // start_prim ran (a VM booting, a server loading) were not acted on, and a health left `failed`
+  // by them would hide a crash right after the start (only a change to failed restarts).
+  if (ev.script === 'start_prim' && ev.ok) {
+    for (const c of d.cfg.checkers) if (c.kind === 'app') d.health[c.name] = resetHealth(d.health[c.name]!);
+  }
 }
 
 function probe(d: Draft, ev: EventOf<'probe'>, nowMs: number, out: MirrorAction[]): void {

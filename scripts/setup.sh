@@ -16,8 +16,16 @@ declare -A need=(
   [redis-cli]=redis-tools [setpriv]=util-linux
   # The web console's browser tests (test/integration/console.lab.test.ts) drive Debian's Chromium.
   [chromium]=chromium
+  # modules/podman-mirror (its demo image is built offline from busybox-static) and modules/kvm-mirror
+  # (QEMU, its tiny guest: Debian's kernel and an initramfs of busybox-static).
+  [podman]=podman [conmon]=conmon [crun]=crun [busybox]=busybox-static [cpio]=cpio
+  [qemu-system-x86_64]=qemu-system-x86 [qemu-img]=qemu-utils
 )
 missing=()
+# A dynamically linked busybox (Debian's `busybox`) cannot be copied into an image or initramfs alone.
+if command -v busybox >/dev/null 2>&1 && ldd "$(command -v busybox)" >/dev/null 2>&1; then missing+=(busybox-static); fi
+# The guest kernel of modules/kvm-mirror.
+if ! ls /boot/vmlinuz-* >/dev/null 2>&1; then missing+=(linux-image-amd64); fi
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done

@@ -37,6 +37,16 @@ export interface MirrorApp {
   rowsOn(lab: Lab, node: string): Promise<number[]>;
   /** The server's log on a node, kept for a person looking into a failure. */
   serverLog: string;
+  /** The bound on a failover (kill -> first commit on the other node); default 15 s. */
+  maxFailoverMs?: number;
+  /** A reintegration must copy at most this many bytes (the data holds more: only what changed is copied). */
+  maxReintegrationBytes?: number;
+  /** Run once the lab is up, before `croft prim` (an install step on the nodes). */
+  setup?(lab: Lab): Promise<void>;
+  /** A last test after the kills, on the final PRIM and SECOND, with the rows committed so far. */
+  more?: { name: string; run(lab: Lab, prim: string, second: string, committed: number[], attempted: number): Promise<void> };
+  /** More checks after each failover: `survivor` runs the application, `killed` was lab-killed. */
+  afterFailover?(lab: Lab, survivor: string, killed: string): Promise<void>;
 }
 
 export function mirrorAppSuite(app: MirrorApp): void {
@@ -50,11 +60,13 @@ export function mirrorAppSuite(app: MirrorApp): void {
     let lab: Lab;
     let config: string;
     let client: Committer | null = null;
+    let final: { prim: string; second: string; committed: number[]; attempted: number } | null = null;
     beforeAll(async () => {
       config = fs.mkdtempSync(path.join(os.tmpdir(), `croft-${app.tag}-`));
       fs.cpSync(path.join(repoRoot, 'modules', module), path.join(config, 'modules', module), { recursive: true });
       if (app.mode) fs.appendFileSync(path.join(config, 'modules', module, 'module.yaml'), `mode: ${app.mode}\n`);
       lab = await Lab.up({ name: `${app.tag}${process.pid % 100000}`, nodes: 2, clients: 1, config });
+      await app.setup?.(lab);
     });
     afterAll(async () => {
       await client?.stop().catch(() => undefined);
@@ -112,6 +124,7 @@ export function mirrorAppSuite(app: MirrorApp): void {
         failoverMs.push(ms);
         assert.equal((await status(lab, second))?.state, 'ALONE', `${second} runs ALONE`);
         assert.ok(await vipOn(lab, second), `the VIP is on ${second}`);
+        await app.afterFailover?.(lab, second, prim);
         await sleep(1000);
         await client.pause();
         const committed = client.committed;
@@ -140,6 +153,9 @@ export function mirrorAppSuite(app: MirrorApp): void {
           + `${last.bytesCopied} bytes copied for ${last.dirtyBytesAtStart} dirty bytes in ${last.dirtyEntriesAtStart} entries `
           + `(${dirtyBefore} dirty bytes shown before the restart), ${last.durationMs} ms`);
         assert.equal(last.full, false, 'a trusted dirty log: only what changed is copied');
+        if (app.maxReintegrationBytes !== undefined) {
+          assert.ok(last.bytesCopied <= app.maxReintegrationBytes, `reintegration copied ${last.bytesCopied} bytes, more than ${app.maxReintegrationBytes}`);
+        }
         // lab kill leaves the node's kernel (its namespaces) up, so the VIP it held stayed on its
         // interface: the restarted daemon removes it before anything else (both nodes would answer
         // ARP for it otherwise).
@@ -165,8 +181,17 @@ export function mirrorAppSuite(app: MirrorApp): void {
       console.log(`# ${module}${modeNote} failover (kill of the PRIM -> first commit through the VIP on the other node), ${failoverMs.length} runs: `
         + `min ${s.min} ms, median ${s.median} ms, max ${s.max} ms (${failoverMs.join(', ')}; heartbeat timeout 500 ms)`);
       console.log(`# ${module}${modeNote}: ${client.acks.length} rows committed in all, ${client.attempted} sent, ${client.connections} sessions; failed statements: ${client.failures.length}`);
-      for (const ms of failoverMs) assert.ok(ms < 15_000, `failover within seconds (${ms} ms)`);
+      for (const ms of failoverMs) assert.ok(ms < (app.maxFailoverMs ?? 15_000), `failover within seconds (${ms} ms)`);
       assertContainsAll(await app.rowsOn(lab, prim), client.committed, client.attempted, `${prim} at the end`);
+      final = { prim, second, committed: client.committed, attempted: client.attempted };
     });
+
+    if (app.more) {
+      const more = app.more;
+      test(more.name, async () => {
+        assert.ok(final, 'the kills test ran');
+        await more.run(lab, final.prim, final.second, final.committed, final.attempted);
+      });
+    }
   });
 }

@@ -235,6 +235,24 @@ describe('ALONE', () => {
     x.done('stop_prim');
     assert.equal(x.m.state, 'STOP');
   });
+  test('probe: failures seen while start_prim ran do not hide a crash after it (health judged afresh from its end)', () => {
+    const x = alone('none', [{ name: 'app', kind: 'app', onFailure: 'restart', rise: 1, fall: 2 }]);
+    x.probe('app', true);
+    x.probe('app', false);
+    x.probe('app', false);
+    assert.deepEqual(x.types, ['checker_change', 'stop_prim']);
+    x.done('stop_prim');
+    // start_prim runs (a VM booting): the checker fails meanwhile, nothing acts on it.
+    x.probe('app', false);
+    x.probe('app', false);
+    assert.deepEqual(x.types, ['checker_change']);
+    x.done('start_prim');
+    // The application dies right after its start, before any success: fall failures restart it.
+    x.probe('app', false);
+    assert.deepEqual(x.types, []);
+    x.probe('app', false);
+    assert.deepEqual(x.types, ['checker_change', 'stop_prim']);
+  });
   test('data: impossible while ALONE', () => {
     assert.throws(() => alone().step({ type: 'data', status: 'stale' }), /data event in ALONE/);
   });
