@@ -18,10 +18,10 @@
 //!
 //! A context is not thread-safe, and libnftables is not written for a context that moves between
 //! threads: each session owns one thread of its own, which creates the context, runs every command
-//! of the session in order and frees it. (With the commands on the libuv pool, a different pool
-//! thread each time under a mutex, 8-node labs saw a daemon abort on a corrupted heap inside
-//! nft_run_cmd_from_buffer about one start in three; with one thread per context, none.) A command
-//! waits on the libuv pool for its answer, never on the JS thread.
+//! of the session in order and frees it. A command waits on the libuv pool for its answer, never on
+//! the JS thread. (Daemons that aborted on a corrupted heap inside nft_run_cmd_from_buffer were
+//! first blamed on the pool's threads; the cause was libnftables 1.0.6 printing a table's flags in
+//! JSON after freeing them, which farm/nft-apply.ts no longer asks for.)
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
