@@ -15,6 +15,28 @@ import { daemonLog, firstEventAfter, waitFor } from './cluster.js';
 import { assertContainsAll } from './committer.js';
 import { waitStates } from './mirror-lab.js';
 
+/** Host pids of the processes whose executable ends with `exe` and whose argv holds `arg`. */
+export function hostPids(exe: string, arg: string): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (!fs.readlinkSync(`/proc/${e}/exe`).endsWith(exe)) continue;
+      if (fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').includes(arg)) out.push(Number(e));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** The inode of `pid`'s pid namespace (undefined once it is gone). */
+export function pidNs(pid: number): number | undefined {
+  try {
+    return Number(/\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${pid}/ns/pid`))![1]);
+  } catch {
+    return undefined;
+  }
+}
+
 export interface WholeApp {
   module: string;
   /** The application answers through the VIP. */
@@ -29,14 +51,6 @@ export interface WholeApp {
    * application down while it starts (a VM's boot does that by itself).
    */
   slowStart?(lab: Lab, seconds: number | null): void;
-}
-
-function pidNs(pid: number): number | undefined {
-  try {
-    return Number(/\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${pid}/ns/pid`))![1]);
-  } catch {
-    return undefined;
-  }
 }
 
 /** The application's processes all belong to `node` (and there is at least one). */

@@ -11,13 +11,12 @@
 // Then `croft swap` moves the VM with its disk, and a crash of QEMU alone (SIGKILL) is seen by the
 // module's checker and restarted by croft.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Lab } from '../../top/lab/index.js';
 import { pidNsFile } from '../../top/lab/pidns.js';
 import { nsInode } from '../../top/lab/procs.js';
 import { mirrorAppSuite } from '../helpers/mirror-app-suite.js';
-import { swapAndCheckerRestart } from '../helpers/mirror-whole.js';
+import { hostPids, pidNs, swapAndCheckerRestart } from '../helpers/mirror-whole.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const MODULE = 'kvm-mirror';
@@ -26,27 +25,6 @@ const DISK = '/var/lib/croft-apps/kvm/disk.raw'; // lib.sh: DISK in dirs[0]
 const VM_NAME = `croft-${MODULE}`; // lib.sh: QEMU's -name
 const RUN_DIR = `/run/croft/${MODULE}`;
 const LIB = path.join(repoRoot, 'modules', 'lib', 'croft.sh');
-
-/** Host pids of this module's QEMU processes (their command line has `-name croft-kvm-mirror`). */
-function qemus(): number[] {
-  const out: number[] = [];
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      if (!fs.readlinkSync(`/proc/${e}/exe`).endsWith('/qemu-system-x86_64')) continue;
-      if (fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').includes(VM_NAME)) out.push(Number(e));
-    } catch { /* gone */ }
-  }
-  return out;
-}
-
-function pidNs(pid: number): number | undefined {
-  try {
-    return Number(/\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${pid}/ns/pid`))![1]);
-  } catch {
-    return undefined;
-  }
-}
 
 async function accelOn(lab: Lab, node: string): Promise<string> {
   const r = await lab.exec(node, ['cat', `${RUN_DIR}/accel`]);
@@ -101,7 +79,7 @@ mirrorAppSuite({
   rowsOn,
   afterFailover: async (lab, survivor, killed) => {
     const survivorNs = nsInode(pidNsFile(lab.stateDir, survivor));
-    const found = qemus();
+    const found = hostPids('/qemu-system-x86_64', VM_NAME);
     assert.equal(found.length, 1, `one QEMU of ${VM_NAME} (found ${found.join(', ')}; ${killed} was killed)`);
     assert.equal(pidNs(found[0]!), survivorNs, `the QEMU of ${VM_NAME} is ${survivor}'s`);
     const console_ = await lab.exec(survivor, ['cat', `${RUN_DIR}/console.log`]);
@@ -112,7 +90,7 @@ mirrorAppSuite({
     module: MODULE,
     answers,
     rowsOn,
-    hostPids: qemus,
+    hostPids: () => hostPids('/qemu-system-x86_64', VM_NAME),
     crash: async (lab, node) => {
       const r = await lab.exec(node, ['sh', '-c', `kill -KILL "$(cat ${RUN_DIR}/qemu.pid)"`]);
       assert.equal(r.code, 0, `kill of QEMU on ${node}: ${r.stderr}`);

@@ -17,7 +17,7 @@ import { pidNsFile } from '../../top/lab/pidns.js';
 import { nsInode } from '../../top/lab/procs.js';
 import { sleep } from '../helpers/cluster.js';
 import { mirrorAppSuite } from '../helpers/mirror-app-suite.js';
-import { swapAndCheckerRestart } from '../helpers/mirror-whole.js';
+import { hostPids, pidNs, swapAndCheckerRestart } from '../helpers/mirror-whole.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const MODULE = 'podman-mirror';
@@ -29,27 +29,6 @@ const BALLAST_MIB = 8;
 
 const podman = (lab: Lab, node: string, args: string[]) => lab.exec(node, ['sh', '-c',
   `. /etc/croft/modules/${MODULE}/lib.sh && pm "$@"`, 'podman', ...args], { env: { CROFT_LIB: LIB, CROFT_MODULE: MODULE }, timeoutMs: 30_000 });
-
-/** Host pids of this module's conmon processes (their command line names the container). */
-function conmons(): number[] {
-  const out: number[] = [];
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      if (!fs.readlinkSync(`/proc/${e}/exe`).endsWith('/conmon')) continue;
-      if (fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').includes(NAME)) out.push(Number(e));
-    } catch { /* gone */ }
-  }
-  return out;
-}
-
-function pidNs(pid: number): number | undefined {
-  try {
-    return Number(/\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${pid}/ns/pid`))![1]);
-  } catch {
-    return undefined;
-  }
-}
 
 const answers = async (lab: Lab) => (await lab.exec('client', ['bash', '-c', `exec 3<>/dev/tcp/${VIP}/7777`], { timeoutMs: 5000 })).code === 0;
 
@@ -94,7 +73,7 @@ mirrorAppSuite({
     // Exactly one conmon of the module on the machine, in the survivor's PID namespace: the killed
     // node's container ended with its node.
     const survivorNs = nsInode(pidNsFile(lab.stateDir, survivor));
-    const found = conmons();
+    const found = hostPids('/conmon', NAME);
     assert.equal(found.length, 1, `one conmon of ${NAME} (found ${found.join(', ')}; ${killed} was killed)`);
     assert.equal(pidNs(found[0]!), survivorNs, `the conmon of ${NAME} is ${survivor}'s`);
   },
@@ -102,7 +81,7 @@ mirrorAppSuite({
     module: MODULE,
     answers,
     rowsOn,
-    hostPids: conmons,
+    hostPids: () => hostPids('/conmon', NAME),
     // container.env (sourced by lib.sh) in the lab's shared config: start_prim sleeps first.
     slowStart: (lab, seconds) => {
       const env = path.join(lab.configDir, 'modules', MODULE, 'container.env');
