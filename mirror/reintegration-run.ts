@@ -40,6 +40,10 @@ export class ReintegrationRun {
     } catch {
       trusted = false;
     }
+    // Given up while it read the dirty log (the machine's reintegrate_abort ran meanwhile, in the
+    // same queue: seen after a swap, when the new ALONE's link fell while it mounted): it must not
+    // start a copy nobody waits for, beside (or instead of) the one that follows.
+    if (token !== this.#token) return 'superseded';
     const { full, why } = chooseReintegration({ trusted, generation, peerGeneration, fullNext: this.fullNext });
     const start = { full, dirtyBytes, dirtyEntries, atMs: this.clock.now() };
     this.log.info({ event: 'mirror_reintegration', module, role: 'source', full, dirtyBytes, dirtyEntries, why },

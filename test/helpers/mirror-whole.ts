@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import type { Lab } from '../../top/lab/index.js';
 import { pidNsFile } from '../../top/lab/pidns.js';
 import { nsInode } from '../../top/lab/procs.js';
-import { daemonLog, firstEventAfter, waitFor } from './cluster.js';
+import { daemonLog, firstEventAfter, waitFor, type LogLine } from './cluster.js';
 import { assertContainsAll } from './committer.js';
 import { waitStates } from './mirror-lab.js';
 
@@ -81,7 +81,14 @@ export function swapAndCheckerRestart(app: WholeApp): { name: string; run(lab: L
       assertContainsAll(await app.rowsOn(lab, second), committed, attempted, `${second} after croft swap`);
       console.log(`# ${module}: croft swap on ${prim} -> answering through the VIP from ${second} in ${swapMs} ms (stop_prim done on ${prim} at ${stopped - t0} ms); all ${committed.length} rows there`);
 
+      // The replication link stayed up from the swap on: the new PRIM idles while its start_prim
+      // runs (nothing written), and its SECOND took the live stream of a 0-byte resync for none
+      // and closed it after its grace (2 heartbeat timeouts), then again after every resync.
       const t1 = Date.now();
+      const during = (n: string, match: (l: LogLine) => boolean) =>
+        daemonLog(lab, n).filter((l) => l.module === module && Date.parse(l.time) >= t0 && Date.parse(l.time) < t1 && match(l)).map((l) => `${l.time} ${String(l.msg)}`);
+      assert.deepEqual(during(second, (l) => l.event === 'mirror_link_lost'), [], `the link to ${prim} lost after the swap (${t1 - t0} ms watched)`);
+      assert.deepEqual(during(prim, (l) => l.event === 'module_state' && l.from === 'SECOND'), [], `${prim} left SECOND after the swap`);
       await app.crash(lab, second);
       app.slowStart?.(lab, null);
       const at = (script: string, since: number) => firstEventAfter(lab, second, since, (l) => l.module === module && l.script === script && l.exitCode === 0);

@@ -104,6 +104,49 @@ describe('native mirror: reintegration and verify', () => {
     }
   });
 
+  // The swap to a slow start_prim (kvm-mirror lab): the new primary had written nothing, so its
+  // reintegration copied nothing and sent no operation; the replica said "not connected" until
+  // the first write, and the SECOND (which judges its link by it: mirror/rules.ts linkRule) closed
+  // the live stream after its grace, then again after every 0-byte resync, while the PRIM idled.
+  it('a reintegration with nothing to copy leaves the replica connected (the live stream), until it ends', async () => {
+    const base = await fsp.mkdtemp(path.join(os.tmpdir(), 'croft-native-resync-'));
+    const a = path.join(base, 'a');
+    const b = path.join(base, 'b');
+    for (const d of [a, b]) {
+      await fsp.mkdir(d, { recursive: true });
+      await fsp.writeFile(path.join(d, 'same.txt'), 'in sync\n');
+    }
+    let mount: MirrorMount | null = null;
+    let replica: MirrorReplica | null = null;
+    try {
+      mount = await MirrorMount.mount({ dir: a, failMode: 'alone', dirtyLog: { dir: path.join(base, 'state'), zoneBytes: 64 * 1024 } });
+      await mount.clearDirty(); // the trees are equal: a trusted, empty log
+      replica = MirrorReplica.start({ dir: b, host: '127.0.0.1', port: 0, key: KEY });
+      const peer: MirrorPeerOptions = { host: '127.0.0.1', port: replica.port, key: KEY, ackLevel: 'durable' };
+      const st = await mount.reintegrate({ peer, full: false });
+      assert.equal(st.phase, 'done');
+      assert.equal(st.bytesCopied, 0);
+      assert.equal(mount.status().link.connected, true);
+      assert.equal(replica.status().reintegrations, 1);
+      assert.equal(replica.status().connected, true, 'the replica holds the live stream, though no write came yet');
+      // A verify's session (queries only) beside it changes nothing.
+      assert.equal((await mount.verify(peer)).identical, true);
+      assert.equal(replica.status().connected, true);
+      fs.writeFileSync(path.join(a, 'after.txt'), 'mirrored\n');
+      assert.equal(fs.readFileSync(path.join(b, 'after.txt'), 'utf8'), 'mirrored\n');
+      await mount.unmount();
+      mount = null;
+      const deadline = Date.now() + 5000;
+      while (replica.status().connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(replica.status().connected, false, 'the stream ended with the mount');
+    } finally {
+      if (mount !== null) await mount.unmount().catch(() => lazyUnmount(a));
+      replica?.stop();
+      await lazyUnmount(a);
+      await fsp.rm(base, { recursive: true, force: true });
+    }
+  });
+
   it('rejects with CROFT_ERR_MIRROR_REINTEGRATION and stays alone when the target refuses', async () => {
     const base = await fsp.mkdtemp(path.join(os.tmpdir(), 'croft-native-resync-'));
     const a = path.join(base, 'a');

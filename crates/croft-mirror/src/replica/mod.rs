@@ -85,7 +85,8 @@ pub struct ReplicaStatus {
     pub applied_ops: u64,
     /// The last sequence number acknowledged in the current (or last) session.
     pub acked_seq: u64,
-    /// A session is applying the primary's operations now.
+    /// A session is applying the primary's operations now, or is the live stream of a
+    /// reintegration that finished (its "done" answered), even if it has sent no operation yet.
     pub connected: bool,
     pub last_error: Option<String>,
     /// Reintegrations into this replica that finished (their "done" received).

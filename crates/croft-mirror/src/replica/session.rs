@@ -179,6 +179,15 @@ fn serve<'a>(
             apply_batch(shared, cache, &mut writer, &mut expected, &batch, level)?;
         }
         if let Some((qid, q)) = query {
+            // The end of a reintegration: this stream goes live at the source (PRIM) and is the
+            // one the primary mirrors on. With nothing to copy it sent no operation, so it takes
+            // the apply role here: else `connected` stayed false until the primary's first write,
+            // and a SECOND judges its link by it (mirror/rules.ts linkRule) — it closed the live
+            // stream of an idle PRIM after its grace, over and over (the swap to a slow start_prim).
+            // Before the reply: the source goes PRIM (and the SECOND looks) only after it.
+            if matches!(q, Query::Done) {
+                take_apply(shared, id, applying);
+            }
             let body = answer(shared, &q);
             shared.status.locked().queries += 1;
             writer.write_all(&wire::reply_frame(qid, &body)).map_err(|e| format!("sending a reply: {e}"))?;
