@@ -57,7 +57,7 @@ describe('croft lab chaos: 30 rounds of every fault kind against nginx-farm and 
     config = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-chaos-'));
     fs.cpSync(path.join(repoRoot, 'modules', 'postgresql-mirror'), path.join(config, 'modules', 'postgresql-mirror'), { recursive: true });
     fs.cpSync(path.join(repoRoot, 'modules', 'nginx-farm'), path.join(config, 'modules', 'web'), { recursive: true });
-    built = await chaosLab({ name: `ch${process.pid % 100000}`, nodes: 3, clients: 32, config, intervalMs: 100, timeoutMs: 500, witness: 'redis', ttlMs: 2000 });
+    built = await chaosLab({ name: `ch${process.pid % 100000}`, nodes: 3, clients: 32, config, intervalMs: 100, timeoutMs: 500, witness: 'redis', ttlMs: 1000 });
     const r = await runChaos({
       lab: built.lab, rounds: 30, seed: SEED, kinds: KINDS, holdMs: [1000, 1600], settleMs: 300, convergeMs: 30_000,
       witnessPid: built.witnessPid, log: (l) => console.log(l.startsWith('round ') || l.startsWith('chaos:') ? `# ${l}` : l),
@@ -103,7 +103,7 @@ describe('croft lab chaos catches a deliberately broken build (chaos-ack-early: 
     fs.mkdirSync(path.join(config, 'modules'));
     fs.writeFileSync(path.join(config, 'modules', 'data.yaml'), 'kind: mirror\nnodes: [n1, n2]\nvip: 10.77.0.70\ndirs: [/srv/croft/chaos-data]\nmode: every-change\nwitness: { type: none }\n');
     built = await chaosLab({
-      name: `cb${process.pid % 100000}`, nodes: 2, clients: 1, config, intervalMs: 100, timeoutMs: 500, witness: 'redis', ttlMs: 2000,
+      name: `cb${process.pid % 100000}`, nodes: 2, clients: 1, config, intervalMs: 100, timeoutMs: 500, witness: 'redis', ttlMs: 1000,
       daemonCommand: (n) => ['env', `CROFT_LAB_NATIVE_ADDON=${addon}`, ...daemonCommand(n)],
     });
     const seed = SEED + 1;

@@ -40,6 +40,7 @@ export async function chaosCommand(a: ChaosArgs, out: LabOutput): Promise<number
   if (a.config === undefined && (a.witness || a.nodes !== undefined || a.clients !== undefined)) usage('--witness, --nodes and --clients build a lab: they need --config');
   const hold = holdRange(a.holdMs);
   const rounds = a.rounds ?? 30;
+  if (rounds < 1) usage(`--rounds must be 1 or more, got ${rounds}`);
   const seed = a.seed ?? freshSeed();
   let kinds: FaultKind[];
   if (a.faults !== undefined) kinds = parseFaults(a.faults);

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { ModuleConfig } from '../../src/config/types.js';
-import type { MirrorStatusView } from '../cli/mirror.js';
+import type { MirrorStatusView, VerifyView } from '../cli/mirror.js';
 import type { FarmMapView } from '../cli/farm.js';
 import { bucketOf } from '../../farm/hash-input.js';
 import { Committer } from './committer.js';
@@ -57,38 +57,59 @@ export class Collector {
   }
 }
 
-export interface Ack { atMs: number; node: string; n: number }
+export interface Ack { atMs: number; node: string; n: number; writer: number }
+
+/** One run of the writer: where, and the records its file held when it started (null: not yet heard). */
+interface WriterRun { node: string; k: number | null; maxAcked: number }
 
 /** The writer of one mirror module, moved to whichever node is its primary, and its oracle. */
 export class MirrorLoad {
   readonly acks: Ack[] = [];
   readonly violations: string[] = [];
   maxAcked = 0;
-  writers = 0;
+  /** Every writer started, in order (its index is its id in the collector's lines). */
+  readonly runs: WriterRun[] = [];
   private writer: { node: string; child: ChildProcess } | null = null;
   private readonly file: string;
+  private readonly ackedBy = new Map<number, number>();
   committer: Committer | null = null;
 
   constructor(private readonly lab: Lab, readonly module: ModuleConfig, collector: Collector, private readonly collectorAddress: string) {
     this.file = path.join(module.mirror!.dirs[0]!, RECORDS_FILE);
     collector.on((atMs, tag, rest) => {
-      const at = tag.lastIndexOf('@');
-      if (tag.slice(0, at) !== module.name) return;
-      const node = tag.slice(at + 1);
+      const m = /^(.*)@(\S+)#(\d+)$/.exec(tag);
+      if (!m || m[1] !== module.name) return;
+      const node = m[2]!;
+      const id = Number(m[3]);
+      const run = this.runs[id];
+      if (!run) return;
       const start = /^start (\d+) (.*)$/.exec(rest);
       if (start) {
-        const k = Number(start[1]);
+        run.k = Number(start[1]);
         if (start[2] !== 'ok') this.violations.push(`${module.name}: the records file on ${node} is damaged: ${start[2]}`);
-        if (k < this.maxAcked) this.violations.push(`${module.name}: acknowledged records lost: ${node} took over with records 1..${k}, ${this.maxAcked} were acknowledged`);
+        // Every record an earlier writer had acknowledged must be in this one's file.
+        const before = Math.max(0, ...this.runs.slice(0, id).map((r) => r.maxAcked));
+        if (run.k < before) this.violations.push(`${module.name}: acknowledged records lost: ${node} took over with records 1..${run.k}, ${before} were acknowledged`);
         return;
       }
       const n = Number(rest);
-      // One writer at a time writes the next record: an acknowledged number again means two nodes
-      // wrote (a split brain), or a node wrote over records it lacked.
-      if (n <= this.maxAcked) this.violations.push(`${module.name}: record ${n} acknowledged by ${node} after record ${this.maxAcked} (two nodes writing)`);
-      else this.maxAcked = n;
-      this.acks.push({ atMs, node, n });
+      // A report may arrive late (a segment lost when a link went down, retransmitted once it came
+      // back): what counts is which writer acknowledged it, not when it arrived. A record that a
+      // later writer's file lacked was lost (or written by two nodes at once); one acknowledged by
+      // two writers was written twice.
+      const later = this.runs.findIndex((r, j) => j > id && r.k !== null && r.k < n);
+      if (later >= 0) this.violations.push(`${module.name}: record ${n} acknowledged on ${node} (writer ${id}) is not in the file writer ${later} found on ${this.runs[later]!.node} (1..${this.runs[later]!.k})`);
+      const other = this.ackedBy.get(n);
+      if (other !== undefined && other !== id) this.violations.push(`${module.name}: record ${n} acknowledged by two writers (${other} on ${this.runs[other]!.node}, ${id} on ${node}): two nodes writing`);
+      this.ackedBy.set(n, id);
+      if (n > run.maxAcked) run.maxAcked = n;
+      if (n > this.maxAcked) this.maxAcked = n;
+      this.acks.push({ atMs, node, n, writer: id });
     });
+  }
+
+  get writers(): number {
+    return this.runs.length;
   }
 
   /** The node acknowledging most recently at or before `ms`. */
@@ -120,12 +141,13 @@ export class MirrorLoad {
   }
 
   private startWriter(node: string): void {
-    const child = this.lab.spawn(node, ['python3', chaosWriterScript, this.file, `${this.module.name}@${node}`, this.collectorAddress],
+    const id = this.runs.length;
+    this.runs.push({ node, k: null, maxAcked: 0 });
+    const child = this.lab.spawn(node, ['python3', chaosWriterScript, this.file, `${this.module.name}@${node}#${id}`, this.collectorAddress],
       { stdio: ['pipe', 'ignore', 'ignore'], cwd: '/' });
     child.stdin!.on('error', () => undefined);
     const w = { node, child };
     this.writer = w;
-    this.writers++;
     child.on('exit', () => { if (this.writer === w) this.writer = null; });
   }
 
@@ -137,10 +159,11 @@ export class MirrorLoad {
     if (w.child.exitCode === null) w.child.kill('SIGKILL'); // nsenter: the writer dies with it (pdeathsig)
   }
 
-  /** Every acknowledged record is in the primary's file, 1..L in order with nothing missing. */
+  /** Every acknowledged record is in the primary's files, 1..L in order with nothing missing. */
   async checkRecords(prim: string): Promise<string[]> {
     const acked = this.maxAcked;
-    const r = await this.lab.exec(prim, ['cat', this.file], { timeoutMs: 20_000 });
+    // The files in name order (six digits: numeric order), as one text.
+    const r = await this.lab.exec(prim, ['sh', '-c', 'cat "$0"/*', this.file], { timeoutMs: 20_000 });
     if (r.code !== 0) return [`${this.module.name}: cannot read ${this.file} on ${prim}: ${r.stderr.trim()}`];
     const text = r.stdout.endsWith('\n') ? r.stdout : r.stdout.slice(0, r.stdout.lastIndexOf('\n') + 1);
     const lines = text.split('\n').filter(Boolean);
@@ -150,10 +173,16 @@ export class MirrorLoad {
     return [];
   }
 
-  /** `croft mirror verify`: both sides identical. */
+  /** `croft mirror verify` (its API call, on the primary): both sides identical. */
   async verify(prim: string): Promise<string[]> {
-    const v = await this.lab.exec(prim, ['croft', 'mirror', 'verify', this.module.name], { timeoutMs: 60_000 });
-    return v.code === 0 && /identical/.test(v.stdout) ? [] : [`${this.module.name}: croft mirror verify on ${prim}: ${(v.stdout + v.stderr).trim().split('\n').slice(-3).join(' | ')}`];
+    try {
+      const r = await nodeApiRequest<VerifyView>(this.lab.stateDir, prim, 'POST', `/api/v1/modules/${this.module.name}/mirror/verify`, 60_000);
+      if (r.status === 200 && r.body.identical) return [];
+      const diffs = r.status === 200 ? r.body.differences.slice(0, 5).map((d) => `${d.path}: ${d.what}`).join(' | ') : JSON.stringify(r.body).slice(0, 300);
+      return [`${this.module.name}: croft mirror verify on ${prim}: ${r.status === 200 ? `${r.body.differences.length} difference(s): ${diffs}` : `HTTP ${r.status} ${diffs}`}`];
+    } catch (e) {
+      return [`${this.module.name}: croft mirror verify on ${prim}: ${(e as Error).message}`];
+    }
   }
 }
 

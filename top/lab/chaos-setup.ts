@@ -13,7 +13,7 @@ import { waitFor } from './wait.js';
 
 export interface ChaosLabOptions extends Omit<LabUpOptions, 'daemons'> {
   witness?: 'config' | 'redis';
-  /** The redis lease (ms) with `witness: 'redis'`. Default 2000. */
+  /** The redis lease (ms) with `witness: 'redis'`. Default 1000 (a lab is a LAN on one machine). */
   ttlMs?: number;
 }
 
@@ -28,8 +28,9 @@ function pointWitness(configDir: string, url: string, ttlMs: number): string[] {
   const changed: string[] = [];
   const modules = path.join(configDir, 'modules');
   for (const name of fs.existsSync(modules) ? fs.readdirSync(modules).sort() : []) {
-    const file = path.join(modules, name, 'module.yaml');
-    if (!fs.existsSync(file)) continue;
+    // modules/<name>/module.yaml, or modules/<name>.yaml
+    const file = name.endsWith('.yaml') ? path.join(modules, name) : path.join(modules, name, 'module.yaml');
+    if (!fs.existsSync(file) || !fs.statSync(file).isFile()) continue;
     const doc = parseDocument(fs.readFileSync(file, 'utf8'));
     if (doc.get('kind') !== 'mirror') continue;
     doc.set('witness', doc.createNode({ type: 'redis', url, ttl_ms: ttlMs }, { flow: true }));
@@ -58,7 +59,7 @@ export async function chaosLab(o: ChaosLabOptions): Promise<ChaosLab> {
         '--appendfsync', 'always', '--dir', redisDir, '--save', '', '--protected-mode', 'no']);
       redis = spawn(cmd!, args, { stdio: 'ignore' });
       await waitFor('redis answers', async () => (await lab.exec('client', ['redis-cli', '-h', client, 'ping'])).stdout.includes('PONG'), 10_000, 100);
-      if (pointWitness(lab.configDir, `redis://${client}:6379`, o.ttlMs ?? 2000).length === 0) {
+      if (pointWitness(lab.configDir, `redis://${client}:6379`, o.ttlMs ?? 1000).length === 0) {
         throw new CroftError('CROFT_ERR_USAGE', '--witness redis: the configuration has no mirror module');
       }
     }
