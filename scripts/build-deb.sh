@@ -53,8 +53,11 @@ for d in src farm mirror top; do
   done
 done
 install -m 0644 "$addon" "$lib/native/"
-# The lab's delay relay (croft lab netem), read from the package root.
-install -m 0644 top/lab/netem_relay.py "$lib/top/lab/"
+# The lab's delay relay (croft lab netem) and the load of croft lab chaos (keep-alive clients, the
+# record writer and the collector of its acknowledgements), read from the package root.
+for f in netem_relay.py hold.mjs http-replies.mjs chaos_writer.py collector.py; do
+  install -m 0644 "top/lab/$f" "$lib/top/lab/"
+done
 cp -a "$npmdir/node_modules" "$lib/node_modules"
 rm -f "$lib/node_modules/.package-lock.json"
 ln -s ../../share/croft/modules "$lib/modules"

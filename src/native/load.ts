@@ -14,6 +14,8 @@ export interface NativeBinding {
   ArpResponder: new (ifname: string) => NativeArpResponder;
   exchangePaths(a: string, b: string): void;
   NftSession: new () => NativeNftSession;
+  /** The deliberately broken features of a test build (crates/croft-napi: chaos-*); [] in a release. */
+  chaosFeatures(): string[];
 }
 
 export interface NativeNftSession {
@@ -36,6 +38,11 @@ export const nativeDir = path.join(repoRoot, 'native');
  * `"napi": {"binaryName": "croft"}`, `index.<...>.node` before (napi-rs' default name).
  */
 export function nativeAddonPath(): string | null {
+  // A lab may run its daemons on another build of the addon (the deliberately broken one of
+  // test/integration/lab-chaos.lab.test.ts): honoured only inside a lab, whose environment sets
+  // CROFT_LAB (top/lab/enter.ts); a daemon started by systemd never has it.
+  const override = process.env.CROFT_LAB_NATIVE_ADDON;
+  if (override && process.env.CROFT_LAB) return override;
   let names: string[];
   try {
     names = fs.readdirSync(nativeDir);
@@ -72,6 +79,8 @@ export function loadNative(): NativeBinding {
   try {
     const require = createRequire(import.meta.url);
     cached = require(file) as NativeBinding;
+    const broken = cached.chaosFeatures?.() ?? [];
+    if (broken.length > 0) process.emitWarning(`the croft native addon ${file} is a deliberately broken test build (${broken.join(', ')}): never run it in production`);
   } catch (err) {
     throw new CroftError(
       'CROFT_ERR_NATIVE',

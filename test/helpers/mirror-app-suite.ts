@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, test } from 'vitest';
 import { defaults } from '../../src/config/defaults.js';
 import { Lab } from '../../top/lab/index.js';
 import { firstEventAfter, sleep, stats, waitFor, type LogLine } from './cluster.js';
-import { assertContainsAll, Committer, type CommitterClient } from './committer.js';
+import { assertContainsAll, Committer, type CommitterClient } from '../../top/lab/committer.js';
 import { hasVip, mirrorStatus, waitStates } from './mirror-lab.js';
 import { repoRoot } from './paths.js';
 

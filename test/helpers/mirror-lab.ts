@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { MirrorStatusView } from '../../top/cli/mirror.js';
 import type { Lab } from '../../top/lab/index.js';
+import { collectorScript } from '../../top/lab/paths.js';
 import { nodeApi, sleep, waitFor } from './cluster.js';
 import { fixtures } from './paths.js';
 
@@ -80,7 +81,7 @@ export class Collector {
   static async start(lab: Lab, port = 7070): Promise<Collector> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-collector-'));
     const file = path.join(dir, 'acks.txt');
-    const child = lab.spawn('client', ['python3', path.join(fixtures, 'mirror-ack', 'collector.py'), String(port), file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = lab.spawn('client', ['python3', collectorScript, String(port), file], { stdio: ['ignore', 'pipe', 'inherit'] });
     const c = new Collector(child, file, dir);
     await new Promise<void>((resolve, reject) => {
       child.once('error', reject);

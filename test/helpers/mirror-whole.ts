@@ -12,7 +12,7 @@ import type { Lab } from '../../top/lab/index.js';
 import { pidNsFile } from '../../top/lab/pidns.js';
 import { nsInode } from '../../top/lab/procs.js';
 import { daemonLog, firstEventAfter, waitFor, type LogLine } from './cluster.js';
-import { assertContainsAll } from './committer.js';
+import { assertContainsAll } from '../../top/lab/committer.js';
 import { waitStates } from './mirror-lab.js';
 
 /** Host pids of the processes whose executable ends with `exe` and whose argv holds `arg`. */

@@ -11,10 +11,11 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, test } from 'vitest';
+import { holdScript } from '../../top/lab/holders.js';
 import { Lab } from '../../top/lab/index.js';
 import { nodeApi, sleep, waitFor } from '../helpers/cluster.js';
 import { ACK_DIR, ACK_MODULE, ackConfig, Collector, primOnN1, waitStates } from '../helpers/mirror-lab.js';
-import { fixtures, repoRoot } from '../helpers/paths.js';
+import { repoRoot } from '../helpers/paths.js';
 
 const CAP = 4 * 1024 * 1024;
 const DIRTY_MIB = 24;
@@ -152,7 +153,7 @@ describe('metrics of the wings during a reintegration and a farm failover', { ti
     assert.equal(nodes.reduce((s, n) => s + owned(t, n)!, 0), 1024);
     const takeoversBefore = await Promise.all(['n1', 'n2'].map(async (n) => metric(await scrape(l, n), 'croft_farm_takeovers_total', { module: 'web' })!));
     // 20 keep-alive clients: each node counts its own connections to the VIP.
-    holder = l.spawn('client', ['node', path.join(fixtures, 'farm-lab', 'hold.mjs'), JSON.stringify({ host: VIP, port: 80, sources: l.clientAddresses(), everyMs: 200 })],
+    holder = l.spawn('client', ['node', holdScript, JSON.stringify({ host: VIP, port: 80, sources: l.clientAddresses(), everyMs: 200 })],
       { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
     holder.stdout!.on('data', (c: Buffer) => { out += c.toString(); });

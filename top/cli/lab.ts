@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { CroftError } from '../../src/errors.js';
 import { formatStatus, Lab } from '../lab/index.js';
+import { chaosCommand } from './lab-chaos.js';
 import { forwardToSocket, nodeApiSocket } from '../lab/node-api.js';
 
 export interface LabOutput {
@@ -23,7 +24,13 @@ const USAGE = `usage: croft lab <command> [--name NAME] ...
   netem <node> loss 10% | delay 50ms [jitter] | clear  [--lan K]
   partition <n1,n2> [<n3>...]   nodes in different groups cannot reach each other (the client reaches all)
   partition --heal               end the partition
-  console <node> [--port 9450]   serve the node's console and API on the host's 127.0.0.1 (until Ctrl-C)`;
+  console <node> [--port 9450]   serve the node's console and API on the host's 127.0.0.1 (until Ctrl-C)
+  chaos [--config DIR [--nodes 3] [--clients 32] [--witness redis]] [--rounds 30] [--seed S]
+        [--faults kill,crash,cut,partition,pause,loss,delay,witness-down] [--hold-ms 1500-3000]
+        [--settle-ms 500] [--converge-ms 30000] [--json]
+                                 a campaign of seeded random faults under load, invariants checked
+                                 after every round (README, "Chaos campaigns"); with --config it
+                                 builds lab --name (default chaos) and removes it unless a round failed`;
 
 interface Parsed {
   positional: string[];
@@ -32,7 +39,8 @@ interface Parsed {
   rest?: string[];
 }
 
-const VALUE_FLAGS = new Set(['name', 'nodes', 'clients', 'lans', 'config', 'interval-ms', 'timeout-ms', 'lan', 'port']);
+const VALUE_FLAGS = new Set(['name', 'nodes', 'clients', 'lans', 'config', 'interval-ms', 'timeout-ms', 'lan', 'port',
+  'rounds', 'seed', 'faults', 'hold-ms', 'settle-ms', 'converge-ms', 'witness']);
 const BOOL_FLAGS = new Set(['no-daemons', 'json', 'all', 'help', 'heal', 'ipv6']);
 
 function usage(msg: string): never {
@@ -234,6 +242,14 @@ async function dispatch(args: string[], out: LabOutput): Promise<number> {
         process.once('SIGTERM', stop);
       });
     }
+    case 'chaos':
+      onlyFlags(p, ['name', 'config', 'nodes', 'clients', 'witness', 'rounds', 'seed', 'faults', 'hold-ms', 'settle-ms', 'converge-ms', 'json']);
+      if (p.positional.length > 0) usage(`lab chaos takes no arguments, got ${p.positional.join(' ')}`);
+      return chaosCommand({
+        name: str(p, 'name'), config: str(p, 'config'), nodes: int(p, 'nodes'), clients: int(p, 'clients'), witness: str(p, 'witness'),
+        rounds: int(p, 'rounds'), seed: int(p, 'seed'), faults: str(p, 'faults'), holdMs: str(p, 'hold-ms'),
+        settleMs: int(p, 'settle-ms'), convergeMs: int(p, 'converge-ms'), json: p.flags.has('json'),
+      }, out);
     default:
       usage(`unknown lab command ${cmd}`);
   }

@@ -91,7 +91,15 @@ export async function killNodeInit(stateDir: string, node: string, waitMs = 5000
   }
   const deadline = Date.now() + waitMs;
   while (pidsIn([], [], [ino]).length > 0) {
-    if (Date.now() > deadline) throw new CroftError('CROFT_ERR_LAB', `processes of ${node}'s PID namespace survive its init's death`);
+    if (Date.now() > deadline) {
+      // Which ones, and where each waits in the kernel: for the person looking into it.
+      const left = pidsIn([], [], [ino]).slice(0, 8).map((pid) => {
+        const read = (f: string) => { try { return fs.readFileSync(`/proc/${pid}/${f}`, 'utf8').trim(); } catch { return '?'; } };
+        const stat = read('stat');
+        return `${pid} ${read('comm')} state ${stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)} wchan ${read('wchan')}`;
+      });
+      throw new CroftError('CROFT_ERR_LAB', `processes of ${node}'s PID namespace survive its init's death: ${left.join('; ')}`);
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
   return members;

@@ -213,3 +213,14 @@ pub fn exchange_paths(a: String, b: String) -> Result<()> {
     }
     Ok(())
 }
+
+/// The deliberately broken features this addon was built with (empty for every release build):
+/// the daemon warns at start when one is present, and a test checks the release addon has none.
+#[napi]
+pub fn chaos_features() -> Vec<String> {
+    let mut out = Vec::new();
+    if cfg!(feature = "chaos-ack-early") {
+        out.push("chaos-ack-early".to_string());
+    }
+    out
+}

@@ -1,4 +1,4 @@
-// A database client for the mirror lab tests that knows which rows were committed: one session of a
+// A database client that knows which rows were committed (the mirror lab tests and `croft lab chaos`): one session of a
 // line client (psql, mariadb, test/fixtures/redis-client) in the lab's client namespace at a time,
 // fed one statement after the other. The client prints the row's number alone on a line only once
 // the server answered the statement, after its commit: a printed number is a committed row. A lost
@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
-import type { Lab } from '../../top/lab/index.js';
-import { sleep, waitFor } from './cluster.js';
+import type { Lab } from './index.js';
+import { sleep, waitFor } from './wait.js';
 
 export interface Ack { n: number; atMs: number; connection: number }
 
