@@ -19,17 +19,8 @@ export async function nodeStatus(lab: Lab, node: string): Promise<ClusterStatus 
   }
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Poll `check` every `everyMs` until it returns true; throws with `what` after `timeoutMs`. */
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000, everyMs = 50): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await sleep(everyMs);
-  }
-}
+// The lab's own drivers (top/lab: committer, chaos) wait the same way.
+export { sleep, waitFor } from '../../top/lab/wait.js';
 
 /** True when `node` sees exactly `members` up, as one converged view. */
 export async function seesMembers(lab: Lab, node: string, members: string[]): Promise<boolean> {
