@@ -223,6 +223,12 @@ fn serve(
         if (fds[0].revents | fds[2].revents) & libc::POLLNVAL != 0 {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
+        // A removal can reach the socket as ENETDOWN while the interface is still being
+        // unregistered (its index still resolves): socket_error then takes it for a link down,
+        // and the unbound socket never wakes the poll again. A quiet poll looks for it.
+        if n == 0 && !interface_exists(socket.iface.index) {
+            return Err(removed(socket));
+        }
         for (s, handle) in [
             (socket, handle_frame as fn(&ArpSocket, &[u8], &Shared)),
             (ndp_socket, handle_solicitation),
@@ -275,13 +281,17 @@ fn socket_error(socket: &ArpSocket, e: io::Error) -> io::Result<()> {
     let gone = matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO))
         || (e.raw_os_error() == Some(libc::ENETDOWN) && !interface_exists(socket.iface.index));
     if gone {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("interface {:?} was removed", socket.iface.name),
-        ));
+        return Err(removed(socket));
     }
     // Link down or another transient error: frames will come again once it is fixed.
     Ok(())
+}
+
+fn removed(socket: &ArpSocket) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("interface {:?} was removed", socket.iface.name),
+    )
 }
 
 fn interface_exists(index: i32) -> bool {
