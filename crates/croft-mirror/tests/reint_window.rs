@@ -2,7 +2,7 @@
 //! own (a round trip), then drops what was recorded in memory meanwhile, on the grounds that the
 //! log holds it too. A change marked after the log was read and before that drop was in neither
 //! the first pass nor any later one, and the log was cleared at the end: lost on the target
-//! (finding (2) of the chaos campaigns: PostgreSQL catalog files written in the first 20 ms of
+//! (finding (1) of the chaos campaigns, README: PostgreSQL catalog files written in the first 20 ms of
 //! a reintegration, their mtimes copied, their data not; docs/investigations/chaos-divergence.md).
 //! Here the target's replies come back late, which widens that window to the delay; a writer
 //! creates a new file every few milliseconds throughout.
