@@ -482,15 +482,6 @@ impl Replicator {
         }
     }
 
-    /// Whether the dirty log may be forgotten now (no wait; the caller holds the order lock, so
-    /// no change is between its mark and its send): connected and every change sent
-    /// acknowledged, or no stream was ever attached (nothing was sent: the caller vouches that
-    /// the peer's tree is this one, as a test or a first start does).
-    pub(crate) fn log_clear_allowed(&self) -> bool {
-        let st = self.state.locked();
-        !st.attached || (st.lost.is_none() && !st.catchup && st.acked >= st.sent)
-    }
-
     pub(crate) fn dirty_log(&self) -> Option<&dyn ActivityLog> {
         self.dirty.activity_log()
     }
