@@ -4,7 +4,7 @@
 //! the first pass nor any later one, and the log was cleared at the end: lost on the target
 //! (finding (1) of the chaos campaigns, README: PostgreSQL catalog files written in the first 20 ms of
 //! a reintegration, their mtimes copied, their data not; docs/investigations/chaos-divergence.md).
-//! Here the target's replies come back late, which widens that window to the delay; a writer
+//! Here the link has a 300 ms latency each way, which widens that window to 600 ms; a writer
 //! creates a new file every few milliseconds throughout.
 mod common;
 use common::*;
@@ -28,8 +28,8 @@ fn a_change_made_while_the_target_lists_its_dirty_log_reaches_the_target() {
     let mut m = MountGuard(Some(Mirror::mount(config, log.clone() as Arc<dyn DirtyTracker>, None).unwrap_or_else(|e| panic!("{}: {e}", e.code()))), primary.path().to_path_buf());
     fs::write(primary.path().join("before"), b"written alone").unwrap();
     let r = replica(target.path());
-    // Every reply of the target (handshake, the dirty-entries query, acks) arrives 300 ms late.
-    let proxy = delaying_proxy(r.local_addr(), Duration::from_millis(300));
+    // Every byte, both ways, arrives 300 ms late: the dirty-entries query takes 600 ms.
+    let proxy = latency_proxy(r.local_addr(), Duration::from_millis(300));
     let stop = Arc::new(AtomicBool::new(false));
     let (d, s) = (primary.path().to_path_buf(), Arc::clone(&stop));
     let writer = std::thread::spawn(move || {
