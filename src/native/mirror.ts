@@ -306,7 +306,10 @@ export class MirrorMount {
 
   /**
    * Forgets every entry durably and trusts the log from now on (off the JS thread): call it once
-   * the peer is known equal (after a full sync or a reintegration). Rejects with CROFT_ERR_MIRROR_DIRTY_LOG.
+   * the peer is known equal (after a full sync or a reintegration). Only what the peer holds is
+   * forgotten: once a stream was attached, the log is kept unless the stream is connected with
+   * every change sent acknowledged (a change in flight must stay recorded: chaos finding (2),
+   * docs/investigations/chaos-divergence.md). Rejects with CROFT_ERR_MIRROR_DIRTY_LOG.
    */
   clearDirty(): Promise<void> {
     return clearDirty(this.#native, this.#logDir('clearDirty()'));

@@ -1,6 +1,6 @@
 //! The link's side of excluded paths (crate::exclude): changes under one are not sent (nor,
 //! with `before_apply` in mod.rs, recorded as dirty), and a change across the boundary is EXDEV;
-//! and the link's status and settings (for status and metrics).
+//! and the link's status and settings (for status and metrics), and whether the dirty log may be cleared.
 
 use super::{LinkStatus, Replicator, SyncMode, Ticket};
 use crate::wire::AckLevel;
@@ -55,6 +55,15 @@ impl Replicator {
     pub(crate) fn ack_level(&self) -> Option<AckLevel> {
         let st = self.state.locked();
         st.attached.then_some(st.level)
+    }
+
+    /// Whether the dirty log may be forgotten now (no wait; the caller holds the order lock, so
+    /// no change is between its mark and its send): connected and every change sent
+    /// acknowledged, or no stream was ever attached (nothing was sent: the caller vouches that
+    /// the peer's tree is this one, as a test or a first start does).
+    pub(crate) fn log_clear_allowed(&self) -> bool {
+        let st = self.state.locked();
+        !st.attached || (st.lost.is_none() && !st.catchup && st.acked >= st.sent)
     }
 
     /// The mount's [`SyncMode`].

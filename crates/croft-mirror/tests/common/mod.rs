@@ -325,3 +325,48 @@ pub fn delaying_proxy(target: std::net::SocketAddr, delay: std::time::Duration) 
     });
     addr
 }
+
+/// A TCP relay to `target` that delivers every chunk, both ways, `delay` after it arrived (a
+/// wire latency: chunks in flight overlap). Runs until the test process ends.
+pub fn latency_proxy(target: std::net::SocketAddr, delay: std::time::Duration) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    fn pipe(mut from: TcpStream, mut to: TcpStream, delay: std::time::Duration) {
+        let (tx, rx) = std::sync::mpsc::channel::<(std::time::Instant, Vec<u8>)>();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                match from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.send((std::time::Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            for (at, chunk) in rx {
+                std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+                if to.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown(std::net::Shutdown::Both);
+        });
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(client) = c else { return };
+            let Ok(server) = TcpStream::connect(target) else { return };
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
+            pipe(client.try_clone().unwrap(), server.try_clone().unwrap(), delay);
+            pipe(server, client, delay);
+        }
+    });
+    addr
+}

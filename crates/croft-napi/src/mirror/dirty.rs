@@ -3,7 +3,7 @@
 
 use super::{coded_error, invalid, lock, panicked};
 use croft_mirror::{
-    DirtyEntry, DirtyLog, DirtyPaths, DirtyTracker, LockedLog, TO_END,
+    DirtyEntry, DirtyLog, DirtyPaths, DirtyTracker, LockedLog, MirrorHandle, TO_END,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -122,6 +122,10 @@ impl Task for DirtyBytesTask {
 /// `clear()` of a log off the JS thread (it writes and fsyncs a snapshot).
 pub struct ClearDirtyTask {
     pub(super) log: Arc<LockedLog>,
+    /// The mount the log belongs to: then only what the peer acknowledged is forgotten
+    /// (`MirrorHandle::clear_dirty_log`; the log is kept while changes are in flight or the peer
+    /// is lost). `None`: a log opened without a mount, nothing can be in flight.
+    pub(super) mirror: Option<MirrorHandle>,
 }
 
 impl Task for ClearDirtyTask {
@@ -129,7 +133,11 @@ impl Task for ClearDirtyTask {
     type JsValue = ();
 
     fn compute(&mut self) -> Result<()> {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.log.log().clear())) {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &self.mirror {
+            Some(m) => m.clear_dirty_log().map(drop),
+            None => self.log.log().clear(),
+        }));
+        match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::new(
                 Status::GenericFailure,
@@ -217,7 +225,7 @@ impl MirrorDirtyLog {
 
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn clear_dirty(&self) -> Result<AsyncTask<ClearDirtyTask>> {
-        Ok(AsyncTask::new(ClearDirtyTask { log: self.get()? }))
+        Ok(AsyncTask::new(ClearDirtyTask { log: self.get()?, mirror: None }))
     }
 
     /// Releases the lock (a pending clearDirty() keeps it until it ends); idempotent.

@@ -311,10 +311,12 @@ impl MirrorMount {
         }
     }
 
-    /// Forgets every entry durably and trusts the log from now on, off the JS thread.
+    /// Forgets every entry durably and trusts the log from now on, off the JS thread, if the
+    /// peer holds all of it (connected, every change sent acknowledged); otherwise keeps the log
+    /// (a reintegration clears it when it goes live, the mount's clearer while mirrored).
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn clear_dirty(&self) -> Result<AsyncTask<ClearDirtyTask>> {
-        Ok(AsyncTask::new(ClearDirtyTask { log: Arc::clone(self.dirty()?.log()?) }))
+        Ok(AsyncTask::new(ClearDirtyTask { log: Arc::clone(self.dirty()?.log()?), mirror: Some(self.handle()?) }))
     }
 
     /// Opens (creating it if needed) the dirty log in `dir` without mounting, off the JS thread.
