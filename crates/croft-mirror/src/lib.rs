@@ -20,6 +20,7 @@ pub mod apply;
 mod locked_log;
 mod locks;
 mod mirror;
+mod mounts;
 mod reint;
 pub mod op;
 pub mod replica;

@@ -11,11 +11,11 @@ use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use crate::locks::{waited, Locked};
+pub use crate::mounts::lazy_unmount;
 
 /// How often a mirrored mount with a dirty log forgets what the peer acknowledged: the activity
 /// log then lists only the last seconds of changes.
@@ -384,14 +384,3 @@ fn umount_retrying(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// `fusermount3 -u -z`: detaches a FUSE mount even while it is busy. Quiet when nothing is
-/// mounted there.
-pub fn lazy_unmount(dir: &Path) {
-    let _ = Command::new("fusermount3")
-        .arg("-u")
-        .arg("-z")
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-}
