@@ -29,7 +29,7 @@ function keepLogs(built: ChaosLab | undefined, tag: string): void {
     if (fs.existsSync(log)) fs.cpSync(log, path.join(dir, 'daemon.log'));
   }
 }
-const KINDS = FAULT_KINDS.filter((k) => k !== 'disk-full');
+const KINDS = FAULT_KINDS;
 
 async function croft(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return run([process.execPath, croftBin, ...args], { timeoutMs: 30_000 });
@@ -73,7 +73,7 @@ describe('croft lab chaos: 30 rounds of every fault kind against nginx-farm and 
     built = await chaosLab({ name: `ch${process.pid % 100000}`, nodes: 3, clients: 32, config, intervalMs: 100, timeoutMs: 500, witness: 'redis', ttlMs: 1000 });
     const r = await runChaos({
       lab: built.lab, rounds: 30, seed: SEED, kinds: KINDS, holdMs: [800, 1400], settleMs: 200, convergeMs: 30_000,
-      witnessPid: built.witnessPid, log: (l) => console.log(l.startsWith('round ') || l.startsWith('chaos:') ? `# ${l}` : l),
+      witnessPid: built.witnessPid, disks: built.disks, log: (l) => console.log(l.startsWith('round ') || l.startsWith('chaos:') ? `# ${l}` : l),
     });
     for (const l of r.report) console.log(`# ${l}`);
     // One line, no diff after it: what a CI log's tail shows is the seed, the round and the first messages.

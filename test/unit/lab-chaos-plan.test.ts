@@ -13,7 +13,7 @@ describe('lab chaos plan', () => {
   });
 
   test('every kind once in each block of rounds, hold times within the range, roles of all three sorts', () => {
-    const kinds = FAULT_KINDS.filter((k) => k !== 'disk-full');
+    const kinds = FAULT_KINDS;
     const plan = schedule({ rounds: 30, seed: 7, kinds, holdMs: [1000, 1600] });
     assert.equal(plan.length, 30);
     for (let b = 0; b + kinds.length <= 30; b += kinds.length) {

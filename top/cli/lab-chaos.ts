@@ -42,18 +42,18 @@ export async function chaosCommand(a: ChaosArgs, out: LabOutput): Promise<number
   const rounds = a.rounds ?? 30;
   if (rounds < 1) usage(`--rounds must be 1 or more, got ${rounds}`);
   const seed = a.seed ?? freshSeed();
-  let kinds: FaultKind[];
-  if (a.faults !== undefined) kinds = parseFaults(a.faults);
-  else kinds = FAULT_KINDS.filter((k) => k !== 'disk-full' && (k !== 'witness-down' || a.witness === 'redis'));
+  const named = a.faults === undefined ? null : parseFaults(a.faults);
   const built = a.config === undefined ? null : await chaosLab({
     name: a.name ?? 'chaos', config: a.config, nodes: a.nodes ?? 3, clients: a.clients ?? 32, intervalMs: 100, timeoutMs: 500,
     witness: a.witness === 'redis' ? 'redis' : 'config',
   });
+  // By default every kind that applies: disk-full where the campaign built the mirror nodes' disks.
+  const kinds: FaultKind[] = named ?? FAULT_KINDS.filter((k) => (k !== 'disk-full' || (built?.disks.size ?? 0) > 0) && (k !== 'witness-down' || a.witness === 'redis'));
   const lab = built?.lab ?? Lab.open(a.name ?? 'lab');
   let keep = false;
   try {
     const r = await runChaos({
-      lab, rounds, seed, kinds, holdMs: hold, settleMs: a.settleMs, convergeMs: a.convergeMs, witnessPid: built?.witnessPid ?? null,
+      lab, rounds, seed, kinds, holdMs: hold, settleMs: a.settleMs, convergeMs: a.convergeMs, witnessPid: built?.witnessPid ?? null, disks: built?.disks ?? null,
       log: (l) => { if (!a.json) out.log(l); },
     });
     if (a.json) out.log(JSON.stringify(r, null, 2));

@@ -3,6 +3,7 @@
 // witness's pid), and healed by the function `inject` returns. See FAULT_HELP (chaos-plan.ts).
 import fs from 'node:fs';
 import { CroftError } from '../../src/errors.js';
+import { emptyDisk, fillDisk, type NodeDisks } from './chaos-disks.js';
 import type { FaultKind } from './chaos-plan.js';
 import type { Lab } from './index.js';
 import { sleep } from './wait.js';
@@ -11,6 +12,8 @@ export interface FaultContext {
   lab: Lab;
   /** The redis witness the campaign runs in the client namespace (its host pid), if any. */
   witnessPid: number | null;
+  /** The mirror nodes' own disks, in a lab built for the campaign (chaos-disks.ts); null otherwise. */
+  disks: Map<string, NodeDisks> | null;
 }
 
 export interface Injected {
@@ -18,6 +21,8 @@ export interface Injected {
   failed: string[];
   /** Ends the fault: the node restarted, links up, the daemon resumed... */
   heal(): Promise<void>;
+  /** What the fault hit, when the kind alone does not say (the round's line shows it). */
+  note?: string;
 }
 
 /** The parent pid of a process (from /proc), or null. */
@@ -37,11 +42,14 @@ const DELAY = ['delay', '40ms', '10ms'];
 /** Whether the kind can run in this campaign (a reason when not). */
 export function unsupported(kind: FaultKind, ctx: FaultContext): string | null {
   if (kind === 'witness-down' && ctx.witnessPid === null) return 'witness-down needs a redis witness (--witness redis)';
-  if (kind === 'disk-full') return 'disk-full is not implemented yet';
+  if (kind === 'disk-full' && (ctx.disks === null || ctx.disks.size === 0)) {
+    return 'disk-full needs a lab built by the campaign with a mirror module (--config DIR): its nodes get disks of their own';
+  }
   return null;
 }
 
-export async function inject(kind: FaultKind, node: string, ctx: FaultContext): Promise<Injected> {
+/** `pick` (the plan's draw) chooses, for disk-full, the mirror's data (even) or its state (odd). */
+export async function inject(kind: FaultKind, node: string, ctx: FaultContext, pick = 0): Promise<Injected> {
   const { lab } = ctx;
   switch (kind) {
     case 'kill':
@@ -86,7 +94,14 @@ export async function inject(kind: FaultKind, node: string, ctx: FaultContext): 
       process.kill(pid, 'SIGSTOP');
       return { failed: [], heal: async () => { process.kill(pid, 'SIGCONT'); await sleep(50); } };
     }
-    case 'disk-full':
-      throw new CroftError('CROFT_ERR_LAB', 'disk-full is not implemented yet');
+    case 'disk-full': {
+      const disks = ctx.disks?.get(node);
+      if (!disks) throw new CroftError('CROFT_ERR_LAB', `${node} has no disk of its own (no mirror module runs there)`);
+      const disk = pick % 2 === 0 ? disks.data[(pick >> 1) % disks.data.length]! : disks.state;
+      const ballast = await fillDisk(lab, node, disk);
+      // The node's applications and daemon go on (failing writes is what they must handle): only
+      // that node's connections may break.
+      return { failed: [node], heal: () => emptyDisk(lab, node, ballast), note: `full: ${disk.dir}` };
+    }
   }
 }

@@ -16,7 +16,7 @@ export const FAULT_HELP: Record<FaultKind, string> = {
   pause: 'the node\'s daemon stopped (SIGSTOP) for the hold time, then resumed (SIGCONT): a zombie primary',
   loss: 'packet loss (15%) on the node\'s links for the hold time',
   delay: 'delay (40 ms, jitter 10 ms) on the node\'s links for the hold time',
-  'disk-full': 'the filesystem under the node\'s copy of a mirror\'s data full for the hold time',
+  'disk-full': 'the filesystem under a mirror node\'s data, or under its mirror state (dirty logs), full for the hold time (each a tmpfs of its own in a lab the campaign built)',
   'witness-down': 'the redis witness stopped (SIGSTOP: unreachable, connections hang) for the hold time',
 };
 

@@ -1,13 +1,16 @@
 // The lab of a `croft lab chaos` campaign built from the user's configuration: the lab up without
 // daemons, then (`witness: 'redis'`) a redis-server in the client namespace and every mirror module's
-// witness pointed at it (a lease with `ttlMs`), then the daemons. `close()` stops what it started
-// (redis by its pid) and takes the lab down.
+// witness pointed at it (a lease with `ttlMs`), then each mirror node's own disks for the disk-full
+// fault (chaos-disks.ts), then the daemons. `close()` stops what it started (redis by its pid) and
+// takes the lab down.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
+import { loadConfig } from '../../src/config/index.js';
 import { CroftError } from '../../src/errors.js';
+import { createChaosDisks, type NodeDisks } from './chaos-disks.js';
 import { Lab, type LabUpOptions } from './index.js';
 import { waitFor } from './wait.js';
 
@@ -20,6 +23,8 @@ export interface ChaosLabOptions extends Omit<LabUpOptions, 'daemons'> {
 export interface ChaosLab {
   lab: Lab;
   witnessPid: number | null;
+  /** Per mirror node, its disks (the disk-full fault). */
+  disks: Map<string, NodeDisks>;
   close(): Promise<void>;
 }
 
@@ -63,9 +68,11 @@ export async function chaosLab(o: ChaosLabOptions): Promise<ChaosLab> {
         throw new CroftError('CROFT_ERR_USAGE', '--witness redis: the configuration has no mirror module');
       }
     }
+    const config = loadConfig(lab.configDir);
+    const disks = await createChaosDisks(lab, config.modules.filter((m) => m.kind === 'mirror'), config.cluster.stateDir);
     for (const n of lab.nodes) await lab.start(n, o.daemonCommand?.(n));
     // nsenter (no PID namespace on the client) execs redis-server: its pid is the server's.
-    return { lab, witnessPid: redis?.pid ?? null, close };
+    return { lab, witnessPid: redis?.pid ?? null, disks, close };
   } catch (e) {
     await close();
     throw e;

@@ -17,6 +17,7 @@ import type { FarmStatus } from '../../farm/runtime.js';
 import type { MirrorStatusView } from '../cli/mirror.js';
 import { type FaultKind, reportLines, type RoundRecord, schedule } from './chaos-plan.js';
 import { type FaultContext, inject, unsupported } from './chaos-faults.js';
+import type { NodeDisks } from './chaos-disks.js';
 import { checkCommits, Collector, FarmRound, isPostgres, MirrorLoad, mirrorView, postgresCommitter, postgresSql } from './chaos-load.js';
 import type { Lab } from './index.js';
 import { nodeApiRequest } from './node-api.js';
@@ -35,6 +36,8 @@ export interface ChaosOptions {
   convergeMs?: number;
   /** The redis witness's host pid, when the campaign runs one (witness-down, two-primaries check). */
   witnessPid?: number | null;
+  /** The mirror nodes' own disks (chaosLab): needed by disk-full. */
+  disks?: Map<string, NodeDisks> | null;
   log(line: string): void;
 }
 
@@ -173,9 +176,9 @@ class Campaign {
     return v ? ([...v].find(([, x]) => x?.state === 'PRIM')?.[0] ?? null) : null;
   }
 
-  /** The node a planned fault hits: the first mirror's primary or secondary, or a node by rotation. */
-  target(role: 'primary' | 'secondary' | 'any', pick: number): string {
-    const nodes = this.lab.nodes;
+  /** The node a planned fault hits: the first mirror's primary or secondary, or a node (of `among`) by rotation. */
+  target(role: 'primary' | 'secondary' | 'any', pick: number, among?: string[]): string {
+    const nodes = among?.length ? among : this.lab.nodes;
     const m = this.mirrors[0];
     if (m && role !== 'any') {
       const prim = this.primaryOf(m);
@@ -200,7 +203,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const holdMs = o.holdMs ?? [1500, 3000];
   const settleMs = o.settleMs ?? 500;
   const convergeMs = o.convergeMs ?? 30_000;
-  const ctx: FaultContext = { lab: o.lab, witnessPid: o.witnessPid ?? null };
+  const ctx: FaultContext = { lab: o.lab, witnessPid: o.witnessPid ?? null, disks: o.disks ?? null };
   for (const k of o.kinds) {
     const why = unsupported(k, ctx);
     if (why) throw new Error(why);
@@ -216,7 +219,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const ownersOf = new Map<string, Map<string, string> | string>();
   try {
     for (const p of plan) {
-      const target = c.target(p.role, p.pick);
+      const target = c.target(p.role, p.pick, p.kind === 'disk-full' ? [...(o.disks?.keys() ?? [])] : undefined);
       const seen = new Map([...c.loads].map(([k, l]) => [k, l.violations.length]));
       const twoBefore = c.twoPrimaries.length;
       const farms = c.farms.map((f) => new FarmRound(o.lab, f, sources));
@@ -243,8 +246,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         const t0 = Date.now();
         const line = `round ${p.round}: ${p.kind} ${target}${p.role !== 'any' ? ` (${p.role})` : ''} for ${p.holdMs} ms`;
         history.push(line);
-        const inj = await inject(p.kind, target, ctx);
+        const inj = await inject(p.kind, target, ctx, p.pick);
         failed = inj.failed;
+        if (inj.note) notes.push(inj.note);
         phase('inject');
         await sleep(p.holdMs);
         await inj.heal();
