@@ -66,6 +66,10 @@ export interface DirtyLogHealth {
   lastError: string | null;
 }
 
+/** How long a mount waits for the dirty log a just-unmounted mount still holds, and how often it looks. */
+const LOG_BUSY_WAIT_MS = 10_000;
+const LOG_BUSY_STEP_MS = 50;
+
 export class MirrorDataPlane {
   readonly o: DataPlaneOptions;
   #replicas: (MirrorReplica | null)[];
@@ -171,8 +175,8 @@ export class MirrorDataPlane {
     try {
       for (const [i, dir] of this.o.dirs.entries()) {
         const exclude = this.o.excludes?.[i] ?? [];
-        const m = await MirrorMount.mount({ dir, failMode: this.#writingAlone ? 'alone' : 'block', mode: this.o.mode, dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes },
-          ...(exclude.length > 0 ? { exclude } : {}) });
+        const m = await this.#mountWhenLogFree(() => MirrorMount.mount({ dir, failMode: this.#writingAlone ? 'alone' : 'block', mode: this.o.mode,
+          dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes }, ...(exclude.length > 0 ? { exclude } : {}) }), dir);
         m.onEvent((ev) => this.o.onPeerLost(ev.reason));
         this.#mounts.push(m);
       }
@@ -181,6 +185,30 @@ export class MirrorDataPlane {
       throw e;
     }
     this.#fenced = false;
+  }
+
+  /**
+   * Mounts, waiting up to LOG_BUSY_WAIT_MS while the dirty log is still held by the mount this
+   * node just unmounted: a task of that mount still running on the libuv pool (a dirty-log clear
+   * waiting for the mount's last operation, a reintegration told to abort) keeps the mount's
+   * internals, and with them the log's lock, until it ends. Seen by `croft lab chaos` (seed
+   * 20261207 with all nine fault kinds, round 3): a demotion then a promotion 3 ms apart found the
+   * log open and stopped the module.
+   */
+  async #mountWhenLogFree(mount: () => Promise<MirrorMount>, dir: string): Promise<MirrorMount> {
+    const t0 = Date.now();
+    for (;;) {
+      try {
+        const m = await mount();
+        if (Date.now() - t0 >= LOG_BUSY_STEP_MS) {
+          this.o.log.info({ event: 'mirror_mount_waited', module: this.o.module, dir, waitedMs: Date.now() - t0 }, `mount of ${dir} waited ${Date.now() - t0} ms for its dirty log`);
+        }
+        return m;
+      } catch (e) {
+        if (!/it is already open/.test((e as Error).message) || Date.now() - t0 >= LOG_BUSY_WAIT_MS) throw e;
+        await new Promise((r) => setTimeout(r, LOG_BUSY_STEP_MS));
+      }
+    }
   }
 
   /**
