@@ -17,6 +17,12 @@ export interface IdleDaemon {
   childrenCpuPct: number;
   /** VmRSS at the end of the window, MiB. */
   rssMb: number;
+  /**
+   * % of one core per thread group: `js` (the main thread: JavaScript, libuv's loop), `v8+libuv`
+   * (the other threads node names `node`: V8's GC and compiler helpers, libuv's pool), and each
+   * named native thread of croft (croft-hb-send, croft-hb-recv0, croft-nft, croft-arp-...).
+   */
+  threads: Record<string, number>;
 }
 
 export interface IdleResult {
@@ -29,9 +35,9 @@ const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).
 
 interface Ticks { self: number; reaped: number }
 
-function statTicks(pid: number): Ticks {
+function statTicks(pid: number, tid?: string): Ticks {
   // comm (field 2) may hold spaces: split after the last ')'.
-  const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const text = fs.readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // f[0] is field 3 (state): utime = field 14, stime 15, cutime 16, cstime 17.
   const n = (field: number) => Number(f[field - 3]);
@@ -72,6 +78,25 @@ function liveChildrenTicks(pid: number): Map<number, number> {
   return m;
 }
 
+/** Ticks per thread group of the process (see IdleDaemon.threads). */
+function threadTicks(pid: number): Map<string, number> {
+  const m = new Map<string, number>();
+  let tids: string[] = [];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return m;
+  }
+  for (const tid of tids) {
+    try {
+      const comm = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const group = tid === String(pid) ? 'js' : comm.startsWith('croft-') ? comm : 'v8+libuv';
+      m.set(group, (m.get(group) ?? 0) + statTicks(pid, tid).self);
+    } catch { /* the thread ended */ }
+  }
+  return m;
+}
+
 function rssMb(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -85,7 +110,7 @@ export async function measureIdle(lab: Lab, nodes: string[], windowS: number): P
     if (!s?.daemonPid || s.daemon !== 'alive') throw new Error(`the daemon of ${node} is not running`);
     return { node, pid: s.daemonPid };
   });
-  const before = pids.map((p) => ({ ...statTicks(p.pid), live: liveChildrenTicks(p.pid) }));
+  const before = pids.map((p) => ({ ...statTicks(p.pid), live: liveChildrenTicks(p.pid), threads: threadTicks(p.pid) }));
   const t0 = process.hrtime.bigint();
   await new Promise((r) => setTimeout(r, windowS * 1000));
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -96,7 +121,9 @@ export async function measureIdle(lab: Lab, nodes: string[], windowS: number): P
     let live = 0;
     for (const [pid, t] of liveAfter) live += t - (a.live.get(pid) ?? 0);
     const pct = (ticks: number) => (ticks / TICKS / seconds) * 100;
-    return { node: p.node, pid: p.pid, cpuPct: pct(b.self - a.self), childrenCpuPct: pct(b.reaped - a.reaped + live), rssMb: rssMb(p.pid) };
+    const threads: Record<string, number> = {};
+    for (const [g, t] of threadTicks(p.pid)) threads[g] = pct(t - (a.threads.get(g) ?? 0));
+    return { node: p.node, pid: p.pid, cpuPct: pct(b.self - a.self), childrenCpuPct: pct(b.reaped - a.reaped + live), rssMb: rssMb(p.pid), threads };
   });
   return { nodes: nodes.length, windowS: seconds, daemons };
 }
@@ -111,6 +138,10 @@ export function idleLines(results: IdleResult[]): string[] {
     lines.push(`# idle ${r.nodes} nodes, heartbeat 100 ms, ${r.windowS.toFixed(0)} s: daemon CPU ${mean((x) => x.cpuPct).toFixed(2)} % of a core `
       + `(max ${max((x) => x.cpuPct).toFixed(2)}), children ${mean((x) => x.childrenCpuPct).toFixed(2)} % (max ${max((x) => x.childrenCpuPct).toFixed(2)}), `
       + `RSS ${mean((x) => x.rssMb).toFixed(0)} MB (max ${max((x) => x.rssMb).toFixed(0)}); ${os.cpus().length} CPUs`);
+    // A thread that ended during the window (a libuv pool thread) is not counted: the groups may
+    // add up to a little less than the daemon's CPU.
+    const groups = [...new Set(d.flatMap((x) => Object.keys(x.threads ?? {})))].sort();
+    if (groups.length) lines.push(`#   per thread, mean % of a core: ${groups.map((g) => `${g} ${mean((x) => x.threads?.[g] ?? 0).toFixed(2)}`).join(', ')}`);
   }
   return lines;
 }
