@@ -519,20 +519,29 @@ export class UdpMembership extends EventEmitter {
     const probe = legacy.size > 0 && now - this.probedAtMs >= this.legacyProbeMs;
     if (probe) this.probedAtMs = now;
     const { proto: _p, pkg: _k, cfg: _c, ...legacyHb } = hb;
-    const sets: Buffer[][][] = [];
-    for (let k = 0; k < this.reserve; k++) {
+    const setFor = (k: number): Buffer[][] => {
       const seq = hb.seq * this.reserve + k;
-      sets.push(this.lanPeers.map((peers, lan) => {
+      return this.lanPeers.map((peers, lan) => {
         const buf = encodeHeartbeat({ ...hb, seq, lan }, this.cluster.key);
         if (legacy.size === 0 || hb.proto === undefined) return [buf];
         const legacyBuf = encodeHeartbeat({ ...legacyHb, seq, lan }, this.cluster.key);
         return peers.map((name) => (legacy.has(name) && !(probe && k === 0) ? legacyBuf : buf));
-      }));
-    }
+      });
+    };
+    const first = setFor(0);
     if (changed) {
       this.lastContent = content;
-      this.pump.sendNow(sets.shift() as Buffer[][]);
+      this.pump.sendNow(first);
     }
+    // The rest of the reserve. Without a probe each interval's set is this one with another seq:
+    // the pump signs each copy (JavaScript encodes once per refresh, not once per interval). A
+    // probe's first set differs from the others, and without the key (no quiet path) the pump
+    // cannot sign: then every set is encoded here.
+    const from = changed ? 1 : 0;
+    const base = hb.seq * this.reserve;
+    if (!probe && this.pump.scheduleFrom(first, base, base + from, this.reserve - from)) return;
+    const sets: Buffer[][][] = [];
+    for (let k = from; k < this.reserve; k++) sets.push(k === 0 ? first : setFor(k));
     this.pump.schedule(sets);
   }
 }

@@ -49,6 +49,7 @@ export interface HeartbeatPumpStats {
 interface NativePump {
   onWake(callback: (lan: number) => void): void;
   schedule(sets: Buffer[][][]): void;
+  scheduleFrom(set: Buffer[][], seq: number, first: number, count: number): boolean;
   sendNow(frames: Buffer[][]): void;
   drain(): HeartbeatDatagram[];
   learn(lan: number, source: string, frame: Buffer, seq: number): boolean;
@@ -87,6 +88,15 @@ export class HeartbeatPump {
    */
   schedule(sets: Buffer[][][]): void {
     if (!this.#closed) this.#native.schedule(sets);
+  }
+
+  /**
+   * The next `count` intervals from one set encoded with sequence number `seq`: interval k sends
+   * it with sequence number `first + k`, re-signed by the pump. False (nothing scheduled) when the
+   * pump has no cluster key (no quiet path) or a frame does not carry that seq once: schedule().
+   */
+  scheduleFrom(set: Buffer[][], seq: number, first: number, count: number): boolean {
+    return this.#closed ? false : this.#native.scheduleFrom(set, seq, first, count);
   }
 
   /** `frames[lan]` now (one for every peer of the LAN, or one per peer). */

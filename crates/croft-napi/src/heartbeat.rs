@@ -110,6 +110,19 @@ impl HeartbeatPump {
         }
     }
 
+    /// `count` intervals from one set encoded with sequence number `seq`: the k-th next interval
+    /// sends it with `first + k`, signed by the pump (croft_net::heartbeat::Pump::schedule_from).
+    /// False (nothing scheduled) without the cluster key, for a seq that is not an exact integer,
+    /// or a frame that is not a heartbeat carrying it once: then schedule() encoded sets.
+    #[napi(catch_unwind)]
+    pub fn schedule_from(&self, set: Vec<Vec<Buffer>>, seq: f64, first: f64, count: u32) -> bool {
+        let exact = |v: f64| v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_992.0;
+        if !exact(seq) || !exact(first) || count > 1000 {
+            return false;
+        }
+        lock(&self.pump).as_ref().is_some_and(|p| p.schedule_from(&frames_of(set), seq as u64, first as u64, count as usize))
+    }
+
     /// `frames[lan]` sent now (one for every peer of that LAN, or one per peer).
     #[napi(catch_unwind)]
     pub fn send_now(&self, frames: Vec<Vec<Buffer>>) {

@@ -20,7 +20,7 @@
 //!
 //! Plain std sockets and threads.
 
-use crate::quiet::{Heard, QuietFilter};
+use crate::quiet::{reseq, Heard, QuietFilter};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -103,6 +103,9 @@ struct Shared {
     inbox: Mutex<VecDeque<Datagram>>,
     /// With the cluster key: the quiet path (crate::quiet).
     quiet: Option<Mutex<QuietFilter>>,
+    /// The cluster key (with the quiet path): the pump can then sign a frame set for each interval
+    /// from one set JS encoded ([`Pump::schedule_from`]).
+    key: Option<Vec<u8>>,
     wake: Mutex<Option<Wake>>,
     stop: AtomicBool,
     /// Wakes the sender early at stop.
@@ -174,6 +177,7 @@ impl Pump {
             interval,
             schedule: Mutex::new(VecDeque::new()),
             inbox: Mutex::new(VecDeque::new()),
+            key: quiet_key.clone(),
             quiet: quiet_key.map(|k| Mutex::new(QuietFilter::new(k))),
             wake: Mutex::new(None),
             stop: AtomicBool::new(false),
@@ -216,6 +220,34 @@ impl Pump {
     /// Replaces the frames still to send: `sets[k]` goes out at the k-th next interval.
     pub fn schedule(&self, sets: Vec<FrameSet>) {
         *lock(&self.shared.schedule) = sets.into();
+    }
+
+    /// Like [`Pump::schedule`] for `count` intervals, from one set JS encoded with sequence number
+    /// `seq`: the set of interval k is that set with sequence number `first + k`, signed here
+    /// (JavaScript encodes and signs once per refresh instead of once per interval). Needs the
+    /// cluster key (the quiet path); false (nothing scheduled) without it, or when a frame is not a
+    /// heartbeat carrying `"seq":<seq>` once: JS then schedules encoded sets.
+    pub fn schedule_from(&self, set: &FrameSet, seq: u64, first: u64, count: usize) -> bool {
+        let Some(key) = self.shared.key.as_deref() else { return false };
+        let mut sets: VecDeque<FrameSet> = VecDeque::with_capacity(count);
+        for k in 0..count as u64 {
+            let mut out: FrameSet = Vec::with_capacity(set.len());
+            for frames in set {
+                let mut lan = Vec::with_capacity(frames.len());
+                for f in frames {
+                    if f.is_empty() {
+                        lan.push(Vec::new());
+                        continue;
+                    }
+                    let Some(g) = first.checked_add(k).and_then(|s| reseq(f, seq, s, key)) else { return false };
+                    lan.push(g);
+                }
+                out.push(lan);
+            }
+            sets.push_back(out);
+        }
+        *lock(&self.shared.schedule) = sets;
+        true
     }
 
     /// Sends one set now, on the caller's thread (a change that should not wait for the interval).
@@ -485,6 +517,34 @@ mod tests {
         let t0 = Instant::now();
         b.stop();
         assert!(t0.elapsed() < Duration::from_millis(300), "stop took {:?}", t0.elapsed());
+    }
+
+    #[test]
+    fn schedule_from_signs_one_set_per_interval_with_growing_seqs() {
+        use hmac::{Hmac, Mac};
+        let key = vec![9u8; 32];
+        let hb = |seq: u64| {
+            let mut f = b"CRFT\x01".to_vec();
+            f.extend_from_slice(format!(r#"{{"from":"n1","seq":{seq},"lan":0}}"#).as_bytes());
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+            mac.update(&f);
+            f.extend_from_slice(&mac.finalize().into_bytes());
+            f
+        };
+        let b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], Duration::from_secs(1), None).unwrap();
+        let b_addr = b.shared.sockets[0].local_addr().unwrap();
+        let interval = Duration::from_millis(20);
+        let a = Pump::start(vec![LanConfig { bind: local(), peers: vec![b_addr] }], interval, Some(key.clone())).unwrap();
+        // Without the key there is nothing to sign with; a frame without that seq is refused.
+        let keyless = Pump::start(vec![LanConfig { bind: local(), peers: vec![b_addr] }], interval, None).unwrap();
+        assert!(!keyless.schedule_from(&vec![vec![hb(30)]], 30, 31, 3));
+        assert!(!a.schedule_from(&vec![vec![hb(30)]], 29, 31, 3));
+        assert!(a.schedule_from(&vec![vec![hb(30)]], 30, 31, 4));
+        let got = wait_for(&b, 4, Duration::from_secs(2));
+        let bytes: Vec<Vec<u8>> = got.iter().map(|d| d.bytes.clone()).collect();
+        assert_eq!(bytes, vec![hb(31), hb(32), hb(33), hb(34)], "each interval the same frame, its own seq, a valid MAC");
+        std::thread::sleep(interval * 5);
+        assert!(b.drain().is_empty(), "then the reserve runs dry");
     }
 
     #[test]

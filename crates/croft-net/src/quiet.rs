@@ -78,6 +78,44 @@ fn parse_seq(digits: &[u8]) -> Option<u64> {
     (v <= MAX_SEQ).then_some(v)
 }
 
+/// The body around its sequence number: (up to and including `"seq":`, after the digits), when
+/// `"seq":<seq>` occurs exactly once (twice: which one is the sequence number is not certain).
+fn split_at_seq(body: &[u8], seq: u64) -> Option<(&[u8], &[u8])> {
+    let needle = [SEQ_KEY, seq.to_string().as_bytes()].concat();
+    let mut found = None;
+    for i in 0..body.len().saturating_sub(needle.len() - 1) {
+        if body[i..].starts_with(&needle) && !body.get(i + needle.len()).is_some_and(u8::is_ascii_digit) {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(i);
+        }
+    }
+    let at = found?;
+    Some((&body[..at + SEQ_KEY.len()], &body[at + needle.len()..]))
+}
+
+/// The frame again with sequence number `new_seq` instead of `seq`, signed with `key`: what the
+/// sender would have encoded for that sequence number (the JSON differs only in its digits). None
+/// when the frame is not a heartbeat whose `"seq":<seq>` occurs exactly once, or `new_seq` is
+/// beyond what a JavaScript number holds exactly.
+pub fn reseq(frame: &[u8], seq: u64, new_seq: u64, key: &[u8]) -> Option<Vec<u8>> {
+    if new_seq > MAX_SEQ {
+        return None;
+    }
+    let (prefix, suffix) = split_at_seq(body(frame)?, seq)?;
+    let digits = new_seq.to_string();
+    let mut out = Vec::with_capacity(HEADER + prefix.len() + digits.len() + suffix.len() + MAC_BYTES);
+    out.extend_from_slice(&frame[..HEADER]);
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(digits.as_bytes());
+    out.extend_from_slice(suffix);
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
+    mac.update(&out);
+    out.extend_from_slice(&mac.finalize().into_bytes());
+    Some(out)
+}
+
 impl QuietFilter {
     pub fn new(key: Vec<u8>) -> QuietFilter {
         QuietFilter { key, templates: HashMap::new(), heard: HashMap::new() }
@@ -88,25 +126,11 @@ impl QuietFilter {
     /// `"seq":<seq>` is not found exactly once, or the table is full.
     pub fn learn(&mut self, lan: usize, source: IpAddr, frame: &[u8], seq: u64) -> bool {
         let Some(body) = body(frame) else { return false };
-        let needle = [SEQ_KEY, seq.to_string().as_bytes()].concat();
-        let mut found = None;
-        for i in 0..body.len().saturating_sub(needle.len() - 1) {
-            if body[i..].starts_with(&needle) && !body.get(i + needle.len()).is_some_and(u8::is_ascii_digit) {
-                if found.is_some() {
-                    return false; // twice: which one is the sequence number is not certain
-                }
-                found = Some(i);
-            }
-        }
-        let Some(at) = found else { return false };
+        let Some((prefix, suffix)) = split_at_seq(body, seq) else { return false };
         if self.templates.len() >= MAX_TEMPLATES && !self.templates.contains_key(&(lan, source)) {
             return false;
         }
-        let template = Template {
-            prefix: body[..at + SEQ_KEY.len()].to_vec(),
-            suffix: body[at + needle.len()..].to_vec(),
-            last_seq: seq,
-        };
+        let template = Template { prefix: prefix.to_vec(), suffix: suffix.to_vec(), last_seq: seq };
         self.templates.insert((lan, source), template);
         // What was absorbed under the previous template came before this accepted frame.
         self.heard.remove(&(lan, source));
@@ -172,6 +196,24 @@ mod tests {
 
     fn src() -> IpAddr {
         "10.0.0.2".parse().unwrap()
+    }
+
+    #[test]
+    fn reseq_gives_what_the_sender_would_have_encoded() {
+        assert_eq!(reseq(&hb(10, 1), 10, 11, KEY), Some(hb(11, 1)));
+        assert_eq!(reseq(&hb(10, 1), 10, 123_456_789, KEY), Some(hb(123_456_789, 1)));
+        assert_eq!(reseq(&hb(7, 1), 7, 7, KEY), Some(hb(7, 1)));
+        // Not the seq the frame carries, a seq written twice, beyond 2^53, not a heartbeat: None.
+        assert_eq!(reseq(&hb(10, 1), 11, 12, KEY), None);
+        let twice = frame(r#"{"seq":5,"modules":{"seq":5}}"#, KEY);
+        assert_eq!(reseq(&twice, 5, 6, KEY), None);
+        assert_eq!(reseq(&hb(10, 1), 10, (1 << 53) + 1, KEY), None);
+        assert_eq!(reseq(b"CRFT", 1, 2, KEY), None);
+        assert_eq!(reseq(&[], 1, 2, KEY), None);
+        // What it makes is absorbed as a repeat of the frame it came from.
+        let mut q = QuietFilter::new(KEY.to_vec());
+        assert!(q.learn(0, src(), &hb(10, 1), 10));
+        assert!(q.absorb(0, src(), &reseq(&hb(10, 1), 10, 11, KEY).unwrap(), Instant::now()));
     }
 
     #[test]
