@@ -14,6 +14,9 @@ import { hostPidOf, initPidOf, killNodeInit, startNodeInit } from './pidns.js';
 import { applyNetem, parseNetemSpec, type NetemSpec } from './netem.js';
 import { labStatus, type LabStatus } from './status.js';
 
+/** How long a heal waits for the node's ports to forward again. */
+const HEAL_WAIT_MS = 5_000;
+
 export type { LabUpOptions } from './create.js';
 export type { LabState, LabNodeState, NetemSettings, LinkNetem } from './state.js';
 export type { LabStatus, LabNodeStatus, LabLinkStatus } from './status.js';
@@ -264,8 +267,30 @@ export class Lab {
 
   private async setLinks(node: string, lan: number | undefined, updown: 'up' | 'down'): Promise<void> {
     const n = this.node(node);
-    const lines = this.lanList(lan).map((k) => `link set ${switchIfOfNode(n.index, k)} ${updown}`);
-    await runOk(['ip', '-n', this.state.switchNamespace, '-batch', '-'], { input: `${lines.join('\n')}\n` });
+    const ifs = this.lanList(lan).map((k) => switchIfOfNode(n.index, k));
+    await runOk(['ip', '-n', this.state.switchNamespace, '-batch', '-'], { input: `${ifs.map((i) => `link set ${i} ${updown}`).join('\n')}\n` });
+    // Up is not at once: the carrier reaches the other end of the veth and the bridge port starts
+    // forwarding a moment later, and a packet sent meanwhile is lost (a ping right after a heal
+    // failed so in a fresh-clone run). A heal returns once every port forwards (bounded).
+    if (updown === 'up') await this.waitForwarding(ifs, HEAL_WAIT_MS);
+  }
+
+  private async waitForwarding(ifs: string[], withinMs: number): Promise<void> {
+    const ns = this.state.switchNamespace;
+    const t0 = Date.now();
+    for (;;) {
+      const links = await run(['ip', '-n', ns, '-j', 'link', 'show'], { timeoutMs: 5_000 });
+      const ports = await run(['bridge', '-n', ns, '-j', 'link', 'show'], { timeoutMs: 5_000 });
+      const up = new Set((JSON.parse(links.stdout || '[]') as { ifname: string; flags?: string[] }[])
+        .filter((l) => l.flags?.includes('LOWER_UP')).map((l) => l.ifname));
+      const forwarding = new Set((JSON.parse(ports.stdout || '[]') as { ifname: string; state?: string }[])
+        .filter((p) => p.state === 'forwarding').map((p) => p.ifname));
+      if (ifs.every((i) => up.has(i) && forwarding.has(i))) return;
+      if (Date.now() - t0 >= withinMs) {
+        throw new CroftError('CROFT_ERR_LAB', `lab ${this.name}: ${ifs.filter((i) => !up.has(i) || !forwarding.has(i)).join(', ')} not forwarding ${withinMs} ms after link up`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   private lanList(lan: number | undefined): number[] {
