@@ -27,6 +27,8 @@ export interface IdleDaemon {
 
 export interface IdleResult {
   nodes: number;
+  /** The module's http checker interval (ms), when the run says. */
+  checkerMs?: number;
   windowS: number;
   daemons: IdleDaemon[];
 }
@@ -135,7 +137,7 @@ export function idleLines(results: IdleResult[]): string[] {
     const d = r.daemons;
     const mean = (f: (x: IdleDaemon) => number) => d.reduce((s, x) => s + f(x), 0) / d.length;
     const max = (f: (x: IdleDaemon) => number) => Math.max(...d.map(f));
-    lines.push(`# idle ${r.nodes} nodes, heartbeat 100 ms, ${r.windowS.toFixed(0)} s: daemon CPU ${mean((x) => x.cpuPct).toFixed(2)} % of a core `
+    lines.push(`# idle ${r.nodes} nodes, heartbeat 100 ms${r.checkerMs ? `, http checker every ${r.checkerMs} ms` : ''}, ${r.windowS.toFixed(0)} s: daemon CPU ${mean((x) => x.cpuPct).toFixed(2)} % of a core `
       + `(max ${max((x) => x.cpuPct).toFixed(2)}), children ${mean((x) => x.childrenCpuPct).toFixed(2)} % (max ${max((x) => x.childrenCpuPct).toFixed(2)}), `
       + `RSS ${mean((x) => x.rssMb).toFixed(0)} MB (max ${max((x) => x.rssMb).toFixed(0)}); ${os.cpus().length} CPUs`);
     // A thread that ended during the window (a libuv pool thread) is not counted: the groups may

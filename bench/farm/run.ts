@@ -47,6 +47,9 @@ const { values: opt } = parseArgs({
     'idle-nodes': { type: 'string', default: '3,8' },
     'idle-window-s': { type: 'string', default: '10' },
     'idle-settle-s': { type: 'string', default: '5' },
+    // The idle labs' http checker interval (the shipped module checks every 500 ms): the checker's
+    // share of the idle cost is the difference between two runs.
+    'idle-checker-ms': { type: 'string', default: '500' },
     only: { type: 'string', default: 'all' },
     out: { type: 'string', default: path.join(repoRoot, 'bench', 'farm', 'last-run.json') },
     summary: { type: 'string' },
@@ -61,7 +64,7 @@ const cfg = {
   durationS: num('duration-s'), warmupS: num('warmup-s'), rounds: num('rounds'), connections: num('connections'),
   threads: num('threads'), runs: num('runs'), clients: num('clients'), advertIntS: num('advert-int-s'),
   intervalMs: num('interval-ms'), timeoutMs: num('timeout-ms'), soakS: num('soak-s'),
-  idleWindowS: num('idle-window-s'), idleSettleS: num('idle-settle-s'),
+  idleWindowS: num('idle-window-s'), idleSettleS: num('idle-settle-s'), idleCheckerMs: num('idle-checker-ms'),
   idleNodes: String(opt['idle-nodes']).split(',').map((x) => {
     const n = Number(x);
     if (!Number.isInteger(n) || n < 1 || n > 250) throw new Error(`--idle-nodes must be a list of node counts, got ${String(opt['idle-nodes'])}`);
@@ -75,14 +78,16 @@ const log = (s: string) => console.error(`[bench ${new Date().toISOString().slic
 
 /** The shipped nginx-farm module as module "web", with a fixed seed (the lab's name changes at
  *  every run, and with it the derived seed: a fixed one makes the spread reproducible). */
-function farmConfig(workDir: string): string {
-  const dir = path.join(workDir, 'config');
+function farmConfig(workDir: string, checkerMs?: number): string {
+  const dir = path.join(workDir, checkerMs === undefined ? 'config' : `config-checker-${checkerMs}`);
   const web = path.join(dir, 'modules', MODULE);
   fs.cpSync(path.join(repoRoot, 'modules', 'nginx-farm'), web, { recursive: true });
   const file = path.join(web, 'module.yaml');
   const yaml = fs.readFileSync(file, 'utf8').replace(/^# seed: .*$/m, 'seed: 1');
   if (!/^seed: 1$/m.test(yaml)) throw new Error('modules/nginx-farm/module.yaml: no "# seed:" line to set');
-  fs.writeFileSync(file, yaml);
+  const checked = checkerMs === undefined ? yaml : yaml.replace(/^(    interval_ms:) 500\b/m, `$1 ${checkerMs}`);
+  if (checkerMs !== undefined && checkerMs !== 500 && checked === yaml) throw new Error('modules/nginx-farm/module.yaml: no checker "interval_ms: 500" line to set');
+  fs.writeFileSync(file, checked);
   return dir;
 }
 
@@ -349,12 +354,12 @@ async function main(): Promise<void> {
     if (has('idle')) {
       for (const n of cfg.idleNodes) {
         const nodes = Array.from({ length: n }, (_, i) => `n${i + 1}`);
-        const lab = await Lab.up({ name: `bi${tag}`, nodes: n, clients: 1, config, intervalMs: cfg.intervalMs, timeoutMs: cfg.timeoutMs });
+        const lab = await Lab.up({ name: `bi${tag}`, nodes: n, clients: 1, config: farmConfig(workDir, cfg.idleCheckerMs), intervalMs: cfg.intervalMs, timeoutMs: cfg.timeoutMs });
         try {
           log(`lab ${lab.name} up (${n} nodes); waiting for the farm, then ${cfg.idleSettleS} s to settle`);
           await waitMembers(lab, nodes, nodes, 120_000);
           await sleep(cfg.idleSettleS * 1000);
-          const r = await measureIdle(lab, nodes, cfg.idleWindowS);
+          const r = { ...await measureIdle(lab, nodes, cfg.idleWindowS), checkerMs: cfg.idleCheckerMs };
           for (const line of idleLines([r])) log(line);
           idle.push(r);
         } finally {

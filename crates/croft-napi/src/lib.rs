@@ -2,6 +2,7 @@
 //! nothing else. Every exported function catches panics (`catch_unwind`) so that a bug becomes a JS
 //! error instead of aborting the daemon; blocking work runs off the JS thread.
 
+mod files;
 mod heartbeat;
 mod mirror;
 mod nft;
