@@ -118,9 +118,12 @@ describe('mirror: two nodes, a writer on the replicated directory', { timeout: 3
     const t0 = Date.now();
     await lab.kill('n1');
     const acked = Number((await cat(lab, 'n1', '/run/croft/mirror-app.acked')).trim());
-    await waitFor('n2 ALONE, VIP and writer on n2', async () => (await mirrorStatus(lab, 'n2'))?.state === 'ALONE'
-      && (await hasVip(lab, 'n2')) && (await writerPid(lab, 'n2')) !== null, 15_000, 50);
+    // While n2 takes over, its VIPs are added one after the other (a poll may see the IPv4 one
+    // alone, as a fresh-clone run did): both are waited for, then checked together once settled.
+    await waitFor('n2 ALONE, VIPs and writer on n2', async () => (await mirrorStatus(lab, 'n2'))?.state === 'ALONE'
+      && (await hasVip4(lab, 'n2')) && (await hasVip6(lab, 'n2')) && (await writerPid(lab, 'n2')) !== null, 15_000, 50);
     const failoverMs = Date.now() - t0;
+    assert.ok(await hasVip(lab, 'n2'), 'both VIPs are on n2');
     console.log(`# lab kill n1 -> n2 ALONE with VIP and writer in ${failoverMs} ms (heartbeat timeout 500 ms)`);
     // n2 announced the IPv6 VIP (unsolicited advertisement, override): the client's entry moved to
     // n2's MAC without a new solicitation, and the client reaches it there.
