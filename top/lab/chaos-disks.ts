@@ -1,10 +1,11 @@
 // The disks of the disk-full fault of `croft lab chaos` (chaos-faults.ts). A lab's nodes keep their
-// folders on the host's tmpfs (/run), which the host and every node share: filling it would fill
-// everything. So a lab built for a campaign (chaos-setup.ts) gives each mirror node filesystems of
+// folders in the lab's state folder under /run, on a filesystem the host and every node share:
+// filling it would fill everything. So a lab built for a campaign (chaos-setup.ts) gives each mirror node filesystems of
 // its own, before its daemon starts, inside the node's mount namespace only:
 // - one per replicated directory of each mirror module the node carries (the mirror's data);
 // - one for <stateDir>/mirror, where every mirror module keeps its dirty log and its records.
-// Each is a tmpfs (memory is used only for what is written) mounted at a folder of its own under
+// Each is a tmpfs (memory is used only for what is written: a full data disk holds up to DATA_SIZE
+// of it for the hold time) mounted at a folder of its own under
 // the node's /run/croft, filled with what the directory held, then bound over the directory. The
 // fault writes a ballast into that folder — beside the mirror's FUSE mount, not through it — until
 // the filesystem is full, and removes it at heal. The mount namespace outlives kills and crashes,
