@@ -14,8 +14,8 @@ test('writeStateAsync replaces the file whole, mode 0600, and readState reads it
   try {
     const file = path.join(dir, 'sub', 'membership.json');
     await writeStateAsync(file, { node: 'n1', incarnation: 5, peers: {} });
-    await writeStateAsync(file, { node: 'n1', incarnation: 6, peers: { n2: { incarnation: 3, lastSeq: [7] } } });
-    assert.deepEqual(readState(file, 'n1'), { node: 'n1', incarnation: 6, peers: { n2: { incarnation: 3, lastSeq: [7] } } });
+    await writeStateAsync(file, { node: 'n1', incarnation: 6, peers: { n2: { incarnation: 3, lastSeq: [7], prev: null } } });
+    assert.deepEqual(readState(file, 'n1'), { node: 'n1', incarnation: 6, peers: { n2: { incarnation: 3, lastSeq: [7], prev: null } } });
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
     assert.equal(fs.statSync(path.dirname(file)).mode & 0o777, 0o700, 'the folder it created');
     assert.deepEqual(fs.readdirSync(path.dirname(file)), ['membership.json'], 'no temporary left');
