@@ -273,14 +273,20 @@ function clone(state: MembershipState): MembershipState {
 /**
  * The core time at which a tick next has something to do: a heartbeat due, or an up peer's silence
  * reaching the timeout. A driver that ticks then (and on every event) detects a death on time
- * instead of up to one polling period late, and does not wake in between.
+ * instead of up to one polling period late, and does not wake in between. With `watched`, the
+ * silences a driver watches by other means (node, LAN) are left out: an up peer's deadline counts
+ * only when its latest arrival is on a LAN not watched.
  */
-export function nextTickMs(s: MembershipState): number {
+export function nextTickMs(s: MembershipState, watched?: (node: string, lan: number) => boolean): number {
   let t = s.nextSendMs;
   for (const p of s.peers) {
     if (p.status !== 'up') continue;
     const last = lastHeardAnyMs(p);
-    if (last !== null) t = Math.min(t, last + s.timeoutMs);
+    if (last === null) continue;
+    // The latest arrival is on watched LANs only: whoever watches them (the UDP driver's pump) has
+    // that deadline, as late as or later than what the core knows, and calls a tick when it passes.
+    if (watched && p.lastHeardMs.every((h, lan) => h !== last || watched(p.name, lan))) continue;
+    t = Math.min(t, last + s.timeoutMs);
   }
   return t;
 }

@@ -146,6 +146,17 @@ export class UdpMembership extends EventEmitter {
   private readonly quiet: boolean;
   /** Per "<lan> <source>": the last heartbeat accepted from there, of which the pump's quiet notes are repeats. */
   private readonly lastAccepted = new Map<string, Heartbeat>();
+  /**
+   * Per "<lan> <node>": the pairs whose deadline the pump watches (their repeats are quiet: it
+   * wakes this thread when one's silence reaches the timeout). Only the others need this thread's
+   * own timer. Empty when the pump cannot watch.
+   */
+  private readonly watched = new Set<string>();
+  private watching = false;
+  /** How often this thread was woken by its own timer and by the pump (the idle cost's main part). */
+  private readonly wakeCounts = { timer: 0, pump: 0 };
+  /** The core's actions are being performed (listeners run): no inbox read from there. */
+  private performing = false;
   /** The core sends (refreshes the pump) this often when nothing changes. */
   private readonly sendEveryMs: number;
   /** The pump's counters at its close (counters() after stop). */
@@ -266,7 +277,7 @@ export class UdpMembership extends EventEmitter {
       return { address, port, peers: peers.map((n) => n.addresses[lan] as string) };
     });
     try {
-      this.pump = new HeartbeatPump(lans, this.cluster.heartbeat.intervalMs, () => this.readInbox(), this.quiet ? this.cluster.key : undefined);
+      this.pump = new HeartbeatPump(lans, this.cluster.heartbeat.intervalMs, () => this.onPumpWake(), this.quiet ? this.cluster.key : undefined);
     } catch (err) {
       if (err instanceof CroftError && err.code === 'CROFT_ERR_BIND') {
         throw new CroftError('CROFT_ERR_BIND',
@@ -280,6 +291,8 @@ export class UdpMembership extends EventEmitter {
     this.scheduledAtMs = -Infinity;
     this.probedAtMs = -Infinity;
     this.lastAccepted.clear();
+    this.watched.clear();
+    this.watching = this.pump.watch(this.cluster.heartbeat.timeoutMs);
     if (this.stateFile !== null) {
       this.saveTimer = setInterval(() => void this.saveLater(), SAVE_EVERY_MS);
       this.saveTimer.unref();
@@ -300,6 +313,26 @@ export class UdpMembership extends EventEmitter {
       await this.saving; // a periodic save in flight, then the last state
       await this.saveLater();
     }
+  }
+
+  /**
+   * The pump's call: datagrams wait in its inbox, or a watched peer's silence reached the timeout.
+   * What arrived is fed first, then the core checks the timeouts.
+   */
+  private onPumpWake(): void {
+    if (!this.running) return;
+    this.wakeCounts.pump += 1;
+    this.readInbox();
+    this.feed({ type: 'tick' });
+  }
+
+  /**
+   * The pump's notes and queued datagrams fed now, so that arrival times and counters are current
+   * (the pump wakes this thread only for news and for a watched peer's silence). Not from inside
+   * the core's actions (a listener asking for peers while an event is performed).
+   */
+  private readFresh(): void {
+    if (this.running && !this.performing) this.readInbox();
   }
 
   private closePump(): void {
@@ -357,12 +390,18 @@ export class UdpMembership extends EventEmitter {
     this.feed({ type: 'local_config', cfg });
   }
 
+  /** How many times the JS thread was woken for membership: by its timer, by the pump. */
+  wakes(): { timer: number; pump: number; watching: boolean } {
+    return { ...this.wakeCounts, watching: this.watching };
+  }
+
   /** The protocol range this node speaks. */
   protocolRange(): ProtocolRange {
     return { ...this.state.protocol };
   }
 
   peers(): PeerInfo[] {
+    this.readFresh();
     return corePeers(this.state);
   }
 
@@ -379,6 +418,7 @@ export class UdpMembership extends EventEmitter {
   }
 
   counters(): MembershipCounters {
+    this.readFresh();
     const pump = this.pump?.stats() ?? this.lastStats;
     this.lanCounters.forEach((c, lan) => { c.sent = pump?.sent[lan] ?? c.sent; });
     const total = zeroCounters();
@@ -421,8 +461,13 @@ export class UdpMembership extends EventEmitter {
       c.accepted += 1;
       // Its repeats (seq aside) are the pump's quiet heartbeats from now on, while the peer is up.
       if (this.quiet && this.pump && corePeers(this.state).find((p) => p.name === decoded.hb.from)?.up) {
-        this.lastAccepted.set(`${lan} ${source}`, decoded.hb);
-        this.pump.learn(lan, source, msg, decoded.hb.seq);
+        const learned = this.pump.learn(lan, source, msg, decoded.hb.seq, performance.now() - atMs);
+        // Not learned: the pump dropped the pair's template, so it neither notes nor watches it.
+        if (learned) this.lastAccepted.set(`${lan} ${source}`, decoded.hb);
+        else this.lastAccepted.delete(`${lan} ${source}`);
+        if (learned && this.watching) this.watched.add(`${lan} ${decoded.hb.from}`);
+        else this.watched.delete(`${lan} ${decoded.hb.from}`);
+        this.armTimer();
       }
       return true;
     } catch (err) {
@@ -439,9 +484,15 @@ export class UdpMembership extends EventEmitter {
     const { state, actions } = membershipStep(this.state, event, this.lastNowMs);
     this.state = state;
     let accepted = true;
-    for (const a of actions) {
-      if (a.type === 'drop') accepted = false;
-      this.perform(a);
+    const nested = this.performing;
+    this.performing = true;
+    try {
+      for (const a of actions) {
+        if (a.type === 'drop') accepted = false;
+        this.perform(a);
+      }
+    } finally {
+      this.performing = nested;
     }
     this.armTimer();
     return accepted;
@@ -454,9 +505,12 @@ export class UdpMembership extends EventEmitter {
   private armTimer(): void {
     if (!this.running) return;
     if (this.timer) clearTimeout(this.timer);
-    const delay = Math.min(this.sendEveryMs, Math.max(0, nextTickMs(this.state) - performance.now()));
+    // The deadlines of the pairs the pump watches are its to keep: it wakes this thread when one passes.
+    const watched = this.watched.size === 0 ? undefined : (node: string, lan: number): boolean => this.watched.has(`${lan} ${node}`);
+    const delay = Math.min(this.sendEveryMs, Math.max(0, nextTickMs(this.state, watched) - performance.now()));
     this.timer = setTimeout(() => {
       this.timer = null;
+      this.wakeCounts.timer += 1;
       // What arrived during a pause of this thread counts at its arrival time, before the check.
       this.readInbox();
       this.feed({ type: 'tick' });
@@ -488,6 +542,7 @@ export class UdpMembership extends EventEmitter {
           if (address === undefined) continue;
           this.pump?.forget(address);
           this.lastAccepted.delete(`${lan} ${address}`);
+          this.watched.delete(`${lan} ${a.node}`);
         }
         this.emit(a.type, a);
         return;

@@ -52,7 +52,8 @@ interface NativePump {
   scheduleFrom(set: Buffer[][], seq: number, first: number, count: number): boolean;
   sendNow(frames: Buffer[][]): void;
   drain(): HeartbeatDatagram[];
-  learn(lan: number, source: string, frame: Buffer, seq: number): boolean;
+  learn(lan: number, source: string, frame: Buffer, seq: number, ageMs: number): boolean;
+  watch?(timeoutMs: number | null): boolean;
   forget(source: string): void;
   heard(): HeartbeatHeard[];
   stats(): HeartbeatPumpStats;
@@ -108,9 +109,22 @@ export class HeartbeatPump {
     return this.#closed ? [] : this.#native.drain();
   }
 
-  /** The core accepted `frame` (seq `seq`) from `source` on `lan`: its repeats are quiet. */
-  learn(lan: number, source: string, frame: Buffer, seq: number): boolean {
-    return this.#closed ? false : this.#native.learn(lan, source, frame, seq);
+  /**
+   * The core accepted `frame` (seq `seq`, arrived `ageMs` ago) from `source` on `lan`: its repeats
+   * are quiet, and the pump watches the source's silence (watch). False: nothing learned.
+   */
+  learn(lan: number, source: string, frame: Buffer, seq: number, ageMs: number): boolean {
+    return this.#closed ? false : this.#native.learn(lan, source, frame, seq, Math.max(0, ageMs));
+  }
+
+  /**
+   * The pump wakes onWake when a learned source has been silent for `timeoutMs` (counting only
+   * authenticated arrivals), once per silence; null: no watching. False when it cannot (no quiet
+   * path, or an addon without it): the caller then keeps every deadline itself.
+   */
+  watch(timeoutMs: number | null): boolean {
+    if (this.#closed || typeof this.#native.watch !== 'function') return false;
+    return this.#native.watch(timeoutMs);
   }
 
   /** Every datagram of `source` is queued again. */

@@ -1,7 +1,7 @@
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import {
-  createMembership, currentView, floors, isConverged, membershipStep, moduleStates, peers, type MembershipState,
+  createMembership, currentView, floors, isConverged, membershipStep, moduleStates, nextTickMs, peers, type MembershipState,
 } from '../../src/membership/core.js';
 import type { Heartbeat, MembershipAction, MembershipEvent } from '../../src/membership/types.js';
 import { nextIncarnation } from '../../src/membership/persist.js';
@@ -234,4 +234,23 @@ test('finding 12: the next incarnation is max(now, last saved + 1); a saved valu
   assert.equal(nextIncarnation(saved(WALL + 3_600_000), WALL), WALL + 3_600_001); // the clock stepped back an hour
   assert.equal(nextIncarnation(saved(2 ** 53 - 1), WALL), WALL);
   assert.equal(nextIncarnation(saved(WALL + 2 * 86_400_000), WALL), WALL);
+});
+
+test('nextTickMs leaves out a peer whose latest arrival is on LANs watched elsewhere (the pump), not the others', () => {
+  const r = new Runner();
+  r.step({ type: 'tick' }, 0);
+  r.beat(hb('n2', 0, 1), 15);
+  r.beat(hb('n3', 0, 1), 25); // a send at each peer_up: the next at 125
+  r.beat(hb('n2', 1, 2), 28); // n2: LAN 0 at 15, LAN 1 at 28
+  for (let t = 30; t <= 520; t += 10) r.step({ type: 'tick' }, t); // sends at 130 ... 430: the next at 530
+  assert.equal(r.state.nextSendMs, 530);
+  assert.equal(nextTickMs(r.state), 525, "n3's deadline (25 + 500)");
+  assert.equal(nextTickMs(r.state, () => false), 525, 'nothing watched: the same');
+  // n3 watched on LAN 0: n2's deadline, set by its LAN 1 arrival (28 + 500).
+  assert.equal(nextTickMs(r.state, (node, lan) => node === 'n3' && lan === 0), 528);
+  // n2 watched on LAN 0 only: its latest arrival is on LAN 1, still this driver's to time.
+  assert.equal(nextTickMs(r.state, (node, lan) => node === 'n3' || lan === 0), 528);
+  // Every latest arrival watched: only the next send.
+  assert.equal(nextTickMs(r.state, (node, lan) => node === 'n3' || lan === 1), 530);
+  assert.equal(nextTickMs(r.state, () => true), 530);
 });

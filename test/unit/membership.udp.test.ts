@@ -321,6 +321,36 @@ test('quiet path: an idle peer\'s repeated heartbeats are absorbed by the pump a
   }
 });
 
+test('the pump watches the quiet peers: an idle node\'s JS thread wakes for its sends, not to find the peers alive; a silence is still seen on time', async () => {
+  const { members } = await startCluster(3);
+  const [n1, n2, n3] = members as [UdpMembership, UdpMembership, UdpMembership];
+  try {
+    await waitFor(() => members.every((m) => all(m) === 'n1 n2 n3' && m.converged()), 2000, 'formation');
+    assert.equal(n1.wakes().watching, true);
+    await sleep(300);
+    const before = n1.wakes();
+    await sleep(2000);
+    const after = n1.wakes();
+    const woken = after.timer - before.timer + after.pump - before.pump;
+    // Interval 50 ms, timeout 250 ms, 2 peers: checking their timeouts on this thread woke it
+    // every 100-200 ms (10-20 times in 2 s); now it wakes for the once-a-second refresh of its sends.
+    assert.ok(woken <= 5, `JS woken ${woken} times in 2 s of nothing new (timer ${after.timer - before.timer}, pump ${after.pump - before.pump})`);
+    assert.deepEqual(n1.peers().filter((p) => !p.up), [], 'both peers up, their arrivals current');
+    assert.ok(n1.peers().every((p) => p.name === 'n1' || performance.now() - Math.max(...p.lastHeardMs.map((t) => t ?? -Infinity)) < 150),
+      'peers() reads the pump first: each peer heard within the last intervals');
+    const stoppedAt = performance.now();
+    const pumpWakes = n1.wakes().pump;
+    await n3.stop();
+    await waitFor(() => all(n1) === 'n1 n2', 2000, 'n3 down');
+    const tookMs = performance.now() - stoppedAt;
+    assert.ok(tookMs >= 250 - 60 && tookMs <= 250 + 50 + 100, `n3 declared down after ${tookMs.toFixed(0)} ms`);
+    assert.ok(n1.wakes().pump > pumpWakes, 'the pump woke JS for the silence');
+    void n2;
+  } finally {
+    await Promise.all(members.map((m) => m.stop()));
+  }
+});
+
 test('a JS pause of 4× the timeout (a long GC, a starved event loop) marks no peer down', async () => {
   const { members } = await startCluster(3);
   try {

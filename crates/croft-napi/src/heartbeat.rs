@@ -145,15 +145,33 @@ impl HeartbeatPump {
             .collect()
     }
 
-    /// The core accepted `frame` (sequence number `seq`) from `source` on `lan`: its repeats are
-    /// quiet. False when nothing was learned (a bad source or seq, or see croft_net::quiet).
+    /// The core accepted `frame` (sequence number `seq`, arrived `age_ms` ago) from `source` on
+    /// `lan`: its repeats are quiet, and the source is watched. False when nothing was learned (a
+    /// bad source, seq or age, or see croft_net::quiet).
     #[napi(catch_unwind)]
-    pub fn learn(&self, lan: u32, source: String, frame: Buffer, seq: f64) -> bool {
+    pub fn learn(&self, lan: u32, source: String, frame: Buffer, seq: f64, age_ms: f64) -> bool {
         let Ok(ip) = source.parse::<std::net::IpAddr>() else { return false };
         if !(seq.is_finite() && seq >= 0.0 && seq.fract() == 0.0 && seq <= 9_007_199_254_740_992.0) {
             return false;
         }
-        lock(&self.pump).as_ref().is_some_and(|p| p.learn(lan as usize, ip, &frame, seq as u64))
+        if !(age_ms.is_finite() && (0.0..=3_600_000.0).contains(&age_ms)) {
+            return false;
+        }
+        let now = Instant::now();
+        let arrived = now.checked_sub(Duration::from_secs_f64(age_ms / 1000.0)).unwrap_or(now);
+        lock(&self.pump).as_ref().is_some_and(|p| p.learn(lan as usize, ip, &frame, seq as u64, arrived))
+    }
+
+    /// Wakes JS (the onWake callback) when a learned source has been silent for `timeout_ms`;
+    /// null: no watching. False without the quiet path, or for a timeout out of 1 ms..1 h.
+    #[napi(catch_unwind)]
+    pub fn watch(&self, timeout_ms: Option<f64>) -> bool {
+        let timeout = match timeout_ms {
+            None => None,
+            Some(ms) if ms.is_finite() && (1.0..=3_600_000.0).contains(&ms) => Some(Duration::from_secs_f64(ms / 1000.0)),
+            Some(_) => return false,
+        };
+        lock(&self.pump).as_ref().is_some_and(|p| p.watch(timeout))
     }
 
     /// Every datagram of `source` goes to the inbox again.

@@ -17,6 +17,10 @@
 //!   The exception is the quiet path ([`crate::quiet`]): a datagram that repeats, with a larger
 //!   sequence number and a valid MAC, the heartbeat the core last accepted from that source is
 //!   noted instead of queued, so an idle cluster does not wake the JS thread per heartbeat.
+//! - **watching** ([`Pump::watch`]): with the quiet path, the sending thread also keeps the
+//!   deadlines of the sources it absorbs for, and wakes JS when one's silence reaches the timeout,
+//!   so JS does not wake to find that a quiet peer is still there. JS keeps its own timer for the
+//!   sources the pump does not watch.
 //!
 //! Plain std sockets and threads.
 
@@ -107,6 +111,8 @@ struct Shared {
     /// from one set JS encoded ([`Pump::schedule_from`]).
     key: Option<Vec<u8>>,
     wake: Mutex<Option<Wake>>,
+    /// With the quiet path: wake JS when a watched source is silent this long ([`Pump::watch`]).
+    watch: Mutex<Option<Duration>>,
     stop: AtomicBool,
     /// Wakes the sender early at stop.
     stop_lock: Mutex<()>,
@@ -125,6 +131,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// A watched deadline appeared (a source learned, or heard again after its silence was
+    /// reported): the sending thread computes its wait again.
+    fn rearm_watch(&self) {
+        let _g = lock(&self.stop_lock);
+        self.stop_cond.notify_all();
+    }
+
     fn send_set(&self, set: &FrameSet) {
         for (lan, frames) in set.iter().enumerate() {
             let (Some(socket), Some(peers)) = (self.sockets.get(lan), self.peers.get(lan)) else { continue };
@@ -180,6 +193,7 @@ impl Pump {
             key: quiet_key.clone(),
             quiet: quiet_key.map(|k| Mutex::new(QuietFilter::new(k))),
             wake: Mutex::new(None),
+            watch: Mutex::new(None),
             stop: AtomicBool::new(false),
             stop_lock: Mutex::new(()),
             stop_cond: Condvar::new(),
@@ -212,7 +226,8 @@ impl Pump {
         Ok(pump)
     }
 
-    /// Called (from a receiving thread) when the inbox goes from empty to not empty.
+    /// Called (from a receiving thread) when the inbox goes from empty to not empty, and (from the
+    /// sending thread) when a watched source's silence reaches the watch timeout.
     pub fn on_wake(&self, wake: Option<Wake>) {
         *lock(&self.shared.wake) = wake;
     }
@@ -262,10 +277,28 @@ impl Pump {
         lock(&self.shared.inbox).drain(..).collect()
     }
 
-    /// The core accepted `frame` (sequence number `seq`) from `source` on `lan`: its repeats are
-    /// quiet from now on. False when nothing was learned (no quiet path, or see QuietFilter::learn).
-    pub fn learn(&self, lan: usize, source: IpAddr, frame: &[u8], seq: u64) -> bool {
-        self.shared.quiet.as_ref().is_some_and(|q| lock(q).learn(lan, source, frame, seq))
+    /// The core accepted `frame` (sequence number `seq`, arrived at `arrived`) from `source` on
+    /// `lan`: its repeats are quiet from now on, and the source is watched. False when nothing was
+    /// learned (no quiet path, or see QuietFilter::learn): JS then keeps the deadline itself.
+    pub fn learn(&self, lan: usize, source: IpAddr, frame: &[u8], seq: u64, arrived: Instant) -> bool {
+        let learned = self.shared.quiet.as_ref().is_some_and(|q| lock(q).learn(lan, source, frame, seq, arrived));
+        if learned {
+            self.shared.rearm_watch();
+        }
+        learned
+    }
+
+    /// Wakes JS (the `on_wake` callback) when a source learned on a LAN has been silent for
+    /// `timeout` since its last authenticated arrival, once per silence; None: no watching. The
+    /// wake comes 1 ms after the deadline, so that JS, checking at its own clock, finds it passed.
+    /// False without the quiet path (nothing is watched).
+    pub fn watch(&self, timeout: Option<Duration>) -> bool {
+        if self.shared.quiet.is_none() {
+            return false;
+        }
+        *lock(&self.shared.watch) = timeout;
+        self.shared.rearm_watch();
+        true
     }
 
     /// Every datagram of `source` goes to the inbox again (the core declared its node down).
@@ -334,13 +367,42 @@ fn send_loop(sh: &Shared) {
                 return;
             }
             let now = Instant::now();
+            let silence = next_silence(sh);
+            if silence.is_some_and(|due| now >= due) {
+                drop(g);
+                report_silence(sh, now);
+                g = lock(&sh.stop_lock);
+                continue;
+            }
             if now >= next {
                 break;
             }
-            g = match sh.stop_cond.wait_timeout(g, next - now) {
+            let until = silence.map_or(next, |due| due.min(next));
+            g = match sh.stop_cond.wait_timeout(g, until - now) {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
+        }
+    }
+}
+
+/// Past the watch timeout of a watched source by this much, JS is woken.
+const WATCH_MARGIN: Duration = Duration::from_millis(1);
+
+/// When the next watched source's silence is due to be reported, if any.
+fn next_silence(sh: &Shared) -> Option<Instant> {
+    let timeout = (*lock(&sh.watch))?;
+    let q = sh.quiet.as_ref()?;
+    lock(q).next_silence(timeout + WATCH_MARGIN)
+}
+
+/// Marks the sources silent at `now` and wakes JS if there were any.
+fn report_silence(sh: &Shared, now: Instant) {
+    let Some(timeout) = *lock(&sh.watch) else { return };
+    let Some(q) = sh.quiet.as_ref() else { return };
+    if lock(q).mark_silent(now, timeout + WATCH_MARGIN) > 0 {
+        if let Some(w) = lock(&sh.wake).as_ref() {
+            w();
         }
     }
 }
@@ -357,7 +419,15 @@ fn recv_loop(sh: &Shared, lan: usize) {
                 let arrived = Instant::now();
                 sh.received[lan].fetch_add(1, Ordering::Relaxed);
                 let source = canonical(from.ip());
-                if sh.quiet.as_ref().is_some_and(|q| lock(q).absorb(lan, source, &buf[..len], arrived)) {
+                let quiet = sh.quiet.as_ref().map(|q| {
+                    let mut q = lock(q);
+                    let absorbed = q.absorb(lan, source, &buf[..len], arrived);
+                    (absorbed, absorbed && q.take_revived())
+                });
+                if let Some((true, revived)) = quiet {
+                    if revived {
+                        sh.rearm_watch();
+                    }
                     continue;
                 }
                 let was_empty = {
@@ -570,7 +640,7 @@ mod tests {
         a.send_now(&vec![vec![hb(1, 1)]]);
         let got = wait_for(&b, 1, Duration::from_secs(1));
         assert_eq!(got.len(), 1, "no template yet: queued");
-        assert!(b.learn(0, got[0].source, &got[0].bytes, 1));
+        assert!(b.learn(0, got[0].source, &got[0].bytes, 1, got[0].arrived));
         let woke_before = woke.load(Ordering::SeqCst);
         a.send_now(&vec![vec![hb(2, 1)]]);
         a.send_now(&vec![vec![hb(3, 1)]]);
@@ -586,6 +656,65 @@ mod tests {
         b.forget(got[0].source);
         a.send_now(&vec![vec![hb(5, 1)]]);
         assert_eq!(wait_for(&b, 1, Duration::from_secs(1)).len(), 1, "forgotten: queued");
+        b.stop();
+    }
+
+    #[test]
+    fn a_watched_source_wakes_js_once_when_its_silence_reaches_the_timeout() {
+        use hmac::{Hmac, Mac};
+        let key = vec![9u8; 32];
+        let hb = |seq: u64| {
+            let mut f = b"CRFT\x01".to_vec();
+            f.extend_from_slice(format!(r#"{{"from":"n2","seq":{seq}}}"#).as_bytes());
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+            mac.update(&f);
+            f.extend_from_slice(&mac.finalize().into_bytes());
+            f
+        };
+        // The sender's interval (1 s) is longer than the watch timeout: the wake is not a send's.
+        let mut b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], Duration::from_secs(1), Some(key.clone())).unwrap();
+        let b_addr = b.shared.sockets[0].local_addr().unwrap();
+        let a = Pump::start(vec![LanConfig { bind: local(), peers: vec![b_addr] }], Duration::from_secs(1), None).unwrap();
+        let wakes = Arc::new(Mutex::new(Vec::<Instant>::new()));
+        let w = Arc::clone(&wakes);
+        b.on_wake(Some(Box::new(move || lock(&w).push(Instant::now()))));
+        let timeout = Duration::from_millis(150);
+        assert!(b.watch(Some(timeout)));
+        a.send_now(&vec![vec![hb(1)]]);
+        let got = wait_for(&b, 1, Duration::from_secs(1));
+        assert!(b.learn(0, got[0].source, &got[0].bytes, 1, got[0].arrived));
+        lock(&wakes).clear(); // the queued datagram's wake
+        // Heard every 50 ms for 600 ms: never silent for 150 ms, no wake.
+        for seq in 2..14 {
+            a.send_now(&vec![vec![hb(seq)]]);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(lock(&wakes).is_empty(), "a source heard in time wakes nobody");
+        let last = b.heard()[0].arrived;
+        // Then silent: one wake, at the timeout after the last arrival (not before it).
+        std::thread::sleep(Duration::from_millis(500));
+        let got = lock(&wakes).clone();
+        assert_eq!(got.len(), 1, "one wake per silence");
+        let after = got[0].duration_since(last);
+        assert!(after >= timeout && after < timeout + Duration::from_millis(100), "woken {after:?} after the last arrival");
+        // Forged datagrams do not count as heard: no second wake, the deadline is not moved.
+        let mut forged = hb(20);
+        let n = forged.len();
+        forged[n - 1] ^= 1;
+        a.send_now(&vec![vec![forged]]);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(lock(&wakes).len(), 2, "the forged datagram is queued (a wake for the inbox), never a deadline moved");
+        assert_eq!(b.drain().len(), 1);
+        // Heard again, then silent again: a new wake. Watching off: none.
+        a.send_now(&vec![vec![hb(21)]]);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(lock(&wakes).len(), 3);
+        assert!(b.watch(None));
+        a.send_now(&vec![vec![hb(22)]]);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(lock(&wakes).len(), 3, "not watched");
+        // Without the quiet path there is nothing to watch.
+        assert!(!a.watch(Some(timeout)));
         b.stop();
     }
 

@@ -13,12 +13,18 @@
 //!
 //! Nothing here is a rule of membership: a template exists only because the core accepted its
 //! heartbeat, and JS forgets a peer's templates when it declares it down.
+//!
+//! The filter also keeps, per template, when its source was last heard (the accepted heartbeat's
+//! arrival, then each absorbed one's: authenticated arrivals only, so a forged datagram cannot
+//! hold a deadline off). The pump uses it to wake JS when a source's silence reaches the timeout
+//! ([`QuietFilter::next_silence`], [`QuietFilter::mark_silent`]), so JS need not wake to find
+//! that a quiet peer is still there.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The heartbeat's wire format (src/membership/codec.ts): "CRFT" | version | JSON | HMAC-SHA256.
 const MAGIC: &[u8] = b"CRFT";
@@ -38,6 +44,10 @@ struct Template {
     /// The body after the sequence number's digits.
     suffix: Vec<u8>,
     last_seq: u64,
+    /// The last authenticated arrival from this (LAN, source): the accepted frame's, then each absorbed one's.
+    last_arrival: Instant,
+    /// Its silence reached the watch timeout since `last_arrival` and JS was told.
+    silent: bool,
 }
 
 /// Heartbeats absorbed from one (LAN, source) since the last [`QuietFilter::take_heard`].
@@ -56,6 +66,8 @@ pub struct QuietFilter {
     key: Vec<u8>,
     templates: HashMap<(usize, IpAddr), Template>,
     heard: HashMap<(usize, IpAddr), Heard>,
+    /// A template reported silent was heard again since the last [`QuietFilter::take_revived`].
+    revived: bool,
 }
 
 /// The JSON body of a frame of the right size and header, or None.
@@ -118,19 +130,24 @@ pub fn reseq(frame: &[u8], seq: u64, new_seq: u64, key: &[u8]) -> Option<Vec<u8>
 
 impl QuietFilter {
     pub fn new(key: Vec<u8>) -> QuietFilter {
-        QuietFilter { key, templates: HashMap::new(), heard: HashMap::new() }
+        QuietFilter { key, templates: HashMap::new(), heard: HashMap::new(), revived: false }
     }
 
-    /// The core accepted `frame` (sequence number `seq`) from `source` on `lan`: later frames equal
-    /// to it but for a larger sequence number are quiet. Learns nothing (false) when the frame's
-    /// `"seq":<seq>` is not found exactly once, or the table is full.
-    pub fn learn(&mut self, lan: usize, source: IpAddr, frame: &[u8], seq: u64) -> bool {
-        let Some(body) = body(frame) else { return false };
-        let Some((prefix, suffix)) = split_at_seq(body, seq) else { return false };
+    /// The core accepted `frame` (sequence number `seq`, arrived at `arrived`) from `source` on
+    /// `lan`: later frames equal to it but for a larger sequence number are quiet. Learns nothing
+    /// (false) when the frame's `"seq":<seq>` is not found exactly once, or the table is full; the
+    /// source's previous template on that LAN is then dropped too (its content is not the last
+    /// accepted any more, and JS no longer counts on it).
+    pub fn learn(&mut self, lan: usize, source: IpAddr, frame: &[u8], seq: u64, arrived: Instant) -> bool {
+        let Some((prefix, suffix)) = body(frame).and_then(|b| split_at_seq(b, seq)) else {
+            self.templates.remove(&(lan, source));
+            self.heard.remove(&(lan, source));
+            return false;
+        };
         if self.templates.len() >= MAX_TEMPLATES && !self.templates.contains_key(&(lan, source)) {
             return false;
         }
-        let template = Template { prefix: prefix.to_vec(), suffix: suffix.to_vec(), last_seq: seq };
+        let template = Template { prefix: prefix.to_vec(), suffix: suffix.to_vec(), last_seq: seq, last_arrival: arrived, silent: false };
         self.templates.insert((lan, source), template);
         // What was absorbed under the previous template came before this accepted frame.
         self.heard.remove(&(lan, source));
@@ -162,6 +179,9 @@ impl QuietFilter {
             return false;
         }
         t.last_seq = seq;
+        t.last_arrival = t.last_arrival.max(arrived);
+        self.revived |= t.silent;
+        t.silent = false;
         let h = self.heard.entry((lan, source)).or_insert(Heard { lan, source, seq, arrived, count: 0 });
         h.seq = seq;
         h.arrived = arrived;
@@ -172,6 +192,28 @@ impl QuietFilter {
     /// The notes since the last call (one per (LAN, source) that had quiet heartbeats).
     pub fn take_heard(&mut self) -> Vec<Heard> {
         self.heard.drain().map(|(_, h)| h).collect()
+    }
+
+    /// When the first template not yet reported silent will have been silent for `timeout`.
+    pub fn next_silence(&self, timeout: Duration) -> Option<Instant> {
+        self.templates.values().filter(|t| !t.silent).map(|t| t.last_arrival + timeout).min()
+    }
+
+    /// True once after a template reported silent was heard again (its deadline is back).
+    pub fn take_revived(&mut self) -> bool {
+        std::mem::take(&mut self.revived)
+    }
+
+    /// Marks silent the templates not heard for `timeout` at `now`; how many were newly marked.
+    pub fn mark_silent(&mut self, now: Instant, timeout: Duration) -> usize {
+        let mut n = 0;
+        for t in self.templates.values_mut() {
+            if !t.silent && t.last_arrival + timeout <= now {
+                t.silent = true;
+                n += 1;
+            }
+        }
+        n
     }
 }
 
@@ -212,7 +254,7 @@ mod tests {
         assert_eq!(reseq(&[], 1, 2, KEY), None);
         // What it makes is absorbed as a repeat of the frame it came from.
         let mut q = QuietFilter::new(KEY.to_vec());
-        assert!(q.learn(0, src(), &hb(10, 1), 10));
+        assert!(q.learn(0, src(), &hb(10, 1), 10, Instant::now()));
         assert!(q.absorb(0, src(), &reseq(&hb(10, 1), 10, 11, KEY).unwrap(), Instant::now()));
     }
 
@@ -221,7 +263,7 @@ mod tests {
         let mut q = QuietFilter::new(KEY.to_vec());
         let t0 = Instant::now();
         assert!(!q.absorb(0, src(), &hb(10, 1), t0), "no template yet");
-        assert!(q.learn(0, src(), &hb(10, 1), 10));
+        assert!(q.learn(0, src(), &hb(10, 1), 10, Instant::now()));
         assert!(q.absorb(0, src(), &hb(11, 1), t0));
         assert!(q.absorb(0, src(), &hb(100, 1), t0));
         assert!(q.absorb(0, src(), &hb(1000, 1), t0));
@@ -234,7 +276,7 @@ mod tests {
     #[test]
     fn hands_to_js_anything_else() {
         let mut q = QuietFilter::new(KEY.to_vec());
-        assert!(q.learn(0, src(), &hb(10, 1), 10));
+        assert!(q.learn(0, src(), &hb(10, 1), 10, Instant::now()));
         let t = Instant::now();
         assert!(!q.absorb(0, src(), &hb(12, 2), t), "another content");
         assert!(!q.absorb(0, src(), &hb(10, 1), t), "the same seq (a replay)");
@@ -261,13 +303,13 @@ mod tests {
         let mut q = QuietFilter::new(KEY.to_vec());
         // "seq":7 inside a module status too: ambiguous.
         let twice = frame(r#"{"seq":7,"modules":{"m":{"seq":7}}}"#, KEY);
-        assert!(!q.learn(0, src(), &twice, 7));
-        assert!(!q.learn(0, src(), &hb(10, 1), 11), "not the frame's seq");
-        assert!(!q.learn(0, src(), b"CRFT\x01{}", 1), "too short");
+        assert!(!q.learn(0, src(), &twice, 7, Instant::now()));
+        assert!(!q.learn(0, src(), &hb(10, 1), 11, Instant::now()), "not the frame's seq");
+        assert!(!q.learn(0, src(), b"CRFT\x01{}", 1, Instant::now()), "too short");
         // "seq":1 is not a prefix match of "seq":10.
-        assert!(!q.learn(0, src(), &hb(10, 1), 1));
-        assert!(q.learn(0, src(), &hb(10, 1), 10));
-        assert!(q.learn(1, src(), &hb(10, 1), 10));
+        assert!(!q.learn(0, src(), &hb(10, 1), 1, Instant::now()));
+        assert!(q.learn(0, src(), &hb(10, 1), 10, Instant::now()));
+        assert!(q.learn(1, src(), &hb(10, 1), 10, Instant::now()));
         assert!(q.absorb(0, src(), &hb(11, 1), Instant::now()));
         q.forget(src());
         assert!(q.take_heard().is_empty(), "the notes go with the templates");
@@ -278,12 +320,57 @@ mod tests {
     #[test]
     fn a_new_template_drops_the_notes_of_the_old_one() {
         let mut q = QuietFilter::new(KEY.to_vec());
-        assert!(q.learn(0, src(), &hb(10, 1), 10));
+        assert!(q.learn(0, src(), &hb(10, 1), 10, Instant::now()));
         assert!(q.absorb(0, src(), &hb(11, 1), Instant::now()));
-        assert!(q.learn(0, src(), &hb(12, 2), 12));
+        assert!(q.learn(0, src(), &hb(12, 2), 12, Instant::now()));
         assert!(q.take_heard().is_empty());
         assert!(q.absorb(0, src(), &hb(13, 2), Instant::now()));
         assert!(!q.absorb(0, src(), &hb(14, 1), Instant::now()), "the old content is not quiet any more");
+    }
+
+    #[test]
+    fn silence_counts_from_authenticated_arrivals_only_and_is_reported_once() {
+        let mut q = QuietFilter::new(KEY.to_vec());
+        let timeout = Duration::from_millis(250);
+        let t0 = Instant::now();
+        assert_eq!(q.next_silence(timeout), None, "nothing to watch");
+        assert!(q.learn(0, src(), &hb(10, 1), 10, t0));
+        assert_eq!(q.next_silence(timeout), Some(t0 + timeout));
+        // An absorbed repeat moves the deadline; a forged or replayed one does not.
+        let t1 = t0 + Duration::from_millis(100);
+        assert!(q.absorb(0, src(), &hb(11, 1), t1));
+        let forged = frame(r#"{"cluster":"c","from":"n2","lan":0,"incarnation":5,"seq":12,"view":{"epoch":1,"members":["n1","n2"]},"modules":{}}"#, b"another key");
+        assert!(!q.absorb(0, src(), &forged, t1 + Duration::from_millis(100)));
+        assert!(!q.absorb(0, src(), &hb(11, 1), t1 + Duration::from_millis(100)), "a replay");
+        assert_eq!(q.next_silence(timeout), Some(t1 + timeout));
+        // Not yet silent just before; silent at the deadline, reported once.
+        assert_eq!(q.mark_silent(t1 + timeout - Duration::from_millis(1), timeout), 0);
+        assert_eq!(q.mark_silent(t1 + timeout, timeout), 1);
+        assert_eq!(q.next_silence(timeout), None, "reported: no deadline until it is heard again");
+        assert_eq!(q.mark_silent(t1 + timeout * 4, timeout), 0);
+        // Heard again: watched again.
+        let t2 = t1 + timeout * 5;
+        assert!(!q.take_revived());
+        assert!(q.absorb(0, src(), &hb(12, 1), t2));
+        assert!(q.take_revived(), "a silent one heard again");
+        assert!(!q.take_revived());
+        assert_eq!(q.next_silence(timeout), Some(t2 + timeout));
+        // Another source's earlier deadline comes first; a forgotten source is not watched.
+        let other: IpAddr = "10.0.0.3".parse().unwrap();
+        assert!(q.learn(1, other, &hb(10, 1), 10, t1));
+        assert_eq!(q.next_silence(timeout), Some(t1 + timeout));
+        q.forget(other);
+        assert_eq!(q.next_silence(timeout), Some(t2 + timeout));
+    }
+
+    #[test]
+    fn a_failed_learn_drops_the_previous_template() {
+        let mut q = QuietFilter::new(KEY.to_vec());
+        assert!(q.learn(0, src(), &hb(10, 1), 10, Instant::now()));
+        let twice = frame(r#"{"seq":7,"modules":{"m":{"seq":7}}}"#, KEY);
+        assert!(!q.learn(0, src(), &twice, 7, Instant::now()));
+        assert!(!q.absorb(0, src(), &hb(11, 1), Instant::now()), "the old content goes to JS again");
+        assert_eq!(q.next_silence(Duration::from_millis(250)), None);
     }
 
     #[test]
@@ -297,12 +384,12 @@ mod tests {
             if i % 3 == 0 && f.len() > 5 {
                 f[..5].copy_from_slice(b"CRFT\x01");
             }
-            let _ = q.learn(i % 4, src(), &f, u64::from(x));
+            let _ = q.learn(i % 4, src(), &f, u64::from(x), Instant::now());
             let _ = q.absorb(i % 4, src(), &f, Instant::now());
         }
         for i in 0..(MAX_TEMPLATES + 10) {
             let ip = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
-            let _ = q.learn(0, ip, &hb(10, 1), 10);
+            let _ = q.learn(0, ip, &hb(10, 1), 10, Instant::now());
         }
         assert!(q.templates.len() <= MAX_TEMPLATES);
     }
