@@ -54,17 +54,18 @@ const log = (s: string) => console.error(`[bench ${new Date().toISOString().slic
  * '<sync mode>-<ack>' (croft's mirror to n2), each optionally '+k=v/k=v' (CROFT_MIRROR_TUNING).
  */
 type Mode = string;
-interface ModeSpec { kind: 'local' | 'bindfs' | 'croft'; sync?: 'every-change' | 'on-sync'; ack?: 'received' | 'durable'; peer: boolean; tuning: string }
+interface ModeSpec { kind: 'local' | 'bindfs' | 'gluster' | 'croft'; sync?: 'every-change' | 'on-sync'; ack?: 'received' | 'durable'; peer: boolean; tuning: string }
 
 function parseMode(m: Mode): ModeSpec {
   const [base = '', tuning = ''] = m.split('+', 2);
   const t = tuning.replaceAll('/', ',');
   if (base === 'local' || base === 'bindfs') return { kind: base, peer: false, tuning: t };
+  if (base === 'gluster') return { kind: 'gluster', peer: true, tuning: t };
   const alone = /^alone-(every-change|on-sync)$/.exec(base);
   if (alone) return { kind: 'croft', sync: alone[1] as 'every-change' | 'on-sync', peer: false, tuning: t };
   const mirrored = /^(every-change|on-sync)-(received|durable)$/.exec(base);
   if (mirrored) return { kind: 'croft', sync: mirrored[1] as 'every-change' | 'on-sync', ack: mirrored[2] as 'received' | 'durable', peer: true, tuning: t };
-  throw new Error(`unknown mode ${m}: expected local, bindfs, alone-every-change, alone-on-sync or <every-change|on-sync>-<received|durable>, optionally +key=value/key=value`);
+  throw new Error(`unknown mode ${m}: expected local, bindfs, gluster, alone-every-change, alone-on-sync or <every-change|on-sync>-<received|durable>, optionally +key=value/key=value`);
 }
 const MODES: Mode[] = String(opt.modes).split(',').filter(Boolean);
 const WORKLOADS = String(opt.workloads).split(',').filter(Boolean);
@@ -104,6 +105,67 @@ async function stopReplica(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
+// ---- GlusterFS replica 2: the file-level synchronous replication Linux users pick instead ------
+
+/**
+ * Debian's glusterd on both nodes, each with its own state, logs and run folders (bound over
+ * /var/lib/glusterd, /var/log/glusterfs and /run/gluster in the node's own mount namespace, the
+ * host's untouched), n2 probed from n1. Its processes live in the nodes' PID namespaces and end
+ * with the lab.
+ */
+async function glusterUp(lab: Lab): Promise<void> {
+  const state = `${BASE}/gluster-state`;
+  for (const n of ['n1', 'n2']) {
+    await must(lab, n, ['sh', '-c', [
+      'set -e',
+      'if ! mountpoint -q /var/lib/glusterd; then',
+      `  mkdir -p ${state}/lib ${state}/log ${state}/run /var/log/glusterfs /run/gluster`,
+      `  cp -a /var/lib/glusterd/. ${state}/lib/`,
+      `  mount --bind ${state}/lib /var/lib/glusterd`,
+      `  mount --bind ${state}/log /var/log/glusterfs`,
+      `  mount --bind ${state}/run /run/gluster`,
+      'fi',
+      'pgrep -x glusterd >/dev/null || glusterd -p /run/gluster/glusterd.pid',
+    ].join('\n')]);
+    await waitOk(lab, n, ['gluster', '--mode=script', 'pool', 'list'], 'glusterd');
+  }
+  await must(lab, 'n1', ['gluster', '--mode=script', 'peer', 'probe', lab.nodeAddress('n2')]);
+  await waitOk(lab, 'n1', ['sh', '-c', 'gluster --mode=script peer status | grep -q "(Connected)"'], 'the gluster peer');
+}
+
+async function waitOk(lab: Lab, target: string, argv: string[], what: string): Promise<void> {
+  let last = '';
+  for (let i = 0; i < 100; i++) {
+    const r = await lab.exec(target, argv, { timeoutMs: 30_000 });
+    if (r.code === 0) return;
+    last = r.stderr || r.stdout;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  throw new Error(`${what} not ready on ${target} after 20 s: ${last}`);
+}
+
+const GLUSTER_VOLUME = 'croftbench';
+
+/** A fresh replica-2 volume (one brick on each node) mounted on n1 at `dir` with the FUSE client. */
+async function glusterMount(lab: Lab, dir: string): Promise<void> {
+  const brick = `${BASE}/gluster-brick`;
+  for (const n of ['n1', 'n2']) await must(lab, n, ['sh', '-c', `rm -rf ${brick} && mkdir -p ${brick}`]);
+  await must(lab, 'n1', ['gluster', '--mode=script', 'volume', 'create', GLUSTER_VOLUME, 'replica', '2',
+    `${lab.nodeAddress('n1')}:${brick}`, `${lab.nodeAddress('n2')}:${brick}`, 'force']);
+  await must(lab, 'n1', ['gluster', '--mode=script', 'volume', 'start', GLUSTER_VOLUME]);
+  await must(lab, 'n1', ['mount', '-t', 'glusterfs', `${lab.nodeAddress('n1')}:/${GLUSTER_VOLUME}`, dir]);
+  // Both bricks up, seen by the client: a write is then on both before it returns.
+  await waitOk(lab, 'n1', ['sh', '-c', `gluster --mode=script volume status ${GLUSTER_VOLUME} | grep -c "^Brick .* Y " | grep -qx 2`], 'both bricks');
+}
+
+async function glusterUnmount(lab: Lab, dir: string): Promise<void> {
+  await lab.exec('n1', ['umount', dir], { timeoutMs: 60_000 });
+  await lab.exec('n1', ['gluster', '--mode=script', 'volume', 'stop', GLUSTER_VOLUME, 'force'], { timeoutMs: 60_000 });
+  await lab.exec('n1', ['gluster', '--mode=script', 'volume', 'delete', GLUSTER_VOLUME], { timeoutMs: 60_000 });
+}
+
+let glusterStarted = false;
+
 async function one(lab: Lab, mode: Mode, workload: string, round: number): Promise<Row> {
   const key = crypto.randomBytes(32).toString('hex');
   const spec = parseMode(mode);
@@ -111,12 +173,19 @@ async function one(lab: Lab, mode: Mode, workload: string, round: number): Promi
   const logDir = `${BASE}/dirty-log`;
   await must(lab, 'n1', ['sh', '-c', `rm -rf ${BASE}/bindfs-src ${dir} ${logDir} && mkdir -p ${dir}`]);
   let replica: ChildProcess | null = null;
+  let mounted = false;
   const args = ['--dir', dir, '--workload', workload, '--seq-mib', String(opt['seq-mib']),
     '--random-ops', String(opt['random-ops']), '--small-files', String(opt['small-files'])];
   try {
     if (spec.kind === 'bindfs') {
       await must(lab, 'n1', ['mkdir', '-p', `${BASE}/bindfs-src`]);
       await must(lab, 'n1', ['bindfs', '--no-allow-other', `${BASE}/bindfs-src`, dir]);
+    }
+    if (spec.kind === 'gluster') {
+      if (!glusterStarted) await glusterUp(lab);
+      glusterStarted = true;
+      mounted = true;
+      await glusterMount(lab, dir);
     }
     if (spec.kind === 'croft') {
       args.push('--mirror', '--mode', spec.sync!);
@@ -139,6 +208,7 @@ async function one(lab: Lab, mode: Mode, workload: string, round: number): Promi
     return { ...r, mode, round };
   } finally {
     if (spec.kind === 'bindfs') await lab.exec('n1', ['fusermount3', '-u', dir]);
+    if (mounted) await glusterUnmount(lab, dir);
     if (replica) await stopReplica(replica);
   }
 }
@@ -159,7 +229,14 @@ async function pgbench(lab: Lab): Promise<PgbenchRow[]> {
     await must(lab, 'n1', ['sh', '-c', `rm -rf ${dir} && mkdir -p ${dir}`]);
     let replica: ChildProcess | null = null;
     let hold: ChildProcess | null = null;
+    let mounted = false;
     try {
+      if (spec.kind === 'gluster') {
+        if (!glusterStarted) await glusterUp(lab);
+        glusterStarted = true;
+        mounted = true;
+        await glusterMount(lab, dir);
+      }
       if (spec.kind === 'croft') {
         const key = crypto.randomBytes(32).toString('hex');
         await must(lab, 'n2', ['sh', '-c', `rm -rf ${BASE}/pg-replica && mkdir -p ${BASE}/pg-replica`]);
@@ -198,6 +275,7 @@ async function pgbench(lab: Lab): Promise<PgbenchRow[]> {
         const link = JSON.parse(out.join('').trim().split('\n').pop() ?? '{}') as { connected?: boolean; aloneOps?: number };
         if (link.connected !== true || link.aloneOps !== 0) throw new Error(`pgbench on the mirror: the peer was lost during the run (${JSON.stringify(link)})`);
       }
+      if (mounted) await glusterUnmount(lab, dir);
       if (replica) await stopReplica(replica);
     }
   }
@@ -207,7 +285,7 @@ async function pgbench(lab: Lab): Promise<PgbenchRow[]> {
 function pgbenchSummary(rows: PgbenchRow[]): string {
   const local = rows.find((r) => r.mode === 'local');
   const lines = ['| pgbench (TPC-B like) | TPS | latency (ms) | vs local |', '|---|---:|---:|---:|'];
-  for (const r of rows) lines.push(`| ${r.mode === 'local' ? 'local data directory' : `croft mirror to n2, ${r.mode}`} | ${r.tps.toFixed(0)} | ${r.latencyMs.toFixed(2)} | ${local ? (r.tps / local.tps).toFixed(2) : '-'} |`);
+  for (const r of rows) lines.push(`| ${r.mode === 'local' ? 'local data directory' : r.mode === 'gluster' ? 'GlusterFS replica 2 (n1, n2)' : `croft mirror to n2, ${r.mode}`} | ${r.tps.toFixed(0)} | ${r.latencyMs.toFixed(2)} | ${local ? (r.tps / local.tps).toFixed(2) : '-'} |`);
   return lines.join('\n');
 }
 
@@ -365,7 +443,7 @@ async function main(): Promise<void> {
     await lab.down();
   }
   const versions = await new Promise<string>((resolve) => {
-    const c = spawn('sh', ['-c', 'dpkg-query -W -f "\\${Package} \\${Version}\\n" bindfs fuse3 2>/dev/null; uname -r'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const c = spawn('sh', ['-c', 'dpkg-query -W -f "\\${Package} \\${Version}\\n" bindfs fuse3 glusterfs-server postgresql-15 rsync 2>/dev/null; uname -r'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let s = '';
     c.stdout.on('data', (b: Buffer) => (s += b.toString()));
     c.on('close', () => resolve(s.trim()));
