@@ -110,8 +110,9 @@ async function stopReplica(child: ChildProcess): Promise<void> {
 /**
  * Debian's glusterd on both nodes, each with its own state, logs and run folders (bound over
  * /var/lib/glusterd, /var/log/glusterfs and /run/gluster in the node's own mount namespace, the
- * host's untouched), n2 probed from n1. Its processes live in the nodes' PID namespaces and end
- * with the lab.
+ * host's untouched) and its own management socket (the default, /run/glusterd.socket, is in the
+ * /run the nodes share), n2 probed from n1. Its processes live in the nodes' PID namespaces and
+ * end with the lab.
  */
 async function glusterUp(lab: Lab): Promise<void> {
   const state = `${BASE}/gluster-state`;
@@ -125,13 +126,17 @@ async function glusterUp(lab: Lab): Promise<void> {
       `  mount --bind ${state}/log /var/log/glusterfs`,
       `  mount --bind ${state}/run /run/gluster`,
       'fi',
-      'pgrep -x glusterd >/dev/null || glusterd -p /run/gluster/glusterd.pid',
+      `sed 's|^end-volume|    option glusterd-sockfile ${GLUSTER_SOCK}\\nend-volume|' /etc/glusterfs/glusterd.vol > ${state}/glusterd.vol`,
+      `glusterd -f ${state}/glusterd.vol -p /run/gluster/glusterd.pid`,
     ].join('\n')]);
-    await waitOk(lab, n, ['gluster', '--mode=script', 'pool', 'list'], 'glusterd');
+    await waitOk(lab, n, [...GLUSTER, 'pool', 'list'], 'glusterd');
   }
-  await must(lab, 'n1', ['gluster', '--mode=script', 'peer', 'probe', lab.nodeAddress('n2')]);
-  await waitOk(lab, 'n1', ['sh', '-c', 'gluster --mode=script peer status | grep -q "(Connected)"'], 'the gluster peer');
+  await must(lab, 'n1', [...GLUSTER, 'peer', 'probe', lab.nodeAddress('n2')]);
+  await waitOk(lab, 'n1', ['sh', '-c', `${GLUSTER.join(' ')} peer status | grep -q "(Connected)"`], 'the gluster peer');
 }
+
+const GLUSTER_SOCK = '/run/gluster/glusterd.socket';
+const GLUSTER = ['gluster', '--mode=script', `--glusterd-sock=${GLUSTER_SOCK}`];
 
 async function waitOk(lab: Lab, target: string, argv: string[], what: string): Promise<void> {
   let last = '';
@@ -150,18 +155,18 @@ const GLUSTER_VOLUME = 'croftbench';
 async function glusterMount(lab: Lab, dir: string): Promise<void> {
   const brick = `${BASE}/gluster-brick`;
   for (const n of ['n1', 'n2']) await must(lab, n, ['sh', '-c', `rm -rf ${brick} && mkdir -p ${brick}`]);
-  await must(lab, 'n1', ['gluster', '--mode=script', 'volume', 'create', GLUSTER_VOLUME, 'replica', '2',
+  await must(lab, 'n1', [...GLUSTER, 'volume', 'create', GLUSTER_VOLUME, 'replica', '2',
     `${lab.nodeAddress('n1')}:${brick}`, `${lab.nodeAddress('n2')}:${brick}`, 'force']);
-  await must(lab, 'n1', ['gluster', '--mode=script', 'volume', 'start', GLUSTER_VOLUME]);
+  await must(lab, 'n1', [...GLUSTER, 'volume', 'start', GLUSTER_VOLUME]);
   await must(lab, 'n1', ['mount', '-t', 'glusterfs', `${lab.nodeAddress('n1')}:/${GLUSTER_VOLUME}`, dir]);
   // Both bricks up, seen by the client: a write is then on both before it returns.
-  await waitOk(lab, 'n1', ['sh', '-c', `gluster --mode=script volume status ${GLUSTER_VOLUME} | grep -c "^Brick .* Y " | grep -qx 2`], 'both bricks');
+  await waitOk(lab, 'n1', ['sh', '-c', `${GLUSTER.join(' ')} volume status ${GLUSTER_VOLUME} detail | grep -c "^Online *: Y" | grep -qx 2`], 'both bricks');
 }
 
 async function glusterUnmount(lab: Lab, dir: string): Promise<void> {
   await lab.exec('n1', ['umount', dir], { timeoutMs: 60_000 });
-  await lab.exec('n1', ['gluster', '--mode=script', 'volume', 'stop', GLUSTER_VOLUME, 'force'], { timeoutMs: 60_000 });
-  await lab.exec('n1', ['gluster', '--mode=script', 'volume', 'delete', GLUSTER_VOLUME], { timeoutMs: 60_000 });
+  await lab.exec('n1', [...GLUSTER, 'volume', 'stop', GLUSTER_VOLUME, 'force'], { timeoutMs: 60_000 });
+  await lab.exec('n1', [...GLUSTER, 'volume', 'delete', GLUSTER_VOLUME], { timeoutMs: 60_000 });
 }
 
 let glusterStarted = false;
