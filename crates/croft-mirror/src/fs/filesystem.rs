@@ -226,6 +226,10 @@ impl Filesystem for MirrorFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if !tuning().getxattr {
+            reply.error(Errno::ENOSYS);
+            return;
+        }
         let r = self.do_getxattr(ino, name, size);
         answer(reply, r, |reply, (len, data)| if size == 0 { reply.size(len as u32) } else { reply.data(&data) });
     }

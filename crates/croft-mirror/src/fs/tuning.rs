@@ -4,8 +4,13 @@
 //! 11x), cache_dir (a walk of 20,000 files: +28 %); a longer ttl and parallel_dirops changed
 //! nothing measurable and stay at the kernel's behaviour. `CROFT_MIRROR_TUNING` (comma-separated `key=value`, read once
 //! per process) overrides them for a benchmark's side-by-side runs: `writeback=0|1`,
-//! `keep_cache=0|1`, `cache_dir=0|1`, `ttl_ms=N`, `parallel_dirops=0|1`. Unknown keys or values are logged and
-//! ignored.
+//! `keep_cache=0|1`, `cache_dir=0|1`, `ttl_ms=N`, `parallel_dirops=0|1`, `getxattr=0|1`. Unknown keys or
+//! values are logged and ignored.
+//!
+//! `getxattr=0` (measurement only, never a default): GETXATTR answers ENOSYS, which makes the kernel
+//! stop asking (and every getxattr through the mount fail with EOPNOTSUPP). FUSE clears SB_NOSEC,
+//! so before each write the kernel asks the server for `security.capability` (to drop file
+//! capabilities on write): one round trip per write() however small, which this switch removes.
 //!
 //! Why caching is safe here: while the mirror is mounted, nothing but this mount changes the
 //! directory underneath (the replica does not run on a node that mounts, reintegration and verify
@@ -29,9 +34,11 @@ pub(crate) struct Tuning {
     pub(crate) ttl: Duration,
     /// FUSE_PARALLEL_DIROPS: lookups and readdirs of one directory need not be serialized.
     pub(crate) parallel_dirops: bool,
+    /// GETXATTR answered (false: ENOSYS, the kernel stops asking).
+    pub(crate) getxattr: bool,
 }
 
-const DEFAULT: Tuning = Tuning { writeback: true, keep_cache: true, cache_dir: true, ttl: Duration::from_secs(1), parallel_dirops: false };
+const DEFAULT: Tuning = Tuning { writeback: true, keep_cache: true, cache_dir: true, ttl: Duration::from_secs(1), parallel_dirops: false, getxattr: true };
 
 pub(crate) fn tuning() -> Tuning {
     static T: OnceLock<Tuning> = OnceLock::new();
@@ -52,6 +59,7 @@ fn parse(s: &str) -> Tuning {
             ("keep_cache", Some(b)) => t.keep_cache = b,
             ("cache_dir", Some(b)) => t.cache_dir = b,
             ("parallel_dirops", Some(b)) => t.parallel_dirops = b,
+            ("getxattr", Some(b)) => t.getxattr = b,
             ("ttl_ms", _) if v.parse::<u64>().is_ok_and(|ms| ms <= 3_600_000) => {
                 t.ttl = Duration::from_millis(v.parse().unwrap_or(1000))
             }
@@ -68,8 +76,8 @@ mod tests {
     #[test]
     fn overrides_parse_and_garbage_is_ignored() {
         assert_eq!(parse(""), DEFAULT);
-        let t = parse("writeback=0, keep_cache=0,cache_dir=0,ttl_ms=60000,parallel_dirops=0");
-        assert_eq!(t, Tuning { writeback: false, keep_cache: false, cache_dir: false, ttl: Duration::from_secs(60), parallel_dirops: false });
+        let t = parse("writeback=0, keep_cache=0,cache_dir=0,ttl_ms=60000,parallel_dirops=0,getxattr=0");
+        assert_eq!(t, Tuning { writeback: false, keep_cache: false, cache_dir: false, ttl: Duration::from_secs(60), parallel_dirops: false, getxattr: false });
         assert_eq!(parse("writeback=yes,ttl_ms=-1,ttl_ms=99999999999,nonsense"), DEFAULT);
     }
 }
