@@ -44,6 +44,8 @@ export interface DataPlaneOptions {
   ack: AckLevel;
   /** When the application's calls wait for the peer (config `mode`). */
   mode: SyncMode;
+  /** Extended attributes through the mount (config `xattrs`, default true). */
+  xattrs?: boolean;
   ackTimeoutMs: number;
   zoneBytes: number;
   /** Per dir: paths relative to it that stay local (config exclude). */
@@ -176,7 +178,7 @@ export class MirrorDataPlane {
       for (const [i, dir] of this.o.dirs.entries()) {
         const exclude = this.o.excludes?.[i] ?? [];
         const m = await this.#mountWhenLogFree(() => MirrorMount.mount({ dir, failMode: this.#writingAlone ? 'alone' : 'block', mode: this.o.mode,
-          dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes }, ...(exclude.length > 0 ? { exclude } : {}) }), dir);
+          ...(this.o.xattrs === false ? { xattrs: false } : {}), dirtyLog: { dir: this.dirtyDir(i), zoneBytes: this.o.zoneBytes }, ...(exclude.length > 0 ? { exclude } : {}) }), dir);
         m.onEvent((ev) => this.o.onPeerLost(ev.reason));
         this.#mounts.push(m);
       }

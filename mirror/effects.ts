@@ -90,6 +90,7 @@ export function realMirrorEffects(o: RealEffectsOptions, hooks: MirrorHooks): Mi
     key: o.cluster.key,
     ack: mirror.ack,
     mode: mirror.mode,
+    xattrs: mirror.xattrs,
     ackTimeoutMs: mirror.ackTimeoutMs,
     zoneBytes: mirror.zoneBytes,
     resyncMaxBytesPerS: mirror.resyncMaxBytesPerS,

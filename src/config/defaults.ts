@@ -82,6 +82,7 @@ export const defaults = {
      * 'every-change' (every change on the peer before its call returns) is the stronger one.
      */
     mode: 'on-sync',
+    xattrs: true,
     /** A peer that does not ack within 2 s is treated as lost: the primary goes on ALONE rather than hang. */
     ackTimeoutMs: 2_000,
     /** Next to the heartbeat port (4800); dir i uses port + i. */

@@ -46,6 +46,7 @@ export const mirrorProperties: Record<string, JsonSchema> = {
   },
   ack: { type: 'string', enum: ['received', 'durable'] },
   mode: { type: 'string', enum: ['every-change', 'on-sync'] },
+  xattrs: { type: 'boolean' },
   ack_timeout_ms: ms(10, 600_000),
   port,
   lan: {
@@ -266,6 +267,7 @@ export function toMirrorConfig(d: Raw, o: { clusterName: string; moduleName: str
     resyncMaxBytesPerS: d.resync_max_bytes_per_s ?? null,
     ack: d.ack ?? defaults.mirror.ack,
     mode: d.mode ?? defaults.mirror.mode,
+    xattrs: d.xattrs ?? defaults.mirror.xattrs,
     ackTimeoutMs: d.ack_timeout_ms ?? defaults.mirror.ackTimeoutMs,
     port: d.port ?? defaults.mirror.port,
     lan: lan < 0 ? 0 : lan,

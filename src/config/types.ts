@@ -158,6 +158,11 @@ export interface MirrorConfig {
    * close return once everything before them is acknowledged at `ack`.
    */
   mode: 'every-change' | 'on-sync';
+  /**
+   * `xattrs` (default true): extended attributes through the mount. False: every xattr call is
+   * refused (EOPNOTSUPP), and writes skip the kernel's security.capability request to the server.
+   */
+  xattrs: boolean;
   /** Beyond this without an ack the peer is lost and the primary goes on ALONE. */
   ackTimeoutMs: number;
   /** Replication TCP port of dirs[0]; dirs[i] uses port + i. */

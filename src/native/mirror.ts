@@ -193,6 +193,7 @@ export class MirrorMount {
         ...(opts.mode === undefined ? {} : { mode: opts.mode }),
         ...(opts.threads === undefined ? {} : { threads: opts.threads }),
         ...(opts.exclude === undefined || opts.exclude.length === 0 ? {} : { exclude: [...opts.exclude] }),
+        ...(opts.xattrs === undefined ? {} : { xattrs: opts.xattrs === true }),
         ...(opts.dirtyLog === undefined ? {} : { dirtyLog: { dir: opts.dirtyLog.dir, zoneBytes: opts.dirtyLog.zoneBytes } }),
       };
       native = await binding().MirrorMount.mount(request);

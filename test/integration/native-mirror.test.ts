@@ -197,6 +197,33 @@ describe('native mirror (FUSE mount in this process, replica on loopback)', () =
     assert.deepEqual(fs.readdirSync(a).sort(), fs.readdirSync(b).sort());
   });
 
+  it('xattrs: false refuses every extended-attribute call (EOPNOTSUPP), the rest replicates; the default serves them', async () => {
+    // Python's os.*xattr: the syscalls themselves, from another process (the mount's handlers run here).
+    const py = `import os, sys, errno
+f = sys.argv[1]
+out = []
+for name, call in [('set', lambda: os.setxattr(f, 'user.croft', b'1')), ('get', lambda: os.getxattr(f, 'user.croft')),
+                   ('list', lambda: os.listxattr(f)), ('remove', lambda: os.removexattr(f, 'user.croft'))]:
+    try:
+        call(); out.append(name + ' ok')
+    except OSError as e:
+        out.append(name + ' ' + errno.errorcode[e.errno])
+print(', '.join(out))`;
+    for (const xattrs of [false, true]) {
+      const { a, b } = dirs(`xattrs-${xattrs}`);
+      const r = replica(b);
+      const m = await MirrorMount.mount({ dir: a, peer: { host: '127.0.0.1', port: r.port, key: KEY, ackLevel: 'received' }, failMode: 'alone', xattrs });
+      mounts.push(m);
+      await fsp.writeFile(path.join(a, 'f'), 'data');
+      const { stdout } = await run('/usr/bin/python3', ['-c', py, path.join(a, 'f')]);
+      // EOPNOTSUPP (95 on Linux, the same number as ENOTSUP, which is the name Python gives it).
+      assert.equal(stdout.trim(), xattrs ? 'set ok, get ok, list ok, remove ok' : 'set ENOTSUP, get ENOTSUP, list ENOTSUP, remove ENOTSUP');
+      await fsp.writeFile(path.join(a, 'f'), 'data, rewritten');
+      await m.unmount();
+      assert.equal(fs.readFileSync(path.join(b, 'f'), 'utf8'), 'data, rewritten');
+    }
+  });
+
   it('a wrong key is CROFT_ERR_MIRROR_PEER_AUTH and leaves nothing mounted', async () => {
     const { a, b } = dirs('key');
     const r = replica(b);

@@ -57,6 +57,7 @@ const full = [
   '  - { type: ping, name: gw, host: 10.77.0.254, scope: dependency, on_failure: wait }', // 23
   '  - { type: module, module: web, node: any }', //                                  24
   'mode: on-sync', //                                   25
+  'xattrs: false', //                                   26
   '',
 ].join('\n');
 
@@ -122,6 +123,7 @@ test('every mirror key converts into MirrorConfig', () => {
     dirs: ['/srv/db', '/srv/wal'],
     ack: 'durable',
     mode: 'on-sync',
+    xattrs: false,
     ackTimeoutMs: 500,
     port: 5000,
     lan: 1,
@@ -149,6 +151,7 @@ test('defaults: received, on-sync, 2000 ms, port 4810, first LAN, 256 KiB zones,
     dirs: ['/srv/db'],
     ack: 'received',
     mode: 'on-sync',
+    xattrs: true,
     ackTimeoutMs: 2000,
     port: 4810,
     lan: 0,
@@ -189,6 +192,7 @@ test('each bad mirror key is reported at its file, line and key', () => {
   expectProblem(edit(full, 'dirs: [/srv/db, /srv/wal]', 'dirs: []'), { line: 5, key: 'dirs', message: /at least 1/ });
   expectProblem(edit(full, 'ack: durable', 'ack: fsync'), { line: 6, key: 'ack', message: /received, durable/ });
   expectProblem(edit(full, 'mode: on-sync', 'mode: on-close'), { line: 25, key: 'mode', message: /every-change, on-sync/ });
+  expectProblem(edit(full, 'xattrs: false', 'xattrs: off-please'), { line: 26, key: 'xattrs', message: /true or false/ });
   expectProblem(edit(full, 'ack_timeout_ms: 500', 'ack_timeout_ms: 1'), { line: 7, key: 'ack_timeout_ms', message: /milliseconds/ });
   expectProblem(edit(full, 'port: 5000', 'port: 65535'), { line: 8, key: 'port', message: /above 65535/ });
   expectProblem(edit(full, 'lan: repl', 'lan: backup'), { line: 9, key: 'lan', message: /unknown LAN "backup".*lan0, repl/ });

@@ -37,11 +37,16 @@ pub struct MirrorConfig {
     pub threads: usize,
     /// Subtrees that stay local: not replicated, verified nor reintegrated ([`Exclude`]).
     pub exclude: Exclude,
+    /// Extended attributes through the mount (true, the default). False: every xattr call is
+    /// refused (EOPNOTSUPP, as on a filesystem without them), and the kernel no longer asks the
+    /// server for `security.capability` before each write (FUSE clears SB_NOSEC): a round trip
+    /// per write() saved, for applications that use no xattrs.
+    pub xattrs: bool,
 }
 
 impl MirrorConfig {
     pub fn new(dir: impl Into<PathBuf>, peer: Option<PeerConfig>) -> MirrorConfig {
-        MirrorConfig { dir: dir.into(), peer, fail_mode: FailMode::Alone, mode: SyncMode::EveryChange, threads: THREADS_DEFAULT, exclude: Exclude::default() }
+        MirrorConfig { dir: dir.into(), peer, fail_mode: FailMode::Alone, mode: SyncMode::EveryChange, threads: THREADS_DEFAULT, exclude: Exclude::default(), xattrs: true }
     }
 }
 
@@ -147,10 +152,11 @@ impl Mirror {
         let dir = Arc::new(dir);
         let order = Arc::new(Mutex::new(()));
         let core = Arc::new(Core::new(Arc::clone(&dir), Arc::clone(&order), Arc::clone(&repl)));
-        let fs = MirrorFs::new(dir, Arc::clone(&repl), order).map_err(|source| {
+        let mut fs = MirrorFs::new(dir, Arc::clone(&repl), order).map_err(|source| {
             repl.close();
             MirrorError::Dir { dir: config.dir.clone(), source }
         })?;
+        fs.xattrs = config.xattrs;
         let mut options = Config::default();
         options.mount_options = vec![
             MountOption::FSName("croft-mirror".into()),

@@ -221,12 +221,16 @@ impl Filesystem for MirrorFs {
     }
 
     fn setxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, position: u32, reply: ReplyEmpty) {
+        if !self.xattrs {
+            reply.error(Errno::ENOSYS);
+            return;
+        }
         let r = self.do_setxattr(ino, name, value, flags, position);
         answer(reply, r, ok);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if !tuning().getxattr {
+        if !self.xattrs || !tuning().getxattr {
             reply.error(Errno::ENOSYS);
             return;
         }
@@ -235,11 +239,19 @@ impl Filesystem for MirrorFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if !self.xattrs {
+            reply.error(Errno::ENOSYS);
+            return;
+        }
         let r = self.do_listxattr(ino, size);
         answer(reply, r, |reply, (len, data)| if size == 0 { reply.size(len as u32) } else { reply.data(&data) });
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if !self.xattrs {
+            reply.error(Errno::ENOSYS);
+            return;
+        }
         answer(reply, self.do_removexattr(ino, name), ok);
     }
 

@@ -78,6 +78,9 @@ pub(crate) struct MirrorFs {
     /// The kernel's writeback cache is on (set at init): it may read through a descriptor opened
     /// write-only, so those are opened read-write underneath.
     writeback: bool,
+    /// Extended attributes served (MirrorConfig::xattrs); false: every xattr request is ENOSYS,
+    /// which the kernel remembers (EOPNOTSUPP to the application, no more requests).
+    pub(crate) xattrs: bool,
 }
 
 fn errno(e: io::Error) -> Errno {
@@ -102,6 +105,7 @@ impl MirrorFs {
             order,
             repl,
             writeback: false,
+            xattrs: true,
         })
     }
 

@@ -28,6 +28,8 @@ pub struct MirrorMountOptions {
     pub dirty_log: Option<MirrorDirtyLogOptions>,
     /// Paths relative to `dir` that stay local (not replicated, verified nor reintegrated).
     pub exclude: Option<Vec<String>>,
+    /// Extended attributes through the mount (default true; croft_mirror::MirrorConfig::xattrs).
+    pub xattrs: Option<bool>,
 }
 
 #[napi(object)]
@@ -98,6 +100,7 @@ pub struct MountTask {
     pub(super) mode: SyncMode,
     pub(super) threads: usize,
     pub(super) exclude: croft_mirror::Exclude,
+    pub(super) xattrs: bool,
     /// Where to open the dirty log (`None`: in-memory paths).
     pub(super) dirty_log: Option<(PathBuf, u64)>,
     /// The tracker, made by compute.
@@ -125,6 +128,7 @@ impl MountTask {
         config.mode = self.mode;
         config.threads = self.threads;
         config.exclude = self.exclude.clone();
+        config.xattrs = self.xattrs;
         let hub = Arc::clone(&self.hub);
         let sink: EventSink = Arc::new(move |ev: &MirrorEvent| hub.emit(ev));
         Mirror::mount(config, dirty.tracker(), Some(sink)).map_err(|e: MirrorError| (e.code(), e.to_string()))
@@ -244,6 +248,7 @@ impl MirrorMount {
             mode,
             threads: threads as usize,
             exclude: croft_mirror::Exclude::new(opts.exclude.unwrap_or_default().into_iter().map(PathBuf::from).collect()).map_err(invalid)?,
+            xattrs: opts.xattrs.unwrap_or(true),
             dirty_log: match opts.dirty_log {
                 None => None,
                 Some(d) => Some((PathBuf::from(d.dir), zone_bytes_arg(d.zone_bytes)?)),
