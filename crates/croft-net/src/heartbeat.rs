@@ -617,21 +617,30 @@ mod tests {
         assert!(b.drain().is_empty(), "then the reserve runs dry");
     }
 
-    #[test]
-    fn quiet_heartbeats_are_noted_not_queued_and_wake_nobody() {
+    /// A heartbeat frame of `json`, signed with `key` (the codec's wire format).
+    fn signed(key: &[u8], json: &str) -> Vec<u8> {
         use hmac::{Hmac, Mac};
-        let key = vec![7u8; 32];
-        let hb = |seq: u64, epoch: u32| {
-            let mut f = b"CRFT\x01".to_vec();
-            f.extend_from_slice(format!(r#"{{"from":"n2","seq":{seq},"view":{{"epoch":{epoch}}}}}"#).as_bytes());
-            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-            mac.update(&f);
-            f.extend_from_slice(&mac.finalize().into_bytes());
-            f
-        };
-        let mut b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], Duration::from_secs(1), Some(key.clone())).unwrap();
+        let mut f = b"CRFT\x01".to_vec();
+        f.extend_from_slice(json.as_bytes());
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        mac.update(&f);
+        f.extend_from_slice(&mac.finalize().into_bytes());
+        f
+    }
+
+    /// (b, a): b receives with the quiet path under `key`, a sends to b (1 s intervals).
+    fn quiet_pair(key: &[u8]) -> (Pump, Pump) {
+        let b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], Duration::from_secs(1), Some(key.to_vec())).unwrap();
         let b_addr = b.shared.sockets[0].local_addr().unwrap();
         let a = Pump::start(vec![LanConfig { bind: local(), peers: vec![b_addr] }], Duration::from_secs(1), None).unwrap();
+        (b, a)
+    }
+
+    #[test]
+    fn quiet_heartbeats_are_noted_not_queued_and_wake_nobody() {
+        let key = vec![7u8; 32];
+        let hb = |seq: u64, epoch: u32| signed(&key, &format!(r#"{{"from":"n2","seq":{seq},"view":{{"epoch":{epoch}}}}}"#));
+        let (mut b, a) = quiet_pair(&key);
         let woke = Arc::new(AtomicU64::new(0));
         let w = Arc::clone(&woke);
         b.on_wake(Some(Box::new(move || {
@@ -661,20 +670,10 @@ mod tests {
 
     #[test]
     fn a_watched_source_wakes_js_once_when_its_silence_reaches_the_timeout() {
-        use hmac::{Hmac, Mac};
         let key = vec![9u8; 32];
-        let hb = |seq: u64| {
-            let mut f = b"CRFT\x01".to_vec();
-            f.extend_from_slice(format!(r#"{{"from":"n2","seq":{seq}}}"#).as_bytes());
-            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-            mac.update(&f);
-            f.extend_from_slice(&mac.finalize().into_bytes());
-            f
-        };
+        let hb = |seq: u64| signed(&key, &format!(r#"{{"from":"n2","seq":{seq}}}"#));
         // The sender's interval (1 s) is longer than the watch timeout: the wake is not a send's.
-        let mut b = Pump::start(vec![LanConfig { bind: local(), peers: vec![] }], Duration::from_secs(1), Some(key.clone())).unwrap();
-        let b_addr = b.shared.sockets[0].local_addr().unwrap();
-        let a = Pump::start(vec![LanConfig { bind: local(), peers: vec![b_addr] }], Duration::from_secs(1), None).unwrap();
+        let (mut b, a) = quiet_pair(&key);
         let wakes = Arc::new(Mutex::new(Vec::<Instant>::new()));
         let w = Arc::clone(&wakes);
         b.on_wake(Some(Box::new(move || lock(&w).push(Instant::now()))));
