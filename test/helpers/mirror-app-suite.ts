@@ -99,6 +99,14 @@ export function mirrorAppSuite(app: MirrorApp): void {
       console.log(`# ${module}: croft prim n1 -> PRIM/SECOND in ${mirroredMs} ms; the server answers through the VIP after ${Date.now() - t0} ms (its first start on the mirror included)`);
       assert.ok(await vipOn(lab, 'n1'), 'the VIP is on n1');
       assert.ok(!(await vipOn(lab, 'n2')), 'and not on n2');
+      // The module's `xattrs` reaches the mount the daemon made: with `xattrs: false` every xattr
+      // call on the replicated directory is refused (EOPNOTSUPP, which Python names ENOTSUP).
+      const yaml = fs.readFileSync(path.join(config, 'modules', module, 'module.yaml'), 'utf8');
+      const dir = /^dirs: \[([^\],]+)/m.exec(yaml)?.[1]?.trim();
+      assert.ok(dir, 'the module names its first replicated directory');
+      const probe = await lab.exec('n1', ['/usr/bin/python3', '-c',
+        'import os, sys, errno\ntry:\n  os.listxattr(sys.argv[1]); print("ok")\nexcept OSError as e:\n  print(errno.errorcode[e.errno])', dir]);
+      assert.equal(probe.stdout.trim(), /^xattrs: false/m.test(yaml) ? 'ENOTSUP' : 'ok', `listxattr on ${dir} on n1: ${probe.stderr}`);
       await app.createTable(lab);
     });
 
