@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PeerFloor } from './core.js';
-import { writeFileDurable } from '../native/load.js';
+import { writeFileDurable, writeFileDurableSync } from '../native/load.js';
 
 export const STATE_FILE = 'membership.json';
 /** At most one write of the floors per this many ms. */
@@ -52,27 +52,7 @@ export function readState(file: string, node: string): MembershipFile | null {
 
 /** Writes atomically (tmp + fsync + rename + fsync of the directory); throws on failure. */
 export function writeState(file: string, state: MembershipFile): void {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, JSON.stringify(state));
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  try {
-    const dfd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(dfd);
-    } finally {
-      fs.closeSync(dfd);
-    }
-  } catch {
-    // Some file systems refuse fsync on a directory; the rename is still atomic.
-  }
+  writeFileDurableSync(file, JSON.stringify(state), 0o600);
 }
 
 /** A saved incarnation further ahead of the clock than this is not a clock step but a damaged file. */

@@ -13,7 +13,8 @@ export interface NativeBinding {
   arpSendGratuitous(ifname: string, ip: string, mac: string, count: number, intervalMs?: number | null): Promise<void>;
   ArpResponder: new (ifname: string) => NativeArpResponder;
   exchangePaths(a: string, b: string): void;
-  writeFileDurable(path: string, data: Buffer, mode: number): Promise<void>;
+  writeFileDurable(path: string, data: Buffer, mode: number, dirMode?: number | null): Promise<void>;
+  writeFileDurableSync(path: string, data: Buffer, mode: number, dirMode?: number | null): void;
   NftSession: new () => NativeNftSession;
   /** The deliberately broken features of a test build (crates/croft-napi: chaos-*); [] in a release. */
   chaosFeatures(): string[];
@@ -112,10 +113,20 @@ export function exchangePaths(a: string, b: string): void {
  * fsync of the folder, created 0700 if missing) in one task off the JS thread: one wake-up of it,
  * where the same steps through fs.promises are nine.
  */
-export async function writeFileDurable(file: string, data: string | Buffer, mode: number): Promise<void> {
+export async function writeFileDurable(file: string, data: string | Buffer, mode: number, dirMode = 0o700): Promise<void> {
   const binding = loadNative();
   try {
-    await binding.writeFileDurable(file, typeof data === 'string' ? Buffer.from(data, 'utf8') : data, mode);
+    await binding.writeFileDurable(file, typeof data === 'string' ? Buffer.from(data, 'utf8') : data, mode, dirMode);
+  } catch (err) {
+    throw nativeError(`writing ${file}`, err);
+  }
+}
+
+/** The same on this thread, for a save that must be done before going on; throws CROFT_ERR_NATIVE. */
+export function writeFileDurableSync(file: string, data: string | Buffer, mode: number, dirMode = 0o700): void {
+  const binding = loadNative();
+  try {
+    binding.writeFileDurableSync(file, typeof data === 'string' ? Buffer.from(data, 'utf8') : data, mode, dirMode);
   } catch (err) {
     throw nativeError(`writing ${file}`, err);
   }

@@ -5,6 +5,7 @@
 // daemon restarted meanwhile. A module is in maintenance when it is or the node is.
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileDurableSync } from '../../src/native/load.js';
 import type { Logger } from '../../src/log/logger.js';
 
 export interface MaintenanceEntry {
@@ -107,22 +108,6 @@ export class Maintenance {
   }
 
   #write(state: MaintenanceState): void {
-    const dir = path.dirname(this.file);
-    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-    const tmp = `${this.file}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o644);
-    try {
-      fs.writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.file);
-    const d = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(d);
-    } finally {
-      fs.closeSync(d);
-    }
+    writeFileDurableSync(this.file, `${JSON.stringify(state, null, 2)}\n`, 0o644, 0o755);
   }
 }
