@@ -22,3 +22,19 @@ export const systemClock: Clock = { now: () => Date.now(), ...timers };
 
 /** A clock that never steps back (performance.now): for durations and deadlines only. */
 export const monotonicClock: Clock = { now: () => performance.now(), ...timers };
+
+const noop = (): void => {};
+
+/**
+ * Clears a timer whose deadline is usually not reached (a probe's timeout) without an idle wake at
+ * that deadline. Node keeps one libuv timer for all of its timers and re-arms it lazily: a timer
+ * cleared outside a timer callback still wakes the thread at its deadline, for nothing, and a wake
+ * of an idle Node thread costs about a millisecond of CPU (cold caches; bench/farm/REPORT.md,
+ * idle). A zero timer set now, while the thread is awake, runs node's timer list a millisecond
+ * later, which re-arms libuv for the next real deadline.
+ */
+export function clearTimeoutNow(t: NodeJS.Timeout | undefined): void {
+  if (t === undefined) return;
+  clearTimeout(t);
+  setTimeout(noop, 0);
+}

@@ -6,8 +6,10 @@
 // - `peers`: the replay floors of each peer (core.ts floors/restore): a restarted node refuses the
 //   heartbeats its previous run had accepted (a recorded heartbeat replayed to it is dropped).
 //
-// What remains: the floors are saved at most once a second (and at stop), so after a crash a
-// heartbeat accepted in the last second before it can be replayed once to the next run; and a
+// What remains: a peer's new incarnation is saved within a second, its seqs at most once every
+// SAVE_EVERY_MS (and at stop), so after a crash a heartbeat accepted in the last 10 s before it
+// can be replayed once to the next run (it says what that peer said then, until the peer's next
+// heartbeat, an interval later, says what it says now); and a
 // heartbeat the peer sent that this node never received (lost, or held back by an attacker on
 // every LAN) is newer than any floor and is accepted once, as it would be while running.
 import fs from 'node:fs';
@@ -16,8 +18,11 @@ import type { PeerFloor } from './core.js';
 import { writeFileDurable, writeFileDurableSync } from '../native/load.js';
 
 export const STATE_FILE = 'membership.json';
-/** At most one write of the floors per this many ms. */
-export const SAVE_EVERY_MS = 1000;
+/**
+ * The floors' seqs are written at most once per this many ms: each write is an fsync and a wake of
+ * the daemon's thread (the idle cost); a new incarnation is written at the next refresh (≤ 1 s).
+ */
+export const SAVE_EVERY_MS = 10_000;
 
 export interface MembershipFile {
   node: string;

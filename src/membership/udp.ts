@@ -126,7 +126,10 @@ export class UdpMembership extends EventEmitter {
   private state: MembershipState;
   private readonly stateFile: string | null;
   private savedJson = '';
-  private saveTimer: NodeJS.Timeout | null = null;
+  /** The saved file's peer incarnations: a change of one is saved at the next refresh. */
+  private savedIncarnations = '';
+  /** When the file was last written, or last found current (performance.now()). */
+  private savedAtMs = -Infinity;
   /** The periodic save in flight (async: a slow fsync must not delay heartbeats). */
   private saving: Promise<void> | null = null;
   /** Per LAN: node name -> its configured address there (canonical), for the source check. */
@@ -140,6 +143,8 @@ export class UdpMembership extends EventEmitter {
   private lastContent = '';
   /** When the pump's reserve was last refreshed (performance.now()). */
   private scheduledAtMs = -Infinity;
+  /** The step being performed refreshed the pump's reserve (sendAll): the refresh's duties follow it. */
+  private refreshed = false;
   /** When a full heartbeat last went to the peers taken for protocol 2 (LEGACY_PROBE_MS). */
   private probedAtMs = -Infinity;
   private readonly legacyProbeMs: number;
@@ -212,6 +217,11 @@ export class UdpMembership extends EventEmitter {
     return JSON.stringify({ node: this.self, incarnation: this.incarnation, peers: floors(this.state) });
   }
 
+  /** The peers' incarnations in the floors (cheap: compared at every refresh). */
+  private incarnations(): string {
+    return this.state.peers.map((p) => `${p.incarnation ?? ''} ${p.prev?.incarnation ?? ''}`).join(',');
+  }
+
   private saveFailed(err: unknown): void {
     this.log.warn({ event: 'state_save_failed', file: this.stateFile, err: String(err) },
       `cannot save the membership state to ${this.stateFile ?? ''}: a restart may accept replayed heartbeats or reuse an incarnation`);
@@ -221,23 +231,39 @@ export class UdpMembership extends EventEmitter {
   private saveNow(): void {
     if (this.stateFile === null) return;
     const json = this.stateJson();
+    const incarnations = this.incarnations();
     try {
       writeState(this.stateFile, JSON.parse(json));
       this.savedJson = json;
+      this.savedIncarnations = incarnations;
+      this.savedAtMs = performance.now();
     } catch (err) {
       this.saveFailed(err);
     }
   }
 
-  /** Saves the floors when they changed, without blocking; one save at a time. */
-  private saveLater(): Promise<void> {
+  /**
+   * Saves the floors when they changed, without blocking; one save at a time. Unless `now`, a change
+   * of seqs alone waits for SAVE_EVERY_MS since the last save (a new incarnation does not wait).
+   */
+  private saveLater(now = false): Promise<void> {
     if (this.stateFile === null) return Promise.resolve();
     if (this.saving) return this.saving;
+    const incarnations = this.incarnations();
+    const at = performance.now();
+    if (!now && incarnations === this.savedIncarnations && at - this.savedAtMs < SAVE_EVERY_MS) return Promise.resolve();
     const json = this.stateJson();
-    if (json === this.savedJson) return Promise.resolve();
+    if (json === this.savedJson) {
+      this.savedAtMs = at; // the file is current: next look in SAVE_EVERY_MS
+      return Promise.resolve();
+    }
     const file = this.stateFile;
     this.saving = writeStateAsync(file, JSON.parse(json))
-      .then(() => { this.savedJson = json; }, (err: unknown) => this.saveFailed(err))
+      .then(() => {
+        this.savedJson = json;
+        this.savedIncarnations = incarnations;
+        this.savedAtMs = at;
+      }, (err: unknown) => this.saveFailed(err))
       .finally(() => { this.saving = null; });
     return this.saving;
   }
@@ -293,10 +319,6 @@ export class UdpMembership extends EventEmitter {
     this.lastAccepted.clear();
     this.watched.clear();
     this.watching = this.pump.watch(this.cluster.heartbeat.timeoutMs);
-    if (this.stateFile !== null) {
-      this.saveTimer = setInterval(() => void this.saveLater(), SAVE_EVERY_MS);
-      this.saveTimer.unref();
-    }
     this.feed({ type: 'tick' });
     this.log.info({ event: 'membership_start', incarnation: this.incarnation, lans: this.cluster.lans }, 'membership started');
   }
@@ -304,14 +326,12 @@ export class UdpMembership extends EventEmitter {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (this.saveTimer) clearInterval(this.saveTimer);
-    this.saveTimer = null;
     const wasRunning = this.running;
     this.running = false;
     this.closePump();
     if (wasRunning) {
       await this.saving; // a periodic save in flight, then the last state
-      await this.saveLater();
+      await this.saveLater(true);
     }
   }
 
@@ -324,6 +344,7 @@ export class UdpMembership extends EventEmitter {
     this.wakeCounts.pump += 1;
     this.readInbox();
     this.feed({ type: 'tick' });
+    this.afterRefresh();
   }
 
   /**
@@ -514,7 +535,23 @@ export class UdpMembership extends EventEmitter {
       // What arrived during a pause of this thread counts at its arrival time, before the check.
       this.readInbox();
       this.feed({ type: 'tick' });
+      this.afterRefresh();
     }, Math.ceil(delay));
+  }
+
+  /**
+   * The refresh of the pump's reserve (once a REFRESH_MS while nothing changes) wakes this thread
+   * anyway: the slow duties ride on it instead of timers of their own, since each wake of an idle
+   * Node thread costs about a millisecond of CPU (cold caches; bench/farm/REPORT.md, idle). The
+   * floors' save here, and 'refresh' for the daemon's (farms' and mirrors' backup polls, the
+   * configuration agreement). Called where this thread's own work starts (its timer, the pump's
+   * wake), after the core's step: never from inside one, nor from inside the inbox's reading.
+   */
+  private afterRefresh(): void {
+    if (!this.refreshed || !this.running) return;
+    this.refreshed = false;
+    void this.saveLater();
+    this.emit('refresh');
   }
 
   private perform(a: MembershipAction): void {
@@ -569,6 +606,7 @@ export class UdpMembership extends EventEmitter {
     // The core sends every REFRESH_MS when nothing changes (sendEveryMs): half of it tells a refresh from a repeat.
     if (!changed && now - this.scheduledAtMs < REFRESH_MS / 2) return;
     this.scheduledAtMs = now;
+    this.refreshed = true;
     // The first probe comes LEGACY_PROBE_MS after a peer was first taken for protocol 2.
     if (legacy.size === 0) this.probedAtMs = now;
     const probe = legacy.size > 0 && now - this.probedAtMs >= this.legacyProbeMs;

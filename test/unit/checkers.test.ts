@@ -3,6 +3,8 @@ import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,6 +76,69 @@ test('http: expected status ok, other status fails, refused fails, slow answer t
   const refused = await httpProbe({ url: `http://127.0.0.1:${await freePort()}/`, expectStatus: [200] })(signal());
   assert.equal(refused.ok, false);
   assert.match(refused.detail, /ECONNREFUSED/);
+});
+
+test('http: the probe\'s request, IPv6 literals, and what is not an HTTP answer', async () => {
+  // A raw server: each connection gets what its request's path asks for.
+  const requests: string[] = [];
+  const server = net.createServer((c) => {
+    let req = '';
+    c.on('data', (d: Buffer) => {
+      req += d.toString('latin1');
+      if (!req.includes('\r\n\r\n')) return;
+      requests.push(req);
+      const path = req.split(' ')[1] ?? '';
+      if (path.startsWith('/ok')) c.end('HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n');
+      else if (path === '/bare') c.end('HTTP/1.0 200\n\n');
+      else if (path === '/garbage') c.end('SSH-2.0-OpenSSH_9.2\r\n');
+      else if (path === '/close') c.destroy();
+      else if (path === '/endless') c.write('HTTP/1.1 200 ' + 'x'.repeat(8192));
+    });
+    c.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '::', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const probe = (url: string) => httpProbe({ url, expectStatus: [] })(signal());
+  try {
+    assert.deepEqual(await probe(`http://127.0.0.1:${port}/ok?a=1&b=%20`), { ok: true, detail: 'HTTP 204' });
+    assert.equal(requests[0], `GET /ok?a=1&b=%20 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUser-Agent: croft-checker\r\nAccept: */*\r\nConnection: close\r\n\r\n`);
+    // A space or CR/LF in the URL cannot reach the request line: URL encodes the one, drops the others.
+    assert.equal((await probe(`http://127.0.0.1:${port}/ok x\r\nX-Evil: 1`)).ok, true);
+    assert.match(requests[1]!, /^GET \/ok%20xX-Evil:%201 HTTP\/1\.1\r\nHost: /);
+    assert.deepEqual(await probe(`http://[::1]:${port}/ok`), { ok: true, detail: 'HTTP 204' });
+    assert.match(requests[2]!, new RegExp(`\r\nHost: \\[::1\\]:${port}\r\n`));
+    assert.deepEqual(await probe(`http://127.0.0.1:${port}/bare`), { ok: true, detail: 'HTTP 200' });
+    const garbage = await probe(`http://127.0.0.1:${port}/garbage`);
+    assert.equal(garbage.ok, false);
+    assert.match(garbage.detail, /not an HTTP answer: "SSH-2\.0/);
+    const closed = await probe(`http://127.0.0.1:${port}/close`);
+    assert.equal(closed.ok, false);
+    assert.match(closed.detail, /closed before the status line|ECONNRESET/);
+    const endless = await probe(`http://127.0.0.1:${port}/endless`);
+    assert.equal(endless.ok, false);
+    assert.match(endless.detail, /no HTTP status line in the first 4096 bytes/);
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+  const ftp = await probe('ftp://127.0.0.1/');
+  assert.equal(ftp.ok, false);
+  assert.match(ftp.detail, /protocol "ftp:" not supported/);
+});
+
+test('https: the server\'s certificate is verified (a self-signed one fails)', async () => {
+  const key = path.join(dir, 'k.pem');
+  const cert = path.join(dir, 'c.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  const server = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (_req, res) => res.end('x'));
+  const port = await listen(server);
+  try {
+    const r = await httpProbe({ url: `https://localhost:${port}/`, expectStatus: [] })(signal());
+    assert.equal(r.ok, false);
+    assert.match(r.detail, /SELF_SIGNED|UNABLE_TO_VERIFY|CERT/);
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
 });
 
 test('ping: 127.0.0.1 answers; an invalid host fails', async () => {

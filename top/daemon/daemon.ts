@@ -40,12 +40,6 @@ export type MirrorCommandName = 'prim' | 'second' | 'swap';
 /** A light or farm module's runtime, or a mirror's: the same outward shape. */
 export type AnyRuntime = ModuleRuntime | MirrorRuntime;
 
-/**
- * The farms, the mirrors and the configuration agreement follow what peers announce when it
- * changes (the membership's 'heard'); this slow poll only backs that up. An idle daemon then wakes
- * a few times a second, not at every heartbeat of every peer.
- */
-const SLOW_POLL_MS = 1_000;
 
 export class Daemon extends EventEmitter {
   /** The running configuration; a reload replaces it. */
@@ -58,7 +52,6 @@ export class Daemon extends EventEmitter {
   readonly runtimes = new Map<string, AnyRuntime>();
   /** Mirror modules of this node (also in runtimes). */
   readonly mirrors = new Map<string, MirrorRuntime>();
-  private mirrorTimer: NodeJS.Timeout | null = null;
   /** Farm modules with a VIP on this node (cloud-mode farms have none: /health guides the provider's LB). */
   readonly farms = new Map<string, FarmRuntime>();
   private readonly log: Logger;
@@ -78,7 +71,6 @@ export class Daemon extends EventEmitter {
   private readonly agreement = new ConfigAgreement();
   /** Receives `croft config push` (top/daemon/push.ts). */
   readonly push: PushReceiver = new PushReceiver(this);
-  private agreementTimer: NodeJS.Timeout | null = null;
 
   constructor(config: Config, self: string, log: Logger) {
     super();
@@ -115,8 +107,12 @@ export class Daemon extends EventEmitter {
       });
     }
     // A peer said something new (a module's state, its view, its configuration): the farms, the
-    // mirrors and the agreement follow at once. Their slow timers (SLOW_POLL_MS) only back this up.
+    // mirrors and the agreement follow at once. The membership's refresh of its heartbeats (once a
+    // second while nothing changes) backs this up: no timer of their own, so an idle daemon's thread
+    // wakes for the refresh and the checkers only (each wake of an idle Node thread costs about a
+    // millisecond of CPU: bench/farm/REPORT.md, idle).
     this.membership.on('heard', () => this.peersNews());
+    this.membership.on('refresh', () => this.peersNews());
     for (const module of config.modules) this.addModule(module);
   }
 
@@ -157,15 +153,8 @@ export class Daemon extends EventEmitter {
     const rt = this.runtimes.get(name);
     if (!rt) return;
     if (rt instanceof MirrorRuntime) await rt.init();
-    this.farms.get(name)?.open(SLOW_POLL_MS);
-    this.ensureMirrorTimer();
     const module = this.config.modules.find((m) => m.name === name);
     if (module?.autostart !== false) rt.start(cause);
-  }
-
-  private ensureMirrorTimer(): void {
-    if (this.mirrorTimer || this.mirrors.size === 0) return;
-    this.mirrorTimer = setInterval(() => this.updateMirrors(), SLOW_POLL_MS);
   }
 
   /** What peers announce changed: the farms' members, the mirrors' peer views, the agreement. */
@@ -225,10 +214,6 @@ export class Daemon extends EventEmitter {
     this.signature = configSignature(next);
     this.membership.setLocalConfig(this.signature);
     for (const name of add) this.addModule(next.modules.find((m) => m.name === name)!);
-    if (this.mirrors.size === 0 && this.mirrorTimer) {
-      clearInterval(this.mirrorTimer);
-      this.mirrorTimer = null;
-    }
     this.publishModules();
     if (this.running) {
       for (const name of add) await this.bringUp(name, `reload: module ${diff.added.includes(name) ? 'added' : 'changed'}`);
@@ -348,11 +333,8 @@ export class Daemon extends EventEmitter {
     for (const rt of this.mirrors.values()) await rt.init();
     this.publishModules();
     await this.membership.start();
-    // Peers' module states arrive with their heartbeats; each farm runtime follows them.
-    for (const farm of this.farms.values()) farm.open(SLOW_POLL_MS);
-    this.ensureMirrorTimer();
-    this.agreementTimer = setInterval(() => this.checkAgreement(), SLOW_POLL_MS);
-    this.agreementTimer.unref();
+    // Peers' module states arrive with their heartbeats; each farm runtime follows them ('heard',
+    // 'refresh' in the constructor).
     this.running = true;
     const proto = this.membership.protocolRange();
     if (proto.current !== PROTOCOL_VERSION) {
@@ -373,9 +355,6 @@ export class Daemon extends EventEmitter {
     this.running = false;
     await Promise.all([...this.runtimes.values()].map((rt) => stopAndWait(rt, cause)));
     await Promise.all([...this.runtimes.values()].map((rt) => rt.close()));
-    if (this.mirrorTimer) clearInterval(this.mirrorTimer);
-    if (this.agreementTimer) clearInterval(this.agreementTimer);
-    this.agreementTimer = null;
     await Promise.all([...this.farms.values()].map((f) => f.close()));
     await this.membership.stop();
     // The last events (the modules' STOP) get a moment to reach the receivers.

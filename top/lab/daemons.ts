@@ -23,7 +23,7 @@ async function daemonOf(nsenterPid: number, netInode: number | undefined): Promi
 }
 
 /** Node's flags for a daemon: those of bin/croft.js's `#!` line (kept equal by test/unit/lab-daemon-flags.test.ts). */
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--single-threaded-gc'];
 /** The environment bin/croft.js's `#!` line sets (ibid.). */
 export const DAEMON_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 

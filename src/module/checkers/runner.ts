@@ -4,6 +4,7 @@
 // piling up sockets or processes). Results of a checker that was deactivated meanwhile are dropped.
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
+import { clearTimeoutNow } from '../../clock.js';
 import type { Probe, ProbeResult } from './probe.js';
 import { reasonOf } from './probe.js';
 
@@ -98,7 +99,7 @@ export class CheckerRunner {
     const probing = s.c.probe(ac.signal).catch((err: unknown): ProbeResult => ({ ok: false, detail: `probe error: ${reasonOf(err)}` }));
     s.inflight = (async () => {
       const result = await Promise.race([probing, timedOut]);
-      clearTimeout(timer);
+      clearTimeoutNow(timer); // mostly long before its deadline: no idle wake at that deadline
       const durationMs = performance.now() - startedMs;
       if (s.generation === generation && s.active) this.#onResult(s.c.name, result, durationMs);
       await probing; // never overlap: the next probe waits for this one to really end
