@@ -283,6 +283,40 @@ test('finding 12 and low (replay after restart): incarnation and replay floors s
   }
 });
 
+test('the refresh carries the slow duties: \'refresh\' once a second while idle; a new incarnation is saved at the next refresh, seqs alone not before SAVE_EVERY_MS', async () => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-membership-'));
+  const cfg = config(20000 + Math.floor(Math.random() * 40000), 2);
+  const file = path.join(stateDir, 'membership.json');
+  const n1 = new UdpMembership({ cluster: cfg, self: 'n1', stateDir });
+  let n2 = new UdpMembership({ cluster: cfg, self: 'n2', incarnation: 1000 });
+  const saved = () => JSON.parse(fs.readFileSync(file, 'utf8')) as { peers: Record<string, { incarnation: number; lastSeq: number[] }> };
+  try {
+    await n1.start();
+    await n2.start();
+    await waitFor(() => all(n1) === 'n1 n2', 2000, 'formation');
+    // n2's incarnation is new to the file: written at the next refresh.
+    await waitFor(() => saved().peers.n2?.incarnation === 1000, 1500, 'n2\'s incarnation saved');
+    const ino = fs.statSync(file).ino;
+    let refreshes = 0;
+    n1.on('refresh', () => { refreshes += 1; });
+    const seqBefore = n1.counters().accepted;
+    await sleep(3000);
+    assert.ok(refreshes >= 2 && refreshes <= 4, `'refresh' ${refreshes} times in 3 s`);
+    assert.ok(n1.counters().accepted > seqBefore + 40, 'n2\'s heartbeats kept coming (its seqs moved)');
+    assert.equal(fs.statSync(file).ino, ino, 'seqs alone: the file is not rewritten within SAVE_EVERY_MS');
+    // n2 restarts with a new incarnation: saved at the next refresh, not SAVE_EVERY_MS later.
+    await n2.stop();
+    n2 = new UdpMembership({ cluster: cfg, self: 'n2', incarnation: 2000 });
+    await n2.start();
+    const tookMs = await waitFor(() => saved().peers.n2?.incarnation === 2000, 3000, 'n2\'s new incarnation saved');
+    assert.ok(tookMs < 2000, `saved after ${tookMs.toFixed(0)} ms`);
+  } finally {
+    await n1.stop();
+    await n2.stop();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
 // The pump (src/native/heartbeat.ts) keeps heartbeats going and stamps arrivals while the JS thread
 // is blocked: here all three nodes share one blocked thread, for four times the timeout.
 test('quiet path: an idle peer\'s repeated heartbeats are absorbed by the pump and fed at the timeout checks; a change still arrives at once', async () => {
