@@ -145,6 +145,14 @@ export class UdpMembership extends EventEmitter {
   private scheduledAtMs = -Infinity;
   /** The step being performed refreshed the pump's reserve (sendAll): the refresh's duties follow it. */
   private refreshed = false;
+  /**
+   * The first set last encoded here, its content (seq aside) and seq: a refresh that says the same
+   * hands it to the pump again, which re-signs it with the new seqs, instead of encoding it anew
+   * (JSON, HMAC and the shape check were the refresh's largest cost on this thread).
+   */
+  private template: { content: string; set: Buffer[][]; seq: number } | null = null;
+  /** The inbox is being read: the timer is armed once at the end, not at every note fed. */
+  private armLater: 'no' | 'yes' | 'due' = 'no';
   /** When a full heartbeat last went to the peers taken for protocol 2 (LEGACY_PROBE_MS). */
   private probedAtMs = -Infinity;
   private readonly legacyProbeMs: number;
@@ -314,6 +322,7 @@ export class UdpMembership extends EventEmitter {
     this.running = true;
     // A new pump starts empty: the first heartbeat goes out at once and fills its reserve.
     this.lastContent = '';
+    this.template = null;
     this.scheduledAtMs = -Infinity;
     this.probedAtMs = -Infinity;
     this.lastAccepted.clear();
@@ -383,10 +392,22 @@ export class UdpMembership extends EventEmitter {
     ];
     items.sort((a, b) => a.atMs - b.atMs);
     let news = false;
+    this.armLater = 'yes';
+    try {
+      this.feedItems(items, (n) => { news = n || news; });
+    } finally {
+      const due = (this.armLater as 'no' | 'yes' | 'due') === 'due'; // set by armTimer meanwhile
+      this.armLater = 'no';
+      if (due) this.armTimer();
+    }
+    if (news) this.emit('heard');
+  }
+
+  private feedItems(items: ({ atMs: number; note: HeartbeatHeard } | { atMs: number; datagram: HeartbeatDatagram })[], news: (n: boolean) => void): void {
     for (const item of items) {
       if ('datagram' in item) {
         const d = item.datagram;
-        news = this.onDatagram(d.lan, d.bytes, d.source, item.atMs) || news;
+        news(this.onDatagram(d.lan, d.bytes, d.source, item.atMs));
         continue;
       }
       const h = item.note;
@@ -399,7 +420,6 @@ export class UdpMembership extends EventEmitter {
         c.quiet += h.count;
       }
     }
-    if (news) this.emit('heard');
   }
 
   setLocalModules(modules: Record<string, ModuleStatus>): void {
@@ -525,6 +545,10 @@ export class UdpMembership extends EventEmitter {
    */
   private armTimer(): void {
     if (!this.running) return;
+    if (this.armLater !== 'no') {
+      this.armLater = 'due';
+      return;
+    }
     if (this.timer) clearTimeout(this.timer);
     // The deadlines of the pairs the pump watches are its to keep: it wakes this thread when one passes.
     const watched = this.watched.size === 0 ? undefined : (node: string, lan: number): boolean => this.watched.has(`${lan} ${node}`);
@@ -621,7 +645,11 @@ export class UdpMembership extends EventEmitter {
         return peers.map((name) => (legacy.has(name) && !(probe && k === 0) ? legacyBuf : buf));
       });
     };
+    const base = hb.seq * this.reserve;
+    const template = this.template;
+    if (!changed && !probe && template !== null && template.content === content && this.pump.scheduleFrom(template.set, template.seq, base, this.reserve)) return;
     const first = setFor(0);
+    this.template = probe ? null : { content, set: first, seq: base };
     if (changed) {
       this.lastContent = content;
       this.pump.sendNow(first);
@@ -631,7 +659,6 @@ export class UdpMembership extends EventEmitter {
     // probe's first set differs from the others, and without the key (no quiet path) the pump
     // cannot sign: then every set is encoded here.
     const from = changed ? 1 : 0;
-    const base = hb.seq * this.reserve;
     if (!probe && this.pump.scheduleFrom(first, base, base + from, this.reserve - from)) return;
     const sets: Buffer[][][] = [];
     for (let k = from; k < this.reserve; k++) sets.push(k === 0 ? first : setFor(k));
