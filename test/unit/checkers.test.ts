@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import { scriptProbe } from '../../src/module/checkers/script.js';
 import { evaluateModuleChecker, moduleProbe } from '../../src/module/checkers/module.js';
 import { CheckerRunner, type Probe, type ProbeResult } from '../../src/module/checkers/index.js';
 import { freePort } from '../helpers/net.js';
+import { compiledUrl } from '../helpers/paths.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'croft-checkers-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -125,17 +127,24 @@ test('http: the probe\'s request, IPv6 literals, and what is not an HTTP answer'
   assert.match(ftp.detail, /protocol "ftp:" not supported/);
 });
 
-test('https: the server\'s certificate is verified (a self-signed one fails)', async () => {
+test('https: the server\'s certificate is verified: refused when untrusted, the status read when trusted', async () => {
   const key = path.join(dir, 'k.pem');
   const cert = path.join(dir, 'c.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
-  const server = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (_req, res) => res.end('x'));
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  const server = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (_req, res) => { res.statusCode = 202; res.end('x'); });
   const port = await listen(server);
   try {
     const r = await httpProbe({ url: `https://localhost:${port}/`, expectStatus: [] })(signal());
     assert.equal(r.ok, false);
     assert.match(r.detail, /SELF_SIGNED|UNABLE_TO_VERIFY|CERT/);
+    // Trusted (a child node with the certificate in NODE_EXTRA_CA_CERTS, read at its start): the
+    // TLS handshake, the GET and the status line.
+    const script = `const { httpProbe } = await import(${JSON.stringify(compiledUrl('src/module/checkers/http.js'))});
+console.log(JSON.stringify(await httpProbe({ url: process.argv[1], expectStatus: [] })(AbortSignal.timeout(3000))));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script, `https://localhost:${port}/`],
+      { env: { ...process.env, NODE_EXTRA_CA_CERTS: cert } });
+    assert.deepEqual(JSON.parse(stdout), { ok: true, detail: 'HTTP 202' });
   } finally {
     await new Promise((r) => server.close(r));
   }
