@@ -394,7 +394,7 @@ export class UdpMembership extends EventEmitter {
     let news = false;
     this.armLater = 'yes';
     try {
-      this.feedItems(items, (n) => { news = n || news; });
+      news = this.feedItems(items);
     } finally {
       const due = (this.armLater as 'no' | 'yes' | 'due') === 'due'; // set by armTimer meanwhile
       this.armLater = 'no';
@@ -403,11 +403,13 @@ export class UdpMembership extends EventEmitter {
     if (news) this.emit('heard');
   }
 
-  private feedItems(items: ({ atMs: number; note: HeartbeatHeard } | { atMs: number; datagram: HeartbeatDatagram })[], news: (n: boolean) => void): void {
+  /** Feeds the inbox's items in order; true when a datagram said something new. */
+  private feedItems(items: ({ atMs: number; note: HeartbeatHeard } | { atMs: number; datagram: HeartbeatDatagram })[]): boolean {
+    let news = false;
     for (const item of items) {
       if ('datagram' in item) {
         const d = item.datagram;
-        news(this.onDatagram(d.lan, d.bytes, d.source, item.atMs));
+        news = this.onDatagram(d.lan, d.bytes, d.source, item.atMs) || news;
         continue;
       }
       const h = item.note;
@@ -420,6 +422,7 @@ export class UdpMembership extends EventEmitter {
         c.quiet += h.count;
       }
     }
+    return news;
   }
 
   setLocalModules(modules: Record<string, ModuleStatus>): void {

@@ -36,7 +36,7 @@ function targetOf(url: string): Target {
 }
 
 /** The status code of a status line (`HTTP/1.1 200 OK`), or null. */
-export function statusOf(line: string): number | null {
+function statusOf(line: string): number | null {
   const m = /^HTTP\/1\.[01] ([1-9]\d\d)(?: |$)/.exec(line);
   return m ? Number(m[1]) : null;
 }
